@@ -1,0 +1,577 @@
+/// The settings of one cluster, read from a YAML file like `configs/C1.yaml` and validated.
+///
+/// Invariants (checked by `validate`): `replicaCount` is odd and in 1...`Limits.replicaCountMax`;
+/// `replicaStart >= 1`; the replica ports `portBase ..< portBase + replicaCount` and, when
+/// `metricsPortBase != 0`, the metrics ports `metricsPortBase ..< metricsPortBase + replicaCount` lie
+/// in 1...65535 and are all distinct; `0 <= balanceInitial`, `balanceMin <= balanceInitial`;
+/// `paxos.tick <= paxos.leaderPingInterval < paxos.leaderTimeout <= paxos.consensusTimeout`, every
+/// duration in 1ms...`Limits.durationMax`; batching limits in 1...their ceilings.
+public struct ClusterConfig: Sendable, Equatable {
+    /// How much a replica logs, from the most (`trace`) to the least (`critical`).
+    public enum LogLevel: String, Sendable, CaseIterable {
+        case trace, debug, info, notice, warning, error, critical
+    }
+
+    /// The Paxos timers of every replica of the cluster.
+    ///
+    /// Invariant (of a validated config): `tick <= leaderPingInterval < leaderTimeout <= consensusTimeout`.
+    public struct PaxosTimings: Sendable, Equatable {
+        /// How long a follower waits without hearing the leader before it starts Phase 1.
+        public var leaderTimeout: Duration
+        /// How often the leader sends a heartbeat.
+        public var leaderPingInterval: Duration
+        /// How long a request may wait for its value to be chosen before it is answered `noQuorum`.
+        public var consensusTimeout: Duration
+        /// The period of the replica's timer; every other duration is counted in ticks.
+        public var tick: Duration
+
+        public init(leaderTimeout: Duration, leaderPingInterval: Duration, consensusTimeout: Duration, tick: Duration) {
+            self.leaderTimeout = leaderTimeout
+            self.leaderPingInterval = leaderPingInterval
+            self.consensusTimeout = consensusTimeout
+            self.tick = tick
+        }
+
+        /// The values used for keys the file leaves out.
+        public static let defaults = PaxosTimings(
+            leaderTimeout: .milliseconds(1000), leaderPingInterval: .milliseconds(200),
+            consensusTimeout: .milliseconds(3000), tick: .milliseconds(10))
+    }
+
+    /// How much work the leader groups together.
+    ///
+    /// Invariant (of a validated config): both values are in 1...their ceilings in `Limits`.
+    public struct Batching: Sendable, Equatable {
+        /// The most commands one Paxos slot carries.
+        public var batchSizeMax: Int
+        /// The most slots the leader has proposed but not yet seen chosen.
+        public var slotsInFlightMax: Int
+
+        public init(batchSizeMax: Int, slotsInFlightMax: Int) {
+            self.batchSizeMax = batchSizeMax
+            self.slotsInFlightMax = slotsInFlightMax
+        }
+
+        /// The values used for keys the file leaves out.
+        public static let defaults = Batching(batchSizeMax: 512, slotsInFlightMax: 16)
+    }
+
+    /// Bounds on configured values, each with the reason for its value.
+    public enum Limits {
+        // Each Phase 2 round waits for a majority; beyond 15 replicas every commit pays more messages
+        // and fsyncs with no failure any deployment plans for.
+        public static let replicaCountMax = 15
+        // Replica names S<n> have at most six digits (see hosts.ini), which also keeps index arithmetic
+        // far from overflow.
+        public static let replicaIndexMax = TextInput.nameNumberMax
+        // A timeout longer than an hour is a unit mistake (s for ms), and an hour keeps every duration
+        // far inside Duration's and the tick counter's range.
+        public static let durationMax: Duration = .seconds(3600)
+        // One slot's batch travels in one Phase2a message; 65,536 transfers of about 40 bytes stay well
+        // under gRPC's default 4 MiB message limit.
+        public static let batchSizeMaxCeiling = 65_536
+        // Every slot in flight holds its batch in memory on every replica; past 1,024 the pipeline only
+        // adds queueing delay, it cannot add throughput once the disk's group commit is saturated.
+        public static let slotsInFlightMaxCeiling = 1_024
+    }
+
+    /// The file the settings came from, as the user named it; used in messages.
+    public var source: String
+    /// The cluster's name, `C<n>`.
+    public var clusterName: String
+    /// How many replicas the cluster has (`replicas.count`).
+    public var replicaCount: Int
+    /// The index of the first replica (`replicas.start`): 1 means S1.
+    public var replicaStart: Int
+    /// The port of the first replica (`replicas.subnet`); replica `S<start + k>` listens on `portBase + k`.
+    public var portBase: Int
+    /// Where the replicas keep their SQLite files (`data_dir`), as written.
+    public var dataDirectory: String
+    /// The path of the shard catalog (`catalog`), as written.
+    public var catalogPath: String
+    /// How much the replicas log (`log_level`).
+    public var logLevel: LogLevel
+    /// No balance may go below this (`min_balance`).
+    public var balanceMin: Int64
+    /// The balance of every account when the cluster creates it (`initial_balance`).
+    public var balanceInitial: Int64
+    /// The Prometheus port of the first replica (`metrics_port`); replica `S<start + k>` serves on
+    /// `metricsPortBase + k`; 0 turns the endpoints off.
+    public var metricsPortBase: Int
+    /// Whether the test-only disconnect and reconnect calls are allowed (`test_controls`).
+    public var testControlsEnabled: Bool
+    /// The Paxos timers (`paxos:`).
+    public var paxos: PaxosTimings
+    /// The batching limits (`batching:`).
+    public var batching: Batching
+    /// The line of every key the file wrote, by dotted path (`"paxos.tick"`); used in messages.
+    public var keyLines: [String: Int]
+
+    /// Settings given in code; they are trusted as they are. User input goes through `validate`.
+    public init(
+        source: String, clusterName: String, replicaCount: Int, replicaStart: Int, portBase: Int,
+        dataDirectory: String, catalogPath: String, logLevel: LogLevel = .info, balanceMin: Int64 = 0,
+        balanceInitial: Int64 = 10, metricsPortBase: Int = 0, testControlsEnabled: Bool = false,
+        paxos: PaxosTimings = .defaults, batching: Batching = .defaults, keyLines: [String: Int] = [:]
+    ) {
+        self.source = source
+        self.clusterName = clusterName
+        self.replicaCount = replicaCount
+        self.replicaStart = replicaStart
+        self.portBase = portBase
+        self.dataDirectory = dataDirectory
+        self.catalogPath = catalogPath
+        self.logLevel = logLevel
+        self.balanceMin = balanceMin
+        self.balanceInitial = balanceInitial
+        self.metricsPortBase = metricsPortBase
+        self.testControlsEnabled = testControlsEnabled
+        self.paxos = paxos
+        self.batching = batching
+        self.keyLines = keyLines
+    }
+
+    /// The indexes of the cluster's replicas: `replicaStart ..< replicaStart + replicaCount`.
+    public var replicaIndexes: Range<Int> { replicaStart..<(replicaStart + replicaCount) }
+
+    /// The names of the cluster's replicas, in order: `["S1", "S2", "S3"]`.
+    public var replicaNames: [String] { replicaIndexes.map { "S\($0)" } }
+
+    /// The port replica `S<index>` listens on, or nil when it is not in this cluster.
+    public func port(ofReplica index: Int) -> Int? {
+        replicaIndexes.contains(index) ? portBase + (index - replicaStart) : nil
+    }
+
+    /// The Prometheus port of replica `S<index>`, or nil when metrics are off or it is not in this cluster.
+    public func metricsPort(ofReplica index: Int) -> Int? {
+        guard metricsPortBase != 0, replicaIndexes.contains(index) else { return nil }
+        return metricsPortBase + (index - replicaStart)
+    }
+
+    /// Validates a configuration tree; `source` names the file in errors.
+    public static func validate(_ node: ConfigNode, source: String) throws(InputError) -> ClusterConfig {
+        var reader = ClusterConfigReader(source: source)
+        return try reader.read(node)
+    }
+
+    /// Refuses a config that disagrees with hosts.ini, the authority on addresses: its cluster must be
+    /// defined there, with the same members (count and starting index) and the same ports, and no
+    /// metrics port may take an address hosts.ini gives to someone else.
+    public func check(against hosts: HostsFile) throws(InputError) {
+        func error(_ key: String, _ message: String) -> InputError {
+            InputError(source: source, line: keyLines[key], message: message)
+        }
+        guard let cluster = hosts.cluster(named: clusterName) else {
+            throw error(
+                "cluster",
+                "cluster \(clusterName) is not in \(hosts.source), which defines \(TextInput.list(hosts.clusterNames))")
+        }
+        let hostsPlace = "\(hosts.source):\(cluster.line)"
+        let hostsMembers = cluster.members.joined(separator: ", ")
+        guard cluster.members.count == replicaCount else {
+            throw error(
+                "replicas.count",
+                "replicas.count is \(replicaCount) but \(hostsPlace) gives cluster \(clusterName) "
+                    + "\(cluster.members.count) members (\(hostsMembers))")
+        }
+        guard Set(cluster.members) == Set(replicaNames) else {
+            throw error(
+                "replicas.start",
+                "replicas.start is \(replicaStart), so cluster \(clusterName) would be "
+                    + "\(replicaNames.joined(separator: ", ")), but \(hostsPlace) gives it \(hostsMembers)")
+        }
+        for index in replicaIndexes {
+            // Every member is a replica of hosts.ini: `HostsFile.parse` refuses undefined members.
+            guard let replica = hosts.replica(named: "S\(index)"), let port = port(ofReplica: index) else { continue }
+            if replica.port != port {
+                throw error(
+                    "replicas.subnet",
+                    "replicas.subnet is \(portBase), so \(replica.name) would listen on port \(port), but "
+                        + "\(hosts.source):\(replica.line) gives \(replica.name) \(replica.address)")
+            }
+        }
+        for index in replicaIndexes {
+            guard let replica = hosts.replica(named: "S\(index)"), let port = metricsPort(ofReplica: index) else {
+                continue
+            }
+            let address = HostsFile.Address(host: replica.host, port: port)
+            let owner: String
+            if let other = hosts.replicas.first(where: { $0.address == address }) {
+                owner = "\(hosts.source):\(other.line) gives to \(other.name)"
+            } else if hosts.clientAddress == address {
+                owner = "\(hosts.source) gives to the client"
+            } else {
+                continue
+            }
+            throw error(
+                "metrics_port",
+                "metrics_port is \(metricsPortBase), so \(replica.name) would serve metrics on \(address), which "
+                    + owner)
+        }
+    }
+}
+
+/// Reads a `ConfigNode` tree into a `ClusterConfig`, remembering where each key was written.
+private struct ClusterConfigReader {
+    let source: String
+    var keyLines: [String: Int] = [:]
+    /// The text of each scalar as written, by dotted path, to quote it back in messages.
+    var written: [String: String] = [:]
+
+    init(source: String) {
+        self.source = source
+    }
+
+    /// The keys each mapping accepts, by the dotted path of the mapping ("" is the file itself).
+    static let keys: [String: [String]] = [
+        "": [
+            "cluster", "replicas", "data_dir", "catalog", "log_level", "min_balance", "initial_balance",
+            "metrics_port", "test_controls", "paxos", "batching",
+        ],
+        "replicas": ["count", "start", "subnet"],
+        "paxos": ["leader_timeout", "leader_ping_interval", "consensus_timeout", "tick"],
+        "batching": ["batch_size_max", "slots_in_flight_max"],
+    ]
+
+    /// The keys without a default, in the order they are reported missing.
+    static let required = [
+        "cluster", "replicas", "replicas.count", "replicas.start", "replicas.subnet", "data_dir", "catalog",
+    ]
+
+    /// A valid value of every key, for the hints in messages.
+    static let examples: [String: String] = [
+        "cluster": "C1", "replicas": "{count: 3, start: 1, subnet: 6001}", "replicas.count": "3",
+        "replicas.start": "1", "replicas.subnet": "6001", "data_dir": "data/C1", "catalog": "data/catalog.sqlite",
+        "log_level": "info", "min_balance": "0", "initial_balance": "10", "metrics_port": "9101",
+        "test_controls": "true", "paxos.leader_timeout": "1000ms", "paxos.leader_ping_interval": "200ms",
+        "paxos.consensus_timeout": "3000ms", "paxos.tick": "10ms", "batching.batch_size_max": "512",
+        "batching.slots_in_flight_max": "16",
+    ]
+
+    func error(_ line: Int?, _ message: String) -> InputError {
+        InputError(source: source, line: line, message: message)
+    }
+
+    /// The line of `path`'s key, for errors about its value.
+    func line(_ path: String) -> Int? {
+        keyLines[path]
+    }
+
+    static func describe(_ node: ConfigNode) -> String {
+        switch node {
+        case .scalar(let text, _): return text.isEmpty ? "empty" : "\"\(text)\""
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        }
+    }
+
+    mutating func read(_ node: ConfigNode) throws(InputError) -> ClusterConfig {
+        let top = try mapping(node, path: "")
+        var nested: [String: [String: ConfigNode]] = [:]
+        for name in ["replicas", "paxos", "batching"] {
+            if let value = top[name] {
+                nested[name] = try mapping(value, path: name)
+            }
+        }
+        for path in Self.required {
+            let parts = path.split(separator: ".").map(String.init)
+            let present = parts.count == 1 ? top[parts[0]] != nil : nested[parts[0]]?[parts[1]] != nil
+            if !present {
+                let example = Self.examples[path] ?? ""
+                let key = parts[parts.count - 1]
+                throw error(
+                    parts.count == 1 ? nil : line(parts[0]),
+                    "missing required key \"\(path)\"; add it, like \(key): \(example)")
+            }
+        }
+        let replicas = nested["replicas", default: [:]]
+        let paxosNode = nested["paxos", default: [:]]
+        let batchingNode = nested["batching", default: [:]]
+
+        let clusterName = try text(top["cluster"]!, path: "cluster")
+        guard TextInput.nameNumber(Substring(clusterName), prefix: "C") != nil else {
+            throw error(
+                line("cluster"),
+                "cluster \"\(clusterName)\" is not a cluster name; write C followed by a number from 1, like C1")
+        }
+        let replicaCount = try wholeNumber(replicas["count"]!, path: "replicas.count")
+        let replicaStart = try wholeNumber(replicas["start"]!, path: "replicas.start")
+        let portBase = try wholeNumber(replicas["subnet"]!, path: "replicas.subnet")
+        let dataDirectory = try text(top["data_dir"]!, path: "data_dir")
+        let catalogPath = try text(top["catalog"]!, path: "catalog")
+        var logLevel = ClusterConfig.LogLevel.info
+        if let node = top["log_level"] {
+            let written = try text(node, path: "log_level")
+            guard let level = ClusterConfig.LogLevel(rawValue: written.lowercased()) else {
+                let levels = ClusterConfig.LogLevel.allCases.map(\.rawValue).joined(separator: ", ")
+                throw error(line("log_level"), "log_level \"\(written)\" is not a log level; write one of \(levels)")
+            }
+            logLevel = level
+        }
+        let balanceMin = try top["min_balance"].map { node throws(InputError) in
+            try wholeNumber(node, path: "min_balance", allowsNegative: true)
+        }
+        let balanceInitial = try top["initial_balance"].map { node throws(InputError) in
+            try wholeNumber(node, path: "initial_balance", allowsNegative: true)
+        }
+        let metricsPortBase = try top["metrics_port"].map { node throws(InputError) in
+            try wholeNumber(node, path: "metrics_port")
+        }
+        var testControlsEnabled = false
+        if let node = top["test_controls"] {
+            let written = try text(node, path: "test_controls")
+            switch written.lowercased() {
+            case "true": testControlsEnabled = true
+            case "false": testControlsEnabled = false
+            default:
+                throw error(line("test_controls"), "test_controls \"\(written)\" is not true or false")
+            }
+        }
+        let defaults = ClusterConfig.PaxosTimings.defaults
+        var paxos = defaults
+        if let node = paxosNode["leader_timeout"] {
+            paxos.leaderTimeout = try duration(node, path: "paxos.leader_timeout")
+        }
+        if let node = paxosNode["leader_ping_interval"] {
+            paxos.leaderPingInterval = try duration(node, path: "paxos.leader_ping_interval")
+        }
+        if let node = paxosNode["consensus_timeout"] {
+            paxos.consensusTimeout = try duration(node, path: "paxos.consensus_timeout")
+        }
+        if let node = paxosNode["tick"] {
+            paxos.tick = try duration(node, path: "paxos.tick")
+        }
+        var batching = ClusterConfig.Batching.defaults
+        if let node = batchingNode["batch_size_max"] {
+            batching.batchSizeMax = Int(try wholeNumber(node, path: "batching.batch_size_max"))
+        }
+        if let node = batchingNode["slots_in_flight_max"] {
+            batching.slotsInFlightMax = Int(try wholeNumber(node, path: "batching.slots_in_flight_max"))
+        }
+
+        let config = ClusterConfig(
+            source: source, clusterName: clusterName, replicaCount: Int(replicaCount), replicaStart: Int(replicaStart),
+            portBase: Int(portBase), dataDirectory: dataDirectory, catalogPath: catalogPath, logLevel: logLevel,
+            balanceMin: balanceMin ?? 0, balanceInitial: balanceInitial ?? 10,
+            metricsPortBase: Int(metricsPortBase ?? 0), testControlsEnabled: testControlsEnabled, paxos: paxos,
+            batching: batching, keyLines: keyLines)
+        try checkReplicas(config)
+        try checkBalances(config)
+        try checkTimings(config.paxos)
+        try checkBatching(config.batching)
+        return config
+    }
+
+    // MARK: Structure
+
+    /// The values of a mapping by key, after refusing anything but a mapping, unknown keys and repeated keys.
+    mutating func mapping(_ node: ConfigNode, path: String) throws(InputError) -> [String: ConfigNode] {
+        let allowed = Self.keys[path] ?? []
+        guard case .mapping(let entries, _) = node else {
+            if path.isEmpty {
+                throw error(
+                    node.line,
+                    "the file holds \(Self.describe(node)); expected settings, one per line, like cluster: C1")
+            }
+            throw error(
+                line(path) ?? node.line,
+                "\(path) is \(Self.describe(node)); expected a mapping with \(TextInput.list(allowed))")
+        }
+        var values: [String: ConfigNode] = [:]
+        for entry in entries {
+            let full = path.isEmpty ? entry.key : "\(path).\(entry.key)"
+            if let first = keyLines[full] {
+                throw error(entry.keyLine, "duplicate key \"\(full)\" (first at line \(first))")
+            }
+            guard allowed.contains(entry.key) else {
+                throw error(
+                    entry.keyLine, "unknown key \"\(full)\"; expected one of: \(allowed.joined(separator: ", "))")
+            }
+            keyLines[full] = entry.keyLine
+            values[entry.key] = entry.value
+        }
+        return values
+    }
+
+    /// The text of a scalar, trimmed; refuses a mapping, a list or an empty value.
+    mutating func text(_ node: ConfigNode, path: String) throws(InputError) -> String {
+        let example = Self.examples[path] ?? ""
+        guard case .scalar(let text, let scalarLine) = node else {
+            throw error(line(path) ?? node.line, "\(path) is \(Self.describe(node)); expected a value, like \(example)")
+        }
+        let trimmed = String(TextInput.trimmed(text))
+        if trimmed.isEmpty {
+            throw error(line(path) ?? scalarLine, "\(path) is empty; write a value, like \(example)")
+        }
+        written[path] = trimmed
+        return trimmed
+    }
+
+    /// A whole number written with digits only (and a leading `-` when `allowsNegative`).
+    mutating func wholeNumber(_ node: ConfigNode, path: String, allowsNegative: Bool = false) throws(InputError)
+        -> Int64
+    {
+        let written = Substring(try text(node, path: path))
+        let example = Self.examples[path] ?? ""
+        let negative = written.first == "-"
+        let digits = written.first == "-" || written.first == "+" ? written.dropFirst() : written
+        guard TextInput.isDigits(digits) else {
+            throw error(line(path), "\(path) \"\(written)\" is not a whole number; write digits only, like \(example)")
+        }
+        if written.first == "+" {
+            throw error(line(path), "\(path) \"\(written)\" has a sign; write digits only, like \(example)")
+        }
+        if negative && !allowsNegative {
+            throw error(line(path), "\(path) \"\(written)\" is negative; write digits only, like \(example)")
+        }
+        guard let magnitude = TextInput.unsignedValue(digits), magnitude <= UInt64(Int64.max) else {
+            throw error(line(path), "\(path) \"\(written)\" is too large; the largest is \(Int64.max)")
+        }
+        return negative ? -Int64(magnitude) : Int64(magnitude)
+    }
+
+    /// A duration written as a whole number and a unit, `ms` or `s`: `1000ms`, `2s`.
+    mutating func duration(_ node: ConfigNode, path: String) throws(InputError) -> Duration {
+        let written = Substring(try text(node, path: path))
+        if TextInput.isDigits(written) {
+            throw error(line(path), "\(path) \"\(written)\" has no unit; write a unit: \(written)ms or \(written)s")
+        }
+        let digits = written.prefix { $0.isASCII && $0.isNumber }
+        let unit = written[digits.endIndex...]
+        guard !digits.isEmpty, unit == "ms" || unit == "s" else {
+            throw error(
+                line(path),
+                "\(path) \"\(written)\" is not a duration; write a whole number and a unit: 1000ms or 1s")
+        }
+        let limit = ClusterConfigReader.milliseconds(ClusterConfig.Limits.durationMax)
+        let scale: UInt64 = unit == "s" ? 1000 : 1
+        guard let value = TextInput.unsignedValue(digits), value <= UInt64(limit) / scale else {
+            throw error(
+                line(path), "\(path) \"\(written)\" is longer than the limit of \(limit / 1000)s; write a shorter one")
+        }
+        if value == 0 {
+            throw error(line(path), "\(path) \"\(written)\" is zero; write at least 1ms")
+        }
+        return .milliseconds(Int64(value * scale))
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+
+    // MARK: Rules across keys
+
+    func checkReplicas(_ config: ClusterConfig) throws(InputError) {
+        let count = config.replicaCount
+        if count % 2 == 0 {
+            throw error(
+                line("replicas.count"), "replicas.count is \(count); Paxos needs an odd number (3, 5, ...)")
+        }
+        if count > ClusterConfig.Limits.replicaCountMax {
+            throw error(
+                line("replicas.count"),
+                "replicas.count is \(count); a cluster has at most \(ClusterConfig.Limits.replicaCountMax) replicas")
+        }
+        if config.replicaStart < 1 {
+            throw error(
+                line("replicas.start"), "replicas.start is \(config.replicaStart); replica indexes start at 1 (S1)")
+        }
+        let lastIndex = config.replicaStart + count - 1
+        if lastIndex > ClusterConfig.Limits.replicaIndexMax {
+            throw error(
+                line("replicas.start"),
+                "replicas.start is \(config.replicaStart), so the last replica would be S\(lastIndex); replica "
+                    + "indexes end at \(ClusterConfig.Limits.replicaIndexMax)")
+        }
+        try checkPorts(base: config.portBase, count: count, path: "replicas.subnet")
+        guard config.metricsPortBase != 0 else { return }
+        try checkPorts(base: config.metricsPortBase, count: count, path: "metrics_port")
+        let replicaPorts = config.portBase..<(config.portBase + count)
+        for offset in 0..<count where replicaPorts.contains(config.metricsPortBase + offset) {
+            let port = config.metricsPortBase + offset
+            let owner = config.replicaStart + (port - config.portBase)
+            throw error(
+                line("metrics_port"),
+                "metrics_port is \(config.metricsPortBase), so S\(config.replicaStart + offset) would serve metrics "
+                    + "on port \(port), the replica port of S\(owner); replica and metrics ports must all be distinct")
+        }
+    }
+
+    func checkPorts(base: Int, count: Int, path: String) throws(InputError) {
+        guard (1...65535).contains(base) else {
+            let zeroHint = path == "metrics_port" ? " (or 0 to turn metrics off)" : ""
+            throw error(line(path), "\(path) is \(base); write a port from 1 to 65535\(zeroHint)")
+        }
+        let last = base + count - 1
+        if last > 65535 {
+            throw error(
+                line(path),
+                "\(path) is \(base), so \(count) replicas need ports \(base) to \(last); ports end at 65535")
+        }
+    }
+
+    func checkBalances(_ config: ClusterConfig) throws(InputError) {
+        if config.balanceInitial < 0 {
+            throw error(
+                line("initial_balance"),
+                "initial_balance is \(config.balanceInitial); accounts start with 0 or more")
+        }
+        if config.balanceInitial < config.balanceMin {
+            throw error(
+                line("initial_balance") ?? line("min_balance"),
+                "initial_balance (\(shown("initial_balance", config.balanceInitial))) is below min_balance "
+                    + "(\(shown("min_balance", config.balanceMin))); accounts must start at or above the minimum")
+        }
+    }
+
+    /// A value as the user wrote it, or the default marked as such.
+    func shown(_ path: String, _ value: some CustomStringConvertible) -> String {
+        written[path] ?? "\(value), the default"
+    }
+
+    func shown(_ path: String, _ duration: Duration) -> String {
+        written[path] ?? "\(Self.milliseconds(duration))ms, the default"
+    }
+
+    func checkTimings(_ paxos: ClusterConfig.PaxosTimings) throws(InputError) {
+        func complain(
+            _ first: String, _ firstValue: Duration, _ rule: String, _ second: String, _ secondValue: Duration
+        )
+            -> InputError
+        {
+            error(
+                line("paxos.\(first)") ?? line("paxos.\(second)") ?? line("paxos"),
+                "paxos.\(first) (\(shown("paxos.\(first)", firstValue))) \(rule) paxos.\(second) "
+                    + "(\(shown("paxos.\(second)", secondValue)))")
+        }
+        if paxos.leaderPingInterval >= paxos.leaderTimeout {
+            throw complain(
+                "leader_ping_interval", paxos.leaderPingInterval, "must be shorter than", "leader_timeout",
+                paxos.leaderTimeout)
+        }
+        if paxos.consensusTimeout < paxos.leaderTimeout {
+            throw complain(
+                "consensus_timeout", paxos.consensusTimeout, "must be at least", "leader_timeout", paxos.leaderTimeout)
+        }
+        if paxos.tick > paxos.leaderPingInterval {
+            throw complain(
+                "tick", paxos.tick, "must not be longer than", "leader_ping_interval", paxos.leaderPingInterval)
+        }
+    }
+
+    func checkBatching(_ batching: ClusterConfig.Batching) throws(InputError) {
+        let limits = [
+            ("batching.batch_size_max", batching.batchSizeMax, ClusterConfig.Limits.batchSizeMaxCeiling),
+            ("batching.slots_in_flight_max", batching.slotsInFlightMax, ClusterConfig.Limits.slotsInFlightMaxCeiling),
+        ]
+        for (path, value, ceiling) in limits {
+            if value < 1 {
+                throw error(line(path), "\(path) is \(value); write at least 1")
+            }
+            if value > ceiling {
+                throw error(line(path), "\(path) is \(value); the limit is \(ceiling)")
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+/// Adapters over files and SQLite.
+public enum LedgerStoreModule {}

@@ -1,0 +1,67 @@
+/// How one replica runs: who it is, who its peers are, its timings in ticks and its limits.
+///
+/// Invariants (checked by `init`): `me` is a member; members are unique and odd in number (a majority of an even
+/// count tolerates no more failures than the odd count below it); `heartbeatIntervalTicks < leaderTimeoutTicks`.
+public struct Configuration: Sendable, Equatable {
+    public var me: ReplicaID
+    public var members: [ReplicaID]
+    /// A follower that hears nothing from the leader for a random time in [leaderTimeoutTicks, 2 x leaderTimeoutTicks)
+    /// starts Phase 1; a leader that hears from no majority for leaderTimeoutTicks steps down.
+    public var leaderTimeoutTicks: Tick
+    /// The leader sends a heartbeat when it has sent nothing else for this long; also the retransmission interval.
+    public var heartbeatIntervalTicks: Tick
+    /// A client request not applied within this many ticks is answered `noQuorum` or `timedOut`.
+    public var consensusTimeoutTicks: Tick
+    public var batchSizeMax: Int
+    public var slotsInFlightMax: Int
+    public var snapshotIntervalSlots: Slot
+    public var catchUpEntriesMax: Int
+    /// A follower forwards a client request to the leader it knows (true) or answers with a leader hint (false).
+    public var forwardsRequests: Bool
+    /// Deliberately broken behaviour for the simulator's canary test. Always `nil` in a real deployment.
+    public var fault: InjectedFault?
+
+    public init(
+        me: ReplicaID,
+        members: [ReplicaID],
+        leaderTimeoutTicks: Tick,
+        heartbeatIntervalTicks: Tick,
+        consensusTimeoutTicks: Tick,
+        batchSizeMax: Int = Limits.batchSizeMax,
+        slotsInFlightMax: Int = Limits.slotsInFlightMax,
+        snapshotIntervalSlots: Slot = Limits.snapshotIntervalSlots,
+        catchUpEntriesMax: Int = Limits.catchUpEntriesMax,
+        forwardsRequests: Bool = true,
+        fault: InjectedFault? = nil
+    ) {
+        precondition(members.contains(me), "replica \(me) is not a member of \(members)")
+        precondition(Set(members).count == members.count, "duplicate members in \(members)")
+        precondition(members.count % 2 == 1, "a cluster needs an odd number of members, not \(members.count)")
+        precondition(heartbeatIntervalTicks >= 1 && heartbeatIntervalTicks < leaderTimeoutTicks)
+        precondition(consensusTimeoutTicks >= 1 && batchSizeMax >= 1 && slotsInFlightMax >= 1)
+        precondition(snapshotIntervalSlots >= 1 && catchUpEntriesMax >= 1)
+        self.me = me
+        self.members = members.sorted()
+        self.leaderTimeoutTicks = leaderTimeoutTicks
+        self.heartbeatIntervalTicks = heartbeatIntervalTicks
+        self.consensusTimeoutTicks = consensusTimeoutTicks
+        self.batchSizeMax = batchSizeMax
+        self.slotsInFlightMax = slotsInFlightMax
+        self.snapshotIntervalSlots = snapshotIntervalSlots
+        self.catchUpEntriesMax = catchUpEntriesMax
+        self.forwardsRequests = forwardsRequests
+        self.fault = fault
+    }
+
+    /// The smallest number of members that forms a majority.
+    public var majority: Int { members.count / 2 + 1 }
+
+    /// Every member except this replica.
+    public var peers: [ReplicaID] { members.filter { $0 != me } }
+}
+
+/// A deliberate protocol bug, used only to prove that the simulator catches broken replicas.
+public enum InjectedFault: Sendable, Equatable {
+    /// Answers Phase1a without making its promise durable, so a restart forgets it.
+    case promiseNotPersisted
+}

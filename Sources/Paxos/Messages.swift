@@ -1,0 +1,70 @@
+/// The messages replicas of one cluster exchange. Every message that carries a ballot is judged against the
+/// receiver's promise; a message from a lower ballot is answered with `rejected`.
+public enum Message<Command: Sendable & Equatable, State: Sendable & Equatable>: Sendable, Equatable {
+    /// Prepare: a candidate asks for promises covering every slot from `firstSlot` on.
+    case phase1a(ballot: Ballot, firstSlot: Slot)
+    /// Promise: the acceptor promises `ballot` and reports what it holds from `firstSlot` on. Entries marked
+    /// chosen are final; the others carry the ballot they were accepted under. `snapshotSlot` > 0 says every slot
+    /// up to it is chosen and summarised by a snapshot the candidate can fetch with `catchUpRequest`.
+    case phase1b(ballot: Ballot, snapshotSlot: Slot, entries: [SlotEntry<Command>])
+    /// Accept: the leader of `ballot` proposes values for slots and tells what it knows chosen.
+    case phase2a(ballot: Ballot, proposals: [SlotProposal<Command>], chosenThrough: Slot)
+    /// Accepted: the acceptor stored these slots' values under `ballot`.
+    case phase2b(ballot: Ballot, slots: [Slot])
+    /// Commit notice: every slot up to `chosenThrough` is chosen; a replica holding a slot's value under `ballot`
+    /// holds the chosen value, any other replica asks with `catchUpRequest`.
+    case chosen(ballot: Ballot, chosenThrough: Slot)
+    /// The leader is alive. Answered with `heartbeatAck`, which keeps the leader's view of its majority fresh.
+    case heartbeat(ballot: Ballot, chosenThrough: Slot)
+    case heartbeatAck(ballot: Ballot)
+    /// The receiver has promised `promised`, higher than the ballot of the message it refuses; or it still hears
+    /// from a live leader and refuses to depose it.
+    case rejected(promised: Ballot)
+    /// A lagging replica asks for the chosen values from `firstSlot` on.
+    case catchUpRequest(firstSlot: Slot)
+    /// Chosen values (and a snapshot when the asker is behind the sender's truncation point).
+    case catchUpReply(snapshot: Snapshot<State>?, entries: [SlotEntry<Command>])
+    /// A follower hands client requests to the leader it knows.
+    case forward(requests: [Request<Command>])
+}
+
+/// A slot and what a replica holds for it.
+public struct SlotEntry<Command: Sendable & Equatable>: Sendable, Equatable {
+    public var slot: Slot
+    public var entry: LogEntry<Command>
+
+    public init(slot: Slot, entry: LogEntry<Command>) {
+        self.slot = slot
+        self.entry = entry
+    }
+}
+
+/// A value the leader proposes for a slot.
+public struct SlotProposal<Command: Sendable & Equatable>: Sendable, Equatable {
+    public var slot: Slot
+    public var value: SlotValue<Command>
+
+    public init(slot: Slot, value: SlotValue<Command>) {
+        self.slot = slot
+        self.value = value
+    }
+}
+
+/// A message and its destination.
+public struct Envelope<Command: Sendable & Equatable, State: Sendable & Equatable>: Sendable, Equatable {
+    public var to: ReplicaID
+    public var message: Message<Command, State>
+
+    public init(to: ReplicaID, message: Message<Command, State>) {
+        self.to = to
+        self.message = message
+    }
+}
+
+/// Why an incoming message was refused without changing any state. The shell logs it.
+public struct MessageRejection: Error, Equatable, Sendable, CustomStringConvertible {
+    public var sender: ReplicaID
+    public var reason: String
+
+    public var description: String { "message from \(sender) refused: \(reason)" }
+}

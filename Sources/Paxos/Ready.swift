@@ -1,0 +1,71 @@
+/// Everything a replica asks its shell to do after one or more inputs, in the order the shell must do it:
+///
+/// 1. make `persist` durable (one storage transaction, synchronous; several inputs share it: group commit);
+/// 2. then send `messages` (a reply never leaves before the state it depends on is durable);
+/// 3. then perform `apply` in order on the state machine (installing snapshots and applying chosen slots),
+///    persisting the applied state and its slot together;
+/// 4. then deliver `outcomes` to the clients waiting on this replica; an outcome `.chosen(slot)` is answered
+///    with the state machine's result for that request in that slot;
+/// 5. if `snapshotDue`, call `Replica.compact(state:)` with the state machine's state after step 3.
+public struct Ready<Command: Sendable & Equatable, State: Sendable & Equatable>: Sendable, Equatable {
+    public var persist = Persist<Command, State>()
+    public var messages: [Envelope<Command, State>] = []
+    public var apply: [ApplyStep<Command, State>] = []
+    public var outcomes: [RequestOutcome] = []
+    public var snapshotDue = false
+
+    public init() {}
+
+    /// True when the shell has nothing to do.
+    public var isEmpty: Bool {
+        persist.isEmpty && messages.isEmpty && apply.isEmpty && outcomes.isEmpty && !snapshotDue
+    }
+}
+
+/// The durable writes of one `Ready`.
+public struct Persist<Command: Sendable & Equatable, State: Sendable & Equatable>: Sendable, Equatable {
+    /// The new promise, when it changed.
+    public var promised: Ballot?
+    /// A new snapshot; the log entries up to its slot are deleted. Written before `entries`.
+    public var snapshot: Snapshot<State>?
+    /// Log entries to insert or replace (accepted values, chosen marks).
+    public var entries: [Slot: LogEntry<Command>] = [:]
+
+    public init() {}
+
+    public var isEmpty: Bool { promised == nil && snapshot == nil && entries.isEmpty }
+}
+
+/// One step of applying, in log order.
+public enum ApplyStep<Command: Sendable & Equatable, State: Sendable & Equatable>: Sendable, Equatable {
+    /// Replace the state machine's state with the snapshot (this replica was behind the sender's truncation point).
+    case installSnapshot(Snapshot<State>)
+    /// Apply the chosen value of `slot`, chosen under `ballot`. A no-op still advances the applied slot.
+    case slot(Slot, ballot: Ballot, value: SlotValue<Command>)
+}
+
+/// What became of a client request submitted to this replica.
+public struct RequestOutcome: Sendable, Equatable {
+    public var id: RequestID
+    public var outcome: Outcome
+
+    public init(id: RequestID, outcome: Outcome) {
+        self.id = id
+        self.outcome = outcome
+    }
+}
+
+/// The outcome of a client request.
+public enum Outcome: Sendable, Equatable {
+    /// Applied in this slot; the shell answers with the state machine's result.
+    case chosen(slot: Slot)
+    /// This replica does not lead and does not forward; try the hinted replica.
+    case notLeader(hint: ReplicaID?)
+    /// Not proposed: no leader with a live majority was found within the consensus timeout. Nothing was applied.
+    case noQuorum
+    /// Proposed, but not known to be chosen within the consensus timeout. It may still be applied: retry with the
+    /// same request id (applied at most once) to learn the result.
+    case timedOut
+    /// Refused at once because the leader's queue is full. Nothing was applied.
+    case busy
+}

@@ -1,0 +1,830 @@
+/// What a replica restarts from: everything it made durable through `Ready.persist`, and the slot its state
+/// machine had applied (persisted by the shell with the applied state).
+///
+/// Invariant: every slot in `snapshot.slot + 1 ... appliedThrough` has an entry marked chosen.
+public struct DurableState<Command: Sendable & Equatable, State: Sendable & Equatable>: Sendable, Equatable {
+    public var promised: Ballot
+    public var snapshot: Snapshot<State>?
+    public var entries: [Slot: LogEntry<Command>]
+    public var appliedThrough: Slot
+
+    public init(
+        promised: Ballot = .zero,
+        snapshot: Snapshot<State>? = nil,
+        entries: [Slot: LogEntry<Command>] = [:],
+        appliedThrough: Slot = 0
+    ) {
+        self.promised = promised
+        self.snapshot = snapshot
+        self.entries = entries
+        self.appliedThrough = appliedThrough
+    }
+}
+
+/// The role a replica plays now.
+public enum Role: Sendable, Equatable, CustomStringConvertible {
+    case follower
+    case candidate
+    case leader
+
+    public var description: String {
+        switch self {
+        case .follower: return "follower"
+        case .candidate: return "candidate"
+        case .leader: return "leader"
+        }
+    }
+}
+
+/// A multi-Paxos replica as a pure value: proposer, acceptor and learner of one cluster in one struct.
+///
+/// Inputs are `tick()`, `submit(_:)`, `receive(_:from:)` and `compact(state:)`; each only changes memory and adds
+/// to a pending `Ready`, which `takeReady()` hands to the shell (see `Ready` for the order the shell must follow).
+/// There is no clock, randomness source, I/O or logging here: time is ticks and randomness is a seeded generator,
+/// so the simulator runs this exact code and replays any run from its seed.
+///
+/// Invariants, checked by the simulator after every step:
+/// - at most one value is chosen per slot, and a chosen entry never changes;
+/// - slots are applied once each, in order, `appliedThrough <= chosenThrough`;
+/// - a promise or accepted value is in `Ready.persist` before any message that depends on it is in
+///   `Ready.messages`.
+public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable>: Sendable {
+    public typealias Entry = LogEntry<Command>
+
+    public let configuration: Configuration
+    public private(set) var now: Tick = 0
+    /// The highest ballot promised; no value from a lower ballot is accepted.
+    public private(set) var promised: Ballot
+    /// The log above the snapshot: accepted and chosen entries.
+    public private(set) var log: [Slot: Entry]
+    public private(set) var snapshot: Snapshot<State>?
+    /// Every slot up to here is chosen and known here (contiguous prefix).
+    public private(set) var chosenThrough: Slot
+    /// Every slot up to here has been handed to the shell to apply.
+    public private(set) var appliedThrough: Slot
+    /// The replica this one believes leads, if any.
+    public private(set) var leaderHint: ReplicaID?
+
+    private var random: SeededRandom
+    private var electionDeadline: Tick = 0
+    private var lastLeaderContact: Tick?
+    private var highestRoundSeen: UInt64
+    private var candidacy: Candidacy?
+    private var leadership: Leadership?
+    private var waiters: [RequestID: Waiter] = [:]
+    /// Waiter deadlines in submission order; `deadlines[deadlinesHead...]` may still expire.
+    private var deadlines: [(deadline: Tick, id: RequestID)] = []
+    private var deadlinesHead = 0
+    /// The highest chosen slot some leader announced; above our `chosenThrough` means we must catch up.
+    private var announcedChosenThrough: Slot = 0
+    private var catchUpRequestedAt: Tick?
+    /// The replica we ask for missing chosen slots.
+    private var catchUpSource: ReplicaID?
+    private var forwardBuffer: [Request<Command>] = []
+    private var pending = Ready<Command, State>()
+
+    /// Starts a replica from its durable state (empty for a new replica).
+    /// - Parameter seed: seeds the election-timeout randomness; give every replica its own.
+    public init(configuration: Configuration, durable: DurableState<Command, State> = .init(), seed: UInt64) {
+        self.configuration = configuration
+        self.promised = durable.promised
+        self.snapshot = durable.snapshot
+        let snapshotSlot = durable.snapshot?.slot ?? 0
+        precondition(durable.appliedThrough >= snapshotSlot, "applied slot below the snapshot")
+        self.log = durable.entries.filter { $0.key > snapshotSlot }
+        self.appliedThrough = durable.appliedThrough
+        var chosen = snapshotSlot
+        while log[chosen + 1]?.isChosen == true { chosen += 1 }
+        precondition(chosen >= durable.appliedThrough, "a slot was applied but is not chosen in the durable log")
+        self.chosenThrough = chosen
+        self.highestRoundSeen = durable.promised.round
+        self.random = SeededRandom(seed: seed)
+        resetElectionTimer()
+        applyChosen()
+    }
+
+    // MARK: - Status
+
+    public var role: Role {
+        if leadership != nil { return .leader }
+        if candidacy != nil { return .candidate }
+        return .follower
+    }
+
+    /// The ballot this replica leads or campaigns with, else the ballot it promised.
+    public var ballot: Ballot { leadership?.ballot ?? candidacy?.ballot ?? promised }
+
+    /// The first slot of `log` (everything below is in the snapshot).
+    public var snapshotSlot: Slot { snapshot?.slot ?? 0 }
+
+    /// Requests waiting on this replica for an outcome.
+    public var waitingCount: Int { waiters.count }
+
+    /// True when this replica leads and has heard from a majority within the leader timeout.
+    public var leadsWithQuorum: Bool { leadership != nil && hasQuorumContact() }
+
+    // MARK: - Inputs
+
+    /// Hands the shell everything accumulated since the last call. The leader proposes queued requests here, so
+    /// every request that arrived since the last call shares one slot (batching) and one fsync (group commit).
+    public mutating func takeReady() -> Ready<Command, State> {
+        if leadership != nil {
+            proposeQueued()
+            flushLeaderMessages()
+        }
+        flushForwards()
+        let ready = pending
+        pending = Ready()
+        return ready
+    }
+
+    /// Advances logical time by one tick: election and retransmission timers, heartbeats, request deadlines.
+    public mutating func tick() {
+        now += 1
+        expireWaiters()
+        if leadership != nil {
+            leaderTick()
+        } else if candidacy != nil {
+            if now >= electionDeadline {
+                startElection()
+            } else if now - candidacy!.sentAt >= configuration.heartbeatIntervalTicks {
+                sendPhase1a(onlyMissing: true)
+            }
+        } else if now >= electionDeadline {
+            startElection()
+        }
+        requestCatchUpIfBehind()
+    }
+
+    /// Accepts a client request. Its outcome arrives in a later `Ready.outcomes`.
+    public mutating func submit(_ request: Request<Command>) {
+        if waiters[request.id] != nil {
+            // A retry of a request we already wait on: one outcome will answer both.
+            return
+        }
+        if waiters.count >= Limits.waitingRequestsMax {
+            pending.outcomes.append(RequestOutcome(id: request.id, outcome: .busy))
+            return
+        }
+        let deadline = now + configuration.consensusTimeoutTicks
+        waiters[request.id] = Waiter(request: request, deadline: deadline)
+        deadlines.append((deadline, request.id))
+        route(request.id)
+    }
+
+    /// Handles a message from a peer. A message from a non-member or a malformed one is refused without any change.
+    public mutating func receive(_ message: Message<Command, State>, from sender: ReplicaID) throws(MessageRejection) {
+        guard sender != configuration.me, configuration.members.contains(sender) else {
+            throw MessageRejection(
+                sender: sender, reason: "not a peer of \(configuration.me) in \(configuration.members)")
+        }
+        try validate(message, from: sender)
+        switch message {
+        case .phase1a(let ballot, let firstSlot):
+            onPhase1a(ballot: ballot, firstSlot: firstSlot, from: sender)
+        case .phase1b(let ballot, let snapshotSlot, let entries):
+            onPhase1b(ballot: ballot, snapshotSlot: snapshotSlot, entries: entries, from: sender)
+        case .phase2a(let ballot, let proposals, let chosenThrough):
+            onPhase2a(ballot: ballot, proposals: proposals, chosenThrough: chosenThrough, from: sender)
+        case .phase2b(let ballot, let slots):
+            onPhase2b(ballot: ballot, slots: slots, from: sender)
+        case .chosen(let ballot, let chosenThrough):
+            if acceptLeaderContact(ballot: ballot, from: sender) {
+                learnChosenThrough(chosenThrough, leaderBallot: ballot)
+            }
+        case .heartbeat(let ballot, let chosenThrough):
+            if acceptLeaderContact(ballot: ballot, from: sender) {
+                send(.heartbeatAck(ballot: ballot), to: sender)
+                learnChosenThrough(chosenThrough, leaderBallot: ballot)
+            }
+        case .heartbeatAck(let ballot):
+            if leadership?.ballot == ballot { leadership!.lastHeard[sender] = now }
+        case .rejected(let higher):
+            onRejected(promised: higher)
+        case .catchUpRequest(let firstSlot):
+            onCatchUpRequest(firstSlot: firstSlot, from: sender)
+        case .catchUpReply(let snapshot, let entries):
+            onCatchUpReply(snapshot: snapshot, entries: entries, from: sender)
+        case .forward(let requests):
+            onForward(requests)
+        }
+    }
+
+    /// Records the state machine's state after applying every slot up to `appliedThrough` as the new snapshot and
+    /// truncates the log below it. Call it when a `Ready` says `snapshotDue`, after performing that `Ready`.
+    public mutating func compact(state: State) {
+        guard appliedThrough > snapshotSlot else { return }
+        let snapshot = Snapshot(slot: appliedThrough, state: state)
+        self.snapshot = snapshot
+        log = log.filter { $0.key > snapshot.slot }
+        pending.persist.snapshot = snapshot
+        pending.persist.entries = pending.persist.entries.filter { $0.key > snapshot.slot }
+    }
+
+    // MARK: - Phase 1
+
+    private mutating func startElection() {
+        if leadership != nil { stepDown() }
+        highestRoundSeen = max(highestRoundSeen, promised.round) + 1
+        let ballot = Ballot(round: highestRoundSeen, replica: configuration.me)
+        setPromise(ballot)
+        leaderHint = nil
+        lastLeaderContact = nil
+        var candidacy = Candidacy(ballot: ballot, firstSlot: chosenThrough + 1, sentAt: now)
+        candidacy.promises[configuration.me] = Promise(
+            snapshotSlot: snapshotSlot, entries: entries(from: chosenThrough + 1))
+        self.candidacy = candidacy
+        resetElectionTimer()
+        if candidacy.promises.count >= configuration.majority {
+            becomeLeader()
+        } else {
+            sendPhase1a(onlyMissing: false)
+        }
+    }
+
+    private mutating func sendPhase1a(onlyMissing: Bool) {
+        guard let candidacy else { return }
+        for peer in configuration.peers where !onlyMissing || candidacy.promises[peer] == nil {
+            send(.phase1a(ballot: candidacy.ballot, firstSlot: candidacy.firstSlot), to: peer)
+        }
+        self.candidacy!.sentAt = now
+    }
+
+    private mutating func onPhase1a(ballot: Ballot, firstSlot: Slot, from sender: ReplicaID) {
+        noteRound(ballot.round)
+        if ballot < promised {
+            send(.rejected(promised: promised), to: sender)
+            return
+        }
+        if ballot > promised {
+            // Stable leader: while we hear from a live leader, a third replica may not depose it. Refusing a
+            // promise is always safe; the leader's own re-election (after a rejection) is allowed through.
+            if let leader = leaderHint, leader != sender, let contact = lastLeaderContact,
+                now - contact < configuration.leaderTimeoutTicks
+            {
+                send(.rejected(promised: promised), to: sender)
+                return
+            }
+            if leadership != nil || candidacy != nil { stepDown() }
+            if configuration.fault == .promiseNotPersisted {
+                promised = ballot  // The canary's bug: the promise stays in memory only.
+            } else {
+                setPromise(ballot)
+            }
+            leaderHint = nil
+            lastLeaderContact = nil
+            resetElectionTimer()
+        }
+        send(.phase1b(ballot: ballot, snapshotSlot: snapshotSlot, entries: entries(from: firstSlot)), to: sender)
+    }
+
+    private mutating func onPhase1b(
+        ballot: Ballot, snapshotSlot: Slot, entries: [SlotEntry<Command>], from sender: ReplicaID
+    ) {
+        guard var candidacy, candidacy.ballot == ballot else { return }
+        candidacy.promises[sender] = Promise(snapshotSlot: snapshotSlot, entries: entries)
+        self.candidacy = candidacy
+        if candidacy.promises.count >= configuration.majority { becomeLeader() }
+    }
+
+    /// Phase 1 won: learn what the promises say is chosen, re-propose the highest-ballot accepted value of every
+    /// other open slot, fill gaps with no-ops, and lead every later slot.
+    private mutating func becomeLeader() {
+        guard let candidacy else { return }
+        self.candidacy = nil
+        let ballot = candidacy.ballot
+        // Slots up to the highest snapshot reported are chosen; we fetch them rather than propose in them.
+        var truncatedThrough: Slot = 0
+        var snapshotHolder: ReplicaID?
+        var highestAccepted: [Slot: LogEntry<Command>] = [:]
+        var lastSlot = max(chosenThrough, log.keys.max() ?? 0)
+        for (replica, promise) in candidacy.promises.sorted(by: { $0.key < $1.key }) {
+            if promise.snapshotSlot > truncatedThrough {
+                truncatedThrough = promise.snapshotSlot
+                snapshotHolder = replica
+            }
+            lastSlot = max(lastSlot, promise.snapshotSlot)
+            for item in promise.entries {
+                lastSlot = max(lastSlot, item.slot)
+                if item.entry.isChosen {
+                    learnChosen(item.slot, item.entry)
+                } else if let best = highestAccepted[item.slot], best.ballot >= item.entry.ballot {
+                    continue
+                } else {
+                    highestAccepted[item.slot] = item.entry
+                }
+            }
+        }
+        var leadership = Leadership(ballot: ballot, nextSlot: lastSlot + 1, activeSince: now)
+        for replica in candidacy.promises.keys where replica != configuration.me {
+            leadership.lastHeard[replica] = now
+        }
+        self.leadership = leadership
+        leaderHint = configuration.me
+        lastLeaderContact = nil
+        if chosenThrough < truncatedThrough, let holder = snapshotHolder {
+            announcedChosenThrough = max(announcedChosenThrough, truncatedThrough)
+            catchUpSource = holder
+            catchUpRequestedAt = nil
+            requestCatchUpIfBehind()
+        }
+        let firstOpen = max(chosenThrough, truncatedThrough) + 1
+        if firstOpen <= lastSlot {
+            for slot in firstOpen...lastSlot where log[slot]?.isChosen != true {
+                propose(highestAccepted[slot]?.value ?? .noop, in: slot)
+            }
+        }
+        for id in waiters.keys.sorted() { route(id) }
+        advanceChosen()
+    }
+
+    // MARK: - Phase 2
+
+    private mutating func onPhase2a(
+        ballot: Ballot,
+        proposals: [SlotProposal<Command>],
+        chosenThrough leaderChosenThrough: Slot,
+        from sender: ReplicaID
+    ) {
+        guard acceptLeaderContact(ballot: ballot, from: sender) else { return }
+        var accepted: [Slot] = []
+        for proposal in proposals {
+            accepted.append(proposal.slot)
+            // A slot at or below our snapshot, or already chosen here, is final: acknowledging it is harmless because
+            // a correct leader can only propose the chosen value again.
+            guard proposal.slot > snapshotSlot, log[proposal.slot]?.isChosen != true else { continue }
+            let entry = LogEntry(ballot: ballot, value: proposal.value, isChosen: false)
+            log[proposal.slot] = entry
+            pending.persist.entries[proposal.slot] = entry
+        }
+        send(.phase2b(ballot: ballot, slots: accepted), to: sender)
+        learnChosenThrough(leaderChosenThrough, leaderBallot: ballot)
+    }
+
+    private mutating func onPhase2b(ballot: Ballot, slots: [Slot], from sender: ReplicaID) {
+        guard leadership?.ballot == ballot else { return }
+        leadership!.lastHeard[sender] = now
+        for slot in slots {
+            guard leadership!.proposals[slot] != nil else { continue }
+            leadership!.proposals[slot]!.acceptedBy.insert(sender)
+            if leadership!.proposals[slot]!.acceptedBy.count >= configuration.majority {
+                let proposal = leadership!.proposals.removeValue(forKey: slot)!
+                for request in proposal.value.requests { leadership!.inFlight[request.id] = nil }
+                markChosen(slot, LogEntry(ballot: ballot, value: proposal.value, isChosen: true))
+            }
+        }
+        advanceChosen()
+    }
+
+    private mutating func onRejected(promised higher: Ballot) {
+        noteRound(higher.round)
+        // A leader whose ballot an acceptor refuses campaigns again at once with a higher round; the followers
+        // that still hear from it let it through, so one refusing replica cannot stall the cluster.
+        if let leadership, higher > leadership.ballot {
+            startElection()
+        }
+    }
+
+    /// Proposes queued requests while the pipeline has room, as many per slot as the batch limit allows.
+    private mutating func proposeQueued() {
+        guard leadership != nil, hasQuorumContact() else { return }
+        while leadership!.proposals.count < configuration.slotsInFlightMax,
+            leadership!.queueHead < leadership!.queue.count
+        {
+            let end = min(leadership!.queue.count, leadership!.queueHead + configuration.batchSizeMax)
+            let batch = Array(leadership!.queue[leadership!.queueHead..<end])
+            leadership!.queueHead = end
+            if leadership!.queueHead == leadership!.queue.count {
+                leadership!.queue.removeAll(keepingCapacity: true)
+                leadership!.queueHead = 0
+            }
+            let slot = leadership!.nextSlot
+            for request in batch {
+                leadership!.queued.remove(request.id)
+                leadership!.inFlight[request.id] = slot
+            }
+            propose(.batch(batch), in: slot)
+        }
+        advanceChosen()
+    }
+
+    /// Accepts `value` for `slot` locally under the leader's ballot and schedules it for every peer.
+    private mutating func propose(_ value: SlotValue<Command>, in slot: Slot) {
+        let ballot = leadership!.ballot
+        let entry = LogEntry(ballot: ballot, value: value, isChosen: false)
+        log[slot] = entry
+        pending.persist.entries[slot] = entry
+        leadership!.nextSlot = max(leadership!.nextSlot, slot + 1)
+        for request in value.requests {
+            leadership!.inFlight[request.id] = slot
+            waiters[request.id]?.mayBeChosen = true
+        }
+        var proposal = Proposal(value: value, sentAt: now)
+        proposal.acceptedBy.insert(configuration.me)
+        leadership!.proposals[slot] = proposal
+        for peer in configuration.peers { leadership!.unsent[peer, default: []].append(slot) }
+        if proposal.acceptedBy.count >= configuration.majority {
+            leadership!.proposals[slot] = nil
+            for request in value.requests { leadership!.inFlight[request.id] = nil }
+            markChosen(slot, LogEntry(ballot: ballot, value: value, isChosen: true))
+        }
+    }
+
+    private mutating func leaderTick() {
+        if now - leadership!.activeSince >= configuration.leaderTimeoutTicks, !hasQuorumContact() {
+            // Check quorum: a leader cut off from its majority stops leading, so its queued requests are answered
+            // `noQuorum` instead of waiting, and the followers' timers can elect a leader that can make progress.
+            stepDown()
+            resetElectionTimer()
+            return
+        }
+        for (slot, proposal) in leadership!.proposals
+        where now - proposal.sentAt >= configuration.heartbeatIntervalTicks {
+            for peer in configuration.peers where !proposal.acceptedBy.contains(peer) {
+                leadership!.unsent[peer, default: []].append(slot)
+            }
+            leadership!.proposals[slot]!.sentAt = now
+        }
+        if now - leadership!.lastBroadcast >= configuration.heartbeatIntervalTicks {
+            leadership!.heartbeatDue = true
+        }
+    }
+
+    /// Turns the leader's scheduled slots, heartbeats and chosen notices into messages, one per peer.
+    private mutating func flushLeaderMessages() {
+        let ballot = leadership!.ballot
+        let announce = chosenThrough > leadership!.announcedChosenThrough
+        for peer in configuration.peers {
+            let slots = leadership!.unsent[peer] ?? []
+            if !slots.isEmpty {
+                var seen = Set<Slot>()
+                var proposals: [SlotProposal<Command>] = []
+                for slot in slots where seen.insert(slot).inserted {
+                    guard let entry = log[slot], entry.ballot == ballot, !entry.isChosen else { continue }
+                    proposals.append(SlotProposal(slot: slot, value: entry.value))
+                }
+                if !proposals.isEmpty {
+                    send(.phase2a(ballot: ballot, proposals: proposals, chosenThrough: chosenThrough), to: peer)
+                    continue
+                }
+            }
+            if leadership!.heartbeatDue {
+                send(.heartbeat(ballot: ballot, chosenThrough: chosenThrough), to: peer)
+            } else if announce {
+                send(.chosen(ballot: ballot, chosenThrough: chosenThrough), to: peer)
+            }
+        }
+        leadership!.unsent.removeAll(keepingCapacity: true)
+        if leadership!.heartbeatDue || announce || !pending.messages.isEmpty {
+            leadership!.lastBroadcast = now
+        }
+        leadership!.heartbeatDue = false
+        leadership!.announcedChosenThrough = chosenThrough
+    }
+
+    // MARK: - Learning and applying
+
+    /// Judges a message from a leader of `ballot`. Returns true when we follow it; refuses a lower ballot.
+    private mutating func acceptLeaderContact(ballot: Ballot, from sender: ReplicaID) -> Bool {
+        noteRound(ballot.round)
+        if ballot < promised || (ballot == promised && (leadership != nil || candidacy != nil)) {
+            send(.rejected(promised: promised), to: sender)
+            return false
+        }
+        if leadership != nil || candidacy != nil { stepDown() }
+        if ballot > promised { setPromise(ballot) }
+        let leaderChanged = leaderHint != sender
+        leaderHint = sender
+        lastLeaderContact = now
+        resetElectionTimer()
+        if leaderChanged {
+            for id in waiters.keys.sorted() { route(id) }
+        }
+        return true
+    }
+
+    /// A leader of `leaderBallot` says every slot up to `through` is chosen. An entry we accepted under that same
+    /// ballot holds the value the leader got chosen; for any other slot we must ask.
+    private mutating func learnChosenThrough(_ through: Slot, leaderBallot: Ballot) {
+        guard through > chosenThrough else { return }
+        if through > announcedChosenThrough {
+            announcedChosenThrough = through
+            catchUpSource = leaderBallot.replica
+        }
+        // Visit whichever is smaller: the announced range or our log (a restarted replica may be far behind).
+        let range = (chosenThrough + 1)...through
+        let candidates: [Slot] =
+            UInt64(log.count) < through - chosenThrough
+            ? log.keys.filter { range.contains($0) } : range.filter { log[$0] != nil }
+        for slot in candidates {
+            if let entry = log[slot], !entry.isChosen, entry.ballot == leaderBallot {
+                markChosen(slot, LogEntry(ballot: entry.ballot, value: entry.value, isChosen: true))
+            }
+        }
+        advanceChosen()
+        requestCatchUpIfBehind()
+    }
+
+    /// Records a value learned to be chosen from another replica.
+    private mutating func learnChosen(_ slot: Slot, _ entry: LogEntry<Command>) {
+        guard slot > snapshotSlot, log[slot]?.isChosen != true else { return }
+        if let proposal = leadership?.proposals[slot] {
+            if proposal.value != entry.value {
+                // Our own proposal lost: another leader with a higher ballot got this slot chosen. We are deposed;
+                // announcing chosen slots now could make a follower take our losing value for the chosen one.
+                stepDown()
+            } else {
+                leadership!.proposals[slot] = nil
+                for request in proposal.value.requests { leadership!.inFlight[request.id] = nil }
+            }
+        }
+        markChosen(slot, LogEntry(ballot: entry.ballot, value: entry.value, isChosen: true))
+    }
+
+    private mutating func markChosen(_ slot: Slot, _ entry: LogEntry<Command>) {
+        log[slot] = entry
+        pending.persist.entries[slot] = entry
+    }
+
+    private mutating func advanceChosen() {
+        let before = chosenThrough
+        while log[chosenThrough + 1]?.isChosen == true { chosenThrough += 1 }
+        if chosenThrough > before { applyChosen() }
+    }
+
+    /// Hands every chosen slot after `appliedThrough` to the shell, in order, and answers the requests waiting here.
+    private mutating func applyChosen() {
+        while appliedThrough < chosenThrough {
+            let slot = appliedThrough + 1
+            guard let entry = log[slot] else { preconditionFailure("chosen slot \(slot) missing from the log") }
+            pending.apply.append(.slot(slot, ballot: entry.ballot, value: entry.value))
+            for request in entry.value.requests where waiters.removeValue(forKey: request.id) != nil {
+                pending.outcomes.append(RequestOutcome(id: request.id, outcome: .chosen(slot: slot)))
+            }
+            appliedThrough = slot
+        }
+        if appliedThrough - snapshotSlot >= configuration.snapshotIntervalSlots { pending.snapshotDue = true }
+    }
+
+    // MARK: - Catch-up
+
+    /// Asks for the chosen slots we miss: first the replica that told us of them, then, if it stays silent for a
+    /// retransmission interval, the other peers in turn (the first may have crashed or been cut off).
+    private mutating func requestCatchUpIfBehind() {
+        guard chosenThrough < announcedChosenThrough else { return }
+        if let asked = catchUpRequestedAt, now - asked < configuration.heartbeatIntervalTicks { return }
+        let peers = configuration.peers
+        if catchUpRequestedAt != nil || catchUpSource == nil || catchUpSource == configuration.me {
+            let next = catchUpSource.flatMap { peers.firstIndex(of: $0) }.map { ($0 + 1) % peers.count } ?? 0
+            catchUpSource = peers[next]
+        }
+        catchUpRequestedAt = now
+        send(.catchUpRequest(firstSlot: chosenThrough + 1), to: catchUpSource!)
+    }
+
+    private mutating func onCatchUpRequest(firstSlot: Slot, from sender: ReplicaID) {
+        let shipped = firstSlot <= snapshotSlot ? snapshot : nil
+        var entries: [SlotEntry<Command>] = []
+        var slot = max(firstSlot, snapshotSlot + 1)
+        while entries.count < configuration.catchUpEntriesMax, let entry = log[slot], entry.isChosen {
+            entries.append(SlotEntry(slot: slot, entry: entry))
+            slot += 1
+        }
+        guard shipped != nil || !entries.isEmpty else { return }
+        send(.catchUpReply(snapshot: shipped, entries: entries), to: sender)
+    }
+
+    private mutating func onCatchUpReply(
+        snapshot shipped: Snapshot<State>?,
+        entries: [SlotEntry<Command>],
+        from sender: ReplicaID
+    ) {
+        catchUpRequestedAt = nil
+        catchUpSource = sender
+        if let shipped, shipped.slot > appliedThrough {
+            installSnapshot(shipped)
+        }
+        for item in entries { learnChosen(item.slot, item.entry) }
+        advanceChosen()
+        requestCatchUpIfBehind()
+    }
+
+    private mutating func installSnapshot(_ shipped: Snapshot<State>) {
+        // Proposals of ours in the covered slots are settled by the snapshot, whatever they were.
+        if leadership != nil {
+            for slot in leadership!.proposals.keys where slot <= shipped.slot {
+                let proposal = leadership!.proposals.removeValue(forKey: slot)!
+                for request in proposal.value.requests { leadership!.inFlight[request.id] = nil }
+            }
+            leadership!.nextSlot = max(leadership!.nextSlot, shipped.slot + 1)
+        }
+        snapshot = shipped
+        log = log.filter { $0.key > shipped.slot }
+        appliedThrough = shipped.slot
+        chosenThrough = max(chosenThrough, shipped.slot)
+        pending.persist.snapshot = shipped
+        pending.persist.entries = pending.persist.entries.filter { $0.key > shipped.slot }
+        pending.apply.append(.installSnapshot(shipped))
+        advanceChosen()
+    }
+
+    // MARK: - Client requests
+
+    /// Sends a waiting request where it can make progress: our own queue when leading, the leader when known,
+    /// else it waits here for a leader until its deadline.
+    private mutating func route(_ id: RequestID) {
+        guard let waiter = waiters[id] else { return }
+        if leadership != nil {
+            enqueue(waiter.request)
+        } else if let leader = leaderHint, leader != configuration.me {
+            if configuration.forwardsRequests {
+                forwardBuffer.append(waiter.request)
+                waiters[id]!.mayBeChosen = true
+                waiters[id]!.forwardedTo = leader
+            } else {
+                waiters[id] = nil
+                pending.outcomes.append(RequestOutcome(id: id, outcome: .notLeader(hint: leader)))
+            }
+        }
+    }
+
+    private mutating func enqueue(_ request: Request<Command>) {
+        guard leadership!.inFlight[request.id] == nil, !leadership!.queued.contains(request.id) else { return }
+        if leadership!.queued.count >= Limits.queuedRequestsMax {
+            if waiters.removeValue(forKey: request.id) != nil {
+                pending.outcomes.append(RequestOutcome(id: request.id, outcome: .busy))
+            }
+            return
+        }
+        leadership!.queued.insert(request.id)
+        leadership!.queue.append(request)
+    }
+
+    private mutating func onForward(_ requests: [Request<Command>]) {
+        guard leadership != nil else { return }  // The forwarding replica re-routes on its timer or leader change.
+        for request in requests { enqueue(request) }
+    }
+
+    private mutating func flushForwards() {
+        guard !forwardBuffer.isEmpty else { return }
+        if let leader = leaderHint, leader != configuration.me {
+            send(.forward(requests: forwardBuffer), to: leader)
+        }
+        forwardBuffer.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func expireWaiters() {
+        // Every waiter gets the same timeout, so deadlines arrive in submission order: a FIFO suffices.
+        var expired: [RequestID: Waiter] = [:]
+        while deadlinesHead < deadlines.count, deadlines[deadlinesHead].deadline <= now {
+            let id = deadlines[deadlinesHead].id
+            deadlinesHead += 1
+            guard let waiter = waiters[id], waiter.deadline <= now else { continue }
+            expired[id] = waiter
+            waiters[id] = nil
+            leadership?.queued.remove(id)
+            pending.outcomes.append(RequestOutcome(id: id, outcome: waiter.mayBeChosen ? .timedOut : .noQuorum))
+        }
+        if deadlinesHead > 1024, deadlinesHead * 2 > deadlines.count {
+            deadlines.removeFirst(deadlinesHead)
+            deadlinesHead = 0
+        }
+        if var leadership, !expired.isEmpty {
+            // An expired request answered `noQuorum` was never proposed and now never will be.
+            leadership.queue = leadership.queue[leadership.queueHead...].filter { expired[$0.id] == nil }
+            leadership.queueHead = 0
+            self.leadership = leadership
+        }
+    }
+
+    // MARK: - Helpers
+
+    private mutating func stepDown() {
+        leadership = nil
+        candidacy = nil
+        if leaderHint == configuration.me { leaderHint = nil }
+    }
+
+    private func hasQuorumContact() -> Bool {
+        guard let leadership else { return false }
+        var fresh = 1
+        for peer in configuration.peers {
+            if let heard = leadership.lastHeard[peer], now - heard < configuration.leaderTimeoutTicks { fresh += 1 }
+        }
+        return fresh >= configuration.majority
+    }
+
+    private mutating func setPromise(_ ballot: Ballot) {
+        promised = ballot
+        pending.persist.promised = ballot
+    }
+
+    private mutating func noteRound(_ round: UInt64) {
+        highestRoundSeen = max(highestRoundSeen, round)
+    }
+
+    private mutating func resetElectionTimer() {
+        let timeout = configuration.leaderTimeoutTicks
+        electionDeadline = now + Tick.random(in: timeout..<(2 * timeout), using: &random)
+    }
+
+    private func entries(from firstSlot: Slot) -> [SlotEntry<Command>] {
+        log.filter { $0.key >= firstSlot }.sorted { $0.key < $1.key }.map { SlotEntry(slot: $0.key, entry: $0.value) }
+    }
+
+    private mutating func send(_ message: Message<Command, State>, to replica: ReplicaID) {
+        pending.messages.append(Envelope(to: replica, message: message))
+    }
+
+    private func validate(_ message: Message<Command, State>, from sender: ReplicaID) throws(MessageRejection) {
+        func refuse(_ reason: String) -> MessageRejection { MessageRejection(sender: sender, reason: reason) }
+        switch message {
+        case .phase1a(let ballot, _), .phase2b(let ballot, _), .chosen(let ballot, _), .heartbeat(let ballot, _):
+            if ballot.round == 0 { throw refuse("ballot round 0 is never used") }
+            if case .phase2b = message {
+            } else if ballot.replica != sender {
+                throw refuse("ballot \(ballot) does not belong to its sender")
+            }
+        case .phase1b(_, _, let entries):
+            if entries.count > Limits.entriesPerMessageMax { throw refuse("\(entries.count) entries in one Phase1b") }
+            if entries.contains(where: { $0.slot == 0 }) { throw refuse("slot 0 in a Phase1b") }
+        case .phase2a(let ballot, let proposals, _):
+            if ballot.replica != sender { throw refuse("ballot \(ballot) does not belong to its sender") }
+            if proposals.count > Limits.entriesPerMessageMax { throw refuse("\(proposals.count) slots in one Phase2a") }
+            if proposals.contains(where: { $0.slot == 0 }) { throw refuse("slot 0 in a Phase2a") }
+        case .catchUpRequest(let firstSlot):
+            if firstSlot == 0 { throw refuse("catch-up from slot 0") }
+        case .catchUpReply(_, let entries):
+            if entries.count > Limits.entriesPerMessageMax { throw refuse("\(entries.count) entries in one reply") }
+            if entries.contains(where: { $0.slot == 0 || !$0.entry.isChosen }) {
+                throw refuse("a catch-up entry that is not chosen or has slot 0")
+            }
+        case .forward(let requests):
+            if requests.count > Limits.queuedRequestsMax { throw refuse("\(requests.count) forwarded requests") }
+        case .heartbeatAck, .rejected:
+            break
+        }
+    }
+}
+
+// MARK: - Role state
+
+extension Replica {
+    /// A candidate's Phase 1 in progress.
+    struct Candidacy: Sendable {
+        var ballot: Ballot
+        var firstSlot: Slot
+        var sentAt: Tick
+        var promises: [ReplicaID: Promise] = [:]
+    }
+
+    /// What one acceptor reported in its Phase1b.
+    struct Promise: Sendable {
+        var snapshotSlot: Slot
+        var entries: [SlotEntry<Command>]
+    }
+
+    /// The leader's state for its ballot. Invariant: every slot in `proposals` holds, in `log`, an entry accepted
+    /// under `ballot` and not yet known chosen; every request id in `inFlight` is in such a slot.
+    struct Leadership: Sendable {
+        var ballot: Ballot
+        var nextSlot: Slot
+        var activeSince: Tick
+        var proposals: [Slot: Proposal] = [:]
+        /// Requests waiting for a slot; `queue[queueHead...]` is still to propose.
+        var queue: [Request<Command>] = []
+        var queueHead = 0
+        var queued: Set<RequestID> = []
+        /// Requests proposed and not yet chosen, with their slot: a retry of one is not proposed twice.
+        var inFlight: [RequestID: Slot] = [:]
+        var lastHeard: [ReplicaID: Tick] = [:]
+        /// Slots to send (or resend) per peer at the next flush.
+        var unsent: [ReplicaID: [Slot]] = [:]
+        var lastBroadcast: Tick = 0
+        var heartbeatDue = false
+        var announcedChosenThrough: Slot = 0
+
+        init(ballot: Ballot, nextSlot: Slot, activeSince: Tick) {
+            self.ballot = ballot
+            self.nextSlot = nextSlot
+            self.activeSince = activeSince
+            self.lastBroadcast = activeSince
+        }
+    }
+
+    /// A slot proposed under the leader's ballot, with the acceptors known to have accepted it.
+    struct Proposal: Sendable {
+        var value: SlotValue<Command>
+        var sentAt: Tick
+        var acceptedBy: Set<ReplicaID> = []
+    }
+
+    /// A client request submitted here, waiting for its outcome.
+    struct Waiter: Sendable {
+        var request: Request<Command>
+        var deadline: Tick
+        /// Set once the request was proposed or forwarded: from then on its fate is unknown until applied.
+        var mayBeChosen = false
+        var forwardedTo: ReplicaID?
+    }
+}

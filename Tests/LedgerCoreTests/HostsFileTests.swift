@@ -1,0 +1,204 @@
+import LedgerCore
+import Testing
+
+@Suite("hosts.ini")
+struct HostsFileTests {
+    static let deployment = """
+        # replicas
+        S1-localhost:6001
+        S2-localhost:6002
+        S3-localhost:6003
+        S4-localhost:6004
+        S5-localhost:6005
+        S6-localhost:6006
+        S7-localhost:6007   # last cluster
+        S8-localhost:6008
+        S9-localhost:6009
+
+        client-localhost:5001
+        C1-S1
+        C2-S5
+        EC1-S1:S2:S3
+        EC2-S4:S5:S6
+        EC3-S7:S8:S9
+        all-S1:S2:S3:S4:S5:S6:S7:S8:S9
+
+        """
+
+    @Test("a full deployment")
+    func deploymentValues() throws {
+        let hosts = try HostsFile.parse(Self.deployment, source: "hosts.ini")
+        #expect(hosts.replicas.map(\.name) == ["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9"])
+        #expect(hosts.replicas[6] == HostsFile.Replica(name: "S7", index: 7, host: "localhost", port: 6007, line: 8))
+        #expect(hosts.clientAddress == HostsFile.Address(host: "localhost", port: 5001))
+        #expect(hosts.clusterNames == ["C1", "C2", "C3"])
+        #expect(
+            hosts.clusters[0]
+                == HostsFile.Cluster(name: "C1", index: 1, members: ["S1", "S2", "S3"], contact: "S1", line: 15))
+        #expect(hosts.cluster(named: "C2")?.contact == "S5")
+        // Without a contact line, the first member is the contact.
+        #expect(hosts.cluster(named: "C3")?.contact == "S7")
+        #expect(hosts.cluster(of: "S8")?.name == "C3")
+        #expect(hosts.cluster(of: "S10") == nil)
+        #expect(hosts.cluster(named: "C4") == nil)
+        #expect(hosts.replica(named: "S4")?.address.description == "localhost:6004")
+        #expect(hosts.replica(named: "S10") == nil)
+    }
+
+    @Test("CRLF line endings and a byte-order mark read the same")
+    func windowsLineEndings() throws {
+        let unix = try HostsFile.parse(Self.deployment, source: "hosts.ini")
+        let windows = try HostsFile.parse(windowsText(Self.deployment), source: "hosts.ini")
+        #expect(windows == unix)
+    }
+
+    @Test("each line splits on the first dash; spaces around parts are dropped; order of lines is free")
+    func firstDash() throws {
+        let hosts = try HostsFile.parse(
+            "EC1-S1\n  S1 -  my-host.example : 7001  # comment\nclient-[::1]:5001", source: "hosts.ini")
+        #expect(
+            hosts.replicas == [HostsFile.Replica(name: "S1", index: 1, host: "my-host.example", port: 7001, line: 2)])
+        #expect(hosts.clientAddress == HostsFile.Address(host: "[::1]", port: 5001))
+        #expect(hosts.clusters[0].members == ["S1"])
+    }
+
+    static let three = "S1-localhost:6001\nS2-localhost:6002\nS3-localhost:6003\nEC1-S1:S2:S3\n"
+    static let keys =
+        "expected S<n> (a replica), C<n> (a cluster's contact), EC<n> (a cluster's members), client or all"
+
+    static let badFiles: [(String, String)] = [
+        ("", "hosts.ini: no replicas defined; add lines like S1-localhost:6001"),
+        ("# only a comment\n\n   \n", "hosts.ini: no replicas defined; add lines like S1-localhost:6001"),
+        (
+            "S1 localhost:6001\n",
+            "hosts.ini:1: line \"S1 localhost:6001\" has no \"-\"; write KEY-VALUE, like S1-localhost:6001"
+        ),
+        ("\n\nX1-localhost:6001", "hosts.ini:3: unknown key \"X1\"; \(keys)"),
+        ("Client-localhost:5001", "hosts.ini:1: unknown key \"Client\"; \(keys)"),
+        (
+            "-localhost",
+            "hosts.ini:1: line \"-localhost\" has nothing before \"-\"; write KEY-VALUE, like S1-localhost:6001"
+        ),
+        (
+            "S0-localhost:6001",
+            "hosts.ini:1: bad replica name \"S0\"; replica names are S followed by a number from 1, like S1"
+        ),
+        (
+            "S01-localhost:6001",
+            "hosts.ini:1: bad replica name \"S01\"; replica names are S followed by a number from 1, like S1"
+        ),
+        ("Sx-localhost:6001", "hosts.ini:1: unknown key \"Sx\"; \(keys)"),
+        ("ECx-S1", "hosts.ini:1: unknown key \"ECx\"; \(keys)"),
+        ("S1-localhost:6001\nS1-localhost:6002", "hosts.ini:2: replica S1 is defined twice (first at line 1)"),
+        ("S1-", "hosts.ini:1: replica S1 has no address; write host:port, like localhost:6001"),
+        (
+            "S1-localhost",
+            "hosts.ini:1: replica S1 address \"localhost\" has no port; write host:port, like localhost:6001"
+        ),
+        ("S1-:6001", "hosts.ini:1: replica S1 address \":6001\" has no host; write host:port, like localhost:6001"),
+        (
+            "S1-local host:6001",
+            "hosts.ini:1: replica S1 host \"local host\" contains a space; write host:port, like localhost:6001"
+        ),
+        ("S1-localhost:abc", "hosts.ini:1: replica S1 port \"abc\" is not a number; write a port from 1 to 65535"),
+        ("S1-localhost:-1", "hosts.ini:1: replica S1 port \"-1\" is not a number; write a port from 1 to 65535"),
+        ("S1-localhost:", "hosts.ini:1: replica S1 port \"\" is not a number; write a port from 1 to 65535"),
+        ("S1-localhost:0", "hosts.ini:1: replica S1 port 0 is out of range; write a port from 1 to 65535"),
+        ("S1-localhost:65536", "hosts.ini:1: replica S1 port 65536 is out of range; write a port from 1 to 65535"),
+        (
+            "S1-localhost:99999999999999999999",
+            "hosts.ini:1: replica S1 port 99999999999999999999 is out of range; write a port from 1 to 65535"
+        ),
+        (
+            "S1-localhost:6001\nS2-localhost:6001",
+            "hosts.ini:2: address localhost:6001 of S2 is already used by S1 (line 1); every replica and the client "
+                + "need their own host:port"
+        ),
+        (
+            three + "client-localhost:6002",
+            "hosts.ini:5: address localhost:6002 of the client is already used by S2 (line 2); every replica and the "
+                + "client need their own host:port"
+        ),
+        (
+            three + "client-localhost:5001\nclient-localhost:5002",
+            "hosts.ini:6: the client address is given twice (first at line 5)"
+        ),
+        (
+            "client-localhost",
+            "hosts.ini:1: the client address \"localhost\" has no port; write host:port, like localhost:6001"
+        ),
+        (
+            "S1-localhost:6001\nEC1-S1:S2:S3",
+            "hosts.ini:2: cluster C1 member S2 is not defined; add a line like S2-host:port"
+        ),
+        (
+            three + "S4-localhost:6004\nS5-localhost:6005\nEC2-S3:S4:S5",
+            "hosts.ini:7: replica S3 is in cluster C1 (line 4) and in cluster C2; a replica belongs to one cluster"
+        ),
+        (
+            "S1-localhost:6001\nS2-localhost:6002\nEC1-S1:S2",
+            "hosts.ini:3: cluster C1 has 2 members; Paxos needs an odd number (3, 5, ...)"
+        ),
+        (three + "C1-S5", "hosts.ini:5: contact S5 of cluster C1 is not one of its members (S1, S2, S3)"),
+        (
+            three + "C2-S1",
+            "hosts.ini:5: cluster C2 has a contact but no members; add a line like EC2-S1:S2:S3 or remove this one"
+        ),
+        (
+            three + "C1-S1:S2",
+            "hosts.ini:5: contact \"S1:S2\" of cluster C1 is not a replica name; write one replica, like C1-S1"
+        ),
+        (three + "C1-S1\nC1-S2", "hosts.ini:6: the contact of cluster C1 is given twice (first at line 5)"),
+        (
+            three + "C0-S1",
+            "hosts.ini:5: bad cluster name \"C0\"; cluster names are C followed by a number from 1, like C1"
+        ),
+        (
+            "S1-localhost:6001\nEC0-S1",
+            "hosts.ini:2: bad cluster name \"EC0\"; a members line starts with EC and a cluster number from 1, "
+                + "like EC1-S1:S2:S3"
+        ),
+        ("S1-localhost:6001\nEC1-", "hosts.ini:2: cluster C1 lists no replicas; write EC1-S1:S2:S3"),
+        (
+            "S1-localhost:6001\nEC1-S1::S3",
+            "hosts.ini:2: cluster C1 list \"S1::S3\" has an empty name; separate replica names with one \":\""
+        ),
+        ("S1-localhost:6001\nEC1-S1:S1:S2", "hosts.ini:2: cluster C1 lists S1 twice"),
+        (
+            "S1-localhost:6001\nEC1-S1:X:S2",
+            "hosts.ini:2: cluster C1 names \"X\", which is not a replica name; write EC1-S1:S2:S3"
+        ),
+        (three + "EC1-S1:S2:S3", "hosts.ini:5: the members of cluster C1 are given twice (first at line 4)"),
+        (three + "all-S1:S2", "hosts.ini:5: \"all\" does not match the replicas defined: it leaves out S3"),
+        (
+            three + "all-S1:S2:S3:S4",
+            "hosts.ini:5: \"all\" does not match the replicas defined: it names S4, which no S line defines"
+        ),
+        (
+            three + "all-S1:S4",
+            "hosts.ini:5: \"all\" does not match the replicas defined: it leaves out S2 and S3; it names S4, which no "
+                + "S line defines"
+        ),
+        (three + "all-S1:S2:S3\nall-S1:S2:S3", "hosts.ini:6: \"all\" is given twice (first at line 5)"),
+        ("S1-localhost:6001\nall-", "hosts.ini:2: \"all\" lists no replicas; write all-S1:S2:S3"),
+        (
+            three + "S4-localhost:6004",
+            "hosts.ini:5: replica S4 is in no cluster; list it in a members line like EC1-S1:S2:S3"
+        ),
+        (
+            // Two problems: the earlier line is reported, whatever kind it is.
+            "S4-localhost:6004\nS1-localhost:6001\nEC1-S1:S2:S3",
+            "hosts.ini:1: replica S4 is in no cluster; list it in a members line like EC1-S1:S2:S3"
+        ),
+        (
+            "S1-localhost:6001\r\nS2 localhost:6002\r\n",
+            "hosts.ini:2: line \"S2 localhost:6002\" has no \"-\"; write KEY-VALUE, like S1-localhost:6001"
+        ),
+    ]
+
+    @Test("bad hosts files", arguments: badFiles)
+    func badFile(text: String, expected: String) {
+        #expect(
+            thrownDescription { () throws(InputError) in try HostsFile.parse(text, source: "hosts.ini") } == expected)
+    }
+}

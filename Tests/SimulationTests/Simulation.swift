@@ -1,0 +1,585 @@
+import Paxos
+
+/// The command the simulated clients submit: an opaque payload.
+typealias SimCommand = UInt64
+
+/// The simulated replicated state machine: at-most-once application through `ClientSessions`, and a digest of
+/// every command applied, in order. Two replicas that applied the same commands in the same order have equal digests.
+struct SimState: Sendable, Equatable {
+    var sessions = ClientSessions(sequencesRemembered: 64, clientsMax: 16)
+    var digest: UInt64 = 0
+    var appliedCount = 0
+    var slot: Slot = 0
+
+    /// Applies one chosen slot; returns the requests applied (duplicates are skipped).
+    mutating func apply(slot: Slot, value: SlotValue<SimCommand>) -> [RequestID] {
+        var applied: [RequestID] = []
+        for request in value.requests where sessions.admit(request.id, slot: slot) == .new {
+            digest = SimState.mix(digest, request)
+            appliedCount += 1
+            applied.append(request.id)
+        }
+        self.slot = slot
+        return applied
+    }
+
+    static func mix(_ digest: UInt64, _ request: Request<SimCommand>) -> UInt64 {
+        var random = SeededRandom(
+            seed: digest ^ (request.id.client &* 0x9E37_79B9) ^ (request.id.sequence << 20) ^ request.command)
+        return random.next()
+    }
+}
+
+typealias SimReplica = Replica<SimCommand, SimState>
+typealias SimMessage = Message<SimCommand, SimState>
+
+/// Fault rates and sizes of one run, all drawn from its seed.
+struct SimulationParameters: CustomStringConvertible {
+    var replicaCount: Int
+    var dropRate: Double
+    var duplicateRate: Double
+    var delayMax: Int
+    var crashRate: Double
+    var partitionRate: Double
+    var submitRate: Double
+    var clients: Int
+    var clientWindow: Int
+    var batchSizeMax: Int
+    var slotsInFlightMax: Int
+    var snapshotIntervalSlots: Slot
+    var forwardsRequests: Bool
+
+    /// - Parameter harsh: many more crashes and partitions, for runs that hunt a planted bug.
+    init(random: inout SeededRandom, harsh: Bool) {
+        replicaCount = Bool.random(using: &random) ? 3 : 5
+        dropRate = Double.random(in: 0...0.25, using: &random)
+        duplicateRate = Double.random(in: 0...0.1, using: &random)
+        delayMax = Int.random(in: 1...6, using: &random)
+        crashRate = Double.random(in: harsh ? 0.02...0.06 : 0...0.02, using: &random)
+        partitionRate = Double.random(in: harsh ? 0.02...0.08 : 0...0.02, using: &random)
+        submitRate = Double.random(in: 0.05...0.6, using: &random)
+        clients = Int.random(in: 1...4, using: &random)
+        clientWindow = Int.random(in: 1...4, using: &random)
+        batchSizeMax = Int.random(in: 1...6, using: &random)
+        slotsInFlightMax = Int.random(in: 1...6, using: &random)
+        snapshotIntervalSlots = [4, 16, 64, 10_000][Int.random(in: 0...3, using: &random)]
+        forwardsRequests = Bool.random(using: &random)
+    }
+
+    var description: String {
+        let rates = "drop \(percent(dropRate)) dup \(percent(duplicateRate)) delay<=\(delayMax)"
+        let faults = "crash/tick \(percent(crashRate)) partition/tick \(percent(partitionRate))"
+        return "\(replicaCount) replicas, \(rates), \(faults), batch \(batchSizeMax), window \(slotsInFlightMax), "
+            + "snapshot every \(snapshotIntervalSlots), \(forwardsRequests ? "forwarding" : "leader hints")"
+    }
+
+    private func percent(_ value: Double) -> String { "\(Int((value * 1000).rounded()) / 10)%" }
+}
+
+/// What a run found and how much it exercised.
+struct SimulationReport {
+    var seed: UInt64
+    var parameters: String
+    var violations: [String] = []
+    var ticks = 0
+    var messagesDelivered = 0
+    var messagesDropped = 0
+    var messagesDuplicated = 0
+    var crashes = 0
+    var partitions = 0
+    var leaderIsolations = 0
+    var requestsSubmitted = 0
+    var requestsAcknowledged = 0
+    var requestsRefused = 0
+    var requestsExpired = 0
+    var slotsChosen: Slot = 0
+    var snapshotsInstalled = 0
+    var ticksToLeaderAfterHeal: Int?
+
+    var faultsInjected: Int { messagesDropped + messagesDuplicated + crashes + partitions + leaderIsolations }
+}
+
+/// One seeded run of N replicas of the real `Replica` code over a simulated network and simulated durable storage.
+///
+/// Each tick: deliver due messages, tick every live replica, let clients submit, perform every replica's `Ready`
+/// (persist, send, apply, answer), inject faults, then check the invariants. The fault phase is followed by a
+/// heal (everything restarted and reconnected, no more loss) and a liveness phase.
+struct Simulation {
+    struct InFlight {
+        var deliverAt: Int
+        var order: UInt64
+        var from: ReplicaID
+        var to: ReplicaID
+        var message: SimMessage
+    }
+
+    struct Node {
+        var replica: SimReplica?
+        var durable: DurableState<SimCommand, SimState>
+        var state: SimState
+        var maxAppliedSeen: Slot = 0
+        var downUntil = 0
+    }
+
+    struct ClientRequest {
+        var request: Request<SimCommand>
+        var target: ReplicaID
+        var submittedAt: Int
+        var sentAt: Int
+        var attempts: Int
+        /// Whether any attempt may have reached a leader's proposal (timed out or lost): the request is unknown.
+        var uncertain: Bool
+    }
+
+    struct SimClient {
+        var id: UInt64
+        var nextSequence: UInt64 = 1
+        var outstanding: [RequestID: ClientRequest] = [:]
+        var believedLeader: ReplicaID?
+    }
+
+    let seed: UInt64
+    let parameters: SimulationParameters
+    let faultTicks: Int
+    let livenessTicks: Int
+    let fault: InjectedFault?
+    let leaderTimeoutTicks: Tick = 10
+    let heartbeatTicks: Tick = 3
+    let consensusTimeoutTicks: Tick = 40
+    /// After healing, some replica must lead with a live majority within this many ticks.
+    let leaderBoundTicks = 150
+    /// The last ticks of a run submit nothing new.
+    let drainTicks = 100
+
+    var random: SeededRandom
+    var members: [ReplicaID]
+    var nodes: [ReplicaID: Node] = [:]
+    var network: [InFlight] = []
+    var messageOrder: UInt64 = 0
+    /// `blocked[from]` holds the replicas `from` cannot reach.
+    var blocked: [ReplicaID: Set<ReplicaID>] = [:]
+    var clients: [SimClient] = []
+    var now = 0
+    var healed = false
+    var report: SimulationReport
+
+    // The oracle: what every replica must agree on.
+    var submitted: [RequestID: SimCommand] = [:]
+    var acceptances: [Slot: [Ballot: (value: SlotValue<SimCommand>, acceptors: Set<ReplicaID>)]] = [:]
+    var chosen: [Slot: SlotValue<SimCommand>] = [:]
+    var canonical: [Slot: UInt64] = [0: 0]
+    var canonicalState = SimState()
+    /// Every request the canonical application applied: none may be applied twice.
+    var canonicalApplied: Set<RequestID> = []
+    var acknowledged: [RequestID: Slot] = [:]
+    /// Requests answered `noQuorum` or `busy` on their only attempt: they must never be applied.
+    var refusedForGood: Set<RequestID> = []
+
+    init(seed: UInt64, steps: Int, fault: InjectedFault? = nil) {
+        self.seed = seed
+        self.fault = fault
+        var random = SeededRandom(seed: seed)
+        parameters = SimulationParameters(random: &random, harsh: fault != nil)
+        self.random = random
+        faultTicks = steps * 3 / 5
+        livenessTicks = steps - faultTicks
+        members = (1...parameters.replicaCount).map { ReplicaID($0) }
+        report = SimulationReport(seed: seed, parameters: parameters.description)
+        for member in members {
+            nodes[member] = Node(replica: nil, durable: DurableState(), state: SimState())
+            start(member)
+        }
+        clients = (0..<parameters.clients).map { SimClient(id: UInt64($0 + 1)) }
+    }
+
+    mutating func run() -> SimulationReport {
+        while now < faultTicks + livenessTicks, report.violations.isEmpty {
+            if now == faultTicks { heal() }
+            step()
+        }
+        if report.violations.isEmpty { checkFinal() }
+        if !report.violations.isEmpty {
+            for member in members {
+                guard let replica = nodes[member]!.replica else {
+                    report.violations.append("state: \(member) down")
+                    continue
+                }
+                report.violations.append(
+                    "state: \(member) \(replica.role) ballot \(replica.ballot) promised \(replica.promised) leader "
+                        + "\(replica.leaderHint.map(String.init(describing:)) ?? "-") chosen \(replica.chosenThrough) "
+                        + "applied \(replica.appliedThrough) snapshot \(replica.snapshotSlot) log \(replica.log.count) "
+                        + "waiting \(replica.waitingCount)")
+            }
+        }
+        report.ticks = now
+        report.slotsChosen = UInt64(chosen.count)
+        return report
+    }
+
+    // MARK: - One tick
+
+    mutating func step() {
+        now += 1
+        deliverDueMessages()
+        for member in members where nodes[member]!.replica != nil {
+            nodes[member]!.replica!.tick()
+        }
+        clientsAct()
+        for member in members where nodes[member]!.replica != nil {
+            performReady(member)
+        }
+        if !healed { injectFaults() } else { restartDue() }
+        checkAfterStep()
+    }
+
+    mutating func deliverDueMessages() {
+        var due: [InFlight] = []
+        var later: [InFlight] = []
+        for item in network {
+            if item.deliverAt <= now { due.append(item) } else { later.append(item) }
+        }
+        network = later
+        due.sort { ($0.deliverAt, $0.order) < ($1.deliverAt, $1.order) }
+        for item in due {
+            guard nodes[item.to]!.replica != nil, !isBlocked(item.from, item.to) else {
+                report.messagesDropped += 1
+                continue
+            }
+            report.messagesDelivered += 1
+            do {
+                try nodes[item.to]!.replica!.receive(item.message, from: item.from)
+            } catch {
+                report.violations.append("tick \(now): a correct peer's message was refused: \(error)")
+            }
+        }
+    }
+
+    mutating func send(_ message: SimMessage, from: ReplicaID, to: ReplicaID) {
+        if isBlocked(from, to) || (!healed && Double.random(in: 0..<1, using: &random) < parameters.dropRate) {
+            report.messagesDropped += 1
+            return
+        }
+        let copies = !healed && Double.random(in: 0..<1, using: &random) < parameters.duplicateRate ? 2 : 1
+        if copies == 2 { report.messagesDuplicated += 1 }
+        for _ in 0..<copies {
+            messageOrder += 1
+            let delay = Int.random(in: 1...parameters.delayMax, using: &random)
+            network.append(InFlight(deliverAt: now + delay, order: messageOrder, from: from, to: to, message: message))
+        }
+    }
+
+    func isBlocked(_ from: ReplicaID, _ to: ReplicaID) -> Bool { blocked[from]?.contains(to) ?? false }
+
+    /// Performs a replica's `Ready` in the documented order: persist, send, apply, answer, compact.
+    mutating func performReady(_ member: ReplicaID) {
+        let ready = nodes[member]!.replica!.takeReady()
+        persist(ready.persist, at: member)
+        for envelope in ready.messages { send(envelope.message, from: member, to: envelope.to) }
+        for step in ready.apply { apply(step, at: member) }
+        for outcome in ready.outcomes { deliver(outcome, from: member) }
+        if ready.snapshotDue {
+            nodes[member]!.replica!.compact(state: nodes[member]!.state)
+        }
+    }
+
+    mutating func persist(_ persist: Persist<SimCommand, SimState>, at member: ReplicaID) {
+        if let promised = persist.promised {
+            if promised < nodes[member]!.durable.promised {
+                violation(
+                    "\(member) lowered its durable promise from \(nodes[member]!.durable.promised) to \(promised)")
+            }
+            nodes[member]!.durable.promised = promised
+        }
+        if let snapshot = persist.snapshot {
+            nodes[member]!.durable.snapshot = snapshot
+            nodes[member]!.durable.entries = nodes[member]!.durable.entries.filter { $0.key > snapshot.slot }
+        }
+        for (slot, entry) in persist.entries {
+            if let old = nodes[member]!.durable.entries[slot], old.isChosen, old.value != entry.value {
+                violation("\(member) changed chosen slot \(slot)")
+            }
+            nodes[member]!.durable.entries[slot] = entry
+            if entry.isChosen {
+                observeChosen(slot, entry.value, by: member)
+            } else {
+                observeAcceptance(slot, entry, by: member)
+            }
+        }
+    }
+
+    mutating func apply(_ step: ApplyStep<SimCommand, SimState>, at member: ReplicaID) {
+        switch step {
+        case .installSnapshot(let snapshot):
+            guard snapshot.slot > nodes[member]!.state.slot else {
+                violation("\(member) installed a snapshot at \(snapshot.slot), not beyond its applied slot")
+                return
+            }
+            if let expected = canonical[snapshot.slot], expected != snapshot.state.digest {
+                violation("\(member) installed a snapshot at slot \(snapshot.slot) whose state differs from the log's")
+            }
+            nodes[member]!.state = snapshot.state
+            report.snapshotsInstalled += 1
+        case .slot(let slot, _, let value):
+            guard slot == nodes[member]!.state.slot + 1 else {
+                violation("\(member) applied slot \(slot) after slot \(nodes[member]!.state.slot)")
+                return
+            }
+            observeChosen(slot, value, by: member)
+            for request in value.requests where submitted[request.id] != request.command {
+                violation("\(member) applied request \(request.id) that no client proposed")
+            }
+            _ = nodes[member]!.state.apply(slot: slot, value: value)
+            if let expected = canonical[slot], expected != nodes[member]!.state.digest {
+                violation(
+                    "\(member) reached a different state after slot \(slot): a request applied twice or out of order")
+            }
+        }
+        nodes[member]!.durable.appliedThrough = nodes[member]!.state.slot
+    }
+
+    // MARK: - Oracle
+
+    mutating func observeAcceptance(_ slot: Slot, _ entry: LogEntry<SimCommand>, by member: ReplicaID) {
+        var perBallot = acceptances[slot, default: [:]]
+        var record = perBallot[entry.ballot] ?? (value: entry.value, acceptors: [])
+        if record.value != entry.value {
+            violation("two values accepted in slot \(slot) under one ballot \(entry.ballot)")
+        }
+        record.acceptors.insert(member)
+        perBallot[entry.ballot] = record
+        acceptances[slot] = perBallot
+        if record.acceptors.count >= members.count / 2 + 1 {
+            observeChosen(slot, record.value, by: nil)
+        }
+    }
+
+    mutating func observeChosen(_ slot: Slot, _ value: SlotValue<SimCommand>, by member: ReplicaID?) {
+        if let known = chosen[slot] {
+            if known != value {
+                let who = member.map { "\($0) learned" } ?? "a majority accepted"
+                violation("two values chosen in slot \(slot): \(who) another value than before")
+            }
+            return
+        }
+        chosen[slot] = value
+        // Extend the canonical application as far as the chosen prefix allows.
+        var next = canonicalState.slot + 1
+        while let value = chosen[next] {
+            for id in canonicalState.apply(slot: next, value: value) where !canonicalApplied.insert(id).inserted {
+                violation("request \(id) applied twice by the state machine in slot \(next)")
+            }
+            canonical[next] = canonicalState.digest
+            next += 1
+        }
+    }
+
+    mutating func violation(_ text: String) {
+        report.violations.append("tick \(now): \(text)")
+    }
+
+    mutating func checkAfterStep() {
+        for member in members {
+            guard let replica = nodes[member]!.replica else { continue }
+            if replica.appliedThrough < nodes[member]!.maxAppliedSeen {
+                violation(
+                    "\(member) went back from applied slot \(nodes[member]!.maxAppliedSeen) to \(replica.appliedThrough)"
+                )
+            }
+            nodes[member]!.maxAppliedSeen = max(nodes[member]!.maxAppliedSeen, replica.appliedThrough)
+            if replica.appliedThrough > replica.chosenThrough {
+                violation("\(member) applied beyond its chosen prefix")
+            }
+        }
+        if healed, report.ticksToLeaderAfterHeal == nil,
+            members.contains(where: { nodes[$0]!.replica?.leadsWithQuorum == true })
+        {
+            report.ticksToLeaderAfterHeal = now - faultTicks
+        }
+        if healed, report.ticksToLeaderAfterHeal == nil, now - faultTicks > leaderBoundTicks {
+            violation("no leader with a live majority within \(leaderBoundTicks) ticks of healing")
+        }
+    }
+
+    mutating func checkFinal() {
+        let applied = members.map { nodes[$0]!.state.slot }
+        let highest = chosen.keys.max() ?? 0
+        for member in members where nodes[member]!.state.slot < highest {
+            violation("\(member) applied through \(nodes[member]!.state.slot) of \(highest) chosen slots after healing")
+        }
+        if Set(members.map { nodes[$0]!.state.digest }).count > 1 {
+            violation("replicas hold different states after healing: applied \(applied)")
+        }
+        let appliedIDs = Set(chosen.values.flatMap { $0.requests.map(\.id) })
+        for (id, slot) in acknowledged where !appliedIDs.contains(id) {
+            violation("request \(id) acknowledged as chosen in slot \(slot) is in no chosen slot")
+        }
+        for id in refusedForGood where appliedIDs.contains(id) {
+            violation("request \(id) was answered noQuorum/busy yet applied")
+        }
+        // Clients retry until answered; after healing, every request must be answered within a bounded time.
+        let answerBound = leaderBoundTicks + Int(consensusTimeoutTicks) * 4
+        for client in clients {
+            for (id, request) in client.outstanding where now - request.submittedAt > answerBound {
+                violation("request \(id) submitted at tick \(request.submittedAt) still unanswered at the end")
+            }
+        }
+    }
+
+    // MARK: - Clients
+
+    mutating func clientsAct() {
+        for index in clients.indices {
+            // Give up on lost answers (crashed replica): retry elsewhere with the same id.
+            for (id, request) in clients[index].outstanding
+            where now - request.sentAt > Int(consensusTimeoutTicks) + parameters.delayMax * 2 + 5 {
+                resubmit(client: index, id: id, to: randomMember(), uncertain: true)
+            }
+            // New requests stop shortly before the end so the run can drain and the replicas converge.
+            let draining = now > faultTicks + livenessTicks - drainTicks
+            let window = !draining && clients[index].outstanding.count < parameters.clientWindow
+            if window, Double.random(in: 0..<1, using: &random) < parameters.submitRate {
+                let id = RequestID(client: clients[index].id, sequence: clients[index].nextSequence)
+                clients[index].nextSequence += 1
+                let request = Request(id: id, command: random.next())
+                submitted[id] = request.command
+                report.requestsSubmitted += 1
+                let target = clients[index].believedLeader ?? randomMember()
+                clients[index].outstanding[id] = ClientRequest(
+                    request: request, target: target, submittedAt: now, sentAt: now, attempts: 0, uncertain: false)
+                resubmit(client: index, id: id, to: target, uncertain: false)
+            }
+        }
+    }
+
+    mutating func resubmit(client index: Int, id: RequestID, to target: ReplicaID, uncertain: Bool) {
+        guard var request = clients[index].outstanding[id] else { return }
+        request.target = target
+        request.sentAt = now
+        request.attempts += 1
+        request.uncertain = request.uncertain || uncertain
+        clients[index].outstanding[id] = request
+        // A request to a crashed replica is lost; the client's timer retries it.
+        nodes[target]!.replica?.submit(request.request)
+    }
+
+    mutating func deliver(_ outcome: RequestOutcome, from member: ReplicaID) {
+        guard let index = clients.firstIndex(where: { $0.id == outcome.id.client }),
+            let request = clients[index].outstanding[outcome.id], request.target == member
+        else { return }
+        switch outcome.outcome {
+        case .chosen(let slot):
+            if chosen[slot]?.requests.contains(where: { $0.id == outcome.id }) != true {
+                violation("\(member) acknowledged \(outcome.id) in slot \(slot), which does not hold it")
+            }
+            if canonicalApplied.contains(outcome.id) {
+                acknowledged[outcome.id] = slot
+                report.requestsAcknowledged += 1
+            } else {
+                report.requestsExpired += 1  // Retried after its client's floor passed it: answered `expired`.
+            }
+            clients[index].outstanding[outcome.id] = nil
+            clients[index].believedLeader = member
+        case .notLeader(let hint):
+            clients[index].believedLeader = hint
+            resubmit(client: index, id: outcome.id, to: hint ?? randomMember(), uncertain: false)
+        case .noQuorum, .busy:
+            report.requestsRefused += 1
+            if request.attempts == 1 && !request.uncertain {
+                // Definitely never applied: abandon it and check at the end that it never is.
+                refusedForGood.insert(outcome.id)
+                clients[index].outstanding[outcome.id] = nil
+            } else {
+                resubmit(client: index, id: outcome.id, to: randomMember(), uncertain: false)
+            }
+            clients[index].believedLeader = nil
+        case .timedOut:
+            resubmit(client: index, id: outcome.id, to: randomMember(), uncertain: true)
+            clients[index].believedLeader = nil
+        }
+    }
+
+    mutating func randomMember() -> ReplicaID { members[Int.random(in: 0..<members.count, using: &random)] }
+
+    // MARK: - Faults
+
+    mutating func start(_ member: ReplicaID) {
+        let configuration = Configuration(
+            me: member,
+            members: members,
+            leaderTimeoutTicks: leaderTimeoutTicks,
+            heartbeatIntervalTicks: heartbeatTicks,
+            consensusTimeoutTicks: consensusTimeoutTicks,
+            batchSizeMax: parameters.batchSizeMax,
+            slotsInFlightMax: parameters.slotsInFlightMax,
+            snapshotIntervalSlots: parameters.snapshotIntervalSlots,
+            catchUpEntriesMax: 8,
+            forwardsRequests: parameters.forwardsRequests,
+            fault: fault
+        )
+        var node = nodes[member]!
+        // Restart from what was persisted: the durable log and snapshot, and the state machine as last applied.
+        node.replica = SimReplica(configuration: configuration, durable: node.durable, seed: random.next())
+        nodes[member] = node
+    }
+
+    mutating func crash(_ member: ReplicaID) {
+        guard nodes[member]!.replica != nil else { return }
+        nodes[member]!.replica = nil
+        nodes[member]!.downUntil = now + Int.random(in: 1...40, using: &random)
+        report.crashes += 1
+    }
+
+    mutating func restartDue() {
+        for member in members where nodes[member]!.replica == nil && nodes[member]!.downUntil <= now {
+            start(member)
+        }
+    }
+
+    mutating func injectFaults() {
+        restartDue()
+        for member in members where Double.random(in: 0..<1, using: &random) < parameters.crashRate {
+            crash(member)
+        }
+        guard Double.random(in: 0..<1, using: &random) < parameters.partitionRate else { return }
+        switch Int.random(in: 0..<5, using: &random) {
+        case 0:  // symmetric split into two groups
+            let shuffled = members.shuffled(using: &random)
+            let cut = Int.random(in: 1..<members.count, using: &random)
+            let left = Set(shuffled[..<cut])
+            blocked = [:]
+            for a in members {
+                for b in members where left.contains(a) != left.contains(b) { blocked[a, default: []].insert(b) }
+            }
+            report.partitions += 1
+        case 1:  // one-way loss on one link
+            let a = randomMember()
+            let b = randomMember()
+            if a != b {
+                blocked[a, default: []].insert(b)
+                report.partitions += 1
+            }
+        case 2:  // isolate the leader completely
+            if let leader = members.first(where: { nodes[$0]!.replica?.role == .leader }) {
+                blocked = [:]
+                for other in members where other != leader {
+                    blocked[leader, default: []].insert(other)
+                    blocked[other, default: []].insert(leader)
+                }
+                report.leaderIsolations += 1
+            }
+        case 3:  // crash the leader
+            if let leader = members.first(where: { nodes[$0]!.replica?.role == .leader }) { crash(leader) }
+        default:  // heal the partitions
+            blocked = [:]
+        }
+    }
+
+    mutating func heal() {
+        healed = true
+        blocked = [:]
+        for member in members where nodes[member]!.replica == nil {
+            nodes[member]!.downUntil = now
+        }
+        restartDue()
+    }
+}
