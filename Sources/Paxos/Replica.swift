@@ -438,7 +438,8 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             resetElectionTimer()
             return
         }
-        for (slot, proposal) in leadership!.proposals
+        // Sorted: dictionary order differs between processes, and a replayed run must send the same messages.
+        for (slot, proposal) in leadership!.proposals.sorted(by: { $0.key < $1.key })
         where now - proposal.sentAt >= configuration.heartbeatIntervalTicks {
             for peer in configuration.peers where !proposal.acceptedBy.contains(peer) {
                 leadership!.unsent[peer, default: []].append(slot)
@@ -516,7 +517,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         let candidates: [Slot] =
             UInt64(log.count) < through - chosenThrough
             ? log.keys.filter { range.contains($0) } : range.filter { log[$0] != nil }
-        for slot in candidates {
+        for slot in candidates.sorted() {
             if let entry = log[slot], !entry.isChosen, entry.ballot == leaderBallot {
                 markChosen(slot, LogEntry(ballot: entry.ballot, value: entry.value, isChosen: true))
             }

@@ -294,7 +294,7 @@ struct Simulation {
             nodes[member]!.durable.snapshot = snapshot
             nodes[member]!.durable.entries = nodes[member]!.durable.entries.filter { $0.key > snapshot.slot }
         }
-        for (slot, entry) in persist.entries {
+        for (slot, entry) in persist.entries.sorted(by: { $0.key < $1.key }) {
             if let old = nodes[member]!.durable.entries[slot], old.isChosen, old.value != entry.value {
                 violation("\(member) changed chosen slot \(slot)")
             }
@@ -430,7 +430,8 @@ struct Simulation {
     mutating func clientsAct() {
         for index in clients.indices {
             // Give up on lost answers (crashed replica): retry elsewhere with the same id.
-            for (id, request) in clients[index].outstanding
+            // Sorted: dictionary order differs between processes, and `SIM_SEED` must replay exactly.
+            for (id, request) in clients[index].outstanding.sorted(by: { $0.key < $1.key })
             where now - request.sentAt > Int(consensusTimeoutTicks) + parameters.delayMax * 2 + 5 {
                 resubmit(client: index, id: id, to: randomMember(), uncertain: true)
             }

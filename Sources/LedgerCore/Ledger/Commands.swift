@@ -1,0 +1,99 @@
+/// Identifies a transaction across every cluster it touches: the client that started it and that client's
+/// sequence number. A retried command carries the same id, so it takes effect at most once.
+public struct TransactionID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var client: UInt64
+    public var sequence: UInt64
+
+    public init(client: UInt64, sequence: UInt64) {
+        self.client = client
+        self.sequence = sequence
+    }
+
+    public static func < (lhs: TransactionID, rhs: TransactionID) -> Bool {
+        (lhs.client, lhs.sequence) < (rhs.client, rhs.sequence)
+    }
+
+    /// `T<client>.<sequence>`, as the WAL prints it.
+    public var description: String { "T\(client).\(sequence)" }
+}
+
+/// One account's part of a cross-shard transaction at one cluster: the amount its balance changes by.
+/// Invariant: `delta != 0`.
+public struct AccountChange: Hashable, Sendable {
+    public var account: AccountID
+    public var delta: Int64
+
+    public init(account: AccountID, delta: Int64) {
+        precondition(delta != 0, "a change of zero moves nothing")
+        self.account = account
+        self.delta = delta
+    }
+}
+
+/// A command the replicas of one cluster order with Paxos and apply to `LedgerState`.
+public enum LedgerCommand: Hashable, Sendable {
+    /// An intra-shard transfer: both accounts live in this cluster; one consensus decision.
+    case transfer(TransactionID, from: AccountID, to: AccountID, amount: Amount)
+    /// 2PC prepare: lock the accounts and record the planned changes if every account is here, free, and every
+    /// debit is covered (vote yes); otherwise remember the abort (vote no). `home` is the cluster whose decision
+    /// is final; `participants` are every cluster involved, home included.
+    case prepare(TransactionID, home: String, participants: [String], changes: [AccountChange])
+    /// 2PC commit: apply the recorded changes and release the locks. Refused for an unknown or aborted transaction.
+    case commit(TransactionID)
+    /// 2PC abort: drop the recorded changes and release the locks. For an unknown transaction it records the abort,
+    /// so a late prepare or commit is refused.
+    case abort(TransactionID)
+    /// Creates the accounts of these ranges that do not exist yet, each with `balance` (from the catalog at first
+    /// start). Idempotent.
+    case createAccounts([ClosedRange<AccountID>], balance: Int64)
+
+    /// The transaction a command belongs to, if any.
+    public var transaction: TransactionID? {
+        switch self {
+        case .transfer(let id, _, _, _), .prepare(let id, _, _, _), .commit(let id), .abort(let id): return id
+        case .createAccounts: return nil
+        }
+    }
+}
+
+/// Why a transfer or a prepare did not go through.
+public enum AbortReason: Hashable, Sendable, CustomStringConvertible {
+    /// The debit would take the account below the cluster's minimum balance.
+    case insufficientFunds(AccountID, balance: Int64)
+    /// The account is locked by a prepared cross-shard transaction.
+    case locked(AccountID, by: TransactionID)
+    /// The account does not live in this cluster.
+    case unknownAccount(AccountID)
+    /// The credit would overflow the account's balance.
+    case balanceOverflow(AccountID)
+    /// The transaction was aborted (by a participant's no, a timeout, or the coordinator).
+    case aborted
+    /// A command that can never succeed as written.
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .insufficientFunds(let account, let balance):
+            return "insufficient funds in \(account) (balance \(balance))"
+        case .locked(let account, let owner): return "account \(account) is locked by \(owner)"
+        case .unknownAccount(let account): return "account \(account) is not in this shard"
+        case .balanceOverflow(let account): return "balance of \(account) would overflow"
+        case .aborted: return "transaction aborted"
+        case .invalid(let text): return "invalid: \(text)"
+        }
+    }
+}
+
+/// What applying one command did.
+public enum CommandResult: Hashable, Sendable {
+    /// Transfer applied, or cross-shard transaction committed here.
+    case committed
+    /// Transfer rejected, or cross-shard transaction aborted here.
+    case aborted(AbortReason)
+    /// 2PC prepare: vote yes (accounts locked, changes recorded).
+    case preparedYes
+    /// A command refused without effect: commit of an unknown or aborted transaction, abort of a committed one.
+    case refused(String)
+    /// Accounts created (how many were new).
+    case accountsCreated(Int)
+}

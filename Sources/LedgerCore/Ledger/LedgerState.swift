@@ -1,0 +1,318 @@
+import Paxos
+
+/// The replicated state of one cluster's shard: balances, the lock table and every transaction seen.
+///
+/// Applying is deterministic and identical on every replica: the same commands in the same order give the same
+/// state, the same `Effects` and the same results. Invariants (checked by the tests and the simulator):
+/// - no balance is below `minBalance`;
+/// - an account is locked only by a transaction recorded as prepared, and that transaction's changes touch it;
+/// - a transaction id takes effect at most once: a retried command returns the recorded result, changing nothing.
+public struct LedgerState: Hashable, Sendable {
+    /// A transaction as this cluster knows it.
+    public enum Status: Hashable, Sendable {
+        /// Intra-shard transfer applied, or cross-shard transaction committed.
+        case committed
+        /// Intra-shard transfer rejected, or cross-shard transaction aborted (a no vote, or an abort).
+        case aborted(AbortReason)
+        /// Cross-shard transaction prepared here (vote yes): its accounts are locked until commit or abort.
+        case prepared(Prepared)
+    }
+
+    /// A prepared cross-shard transaction: what commit will do and who decides.
+    public struct Prepared: Hashable, Sendable {
+        public var home: String
+        public var participants: [String]
+        public var changes: [AccountChange]
+        /// The slot whose prepare locked the accounts (recovery measures how long a transaction stays in doubt).
+        public var slot: Slot
+    }
+
+    public let minBalance: Int64
+    public private(set) var balances: [AccountID: Int64] = [:]
+    public private(set) var locks: [AccountID: TransactionID] = [:]
+    public private(set) var transactions: [TransactionID: Status] = [:]
+
+    public init(minBalance: Int64) {
+        self.minBalance = minBalance
+    }
+
+    /// Total money held by the accounts of this shard.
+    public var total: Int64 { balances.values.reduce(0, +) }
+
+    /// What one command changed, for the storage layer to write in the same transaction as the applied slot.
+    public struct Effects: Hashable, Sendable {
+        public var result: CommandResult
+        /// New balances of the accounts this command changed (created accounts included).
+        public var balances: [AccountID: Int64] = [:]
+        /// Accounts locked (with their transaction) and unlocked by this command.
+        public var locked: [AccountID: TransactionID] = [:]
+        public var unlocked: [AccountID] = []
+        /// The transaction's new status, when it changed.
+        public var transaction: TransactionUpdate?
+        public var wal: [WALRecord] = []
+        public var datastore: DatastoreRecord?
+
+        init(result: CommandResult) {
+            self.result = result
+        }
+    }
+
+    /// A transaction's new status.
+    public struct TransactionUpdate: Hashable, Sendable {
+        public var id: TransactionID
+        public var status: Status
+    }
+
+    /// Applies one chosen command. `slot` and `ballot` are those that chose it (kept by the datastore).
+    public mutating func apply(_ command: LedgerCommand, slot: Slot, ballot: Ballot) -> Effects {
+        switch command {
+        case .transfer(let id, let from, let to, let amount):
+            return transfer(id, from: from, to: to, amount: amount, slot: slot, ballot: ballot)
+        case .prepare(let id, let home, let participants, let changes):
+            return prepare(id, home: home, participants: participants, changes: changes, slot: slot)
+        case .commit(let id):
+            return commit(id, slot: slot, ballot: ballot)
+        case .abort(let id):
+            return abort(id)
+        case .createAccounts(let ranges, let balance):
+            return createAccounts(ranges, balance: balance)
+        }
+    }
+
+    /// The result a transaction recorded, for answering a retried command.
+    public func recordedResult(of id: TransactionID) -> CommandResult? {
+        switch transactions[id] {
+        case .committed: return .committed
+        case .aborted(let reason): return .aborted(reason)
+        case .prepared: return .preparedYes
+        case nil: return nil
+        }
+    }
+
+    // MARK: - Commands
+
+    private mutating func transfer(
+        _ id: TransactionID, from: AccountID, to: AccountID, amount: Amount, slot: Slot, ballot: Ballot
+    ) -> Effects {
+        if let recorded = recordedResult(of: id) { return Effects(result: recorded) }
+        let reason: AbortReason?
+        if from == to {
+            reason = .invalid("transfer from \(from) to itself")
+        } else {
+            reason = refusal(for: [
+                AccountChange(account: from, delta: -amount.value),
+                AccountChange(account: to, delta: amount.value),
+            ])
+        }
+        var effects: Effects
+        if let reason {
+            effects = Effects(result: .aborted(reason))
+            effects.wal = [WALRecord(transaction: id, kind: .start), WALRecord(transaction: id, kind: .abort)]
+            record(id, .aborted(reason), in: &effects)
+            return effects
+        }
+        effects = Effects(result: .committed)
+        effects.wal.append(WALRecord(transaction: id, kind: .start))
+        adjust(from, by: -amount.value, transaction: id, effects: &effects)
+        adjust(to, by: amount.value, transaction: id, effects: &effects)
+        effects.wal.append(WALRecord(transaction: id, kind: .commit))
+        effects.datastore = DatastoreRecord(
+            transaction: id, kind: .transfer(from: from, to: to, amount: amount), slot: slot, ballot: ballot)
+        record(id, .committed, in: &effects)
+        return effects
+    }
+
+    private mutating func prepare(
+        _ id: TransactionID, home: String, participants: [String], changes: [AccountChange], slot: Slot
+    ) -> Effects {
+        if let recorded = recordedResult(of: id) { return Effects(result: recorded) }
+        var reason: AbortReason?
+        if changes.isEmpty {
+            reason = .invalid("a prepare with no changes")
+        } else if Set(changes.map(\.account)).count != changes.count {
+            reason = .invalid("a prepare that names an account twice")
+        } else if !participants.contains(home) {
+            reason = .invalid("home cluster \(home) is not among the participants")
+        } else {
+            reason = refusal(for: changes)
+        }
+        var effects = Effects(result: reason.map { .aborted($0) } ?? .preparedYes)
+        effects.wal.append(WALRecord(transaction: id, kind: .start))
+        if let reason {
+            effects.wal.append(WALRecord(transaction: id, kind: .abort))
+            record(id, .aborted(reason), in: &effects)
+            return effects
+        }
+        for change in changes {
+            let old = balances[change.account]!
+            locks[change.account] = id
+            effects.locked[change.account] = id
+            effects.wal.append(
+                WALRecord(transaction: id, kind: .update(change.account, old: old, new: old + change.delta)))
+        }
+        let prepared = Prepared(home: home, participants: participants, changes: changes, slot: slot)
+        record(id, .prepared(prepared), in: &effects)
+        return effects
+    }
+
+    private mutating func commit(_ id: TransactionID, slot: Slot, ballot: Ballot) -> Effects {
+        switch transactions[id] {
+        case .committed:
+            return Effects(result: .committed)
+        case .aborted:
+            return Effects(result: .refused("\(id) was aborted; it cannot commit"))
+        case nil:
+            return Effects(result: .refused("\(id) is unknown here; commit needs a prepare first"))
+        case .prepared(let prepared):
+            var effects = Effects(result: .committed)
+            for change in prepared.changes {
+                // The prepare checked the debit and nothing else could touch the locked account since.
+                adjust(change.account, by: change.delta, transaction: id, effects: &effects, logged: false)
+                locks[change.account] = nil
+                effects.unlocked.append(change.account)
+            }
+            effects.wal.append(WALRecord(transaction: id, kind: .commit))
+            effects.datastore = DatastoreRecord(
+                transaction: id, kind: .crossShard(prepared.changes), slot: slot, ballot: ballot)
+            record(id, .committed, in: &effects)
+            return effects
+        }
+    }
+
+    private mutating func abort(_ id: TransactionID) -> Effects {
+        switch transactions[id] {
+        case .aborted(let reason):
+            return Effects(result: .aborted(reason))
+        case .committed:
+            return Effects(result: .refused("\(id) is committed; it cannot abort"))
+        case .prepared(let prepared):
+            var effects = Effects(result: .aborted(.aborted))
+            for change in prepared.changes {
+                locks[change.account] = nil
+                effects.unlocked.append(change.account)
+            }
+            effects.wal.append(WALRecord(transaction: id, kind: .abort))
+            record(id, .aborted(.aborted), in: &effects)
+            return effects
+        case nil:
+            // Remember the abort so that a prepare or commit arriving late is refused.
+            var effects = Effects(result: .aborted(.aborted))
+            effects.wal = [WALRecord(transaction: id, kind: .start), WALRecord(transaction: id, kind: .abort)]
+            record(id, .aborted(.aborted), in: &effects)
+            return effects
+        }
+    }
+
+    private mutating func createAccounts(_ ranges: [ClosedRange<AccountID>], balance: Int64) -> Effects {
+        guard balance >= minBalance else {
+            return Effects(result: .refused("initial balance \(balance) is below the minimum \(minBalance)"))
+        }
+        var effects = Effects(result: .accountsCreated(0))
+        var created = 0
+        for range in ranges {
+            var value = range.lowerBound.value
+            while true {
+                let account = AccountID(value)
+                if balances[account] == nil {
+                    balances[account] = balance
+                    effects.balances[account] = balance
+                    created += 1
+                }
+                if value == range.upperBound.value { break }
+                value += 1
+            }
+        }
+        effects.result = .accountsCreated(created)
+        return effects
+    }
+
+    // MARK: - Rules
+
+    /// Why these changes cannot be applied now, or nil when they can: every account exists here and is unlocked,
+    /// no debit goes below the minimum balance and no credit overflows.
+    private func refusal(for changes: [AccountChange]) -> AbortReason? {
+        for change in changes {
+            guard let balance = balances[change.account] else { return .unknownAccount(change.account) }
+            if let owner = locks[change.account] { return .locked(change.account, by: owner) }
+            let (new, overflow) = balance.addingReportingOverflow(change.delta)
+            if overflow {
+                return change.delta > 0
+                    ? .balanceOverflow(change.account) : .insufficientFunds(change.account, balance: balance)
+            }
+            if change.delta < 0, new < minBalance { return .insufficientFunds(change.account, balance: balance) }
+        }
+        return nil
+    }
+
+    private mutating func adjust(
+        _ account: AccountID, by delta: Int64, transaction: TransactionID, effects: inout Effects, logged: Bool = true
+    ) {
+        let old = balances[account]!
+        let new = old + delta
+        balances[account] = new
+        effects.balances[account] = new
+        if logged {
+            effects.wal.append(WALRecord(transaction: transaction, kind: .update(account, old: old, new: new)))
+        }
+    }
+
+    private mutating func record(_ id: TransactionID, _ status: Status, in effects: inout Effects) {
+        transactions[id] = status
+        effects.transaction = TransactionUpdate(id: id, status: status)
+    }
+}
+
+extension LedgerState {
+    /// Rebuilds a state from its stored parts (storage recovery, snapshot decoding). Refuses parts that break the
+    /// invariants: a lock whose transaction is not prepared or does not touch the account, a balance below the
+    /// minimum, or a prepared transaction whose accounts are not all locked by it.
+    public init(
+        minBalance: Int64,
+        balances: [AccountID: Int64],
+        locks: [AccountID: TransactionID],
+        transactions: [TransactionID: Status]
+    ) throws(LedgerStateError) {
+        self.init(minBalance: minBalance)
+        for (account, balance) in balances where balance < minBalance {
+            throw LedgerStateError("account \(account) has balance \(balance), below the minimum \(minBalance)")
+        }
+        for (account, owner) in locks {
+            guard case .prepared(let prepared) = transactions[owner],
+                prepared.changes.contains(where: { $0.account == account })
+            else { throw LedgerStateError("account \(account) is locked by \(owner), which is not prepared on it") }
+            guard balances[account] != nil else { throw LedgerStateError("locked account \(account) does not exist") }
+        }
+        for (id, status) in transactions {
+            guard case .prepared(let prepared) = status else { continue }
+            for change in prepared.changes where locks[change.account] != id {
+                throw LedgerStateError("prepared \(id) does not hold the lock on \(change.account)")
+            }
+        }
+        self.balances = balances
+        self.locks = locks
+        self.transactions = transactions
+    }
+}
+
+/// Stored ledger state that breaks an invariant: the storage is corrupt or was written by a buggy version.
+public struct LedgerStateError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// What a Paxos snapshot of a ledger replica holds: the replicated state and the history (WAL and datastore) up to
+/// the snapshot's slot, so a replica that catches up by snapshot ends with the same records as the others.
+public struct LedgerSnapshot: Hashable, Sendable {
+    public var state: LedgerState
+    public var wal: [WALRecord]
+    public var datastore: [DatastoreRecord]
+
+    public init(state: LedgerState, wal: [WALRecord], datastore: [DatastoreRecord]) {
+        self.state = state
+        self.wal = wal
+        self.datastore = datastore
+    }
+}
