@@ -10,10 +10,12 @@ public struct ClientSessions: Sendable, Equatable {
         var floor: UInt64 = 0
         /// Applied sequences above `floor`, ascending.
         var applied: [UInt64] = []
-        var lastSlot: Slot = 0
+        /// When this client last had a request admitted (counts admissions, so the latest is always the largest).
+        var lastAdmission: UInt64 = 0
     }
 
     private var sessions: [UInt64: Session] = [:]
+    private var admissions: UInt64 = 0
     private let sequencesRemembered: Int
     private let clientsMax: Int
 
@@ -50,10 +52,11 @@ public struct ClientSessions: Sendable, Equatable {
         if session.applied.count > sequencesRemembered {
             session.floor = session.applied.removeFirst()
         }
-        session.lastSlot = slot
+        admissions += 1
+        session.lastAdmission = admissions
         sessions[id.client] = session
         if sessions.count > clientsMax {
-            let idlest = sessions.min { ($0.value.lastSlot, $0.key) < ($1.value.lastSlot, $1.key) }!
+            let idlest = sessions.min { $0.value.lastAdmission < $1.value.lastAdmission }!
             sessions[idlest.key] = nil
         }
         return .new

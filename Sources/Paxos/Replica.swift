@@ -90,12 +90,15 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         self.promised = durable.promised
         self.snapshot = durable.snapshot
         let snapshotSlot = durable.snapshot?.slot ?? 0
-        precondition(durable.appliedThrough >= snapshotSlot, "applied slot below the snapshot")
         self.log = durable.entries.filter { $0.key > snapshotSlot }
-        self.appliedThrough = durable.appliedThrough
+        self.appliedThrough = max(durable.appliedThrough, snapshotSlot)
+        if let snapshot = durable.snapshot, durable.appliedThrough < snapshot.slot {
+            // The snapshot became durable but the crash came before the state machine installed it: install it now.
+            pending.apply.append(.installSnapshot(snapshot))
+        }
         var chosen = snapshotSlot
         while log[chosen + 1]?.isChosen == true { chosen += 1 }
-        precondition(chosen >= durable.appliedThrough, "a slot was applied but is not chosen in the durable log")
+        precondition(chosen >= appliedThrough, "a slot was applied but is not chosen in the durable log")
         self.chosenThrough = chosen
         self.highestRoundSeen = durable.promised.round
         self.random = SeededRandom(seed: seed)
@@ -154,6 +157,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             startElection()
         }
         requestCatchUpIfBehind()
+        if now % configuration.leaderTimeoutTicks == 0 { reforwardStale() }
     }
 
     /// Accepts a client request. Its outcome arrives in a later `Ready.outcomes`.
@@ -446,8 +450,11 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             }
             leadership!.proposals[slot]!.sentAt = now
         }
-        if now - leadership!.lastBroadcast >= configuration.heartbeatIntervalTicks {
-            leadership!.heartbeatDue = true
+        // Per peer: a follower must hear from the leader every heartbeat interval even while the leader is busy
+        // answering another peer's catch-up, or its election timer fires.
+        for peer in configuration.peers
+        where now - (leadership!.lastProbed[peer] ?? leadership!.activeSince) >= configuration.heartbeatIntervalTicks {
+            leadership!.heartbeatDue.insert(peer)
         }
     }
 
@@ -466,20 +473,23 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
                 }
                 if !proposals.isEmpty {
                     send(.phase2a(ballot: ballot, proposals: proposals, chosenThrough: chosenThrough), to: peer)
+                    leadership!.lastProbed[peer] = now
                     continue
                 }
             }
-            if leadership!.heartbeatDue {
+            if leadership!.heartbeatDue.contains(peer) {
                 send(.heartbeat(ballot: ballot, chosenThrough: chosenThrough), to: peer)
             } else if announce {
+                // A chosen notice is not answered, so it does not count as probing the peer.
                 send(.chosen(ballot: ballot, chosenThrough: chosenThrough), to: peer)
+                continue
+            } else {
+                continue
             }
+            leadership!.lastProbed[peer] = now
         }
         leadership!.unsent.removeAll(keepingCapacity: true)
-        if leadership!.heartbeatDue || announce || !pending.messages.isEmpty {
-            leadership!.lastBroadcast = now
-        }
-        leadership!.heartbeatDue = false
+        leadership!.heartbeatDue.removeAll()
         leadership!.announcedChosenThrough = chosenThrough
     }
 
@@ -641,7 +651,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             if configuration.forwardsRequests {
                 forwardBuffer.append(waiter.request)
                 waiters[id]!.mayBeChosen = true
-                waiters[id]!.forwardedTo = leader
+                waiters[id]!.forwardedAt = now
             } else {
                 waiters[id] = nil
                 pending.outcomes.append(RequestOutcome(id: id, outcome: .notLeader(hint: leader)))
@@ -661,8 +671,18 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         leadership!.queue.append(request)
     }
 
+    /// Forwards again the requests whose forward got no outcome for a leader timeout: the leader may have dropped
+    /// them (it stepped down before proposing) or the message was lost. A leader proposes a request in flight once.
+    private mutating func reforwardStale() {
+        guard leadership == nil else { return }
+        let stale = waiters.filter { entry in
+            entry.value.forwardedAt.map { now - $0 >= configuration.leaderTimeoutTicks } ?? false
+        }
+        for id in stale.keys.sorted() { route(id) }
+    }
+
     private mutating func onForward(_ requests: [Request<Command>]) {
-        guard leadership != nil else { return }  // The forwarding replica re-routes on its timer or leader change.
+        guard leadership != nil else { return }  // The forwarding replica forwards again later (`reforwardStale`).
         for request in requests { enqueue(request) }
     }
 
@@ -801,15 +821,15 @@ extension Replica {
         var lastHeard: [ReplicaID: Tick] = [:]
         /// Slots to send (or resend) per peer at the next flush.
         var unsent: [ReplicaID: [Slot]] = [:]
-        var lastBroadcast: Tick = 0
-        var heartbeatDue = false
+        /// When each peer last got a message it answers (Phase2a or heartbeat).
+        var lastProbed: [ReplicaID: Tick] = [:]
+        var heartbeatDue: Set<ReplicaID> = []
         var announcedChosenThrough: Slot = 0
 
         init(ballot: Ballot, nextSlot: Slot, activeSince: Tick) {
             self.ballot = ballot
             self.nextSlot = nextSlot
             self.activeSince = activeSince
-            self.lastBroadcast = activeSince
         }
     }
 
@@ -826,6 +846,7 @@ extension Replica {
         var deadline: Tick
         /// Set once the request was proposed or forwarded: from then on its fate is unknown until applied.
         var mayBeChosen = false
-        var forwardedTo: ReplicaID?
+        /// When the request was last forwarded to a leader; forwarded again if still waiting a leader timeout later.
+        var forwardedAt: Tick?
     }
 }

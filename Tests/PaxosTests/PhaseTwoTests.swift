@@ -1,0 +1,210 @@
+import Paxos
+import Testing
+
+/// Phase 2: proposing, accepting, choosing, applying and learning what is chosen.
+@Suite struct PhaseTwoTests {
+    // Paxos Made Simple §2.2 phase 2 and §3 and DESIGN §3: requests batched into one slot, accepted after being
+    // persisted, chosen by a majority, applied strictly in slot order.
+    @Test func batchIsProposedAcceptedChosenAndAppliedInOrder() {
+        var cluster = Cluster()
+        cluster.elect(s1)
+        let leader = ballot(1, s1)
+        let a = request("a", 1)
+        let b = request("b", 2)
+        let c = request("c", 3)
+        let d = request("d", 4)
+
+        // Three submits before one takeReady share one slot.
+        for item in [a, b, c] { cluster.submit(item, at: s1) }
+        #expect(cluster[s1].waitingCount == 3)
+        let first = cluster.takeReady(s1)
+        #expect(first.persist.entries == [1: accepted(leader, batch(a, b, c))])
+        #expect(
+            first.messages
+                == [s2, s3].map {
+                    envelope(
+                        to: $0,
+                        .phase2a(
+                            ballot: leader, proposals: [SlotProposal(slot: 1, value: batch(a, b, c))], chosenThrough: 0)
+                    )
+                })
+        cluster.submit(d, at: s1)
+        let second = cluster.takeReady(s1)
+        #expect(proposals(in: second, to: s2) == [SlotProposal(slot: 2, value: batch(d))])
+
+        // S2 persists both values in the same Ready that carries its Phase2b answers.
+        cluster.deliver(to: s2)
+        cluster.drop(to: s3)
+        let acceptance = cluster.takeReady(s2)
+        #expect(acceptance.persist.entries == [1: accepted(leader, batch(a, b, c)), 2: accepted(leader, batch(d))])
+        #expect(
+            acceptance.messages == [
+                envelope(to: s1, .phase2b(ballot: leader, slots: [1])),
+                envelope(to: s1, .phase2b(ballot: leader, slots: [2])),
+            ])
+        #expect(cluster[s2].leaderHint == s1)
+
+        // Slot 2 is chosen first, but nothing is applied past the missing slot 1.
+        cluster.deliver { $0.message == .phase2b(ballot: leader, slots: [2]) }
+        let early = cluster.takeReady(s1)
+        #expect(early.persist.entries == [2: chosen(leader, batch(d))])
+        #expect(early.apply.isEmpty)
+        #expect(early.outcomes.isEmpty)
+        #expect(cluster[s1].chosenThrough == 0)
+
+        cluster.deliver()
+        let applied = cluster.takeReady(s1)
+        #expect(applied.persist.entries == [1: chosen(leader, batch(a, b, c))])
+        #expect(
+            applied.apply == [
+                .slot(1, ballot: leader, value: batch(a, b, c)),
+                .slot(2, ballot: leader, value: batch(d)),
+            ])
+        #expect(
+            applied.outcomes == [
+                RequestOutcome(id: a.id, outcome: .chosen(slot: 1)),
+                RequestOutcome(id: b.id, outcome: .chosen(slot: 1)),
+                RequestOutcome(id: c.id, outcome: .chosen(slot: 1)),
+                RequestOutcome(id: d.id, outcome: .chosen(slot: 2)),
+            ])
+        // The leader announces the chosen slots in its next message.
+        #expect(applied.messages == [s2, s3].map { envelope(to: $0, .chosen(ballot: leader, chosenThrough: 2)) })
+        #expect(cluster[s1].chosenThrough == 2)
+        #expect(cluster[s1].appliedThrough == 2)
+        #expect(cluster[s1].waitingCount == 0)
+        #expect(cluster.journals[s1] == Journal(applied: ["a", "b", "c", "d"]))
+    }
+
+    // DESIGN §3 Phase 2 pipelined and Limits.slotsInFlightMax: no more than the window of slots awaits acceptance.
+    @Test func pipelineHoldsAtMostSlotsInFlightMax() {
+        var cluster = Cluster {
+            $0.slotsInFlightMax = 2
+            $0.batchSizeMax = 1
+        }
+        cluster.elect(s1)
+        let leader = ballot(1, s1)
+        let requests = (1...5).map { request("r\($0)", UInt64($0)) }
+        for item in requests { cluster.submit(item, at: s1) }
+
+        let window = cluster.takeReady(s1)
+        #expect(window.persist.entries.keys.sorted() == [1, 2])
+        #expect(
+            proposals(in: window, to: s2) == [
+                SlotProposal(slot: 1, value: batch(requests[0])),
+                SlotProposal(slot: 2, value: batch(requests[1])),
+            ])
+        #expect(cluster.takeReady(s1).isEmpty)
+
+        // Each round of acknowledgements from S2 frees the window for the next two.
+        cluster.drop(to: s3)
+        cluster.deliver()
+        _ = cluster.takeReady(s2)
+        cluster.deliver()
+        let next = cluster.takeReady(s1)
+        #expect(next.outcomes.map(\.outcome) == [.chosen(slot: 1), .chosen(slot: 2)])
+        #expect(
+            next.messages.first { $0.to == s2 }
+                == envelope(
+                    to: s2,
+                    .phase2a(
+                        ballot: leader,
+                        proposals: [
+                            SlotProposal(slot: 3, value: batch(requests[2])),
+                            SlotProposal(slot: 4, value: batch(requests[3])),
+                        ],
+                        chosenThrough: 2)))
+
+        cluster.drop(to: s3)
+        cluster.deliver()
+        _ = cluster.takeReady(s2)
+        cluster.deliver()
+        let last = cluster.takeReady(s1)
+        #expect(proposals(in: last, to: s2) == [SlotProposal(slot: 5, value: batch(requests[4]))])
+    }
+
+    // DESIGN §3 "the leader announces chosen slots in its next message": a follower holding the slot's value under
+    // the leader's ballot learns it is chosen from a chosen notice or a heartbeat.
+    @Test func followerLearnsChosenFromNoticeAndHeartbeat() {
+        var cluster = Cluster()
+        cluster.elect(s1)
+        let leader = ballot(1, s1)
+        let a = request("a", 1)
+        let e = request("e", 2)
+
+        // Both followers accept slot 1; only S2's Phase2b reaches the leader.
+        cluster.submit(a, at: s1)
+        _ = cluster.takeReady(s1)
+        cluster.deliver()
+        _ = cluster.takeReady(s2)
+        _ = cluster.takeReady(s3)
+        cluster.drop { $0.from == s3 }
+        cluster.deliver()
+        let notice = cluster.takeReady(s1)
+        #expect(notice.messages == [s2, s3].map { envelope(to: $0, .chosen(ballot: leader, chosenThrough: 1)) })
+
+        cluster.deliver(to: s3)
+        let learned = cluster.takeReady(s3)
+        #expect(learned.persist.entries == [1: chosen(leader, batch(a))])
+        #expect(learned.apply == [.slot(1, ballot: leader, value: batch(a))])
+        #expect(learned.messages.isEmpty)
+        #expect(cluster[s3].chosenThrough == 1)
+
+        // Slot 2 the same way, but the chosen notice is lost; the next heartbeat carries chosenThrough.
+        cluster.submit(e, at: s1)
+        _ = cluster.takeReady(s1)
+        cluster.deliver()
+        _ = cluster.takeReady(s2)
+        _ = cluster.takeReady(s3)
+        cluster.drop { $0.from == s3 }
+        cluster.deliver()
+        _ = cluster.takeReady(s1)
+        cluster.drop()
+        cluster.tick(s1, times: 3)
+        let heartbeat = cluster.takeReady(s1)
+        #expect(heartbeat.messages == [s2, s3].map { envelope(to: $0, .heartbeat(ballot: leader, chosenThrough: 2)) })
+        cluster.deliver(to: s3)
+        let fromHeartbeat = cluster.takeReady(s3)
+        #expect(fromHeartbeat.persist.entries == [2: chosen(leader, batch(e))])
+        #expect(fromHeartbeat.apply == [.slot(2, ballot: leader, value: batch(e))])
+        #expect(fromHeartbeat.messages == [envelope(to: s1, .heartbeatAck(ballot: leader))])
+        #expect(cluster[s3].appliedThrough == 2)
+    }
+
+    // DESIGN §3 catch-up: a follower told of a chosen slot it does not hold asks the leader and applies the reply.
+    @Test func followerMissingChosenSlotCatchesUp() {
+        var cluster = Cluster()
+        cluster.elect(s1)
+        let leader = ballot(1, s1)
+        let a = request("a", 1)
+        cluster.submit(a, at: s1)
+        _ = cluster.takeReady(s1)
+        cluster.drop(to: s3)
+        cluster.deliver()
+        _ = cluster.takeReady(s2)
+        cluster.deliver()
+        let notice = cluster.takeReady(s1)
+        #expect(notice.messages.contains(envelope(to: s3, .chosen(ballot: leader, chosenThrough: 1))))
+
+        cluster.deliver(to: s3)
+        let behind = cluster.takeReady(s3)
+        #expect(behind.apply.isEmpty)
+        #expect(behind.messages == [envelope(to: s1, .catchUpRequest(firstSlot: 1))])
+        #expect(cluster[s3].chosenThrough == 0)
+
+        cluster.deliver(to: s1)
+        let reply = cluster.takeReady(s1)
+        #expect(
+            reply.messages == [
+                envelope(
+                    to: s3,
+                    .catchUpReply(snapshot: nil, entries: [SlotEntry(slot: 1, entry: chosen(leader, batch(a)))]))
+            ])
+
+        cluster.deliver(to: s3)
+        let caughtUp = cluster.takeReady(s3)
+        #expect(caughtUp.persist.entries == [1: chosen(leader, batch(a))])
+        #expect(caughtUp.apply == [.slot(1, ballot: leader, value: batch(a))])
+        #expect(cluster[s3].appliedThrough == 1)
+        #expect(cluster.journals[s3] == Journal(applied: ["a"]))
+    }
+}
