@@ -1,6 +1,9 @@
-/// The wire layer: `.proto` files (the source of truth), the generated Swift code and the conversions
-/// between wire messages and `LedgerCore` / `Paxos` values. The gRPC services arrive with the replica
-/// runtime; until then this module only fixes its place in the dependency graph.
+/// The wire layer: `Protos/ledger.proto` (the source of truth), the Swift code generated from it (in `Generated/`,
+/// committed; `scripts/generate-protos.sh` regenerates it) and the conversions between wire messages and
+/// `LedgerCore` / `Paxos` values.
+///
+/// Encoding is `Ledger_V1_X(value)`; decoding is `Value(wire: message)`, which throws a `WireError` naming the field
+/// for input that breaks a rule of the protocol (see `WireLimits` for the bounds on repeated fields).
 public enum LedgerRPC {
     /// Version of the wire protocol; a node refuses peers that speak another one.
     public static let protocolVersion = 1

@@ -1,38 +1,5 @@
 import Paxos
 
-/// The command the simulated clients submit: an opaque payload.
-typealias SimCommand = UInt64
-
-/// The simulated replicated state machine: at-most-once application through `ClientSessions`, and a digest of
-/// every command applied, in order. Two replicas that applied the same commands in the same order have equal digests.
-struct SimState: Sendable, Equatable {
-    var sessions = ClientSessions(sequencesRemembered: 64, clientsMax: 16)
-    var digest: UInt64 = 0
-    var appliedCount = 0
-    var slot: Slot = 0
-
-    /// Applies one chosen slot; returns the requests applied (duplicates are skipped).
-    mutating func apply(slot: Slot, value: SlotValue<SimCommand>) -> [RequestID] {
-        var applied: [RequestID] = []
-        for request in value.requests where sessions.admit(request.id, slot: slot) == .new {
-            digest = SimState.mix(digest, request)
-            appliedCount += 1
-            applied.append(request.id)
-        }
-        self.slot = slot
-        return applied
-    }
-
-    static func mix(_ digest: UInt64, _ request: Request<SimCommand>) -> UInt64 {
-        var random = SeededRandom(
-            seed: digest ^ (request.id.client &* 0x9E37_79B9) ^ (request.id.sequence << 20) ^ request.command)
-        return random.next()
-    }
-}
-
-typealias SimReplica = Replica<SimCommand, SimState>
-typealias SimMessage = Message<SimCommand, SimState>
-
 /// Fault rates and sizes of one run, all drawn from its seed.
 struct SimulationParameters: CustomStringConvertible {
     var replicaCount: Int
@@ -95,16 +62,30 @@ struct SimulationReport {
     var slotsChosen: Slot = 0
     var snapshotsInstalled = 0
     var ticksToLeaderAfterHeal: Int?
+    /// The machine's own counts of what the chosen log did (see `SimulatedMachine.tally`).
+    var tally: [String: Int] = [:]
+    /// Slots that two replicas applied under different ballots (the same value, chosen again by a later leader).
+    var slotsAppliedUnderTwoBallots = 0
+    /// The first such slot, for a report: the slot, and the two replicas with their ballots.
+    var firstBallotDisagreement: String?
 
     var faultsInjected: Int { messagesDropped + messagesDuplicated + crashes + partitions + leaderIsolations }
 }
 
-/// One seeded run of N replicas of the real `Replica` code over a simulated network and simulated durable storage.
+/// One seeded run of N replicas of the real `Replica` code over a simulated network and simulated durable storage,
+/// replicating `Machine`.
 ///
 /// Each tick: deliver due messages, tick every live replica, let clients submit, perform every replica's `Ready`
 /// (persist, send, apply, answer), inject faults, then check the invariants. The fault phase is followed by a
 /// heal (everything restarted and reconnected, no more loss) and a liveness phase.
-struct Simulation {
+///
+/// Every dictionary whose order could reach a random draw, a message or a report is iterated sorted: Swift seeds
+/// hashing per process, and `SIM_SEED=n` must replay a run exactly in a new process.
+struct Simulation<Machine: SimulatedMachine> {
+    typealias Command = Machine.Command
+    typealias SimReplica = Replica<Command, Machine>
+    typealias SimMessage = Message<Command, Machine>
+
     struct InFlight {
         var deliverAt: Int
         var order: UInt64
@@ -113,16 +94,50 @@ struct Simulation {
         var message: SimMessage
     }
 
-    struct Node {
+    /// One replica's process and disk. A class, and owned by one simulation only: reading a field of a struct node
+    /// held in a collection copies the whole node in a debug build (and, the simulation being generic, through
+    /// value witnesses), which made most of a run's time.
+    final class Node {
         var replica: SimReplica?
-        var durable: DurableState<SimCommand, SimState>
-        var state: SimState
+        var durable: DurableState<Command, Machine>
+        var state: Machine
         var maxAppliedSeen: Slot = 0
         var downUntil = 0
+        /// The answers of the slots applied while performing the current `Ready`, for its outcomes.
+        var answers: [Slot: [RequestID: Machine.Result]] = [:]
+
+        init(state: Machine) {
+            self.durable = DurableState()
+            self.state = state
+        }
+    }
+
+    /// The replicas' nodes, by member (S1, S2, ... in order).
+    struct Nodes {
+        private var storage: [Node] = []
+
+        mutating func append(_ node: Node, for member: ReplicaID) {
+            precondition(member.index == storage.count + 1, "members are S1, S2, ... in order")
+            storage.append(node)
+        }
+
+        subscript(member: ReplicaID) -> Node { storage[member.index - 1] }
+    }
+
+    /// Replicas that accepted one value in one slot under one ballot.
+    struct Acceptance {
+        var value: SlotValue<Command>
+        var acceptors: Set<ReplicaID>
+    }
+
+    /// The ballot a slot was first applied under, and by whom.
+    struct AppliedBallot {
+        var ballot: Ballot
+        var member: ReplicaID
     }
 
     struct ClientRequest {
-        var request: Request<SimCommand>
+        var request: Request<Command>
         var target: ReplicaID
         var submittedAt: Int
         var sentAt: Int
@@ -133,7 +148,6 @@ struct Simulation {
 
     struct SimClient {
         var id: UInt64
-        var nextSequence: UInt64 = 1
         var outstanding: [RequestID: ClientRequest] = [:]
         var believedLeader: ReplicaID?
     }
@@ -153,25 +167,35 @@ struct Simulation {
 
     var random: SeededRandom
     var members: [ReplicaID]
-    var nodes: [ReplicaID: Node] = [:]
+    var nodes = Nodes()
     var network: [InFlight] = []
     var messageOrder: UInt64 = 0
     /// `blocked[from]` holds the replicas `from` cannot reach.
     var blocked: [ReplicaID: Set<ReplicaID>] = [:]
     var clients: [SimClient] = []
+    var workload: Machine.Workload
     var now = 0
     var healed = false
     var report: SimulationReport
 
     // The oracle: what every replica must agree on.
-    var submitted: [RequestID: SimCommand] = [:]
-    var acceptances: [Slot: [Ballot: (value: SlotValue<SimCommand>, acceptors: Set<ReplicaID>)]] = [:]
-    var chosen: [Slot: SlotValue<SimCommand>] = [:]
-    var canonical: [Slot: UInt64] = [0: 0]
-    var canonicalState = SimState()
+    var submitted: [RequestID: Command] = [:]
+    var acceptances: [Slot: [Ballot: Acceptance]] = [:]
+    var chosen: [Slot: SlotValue<Command>] = [:]
+    /// A ballot each chosen slot was chosen under: the first one observed (the canonical application uses it).
+    var chosenBallots: [Slot: Ballot] = [:]
+    /// The ballot each slot was first applied under, and by whom; and the slots applied under another one since.
+    var appliedBallots: [Slot: AppliedBallot] = [:]
+    var slotsAppliedUnderTwoBallots: Set<Slot> = []
+    /// The canonical state's digest after each slot.
+    var canonical: [Slot: UInt64]
+    var canonicalState: Machine
     /// Every request the canonical application applied: none may be applied twice.
     var canonicalApplied: Set<RequestID> = []
-    var acknowledged: [RequestID: Slot] = [:]
+    /// Every request the canonical application answered, and the answers per slot: a client must be told the same.
+    var canonicalSeen: Set<RequestID> = []
+    var canonicalAnswers: [Slot: [RequestID: Machine.Result]] = [:]
+    var acknowledged: [RequestID: Acknowledgement<Machine.Result>] = [:]
     /// Requests answered `noQuorum` or `busy` on their only attempt: they must never be applied.
     var refusedForGood: Set<RequestID> = []
 
@@ -180,16 +204,20 @@ struct Simulation {
         self.fault = fault
         var random = SeededRandom(seed: seed)
         parameters = SimulationParameters(random: &random, harsh: fault != nil)
+        let initial = Machine.initial(random: &random)
         self.random = random
+        canonicalState = initial
+        canonical = [0: initial.digest]
         faultTicks = steps * 3 / 5
         livenessTicks = steps - faultTicks
         members = (1...parameters.replicaCount).map { ReplicaID($0) }
         report = SimulationReport(seed: seed, parameters: parameters.description)
+        clients = (0..<parameters.clients).map { SimClient(id: UInt64($0 + 1)) }
+        workload = Machine.Workload(clients: clients.map(\.id))
         for member in members {
-            nodes[member] = Node(replica: nil, durable: DurableState(), state: SimState())
+            nodes.append(Node(state: initial), for: member)
             start(member)
         }
-        clients = (0..<parameters.clients).map { SimClient(id: UInt64($0 + 1)) }
     }
 
     mutating func run() -> SimulationReport {
@@ -200,7 +228,7 @@ struct Simulation {
         if report.violations.isEmpty { checkFinal() }
         if !report.violations.isEmpty {
             for member in members {
-                guard let replica = nodes[member]!.replica else {
+                guard let replica = nodes[member].replica else {
                     report.violations.append("state: \(member) down")
                     continue
                 }
@@ -213,6 +241,7 @@ struct Simulation {
         }
         report.ticks = now
         report.slotsChosen = UInt64(chosen.count)
+        report.slotsAppliedUnderTwoBallots = slotsAppliedUnderTwoBallots.count
         return report
     }
 
@@ -221,11 +250,11 @@ struct Simulation {
     mutating func step() {
         now += 1
         deliverDueMessages()
-        for member in members where nodes[member]!.replica != nil {
-            nodes[member]!.replica!.tick()
+        for member in members where nodes[member].replica != nil {
+            nodes[member].replica!.tick()
         }
         clientsAct()
-        for member in members where nodes[member]!.replica != nil {
+        for member in members where nodes[member].replica != nil {
             performReady(member)
         }
         if !healed { injectFaults() } else { restartDue() }
@@ -241,13 +270,13 @@ struct Simulation {
         network = later
         due.sort { ($0.deliverAt, $0.order) < ($1.deliverAt, $1.order) }
         for item in due {
-            guard nodes[item.to]!.replica != nil, !isBlocked(item.from, item.to) else {
+            guard nodes[item.to].replica != nil, !isBlocked(item.from, item.to) else {
                 report.messagesDropped += 1
                 continue
             }
             report.messagesDelivered += 1
             do {
-                try nodes[item.to]!.replica!.receive(item.message, from: item.from)
+                try nodes[item.to].replica!.receive(item.message, from: item.from)
             } catch {
                 report.violations.append("tick \(now): a correct peer's message was refused: \(error)")
             }
@@ -272,76 +301,104 @@ struct Simulation {
 
     /// Performs a replica's `Ready` in the documented order: persist, send, apply, answer, compact.
     mutating func performReady(_ member: ReplicaID) {
-        let ready = nodes[member]!.replica!.takeReady()
+        let ready = nodes[member].replica!.takeReady()
         persist(ready.persist, at: member)
         for envelope in ready.messages { send(envelope.message, from: member, to: envelope.to) }
         for step in ready.apply { apply(step, at: member) }
         for outcome in ready.outcomes { deliver(outcome, from: member) }
+        nodes[member].answers.removeAll()
         if ready.snapshotDue {
-            nodes[member]!.replica!.compact(state: nodes[member]!.state)
+            nodes[member].replica!.compact(state: nodes[member].state)
         }
     }
 
-    mutating func persist(_ persist: Persist<SimCommand, SimState>, at member: ReplicaID) {
+    mutating func persist(_ persist: Persist<Command, Machine>, at member: ReplicaID) {
         if let promised = persist.promised {
-            if promised < nodes[member]!.durable.promised {
+            if promised < nodes[member].durable.promised {
                 violation(
-                    "\(member) lowered its durable promise from \(nodes[member]!.durable.promised) to \(promised)")
+                    "\(member) lowered its durable promise from \(nodes[member].durable.promised) to \(promised)")
             }
-            nodes[member]!.durable.promised = promised
+            nodes[member].durable.promised = promised
         }
         if let snapshot = persist.snapshot {
-            nodes[member]!.durable.snapshot = snapshot
-            nodes[member]!.durable.entries = nodes[member]!.durable.entries.filter { $0.key > snapshot.slot }
+            nodes[member].durable.snapshot = snapshot
+            nodes[member].durable.entries = nodes[member].durable.entries.filter { $0.key > snapshot.slot }
         }
-        for (slot, entry) in persist.entries.sorted(by: { $0.key < $1.key }) {
-            if let old = nodes[member]!.durable.entries[slot], old.isChosen, old.value != entry.value {
+        for slot in persist.entries.keys.sorted() {
+            let entry = persist.entries[slot]!
+            if let old = nodes[member].durable.entries[slot], old.isChosen, old.value != entry.value {
                 violation("\(member) changed chosen slot \(slot)")
             }
-            nodes[member]!.durable.entries[slot] = entry
+            nodes[member].durable.entries[slot] = entry
             if entry.isChosen {
-                observeChosen(slot, entry.value, by: member)
+                observeChosen(slot, entry.value, ballot: entry.ballot, by: member)
             } else {
                 observeAcceptance(slot, entry, by: member)
             }
         }
     }
 
-    mutating func apply(_ step: ApplyStep<SimCommand, SimState>, at member: ReplicaID) {
+    mutating func apply(_ step: ApplyStep<Command, Machine>, at member: ReplicaID) {
         switch step {
         case .installSnapshot(let snapshot):
-            guard snapshot.slot > nodes[member]!.state.slot else {
+            guard snapshot.slot > nodes[member].state.slot else {
                 violation("\(member) installed a snapshot at \(snapshot.slot), not beyond its applied slot")
                 return
             }
             if let expected = canonical[snapshot.slot], expected != snapshot.state.digest {
                 violation("\(member) installed a snapshot at slot \(snapshot.slot) whose state differs from the log's")
             }
-            nodes[member]!.state = snapshot.state
+            if snapshot.state.slot != snapshot.slot {
+                violation(
+                    "\(member) installed a snapshot of slot \(snapshot.slot) holding the state of slot "
+                        + "\(snapshot.state.slot)"
+                )
+            }
+            nodes[member].state = snapshot.state
+            for text in snapshot.state.violations() {
+                violation("\(member) installed a snapshot at slot \(snapshot.slot) that breaks an invariant: \(text)")
+            }
             report.snapshotsInstalled += 1
-        case .slot(let slot, _, let value):
-            guard slot == nodes[member]!.state.slot + 1 else {
-                violation("\(member) applied slot \(slot) after slot \(nodes[member]!.state.slot)")
+        case .slot(let slot, let ballot, let value):
+            guard slot == nodes[member].state.slot + 1 else {
+                violation("\(member) applied slot \(slot) after slot \(nodes[member].state.slot)")
                 return
             }
-            observeChosen(slot, value, by: member)
+            observeChosen(slot, value, ballot: ballot, by: member)
+            if let first = appliedBallots[slot] {
+                if first.ballot != ballot, slotsAppliedUnderTwoBallots.insert(slot).inserted,
+                    report.firstBallotDisagreement == nil
+                {
+                    report.firstBallotDisagreement =
+                        "slot \(slot): \(first.member) applied it under \(first.ballot), \(member) under \(ballot)"
+                }
+            } else {
+                appliedBallots[slot] = AppliedBallot(ballot: ballot, member: member)
+            }
             for request in value.requests where submitted[request.id] != request.command {
                 violation("\(member) applied request \(request.id) that no client proposed")
             }
-            _ = nodes[member]!.state.apply(slot: slot, value: value)
-            if let expected = canonical[slot], expected != nodes[member]!.state.digest {
+            let applied = nodes[member].state.apply(slot: slot, ballot: ballot, value: value)
+            var answers: [RequestID: Machine.Result] = [:]
+            for request in applied where answers[request.id] == nil { answers[request.id] = request.result }
+            nodes[member].answers[slot] = answers
+            if let expected = canonical[slot], expected != nodes[member].state.digest {
                 violation(
-                    "\(member) reached a different state after slot \(slot): a request applied twice or out of order")
+                    "\(member) reached a different state after slot \(slot): a request applied twice or out of order, "
+                        + "or applying is not deterministic")
+            }
+            for text in nodes[member].state.violations() {
+                violation("\(member) broke an invariant applying slot \(slot): \(text)")
             }
         }
-        nodes[member]!.durable.appliedThrough = nodes[member]!.state.slot
+        nodes[member].durable.appliedThrough = nodes[member].state.slot
     }
 
     // MARK: - Oracle
 
-    mutating func observeAcceptance(_ slot: Slot, _ entry: LogEntry<SimCommand>, by member: ReplicaID) {
+    mutating func observeAcceptance(_ slot: Slot, _ entry: LogEntry<Command>, by member: ReplicaID) {
         var perBallot = acceptances[slot, default: [:]]
-        var record = perBallot[entry.ballot] ?? (value: entry.value, acceptors: [])
+        var record = perBallot[entry.ballot] ?? Acceptance(value: entry.value, acceptors: [])
         if record.value != entry.value {
             violation("two values accepted in slot \(slot) under one ballot \(entry.ballot)")
         }
@@ -349,11 +406,13 @@ struct Simulation {
         perBallot[entry.ballot] = record
         acceptances[slot] = perBallot
         if record.acceptors.count >= members.count / 2 + 1 {
-            observeChosen(slot, record.value, by: nil)
+            observeChosen(slot, record.value, ballot: entry.ballot, by: nil)
         }
     }
 
-    mutating func observeChosen(_ slot: Slot, _ value: SlotValue<SimCommand>, by member: ReplicaID?) {
+    mutating func observeChosen(
+        _ slot: Slot, _ value: SlotValue<Command>, ballot: Ballot, by member: ReplicaID?
+    ) {
         if let known = chosen[slot] {
             if known != value {
                 let who = member.map { "\($0) learned" } ?? "a majority accepted"
@@ -362,13 +421,26 @@ struct Simulation {
             return
         }
         chosen[slot] = value
+        chosenBallots[slot] = ballot
         // Extend the canonical application as far as the chosen prefix allows.
         var next = canonicalState.slot + 1
         while let value = chosen[next] {
-            for id in canonicalState.apply(slot: next, value: value) where !canonicalApplied.insert(id).inserted {
-                violation("request \(id) applied twice by the state machine in slot \(next)")
+            var answers: [RequestID: Machine.Result] = [:]
+            let applied = canonicalState.apply(slot: next, ballot: chosenBallots[next]!, value: value)
+            for (request, answer) in zip(value.requests, applied) {
+                if answer.tookEffect, !canonicalApplied.insert(answer.id).inserted {
+                    violation("request \(answer.id) applied twice by the state machine in slot \(next)")
+                }
+                if canonicalSeen.insert(answer.id).inserted {
+                    Machine.tally(request.command, answer.result, into: &report.tally)
+                }
+                if answers[answer.id] == nil { answers[answer.id] = answer.result }
             }
+            canonicalAnswers[next] = answers
             canonical[next] = canonicalState.digest
+            for text in canonicalState.violations() {
+                violation("the canonical application broke an invariant in slot \(next): \(text)")
+            }
             next += 1
         }
     }
@@ -379,19 +451,19 @@ struct Simulation {
 
     mutating func checkAfterStep() {
         for member in members {
-            guard let replica = nodes[member]!.replica else { continue }
-            if replica.appliedThrough < nodes[member]!.maxAppliedSeen {
+            guard let replica = nodes[member].replica else { continue }
+            if replica.appliedThrough < nodes[member].maxAppliedSeen {
                 violation(
-                    "\(member) went back from applied slot \(nodes[member]!.maxAppliedSeen) to \(replica.appliedThrough)"
+                    "\(member) went back from applied slot \(nodes[member].maxAppliedSeen) to \(replica.appliedThrough)"
                 )
             }
-            nodes[member]!.maxAppliedSeen = max(nodes[member]!.maxAppliedSeen, replica.appliedThrough)
+            nodes[member].maxAppliedSeen = max(nodes[member].maxAppliedSeen, replica.appliedThrough)
             if replica.appliedThrough > replica.chosenThrough {
                 violation("\(member) applied beyond its chosen prefix")
             }
         }
         if healed, report.ticksToLeaderAfterHeal == nil,
-            members.contains(where: { nodes[$0]!.replica?.leadsWithQuorum == true })
+            members.contains(where: { nodes[$0].replica?.leadsWithQuorum == true })
         {
             report.ticksToLeaderAfterHeal = now - faultTicks
         }
@@ -401,25 +473,44 @@ struct Simulation {
     }
 
     mutating func checkFinal() {
-        let applied = members.map { nodes[$0]!.state.slot }
+        let applied = members.map { nodes[$0].state.slot }
         let highest = chosen.keys.max() ?? 0
-        for member in members where nodes[member]!.state.slot < highest {
-            violation("\(member) applied through \(nodes[member]!.state.slot) of \(highest) chosen slots after healing")
+        for member in members where nodes[member].state.slot < highest {
+            violation("\(member) applied through \(nodes[member].state.slot) of \(highest) chosen slots after healing")
         }
-        if Set(members.map { nodes[$0]!.state.digest }).count > 1 {
+        if Set(members.map { nodes[$0].state.digest }).count > 1 {
             violation("replicas hold different states after healing: applied \(applied)")
         }
         let appliedIDs = Set(chosen.values.flatMap { $0.requests.map(\.id) })
-        for (id, slot) in acknowledged where !appliedIDs.contains(id) {
-            violation("request \(id) acknowledged as chosen in slot \(slot) is in no chosen slot")
+        for (id, answer) in acknowledged.sorted(by: { $0.key < $1.key }) {
+            if !appliedIDs.contains(id) {
+                violation("request \(id) acknowledged as chosen in slot \(answer.slot) is in no chosen slot")
+            } else if let expected = canonicalAnswers[answer.slot]?[id], expected != answer.result {
+                violation(
+                    "request \(id) was answered \(answer.result) for slot \(answer.slot); the log's answer is "
+                        + "\(expected)"
+                )
+            }
         }
-        for id in refusedForGood where appliedIDs.contains(id) {
+        for id in refusedForGood.sorted() where appliedIDs.contains(id) {
             violation("request \(id) was answered noQuorum/busy yet applied")
         }
+        guard report.violations.isEmpty else { return }
+        // Every replica applied the whole chosen log: each must equal its canonical application, in full.
+        for member in members where nodes[member].state != canonicalState {
+            violation(
+                "\(member) differs from the canonical application of the chosen log: "
+                    + nodes[member].state.differences(from: canonicalState))
+        }
+        let run = FinalRun(
+            replicas: members.map { (member: $0, state: nodes[$0].state) }, canonical: canonicalState,
+            submitted: submitted, acknowledged: acknowledged, chosen: chosen)
+        for text in Machine.finalViolations(run) { violation(text) }
         // Clients retry until answered; after healing, every request must be answered within a bounded time.
         let answerBound = leaderBoundTicks + Int(consensusTimeoutTicks) * 4
         for client in clients {
-            for (id, request) in client.outstanding where now - request.submittedAt > answerBound {
+            for (id, request) in client.outstanding.sorted(by: { $0.key < $1.key })
+            where now - request.submittedAt > answerBound {
                 violation("request \(id) submitted at tick \(request.submittedAt) still unanswered at the end")
             }
         }
@@ -438,10 +529,13 @@ struct Simulation {
             // New requests stop shortly before the end so the run can drain and the replicas converge.
             let draining = now > faultTicks + livenessTicks - drainTicks
             let window = !draining && clients[index].outstanding.count < parameters.clientWindow
-            if window, Double.random(in: 0..<1, using: &random) < parameters.submitRate {
-                let id = RequestID(client: clients[index].id, sequence: clients[index].nextSequence)
-                clients[index].nextSequence += 1
-                let request = Request(id: id, command: random.next())
+            if window, Double.random(in: 0..<1, using: &random) < parameters.submitRate,
+                let request = workload.nextRequest(client: clients[index].id, random: &random)
+            {
+                let id = request.id
+                if let earlier = submitted[id], earlier != request.command {
+                    violation("the workload reused request id \(id) for another command")
+                }
                 submitted[id] = request.command
                 report.requestsSubmitted += 1
                 let target = clients[index].believedLeader ?? randomMember()
@@ -460,11 +554,12 @@ struct Simulation {
         request.uncertain = request.uncertain || uncertain
         clients[index].outstanding[id] = request
         // A request to a crashed replica is lost; the client's timer retries it.
-        nodes[target]!.replica?.submit(request.request)
+        nodes[target].replica?.submit(request.request)
     }
 
     mutating func deliver(_ outcome: RequestOutcome, from member: ReplicaID) {
-        guard let index = clients.firstIndex(where: { $0.id == outcome.id.client }),
+        // Found by the request, not by the id's client: a machine may number some requests itself.
+        guard let index = clients.firstIndex(where: { $0.outstanding[outcome.id] != nil }),
             let request = clients[index].outstanding[outcome.id], request.target == member
         else { return }
         switch outcome.outcome {
@@ -472,9 +567,15 @@ struct Simulation {
             if chosen[slot]?.requests.contains(where: { $0.id == outcome.id }) != true {
                 violation("\(member) acknowledged \(outcome.id) in slot \(slot), which does not hold it")
             }
-            if canonicalApplied.contains(outcome.id) {
-                acknowledged[outcome.id] = slot
+            // The shell answers with the state machine's result for the request in that slot (`Ready` step 4).
+            guard let result = nodes[member].answers[slot]?[outcome.id] else {
+                violation("\(member) answered \(outcome.id) for slot \(slot), which it did not apply in that Ready")
+                return
+            }
+            if Machine.acknowledges(result, appliedByLog: canonicalApplied.contains(outcome.id)) {
+                acknowledged[outcome.id] = Acknowledgement(slot: slot, result: result)
                 report.requestsAcknowledged += 1
+                workload.answered(request.request, result: result)
             } else {
                 report.requestsExpired += 1  // Retried after its client's floor passed it: answered `expired`.
             }
@@ -485,10 +586,11 @@ struct Simulation {
             resubmit(client: index, id: outcome.id, to: hint ?? randomMember(), uncertain: false)
         case .noQuorum, .busy:
             report.requestsRefused += 1
-            if request.attempts == 1 && !request.uncertain {
+            if request.attempts == 1 && !request.uncertain && workload.abandons(request.request) {
                 // Definitely never applied: abandon it and check at the end that it never is.
                 refusedForGood.insert(outcome.id)
                 clients[index].outstanding[outcome.id] = nil
+                workload.abandoned(request.request)
             } else {
                 resubmit(client: index, id: outcome.id, to: randomMember(), uncertain: false)
             }
@@ -517,21 +619,20 @@ struct Simulation {
             forwardsRequests: parameters.forwardsRequests,
             fault: fault
         )
-        var node = nodes[member]!
         // Restart from what was persisted: the durable log and snapshot, and the state machine as last applied.
-        node.replica = SimReplica(configuration: configuration, durable: node.durable, seed: random.next())
-        nodes[member] = node
+        let replica = SimReplica(configuration: configuration, durable: nodes[member].durable, seed: random.next())
+        nodes[member].replica = replica
     }
 
     mutating func crash(_ member: ReplicaID) {
-        guard nodes[member]!.replica != nil else { return }
-        nodes[member]!.replica = nil
-        nodes[member]!.downUntil = now + Int.random(in: 1...40, using: &random)
+        guard nodes[member].replica != nil else { return }
+        nodes[member].replica = nil
+        nodes[member].downUntil = now + Int.random(in: 1...40, using: &random)
         report.crashes += 1
     }
 
     mutating func restartDue() {
-        for member in members where nodes[member]!.replica == nil && nodes[member]!.downUntil <= now {
+        for member in members where nodes[member].replica == nil && nodes[member].downUntil <= now {
             start(member)
         }
     }
@@ -560,7 +661,7 @@ struct Simulation {
                 report.partitions += 1
             }
         case 2:  // isolate the leader completely
-            if let leader = members.first(where: { nodes[$0]!.replica?.role == .leader }) {
+            if let leader = members.first(where: { nodes[$0].replica?.role == .leader }) {
                 blocked = [:]
                 for other in members where other != leader {
                     blocked[leader, default: []].insert(other)
@@ -569,7 +670,7 @@ struct Simulation {
                 report.leaderIsolations += 1
             }
         case 3:  // crash the leader
-            if let leader = members.first(where: { nodes[$0]!.replica?.role == .leader }) { crash(leader) }
+            if let leader = members.first(where: { nodes[$0].replica?.role == .leader }) { crash(leader) }
         default:  // heal the partitions
             blocked = [:]
         }
@@ -578,8 +679,8 @@ struct Simulation {
     mutating func heal() {
         healed = true
         blocked = [:]
-        for member in members where nodes[member]!.replica == nil {
-            nodes[member]!.downUntil = now
+        for member in members where nodes[member].replica == nil {
+            nodes[member].downUntil = now
         }
         restartDue()
     }

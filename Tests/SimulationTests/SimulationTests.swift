@@ -1,23 +1,33 @@
 import Foundation
+import LedgerCore
 import Paxos
 import Testing
 
-/// Runs the real `Paxos.Replica` under the deterministic simulator.
+/// Runs the real `Paxos.Replica` under the deterministic simulator, replicating an opaque payload (`SimState`) and
+/// whole ledger shards (`LedgerMachine`).
 ///
-/// `SIM_SEED=n` replays one seed exactly; `SIM_SEEDS` (default 200) and `SIM_STEPS` (default 2000 ticks) scale the
-/// run; `SIM_FIRST_SEED` moves the window of seeds. Every failing run prints its seed and how to replay it.
+/// `SIM_SEED=n` replays one seed exactly; `SIM_SEEDS` (default 200 for the payload, `ledgerSeedsDefault` for the
+/// ledger) and `SIM_STEPS` (default 2000 ticks) scale the run; `SIM_FIRST_SEED` moves the window of seeds;
+/// `SIM_STRICT_BALLOTS=1` also compares the ballots of datastore records (see `LedgerMachine`). Every failing run
+/// prints its seed and how to replay it.
 @Suite struct SimulationTests {
     static let environment = ProcessInfo.processInfo.environment
     static let steps = Int(environment["SIM_STEPS"] ?? "") ?? 2_000
-    static let seeds: [UInt64] = {
+    static let seeds = seeds(defaultCount: 200)
+    /// Ledger seeds by default. Measured in a debug build on 2 cores: the five simulation tests together take about
+    /// one minute (the ledger's 200 seeds about 45 s of CPU); keep the total under three minutes.
+    static let ledgerSeedsDefault: UInt64 = 200
+    static let ledgerSeeds = seeds(defaultCount: ledgerSeedsDefault)
+
+    static func seeds(defaultCount: UInt64) -> [UInt64] {
         if let one = environment["SIM_SEED"].flatMap(UInt64.init) { return [one] }
-        let count = UInt64(environment["SIM_SEEDS"] ?? "") ?? 200
+        let count = UInt64(environment["SIM_SEEDS"] ?? "") ?? defaultCount
         let first = UInt64(environment["SIM_FIRST_SEED"] ?? "") ?? 1
         return Array(first..<(first + count))
-    }()
+    }
 
     @Test func protocolHoldsUnderFaults() async {
-        let reports = await Self.run(seeds: Self.seeds, steps: Self.steps, fault: nil)
+        let reports = await Self.run(SimState.self, seeds: Self.seeds, steps: Self.steps, fault: nil)
         let failed = reports.filter { !$0.violations.isEmpty }
         for report in failed {
             Issue.record(
@@ -51,7 +61,7 @@ import Testing
     /// The canary: a replica that answers Phase 1 without persisting its promise must be caught.
     @Test func canaryReplicaIsCaught() async {
         let seeds = Array(UInt64(1)...400)
-        let reports = await Self.run(seeds: seeds, steps: Self.steps, fault: .promiseNotPersisted)
+        let reports = await Self.run(SimState.self, seeds: seeds, steps: Self.steps, fault: .promiseNotPersisted)
         let caught = reports.filter { !$0.violations.isEmpty }
         print(
             """
@@ -63,8 +73,8 @@ import Testing
 
     /// Same seed, same run: the simulator is deterministic, so a failing seed replays exactly.
     @Test func runsReplayExactly() {
-        var first = Simulation(seed: 42, steps: 600)
-        var second = Simulation(seed: 42, steps: 600)
+        var first = Simulation<SimState>(seed: 42, steps: 600)
+        var second = Simulation<SimState>(seed: 42, steps: 600)
         let a = first.run()
         let b = second.run()
         #expect(a.messagesDelivered == b.messagesDelivered && a.slotsChosen == b.slotsChosen)
@@ -72,15 +82,86 @@ import Testing
         #expect(first.canonicalState == second.canonicalState)
     }
 
+    /// Whole ledger shards under faults: every replica keeps the ledger's invariants after every slot and ends with
+    /// the same balances, locks, transactions, WAL and datastore as the canonical application of the chosen log;
+    /// money is conserved; every transfer acknowledged as committed is in every replica's datastore.
+    @Test func ledgerShardsHoldUnderFaults() async {
+        let reports = await Self.run(LedgerMachine.self, seeds: Self.ledgerSeeds, steps: Self.steps, fault: nil)
+        let failed = reports.filter { !$0.violations.isEmpty }
+        for report in failed {
+            Issue.record(
+                """
+                seed \(report.seed) broke the ledger (\(report.parameters)); replay with \
+                SIM_SEED=\(report.seed) swift test --filter SimulationTests.ledgerShardsHoldUnderFaults:
+                \(report.violations.prefix(12).joined(separator: "\n"))
+                """)
+        }
+        var tally: [String: Int] = [:]
+        for report in reports { tally.merge(report.tally, uniquingKeysWith: +) }
+        func count(_ key: String) -> Int { tally[key, default: 0] }
+        func outcomes(_ kind: String, _ names: [String]) -> String {
+            names.map { "\($0) \(count("\(kind) \($0)"))" }.joined(separator: ", ")
+        }
+        func sum(_ field: KeyPath<SimulationReport, Int>) -> Int { reports.map { $0[keyPath: field] }.reduce(0, +) }
+        let faults =
+            "faults injected \(sum(\.faultsInjected)) (messages dropped \(sum(\.messagesDropped)), duplicated "
+            + "\(sum(\.messagesDuplicated)), crashes \(sum(\.crashes)), partitions \(sum(\.partitions)), leader "
+            + "isolations \(sum(\.leaderIsolations)))"
+        let reasons = ["insufficient funds", "locked", "unknown account", "invalid", "overflow"]
+        let transfers =
+            "transfers committed \(count("transfer committed")), aborted "
+            + "\(count("transfer") - count("transfer committed")) (\(outcomes("transfer", reasons)))"
+        let twoPhase =
+            "prepares \(count("prepare")) (yes \(count("prepare yes")), no "
+            + "\(count("prepare") - count("prepare yes"))); commits \(count("commit")) "
+            + "(\(outcomes("commit", ["committed", "refused"]))); aborts \(count("abort")) "
+            + "(\(outcomes("abort", ["aborted", "refused"])))"
+        let example = reports.first { $0.firstBallotDisagreement != nil }
+        let ballots =
+            "slots applied under two ballots \(sum(\.slotsAppliedUnderTwoBallots)) in "
+            + "\(reports.filter { $0.slotsAppliedUnderTwoBallots > 0 }.count) seeds"
+            + (example.map { " (seed \($0.seed) \($0.firstBallotDisagreement!))" } ?? "")
+        print(
+            "ledger simulation: \(reports.count) seeds x \(Self.steps) ticks, \(sum(\.ticks)) ticks in all; \(faults); "
+                + "\(transfers); \(twoPhase); requests acknowledged \(sum(\.requestsAcknowledged)); "
+                + "snapshots installed \(sum(\.snapshotsInstalled)); \(ballots); violations found \(failed.count)")
+        // The run must have exercised what it claims to.
+        if Self.ledgerSeeds.count >= 50 {
+            #expect(sum(\.crashes) > 0)
+            #expect(sum(\.snapshotsInstalled) > 0)
+            for key in [
+                "transfer committed", "transfer insufficient funds", "transfer locked", "transfer unknown account",
+                "transfer invalid", "prepare yes", "prepare locked", "commit committed", "commit refused",
+                "abort aborted", "abort refused",
+            ] {
+                #expect(count(key) > 0, "no \(key) in \(reports.count) seeds")
+            }
+        }
+    }
+
+    /// Same seed, same ledger run, down to every replica's WAL and datastore.
+    @Test func ledgerRunsReplayExactly() {
+        var first = Simulation<LedgerMachine>(seed: 42, steps: 600)
+        var second = Simulation<LedgerMachine>(seed: 42, steps: 600)
+        let a = first.run()
+        let b = second.run()
+        #expect(a.violations.isEmpty && b.violations.isEmpty)
+        #expect(a.messagesDelivered == b.messagesDelivered && a.slotsChosen == b.slotsChosen && a.tally == b.tally)
+        #expect(first.canonicalState == second.canonicalState)
+        #expect(first.canonicalState.ledger.datastore.count > 0)
+    }
+
     /// Runs seeds on every core; each run is independent and deterministic.
-    static func run(seeds: [UInt64], steps: Int, fault: InjectedFault?) async -> [SimulationReport] {
+    static func run<Machine: SimulatedMachine>(
+        _ machine: Machine.Type, seeds: [UInt64], steps: Int, fault: InjectedFault?
+    ) async -> [SimulationReport] {
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         return await withTaskGroup(of: [SimulationReport].self) { group in
             for worker in 0..<workers {
                 group.addTask {
                     var reports: [SimulationReport] = []
                     for (index, seed) in seeds.enumerated() where index % workers == worker {
-                        var simulation = Simulation(seed: seed, steps: steps, fault: fault)
+                        var simulation = Simulation<Machine>(seed: seed, steps: steps, fault: fault)
                         reports.append(simulation.run())
                     }
                     return reports

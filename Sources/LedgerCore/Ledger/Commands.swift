@@ -1,3 +1,5 @@
+import Paxos
+
 /// Identifies a transaction across every cluster it touches: the client that started it and that client's
 /// sequence number. A retried command carries the same id, so it takes effect at most once.
 public struct TransactionID: Hashable, Comparable, Sendable, CustomStringConvertible {
@@ -96,4 +98,28 @@ public enum CommandResult: Hashable, Sendable {
     case refused(String)
     /// Accounts created (how many were new).
     case accountsCreated(Int)
+}
+
+extension LedgerCommand {
+    /// The client id reserved for commands a cluster proposes for itself (account creation).
+    public static let clusterClient: UInt64 = 0
+
+    /// The Paxos request id of this command. The commands of one transaction (prepare, then commit or abort) are
+    /// different requests, so each gets its own id: the transaction's sequence times four plus the command kind.
+    /// A retried command keeps its id. Transaction sequences must stay below 2^62 (`isValidSequence`).
+    public var requestID: RequestID {
+        switch self {
+        case .transfer(let id, _, _, _): return RequestID(client: id.client, sequence: id.sequence << 2)
+        case .prepare(let id, _, _, _): return RequestID(client: id.client, sequence: id.sequence << 2 | 1)
+        case .commit(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 2)
+        case .abort(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 3)
+        case .createAccounts: return RequestID(client: LedgerCommand.clusterClient, sequence: 1)
+        }
+    }
+}
+
+extension TransactionID {
+    /// Whether the id can name a transaction: sequences are at most 2^62 - 1 (see `LedgerCommand.requestID`), and
+    /// client 0 is the cluster's own.
+    public var isValid: Bool { client != LedgerCommand.clusterClient && sequence < (1 << 62) }
 }

@@ -25,6 +25,13 @@ public struct LedgerState: Hashable, Sendable {
         public var changes: [AccountChange]
         /// The slot whose prepare locked the accounts (recovery measures how long a transaction stays in doubt).
         public var slot: Slot
+
+        public init(home: String, participants: [String], changes: [AccountChange], slot: Slot) {
+            self.home = home
+            self.participants = participants
+            self.changes = changes
+            self.slot = slot
+        }
     }
 
     public let minBalance: Int64

@@ -1,0 +1,628 @@
+import Paxos
+
+/// The compact binary encoding of the ledger's values, for storage and for shipping snapshots.
+///
+/// Every encoding starts with two bytes: the format version (`formatVersion`) and the kind of value that follows,
+/// so a stored blob of one kind is never read as another. Integers are varints (signed ones zigzag-mapped), strings
+/// and arrays carry their length, enums a one-byte tag starting at 1, and maps are written in ascending key order,
+/// so equal values encode to equal bytes. Decoding checks everything a type's initializer would trap on, and refuses
+/// truncated input, unknown tags, lengths over `CodecLimits`, non-shortest varints and trailing bytes with a
+/// `CodecError` naming the offset: bytes from a disk or a peer never crash the process.
+public enum LedgerCodec {
+    /// The format this build writes and reads. A change to any encoding gets a new version.
+    public static let formatVersion: UInt8 = 1
+
+    /// What an encoding holds (its second byte).
+    enum Kind: UInt8, CaseIterable {
+        case command = 1
+        case slotValue
+        case ballot
+        case status
+        case walRecord
+        case walRecords
+        case datastoreRecord
+        case snapshot
+
+        var name: String {
+            switch self {
+            case .command: return "a ledger command"
+            case .slotValue: return "a slot value"
+            case .ballot: return "a ballot"
+            case .status: return "a transaction status"
+            case .walRecord: return "a WAL record"
+            case .walRecords: return "a list of WAL records"
+            case .datastoreRecord: return "a datastore record"
+            case .snapshot: return "a ledger snapshot"
+            }
+        }
+    }
+
+    // MARK: - Encoding
+
+    public static func encode(_ command: LedgerCommand) -> [UInt8] {
+        encoding(.command) { $0.command(command) }
+    }
+
+    public static func encode(_ value: SlotValue<LedgerCommand>) -> [UInt8] {
+        encoding(.slotValue) { $0.slotValue(value) }
+    }
+
+    public static func encode(_ ballot: Ballot) -> [UInt8] {
+        encoding(.ballot) { $0.ballot(ballot) }
+    }
+
+    public static func encode(_ status: LedgerState.Status) -> [UInt8] {
+        encoding(.status) { $0.status(status) }
+    }
+
+    public static func encode(_ record: WALRecord) -> [UInt8] {
+        encoding(.walRecord) { $0.walRecord(record) }
+    }
+
+    /// The WAL records of one command, at most `CodecLimits.walRecordsPerListMax`.
+    public static func encode(_ records: [WALRecord]) -> [UInt8] {
+        encoding(.walRecords) { writer in
+            writer.count(records.count, limit: CodecLimits.walRecordsPerListMax, "WAL records")
+            for record in records { writer.walRecord(record) }
+        }
+    }
+
+    public static func encode(_ record: DatastoreRecord) -> [UInt8] {
+        encoding(.datastoreRecord) { $0.datastoreRecord(record) }
+    }
+
+    public static func encode(_ snapshot: LedgerSnapshot) -> [UInt8] {
+        encoding(.snapshot) { $0.snapshot(snapshot) }
+    }
+
+    // MARK: - Decoding
+
+    public static func decodeCommand(_ bytes: [UInt8]) throws(CodecError) -> LedgerCommand {
+        try decoding(bytes, .command) { reader throws(CodecError) in try reader.command() }
+    }
+
+    public static func decodeSlotValue(_ bytes: [UInt8]) throws(CodecError) -> SlotValue<LedgerCommand> {
+        try decoding(bytes, .slotValue) { reader throws(CodecError) in try reader.slotValue() }
+    }
+
+    public static func decodeBallot(_ bytes: [UInt8]) throws(CodecError) -> Ballot {
+        try decoding(bytes, .ballot) { reader throws(CodecError) in try reader.ballot("the ballot") }
+    }
+
+    public static func decodeStatus(_ bytes: [UInt8]) throws(CodecError) -> LedgerState.Status {
+        try decoding(bytes, .status) { reader throws(CodecError) in try reader.status() }
+    }
+
+    public static func decodeWALRecord(_ bytes: [UInt8]) throws(CodecError) -> WALRecord {
+        try decoding(bytes, .walRecord) { reader throws(CodecError) in try reader.walRecord() }
+    }
+
+    public static func decodeWALRecords(_ bytes: [UInt8]) throws(CodecError) -> [WALRecord] {
+        try decoding(bytes, .walRecords) { reader throws(CodecError) in
+            let count = try reader.count(
+                "WAL records", limit: CodecLimits.walRecordsPerListMax, limitName: "walRecordsPerListMax")
+            var records: [WALRecord] = []
+            records.reserveCapacity(count)
+            for _ in 0..<count { records.append(try reader.walRecord()) }
+            return records
+        }
+    }
+
+    public static func decodeDatastoreRecord(_ bytes: [UInt8]) throws(CodecError) -> DatastoreRecord {
+        try decoding(bytes, .datastoreRecord) { reader throws(CodecError) in try reader.datastoreRecord() }
+    }
+
+    /// Decodes a snapshot and rebuilds its state through `LedgerState`'s restoring initializer, so a snapshot whose
+    /// state breaks a ledger invariant is refused like any other malformed input.
+    public static func decodeSnapshot(_ bytes: [UInt8]) throws(CodecError) -> LedgerSnapshot {
+        try decoding(bytes, .snapshot) { reader throws(CodecError) in try reader.snapshot() }
+    }
+
+    // MARK: - Limits
+
+    /// Why `command` cannot be encoded (a string or a list over `CodecLimits`), or nil when it can. Commands from
+    /// outside the process are checked with this before they are proposed; encoding one over a limit traps.
+    public static func limitViolation(in command: LedgerCommand) -> String? {
+        switch command {
+        case .transfer, .commit, .abort:
+            return nil
+        case .prepare(_, let home, let participants, let changes):
+            for name in [home] + participants where name.utf8.count > CodecLimits.clusterNameBytesMax {
+                return
+                    "cluster name of \(name.utf8.count) bytes is over the limit of \(CodecLimits.clusterNameBytesMax)"
+            }
+            if participants.count > CodecLimits.participantsMax {
+                return "\(participants.count) participants are over the limit of \(CodecLimits.participantsMax)"
+            }
+            if changes.count > CodecLimits.changesPerPrepareMax {
+                return "\(changes.count) account changes are over the limit of \(CodecLimits.changesPerPrepareMax)"
+            }
+            return nil
+        case .createAccounts(let ranges, _):
+            if ranges.count > CodecLimits.rangesPerCommandMax {
+                return "\(ranges.count) account ranges are over the limit of \(CodecLimits.rangesPerCommandMax)"
+            }
+            return nil
+        }
+    }
+
+    // MARK: - Framing
+
+    private static func encoding(_ kind: Kind, _ body: (inout BinaryWriter) -> Void) -> [UInt8] {
+        var writer = BinaryWriter()
+        writer.byte(formatVersion)
+        writer.byte(kind.rawValue)
+        body(&writer)
+        return writer.bytes
+    }
+
+    private static func decoding<Value>(
+        _ bytes: [UInt8], _ kind: Kind, _ body: (inout BinaryReader) throws(CodecError) -> Value
+    ) throws(CodecError) -> Value {
+        var reader = BinaryReader(bytes)
+        let version = try reader.byte("the format version")
+        guard version == formatVersion else {
+            throw CodecError(
+                "format version \(version) is not supported; this build reads version \(formatVersion)", offset: 0)
+        }
+        let tag = try reader.byte("the kind of value")
+        guard tag == kind.rawValue else {
+            let found = Kind(rawValue: tag).map { "holds \($0.name)" } ?? "has unknown kind \(tag)"
+            throw CodecError("\(found); expected \(kind.name)", offset: 1)
+        }
+        let value = try body(&reader)
+        try reader.finish(kind.name)
+        return value
+    }
+}
+
+// MARK: - Writing values
+
+extension BinaryWriter {
+    mutating func account(_ account: AccountID) {
+        unsigned(account.value)
+    }
+
+    mutating func amount(_ amount: Amount) {
+        unsigned(UInt64(amount.value))
+    }
+
+    mutating func transaction(_ id: TransactionID) {
+        unsigned(id.client)
+        unsigned(id.sequence)
+    }
+
+    mutating func ballot(_ ballot: Ballot) {
+        unsigned(ballot.round)
+        signed(Int64(ballot.replica.index))
+    }
+
+    mutating func clusterName(_ name: String) {
+        string(name, limit: CodecLimits.clusterNameBytesMax, "cluster name")
+    }
+
+    mutating func clusterNames(_ names: [String]) {
+        count(names.count, limit: CodecLimits.participantsMax, "participants")
+        for name in names { clusterName(name) }
+    }
+
+    mutating func changes(_ changes: [AccountChange]) {
+        count(changes.count, limit: CodecLimits.changesPerPrepareMax, "account changes")
+        for change in changes {
+            account(change.account)
+            signed(change.delta)
+        }
+    }
+
+    mutating func command(_ command: LedgerCommand) {
+        switch command {
+        case .transfer(let id, let from, let to, let amount):
+            byte(1)
+            transaction(id)
+            account(from)
+            account(to)
+            self.amount(amount)
+        case .prepare(let id, let home, let participants, let changes):
+            byte(2)
+            transaction(id)
+            clusterName(home)
+            clusterNames(participants)
+            self.changes(changes)
+        case .commit(let id):
+            byte(3)
+            transaction(id)
+        case .abort(let id):
+            byte(4)
+            transaction(id)
+        case .createAccounts(let ranges, let balance):
+            byte(5)
+            count(ranges.count, limit: CodecLimits.rangesPerCommandMax, "account ranges")
+            for range in ranges {
+                account(range.lowerBound)
+                account(range.upperBound)
+            }
+            signed(balance)
+        }
+    }
+
+    mutating func slotValue(_ value: SlotValue<LedgerCommand>) {
+        switch value {
+        case .noop:
+            byte(1)
+        case .batch(let requests):
+            byte(2)
+            count(requests.count, limit: CodecLimits.requestsPerSlotMax, "requests of a slot")
+            for request in requests {
+                unsigned(request.id.client)
+                unsigned(request.id.sequence)
+                command(request.command)
+            }
+        }
+    }
+
+    mutating func abortReason(_ reason: AbortReason) {
+        switch reason {
+        case .insufficientFunds(let account, let balance):
+            byte(1)
+            self.account(account)
+            signed(balance)
+        case .locked(let account, let owner):
+            byte(2)
+            self.account(account)
+            transaction(owner)
+        case .unknownAccount(let account):
+            byte(3)
+            self.account(account)
+        case .balanceOverflow(let account):
+            byte(4)
+            self.account(account)
+        case .aborted:
+            byte(5)
+        case .invalid(let text):
+            byte(6)
+            string(text, limit: CodecLimits.textBytesMax, "abort explanation")
+        }
+    }
+
+    mutating func status(_ status: LedgerState.Status) {
+        switch status {
+        case .committed:
+            byte(1)
+        case .aborted(let reason):
+            byte(2)
+            abortReason(reason)
+        case .prepared(let prepared):
+            byte(3)
+            clusterName(prepared.home)
+            clusterNames(prepared.participants)
+            changes(prepared.changes)
+            unsigned(prepared.slot)
+        }
+    }
+
+    mutating func walRecord(_ record: WALRecord) {
+        transaction(record.transaction)
+        switch record.kind {
+        case .start:
+            byte(1)
+        case .update(let account, let old, let new):
+            byte(2)
+            self.account(account)
+            signed(old)
+            signed(new)
+        case .commit:
+            byte(3)
+        case .abort:
+            byte(4)
+        }
+    }
+
+    mutating func datastoreRecord(_ record: DatastoreRecord) {
+        transaction(record.transaction)
+        switch record.kind {
+        case .transfer(let from, let to, let amount):
+            byte(1)
+            account(from)
+            account(to)
+            self.amount(amount)
+        case .crossShard(let changes):
+            byte(2)
+            self.changes(changes)
+        }
+        unsigned(record.slot)
+        ballot(record.ballot)
+    }
+
+    mutating func snapshot(_ snapshot: LedgerSnapshot) {
+        let state = snapshot.state
+        let entriesMax = CodecLimits.snapshotEntriesMax
+        signed(state.minBalance)
+        count(state.balances.count, limit: entriesMax, "balances")
+        for (account, balance) in state.balances.sorted(by: { $0.key < $1.key }) {
+            self.account(account)
+            signed(balance)
+        }
+        count(state.locks.count, limit: entriesMax, "locks")
+        for (account, owner) in state.locks.sorted(by: { $0.key < $1.key }) {
+            self.account(account)
+            transaction(owner)
+        }
+        count(state.transactions.count, limit: entriesMax, "transactions")
+        for (id, status) in state.transactions.sorted(by: { $0.key < $1.key }) {
+            transaction(id)
+            self.status(status)
+        }
+        count(snapshot.wal.count, limit: entriesMax, "WAL records")
+        for record in snapshot.wal { walRecord(record) }
+        count(snapshot.datastore.count, limit: entriesMax, "datastore records")
+        for record in snapshot.datastore { datastoreRecord(record) }
+    }
+}
+
+// MARK: - Reading values
+
+extension BinaryReader {
+    mutating func account(_ what: String) throws(CodecError) -> AccountID {
+        let start = offset
+        let value = try unsigned(what)
+        guard value >= 1 else { throw failure("\(what) is 0; account ids start at 1", at: start) }
+        return AccountID(value)
+    }
+
+    mutating func amount(_ what: String) throws(CodecError) -> Amount {
+        let start = offset
+        let value = try unsigned(what)
+        guard value >= 1 else { throw failure("\(what) is 0; amounts are positive", at: start) }
+        guard value <= UInt64(Int64.max) else {
+            throw failure("\(what) \(value) is over the largest amount \(Int64.max)", at: start)
+        }
+        return Amount(Int64(value))
+    }
+
+    mutating func transaction(_ what: String) throws(CodecError) -> TransactionID {
+        let client = try unsigned("the client of \(what)")
+        let sequence = try unsigned("the sequence number of \(what)")
+        return TransactionID(client: client, sequence: sequence)
+    }
+
+    mutating func ballot(_ what: String) throws(CodecError) -> Ballot {
+        let round = try unsigned("the round of \(what)")
+        let start = offset
+        let index = try signed("the replica of \(what)")
+        guard let replica = Int(exactly: index) else {
+            throw failure("the replica of \(what) is \(index), which does not fit in Int", at: start)
+        }
+        return Ballot(round: round, replica: ReplicaID(replica))
+    }
+
+    mutating func tag(_ what: String, max: UInt8) throws(CodecError) -> UInt8 {
+        let start = offset
+        let tag = try byte("the tag of \(what)")
+        guard (1...max).contains(tag) else { throw failure("unknown tag \(tag) of \(what)", at: start) }
+        return tag
+    }
+
+    mutating func clusterName(_ what: String) throws(CodecError) -> String {
+        try string(what, limit: CodecLimits.clusterNameBytesMax, limitName: "clusterNameBytesMax")
+    }
+
+    mutating func clusterNames() throws(CodecError) -> [String] {
+        let count = try self.count("participants", limit: CodecLimits.participantsMax, limitName: "participantsMax")
+        var names: [String] = []
+        names.reserveCapacity(count)
+        for _ in 0..<count { names.append(try clusterName("a participant")) }
+        return names
+    }
+
+    mutating func changes() throws(CodecError) -> [AccountChange] {
+        let count = try self.count(
+            "account changes", limit: CodecLimits.changesPerPrepareMax, limitName: "changesPerPrepareMax")
+        var changes: [AccountChange] = []
+        changes.reserveCapacity(count)
+        for _ in 0..<count {
+            let account = try self.account("the account of a change")
+            let start = offset
+            let delta = try signed("the change to account \(account)")
+            guard delta != 0 else {
+                throw failure("the change to account \(account) is 0; a change moves money", at: start)
+            }
+            changes.append(AccountChange(account: account, delta: delta))
+        }
+        return changes
+    }
+
+    mutating func command() throws(CodecError) -> LedgerCommand {
+        switch try tag("a command", max: 5) {
+        case 1:
+            let id = try transaction("a transfer")
+            let from = try account("the from account of a transfer")
+            let to = try account("the to account of a transfer")
+            let amount = try self.amount("the amount of a transfer")
+            return .transfer(id, from: from, to: to, amount: amount)
+        case 2:
+            let id = try transaction("a prepare")
+            let home = try clusterName("the home cluster")
+            let participants = try clusterNames()
+            let changes = try self.changes()
+            return .prepare(id, home: home, participants: participants, changes: changes)
+        case 3:
+            return .commit(try transaction("a commit"))
+        case 4:
+            return .abort(try transaction("an abort"))
+        default:
+            let count = try self.count(
+                "account ranges", limit: CodecLimits.rangesPerCommandMax, limitName: "rangesPerCommandMax")
+            var ranges: [ClosedRange<AccountID>] = []
+            ranges.reserveCapacity(count)
+            for _ in 0..<count {
+                let start = offset
+                let lower = try account("the first account of a range")
+                let upper = try account("the last account of a range")
+                guard lower <= upper else {
+                    throw failure("account range \(lower)...\(upper) ends before it starts", at: start)
+                }
+                ranges.append(lower...upper)
+            }
+            let balance = try signed("the initial balance")
+            return .createAccounts(ranges, balance: balance)
+        }
+    }
+
+    mutating func slotValue() throws(CodecError) -> SlotValue<LedgerCommand> {
+        guard try tag("a slot value", max: 2) == 2 else { return .noop }
+        let count = try self.count(
+            "requests of a slot", limit: CodecLimits.requestsPerSlotMax, limitName: "requestsPerSlotMax")
+        var requests: [Request<LedgerCommand>] = []
+        requests.reserveCapacity(count)
+        for _ in 0..<count {
+            let client = try unsigned("the client of a request")
+            let sequence = try unsigned("the sequence number of a request")
+            let command = try self.command()
+            requests.append(Request(id: RequestID(client: client, sequence: sequence), command: command))
+        }
+        return .batch(requests)
+    }
+
+    mutating func abortReason() throws(CodecError) -> AbortReason {
+        switch try tag("an abort reason", max: 6) {
+        case 1:
+            let account = try self.account("the account short of funds")
+            return .insufficientFunds(account, balance: try signed("the balance of account \(account)"))
+        case 2:
+            let account = try self.account("the locked account")
+            return .locked(account, by: try transaction("the lock owner"))
+        case 3:
+            return .unknownAccount(try account("the unknown account"))
+        case 4:
+            return .balanceOverflow(try account("the overflowing account"))
+        case 5:
+            return .aborted
+        default:
+            return .invalid(
+                try string("the abort explanation", limit: CodecLimits.textBytesMax, limitName: "textBytesMax"))
+        }
+    }
+
+    mutating func status() throws(CodecError) -> LedgerState.Status {
+        switch try tag("a transaction status", max: 3) {
+        case 1:
+            return .committed
+        case 2:
+            return .aborted(try abortReason())
+        default:
+            let home = try clusterName("the home cluster")
+            let participants = try clusterNames()
+            let changes = try self.changes()
+            let slot = try unsigned("the slot of a prepare")
+            return .prepared(
+                LedgerState.Prepared(home: home, participants: participants, changes: changes, slot: slot))
+        }
+    }
+
+    mutating func walRecord() throws(CodecError) -> WALRecord {
+        let id = try transaction("a WAL record")
+        switch try tag("a WAL record", max: 4) {
+        case 1:
+            return WALRecord(transaction: id, kind: .start)
+        case 2:
+            let account = try self.account("the account of a WAL update")
+            let old = try signed("the old balance of account \(account)")
+            let new = try signed("the new balance of account \(account)")
+            return WALRecord(transaction: id, kind: .update(account, old: old, new: new))
+        case 3:
+            return WALRecord(transaction: id, kind: .commit)
+        default:
+            return WALRecord(transaction: id, kind: .abort)
+        }
+    }
+
+    mutating func datastoreRecord() throws(CodecError) -> DatastoreRecord {
+        let id = try transaction("a datastore record")
+        let kind: DatastoreRecord.Kind
+        if try tag("a datastore record", max: 2) == 1 {
+            let from = try account("the from account of a transfer")
+            let to = try account("the to account of a transfer")
+            kind = .transfer(from: from, to: to, amount: try amount("the amount of a transfer"))
+        } else {
+            kind = .crossShard(try changes())
+        }
+        let slot = try unsigned("the slot of a datastore record")
+        let ballot = try self.ballot("a datastore record")
+        return DatastoreRecord(transaction: id, kind: kind, slot: slot, ballot: ballot)
+    }
+
+    /// A count of snapshot entries, with their keys checked to ascend (which also refuses duplicates).
+    private mutating func snapshotCount(_ what: String) throws(CodecError) -> Int {
+        try count(what, limit: CodecLimits.snapshotEntriesMax, limitName: "snapshotEntriesMax")
+    }
+
+    /// Refuses a map key that does not come after the previous one; `name` says it in words (`account 5`).
+    private func ascending<Key: Comparable>(
+        _ key: Key, after previous: Key?, name: (Key) -> String, in what: String, at start: Int
+    ) throws(CodecError) {
+        guard let previous else { return }
+        if key == previous { throw failure("\(name(key)) appears twice in the \(what)", at: start) }
+        if key < previous {
+            throw failure("\(name(key)) follows \(name(previous)) in the \(what); keys must ascend", at: start)
+        }
+    }
+
+    mutating func snapshot() throws(CodecError) -> LedgerSnapshot {
+        let stateStart = offset
+        let minBalance = try signed("the minimum balance")
+
+        var balances: [AccountID: Int64] = [:]
+        var previousAccount: AccountID?
+        let balanceCount = try snapshotCount("balances")
+        balances.reserveCapacity(balanceCount)
+        for _ in 0..<balanceCount {
+            let start = offset
+            let account = try self.account("an account of the balances")
+            try ascending(account, after: previousAccount, name: { "account \($0)" }, in: "balances", at: start)
+            balances[account] = try signed("the balance of account \(account)")
+            previousAccount = account
+        }
+
+        var locks: [AccountID: TransactionID] = [:]
+        previousAccount = nil
+        for _ in 0..<(try snapshotCount("locks")) {
+            let start = offset
+            let account = try self.account("a locked account")
+            try ascending(account, after: previousAccount, name: { "account \($0)" }, in: "locks", at: start)
+            locks[account] = try transaction("the owner of a lock")
+            previousAccount = account
+        }
+
+        var transactions: [TransactionID: LedgerState.Status] = [:]
+        var previousTransaction: TransactionID?
+        let transactionCount = try snapshotCount("transactions")
+        transactions.reserveCapacity(transactionCount)
+        for _ in 0..<transactionCount {
+            let start = offset
+            let id = try transaction("a transaction")
+            try ascending(id, after: previousTransaction, name: { "transaction \($0)" }, in: "transactions", at: start)
+            transactions[id] = try status()
+            previousTransaction = id
+        }
+
+        let state: LedgerState
+        do {
+            state = try LedgerState(
+                minBalance: minBalance, balances: balances, locks: locks, transactions: transactions)
+        } catch {
+            throw failure("the ledger state breaks an invariant: \(error.description)", at: stateStart)
+        }
+
+        var wal: [WALRecord] = []
+        let walCount = try snapshotCount("WAL records")
+        wal.reserveCapacity(walCount)
+        for _ in 0..<walCount { wal.append(try walRecord()) }
+
+        var datastore: [DatastoreRecord] = []
+        let datastoreCount = try snapshotCount("datastore records")
+        datastore.reserveCapacity(datastoreCount)
+        for _ in 0..<datastoreCount { datastore.append(try datastoreRecord()) }
+
+        return LedgerSnapshot(state: state, wal: wal, datastore: datastore)
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Logging
+
+/// Starts each replica of a cluster as its own OS process (the same executable with the `replica` subcommand),
+/// tells where each listens and logs, and stops them all on SIGINT or SIGTERM. It never restarts a replica
+/// silently: an exit is reported, and the others keep running.
+public final class Supervisor: @unchecked Sendable {
+    /// One replica to start: its name, what to run, and where its output goes.
+    public struct Child: Sendable {
+        public var name: String
+        public var executable: String
+        public var arguments: [String]
+        public var logFile: String
+
+        public init(name: String, executable: String, arguments: [String], logFile: String) {
+            self.name = name
+            self.executable = executable
+            self.arguments = arguments
+            self.logFile = logFile
+        }
+    }
+
+    private let children: [Child]
+    private let lock = NSLock()
+    private var processes: [String: Process] = [:]
+    private var stopping = false
+    private var failures = 0
+
+    public init(children: [Child]) {
+        self.children = children
+    }
+
+    /// Runs until every child has exited. Returns the number of children that exited with a failure status
+    /// before a stop was requested.
+    public func run() throws -> Int {
+        let signals = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { [weak self] in self?.stopAll(reason: signalNumber == SIGINT ? "Ctrl-C" : "SIGTERM")
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+
+        let group = DispatchGroup()
+        for child in children {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: child.executable)
+            process.arguments = child.arguments
+            let directory = (child.logFile as NSString).deletingLastPathComponent
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(atPath: child.logFile, contents: nil)
+            guard let log = FileHandle(forWritingAtPath: child.logFile) else {
+                throw SupervisorError("cannot write the log file \(child.logFile)")
+            }
+            log.seekToEndOfFile()
+            process.standardOutput = log
+            process.standardError = log
+            group.enter()
+            process.terminationHandler = { [weak self] finished in
+                guard let self else { return }
+                let status = finished.terminationStatus
+                self.lock.lock()
+                let expected = self.stopping
+                if !expected && (finished.terminationReason != .exit || status != 0) { self.failures += 1 }
+                self.lock.unlock()
+                if !expected {
+                    print("\(child.name) exited (status \(status)); it is not restarted. See \(child.logFile)")
+                }
+                group.leave()
+            }
+            try process.run()
+            lock.lock()
+            processes[child.name] = process
+            lock.unlock()
+            print("\(child.name) started (pid \(process.processIdentifier)), log \(child.logFile)")
+        }
+        group.wait()
+        lock.lock()
+        defer { lock.unlock() }
+        return failures
+    }
+
+    /// Asks every child to stop (SIGTERM, then SIGKILL after 10 seconds).
+    public func stopAll(reason: String) {
+        lock.lock()
+        guard !stopping else {
+            lock.unlock()
+            return
+        }
+        stopping = true
+        let running = processes.values.filter(\.isRunning)
+        lock.unlock()
+        print("\(reason): stopping \(running.count) replica(s)")
+        for process in running { process.terminate() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 10) {
+            for process in running where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+    }
+}
+
+/// The supervisor could not start a replica.
+public struct SupervisorError: Error, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}

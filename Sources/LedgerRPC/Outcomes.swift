@@ -1,0 +1,229 @@
+import LedgerCore
+import Paxos
+
+/// Why a replica did not apply a request. Unlike an `AbortReason` these are not the ledger's answer: nothing was
+/// decided (or, for `timedOut`, the replica does not know yet), so the client may retry, elsewhere or later, with
+/// the same transaction id.
+public enum RequestFailure: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The account belongs to another cluster: `owner` when the replica knows it. Nothing was applied.
+    case wrongShard(AccountID, owner: String?)
+    /// This replica does not lead; `hint` is the leader it knows of. Nothing was applied.
+    case notLeader(hint: ReplicaID?)
+    /// No leader with a live majority within the consensus timeout. Nothing was applied.
+    case noQuorum
+    /// The leader's queue is full. Nothing was applied.
+    case busy
+    /// Proposed but not known to be chosen in time: the outcome is unknown. Retry with the same transaction id.
+    case timedOut
+
+    /// The failure a Paxos outcome reports, or nil for `.chosen` (the request was applied).
+    public init?(_ outcome: Paxos.Outcome) {
+        switch outcome {
+        case .chosen: return nil
+        case .notLeader(let hint): self = .notLeader(hint: hint)
+        case .noQuorum: self = .noQuorum
+        case .timedOut: self = .timedOut
+        case .busy: self = .busy
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .wrongShard(let account, let owner?): return "account \(account) belongs to cluster \(owner)"
+        case .wrongShard(let account, nil): return "account \(account) does not belong to this cluster"
+        case .notLeader(let hint?): return "this replica does not lead; the leader is \(hint)"
+        case .notLeader(nil): return "this replica does not lead and knows no leader"
+        case .noQuorum: return "no leader with a live majority; nothing was applied"
+        case .busy: return "the leader is busy; nothing was applied"
+        case .timedOut: return "timed out; the outcome is unknown, retry with the same transaction id"
+        }
+    }
+}
+
+/// What a replica answers to a ledger request: the result of applying the command, or why it did not apply it.
+public enum CommandOutcome: Hashable, Sendable, CustomStringConvertible {
+    /// The command was ordered and applied; this is what applying it did.
+    case applied(CommandResult)
+    /// The command was not applied (or its fate is unknown, for `timedOut`).
+    case failed(RequestFailure)
+
+    public var description: String {
+        switch self {
+        case .applied(.committed): return "committed"
+        case .applied(.aborted(let reason)): return "aborted: \(reason)"
+        case .applied(.preparedYes): return "prepared (vote yes)"
+        case .applied(.refused(let why)): return "refused: \(why)"
+        case .applied(.accountsCreated(let count)): return "\(count) accounts created"
+        case .failed(let failure): return failure.description
+        }
+    }
+}
+
+// MARK: - Encoding
+
+extension Ledger_V1_Result {
+    /// The wire form of `outcome`, with `message` set for people.
+    public init(_ outcome: CommandOutcome) {
+        self.init()
+        message = outcome.description
+        switch outcome {
+        case .applied(.committed):
+            self.outcome = .committed
+        case .applied(.aborted(let reason)):
+            self.outcome = .aborted
+            setReason(reason)
+        case .applied(.preparedYes):
+            self.outcome = .prepared
+        case .applied(.refused(let why)):
+            self.outcome = .refused
+            detail = why
+        case .applied(.accountsCreated(let count)):
+            self.outcome = .accountsCreated
+            precondition(count >= 0, "a count of created accounts is never negative")
+            accountsCreated = UInt64(count)
+        case .failed(let failure):
+            self.outcome = .aborted
+            setFailure(failure)
+        }
+    }
+
+    /// The wire form of a command's result.
+    public init(_ result: CommandResult) {
+        self.init(CommandOutcome.applied(result))
+    }
+
+    /// The wire form of a failure.
+    public init(_ failure: RequestFailure) {
+        self.init(CommandOutcome.failed(failure))
+    }
+
+    private mutating func setReason(_ reason: LedgerCore.AbortReason) {
+        switch reason {
+        case .insufficientFunds(let account, let balance):
+            self.reason = .insufficientFunds
+            self.account = account.value
+            self.balance = balance
+        case .locked(let account, let owner):
+            self.reason = .locked
+            self.account = account.value
+            lockedBy = Ledger_V1_TransactionId(owner)
+        case .unknownAccount(let account):
+            self.reason = .unknownAccount
+            self.account = account.value
+        case .balanceOverflow(let account):
+            self.reason = .balanceOverflow
+            self.account = account.value
+        case .aborted:
+            self.reason = .aborted
+        case .invalid(let why):
+            self.reason = .invalid
+            detail = why
+        }
+    }
+
+    private mutating func setFailure(_ failure: RequestFailure) {
+        switch failure {
+        case .wrongShard(let account, let owner):
+            reason = .wrongShard
+            self.account = account.value
+            ownerCluster = owner ?? ""
+        case .notLeader(let hint):
+            reason = .notLeader
+            leaderHint = hint?.description ?? ""
+        case .noQuorum: reason = .noQuorum
+        case .busy: reason = .busy
+        case .timedOut: reason = .timedOut
+        }
+    }
+}
+
+extension Ledger_V1_CommandReply {
+    public init(_ outcome: CommandOutcome) {
+        self.init()
+        result = Ledger_V1_Result(outcome)
+    }
+}
+
+extension Ledger_V1_BalanceReply {
+    /// The committed balance, or why the replica could not read it.
+    public init(_ answer: Result<Int64, RequestFailure>) {
+        self.init()
+        switch answer {
+        case .success(let balance):
+            result = Ledger_V1_Result(CommandOutcome.applied(.committed))
+            result.message = "committed balance \(balance)"
+            self.balance = balance
+        case .failure(let failure):
+            result = Ledger_V1_Result(failure)
+        }
+    }
+}
+
+// MARK: - Decoding
+
+extension CommandOutcome {
+    /// Reads a result: a known outcome, and for `ABORTED` a known reason with the fields it needs.
+    public init(wire: Ledger_V1_Result) throws(WireError) {
+        switch wire.outcome {
+        case .committed: self = .applied(.committed)
+        case .prepared: self = .applied(.preparedYes)
+        case .refused: self = .applied(.refused(wire.detail))
+        case .accountsCreated:
+            guard let count = Int(exactly: wire.accountsCreated) else {
+                throw WireError(field: "accounts_created", "is \(wire.accountsCreated), more than a count can be")
+            }
+            self = .applied(.accountsCreated(count))
+        case .aborted: self = try CommandOutcome.aborted(wire: wire)
+        case .unspecified: throw WireError(field: "outcome", "is not set (OUTCOME_UNSPECIFIED)")
+        case .UNRECOGNIZED(let value): throw WireError(field: "outcome", "is \(value), not a known outcome")
+        }
+    }
+
+    private static func aborted(wire: Ledger_V1_Result) throws(WireError) -> CommandOutcome {
+        switch wire.reason {
+        case .insufficientFunds:
+            return .applied(.aborted(.insufficientFunds(try AccountID(wire: wire.account), balance: wire.balance)))
+        case .locked:
+            let account = try AccountID(wire: wire.account)
+            let owner = try TransactionID.required(wire: wire.lockedBy, isPresent: wire.hasLockedBy, field: "locked_by")
+            return .applied(.aborted(.locked(account, by: owner)))
+        case .unknownAccount: return .applied(.aborted(.unknownAccount(try AccountID(wire: wire.account))))
+        case .balanceOverflow: return .applied(.aborted(.balanceOverflow(try AccountID(wire: wire.account))))
+        case .aborted: return .applied(.aborted(.aborted))
+        case .invalid: return .applied(.aborted(.invalid(wire.detail)))
+        case .wrongShard:
+            let account = try AccountID(wire: wire.account)
+            return .failed(
+                .wrongShard(account, owner: try optionalClusterName(wire.ownerCluster, field: "owner_cluster")))
+        case .notLeader:
+            return .failed(.notLeader(hint: try ReplicaID.optional(wireName: wire.leaderHint, field: "leader_hint")))
+        case .noQuorum: return .failed(.noQuorum)
+        case .busy: return .failed(.busy)
+        case .timedOut: return .failed(.timedOut)
+        case .unspecified:
+            throw WireError(field: "reason", "is not set (ABORT_REASON_UNSPECIFIED); an aborted outcome needs a reason")
+        case .UNRECOGNIZED(let value): throw WireError(field: "reason", "is \(value), not a known abort reason")
+        }
+    }
+
+    /// Reads the reply of `Transfer`, `Prepare`, `Commit`, `Abort` or `Decision`.
+    public init(wire: Ledger_V1_CommandReply) throws(WireError) {
+        guard wire.hasResult else { throw WireError(field: "result", "is missing") }
+        self = try within("result") { () throws(WireError) in try CommandOutcome(wire: wire.result) }
+    }
+}
+
+extension Result where Success == Int64, Failure == RequestFailure {
+    /// Reads the reply of `Balance`: the committed balance (outcome `COMMITTED`), or a failure.
+    public init(wire: Ledger_V1_BalanceReply) throws(WireError) {
+        guard wire.hasResult else { throw WireError(field: "result", "is missing") }
+        let outcome = try within("result") { () throws(WireError) in try CommandOutcome(wire: wire.result) }
+        switch outcome {
+        case .applied(.committed): self = .success(wire.balance)
+        case .failed(let failure): self = .failure(failure)
+        case .applied:
+            throw WireError(
+                field: "result", "is \"\(outcome)\"; a balance read is committed or fails with a request failure")
+        }
+    }
+}

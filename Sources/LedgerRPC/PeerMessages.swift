@@ -1,0 +1,340 @@
+import Foundation
+import LedgerCore
+import Paxos
+
+// Conversions of the Paxos messages replicas exchange. The ledger snapshot inside a catch-up reply travels as
+// bytes in `LedgerCodec`'s format, the same one the store keeps snapshots in.
+
+/// A Paxos message between the replicas of a ledger cluster.
+public typealias LedgerMessage = Message<LedgerCommand, LedgerSnapshot>
+
+/// Reads a log slot: 1 or more (slot 0 means "none" and names no entry).
+func logSlot(_ slot: UInt64, field: String) throws(WireError) -> Slot {
+    guard slot >= 1 else { throw WireError(field: field, "is 0; slots start at 1") }
+    return slot
+}
+
+// MARK: - Requests and slot values
+
+extension Ledger_V1_Request {
+    public init(_ request: Request<LedgerCommand>) {
+        self.init()
+        id = Ledger_V1_RequestId(request.id)
+        command = Ledger_V1_Command(request.command)
+    }
+}
+
+extension Request where Command == LedgerCommand {
+    /// Reads a client request: an id and a command, both present.
+    public init(wire: Ledger_V1_Request) throws(WireError) {
+        guard wire.hasID else { throw WireError(field: "id", "is missing") }
+        guard wire.hasCommand else { throw WireError(field: "command", "is missing") }
+        let command = try within("command") { () throws(WireError) in try LedgerCommand(wire: wire.command) }
+        self.init(id: RequestID(wire: wire.id), command: command)
+    }
+}
+
+/// Reads the requests of a batch or a forward.
+func decodeRequests(
+    _ wire: [Ledger_V1_Request], field: String, atMost limit: Int, limitName: String
+) throws(WireError) -> [Request<LedgerCommand>] {
+    try decodeEach(wire, field: field, atMost: limit, limitName: limitName) { (request) throws(WireError) in
+        try Request(wire: request)
+    }
+}
+
+extension Ledger_V1_SlotValue {
+    public init(_ value: SlotValue<LedgerCommand>) {
+        self.init()
+        switch value {
+        case .noop: kind = .noop(Ledger_V1_Noop())
+        case .batch(let requests):
+            kind = .batch(Ledger_V1_RequestBatch.with { $0.requests = requests.map(Ledger_V1_Request.init) })
+        }
+    }
+}
+
+extension SlotValue where Command == LedgerCommand {
+    /// Reads a slot's value: a no-op or a batch of at most `WireLimits.requestsPerSlotMax` requests.
+    public init(wire: Ledger_V1_SlotValue) throws(WireError) {
+        switch wire.kind {
+        case .noop: self = .noop
+        case .batch(let batch):
+            self = .batch(
+                try within("batch") { () throws(WireError) in
+                    try decodeRequests(
+                        batch.requests, field: "requests", atMost: WireLimits.requestsPerSlotMax,
+                        limitName: "requestsPerSlotMax")
+                })
+        case nil: throw WireError(field: "kind", "is not set; a slot value is a noop or a batch")
+        }
+    }
+
+    /// Reads a slot value field that must be present.
+    static func required(wire: Ledger_V1_SlotValue, isPresent: Bool, field: String) throws(WireError) -> Self {
+        guard isPresent else { throw WireError(field: field, "is missing") }
+        return try within(field) { () throws(WireError) in try SlotValue(wire: wire) }
+    }
+}
+
+extension Ledger_V1_SlotEntry {
+    public init(_ entry: SlotEntry<LedgerCommand>) {
+        self.init()
+        slot = entry.slot
+        ballot = Ledger_V1_Ballot(entry.entry.ballot)
+        value = Ledger_V1_SlotValue(entry.entry.value)
+        chosen = entry.entry.isChosen
+    }
+}
+
+extension SlotEntry where Command == LedgerCommand {
+    /// Reads a slot entry: slot >= 1, the ballot it was accepted under, its value.
+    public init(wire: Ledger_V1_SlotEntry) throws(WireError) {
+        let slot = try logSlot(wire.slot, field: "slot")
+        let ballot = try Ballot.required(wire: wire.ballot, isPresent: wire.hasBallot, field: "ballot")
+        let value = try SlotValue.required(wire: wire.value, isPresent: wire.hasValue, field: "value")
+        self.init(slot: slot, entry: LogEntry(ballot: ballot, value: value, isChosen: wire.chosen))
+    }
+}
+
+/// Reads the entries of a Phase1b or catch-up reply.
+func slotEntries(_ wire: [Ledger_V1_SlotEntry], field: String) throws(WireError) -> [SlotEntry<LedgerCommand>] {
+    try decodeEach(
+        wire, field: field, atMost: WireLimits.entriesPerMessageMax, limitName: "entriesPerMessageMax"
+    ) { (entry) throws(WireError) in try SlotEntry(wire: entry) }
+}
+
+extension Ledger_V1_SlotProposal {
+    public init(_ proposal: SlotProposal<LedgerCommand>) {
+        self.init()
+        slot = proposal.slot
+        value = Ledger_V1_SlotValue(proposal.value)
+    }
+}
+
+extension SlotProposal where Command == LedgerCommand {
+    /// Reads a proposal: slot >= 1 and its value.
+    public init(wire: Ledger_V1_SlotProposal) throws(WireError) {
+        let slot = try logSlot(wire.slot, field: "slot")
+        let value = try SlotValue.required(wire: wire.value, isPresent: wire.hasValue, field: "value")
+        self.init(slot: slot, value: value)
+    }
+}
+
+// MARK: - Messages
+
+extension Ledger_V1_PeerMessage {
+    /// The wire form of `message`; a catch-up reply's snapshot state is encoded with `LedgerCodec`.
+    public init(_ message: LedgerMessage) {
+        self.init()
+        switch message {
+        case .phase1a(let ballot, let firstSlot):
+            kind = .phase1A(
+                .with {
+                    $0.ballot = Ledger_V1_Ballot(ballot)
+                    $0.firstSlot = firstSlot
+                })
+        case .phase1b(let ballot, let snapshotSlot, let entries):
+            kind = .phase1B(
+                .with {
+                    $0.ballot = Ledger_V1_Ballot(ballot)
+                    $0.snapshotSlot = snapshotSlot
+                    $0.entries = entries.map(Ledger_V1_SlotEntry.init)
+                })
+        case .phase2a(let ballot, let proposals, let chosenThrough):
+            kind = .phase2A(
+                .with {
+                    $0.ballot = Ledger_V1_Ballot(ballot)
+                    $0.proposals = proposals.map(Ledger_V1_SlotProposal.init)
+                    $0.chosenThrough = chosenThrough
+                })
+        case .phase2b(let ballot, let slots):
+            kind = .phase2B(
+                .with {
+                    $0.ballot = Ledger_V1_Ballot(ballot)
+                    $0.slots = slots
+                })
+        case .chosen(let ballot, let chosenThrough):
+            kind = .chosen(
+                .with {
+                    $0.ballot = Ledger_V1_Ballot(ballot)
+                    $0.chosenThrough = chosenThrough
+                })
+        case .heartbeat(let ballot, let chosenThrough):
+            kind = .heartbeat(
+                .with {
+                    $0.ballot = Ledger_V1_Ballot(ballot)
+                    $0.chosenThrough = chosenThrough
+                })
+        case .heartbeatAck(let ballot):
+            kind = .heartbeatAck(.with { $0.ballot = Ledger_V1_Ballot(ballot) })
+        case .rejected(let promised):
+            kind = .rejected(.with { $0.promised = Ledger_V1_Ballot(promised) })
+        case .catchUpRequest(let firstSlot):
+            kind = .catchUpRequest(.with { $0.firstSlot = firstSlot })
+        case .catchUpReply(let snapshot, let entries):
+            kind = .catchUpReply(
+                .with {
+                    if let snapshot {
+                        $0.snapshot = .with {
+                            $0.slot = snapshot.slot
+                            $0.state = Data(LedgerCodec.encode(snapshot.state))
+                        }
+                    }
+                    $0.entries = entries.map(Ledger_V1_SlotEntry.init)
+                })
+        case .forward(let requests):
+            kind = .forward(.with { $0.requests = requests.map(Ledger_V1_Request.init) })
+        }
+    }
+}
+
+extension Message where Command == LedgerCommand, State == LedgerSnapshot {
+    /// Reads a Paxos message: exactly one kind set; proposal ballots of round >= 1; entry and proposal slots >= 1,
+    /// first slots >= 1; repeated fields within `WireLimits`. A catch-up reply's snapshot state is decoded with
+    /// `LedgerCodec`, whose error is reported as a `WireError` on `catch_up_reply.snapshot.state`.
+    public init(wire: Ledger_V1_PeerMessage) throws(WireError) {
+        switch wire.kind {
+        case .phase1A(let phase1a):
+            self = try within("phase1a") { () throws(WireError) in
+                .phase1a(
+                    ballot: try Ballot.proposal(wire: phase1a.ballot, isPresent: phase1a.hasBallot, field: "ballot"),
+                    firstSlot: try logSlot(phase1a.firstSlot, field: "first_slot"))
+            }
+        case .phase1B(let phase1b):
+            self = try within("phase1b") { () throws(WireError) in
+                .phase1b(
+                    ballot: try Ballot.proposal(wire: phase1b.ballot, isPresent: phase1b.hasBallot, field: "ballot"),
+                    snapshotSlot: phase1b.snapshotSlot,
+                    entries: try slotEntries(phase1b.entries, field: "entries"))
+            }
+        case .phase2A(let phase2a):
+            self = try within("phase2a") { () throws(WireError) in
+                .phase2a(
+                    ballot: try Ballot.proposal(wire: phase2a.ballot, isPresent: phase2a.hasBallot, field: "ballot"),
+                    proposals: try decodeEach(
+                        phase2a.proposals, field: "proposals", atMost: WireLimits.entriesPerMessageMax,
+                        limitName: "entriesPerMessageMax"
+                    ) { (proposal) throws(WireError) in try SlotProposal(wire: proposal) },
+                    chosenThrough: phase2a.chosenThrough)
+            }
+        case .phase2B(let phase2b):
+            self = try within("phase2b") { () throws(WireError) in
+                .phase2b(
+                    ballot: try Ballot.proposal(wire: phase2b.ballot, isPresent: phase2b.hasBallot, field: "ballot"),
+                    slots: try decodeEach(
+                        phase2b.slots, field: "slots", atMost: WireLimits.entriesPerMessageMax,
+                        limitName: "entriesPerMessageMax"
+                    ) { (slot) throws(WireError) in try logSlot(slot, field: "") })
+            }
+        case .chosen(let chosen):
+            self = try within("chosen") { () throws(WireError) in
+                .chosen(
+                    ballot: try Ballot.proposal(wire: chosen.ballot, isPresent: chosen.hasBallot, field: "ballot"),
+                    chosenThrough: chosen.chosenThrough)
+            }
+        case .heartbeat(let heartbeat):
+            self = try within("heartbeat") { () throws(WireError) in
+                .heartbeat(
+                    ballot: try Ballot.proposal(
+                        wire: heartbeat.ballot, isPresent: heartbeat.hasBallot, field: "ballot"),
+                    chosenThrough: heartbeat.chosenThrough)
+            }
+        case .heartbeatAck(let acknowledgement):
+            self = try within("heartbeat_ack") { () throws(WireError) in
+                .heartbeatAck(
+                    ballot: try Ballot.proposal(
+                        wire: acknowledgement.ballot, isPresent: acknowledgement.hasBallot, field: "ballot"))
+            }
+        case .rejected(let rejected):
+            self = try within("rejected") { () throws(WireError) in
+                .rejected(
+                    promised: try Ballot.required(
+                        wire: rejected.promised, isPresent: rejected.hasPromised, field: "promised"))
+            }
+        case .catchUpRequest(let request):
+            self = try within("catch_up_request") { () throws(WireError) in
+                .catchUpRequest(firstSlot: try logSlot(request.firstSlot, field: "first_slot"))
+            }
+        case .catchUpReply(let reply):
+            self = try within("catch_up_reply") { () throws(WireError) in
+                var snapshot: Snapshot<LedgerSnapshot>?
+                if reply.hasSnapshot {
+                    let state: LedgerSnapshot
+                    do {
+                        state = try LedgerCodec.decodeSnapshot([UInt8](reply.snapshot.state))
+                    } catch {
+                        throw WireError(field: "snapshot.state", "does not decode as a ledger snapshot: \(error)")
+                    }
+                    snapshot = Snapshot(slot: reply.snapshot.slot, state: state)
+                }
+                return .catchUpReply(snapshot: snapshot, entries: try slotEntries(reply.entries, field: "entries"))
+            }
+        case .forward(let forward):
+            self = try within("forward") { () throws(WireError) in
+                .forward(
+                    requests: try decodeRequests(
+                        forward.requests, field: "requests", atMost: WireLimits.forwardedRequestsMax,
+                        limitName: "forwardedRequestsMax"))
+            }
+        case nil:
+            throw WireError(
+                field: "kind",
+                "is not set; a peer message is one of phase1a, phase1b, phase2a, phase2b, chosen, heartbeat, "
+                    + "heartbeat_ack, rejected, catch_up_request, catch_up_reply, forward")
+        }
+    }
+}
+
+// MARK: - Batches
+
+/// Paxos messages from one replica to another of the same cluster, in the order they were sent: what one stream
+/// message of the `Peer` service carries.
+public struct PeerBatch: Equatable, Sendable {
+    /// The cluster of both replicas, `C<n>`.
+    public var cluster: String
+    public var from: ReplicaID
+    public var to: ReplicaID
+    /// At most `WireLimits.messagesPerBatchMax`.
+    public var messages: [LedgerMessage]
+    /// The sender's `LedgerRPC.protocolVersion`; the receiver refuses a stream that speaks another one.
+    public var protocolVersion: Int
+
+    public init(
+        cluster: String, from: ReplicaID, to: ReplicaID, messages: [LedgerMessage],
+        protocolVersion: Int = LedgerRPC.protocolVersion
+    ) {
+        self.cluster = cluster
+        self.from = from
+        self.to = to
+        self.messages = messages
+        self.protocolVersion = protocolVersion
+    }
+}
+
+extension Ledger_V1_PeerBatch {
+    public init(_ batch: PeerBatch) {
+        self.init()
+        cluster = batch.cluster
+        from = batch.from.description
+        to = batch.to.description
+        precondition(batch.protocolVersion >= 0, "protocol versions are never negative")
+        protocolVersion = UInt32(batch.protocolVersion)
+        messages = batch.messages.map(Ledger_V1_PeerMessage.init)
+    }
+}
+
+extension PeerBatch {
+    /// Reads a batch: names `C<n>` and `S<n>`, at most `WireLimits.messagesPerBatchMax` valid messages. The
+    /// receiver still checks that the cluster, the receiver and the protocol version are its own.
+    public init(wire: Ledger_V1_PeerBatch) throws(WireError) {
+        let cluster = try clusterName(wire.cluster, field: "cluster")
+        let from = try ReplicaID(wireName: wire.from, field: "from")
+        let to = try ReplicaID(wireName: wire.to, field: "to")
+        let messages = try decodeEach(
+            wire.messages, field: "messages", atMost: WireLimits.messagesPerBatchMax, limitName: "messagesPerBatchMax"
+        ) { (message) throws(WireError) in try Message(wire: message) }
+        self.init(
+            cluster: cluster, from: from, to: to, messages: messages, protocolVersion: Int(wire.protocolVersion))
+    }
+}

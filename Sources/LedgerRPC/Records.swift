@@ -1,0 +1,295 @@
+import LedgerCore
+import Paxos
+
+// Conversions of what the inspection calls return: WAL and datastore records, their pages, a replica's status
+// and its local balance.
+
+// MARK: - WAL records
+
+extension Ledger_V1_WalRecord {
+    public init(_ record: WALRecord) {
+        self.init()
+        transaction = Ledger_V1_TransactionId(record.transaction)
+        switch record.kind {
+        case .start: kind = .start
+        case .update(let account, let old, let new):
+            kind = .update
+            self.account = account.value
+            oldBalance = old
+            newBalance = new
+        case .commit: kind = .commit
+        case .abort: kind = .abort
+        }
+    }
+}
+
+extension WALRecord {
+    /// Reads a WAL record: a valid transaction id and a known kind; an update names an account.
+    public init(wire: Ledger_V1_WalRecord) throws(WireError) {
+        let id = try TransactionID.required(
+            wire: wire.transaction, isPresent: wire.hasTransaction, field: "transaction")
+        switch wire.kind {
+        case .start: self.init(transaction: id, kind: .start)
+        case .update:
+            let account = try AccountID(wire: wire.account)
+            self.init(transaction: id, kind: .update(account, old: wire.oldBalance, new: wire.newBalance))
+        case .commit: self.init(transaction: id, kind: .commit)
+        case .abort: self.init(transaction: id, kind: .abort)
+        case .unspecified: throw WireError(field: "kind", "is not set (WAL_RECORD_KIND_UNSPECIFIED)")
+        case .UNRECOGNIZED(let value): throw WireError(field: "kind", "is \(value), not a known WAL record kind")
+        }
+    }
+}
+
+// MARK: - Datastore records
+
+extension Ledger_V1_DatastoreRecord {
+    public init(_ record: DatastoreRecord) {
+        self.init()
+        transaction = Ledger_V1_TransactionId(record.transaction)
+        switch record.kind {
+        case .transfer(let from, let to, let amount):
+            kind = .transfer(
+                Ledger_V1_TransferDetails.with {
+                    $0.from = from.value
+                    $0.to = to.value
+                    $0.amount = UInt64(amount.value)
+                })
+        case .crossShard(let changes):
+            kind = .crossShard(
+                Ledger_V1_CrossShardChanges.with { $0.changes = changes.map(Ledger_V1_AccountChange.init) })
+        }
+        slot = record.slot
+        ballot = Ledger_V1_Ballot(record.ballot)
+    }
+}
+
+extension DatastoreRecord {
+    /// Reads a datastore record: a valid transaction, a transfer or cross-shard changes, slot >= 1, a ballot.
+    public init(wire: Ledger_V1_DatastoreRecord) throws(WireError) {
+        let id = try TransactionID.required(
+            wire: wire.transaction, isPresent: wire.hasTransaction, field: "transaction")
+        let kind: Kind
+        switch wire.kind {
+        case .transfer(let transfer):
+            kind = try within("transfer") { () throws(WireError) in
+                .transfer(
+                    from: try AccountID(wire: transfer.from, field: "from"),
+                    to: try AccountID(wire: transfer.to, field: "to"),
+                    amount: try Amount(wire: transfer.amount))
+            }
+        case .crossShard(let crossShard):
+            kind = .crossShard(
+                try within("cross_shard") { () throws(WireError) in
+                    try accountChanges(crossShard.changes, field: "changes")
+                })
+        case nil: throw WireError(field: "kind", "is not set; a datastore record is a transfer or cross_shard")
+        }
+        let slot = try logSlot(wire.slot, field: "slot")
+        let ballot = try Ballot.required(wire: wire.ballot, isPresent: wire.hasBallot, field: "ballot")
+        self.init(transaction: id, kind: kind, slot: slot, ballot: ballot)
+    }
+}
+
+// MARK: - Pages
+
+/// One page of a replica's records (WAL or datastore), as the `Logs` and `Datastore` calls return them.
+public struct RecordPage<Record: Hashable & Sendable>: Hashable, Sendable {
+    /// The replica that answered.
+    public var replica: ReplicaID
+    /// At most `WireLimits.recordsPerPageMax` records, in log order.
+    public var records: [Record]
+    /// The position of the first record of the next page; nil when this page ends the history.
+    public var nextStart: UInt64?
+
+    public init(replica: ReplicaID, records: [Record], nextStart: UInt64?) {
+        self.replica = replica
+        self.records = records
+        self.nextStart = nextStart
+    }
+}
+
+extension Ledger_V1_LogsReply {
+    public init(_ page: RecordPage<WALRecord>) {
+        self.init()
+        replica = page.replica.description
+        records = page.records.map(Ledger_V1_WalRecord.init)
+        if let next = page.nextStart { nextStart = next }
+    }
+}
+
+extension Ledger_V1_DatastoreReply {
+    public init(_ page: RecordPage<DatastoreRecord>) {
+        self.init()
+        replica = page.replica.description
+        records = page.records.map(Ledger_V1_DatastoreRecord.init)
+        if let next = page.nextStart { nextStart = next }
+    }
+}
+
+extension RecordPage where Record == WALRecord {
+    /// Reads a page of `Logs`.
+    public init(wire: Ledger_V1_LogsReply) throws(WireError) {
+        let replica = try ReplicaID(wireName: wire.replica)
+        let records = try decodeEach(
+            wire.records, field: "records", atMost: WireLimits.recordsPerPageMax, limitName: "recordsPerPageMax"
+        ) { (record) throws(WireError) in try WALRecord(wire: record) }
+        self.init(replica: replica, records: records, nextStart: wire.hasNextStart ? wire.nextStart : nil)
+    }
+}
+
+extension RecordPage where Record == DatastoreRecord {
+    /// Reads a page of `Datastore`.
+    public init(wire: Ledger_V1_DatastoreReply) throws(WireError) {
+        let replica = try ReplicaID(wireName: wire.replica)
+        let records = try decodeEach(
+            wire.records, field: "records", atMost: WireLimits.recordsPerPageMax, limitName: "recordsPerPageMax"
+        ) { (record) throws(WireError) in try DatastoreRecord(wire: record) }
+        self.init(replica: replica, records: records, nextStart: wire.hasNextStart ? wire.nextStart : nil)
+    }
+}
+
+// MARK: - Status
+
+/// What the `Status` call reports about one replica.
+public struct ReplicaStatus: Equatable, Sendable {
+    /// The cluster, `C<n>`.
+    public var cluster: String
+    public var replica: ReplicaID
+    public var role: Role
+    /// The ballot this replica leads or campaigns with, else the one it promised.
+    public var ballot: Ballot
+    /// The leader this replica knows of.
+    public var leader: ReplicaID?
+    /// Every slot up to here is known chosen.
+    public var chosenThrough: Slot
+    /// Every slot up to here is applied.
+    public var appliedThrough: Slot
+    /// Accounts locked by prepared cross-shard transactions.
+    public var locksHeld: Int
+    /// The slot of the latest snapshot; 0 when there is none.
+    public var snapshotSlot: Slot
+    /// Whether the replica is disconnected (test sets).
+    public var isDisconnected: Bool
+    /// `LedgerRPC.protocolVersion` of the replica.
+    public var protocolVersion: Int
+
+    public init(
+        cluster: String, replica: ReplicaID, role: Role, ballot: Ballot, leader: ReplicaID?, chosenThrough: Slot,
+        appliedThrough: Slot, locksHeld: Int, snapshotSlot: Slot, isDisconnected: Bool,
+        protocolVersion: Int = LedgerRPC.protocolVersion
+    ) {
+        self.cluster = cluster
+        self.replica = replica
+        self.role = role
+        self.ballot = ballot
+        self.leader = leader
+        self.chosenThrough = chosenThrough
+        self.appliedThrough = appliedThrough
+        self.locksHeld = locksHeld
+        self.snapshotSlot = snapshotSlot
+        self.isDisconnected = isDisconnected
+        self.protocolVersion = protocolVersion
+    }
+}
+
+extension Ledger_V1_Role {
+    public init(_ role: Role) {
+        switch role {
+        case .follower: self = .follower
+        case .candidate: self = .candidate
+        case .leader: self = .leader
+        }
+    }
+}
+
+extension Role {
+    /// Reads a role; an unset or unknown one is refused.
+    public init(wire: Ledger_V1_Role) throws(WireError) {
+        switch wire {
+        case .follower: self = .follower
+        case .candidate: self = .candidate
+        case .leader: self = .leader
+        case .unspecified: throw WireError(field: "role", "is not set (ROLE_UNSPECIFIED)")
+        case .UNRECOGNIZED(let value): throw WireError(field: "role", "is \(value), not a known role")
+        }
+    }
+}
+
+extension Ledger_V1_StatusReply {
+    public init(_ status: ReplicaStatus) {
+        self.init()
+        cluster = status.cluster
+        replica = status.replica.description
+        role = Ledger_V1_Role(status.role)
+        ballot = Ledger_V1_Ballot(status.ballot)
+        leader = status.leader?.description ?? ""
+        chosenThrough = status.chosenThrough
+        appliedThrough = status.appliedThrough
+        precondition(status.locksHeld >= 0 && status.protocolVersion >= 0, "counts are never negative")
+        locksHeld = UInt64(status.locksHeld)
+        snapshotSlot = status.snapshotSlot
+        disconnected = status.isDisconnected
+        protocolVersion = UInt32(status.protocolVersion)
+    }
+}
+
+extension ReplicaStatus {
+    /// Reads a `Status` reply.
+    public init(wire: Ledger_V1_StatusReply) throws(WireError) {
+        let cluster = try clusterName(wire.cluster, field: "cluster")
+        let replica = try ReplicaID(wireName: wire.replica)
+        let role = try Role(wire: wire.role)
+        let ballot = try Ballot.required(wire: wire.ballot, isPresent: wire.hasBallot, field: "ballot")
+        let leader = try ReplicaID.optional(wireName: wire.leader, field: "leader")
+        guard let locksHeld = Int(exactly: wire.locksHeld) else {
+            throw WireError(field: "locks_held", "is \(wire.locksHeld), more than a count can be")
+        }
+        self.init(
+            cluster: cluster, replica: replica, role: role, ballot: ballot, leader: leader,
+            chosenThrough: wire.chosenThrough, appliedThrough: wire.appliedThrough, locksHeld: locksHeld,
+            snapshotSlot: wire.snapshotSlot, isDisconnected: wire.disconnected,
+            protocolVersion: Int(wire.protocolVersion))
+    }
+}
+
+// MARK: - Local balance
+
+/// What the `LocalBalance` call (PrintBalance) reports: one replica's own, possibly stale, value of an account.
+public struct LocalBalance: Hashable, Sendable {
+    /// The replica that answered.
+    public var replica: ReplicaID
+    /// The balance, nil when this replica has no such account.
+    public var balance: Int64?
+    /// Whether the replica is disconnected (its value may be stale).
+    public var isDisconnected: Bool
+    /// The value reflects every slot up to here.
+    public var appliedThrough: Slot
+
+    public init(replica: ReplicaID, balance: Int64?, isDisconnected: Bool, appliedThrough: Slot) {
+        self.replica = replica
+        self.balance = balance
+        self.isDisconnected = isDisconnected
+        self.appliedThrough = appliedThrough
+    }
+}
+
+extension Ledger_V1_LocalBalanceReply {
+    public init(_ local: LocalBalance) {
+        self.init()
+        replica = local.replica.description
+        found = local.balance != nil
+        balance = local.balance ?? 0
+        disconnected = local.isDisconnected
+        appliedThrough = local.appliedThrough
+    }
+}
+
+extension LocalBalance {
+    /// Reads a `LocalBalance` reply.
+    public init(wire: Ledger_V1_LocalBalanceReply) throws(WireError) {
+        self.init(
+            replica: try ReplicaID(wireName: wire.replica), balance: wire.found ? wire.balance : nil,
+            isDisconnected: wire.disconnected, appliedThrough: wire.appliedThrough)
+    }
+}

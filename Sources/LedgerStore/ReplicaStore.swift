@@ -1,0 +1,531 @@
+import Foundation
+import GRDB
+import LedgerCore
+import Paxos
+
+/// What one `ReplicaStore.commit(_:)` makes durable, in this order, in one SQLite transaction (one fsync).
+public struct StoreBatch: Sendable {
+    /// The Paxos writes of a `Ready`: the promise, a snapshot (the log at or below its slot is deleted), log entries.
+    public var persist: Persist<LedgerCommand, LedgerSnapshot>
+    /// A snapshot received from a peer that replaces the state machine: balances, locks, transactions, WAL and
+    /// datastore are replaced by its contents. Installed before the applied slots below, so `applied` holds only the
+    /// effects of slots after it (the snapshot supersedes any applied before it in the same `Ready`).
+    public var installedSnapshot: LedgerSnapshot?
+    /// The effects of every command applied, in slot order and command order within a slot.
+    public var applied: [LedgerState.Effects]
+    /// The applied slot after this batch, when it moved.
+    public var appliedThrough: Slot?
+
+    public init(
+        persist: Persist<LedgerCommand, LedgerSnapshot> = Persist(),
+        installedSnapshot: LedgerSnapshot? = nil,
+        applied: [LedgerState.Effects] = [],
+        appliedThrough: Slot? = nil
+    ) {
+        self.persist = persist
+        self.installedSnapshot = installedSnapshot
+        self.applied = applied
+        self.appliedThrough = appliedThrough
+    }
+
+    /// True when committing would write nothing.
+    public var isEmpty: Bool {
+        persist.isEmpty && installedSnapshot == nil && applied.isEmpty && appliedThrough == nil
+    }
+}
+
+/// The durable state of one ledger replica in one SQLite file: its Paxos state (promise, log, snapshot, applied slot)
+/// and its ledger state (balances, locks, transactions, WAL, datastore).
+///
+/// The file runs in WAL journal mode with `synchronous=FULL`, so a committed batch survives a crash or power loss, and
+/// in exclusive locking mode, so a second process cannot open a replica that is running. Every `commit(_:)` is one
+/// transaction: the ledger state on disk always matches the applied slot on disk. The file records which replica of
+/// which cluster it belongs to and with which minimum balance it was created, and is refused to any other.
+///
+/// After a `commit(_:)` throws, the file is unchanged but the caller's memory is ahead of it: the replica must stop
+/// and restart from the file. Calls block the calling thread on disk I/O; they are serialized internally.
+public final class ReplicaStore: Sendable {
+    /// The file, as the caller named it.
+    public let path: String
+    public let cluster: String
+    public let replica: String
+    public let minBalance: Int64
+
+    private let database: DatabaseQueue
+
+    /// What recovery found in the file: the Paxos replica's durable state and the ledger state at its applied slot.
+    public struct Recovered: Sendable {
+        /// For `Replica(configuration:durable:seed:)`: every slot from the snapshot's through `appliedThrough` is
+        /// stored as chosen.
+        public var durable: DurableState<LedgerCommand, LedgerSnapshot>
+        /// The ledger state after applying every slot through `durable.appliedThrough`.
+        public var state: LedgerState
+    }
+
+    private init(path: String, cluster: String, replica: String, minBalance: Int64, database: DatabaseQueue) {
+        self.path = path
+        self.cluster = cluster
+        self.replica = replica
+        self.minBalance = minBalance
+        self.database = database
+    }
+
+    // MARK: - Opening
+
+    /// Opens or creates; recovers exactly where it was. A missing file is created (with its parent directory) for
+    /// this replica; an unreadable, corrupt (not a database, failed `PRAGMA quick_check`, undecodable rows, broken
+    /// ledger or Paxos invariants), newer or foreign file throws a `StoreError` naming the file — never a silent
+    /// re-initialisation.
+    ///
+    /// - Parameters:
+    ///   - cluster: the cluster name, like `C1`.
+    ///   - replica: the replica name, like `S1`.
+    ///   - minBalance: the cluster's minimum balance; it cannot change after the file is created.
+    public static func open(path: String, cluster: String, replica: String, minBalance: Int64) throws(StoreError)
+        -> (ReplicaStore, Recovered)
+    {
+        try prepareLocation(path)
+        var configuration = GRDB.Configuration()
+        configuration.label = "replica \(cluster)/\(replica)"
+        configuration.prepareDatabase { db in
+            // Exclusive locking must come before WAL mode: the WAL index then lives in memory, not in a shared file.
+            try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
+            let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+            guard mode == "wal" else {
+                throw StoreError(path: path, message: "cannot use WAL journal mode (SQLite chose \(mode ?? "none"))")
+            }
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let database: DatabaseQueue
+        do {
+            database = try DatabaseQueue(path: path, configuration: configuration)
+        } catch {
+            throw storeError(error, path: path, doing: "opening")
+        }
+        let store = ReplicaStore(
+            path: path, cluster: cluster, replica: replica, minBalance: minBalance, database: database)
+        let recovered = try store.access { db throws(StoreError) in
+            try store.checkIntegrity(db)
+            try store.createOrCheckIdentity(db)
+            return try store.recover(db)
+        }
+        return (store, recovered)
+    }
+
+    /// Refuses a directory and creates a missing parent directory.
+    private static func prepareLocation(_ path: String) throws(StoreError) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard !isDirectory.boolValue else {
+                throw StoreError(path: path, message: "is a directory; expected a replica's database file")
+            }
+            return
+        }
+        let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        do {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        } catch {
+            throw StoreError(
+                path: path, message: "cannot create its directory \(parent): \(error.localizedDescription)")
+        }
+    }
+
+    private func checkIntegrity(_ db: Database) throws(StoreError) {
+        let problems = try run("checking integrity") { try String.fetchAll(db, sql: "PRAGMA quick_check(5)") }
+        guard problems == ["ok"] else {
+            throw .corrupt(path, "PRAGMA quick_check reports: \(problems.joined(separator: "; "))")
+        }
+    }
+
+    /// Creates the schema and identity in an empty file; in an existing one, checks the schema version and that the
+    /// file belongs to this replica.
+    private func createOrCheckIdentity(_ db: Database) throws(StoreError) {
+        let version = try run("reading the schema version") { try Int32.fetchOne(db, sql: "PRAGMA user_version") }
+        let expected = ReplicaStoreSchema.version
+        if version == 0 {
+            let tables = try run("reading the schema") {
+                try String.fetchAll(db, sql: "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+            }
+            guard tables.isEmpty else {
+                throw StoreError(
+                    path: path,
+                    message: "is a SQLite database but not a replica store (it has tables "
+                        + "\(tables.joined(separator: ", ")) and no schema version); check data_dir")
+            }
+            try run("creating the schema") {
+                try db.inTransaction(.immediate) {
+                    try db.execute(sql: ReplicaStoreSchema.create)
+                    try db.execute(
+                        sql: """
+                            INSERT INTO meta (id, cluster, replica, min_balance, promised_round, promised_replica,
+                                applied_through)
+                            VALUES (1, ?, ?, ?, 0, 0, 0)
+                            """,
+                        arguments: [cluster, replica, minBalance])
+                    try db.execute(sql: "PRAGMA user_version = \(expected)")
+                    return .commit
+                }
+            }
+            return
+        }
+        guard version == expected else {
+            if let version, version > expected {
+                throw StoreError(
+                    path: path,
+                    message: "was written by a newer ledger (store schema \(version); this build reads "
+                        + "\(expected)); run a newer build")
+            }
+            throw StoreError(
+                path: path,
+                message: "has unknown store schema \(version.map(String.init) ?? "NULL") (this build reads \(expected))"
+            )
+        }
+        let rows = try fetchRows(db, table: "meta", sql: "SELECT cluster, replica, min_balance FROM meta")
+        guard rows.count == 1 else { throw .corrupt(path, "table meta has \(rows.count) rows, expected 1") }
+        let storedCluster = try rows[0].text(0, "cluster")
+        let storedReplica = try rows[0].text(1, "replica")
+        guard storedCluster == cluster, storedReplica == replica else {
+            throw StoreError(
+                path: path,
+                message: "belongs to replica \(storedReplica) of cluster \(storedCluster), not to replica \(replica) "
+                    + "of cluster \(cluster); check data_dir and the replica name")
+        }
+        let storedMinBalance = try rows[0].integer(2, "min_balance")
+        guard storedMinBalance == minBalance else {
+            throw StoreError(
+                path: path,
+                message: "was created with min_balance \(storedMinBalance), but the configuration says \(minBalance); "
+                    + "the minimum balance cannot change once a cluster has started")
+        }
+    }
+
+    /// Reads everything back and checks the invariants `Replica` and `LedgerState` rely on.
+    private func recover(_ db: Database) throws(StoreError) -> Recovered {
+        let meta = try fetchRows(
+            db, table: "meta", sql: "SELECT promised_round, promised_replica, applied_through FROM meta")[0]
+        let promised = Ballot(
+            round: try meta.unsigned(0, "promised_round"),
+            replica: ReplicaID(Int(try meta.integer(1, "promised_replica"))))
+        let appliedThrough = try meta.unsigned(2, "applied_through")
+
+        var snapshot: Snapshot<LedgerSnapshot>?
+        let snapshots = try fetchRows(db, table: "paxos_snapshot", sql: "SELECT slot, snapshot FROM paxos_snapshot")
+        if let row = snapshots.first {
+            let slot = try row.unsigned(0, "slot")
+            snapshot = Snapshot(
+                slot: slot, state: try row.decoded(1, "snapshot", "the snapshot", LedgerCodec.decodeSnapshot))
+        }
+        let snapshotSlot = snapshot?.slot ?? 0
+        guard snapshotSlot <= appliedThrough else {
+            throw .corrupt(
+                path, "the snapshot is at slot \(snapshotSlot) but only slots up to \(appliedThrough) are applied")
+        }
+
+        var entries: [Slot: LogEntry<LedgerCommand>] = [:]
+        try forEachRow(
+            db, table: "paxos_log",
+            sql: "SELECT slot, ballot_round, ballot_replica, chosen, value FROM paxos_log ORDER BY slot"
+        ) { row throws(StoreError) in
+            let slot = try row.unsigned(0, "slot")
+            guard slot > snapshotSlot else {
+                throw .corrupt(path, "log slot \(slot) is at or below the snapshot at slot \(snapshotSlot)")
+            }
+            let ballot = Ballot(
+                round: try row.unsigned(1, "ballot_round"),
+                replica: ReplicaID(Int(try row.integer(2, "ballot_replica"))))
+            let chosen = try row.integer(3, "chosen")
+            guard chosen == 0 || chosen == 1 else {
+                throw .corrupt(path, "log slot \(slot) has chosen flag \(chosen), expected 0 or 1")
+            }
+            let value = try row.decoded(4, "value", "the value of log slot \(slot)", LedgerCodec.decodeSlotValue)
+            entries[slot] = LogEntry(ballot: ballot, value: value, isChosen: chosen == 1)
+        }
+        if appliedThrough > snapshotSlot {
+            for slot in (snapshotSlot + 1)...appliedThrough where entries[slot]?.isChosen != true {
+                throw .corrupt(path, "slot \(slot) is applied but not stored as chosen")
+            }
+        }
+
+        let state = try ledgerState(db)
+        // Undecodable history is corruption too; find it now rather than when someone prints the WAL.
+        _ = try walRecords(db)
+        _ = try datastoreRecords(db)
+        return Recovered(
+            durable: DurableState(
+                promised: promised, snapshot: snapshot, entries: entries, appliedThrough: appliedThrough),
+            state: state)
+    }
+
+    private func ledgerState(_ db: Database) throws(StoreError) -> LedgerState {
+        var balances: [AccountID: Int64] = [:]
+        try forEachRow(db, table: "balances", sql: "SELECT account, balance FROM balances") { row throws(StoreError) in
+            balances[try row.account(0, "account")] = try row.integer(1, "balance")
+        }
+        var locks: [AccountID: TransactionID] = [:]
+        try forEachRow(
+            db, table: "locks", sql: "SELECT account, transaction_client, transaction_sequence FROM locks"
+        ) { row throws(StoreError) in
+            locks[try row.account(0, "account")] = TransactionID(
+                client: try row.unsigned(1, "transaction_client"), sequence: try row.unsigned(2, "transaction_sequence")
+            )
+        }
+        var transactions: [TransactionID: LedgerState.Status] = [:]
+        try forEachRow(
+            db, table: "transactions", sql: "SELECT client, sequence, status FROM transactions"
+        ) { row throws(StoreError) in
+            let id = TransactionID(client: try row.unsigned(0, "client"), sequence: try row.unsigned(1, "sequence"))
+            transactions[id] = try row.decoded(2, "status", "the status of \(id)", LedgerCodec.decodeStatus)
+        }
+        do {
+            return try LedgerState(
+                minBalance: minBalance, balances: balances, locks: locks, transactions: transactions)
+        } catch {
+            throw .corrupt(path, "the ledger state breaks an invariant: \(error.description)")
+        }
+    }
+
+    // MARK: - Writing
+
+    /// One SQLite transaction (one fsync): the Paxos writes of a `Ready`, then the effects of the slots applied (and
+    /// an installed snapshot, which replaces balances, locks, transactions, WAL and datastore), then the applied slot.
+    /// An empty batch writes nothing.
+    public func commit(_ batch: StoreBatch) throws(StoreError) {
+        guard !batch.isEmpty else { return }
+        if let installed = batch.installedSnapshot, installed.state.minBalance != minBalance {
+            throw StoreError(
+                path: path,
+                message: "cannot install a snapshot with min_balance \(installed.state.minBalance) in a replica "
+                    + "with min_balance \(minBalance)")
+        }
+        try access { db throws(StoreError) in
+            try run("committing") {
+                try db.inTransaction(.immediate) {
+                    try write(batch, db)
+                    return .commit
+                }
+            }
+        }
+    }
+
+    private func write(_ batch: StoreBatch, _ db: Database) throws {
+        let persist = batch.persist
+        if let promised = persist.promised {
+            try db.cachedStatement(sql: "UPDATE meta SET promised_round = ?, promised_replica = ? WHERE id = 1")
+                .execute(arguments: [Int64(storing: promised.round), promised.replica.index])
+        }
+        var snapshotSlot: Slot = 0
+        if let snapshot = persist.snapshot {
+            snapshotSlot = snapshot.slot
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO paxos_snapshot (id, slot, snapshot) VALUES (1, ?, ?)")
+                .execute(arguments: [Int64(storing: snapshot.slot), Data(LedgerCodec.encode(snapshot.state))])
+            try db.cachedStatement(sql: "DELETE FROM paxos_log WHERE slot <= ?")
+                .execute(arguments: [Int64(storing: snapshot.slot)])
+        }
+        if !persist.entries.isEmpty {
+            let insert = try db.cachedStatement(
+                sql: """
+                    INSERT OR REPLACE INTO paxos_log (slot, ballot_round, ballot_replica, chosen, value)
+                    VALUES (?, ?, ?, ?, ?)
+                    """)
+            for (slot, entry) in persist.entries where slot > snapshotSlot {
+                try insert.execute(arguments: [
+                    Int64(storing: slot), Int64(storing: entry.ballot.round), entry.ballot.replica.index,
+                    entry.isChosen ? 1 : 0, Data(LedgerCodec.encode(entry.value)),
+                ])
+            }
+        }
+        if let installed = batch.installedSnapshot {
+            try replaceLedger(with: installed, db)
+        }
+        if !batch.applied.isEmpty {
+            try writeEffects(batch.applied, db)
+        }
+        if let appliedThrough = batch.appliedThrough {
+            try db.cachedStatement(sql: "UPDATE meta SET applied_through = ? WHERE id = 1")
+                .execute(arguments: [Int64(storing: appliedThrough)])
+        }
+    }
+
+    private func replaceLedger(with snapshot: LedgerSnapshot, _ db: Database) throws {
+        for table in ["balances", "locks", "transactions", "wal", "datastore"] {
+            try db.execute(sql: "DELETE FROM \(table)")
+        }
+        try writeBalances(snapshot.state.balances, db)
+        try writeLocks(snapshot.state.locks.mapValues { Optional($0) }, db)
+        try writeTransactions(snapshot.state.transactions, db)
+        // One WAL row per run of records of one transaction, as applying would have written them.
+        var group: [WALRecord] = []
+        for record in snapshot.wal {
+            if let first = group.first,
+                first.transaction != record.transaction || group.count == CodecLimits.walRecordsPerListMax
+            {
+                try appendWAL(group, db)
+                group = []
+            }
+            group.append(record)
+        }
+        if !group.isEmpty { try appendWAL(group, db) }
+        for record in snapshot.datastore { try appendDatastore(record, db) }
+    }
+
+    /// Writes the net result of many commands: each account's last balance, lock and transaction status once, and
+    /// the WAL and datastore records in order.
+    private func writeEffects(_ applied: [LedgerState.Effects], _ db: Database) throws {
+        var balances: [AccountID: Int64] = [:]
+        var locks: [AccountID: TransactionID?] = [:]
+        var transactions: [TransactionID: LedgerState.Status] = [:]
+        for effects in applied {
+            balances.merge(effects.balances) { $1 }
+            for account in effects.unlocked { locks.updateValue(nil, forKey: account) }
+            for (account, owner) in effects.locked { locks.updateValue(owner, forKey: account) }
+            if let update = effects.transaction { transactions[update.id] = update.status }
+        }
+        try writeBalances(balances, db)
+        try writeLocks(locks, db)
+        try writeTransactions(transactions, db)
+        for effects in applied {
+            if !effects.wal.isEmpty { try appendWAL(effects.wal, db) }
+            if let record = effects.datastore { try appendDatastore(record, db) }
+        }
+    }
+
+    private func writeBalances(_ balances: [AccountID: Int64], _ db: Database) throws {
+        guard !balances.isEmpty else { return }
+        let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO balances (account, balance) VALUES (?, ?)")
+        for (account, balance) in balances {
+            try upsert.execute(arguments: [Int64(storing: account.value), balance])
+        }
+    }
+
+    /// Sets the lock of each account to its owner, or releases it for nil.
+    private func writeLocks(_ locks: [AccountID: TransactionID?], _ db: Database) throws {
+        guard !locks.isEmpty else { return }
+        let upsert = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO locks (account, transaction_client, transaction_sequence) VALUES (?, ?, ?)")
+        let delete = try db.cachedStatement(sql: "DELETE FROM locks WHERE account = ?")
+        for (account, owner) in locks {
+            if let owner {
+                try upsert.execute(arguments: [
+                    Int64(storing: account.value), Int64(storing: owner.client), Int64(storing: owner.sequence),
+                ])
+            } else {
+                try delete.execute(arguments: [Int64(storing: account.value)])
+            }
+        }
+    }
+
+    private func writeTransactions(_ transactions: [TransactionID: LedgerState.Status], _ db: Database) throws {
+        guard !transactions.isEmpty else { return }
+        let upsert = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO transactions (client, sequence, status) VALUES (?, ?, ?)")
+        for (id, status) in transactions {
+            try upsert.execute(arguments: [
+                Int64(storing: id.client), Int64(storing: id.sequence), Data(LedgerCodec.encode(status)),
+            ])
+        }
+    }
+
+    private func appendWAL(_ records: [WALRecord], _ db: Database) throws {
+        try db.cachedStatement(sql: "INSERT INTO wal (records) VALUES (?)")
+            .execute(arguments: [Data(LedgerCodec.encode(records))])
+    }
+
+    private func appendDatastore(_ record: DatastoreRecord, _ db: Database) throws {
+        try db.cachedStatement(sql: "INSERT INTO datastore (record) VALUES (?)")
+            .execute(arguments: [Data(LedgerCodec.encode(record))])
+    }
+
+    // MARK: - Reading
+
+    /// The ledger snapshot at the current applied slot: `state` (the caller's in-memory state, which must be the
+    /// state at the stored applied slot) plus the stored WAL and datastore.
+    public func snapshot(of state: LedgerState) throws(StoreError) -> LedgerSnapshot {
+        try access { db throws(StoreError) in
+            LedgerSnapshot(state: state, wal: try walRecords(db), datastore: try datastoreRecords(db))
+        }
+    }
+
+    /// Every WAL record, in the order written.
+    public func walRecords() throws(StoreError) -> [WALRecord] {
+        try access { db throws(StoreError) in try walRecords(db) }
+    }
+
+    /// Every datastore record (the committed transactions), in commit order.
+    public func datastoreRecords() throws(StoreError) -> [DatastoreRecord] {
+        try access { db throws(StoreError) in try datastoreRecords(db) }
+    }
+
+    private func walRecords(_ db: Database) throws(StoreError) -> [WALRecord] {
+        var records: [WALRecord] = []
+        try forEachRow(db, table: "wal", sql: "SELECT position, records FROM wal ORDER BY position") {
+            row throws(StoreError) in
+            let position = try row.integer(0, "position")
+            records += try row.decoded(
+                1, "records", "the WAL records at position \(position)", LedgerCodec.decodeWALRecords)
+        }
+        return records
+    }
+
+    private func datastoreRecords(_ db: Database) throws(StoreError) -> [DatastoreRecord] {
+        var records: [DatastoreRecord] = []
+        try forEachRow(db, table: "datastore", sql: "SELECT position, record FROM datastore ORDER BY position") {
+            row throws(StoreError) in
+            let position = try row.integer(0, "position")
+            records.append(
+                try row.decoded(
+                    1, "record", "the datastore record at position \(position)", LedgerCodec.decodeDatastoreRecord))
+        }
+        return records
+    }
+
+    // MARK: - Access
+
+    /// Runs `body` on the connection (serialized with every other call).
+    private func access<Value>(_ body: (Database) throws(StoreError) -> Value) throws(StoreError)
+        -> Value
+    {
+        let result: Result<Value, StoreError> = database.inDatabase { db in
+            do throws(StoreError) {
+                return .success(try body(db))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Runs SQLite work, turning its error into a `StoreError`.
+    private func run<Value>(_ doing: String, _ body: () throws -> Value) throws(StoreError) -> Value {
+        do {
+            return try body()
+        } catch {
+            throw Self.storeError(error, path: path, doing: doing)
+        }
+    }
+
+    /// The rows of a small query (the single-row tables).
+    private func fetchRows(_ db: Database, table: String, sql: String) throws(StoreError) -> [StoredRow] {
+        try run("reading table \(table)") {
+            try Row.fetchAll(db, sql: sql).map { StoredRow(row: $0, table: table, path: path) }
+        }
+    }
+
+    /// Calls `body` with each row of a query, one at a time, without loading the table into memory.
+    private func forEachRow(
+        _ db: Database, table: String, sql: String, _ body: (StoredRow) throws(StoreError) -> Void
+    ) throws(StoreError) {
+        let doing = "reading table \(table)"
+        let cursor = try run(doing) { try Row.fetchCursor(db, sql: sql) }
+        while let row = try run(doing, { try cursor.next() }) {
+            try body(StoredRow(row: row, table: table, path: path))
+        }
+    }
+
+    private static func storeError(_ error: any Error, path: String, doing: String) -> StoreError {
+        switch error {
+        case let error as StoreError: return error
+        case let error as DatabaseError: return .sqlite(path, error, doing: doing)
+        default: return StoreError(path: path, message: "failed while \(doing): \(error)")
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import GRDB
+import LedgerCore
+import Paxos
+
+/// The tables of a replica store, schema version 1 (kept in `PRAGMA user_version`).
+///
+/// Unsigned 64-bit numbers (slots, account ids, client ids, sequence numbers, rounds) are stored as the `Int64` with
+/// the same bits, so every value fits; slots stay below 2^63 in any real run, which keeps `ORDER BY slot` right.
+/// Values with structure (slot values, statuses, WAL records, datastore records, the snapshot) are `LedgerCodec`
+/// blobs, which carry their own format version. A transfer costs about five row writes per batch: its two balances
+/// (once per batch per account), its transaction, one WAL row holding all the records of the command, and one
+/// datastore row.
+enum ReplicaStoreSchema {
+    /// The schema this build writes and reads. A file with another version is refused, never migrated silently.
+    static let version: Int32 = 1
+
+    static let create = """
+        CREATE TABLE meta (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            cluster TEXT NOT NULL,
+            replica TEXT NOT NULL,
+            min_balance INTEGER NOT NULL,
+            promised_round INTEGER NOT NULL,
+            promised_replica INTEGER NOT NULL,
+            applied_through INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE paxos_snapshot (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            slot INTEGER NOT NULL,
+            snapshot BLOB NOT NULL
+        ) STRICT;
+        CREATE TABLE paxos_log (
+            slot INTEGER PRIMARY KEY,
+            ballot_round INTEGER NOT NULL,
+            ballot_replica INTEGER NOT NULL,
+            chosen INTEGER NOT NULL,
+            value BLOB NOT NULL
+        ) STRICT;
+        CREATE TABLE balances (
+            account INTEGER PRIMARY KEY,
+            balance INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE locks (
+            account INTEGER PRIMARY KEY,
+            transaction_client INTEGER NOT NULL,
+            transaction_sequence INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE transactions (
+            client INTEGER NOT NULL,
+            sequence INTEGER NOT NULL,
+            status BLOB NOT NULL,
+            PRIMARY KEY (client, sequence)
+        ) STRICT, WITHOUT ROWID;
+        CREATE TABLE wal (
+            position INTEGER PRIMARY KEY,
+            records BLOB NOT NULL
+        ) STRICT;
+        CREATE TABLE datastore (
+            position INTEGER PRIMARY KEY,
+            record BLOB NOT NULL
+        ) STRICT;
+        """
+
+    static let tables = [
+        "meta", "paxos_snapshot", "paxos_log", "balances", "locks", "transactions", "wal", "datastore",
+    ]
+}
+
+/// The columns of one stored row, read with their storage class checked: a value of the wrong class is corruption,
+/// reported with the table and column instead of trapping.
+struct StoredRow {
+    let row: Row
+    let table: String
+    let path: String
+
+    private func value(_ index: Int) -> DatabaseValue {
+        row[index]
+    }
+
+    private func mismatch(_ column: String, _ value: DatabaseValue, expected: String) -> StoreError {
+        let found: String
+        switch value.storage {
+        case .null: found = "NULL"
+        case .int64: found = "an integer"
+        case .double: found = "a real number"
+        case .string: found = "text"
+        case .blob: found = "a blob"
+        }
+        return .corrupt(path, "column \(column) of table \(table) holds \(found), expected \(expected)")
+    }
+
+    func integer(_ index: Int, _ column: String) throws(StoreError) -> Int64 {
+        let value = value(index)
+        guard case .int64(let number) = value.storage else { throw mismatch(column, value, expected: "an integer") }
+        return number
+    }
+
+    func unsigned(_ index: Int, _ column: String) throws(StoreError) -> UInt64 {
+        UInt64(bitPattern: try integer(index, column))
+    }
+
+    func account(_ index: Int, _ column: String) throws(StoreError) -> AccountID {
+        let value = try unsigned(index, column)
+        guard value >= 1 else { throw .corrupt(path, "column \(column) of table \(table) holds account id 0") }
+        return AccountID(value)
+    }
+
+    func text(_ index: Int, _ column: String) throws(StoreError) -> String {
+        let value = value(index)
+        guard case .string(let text) = value.storage else { throw mismatch(column, value, expected: "text") }
+        return text
+    }
+
+    func blob(_ index: Int, _ column: String) throws(StoreError) -> [UInt8] {
+        let value = value(index)
+        guard case .blob(let data) = value.storage else { throw mismatch(column, value, expected: "a blob") }
+        return [UInt8](data)
+    }
+
+    /// Decodes a blob column with `decode`, reporting a malformed one as corruption of `what`.
+    func decoded<Value>(
+        _ index: Int, _ column: String, _ what: @autoclosure () -> String,
+        _ decode: ([UInt8]) throws(CodecError) -> Value
+    ) throws(StoreError) -> Value {
+        let bytes = try blob(index, column)
+        do {
+            return try decode(bytes)
+        } catch {
+            throw .corrupt(path, "\(what()) in table \(table) does not decode (\(error))")
+        }
+    }
+}
+
+extension Int64 {
+    /// The same 64 bits, as SQLite stores unsigned numbers.
+    init(storing value: UInt64) {
+        self.init(bitPattern: value)
+    }
+}

@@ -1,0 +1,482 @@
+import LedgerCore
+import Paxos
+import Testing
+
+/// The rules of DESIGN.md section 4, one at a time: each test applies commands to a small ledger and checks the
+/// exact result, balances, locks, WAL records and datastore records.
+@Suite("ledger state machine")
+struct LedgerStateTests {
+    static let slot: Slot = 7
+    static let ballot = Ballot(round: 3, replica: ReplicaID(2))
+
+    static func id(_ client: UInt64, _ sequence: UInt64) -> TransactionID {
+        TransactionID(client: client, sequence: sequence)
+    }
+
+    static func account(_ value: UInt64) -> AccountID { AccountID(value) }
+
+    static func balances(_ pairs: KeyValuePairs<UInt64, Int64>) -> [AccountID: Int64] {
+        Dictionary(uniqueKeysWithValues: pairs.map { (AccountID($0.key), $0.value) })
+    }
+
+    /// A ledger holding exactly these balances (restored, so any balance at or above `minBalance` is possible).
+    static func ledger(minBalance: Int64 = 0, _ pairs: KeyValuePairs<UInt64, Int64>) throws -> LedgerState {
+        try LedgerState(minBalance: minBalance, balances: balances(pairs), locks: [:], transactions: [:])
+    }
+
+    static func transfer(_ id: TransactionID, _ from: UInt64, _ to: UInt64, _ amount: Int64) -> LedgerCommand {
+        .transfer(id, from: AccountID(from), to: AccountID(to), amount: Amount(amount))
+    }
+
+    static func prepare(
+        _ id: TransactionID, _ changes: KeyValuePairs<UInt64, Int64>, home: String = "C1",
+        participants: [String] = ["C1", "C2"]
+    ) -> LedgerCommand {
+        .prepare(
+            id, home: home, participants: participants,
+            changes: changes.map { AccountChange(account: AccountID($0.key), delta: $0.value) })
+    }
+
+    // MARK: - Creating accounts
+
+    @Test("createAccounts creates the missing accounts, counts them, and is idempotent")
+    func createAccounts() {
+        var ledger = LedgerState(minBalance: 0)
+        let first = ledger.apply(
+            .createAccounts([Self.account(1)...Self.account(3)], balance: 10), slot: 1, ballot: Self.ballot)
+        #expect(first.result == .accountsCreated(3))
+        #expect(first.balances == Self.balances([1: 10, 2: 10, 3: 10]))
+        #expect(first.wal.isEmpty && first.datastore == nil && first.transaction == nil)
+        #expect(ledger.balances == Self.balances([1: 10, 2: 10, 3: 10]))
+
+        let again = ledger.apply(
+            .createAccounts([Self.account(1)...Self.account(3)], balance: 10), slot: 2, ballot: Self.ballot)
+        #expect(again.result == .accountsCreated(0))
+        #expect(again.balances.isEmpty)
+
+        // Overlapping ranges and a one-account range: existing accounts keep their balance, whatever the new one.
+        let overlap = ledger.apply(
+            .createAccounts([Self.account(3)...Self.account(5), Self.account(9)...Self.account(9)], balance: 4),
+            slot: 3, ballot: Self.ballot)
+        #expect(overlap.result == .accountsCreated(3))
+        #expect(overlap.balances == Self.balances([4: 4, 5: 4, 9: 4]))
+        #expect(ledger.balances == Self.balances([1: 10, 2: 10, 3: 10, 4: 4, 5: 4, 9: 4]))
+        #expect(ledger.total == 42)
+        #expect(ledger.locks.isEmpty && ledger.transactions.isEmpty)
+    }
+
+    @Test(
+        "createAccounts refuses an initial balance below the minimum",
+        arguments: [
+            (Int64(0), Int64(-1), CommandResult.refused("initial balance -1 is below the minimum 0")),
+            (0, 0, .accountsCreated(2)),
+            (-5, -5, .accountsCreated(2)),
+            (-5, -6, .refused("initial balance -6 is below the minimum -5")),
+        ])
+    func createAccountsBelowMinimum(minBalance: Int64, balance: Int64, expected: CommandResult) {
+        var ledger = LedgerState(minBalance: minBalance)
+        let effects = ledger.apply(
+            .createAccounts([Self.account(1)...Self.account(2)], balance: balance), slot: 1, ballot: Self.ballot)
+        #expect(effects.result == expected)
+        if case .refused = expected {
+            #expect(ledger.balances.isEmpty && effects.balances.isEmpty)
+        } else {
+            #expect(ledger.balances == Self.balances([1: balance, 2: balance]))
+        }
+    }
+
+    // MARK: - Intra-shard transfers
+
+    @Test("a transfer moves the amount and writes Start, Update, Update, Commit and a datastore record")
+    func transferCommits() throws {
+        var ledger = try Self.ledger([21: 10, 8: 10, 5: 3])
+        let id = Self.id(1, 1)
+        let effects = ledger.apply(Self.transfer(id, 21, 8, 2), slot: Self.slot, ballot: Self.ballot)
+        #expect(effects.result == .committed)
+        #expect(ledger.balances == Self.balances([21: 8, 8: 12, 5: 3]))
+        #expect(effects.balances == Self.balances([21: 8, 8: 12]))
+        #expect(
+            effects.wal.map(\.description) == [
+                "<T1.1, Start>", "<T1.1, Update, 21, 8>", "<T1.1, Update, 8, 12>", "<T1.1, Commit>",
+            ])
+        #expect(
+            effects.wal.map(\.kind) == [
+                .start, .update(Self.account(21), old: 10, new: 8), .update(Self.account(8), old: 10, new: 12), .commit,
+            ])
+        let record = DatastoreRecord(
+            transaction: id, kind: .transfer(from: Self.account(21), to: Self.account(8), amount: Amount(2)),
+            slot: Self.slot, ballot: Self.ballot)
+        #expect(effects.datastore == record)
+        #expect(record.description == "T1.1 (21, 8, 2) slot 7 ballot (3,S2)")
+        #expect(effects.transaction?.id == id && effects.transaction?.status == .committed)
+        #expect(effects.locked.isEmpty && effects.unlocked.isEmpty)
+        #expect(ledger.transactions == [id: .committed])
+        #expect(ledger.recordedResult(of: id) == .committed)
+        #expect(ledger.locks.isEmpty)
+    }
+
+    /// One row: the minimum balance, the transfer, and the result.
+    struct TransferCase: Sendable, CustomTestStringConvertible {
+        var minBalance: Int64
+        var from: UInt64
+        var to: UInt64
+        var amount: Int64
+        var expected: CommandResult
+        var testDescription: String { "min \(minBalance): \(from) -> \(to) amount \(amount)" }
+    }
+
+    @Test(
+        "a transfer is valid when both accounts exist, differ, and the debit stays at or above the minimum",
+        arguments: [
+            TransferCase(minBalance: 0, from: 1, to: 2, amount: 10, expected: .committed),
+            TransferCase(
+                minBalance: 0, from: 1, to: 2, amount: 11,
+                expected: .aborted(.insufficientFunds(AccountID(1), balance: 10))),
+            TransferCase(minBalance: -5, from: 1, to: 2, amount: 15, expected: .committed),
+            TransferCase(
+                minBalance: -5, from: 1, to: 2, amount: 16,
+                expected: .aborted(.insufficientFunds(AccountID(1), balance: 10))),
+            TransferCase(minBalance: 0, from: 99, to: 2, amount: 1, expected: .aborted(.unknownAccount(AccountID(99)))),
+            TransferCase(minBalance: 0, from: 1, to: 99, amount: 1, expected: .aborted(.unknownAccount(AccountID(99)))),
+            TransferCase(
+                minBalance: 0, from: 1, to: 1, amount: 1, expected: .aborted(.invalid("transfer from 1 to itself"))),
+            // The debit is judged before the credit's account.
+            TransferCase(
+                minBalance: 0, from: 1, to: 99, amount: 11,
+                expected: .aborted(.insufficientFunds(AccountID(1), balance: 10))),
+        ])
+    func transferRules(row: TransferCase) throws {
+        var ledger = try Self.ledger(minBalance: row.minBalance, [1: 10, 2: 10])
+        let id = Self.id(3, 4)
+        let effects = ledger.apply(
+            Self.transfer(id, row.from, row.to, row.amount), slot: Self.slot, ballot: Self.ballot)
+        #expect(effects.result == row.expected)
+        if row.expected == .committed {
+            #expect(ledger.balances == Self.balances([1: 10 - row.amount, 2: 10 + row.amount]))
+            #expect(ledger.total == 20)
+        } else if case .aborted(let reason) = row.expected {
+            #expect(ledger.balances == Self.balances([1: 10, 2: 10]))
+            #expect(effects.wal.map(\.description) == ["<T3.4, Start>", "<T3.4, Abort>"])
+            #expect(effects.datastore == nil && effects.balances.isEmpty)
+            #expect(ledger.transactions == [id: .aborted(reason)])
+        }
+        #expect(ledger.balances.values.allSatisfy { $0 >= row.minBalance })
+    }
+
+    @Test("a retried transfer changes nothing and answers the result recorded the first time")
+    func retriedTransfer() throws {
+        var ledger = try Self.ledger([1: 10, 2: 10])
+        let committed = Self.transfer(Self.id(1, 1), 1, 2, 4)
+        _ = ledger.apply(committed, slot: 1, ballot: Self.ballot)
+        let after = ledger
+        let retry = ledger.apply(committed, slot: 2, ballot: Self.ballot)
+        #expect(retry.result == .committed)
+        #expect(retry.wal.isEmpty && retry.datastore == nil && retry.balances.isEmpty && retry.transaction == nil)
+        #expect(ledger == after)
+
+        // Refused for lack of funds, then retried once the funds are there: still the recorded abort.
+        let refused = Self.transfer(Self.id(1, 2), 1, 2, 7)
+        let first = ledger.apply(refused, slot: 3, ballot: Self.ballot)
+        #expect(first.result == .aborted(.insufficientFunds(Self.account(1), balance: 6)))
+        _ = ledger.apply(Self.transfer(Self.id(1, 3), 2, 1, 5), slot: 4, ballot: Self.ballot)
+        let before = ledger
+        let second = ledger.apply(refused, slot: 5, ballot: Self.ballot)
+        #expect(second.result == first.result)
+        #expect(second.wal.isEmpty && second.transaction == nil)
+        #expect(ledger == before)
+        #expect(ledger.balances == Self.balances([1: 11, 2: 9]))
+    }
+
+    @Test("a credit that would overflow is refused; a debit that would overflow is insufficient funds")
+    func overflow() throws {
+        var ledger = try Self.ledger(minBalance: Int64.min, [1: 10, 2: Int64.max - 1, 3: Int64.min + 1])
+        let credit = ledger.apply(Self.transfer(Self.id(1, 1), 1, 2, 2), slot: 1, ballot: Self.ballot)
+        #expect(credit.result == .aborted(.balanceOverflow(Self.account(2))))
+        let exact = ledger.apply(Self.transfer(Self.id(1, 2), 1, 2, 1), slot: 2, ballot: Self.ballot)
+        #expect(exact.result == .committed)
+        #expect(ledger.balances[Self.account(2)] == Int64.max)
+        let debit = ledger.apply(Self.transfer(Self.id(1, 3), 3, 1, 2), slot: 3, ballot: Self.ballot)
+        #expect(debit.result == .aborted(.insufficientFunds(Self.account(3), balance: Int64.min + 1)))
+        let prepare = ledger.apply(Self.prepare(Self.id(1, 4), [2: 1]), slot: 4, ballot: Self.ballot)
+        #expect(prepare.result == .aborted(.balanceOverflow(Self.account(2))))
+        #expect(ledger.locks.isEmpty)
+        #expect(ledger.balances == Self.balances([1: 9, 2: Int64.max, 3: Int64.min + 1]))
+    }
+
+    @Test(
+        "money is conserved by every intra-shard transfer",
+        arguments: [(UInt64(1), Int64(0)), (2, 0), (3, -5), (4, -20)])
+    func moneyIsConserved(seed: UInt64, minBalance: Int64) {
+        var random = SeededRandom(seed: seed)
+        var ledger = LedgerState(minBalance: minBalance)
+        _ = ledger.apply(
+            .createAccounts([Self.account(1)...Self.account(8)], balance: 10), slot: 1, ballot: Self.ballot)
+        var committed = 0
+        for sequence in UInt64(1)...400 {
+            let command = Self.transfer(
+                Self.id(1, sequence), UInt64.random(in: 1...9, using: &random),
+                UInt64.random(in: 1...9, using: &random),
+                Int64.random(in: 1...15, using: &random))
+            let effects = ledger.apply(command, slot: sequence + 1, ballot: Self.ballot)
+            if effects.result == .committed { committed += 1 }
+            #expect(ledger.total == 80)
+            #expect(ledger.balances.values.allSatisfy { $0 >= minBalance })
+        }
+        #expect(committed > 50)
+    }
+
+    // MARK: - 2PC participant
+
+    @Test("prepare locks the accounts, records the planned updates, and blocks transfers on them")
+    func prepareLocks() throws {
+        var ledger = try Self.ledger([21: 10, 8: 10, 5: 10])
+        let id = Self.id(2, 1)
+        let effects = ledger.apply(Self.prepare(id, [21: -3, 8: 5]), slot: 9, ballot: Self.ballot)
+        #expect(effects.result == .preparedYes)
+        #expect(effects.wal.map(\.description) == ["<T2.1, Start>", "<T2.1, Update, 21, 7>", "<T2.1, Update, 8, 15>"])
+        #expect(
+            effects.wal.map(\.kind) == [
+                .start, .update(Self.account(21), old: 10, new: 7), .update(Self.account(8), old: 10, new: 15),
+            ])
+        #expect(effects.locked == [Self.account(21): id, Self.account(8): id])
+        #expect(effects.balances.isEmpty && effects.datastore == nil)
+        #expect(ledger.balances == Self.balances([21: 10, 8: 10, 5: 10]))
+        #expect(ledger.locks == [Self.account(21): id, Self.account(8): id])
+        let changes = [
+            AccountChange(account: Self.account(21), delta: -3), AccountChange(account: Self.account(8), delta: 5),
+        ]
+        guard case .prepared(let prepared) = ledger.transactions[id] else {
+            Issue.record("\(id) is not prepared: \(String(describing: ledger.transactions[id]))")
+            return
+        }
+        #expect(prepared.home == "C1" && prepared.participants == ["C1", "C2"])
+        #expect(prepared.changes == changes && prepared.slot == 9)
+        #expect(ledger.recordedResult(of: id) == .preparedYes)
+
+        // A transfer touching a locked account, as debit or credit, is rejected without waiting.
+        let debit = ledger.apply(Self.transfer(Self.id(3, 1), 21, 5, 1), slot: 10, ballot: Self.ballot)
+        #expect(debit.result == .aborted(.locked(Self.account(21), by: id)))
+        #expect(debit.wal.map(\.description) == ["<T3.1, Start>", "<T3.1, Abort>"])
+        let credit = ledger.apply(Self.transfer(Self.id(3, 2), 5, 8, 1), slot: 10, ballot: Self.ballot)
+        #expect(credit.result == .aborted(.locked(Self.account(8), by: id)))
+        #expect(credit.balances.isEmpty && credit.datastore == nil)
+        #expect(ledger.balances == Self.balances([21: 10, 8: 10, 5: 10]))
+        // A retried prepare answers its vote again and changes nothing.
+        let before = ledger
+        #expect(ledger.apply(Self.prepare(id, [21: -3, 8: 5]), slot: 11, ballot: Self.ballot).result == .preparedYes)
+        #expect(ledger == before)
+    }
+
+    /// One row: a prepare against a ledger where account 1 (balance 10) is locked by T1.1, and its vote.
+    struct PrepareCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var command: LedgerCommand
+        var expected: CommandResult
+        var testDescription: String { name }
+    }
+
+    @Test(
+        "a prepare that cannot hold votes no and remembers the abort",
+        arguments: [
+            PrepareCase(
+                name: "touches a locked account", command: prepare(id(4, 1), [2: 1, 1: 1]),
+                expected: .aborted(.locked(AccountID(1), by: id(1, 1)))),
+            PrepareCase(
+                name: "debit not covered", command: prepare(id(4, 1), [2: -11]),
+                expected: .aborted(.insufficientFunds(AccountID(2), balance: 10))),
+            PrepareCase(
+                name: "unknown account", command: prepare(id(4, 1), [77: 5]),
+                expected: .aborted(.unknownAccount(AccountID(77)))),
+            PrepareCase(
+                name: "no changes", command: prepare(id(4, 1), [:]),
+                expected: .aborted(.invalid("a prepare with no changes"))),
+            PrepareCase(
+                name: "an account twice", command: prepare(id(4, 1), [2: -1, 2: 1]),
+                expected: .aborted(.invalid("a prepare that names an account twice"))),
+            PrepareCase(
+                name: "home not a participant", command: prepare(id(4, 1), [2: -1], home: "C3"),
+                expected: .aborted(.invalid("home cluster C3 is not among the participants"))),
+        ])
+    func prepareVotesNo(row: PrepareCase) throws {
+        var ledger = try Self.ledger([1: 10, 2: 10])
+        _ = ledger.apply(Self.prepare(Self.id(1, 1), [1: -4]), slot: 1, ballot: Self.ballot)
+        let before = ledger
+        let effects = ledger.apply(row.command, slot: 2, ballot: Self.ballot)
+        #expect(effects.result == row.expected)
+        #expect(effects.wal.map(\.description) == ["<T4.1, Start>", "<T4.1, Abort>"])
+        #expect(effects.locked.isEmpty && effects.balances.isEmpty && effects.datastore == nil)
+        #expect(ledger.locks == before.locks && ledger.balances == before.balances)
+        guard case .aborted(let reason) = row.expected else { return }
+        #expect(ledger.transactions[Self.id(4, 1)] == .aborted(reason))
+        // The abort is remembered: a commit is refused.
+        #expect(
+            ledger.apply(.commit(Self.id(4, 1)), slot: 3, ballot: Self.ballot).result
+                == .refused("T4.1 was aborted; it cannot commit"))
+    }
+
+    @Test("commit applies the recorded changes, releases the locks, and is idempotent")
+    func commit() throws {
+        var ledger = try Self.ledger([21: 10, 8: 10])
+        let id = Self.id(2, 1)
+        _ = ledger.apply(Self.prepare(id, [21: -3, 8: 5]), slot: 4, ballot: Self.ballot)
+        let commitBallot = Ballot(round: 5, replica: ReplicaID(1))
+        let effects = ledger.apply(.commit(id), slot: 9, ballot: commitBallot)
+        #expect(effects.result == .committed)
+        #expect(ledger.balances == Self.balances([21: 7, 8: 15]))
+        #expect(effects.balances == Self.balances([21: 7, 8: 15]))
+        #expect(ledger.locks.isEmpty)
+        #expect(Set(effects.unlocked) == [Self.account(21), Self.account(8)])
+        // The updates were logged at prepare; commit adds only its mark.
+        #expect(effects.wal.map(\.description) == ["<T2.1, Commit>"])
+        let changes = [
+            AccountChange(account: Self.account(21), delta: -3), AccountChange(account: Self.account(8), delta: 5),
+        ]
+        let record = DatastoreRecord(transaction: id, kind: .crossShard(changes), slot: 9, ballot: commitBallot)
+        #expect(effects.datastore == record)
+        #expect(record.description == "T2.1 21 -3, 8 +5 slot 9 ballot (5,S1)")
+        #expect(ledger.transactions == [id: .committed])
+
+        let after = ledger
+        let again = ledger.apply(.commit(id), slot: 10, ballot: commitBallot)
+        #expect(again.result == .committed)
+        #expect(again.wal.isEmpty && again.datastore == nil && again.balances.isEmpty && again.unlocked.isEmpty)
+        #expect(ledger == after)
+        // The accounts are free again.
+        #expect(
+            ledger.apply(Self.transfer(Self.id(3, 1), 8, 21, 15), slot: 11, ballot: Self.ballot).result == .committed)
+    }
+
+    @Test("commit of an unknown or aborted transaction is refused and changes nothing")
+    func commitRefused() throws {
+        var ledger = try Self.ledger([1: 10, 2: 10])
+        let before = ledger
+        let unknown = ledger.apply(.commit(Self.id(9, 9)), slot: 1, ballot: Self.ballot)
+        #expect(unknown.result == .refused("T9.9 is unknown here; commit needs a prepare first"))
+        #expect(unknown.wal.isEmpty && unknown.transaction == nil)
+        #expect(ledger == before)
+
+        _ = ledger.apply(Self.prepare(Self.id(1, 1), [1: -2]), slot: 2, ballot: Self.ballot)
+        _ = ledger.apply(.abort(Self.id(1, 1)), slot: 3, ballot: Self.ballot)
+        let afterAbort = ledger
+        let aborted = ledger.apply(.commit(Self.id(1, 1)), slot: 4, ballot: Self.ballot)
+        #expect(aborted.result == .refused("T1.1 was aborted; it cannot commit"))
+        #expect(aborted.wal.isEmpty && aborted.datastore == nil)
+        #expect(ledger == afterAbort)
+        #expect(ledger.balances == Self.balances([1: 10, 2: 10]))
+    }
+
+    @Test("abort of a prepared transaction releases its locks and drops its changes")
+    func abortPrepared() throws {
+        var ledger = try Self.ledger([1: 10, 2: 10])
+        let id = Self.id(1, 1)
+        _ = ledger.apply(Self.prepare(id, [1: -2, 2: 2]), slot: 1, ballot: Self.ballot)
+        let effects = ledger.apply(.abort(id), slot: 2, ballot: Self.ballot)
+        #expect(effects.result == .aborted(.aborted))
+        #expect(effects.wal.map(\.description) == ["<T1.1, Abort>"])
+        #expect(Set(effects.unlocked) == [Self.account(1), Self.account(2)])
+        #expect(effects.balances.isEmpty && effects.datastore == nil)
+        #expect(ledger.locks.isEmpty)
+        #expect(ledger.balances == Self.balances([1: 10, 2: 10]))
+        #expect(ledger.transactions == [id: .aborted(.aborted)])
+        let after = ledger
+        let again = ledger.apply(.abort(id), slot: 3, ballot: Self.ballot)
+        #expect(again.result == .aborted(.aborted) && again.wal.isEmpty && again.unlocked.isEmpty)
+        #expect(ledger == after)
+    }
+
+    @Test("abort of an unknown transaction records it, so a late prepare and commit are refused")
+    func abortUnknown() throws {
+        var ledger = try Self.ledger([1: 10, 2: 10])
+        let id = Self.id(5, 5)
+        let effects = ledger.apply(.abort(id), slot: 1, ballot: Self.ballot)
+        #expect(effects.result == .aborted(.aborted))
+        #expect(effects.wal.map(\.description) == ["<T5.5, Start>", "<T5.5, Abort>"])
+        #expect(ledger.transactions == [id: .aborted(.aborted)])
+        let late = ledger.apply(Self.prepare(id, [1: -2]), slot: 2, ballot: Self.ballot)
+        #expect(late.result == .aborted(.aborted))
+        #expect(late.wal.isEmpty && late.locked.isEmpty)
+        #expect(ledger.locks.isEmpty)
+        #expect(
+            ledger.apply(.commit(id), slot: 3, ballot: Self.ballot).result
+                == .refused("T5.5 was aborted; it cannot commit"))
+        #expect(ledger.balances == Self.balances([1: 10, 2: 10]))
+    }
+
+    @Test("abort of a committed transaction is refused and changes nothing")
+    func abortCommitted() throws {
+        var ledger = try Self.ledger([1: 10, 2: 10])
+        let id = Self.id(1, 1)
+        _ = ledger.apply(Self.prepare(id, [1: -2]), slot: 1, ballot: Self.ballot)
+        _ = ledger.apply(.commit(id), slot: 2, ballot: Self.ballot)
+        let before = ledger
+        let effects = ledger.apply(.abort(id), slot: 3, ballot: Self.ballot)
+        #expect(effects.result == .refused("T1.1 is committed; it cannot abort"))
+        #expect(effects.wal.isEmpty && effects.unlocked.isEmpty)
+        #expect(ledger == before)
+        #expect(ledger.balances == Self.balances([1: 8, 2: 10]))
+    }
+
+    // MARK: - Restoring
+
+    @Test("restoring from parts gives back the same state")
+    func restoreRoundTrip() throws {
+        var ledger = LedgerState(minBalance: -5)
+        _ = ledger.apply(
+            .createAccounts([Self.account(1)...Self.account(4)], balance: 10), slot: 1, ballot: Self.ballot)
+        _ = ledger.apply(Self.transfer(Self.id(1, 1), 1, 2, 15), slot: 2, ballot: Self.ballot)
+        _ = ledger.apply(Self.prepare(Self.id(1, 2), [3: -4, 4: 1]), slot: 3, ballot: Self.ballot)
+        _ = ledger.apply(.abort(Self.id(1, 3)), slot: 4, ballot: Self.ballot)
+        let restored = try LedgerState(
+            minBalance: ledger.minBalance, balances: ledger.balances, locks: ledger.locks,
+            transactions: ledger.transactions)
+        #expect(restored == ledger)
+    }
+
+    /// One row: stored parts that break an invariant, and the error's description.
+    struct BrokenPartsCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var balances: [AccountID: Int64]
+        var locks: [AccountID: TransactionID]
+        var transactions: [TransactionID: LedgerState.Status]
+        var error: String
+        var testDescription: String { name }
+    }
+
+    /// T1.1 prepared with a debit of 2 on account 1, as applying its prepare records it.
+    static let prepared: LedgerState.Status = {
+        var ledger = LedgerState(minBalance: 0)
+        _ = ledger.apply(.createAccounts([AccountID(1)...AccountID(1)], balance: 10), slot: 1, ballot: ballot)
+        _ = ledger.apply(prepare(id(1, 1), [1: -2]), slot: 3, ballot: ballot)
+        return ledger.transactions[id(1, 1)]!
+    }()
+
+    @Test(
+        "restoring refuses parts that break an invariant",
+        arguments: [
+            BrokenPartsCase(
+                name: "lock without a transaction", balances: balances([1: 10]), locks: [AccountID(1): id(1, 1)],
+                transactions: [:], error: "account 1 is locked by T1.1, which is not prepared on it"),
+            BrokenPartsCase(
+                name: "lock by a committed transaction", balances: balances([1: 10]),
+                locks: [AccountID(1): id(1, 1)], transactions: [id(1, 1): .committed],
+                error: "account 1 is locked by T1.1, which is not prepared on it"),
+            BrokenPartsCase(
+                name: "lock on an account the transaction does not touch", balances: balances([1: 10, 2: 10]),
+                locks: [AccountID(1): id(1, 1), AccountID(2): id(1, 1)], transactions: [id(1, 1): prepared],
+                error: "account 2 is locked by T1.1, which is not prepared on it"),
+            BrokenPartsCase(
+                name: "balance below the minimum", balances: balances([1: -1]), locks: [:], transactions: [:],
+                error: "account 1 has balance -1, below the minimum 0"),
+            BrokenPartsCase(
+                name: "prepared without its lock", balances: balances([1: 10]), locks: [:],
+                transactions: [id(1, 1): prepared], error: "prepared T1.1 does not hold the lock on 1"),
+            BrokenPartsCase(
+                name: "locked account that does not exist", balances: [:], locks: [AccountID(1): id(1, 1)],
+                transactions: [id(1, 1): prepared], error: "locked account 1 does not exist"),
+        ])
+    func restoreRefusesBrokenParts(row: BrokenPartsCase) {
+        #expect(throws: LedgerStateError(row.error)) {
+            try LedgerState(minBalance: 0, balances: row.balances, locks: row.locks, transactions: row.transactions)
+        }
+    }
+}

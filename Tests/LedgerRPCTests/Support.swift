@@ -1,0 +1,126 @@
+import LedgerCore
+import LedgerRPC
+import Paxos
+
+/// Values covering every case the wire carries, shared by the round-trip and malformed-input tests.
+enum Samples {
+    static let transaction = TransactionID(client: 7, sequence: 1)
+    static let other = TransactionID(client: 9, sequence: 4_611_686_018_427_387_903)  // the largest valid sequence
+
+    static let transfer = LedgerCommand.transfer(
+        transaction, from: AccountID(21), to: AccountID(700), amount: Amount(2))
+    static let largestTransfer = LedgerCommand.transfer(
+        other, from: AccountID(UInt64.max), to: AccountID(1), amount: Amount(Int64.max))
+    static let prepare = LedgerCommand.prepare(
+        other, home: "C1", participants: ["C1", "C2"],
+        changes: [
+            AccountChange(account: AccountID(12), delta: -640), AccountChange(account: AccountID(13), delta: 640),
+        ])
+    static let commit = LedgerCommand.commit(transaction)
+    static let abort = LedgerCommand.abort(other)
+    static let createAccounts = LedgerCommand.createAccounts(
+        [AccountID(1)...AccountID(1000), AccountID(2001)...AccountID(2001)], balance: 10)
+
+    /// Every kind of command, with extreme values where a field has a range.
+    static let commands = [transfer, largestTransfer, prepare, commit, abort, createAccounts]
+
+    static let requests = commands.map { Request(id: $0.requestID, command: $0) }
+
+    static let leaderBallot = Ballot(round: 3, replica: ReplicaID(2))
+    static let highBallot = Ballot(round: UInt64.max, replica: ReplicaID(999_999))
+
+    static let entries = [
+        SlotEntry(slot: 1, entry: LogEntry(ballot: leaderBallot, value: .batch(requests), isChosen: true)),
+        SlotEntry(slot: 2, entry: LogEntry(ballot: highBallot, value: .noop, isChosen: false)),
+        SlotEntry(slot: UInt64.max, entry: LogEntry(ballot: leaderBallot, value: .batch([]), isChosen: false)),
+    ]
+
+    /// A ledger snapshot with balances, a lock, every transaction status and history.
+    static let snapshot: LedgerSnapshot = {
+        var state = LedgerState(minBalance: 0)
+        var wal: [WALRecord] = []
+        var datastore: [DatastoreRecord] = []
+        let commands: [LedgerCommand] = [
+            .createAccounts([AccountID(1)...AccountID(30)], balance: 10),
+            .transfer(TransactionID(client: 1, sequence: 1), from: AccountID(1), to: AccountID(2), amount: Amount(3)),
+            .transfer(TransactionID(client: 1, sequence: 2), from: AccountID(1), to: AccountID(2), amount: Amount(300)),
+            .prepare(
+                TransactionID(client: 2, sequence: 1), home: "C1", participants: ["C1", "C2"],
+                changes: [AccountChange(account: AccountID(5), delta: -4)]),
+        ]
+        for (index, command) in commands.enumerated() {
+            let effects = state.apply(command, slot: Slot(index + 1), ballot: leaderBallot)
+            wal += effects.wal
+            if let record = effects.datastore { datastore.append(record) }
+        }
+        return LedgerSnapshot(state: state, wal: wal, datastore: datastore)
+    }()
+
+    /// Every case of `Paxos.Message`, with and without optional parts.
+    static let messages: [LedgerMessage] = [
+        .phase1a(ballot: leaderBallot, firstSlot: 1),
+        .phase1b(ballot: leaderBallot, snapshotSlot: 0, entries: []),
+        .phase1b(ballot: highBallot, snapshotSlot: 10_000, entries: entries),
+        .phase2a(ballot: leaderBallot, proposals: [], chosenThrough: 0),
+        .phase2a(
+            ballot: leaderBallot,
+            proposals: [SlotProposal(slot: 4, value: .batch(requests)), SlotProposal(slot: 5, value: .noop)],
+            chosenThrough: 3),
+        .phase2b(ballot: leaderBallot, slots: [4, 5, UInt64.max]),
+        .chosen(ballot: leaderBallot, chosenThrough: 5),
+        .heartbeat(ballot: leaderBallot, chosenThrough: 0),
+        .heartbeatAck(ballot: highBallot),
+        .rejected(promised: highBallot),
+        .rejected(promised: .zero),
+        .catchUpRequest(firstSlot: 6),
+        .catchUpReply(snapshot: nil, entries: entries),
+        .catchUpReply(snapshot: Snapshot(slot: 4, state: snapshot), entries: []),
+        .forward(requests: requests),
+        .forward(requests: []),
+    ]
+
+    /// Every result of applying a command, every abort reason among them.
+    static let results: [CommandResult] = [
+        .committed,
+        .preparedYes,
+        .refused("T7.1 is unknown here; commit needs a prepare first"),
+        .accountsCreated(0),
+        .accountsCreated(3000),
+        .aborted(.insufficientFunds(AccountID(21), balance: -5)),
+        .aborted(.locked(AccountID(21), by: transaction)),
+        .aborted(.unknownAccount(AccountID(4000))),
+        .aborted(.balanceOverflow(AccountID(UInt64.max))),
+        .aborted(.aborted),
+        .aborted(.invalid("transfer from 21 to itself")),
+        .aborted(.invalid("")),
+    ]
+
+    /// Every way a replica can fail to apply a request.
+    static let failures: [RequestFailure] = [
+        .wrongShard(AccountID(1500), owner: "C2"),
+        .wrongShard(AccountID(1500), owner: nil),
+        .notLeader(hint: ReplicaID(3)),
+        .notLeader(hint: nil),
+        .noQuorum,
+        .busy,
+        .timedOut,
+    ]
+
+    static let walRecords = [
+        WALRecord(transaction: transaction, kind: .start),
+        WALRecord(transaction: transaction, kind: .update(AccountID(100), old: 10, new: 2)),
+        WALRecord(transaction: other, kind: .update(AccountID(UInt64.max), old: Int64.min, new: Int64.max)),
+        WALRecord(transaction: transaction, kind: .commit),
+        WALRecord(transaction: other, kind: .abort),
+    ]
+
+    static let datastoreRecords = [
+        DatastoreRecord(
+            transaction: transaction, kind: .transfer(from: AccountID(21), to: AccountID(700), amount: Amount(2)),
+            slot: 3, ballot: leaderBallot),
+        DatastoreRecord(
+            transaction: other,
+            kind: .crossShard([AccountChange(account: AccountID(12), delta: -640)]),
+            slot: UInt64.max, ballot: highBallot),
+    ]
+}

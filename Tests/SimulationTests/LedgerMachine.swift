@@ -1,0 +1,530 @@
+import Foundation
+import LedgerCore
+import Paxos
+
+/// One shard's ledger as the simulator replicates it: the real `LedgerState`, and the WAL and datastore records
+/// appended from each applied command's `Effects`, the way a replica writes them. Installing a Paxos snapshot
+/// replaces all three, as a `LedgerSnapshot` does in a deployment.
+///
+/// Invariants checked after every applied slot: no balance below the minimum; every lock is held by a transaction
+/// prepared on that account; the total is the money created plus the net of committed cross-shard changes.
+///
+/// Replicas are compared in full except for one field: the ballot of a datastore record. Paxos hands each replica
+/// the ballot under which *it* holds the chosen value, and a value chosen under one ballot is chosen again under a
+/// later leader's, so replicas may record different ballots for one slot (see `slotsAppliedUnderTwoBallots`).
+/// `SIM_STRICT_BALLOTS=1` compares those ballots too.
+struct LedgerMachine: SimulatedMachine {
+    typealias Command = LedgerCommand
+    typealias Result = CommandResult
+
+    /// The accounts the workload's `createAccounts` creates, and their balance: small, so transfers collide on
+    /// accounts and locks, and amounts of up to `amountMax` run out of funds.
+    static let accounts = AccountID(1)...AccountID(20)
+    static let initialBalance: Int64 = 10
+    static let amountMax: Int64 = 12
+    /// An account this shard does not hold.
+    static let foreignAccount = AccountID(21)
+    /// This cluster, and the other participant of its cross-shard transactions.
+    static let cluster = "C1"
+    static let otherCluster = "C2"
+
+    /// Whether datastore ballots count when replicas are compared (`SIM_STRICT_BALLOTS=1`).
+    static let comparesBallots = ProcessInfo.processInfo.environment["SIM_STRICT_BALLOTS"] == "1"
+
+    /// The ledger, WAL and datastore exactly as `LedgerState.apply` produced them, ballots included.
+    var ledger: LedgerSnapshot
+    var slot: Slot = 0
+    var digest: UInt64 = StableDigest().value
+    /// The money created plus the net of committed cross-shard changes, from the commands applied (not from their
+    /// effects): what `ledger.state.total` must equal after every slot.
+    var expectedTotal: Int64 = 0
+
+    static func initial(random: inout SeededRandom) -> LedgerMachine {
+        let minBalance: Int64 = Bool.random(using: &random) ? 0 : -5
+        return LedgerMachine(ledger: LedgerSnapshot(state: LedgerState(minBalance: minBalance), wal: [], datastore: []))
+    }
+
+    /// The Paxos request id of a ledger command: a transaction's commands are distinct requests (kind in the low
+    /// two bits), a retry keeps the id. Mirrors the request ids a deployment gives ledger commands.
+    static func requestID(for command: LedgerCommand) -> RequestID {
+        switch command {
+        case .transfer(let id, _, _, _): return RequestID(client: id.client, sequence: id.sequence << 2)
+        case .prepare(let id, _, _, _): return RequestID(client: id.client, sequence: id.sequence << 2 | 1)
+        case .commit(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 2)
+        case .abort(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 3)
+        case .createAccounts: return RequestID(client: 0, sequence: 1)
+        }
+    }
+
+    mutating func apply(slot: Slot, ballot: Ballot, value: SlotValue<LedgerCommand>) -> [AppliedRequest<CommandResult>]
+    {
+        var digest = StableDigest(self.digest)
+        digest.add(slot)
+        var applied: [AppliedRequest<CommandResult>] = []
+        for request in value.requests {
+            let before = request.command.transaction.flatMap { ledger.state.transactions[$0] }
+            let effects = ledger.state.apply(request.command, slot: slot, ballot: ballot)
+            ledger.wal += effects.wal
+            if let record = effects.datastore { ledger.datastore.append(record) }
+            switch (request.command, effects.result, before) {
+            case (.createAccounts(_, let balance), .accountsCreated(let created), _):
+                expectedTotal += Int64(created) * balance
+            case (.commit, .committed, .prepared(let prepared)?):
+                expectedTotal += prepared.changes.reduce(0) { $0 + $1.delta }
+            default:
+                break
+            }
+            let tookEffect =
+                effects.transaction != nil || !effects.balances.isEmpty || !effects.wal.isEmpty
+                || effects.datastore != nil || !effects.locked.isEmpty || !effects.unlocked.isEmpty
+            digest.add(request.id.client)
+            digest.add(request.id.sequence)
+            Self.add(effects.result, to: &digest)
+            for record in effects.wal { Self.add(record, to: &digest) }
+            if let record = effects.datastore { Self.add(record, to: &digest) }
+            digest.addUnordered(
+                effects.balances.lazy.map { StableDigest.mix($0.key.value) ^ UInt64(bitPattern: $0.value) })
+            digest.addUnordered(effects.locked.lazy.map { StableDigest.mix($0.key.value) ^ Self.word($0.value) })
+            for account in effects.unlocked { digest.add(account.value) }
+            applied.append(AppliedRequest(id: request.id, result: effects.result, tookEffect: tookEffect))
+        }
+        self.slot = slot
+        self.digest = digest.value
+        return applied
+    }
+
+    static func word(_ id: TransactionID) -> UInt64 { StableDigest.mix(id.client) ^ id.sequence }
+
+    static func add(_ result: CommandResult, to digest: inout StableDigest) {
+        switch result {
+        case .committed: digest.add(UInt64(1))
+        case .preparedYes: digest.add(UInt64(2))
+        case .accountsCreated(let count): digest.add(UInt64(3) << 32 | UInt64(count))
+        case .refused(let text):
+            digest.add(UInt64(4))
+            digest.add(text)
+        case .aborted(let reason):
+            digest.add(UInt64(5))
+            digest.add(reason.description)
+        }
+    }
+
+    static func add(_ record: WALRecord, to digest: inout StableDigest) {
+        digest.add(word(record.transaction))
+        switch record.kind {
+        case .start: digest.add(UInt64(1))
+        case .commit: digest.add(UInt64(2))
+        case .abort: digest.add(UInt64(3))
+        case .update(let account, let old, let new):
+            digest.add(UInt64(4))
+            digest.add(account.value)
+            digest.add(old)
+            digest.add(new)
+        }
+    }
+
+    /// The ballot counts only with `comparesBallots`.
+    static func add(_ record: DatastoreRecord, to digest: inout StableDigest) {
+        digest.add(word(record.transaction))
+        digest.add(record.slot)
+        if comparesBallots {
+            digest.add(record.ballot.round)
+            digest.add(UInt64(record.ballot.replica.index))
+        }
+        switch record.kind {
+        case .transfer(let from, let to, let amount):
+            digest.add(from.value)
+            digest.add(to.value)
+            digest.add(amount.value)
+        case .crossShard(let changes):
+            for change in changes {
+                digest.add(change.account.value)
+                digest.add(change.delta)
+            }
+        }
+    }
+
+    /// The record as replicas are compared: without its ballot unless `comparesBallots`.
+    static func comparable(_ record: DatastoreRecord) -> DatastoreRecord {
+        guard !comparesBallots else { return record }
+        var record = record
+        record.ballot = .zero
+        return record
+    }
+
+    static func == (left: LedgerMachine, right: LedgerMachine) -> Bool {
+        left.slot == right.slot && left.digest == right.digest && left.expectedTotal == right.expectedTotal
+            && left.ledger.state == right.ledger.state && left.ledger.wal == right.ledger.wal
+            && left.ledger.datastore.map(comparable) == right.ledger.datastore.map(comparable)
+    }
+
+    func violations() -> [String] {
+        let state = ledger.state
+        var found: [String] = []
+        for (account, balance) in state.balances where balance < state.minBalance {
+            found.append("account \(account) has balance \(balance), below the minimum \(state.minBalance)")
+        }
+        for (account, owner) in state.locks {
+            guard case .prepared(let prepared) = state.transactions[owner],
+                prepared.changes.contains(where: { $0.account == account })
+            else {
+                found.append("account \(account) is locked by \(owner), which is not prepared on it")
+                continue
+            }
+        }
+        if state.total != expectedTotal {
+            found.append("the shard holds \(state.total), but the commands applied make \(expectedTotal)")
+        }
+        return found.sorted()
+    }
+
+    func differences(from other: LedgerMachine) -> String {
+        var parts: [String] = []
+        let mine = ledger.state
+        let theirs = other.ledger.state
+        if slot != other.slot { parts.append("slot \(slot) vs \(other.slot)") }
+        if mine.minBalance != theirs.minBalance {
+            parts.append("min balance \(mine.minBalance) vs \(theirs.minBalance)")
+        }
+        for account in Set(mine.balances.keys).union(theirs.balances.keys).sorted()
+        where mine.balances[account] != theirs.balances[account] {
+            parts.append(
+                "balance of \(account) \(mine.balances[account].map(String.init) ?? "-") vs "
+                    + "\(theirs.balances[account].map(String.init) ?? "-")")
+        }
+        if mine.locks != theirs.locks { parts.append("locks \(mine.locks.count) vs \(theirs.locks.count)") }
+        for id in Set(mine.transactions.keys).union(theirs.transactions.keys).sorted()
+        where mine.transactions[id] != theirs.transactions[id] {
+            parts.append("transaction \(id) differs")
+            break
+        }
+        if let index = Self.firstDifference(ledger.wal, other.ledger.wal) {
+            parts.append(
+                "WAL (\(ledger.wal.count) vs \(other.ledger.wal.count) records) from record \(index): "
+                    + "\(Self.item(ledger.wal, index)) vs \(Self.item(other.ledger.wal, index))")
+        }
+        if let index = Self.firstDifference(
+            ledger.datastore.map(Self.comparable), other.ledger.datastore.map(Self.comparable))
+        {
+            parts.append(
+                "datastore (\(ledger.datastore.count) vs \(other.ledger.datastore.count) records) "
+                    + "from record \(index): "
+                    + "\(Self.item(ledger.datastore, index)) vs \(Self.item(other.ledger.datastore, index))")
+        }
+        if expectedTotal != other.expectedTotal {
+            parts.append("expected total \(expectedTotal) vs \(other.expectedTotal)")
+        }
+        if digest != other.digest { parts.append("digest differs") }
+        return parts.isEmpty ? "nothing" : parts.joined(separator: "; ")
+    }
+
+    static func firstDifference<Element: Equatable>(_ left: [Element], _ right: [Element]) -> Int? {
+        for index in 0..<max(left.count, right.count)
+        where index >= left.count || index >= right.count || left[index] != right[index] {
+            return index
+        }
+        return nil
+    }
+
+    static func item<Element>(_ items: [Element], _ index: Int) -> String {
+        index < items.count ? String(describing: items[index]) : "none"
+    }
+
+    /// Every ledger answer is definite: there are no client sessions to expire (transaction ids make retries safe).
+    static func acknowledges(_ result: CommandResult, appliedByLog: Bool) -> Bool { true }
+
+    static func tally(_ command: LedgerCommand, _ result: CommandResult, into tally: inout [String: Int]) {
+        let kind: String
+        switch command {
+        case .transfer: kind = "transfer"
+        case .prepare: kind = "prepare"
+        case .commit: kind = "commit"
+        case .abort: kind = "abort"
+        case .createAccounts: kind = "create"
+        }
+        let outcome: String
+        switch result {
+        case .committed: outcome = "committed"
+        case .preparedYes: outcome = "yes"
+        case .refused: outcome = "refused"
+        case .accountsCreated: outcome = "created"
+        case .aborted(let reason):
+            switch reason {
+            case .insufficientFunds: outcome = "insufficient funds"
+            case .locked: outcome = "locked"
+            case .unknownAccount: outcome = "unknown account"
+            case .balanceOverflow: outcome = "overflow"
+            case .aborted: outcome = "aborted"
+            case .invalid: outcome = "invalid"
+            }
+        }
+        tally[kind, default: 0] += 1
+        tally["\(kind) \(outcome)", default: 0] += 1
+    }
+
+    // MARK: - Final checks
+
+    static func finalViolations(_ run: FinalRun<LedgerMachine>) -> [String] {
+        var found: [String] = []
+        let canonical = run.canonical.ledger.state
+        // Money: created, plus credits minus debits of the cross-shard transactions committed here. The changes come
+        // from the prepares the clients sent, the fate from the canonical state: both independent of the effects.
+        var created: Int64 = 0
+        if case .createAccounts(let ranges, let balance)? = run.submitted[
+            requestID(for: .createAccounts([], balance: 0))]
+        {
+            let accounts = canonical.balances.keys.filter { account in ranges.contains { $0.contains(account) } }
+            created = Int64(accounts.count) * balance
+        }
+        var crossShardNet: Int64 = 0
+        for command in run.submitted.values {
+            guard case .prepare(let id, _, _, let changes) = command, canonical.transactions[id] == .committed else {
+                continue
+            }
+            crossShardNet += changes.reduce(0) { $0 + $1.delta }
+        }
+        for (member, state) in run.replicas where state.ledger.state.total != created + crossShardNet {
+            found.append(
+                "\(member) holds \(state.ledger.state.total) in all; created \(created) plus committed cross-shard "
+                    + "changes \(crossShardNet) make \(created + crossShardNet): money was created or destroyed")
+        }
+        for (member, state) in run.replicas {
+            found += state.prepareViolations(member: member)
+            found += state.walViolations(member: member)
+            found += state.datastoreViolations(member: member, run: run)
+        }
+        return found
+    }
+
+    /// Every prepared transaction holds the locks of all its accounts (the converse is checked after every slot).
+    func prepareViolations(member: ReplicaID) -> [String] {
+        var found: [String] = []
+        for (id, status) in ledger.state.transactions.sorted(by: { $0.key < $1.key }) {
+            guard case .prepared(let prepared) = status else { continue }
+            for change in prepared.changes where ledger.state.locks[change.account] != id {
+                found.append("\(member): prepared \(id) does not hold the lock on \(change.account)")
+            }
+        }
+        return found
+    }
+
+    /// Each transaction's WAL reads `Start, Update*, (Commit | Abort)?` and agrees with its status; every
+    /// transaction the state knows has one.
+    func walViolations(member: ReplicaID) -> [String] {
+        enum Phase: Equatable {
+            case started
+            case ended(committed: Bool)
+        }
+        var phases: [TransactionID: Phase] = [:]
+        var found: [String] = []
+        for record in ledger.wal {
+            let id = record.transaction
+            switch (record.kind, phases[id]) {
+            case (.start, nil): phases[id] = .started
+            case (.update, .started?): break
+            case (.commit, .started?): phases[id] = .ended(committed: true)
+            case (.abort, .started?): phases[id] = .ended(committed: false)
+            default: found.append("\(member): WAL record \(record) out of order for \(id)")
+            }
+        }
+        for (id, status) in ledger.state.transactions.sorted(by: { $0.key < $1.key }) {
+            let expected: Phase
+            switch status {
+            case .committed: expected = .ended(committed: true)
+            case .aborted: expected = .ended(committed: false)
+            case .prepared: expected = .started
+            }
+            if phases[id] != expected {
+                found.append(
+                    "\(member): \(id) is \(status) but its WAL says \(phases[id].map { "\($0)" } ?? "nothing")")
+            }
+        }
+        if phases.count != ledger.state.transactions.count {
+            found.append(
+                "\(member): the WAL names \(phases.count) transactions, the state \(ledger.state.transactions.count)")
+        }
+        return found
+    }
+
+    /// The datastore holds each committed transaction once, with the slot of its commit; every transfer or commit a
+    /// client was told is committed is there, as the client sent it.
+    func datastoreViolations(member: ReplicaID, run: FinalRun<LedgerMachine>) -> [String] {
+        var found: [String] = []
+        var records: [TransactionID: DatastoreRecord] = [:]
+        for record in ledger.datastore {
+            if records.updateValue(record, forKey: record.transaction) != nil {
+                found.append("\(member): \(record.transaction) is in the datastore twice")
+            }
+            if ledger.state.transactions[record.transaction] != .committed {
+                found.append("\(member): datastore record \(record) of a transaction that is not committed")
+            }
+            let chosenHere = run.chosen[record.slot]?.requests.contains { $0.command.transaction == record.transaction }
+            if chosenHere != true {
+                found.append("\(member): datastore record \(record) names a slot that does not hold its transaction")
+            }
+        }
+        let committed = ledger.state.transactions.filter { $0.value == .committed }.count
+        if records.count != committed {
+            found.append("\(member): \(committed) committed transactions, \(records.count) in the datastore")
+        }
+        for (id, answer) in run.acknowledged.sorted(by: { $0.key < $1.key }) where answer.result == .committed {
+            let expected: DatastoreRecord.Kind
+            switch run.submitted[id] {
+            case .transfer(let transaction, let from, let to, let amount)?:
+                guard records[transaction] != nil else {
+                    found.append(
+                        "\(member): transfer \(transaction) was acknowledged committed but is not in the datastore")
+                    continue
+                }
+                expected = .transfer(from: from, to: to, amount: amount)
+            case .commit(let transaction)?:
+                let prepare = run.submitted[
+                    Self.requestID(for: .prepare(transaction, home: "", participants: [], changes: []))]
+                guard case .prepare(_, _, _, let changes)? = prepare, records[transaction] != nil else {
+                    found.append("\(member): commit of \(transaction) was acknowledged but is not in the datastore")
+                    continue
+                }
+                expected = .crossShard(changes)
+            default:
+                continue
+            }
+            let record = records[run.submitted[id]!.transaction!]!
+            if record.kind != expected {
+                found.append("\(member): datastore record \(record) is not what the client sent")
+            }
+            if record.slot > answer.slot {
+                found.append("\(member): datastore record \(record) is after the slot \(answer.slot) acknowledged")
+            }
+        }
+        return found
+    }
+
+    // MARK: - Workload
+
+    /// Each client sends, from the seed: intra-shard transfers between random accounts (some to itself, some with a
+    /// foreign account, amounts above the balance), cross-shard prepares of this cluster's part followed by the
+    /// client's decision once the vote is known, aborts of transactions never prepared here, late decisions against
+    /// the earlier one, and re-sends of answered requests under their id. The first request of the run creates the
+    /// accounts.
+    struct Workload: SimulatedWorkload {
+        /// A prepare answered (or given up) whose decision the client has not sent yet.
+        struct Undecided {
+            var id: TransactionID
+            var votedYes: Bool
+        }
+
+        var accountsProposed = false
+        var nextTransaction: [UInt64: UInt64] = [:]
+        var undecided: [UInt64: [Undecided]] = [:]
+        /// Decisions the client will send after their opposite was answered (a commit after an abort and so on).
+        var lateDecisions: [UInt64: [LedgerCommand]] = [:]
+        var followedByOpposite: Set<RequestID> = []
+        /// Requests answered lately, for re-sends; and the re-sent ones, which were applied before.
+        var answered: [UInt64: [Request<LedgerCommand>]] = [:]
+        var resent: Set<RequestID> = []
+
+        init(clients: [UInt64]) {
+            for client in clients {
+                nextTransaction[client] = 1
+                undecided[client] = []
+                lateDecisions[client] = []
+                answered[client] = []
+            }
+        }
+
+        static func request(_ command: LedgerCommand) -> Request<LedgerCommand> {
+            Request(id: LedgerMachine.requestID(for: command), command: command)
+        }
+
+        mutating func nextRequest(client: UInt64, random: inout SeededRandom) -> Request<LedgerCommand>? {
+            if !accountsProposed {
+                accountsProposed = true
+                return Self.request(.createAccounts([LedgerMachine.accounts], balance: LedgerMachine.initialBalance))
+            }
+            let roll = Int.random(in: 0..<100, using: &random)
+            if roll < 40, !undecided[client]!.isEmpty {
+                let transaction = undecided[client]!.removeFirst()
+                let commits = Int.random(in: 0..<100, using: &random) < (transaction.votedYes ? 70 : 15)
+                let decision = Self.request(commits ? .commit(transaction.id) : .abort(transaction.id))
+                if Int.random(in: 0..<100, using: &random) < 15 { followedByOpposite.insert(decision.id) }
+                return decision
+            }
+            if roll < 45, !lateDecisions[client]!.isEmpty {
+                return Self.request(lateDecisions[client]!.removeFirst())
+            }
+            if roll < 48, !answered[client]!.isEmpty {
+                let earlier = answered[client]![Int.random(in: 0..<answered[client]!.count, using: &random)]
+                resent.insert(earlier.id)
+                return earlier
+            }
+            let id = TransactionID(client: client, sequence: nextTransaction[client]!)
+            nextTransaction[client]! += 1
+            let kind = Int.random(in: 0..<100, using: &random)
+            if kind < 60 {
+                let from = Self.account(random: &random)
+                let to = Self.account(random: &random)
+                let amount = Amount(Int64.random(in: 1...LedgerMachine.amountMax, using: &random))
+                return Self.request(.transfer(id, from: from, to: to, amount: amount))
+            }
+            if kind < 94 {
+                let home = Bool.random(using: &random) ? LedgerMachine.cluster : LedgerMachine.otherCluster
+                var changes: [AccountChange] = []
+                for _ in 0..<(Int.random(in: 0..<5, using: &random) == 0 ? 2 : 1) {
+                    let account = Self.account(random: &random)
+                    let amount = Int64.random(in: 1...LedgerMachine.amountMax, using: &random)
+                    let delta = Bool.random(using: &random) ? amount : -amount
+                    if !changes.contains(where: { $0.account == account }) {
+                        changes.append(AccountChange(account: account, delta: delta))
+                    }
+                }
+                let participants = [LedgerMachine.cluster, LedgerMachine.otherCluster]
+                return Self.request(.prepare(id, home: home, participants: participants, changes: changes))
+            }
+            return Self.request(.abort(id))  // Never prepared here: the abort is remembered, to refuse a late prepare.
+        }
+
+        /// Mostly one of the shard's accounts, sometimes one that lives elsewhere.
+        static func account(random: inout SeededRandom) -> AccountID {
+            if Int.random(in: 0..<50, using: &random) == 0 { return LedgerMachine.foreignAccount }
+            return AccountID(
+                UInt64.random(
+                    in: LedgerMachine.accounts.lowerBound.value...LedgerMachine.accounts.upperBound.value,
+                    using: &random))
+        }
+
+        /// Transfers and prepares may be given up after a definite `noQuorum`; account creation and decisions are
+        /// retried until applied, as a coordinator must; a re-send was applied before, so it is never given up.
+        func abandons(_ request: Request<LedgerCommand>) -> Bool {
+            guard !resent.contains(request.id) else { return false }
+            switch request.command {
+            case .transfer, .prepare: return true
+            case .commit, .abort, .createAccounts: return false
+            }
+        }
+
+        mutating func answered(_ request: Request<LedgerCommand>, result: CommandResult) {
+            guard let client = request.command.transaction?.client else { return }
+            answered[client]!.append(request)
+            if answered[client]!.count > 8 { answered[client]!.removeFirst() }
+            switch request.command {
+            case .prepare(let id, _, _, _):
+                if !resent.contains(request.id) {
+                    undecided[client]!.append(Undecided(id: id, votedYes: result == .preparedYes))
+                }
+            case .commit(let id) where followedByOpposite.remove(request.id) != nil:
+                lateDecisions[client]!.append(.abort(id))
+            case .abort(let id) where followedByOpposite.remove(request.id) != nil:
+                lateDecisions[client]!.append(.commit(id))
+            default:
+                break
+            }
+        }
+
+        /// A prepare given up was never applied: the client aborts it (an abort of a transaction unknown here).
+        mutating func abandoned(_ request: Request<LedgerCommand>) {
+            if case .prepare(let id, _, _, _) = request.command {
+                undecided[id.client]!.append(Undecided(id: id, votedYes: false))
+            }
+        }
+    }
+}
