@@ -93,6 +93,9 @@ let package = Package(
             dependencies: [
                 "LedgerNode", "LedgerStore", "LedgerCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
@@ -117,6 +120,21 @@ let package = Package(
         .testTarget(name: "PaxosTests", dependencies: ["Paxos"], swiftSettings: strict),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"], swiftSettings: strict),
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore"], swiftSettings: strict),
+        .testTarget(
+            name: "LedgerNodeTests",
+            dependencies: [
+                "LedgerNode", "LedgerRPC", "LedgerStore", "LedgerCore", "Paxos",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["LedgerClient", "LedgerCore", "LedgerRPC", "Paxos"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "SimulationTests", dependencies: ["Paxos", "LedgerCore"], swiftSettings: strict),
         .testTarget(
             name: "LedgerRPCTests",

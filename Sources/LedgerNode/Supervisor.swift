@@ -66,7 +66,7 @@ public final class Supervisor: @unchecked Sendable {
                 if !expected && (finished.terminationReason != .exit || status != 0) { self.failures += 1 }
                 self.lock.unlock()
                 if !expected {
-                    print("\(child.name) exited (status \(status)); it is not restarted. See \(child.logFile)")
+                    Self.say("\(child.name) exited (status \(status)); it is not restarted. See \(child.logFile)")
                 }
                 group.leave()
             }
@@ -74,12 +74,17 @@ public final class Supervisor: @unchecked Sendable {
             lock.lock()
             processes[child.name] = process
             lock.unlock()
-            print("\(child.name) started (pid \(process.processIdentifier)), log \(child.logFile)")
+            Self.say("\(child.name) started (pid \(process.processIdentifier)), log \(child.logFile)")
         }
         group.wait()
         lock.lock()
         defer { lock.unlock() }
         return failures
+    }
+
+    /// Prints a line at once, even when standard output is a file or a pipe (print would buffer it).
+    public static func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
     /// Asks every child to stop (SIGTERM, then SIGKILL after 10 seconds).
@@ -92,7 +97,7 @@ public final class Supervisor: @unchecked Sendable {
         stopping = true
         let running = processes.values.filter(\.isRunning)
         lock.unlock()
-        print("\(reason): stopping \(running.count) replica(s)")
+        Self.say("\(reason): stopping \(running.count) replica(s)")
         for process in running { process.terminate() }
         DispatchQueue.global().asyncAfter(deadline: .now() + 10) {
             for process in running where process.isRunning { kill(process.processIdentifier, SIGKILL) }

@@ -16,10 +16,12 @@ public enum RequestFailure: Error, Hashable, Sendable, CustomStringConvertible {
     /// Proposed but not known to be chosen in time: the outcome is unknown. Retry with the same transaction id.
     case timedOut
 
-    /// The failure a Paxos outcome reports, or nil for `.chosen` (the request was applied).
+    /// The failure a Paxos outcome reports, or nil when the outcome is not a failure: `.chosen` (the request was
+    /// applied; answer with its result) and `.readable` (a linearizable read may be answered now from the applied
+    /// state).
     public init?(_ outcome: Paxos.Outcome) {
         switch outcome {
-        case .chosen: return nil
+        case .chosen, .readable: return nil
         case .notLeader(let hint): self = .notLeader(hint: hint)
         case .noQuorum: self = .noQuorum
         case .timedOut: self = .timedOut

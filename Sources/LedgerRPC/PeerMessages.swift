@@ -47,26 +47,55 @@ extension Ledger_V1_SlotValue {
     public init(_ value: SlotValue<LedgerCommand>) {
         self.init()
         switch value {
-        case .noop: kind = .noop(Ledger_V1_Noop())
-        case .batch(let requests):
-            kind = .batch(Ledger_V1_RequestBatch.with { $0.requests = requests.map(Ledger_V1_Request.init) })
+        case .noop(let proposer):
+            kind = .noop(Ledger_V1_Noop.with { $0.ballot = Ledger_V1_Ballot(proposer) })
+        case .batch(let requests, let proposer):
+            kind = .batch(
+                Ledger_V1_RequestBatch.with {
+                    $0.requests = requests.map(Ledger_V1_Request.init)
+                    $0.ballot = Ledger_V1_Ballot(proposer)
+                })
         }
     }
 }
 
 extension SlotValue where Command == LedgerCommand {
-    /// Reads a slot's value: a no-op or a batch of at most `WireLimits.requestsPerSlotMax` requests.
+    /// Reads a slot's value: a no-op or a batch of at most `WireLimits.requestsPerSlotMax` requests, either stamped
+    /// with the ballot (round >= 1) of the leader that first proposed it.
     public init(wire: Ledger_V1_SlotValue) throws(WireError) {
         switch wire.kind {
-        case .noop: self = .noop
-        case .batch(let batch):
-            self = .batch(
-                try within("batch") { () throws(WireError) in
-                    try decodeRequests(
-                        batch.requests, field: "requests", atMost: WireLimits.requestsPerSlotMax,
-                        limitName: "requestsPerSlotMax")
+        case .noop(let noop):
+            self = .noop(
+                ballot: try within("noop") { () throws(WireError) in
+                    try Ballot.proposal(wire: noop.ballot, isPresent: noop.hasBallot, field: "ballot")
                 })
+        case .batch(let batch):
+            self = try within("batch") { () throws(WireError) in
+                let proposer = try Ballot.proposal(wire: batch.ballot, isPresent: batch.hasBallot, field: "ballot")
+                let requests = try decodeRequests(
+                    batch.requests, field: "requests", atMost: WireLimits.requestsPerSlotMax,
+                    limitName: "requestsPerSlotMax")
+                return .batch(requests, ballot: proposer)
+            }
         case nil: throw WireError(field: "kind", "is not set; a slot value is a noop or a batch")
+        }
+    }
+
+    /// The field path of the value's stamp, for an error.
+    var stampField: String {
+        switch self {
+        case .noop: return "noop.ballot"
+        case .batch: return "batch.ballot"
+        }
+    }
+
+    /// Refuses a value stamped above the ballot it is proposed or accepted under: its first proposer's ballot can
+    /// only be that ballot or a lower one.
+    func checkStamp(atMost ballot: Ballot, field: String) throws(WireError) {
+        guard self.ballot <= ballot else {
+            throw WireError(
+                field: field + "." + stampField,
+                "is \(self.ballot), above the ballot \(ballot) the value is proposed or accepted under")
         }
     }
 
@@ -88,11 +117,13 @@ extension Ledger_V1_SlotEntry {
 }
 
 extension SlotEntry where Command == LedgerCommand {
-    /// Reads a slot entry: slot >= 1, the ballot it was accepted under, its value.
+    /// Reads a slot entry: slot >= 1, the ballot it was accepted under, its value stamped with that ballot or a
+    /// lower one.
     public init(wire: Ledger_V1_SlotEntry) throws(WireError) {
         let slot = try logSlot(wire.slot, field: "slot")
         let ballot = try Ballot.required(wire: wire.ballot, isPresent: wire.hasBallot, field: "ballot")
         let value = try SlotValue.required(wire: wire.value, isPresent: wire.hasValue, field: "value")
+        try value.checkStamp(atMost: ballot, field: "value")
         self.init(slot: slot, entry: LogEntry(ballot: ballot, value: value, isChosen: wire.chosen))
     }
 }
@@ -160,14 +191,19 @@ extension Ledger_V1_PeerMessage {
                     $0.ballot = Ledger_V1_Ballot(ballot)
                     $0.chosenThrough = chosenThrough
                 })
-        case .heartbeat(let ballot, let chosenThrough):
+        case .heartbeat(let ballot, let chosenThrough, let round):
             kind = .heartbeat(
                 .with {
                     $0.ballot = Ledger_V1_Ballot(ballot)
                     $0.chosenThrough = chosenThrough
+                    $0.round = round
                 })
-        case .heartbeatAck(let ballot):
-            kind = .heartbeatAck(.with { $0.ballot = Ledger_V1_Ballot(ballot) })
+        case .heartbeatAck(let ballot, let round):
+            kind = .heartbeatAck(
+                .with {
+                    $0.ballot = Ledger_V1_Ballot(ballot)
+                    $0.round = round
+                })
         case .rejected(let promised):
             kind = .rejected(.with { $0.promised = Ledger_V1_Ballot(promised) })
         case .catchUpRequest(let firstSlot):
@@ -191,7 +227,8 @@ extension Ledger_V1_PeerMessage {
 
 extension Message where Command == LedgerCommand, State == LedgerSnapshot {
     /// Reads a Paxos message: exactly one kind set; proposal ballots of round >= 1; entry and proposal slots >= 1,
-    /// first slots >= 1; repeated fields within `WireLimits`. A catch-up reply's snapshot state is decoded with
+    /// first slots >= 1; values stamped no higher than the ballot they are proposed or accepted under; repeated
+    /// fields within `WireLimits`. A catch-up reply's snapshot state is decoded with
     /// `LedgerCodec`, whose error is reported as a `WireError` on `catch_up_reply.snapshot.state`.
     public init(wire: Ledger_V1_PeerMessage) throws(WireError) {
         switch wire.kind {
@@ -210,13 +247,16 @@ extension Message where Command == LedgerCommand, State == LedgerSnapshot {
             }
         case .phase2A(let phase2a):
             self = try within("phase2a") { () throws(WireError) in
-                .phase2a(
-                    ballot: try Ballot.proposal(wire: phase2a.ballot, isPresent: phase2a.hasBallot, field: "ballot"),
-                    proposals: try decodeEach(
-                        phase2a.proposals, field: "proposals", atMost: WireLimits.entriesPerMessageMax,
-                        limitName: "entriesPerMessageMax"
-                    ) { (proposal) throws(WireError) in try SlotProposal(wire: proposal) },
-                    chosenThrough: phase2a.chosenThrough)
+                let ballot = try Ballot.proposal(wire: phase2a.ballot, isPresent: phase2a.hasBallot, field: "ballot")
+                let proposals = try decodeEach(
+                    phase2a.proposals, field: "proposals", atMost: WireLimits.entriesPerMessageMax,
+                    limitName: "entriesPerMessageMax"
+                ) { (proposal) throws(WireError) in
+                    let proposal = try SlotProposal(wire: proposal)
+                    try proposal.value.checkStamp(atMost: ballot, field: "value")
+                    return proposal
+                }
+                return .phase2a(ballot: ballot, proposals: proposals, chosenThrough: phase2a.chosenThrough)
             }
         case .phase2B(let phase2b):
             self = try within("phase2b") { () throws(WireError) in
@@ -238,13 +278,14 @@ extension Message where Command == LedgerCommand, State == LedgerSnapshot {
                 .heartbeat(
                     ballot: try Ballot.proposal(
                         wire: heartbeat.ballot, isPresent: heartbeat.hasBallot, field: "ballot"),
-                    chosenThrough: heartbeat.chosenThrough)
+                    chosenThrough: heartbeat.chosenThrough, round: heartbeat.round)
             }
         case .heartbeatAck(let acknowledgement):
             self = try within("heartbeat_ack") { () throws(WireError) in
                 .heartbeatAck(
                     ballot: try Ballot.proposal(
-                        wire: acknowledgement.ballot, isPresent: acknowledgement.hasBallot, field: "ballot"))
+                        wire: acknowledgement.ballot, isPresent: acknowledgement.hasBallot, field: "ballot"),
+                    round: acknowledgement.round)
             }
         case .rejected(let rejected):
             self = try within("rejected") { () throws(WireError) in

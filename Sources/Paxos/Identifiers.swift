@@ -70,15 +70,27 @@ public struct Request<Command: Sendable & Equatable>: Sendable, Equatable {
 }
 
 /// What one slot of the log holds: a batch of requests, or a no-op that a new leader uses to fill a gap.
+///
+/// Each value is stamped with `ballot`, the ballot of the leader that first proposed it. A later leader re-proposes
+/// the value unchanged, stamp included, so the stamp is part of what Paxos chooses: every replica applies a chosen
+/// slot under the same ballot, whichever ballot it accepted or learned the value under (`LogEntry.ballot`).
+/// Invariant: the stamp is at most the ballot a replica accepted the value under, and its round is at least 1.
 public enum SlotValue<Command: Sendable & Equatable>: Sendable, Equatable {
-    case noop
-    case batch([Request<Command>])
+    case noop(ballot: Ballot)
+    case batch([Request<Command>], ballot: Ballot)
 
     /// The requests of the slot, empty for a no-op.
     public var requests: [Request<Command>] {
         switch self {
         case .noop: return []
-        case .batch(let requests): return requests
+        case .batch(let requests, _): return requests
+        }
+    }
+
+    /// The ballot of the leader that first proposed this value.
+    public var ballot: Ballot {
+        switch self {
+        case .noop(let ballot), .batch(_, let ballot): return ballot
         }
     }
 }
@@ -86,7 +98,9 @@ public enum SlotValue<Command: Sendable & Equatable>: Sendable, Equatable {
 /// One slot of a replica's log as it is stored.
 ///
 /// `ballot` is the ballot under which the value was accepted here (or, for a value learned as chosen from another
-/// replica, the ballot that replica reported). Invariant: once `isChosen` is true, `value` never changes.
+/// replica, the ballot that replica reported); it differs between replicas and serves Paxos only. The ballot that
+/// the state machine sees is the value's stamp, `value.ballot`. Invariant: once `isChosen` is true, `value` never
+/// changes.
 public struct LogEntry<Command: Sendable & Equatable>: Sendable, Equatable {
     public var ballot: Ballot
     public var value: SlotValue<Command>

@@ -15,8 +15,10 @@ public enum Message<Command: Sendable & Equatable, State: Sendable & Equatable>:
     /// holds the chosen value, any other replica asks with `catchUpRequest`.
     case chosen(ballot: Ballot, chosenThrough: Slot)
     /// The leader is alive. Answered with `heartbeatAck`, which keeps the leader's view of its majority fresh.
-    case heartbeat(ballot: Ballot, chosenThrough: Slot)
-    case heartbeatAck(ballot: Ballot)
+    /// `round` numbers the leader's probes: an acknowledgement of round r proves the acceptor still followed this
+    /// ballot after every read registered before probe r was sent (read index).
+    case heartbeat(ballot: Ballot, chosenThrough: Slot, round: UInt64)
+    case heartbeatAck(ballot: Ballot, round: UInt64)
     /// The receiver has promised `promised`, higher than the ballot of the message it refuses; or it still hears
     /// from a live leader and refuses to depose it.
     case rejected(promised: Ballot)

@@ -40,7 +40,9 @@ public struct Persist<Command: Sendable & Equatable, State: Sendable & Equatable
 public enum ApplyStep<Command: Sendable & Equatable, State: Sendable & Equatable>: Sendable, Equatable {
     /// Replace the state machine's state with the snapshot (this replica was behind the sender's truncation point).
     case installSnapshot(Snapshot<State>)
-    /// Apply the chosen value of `slot`, chosen under `ballot`. A no-op still advances the applied slot.
+    /// Apply the chosen value of `slot`. `ballot` is `value.ballot`, the ballot of the leader that first proposed
+    /// the value: the same on every replica, so records that keep it (the ledger's datastore) agree. A no-op still
+    /// advances the applied slot.
     case slot(Slot, ballot: Ballot, value: SlotValue<Command>)
 }
 
@@ -68,4 +70,7 @@ public enum Outcome: Sendable, Equatable {
     case timedOut
     /// Refused at once because the leader's queue is full. Nothing was applied.
     case busy
+    /// A read may be answered now from the state machine: this replica confirmed with a majority that it still
+    /// leads, after the read arrived, and has applied every slot chosen before (through `slot`).
+    case readable(slot: Slot)
 }

@@ -176,6 +176,31 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         route(request.id)
     }
 
+    /// Asks for a linearizable read. Only a leader answers: it registers the read at its last proposed slot, probes
+    /// a majority with a new heartbeat round, and says `.readable(slot:)` once the majority acknowledged that round
+    /// and the slot is applied. A deposed leader never gets that majority, so it never answers from stale state.
+    /// Elsewhere the outcome is `.notLeader(hint:)`; without a majority in time, `.noQuorum`.
+    public mutating func read(_ id: RequestID) {
+        guard leadership != nil else {
+            pending.outcomes.append(RequestOutcome(id: id, outcome: .notLeader(hint: leaderHint)))
+            return
+        }
+        guard leadership!.reads[id] == nil else { return }
+        if leadership!.reads.count >= Limits.waitingRequestsMax {
+            pending.outcomes.append(RequestOutcome(id: id, outcome: .busy))
+            return
+        }
+        // Every read registered before the next flush shares that flush's probe round.
+        if !leadership!.probeScheduled {
+            leadership!.probeScheduled = true
+            leadership!.probeRound += 1
+        }
+        let index = max(chosenThrough, leadership!.nextSlot - 1)
+        leadership!.reads[id] = PendingRead(
+            index: index, round: leadership!.probeRound, deadline: now + configuration.consensusTimeoutTicks)
+        answerConfirmedReads()
+    }
+
     /// Handles a message from a peer. A message from a non-member or a malformed one is refused without any change.
     public mutating func receive(_ message: Message<Command, State>, from sender: ReplicaID) throws(MessageRejection) {
         guard sender != configuration.me, configuration.members.contains(sender) else {
@@ -196,13 +221,17 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             if acceptLeaderContact(ballot: ballot, from: sender) {
                 learnChosenThrough(chosenThrough, leaderBallot: ballot)
             }
-        case .heartbeat(let ballot, let chosenThrough):
+        case .heartbeat(let ballot, let chosenThrough, let round):
             if acceptLeaderContact(ballot: ballot, from: sender) {
-                send(.heartbeatAck(ballot: ballot), to: sender)
+                send(.heartbeatAck(ballot: ballot, round: round), to: sender)
                 learnChosenThrough(chosenThrough, leaderBallot: ballot)
             }
-        case .heartbeatAck(let ballot):
-            if leadership?.ballot == ballot { leadership!.lastHeard[sender] = now }
+        case .heartbeatAck(let ballot, let round):
+            if leadership?.ballot == ballot {
+                leadership!.lastHeard[sender] = now
+                leadership!.ackedRound[sender] = max(leadership!.ackedRound[sender] ?? 0, round)
+                answerConfirmedReads()
+            }
         case .rejected(let higher):
             onRejected(promised: higher)
         case .catchUpRequest(let firstSlot):
@@ -292,7 +321,8 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     }
 
     /// Phase 1 won: learn what the promises say is chosen, re-propose the highest-ballot accepted value of every
-    /// other open slot, fill gaps with no-ops, and lead every later slot.
+    /// other open slot (unchanged, so it keeps the stamp of the leader that first proposed it), fill gaps with
+    /// no-ops stamped with our ballot, and lead every later slot.
     private mutating func becomeLeader() {
         guard let candidacy else { return }
         self.candidacy = nil
@@ -335,7 +365,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         let firstOpen = max(chosenThrough, truncatedThrough) + 1
         if firstOpen <= lastSlot {
             for slot in firstOpen...lastSlot where log[slot]?.isChosen != true {
-                propose(highestAccepted[slot]?.value ?? .noop, in: slot)
+                propose(highestAccepted[slot]?.value ?? .noop(ballot: ballot), in: slot)
             }
         }
         for id in waiters.keys.sorted() { route(id) }
@@ -407,14 +437,20 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
                 leadership!.queued.remove(request.id)
                 leadership!.inFlight[request.id] = slot
             }
-            propose(.batch(batch), in: slot)
+            propose(.batch(batch, ballot: leadership!.ballot), in: slot)
         }
         advanceChosen()
     }
 
-    /// Accepts `value` for `slot` locally under the leader's ballot and schedules it for every peer.
+    /// Accepts `value` for `slot` locally under the leader's ballot and schedules it for every peer. The value keeps
+    /// its stamp: ours for a new value, the first proposer's for a re-proposed one.
     private mutating func propose(_ value: SlotValue<Command>, in slot: Slot) {
         let ballot = leadership!.ballot
+        // Holds in correct Paxos: our promises cover every ballot below ours. A deliberately broken replica (the
+        // simulator's canary) can void it; there the simulator, not this assertion, must report the violation.
+        precondition(
+            value.ballot <= ballot || configuration.fault != nil,
+            "slot \(slot) re-proposed with a stamp \(value.ballot) above \(ballot)")
         let entry = LogEntry(ballot: ballot, value: value, isChosen: false)
         log[slot] = entry
         pending.persist.entries[slot] = entry
@@ -435,6 +471,8 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     }
 
     private mutating func leaderTick() {
+        expireReads()
+        guard leadership != nil else { return }
         if now - leadership!.activeSince >= configuration.leaderTimeoutTicks, !hasQuorumContact() {
             // Check quorum: a leader cut off from its majority stops leading, so its queued requests are answered
             // `noQuorum` instead of waiting, and the followers' timers can elect a leader that can make progress.
@@ -461,6 +499,10 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// Turns the leader's scheduled slots, heartbeats and chosen notices into messages, one per peer.
     private mutating func flushLeaderMessages() {
         let ballot = leadership!.ballot
+        if leadership!.probeScheduled {
+            leadership!.probeScheduled = false
+            leadership!.heartbeatDue = Set(configuration.peers)
+        }
         let announce = chosenThrough > leadership!.announcedChosenThrough
         for peer in configuration.peers {
             let slots = leadership!.unsent[peer] ?? []
@@ -474,11 +516,14 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
                 if !proposals.isEmpty {
                     send(.phase2a(ballot: ballot, proposals: proposals, chosenThrough: chosenThrough), to: peer)
                     leadership!.lastProbed[peer] = now
-                    continue
+                    // A read probe still needs its own heartbeat round.
+                    guard leadership!.heartbeatDue.contains(peer), leadership!.probeRound > 0,
+                        (leadership!.ackedRound[peer] ?? 0) < leadership!.probeRound
+                    else { continue }
                 }
             }
             if leadership!.heartbeatDue.contains(peer) {
-                send(.heartbeat(ballot: ballot, chosenThrough: chosenThrough), to: peer)
+                send(.heartbeat(ballot: ballot, chosenThrough: chosenThrough, round: leadership!.probeRound), to: peer)
             } else if announce {
                 // A chosen notice is not answered, so it does not count as probing the peer.
                 send(.chosen(ballot: ballot, chosenThrough: chosenThrough), to: peer)
@@ -568,13 +613,14 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         while appliedThrough < chosenThrough {
             let slot = appliedThrough + 1
             guard let entry = log[slot] else { preconditionFailure("chosen slot \(slot) missing from the log") }
-            pending.apply.append(.slot(slot, ballot: entry.ballot, value: entry.value))
+            pending.apply.append(.slot(slot, ballot: entry.value.ballot, value: entry.value))
             for request in entry.value.requests where waiters.removeValue(forKey: request.id) != nil {
                 pending.outcomes.append(RequestOutcome(id: request.id, outcome: .chosen(slot: slot)))
             }
             appliedThrough = slot
         }
         if appliedThrough - snapshotSlot >= configuration.snapshotIntervalSlots { pending.snapshotDue = true }
+        answerConfirmedReads()
     }
 
     // MARK: - Catch-up
@@ -718,9 +764,36 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         }
     }
 
+    /// Answers the reads whose probe round a majority acknowledged and whose slot is applied.
+    private mutating func answerConfirmedReads() {
+        guard leadership != nil, !leadership!.reads.isEmpty else { return }
+        for (id, read) in leadership!.reads.sorted(by: { $0.key < $1.key }) {
+            var confirmations = 1
+            for peer in configuration.peers where (leadership!.ackedRound[peer] ?? 0) >= read.round {
+                confirmations += 1
+            }
+            guard confirmations >= configuration.majority, appliedThrough >= read.index else { continue }
+            leadership!.reads[id] = nil
+            pending.outcomes.append(RequestOutcome(id: id, outcome: .readable(slot: read.index)))
+        }
+    }
+
+    private mutating func expireReads() {
+        guard leadership != nil, !leadership!.reads.isEmpty else { return }
+        for (id, read) in leadership!.reads.sorted(by: { $0.key < $1.key }) where read.deadline <= now {
+            leadership!.reads[id] = nil
+            pending.outcomes.append(RequestOutcome(id: id, outcome: .noQuorum))
+        }
+    }
+
     // MARK: - Helpers
 
     private mutating func stepDown() {
+        if let reads = leadership?.reads {
+            for id in reads.keys.sorted() {
+                pending.outcomes.append(RequestOutcome(id: id, outcome: .notLeader(hint: nil)))
+            }
+        }
         leadership = nil
         candidacy = nil
         if leaderHint == configuration.me { leaderHint = nil }
@@ -760,7 +833,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     private func validate(_ message: Message<Command, State>, from sender: ReplicaID) throws(MessageRejection) {
         func refuse(_ reason: String) -> MessageRejection { MessageRejection(sender: sender, reason: reason) }
         switch message {
-        case .phase1a(let ballot, _), .phase2b(let ballot, _), .chosen(let ballot, _), .heartbeat(let ballot, _):
+        case .phase1a(let ballot, _), .phase2b(let ballot, _), .chosen(let ballot, _), .heartbeat(let ballot, _, _):
             if ballot.round == 0 { throw refuse("ballot round 0 is never used") }
             if case .phase2b = message {
             } else if ballot.replica != sender {
@@ -769,10 +842,14 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         case .phase1b(_, _, let entries):
             if entries.count > Limits.entriesPerMessageMax { throw refuse("\(entries.count) entries in one Phase1b") }
             if entries.contains(where: { $0.slot == 0 }) { throw refuse("slot 0 in a Phase1b") }
+            try validateStamps(entries, refuse)
         case .phase2a(let ballot, let proposals, _):
             if ballot.replica != sender { throw refuse("ballot \(ballot) does not belong to its sender") }
             if proposals.count > Limits.entriesPerMessageMax { throw refuse("\(proposals.count) slots in one Phase2a") }
             if proposals.contains(where: { $0.slot == 0 }) { throw refuse("slot 0 in a Phase2a") }
+            for proposal in proposals {
+                try validateStamp(proposal.value.ballot, slot: proposal.slot, acceptedUnder: ballot, refuse)
+            }
         case .catchUpRequest(let firstSlot):
             if firstSlot == 0 { throw refuse("catch-up from slot 0") }
         case .catchUpReply(_, let entries):
@@ -780,10 +857,31 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             if entries.contains(where: { $0.slot == 0 || !$0.entry.isChosen }) {
                 throw refuse("a catch-up entry that is not chosen or has slot 0")
             }
+            try validateStamps(entries, refuse)
         case .forward(let requests):
             if requests.count > Limits.queuedRequestsMax { throw refuse("\(requests.count) forwarded requests") }
         case .heartbeatAck, .rejected:
             break
+        }
+    }
+
+    /// A value is stamped by the leader that first proposed it, so its stamp is a proposal ballot no higher than any
+    /// ballot the value is later accepted under.
+    private func validateStamp(
+        _ stamp: Ballot, slot: Slot, acceptedUnder ballot: Ballot, _ refuse: (String) -> MessageRejection
+    ) throws(MessageRejection) {
+        if stamp.round == 0 { throw refuse("the value of slot \(slot) is stamped with ballot round 0") }
+        if stamp > ballot {
+            throw refuse(
+                "the value of slot \(slot) is stamped \(stamp), above the ballot \(ballot) it is accepted under")
+        }
+    }
+
+    private func validateStamps(
+        _ entries: [SlotEntry<Command>], _ refuse: (String) -> MessageRejection
+    ) throws(MessageRejection) {
+        for item in entries {
+            try validateStamp(item.entry.value.ballot, slot: item.slot, acceptedUnder: item.entry.ballot, refuse)
         }
     }
 }
@@ -824,6 +922,11 @@ extension Replica {
         /// When each peer last got a message it answers (Phase2a or heartbeat).
         var lastProbed: [ReplicaID: Tick] = [:]
         var heartbeatDue: Set<ReplicaID> = []
+        /// Read index: the current probe round, the highest round each peer acknowledged, the reads waiting.
+        var probeRound: UInt64 = 0
+        var probeScheduled = false
+        var ackedRound: [ReplicaID: UInt64] = [:]
+        var reads: [RequestID: PendingRead] = [:]
         var announcedChosenThrough: Slot = 0
 
         init(ballot: Ballot, nextSlot: Slot, activeSince: Tick) {
@@ -831,6 +934,13 @@ extension Replica {
             self.nextSlot = nextSlot
             self.activeSince = activeSince
         }
+    }
+
+    /// A read waiting for its probe round to be confirmed by a majority and its slot to be applied.
+    struct PendingRead: Sendable {
+        var index: Slot
+        var round: UInt64
+        var deadline: Tick
     }
 
     /// A slot proposed under the leader's ballot, with the acceptors known to have accepted it.

@@ -24,9 +24,11 @@ private let commands: [LedgerCommand] = [
 ]
 
 private let slotValues: [SlotValue<LedgerCommand>] = [
-    .noop,
-    .batch([]),
-    .batch(commands.enumerated().map { Request(id: RequestID(client: 3, sequence: UInt64($0)), command: $1) }),
+    .noop(ballot: Ballot(round: 1, replica: ReplicaID(1))),
+    .batch([], ballot: Ballot(round: 7, replica: ReplicaID(3))),
+    .batch(
+        commands.enumerated().map { Request(id: RequestID(client: 3, sequence: UInt64($0)), command: $1) },
+        ballot: Ballot(round: UInt64.max, replica: ReplicaID(Int.max))),
 ]
 
 private let ballots: [Ballot] = [
@@ -322,16 +324,27 @@ private let malformedCases: [MalformedCase] = [
         name: "reversed account range", bytes: [1, 1, 5, 1, 9, 3, 20], decode: command,
         expected: CodecError("account range 9...3 ends before it starts", offset: 4)),
     MalformedCase(
+        name: "no-op without its proposer's ballot", bytes: [1, 2, 1], decode: slotValue,
+        expected: CodecError("the input ends inside the round of the ballot that proposed a slot value", offset: 3)),
+    MalformedCase(
+        name: "slot value stamped with round 0", bytes: [1, 2, 1, 0, 2], decode: slotValue,
+        expected: CodecError(
+            "the round of the ballot that proposed a slot value is 0; proposals have round 1 or more", offset: 3)),
+    MalformedCase(
+        name: "slot value stamped by replica 0", bytes: [1, 2, 2, 4, 0, 0], decode: slotValue,
+        expected: CodecError(
+            "the replica of the ballot that proposed a slot value is 0; replica indices start at 1", offset: 3)),
+    MalformedCase(
         name: "cluster name not UTF-8", bytes: [1, 1, 2, 7, 1, 2, 0xFF, 0xFE, 0, 0], decode: command,
         expected: CodecError("the home cluster is not valid UTF-8", offset: 6)),
 
     // Lengths over their limits, or over the bytes left.
     MalformedCase(
-        name: "batch over the slot limit", bytes: [1, 2, 2, 0x81, 0x04], decode: slotValue,
-        expected: CodecError("513 requests of a slot exceed the limit of 512 (requestsPerSlotMax)", offset: 3)),
+        name: "batch over the slot limit", bytes: [1, 2, 2, 1, 2, 0x81, 0x04], decode: slotValue,
+        expected: CodecError("513 requests of a slot exceed the limit of 512 (requestsPerSlotMax)", offset: 5)),
     MalformedCase(
-        name: "batch longer than the input", bytes: [1, 2, 2, 3, 0, 0], decode: slotValue,
-        expected: CodecError("3 requests of a slot cannot fit in the 2 bytes left", offset: 3)),
+        name: "batch longer than the input", bytes: [1, 2, 2, 1, 2, 3, 0, 0], decode: slotValue,
+        expected: CodecError("3 requests of a slot cannot fit in the 2 bytes left", offset: 5)),
     MalformedCase(
         name: "cluster name over its limit", bytes: [1, 1, 2, 7, 1, 0x80, 0x02], decode: command,
         expected: CodecError(

@@ -1,4 +1,5 @@
 import LedgerCore
+import Paxos
 import Testing
 
 @Suite("Cluster configs")
@@ -34,7 +35,7 @@ struct ClusterConfigTests {
           consensus_timeout: 5s
           tick: 20ms
         batching:
-          batch_size_max: 1024
+          batch_size_max: 256
           slots_in_flight_max: 32
 
         """
@@ -87,7 +88,7 @@ struct ClusterConfigTests {
                 == ClusterConfig.PaxosTimings(
                     leaderTimeout: .seconds(2), leaderPingInterval: .milliseconds(500),
                     consensusTimeout: .seconds(5), tick: .milliseconds(20)))
-        #expect(config.batching == ClusterConfig.Batching(batchSizeMax: 1024, slotsInFlightMax: 32))
+        #expect(config.batching == ClusterConfig.Batching(batchSizeMax: 256, slotsInFlightMax: 32))
     }
 
     static let topKeys =
@@ -319,8 +320,9 @@ struct ClusterConfigTests {
             "C1.yaml:9: batching.batch_size_max is 0; write at least 1"
         ),
         (
-            minimal + "batching:\n  batch_size_max: 100000",
-            "C1.yaml:9: batching.batch_size_max is 100000; the limit is 65536"
+            // A slot holds at most Paxos.Limits.batchSizeMax requests in storage and on the wire.
+            minimal + "batching:\n  batch_size_max: 513",
+            "C1.yaml:9: batching.batch_size_max is 513; the limit is 512"
         ),
         (
             minimal + "batching:\n  slots_in_flight_max: 2000",
@@ -331,6 +333,15 @@ struct ClusterConfigTests {
     @Test("bad configs", arguments: badConfigs)
     func badConfig(text: String, expected: String) {
         #expect(thrownDescription { () throws(InputError) in try Self.validate(text) } == expected)
+    }
+
+    // The ceiling is the batch a slot can hold in storage and on the wire, so a config at it is usable.
+    @Test("batch_size_max up to the Paxos batch limit is accepted")
+    func batchCeilingIsThePaxosLimit() throws {
+        #expect(ClusterConfig.Limits.batchSizeMaxCeiling == Paxos.Limits.batchSizeMax)
+        #expect(ClusterConfig.Limits.batchSizeMaxCeiling == CodecLimits.requestsPerSlotMax)
+        let config = try Self.validate(Self.minimal + "batching:\n  batch_size_max: \(Paxos.Limits.batchSizeMax)")
+        #expect(config.batching.batchSizeMax == Paxos.Limits.batchSizeMax)
     }
 
     @Test("trees that no key: value text gives")

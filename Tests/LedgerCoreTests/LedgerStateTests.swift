@@ -479,4 +479,102 @@ struct LedgerStateTests {
             try LedgerState(minBalance: 0, balances: row.balances, locks: row.locks, transactions: row.transactions)
         }
     }
+
+    /// A prepared transaction with these planned changes, locking their accounts.
+    static func prepared(_ changes: KeyValuePairs<UInt64, Int64>) -> LedgerState.Status {
+        .prepared(
+            LedgerState.Prepared(
+                home: "C1", participants: ["C1", "C2"],
+                changes: changes.map { AccountChange(account: AccountID($0.key), delta: $0.value) }, slot: 3))
+    }
+
+    static func locks(_ pairs: KeyValuePairs<UInt64, TransactionID>) -> [AccountID: TransactionID] {
+        Dictionary(uniqueKeysWithValues: pairs.map { (AccountID($0.key), $0.value) })
+    }
+
+    // Commit applies a prepared transaction's changes without checking them again (the prepare did), so stored
+    // parts must not hold a prepare that the ledger itself would have refused.
+    @Test(
+        "restoring refuses a prepared transaction whose commit could not be applied",
+        arguments: [
+            BrokenPartsCase(
+                name: "debit below the minimum", balances: balances([1: 1, 2: 10]),
+                locks: locks([1: id(1, 1), 2: id(1, 1)]),
+                transactions: [id(1, 1): prepared([2: 3, 1: -2])],
+                error: "prepared T1.1 would debit account 1 by 2 from balance 1, below the minimum 0"),
+            BrokenPartsCase(
+                name: "debit of Int64.min", balances: balances([1: 0]), locks: locks([1: id(1, 1)]),
+                transactions: [id(1, 1): prepared([1: Int64.min])],
+                error: "prepared T1.1 would debit account 1 by 9223372036854775808 from balance 0, below the minimum 0"),
+            BrokenPartsCase(
+                name: "credit that overflows", balances: balances([1: Int64.max - 1]), locks: locks([1: id(1, 1)]),
+                transactions: [id(1, 1): prepared([1: 2])],
+                error: "prepared T1.1 would credit account 1 with 2, overflowing its balance 9223372036854775806"),
+            BrokenPartsCase(
+                name: "an account named twice", balances: balances([1: 10]), locks: locks([1: id(1, 1)]),
+                transactions: [id(1, 1): prepared([1: 1, 1: 1])], error: "prepared T1.1 names account 1 twice"),
+        ])
+    func restoreRefusesUnapplicablePrepare(row: BrokenPartsCase) {
+        #expect(throws: LedgerStateError(row.error)) {
+            try LedgerState(minBalance: 0, balances: row.balances, locks: row.locks, transactions: row.transactions)
+        }
+    }
+
+    @Test("restoring accepts a prepared debit down to the minimum and a credit up to Int64.max")
+    func restoreAcceptsPrepareAtTheLimits() throws {
+        let restored = try LedgerState(
+            minBalance: -5, balances: Self.balances([1: 0, 2: Int64.max - 3]),
+            locks: Self.locks([1: Self.id(1, 1), 2: Self.id(1, 1)]),
+            transactions: [Self.id(1, 1): Self.prepared([1: -5, 2: 3])])
+        var ledger = restored
+        #expect(ledger.apply(.commit(Self.id(1, 1)), slot: 4, ballot: Self.ballot).result == .committed)
+        #expect(ledger.balances == Self.balances([1: -5, 2: Int64.max]))
+    }
+
+    // Dictionaries iterate in an order seeded per process: with several faults, the error must still be the same
+    // in every process (a replica's log, a test's expectation).
+    @Test("restoring reports the fault of the lowest account or transaction, whatever the dictionary order")
+    func restoreErrorsAreDeterministic() {
+        let low = Dictionary(uniqueKeysWithValues: (1...50).map { (AccountID(UInt64($0)), Int64(-$0)) })
+        #expect(throws: LedgerStateError("account 1 has balance -1, below the minimum 0")) {
+            try LedgerState(minBalance: 0, balances: low, locks: [:], transactions: [:])
+        }
+        let orphans = Dictionary(uniqueKeysWithValues: (1...50).map { (AccountID(UInt64($0)), Self.id(9, UInt64($0))) })
+        #expect(throws: LedgerStateError("account 1 is locked by T9.1, which is not prepared on it")) {
+            try LedgerState(
+                minBalance: 0, balances: Dictionary(uniqueKeysWithValues: orphans.keys.map { ($0, 10) }),
+                locks: orphans,
+                transactions: [:])
+        }
+        // Fifty prepared transactions, each debiting its own account below the minimum; changes listed backwards.
+        var balances: [AccountID: Int64] = [:]
+        var locks: [AccountID: TransactionID] = [:]
+        var transactions: [TransactionID: LedgerState.Status] = [:]
+        for index in UInt64(1)...50 {
+            let id = Self.id(index, 1)
+            for account in [2 * index, 2 * index - 1] {
+                balances[AccountID(account)] = 1
+                locks[AccountID(account)] = id
+            }
+            transactions[id] = .prepared(
+                LedgerState.Prepared(
+                    home: "C1", participants: ["C1"],
+                    changes: [
+                        AccountChange(account: AccountID(2 * index), delta: -2),
+                        AccountChange(account: AccountID(2 * index - 1), delta: -2),
+                    ], slot: 1))
+        }
+        #expect(
+            throws: LedgerStateError("prepared T1.1 would debit account 1 by 2 from balance 1, below the minimum 0")
+        ) {
+            try LedgerState(minBalance: 0, balances: balances, locks: locks, transactions: transactions)
+        }
+    }
+
+    @Test("the total of a shard never traps, even when it does not fit in Int64")
+    func totalBeyondInt64() throws {
+        let ledger = try Self.ledger([1: Int64.max, 2: Int64.max, 3: 2])
+        #expect(ledger.total == Int128(Int64.max) * 2 + 2)
+        #expect(try Self.ledger(minBalance: Int64.min, [1: Int64.min, 2: Int64.min]).total == Int128(Int64.min) * 2)
+    }
 }

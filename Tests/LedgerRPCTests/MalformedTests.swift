@@ -23,7 +23,8 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
 @Suite struct MalformedTests {
     let phase2a = Ledger_V1_PeerMessage(
         .phase2a(
-            ballot: Samples.leaderBallot, proposals: [SlotProposal(slot: 4, value: .batch(Samples.requests))],
+            ballot: Samples.leaderBallot,
+            proposals: [SlotProposal(slot: 4, value: .batch(Samples.requests, ballot: Samples.leaderBallot))],
             chosenThrough: 3))
 
     @Test func missingOneof() {
@@ -50,7 +51,7 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
     }
 
     @Test func missingFields() {
-        var heartbeat = Ledger_V1_PeerMessage(.heartbeat(ballot: Samples.leaderBallot, chosenThrough: 1))
+        var heartbeat = Ledger_V1_PeerMessage(.heartbeat(ballot: Samples.leaderBallot, chosenThrough: 1, round: 2))
         heartbeat.heartbeat.clearBallot()
         #expect(
             wireError { () throws(WireError) in try decodeMessage(heartbeat) }
@@ -195,6 +196,44 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
                 == WireError(field: "replica", "is \"S2\" in a ballot of round 0; the zero ballot names no replica"))
     }
 
+    // A slot value is stamped with the ballot of the leader that first proposed it: present, round >= 1, and never
+    // above the ballot the value is proposed or accepted under.
+    @Test func slotValueStamps() {
+        var missing = phase2a
+        missing.phase2A.proposals[0].value.batch.clearBallot()
+        #expect(
+            wireError { () throws(WireError) in try decodeMessage(missing) }
+                == WireError(field: "phase2a.proposals[0].value.batch.ballot", "is missing"))
+        var noop = Ledger_V1_PeerMessage(
+            .phase2a(
+                ballot: Samples.leaderBallot,
+                proposals: [SlotProposal(slot: 1, value: .noop(ballot: Samples.firstBallot))],
+                chosenThrough: 0))
+        noop.phase2A.proposals[0].value.noop.ballot = Ledger_V1_Ballot(.zero)
+        #expect(
+            wireError { () throws(WireError) in try decodeMessage(noop) }
+                == WireError(
+                    field: "phase2a.proposals[0].value.noop.ballot.round",
+                    "is 0; a proposal's ballot has round 1 or more"))
+        var above = phase2a
+        above.phase2A.proposals[0].value.batch.ballot = Ledger_V1_Ballot(Samples.highBallot)
+        #expect(
+            wireError { () throws(WireError) in try decodeMessage(above) }
+                == WireError(
+                    field: "phase2a.proposals[0].value.batch.ballot",
+                    "is \(Samples.highBallot), above the ballot \(Samples.leaderBallot) the value is proposed or "
+                        + "accepted under"))
+        var entry = Ledger_V1_PeerMessage(.catchUpReply(snapshot: nil, entries: Samples.entries))
+        entry.catchUpReply.entries[1].value.noop.ballot = Ledger_V1_Ballot(Samples.highBallot)
+        entry.catchUpReply.entries[1].ballot = Ledger_V1_Ballot(Samples.leaderBallot)
+        #expect(
+            wireError { () throws(WireError) in try decodeMessage(entry) }
+                == WireError(
+                    field: "catch_up_reply.entries[1].value.noop.ballot",
+                    "is \(Samples.highBallot), above the ballot \(Samples.leaderBallot) the value is proposed or "
+                        + "accepted under"))
+    }
+
     @Test(arguments: ["", "S0", "s1", "S01", "S", "X1", "S-1", "S 1", "S1000000", "S1a", "S١"])
     func badReplicaNames(_ name: String) {
         var message = phase2a
@@ -261,7 +300,7 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
     }
 
     @Test func oversizedRepeatedFields() {
-        let heartbeat = Ledger_V1_PeerMessage(.heartbeat(ballot: Samples.leaderBallot, chosenThrough: 0))
+        let heartbeat = Ledger_V1_PeerMessage(.heartbeat(ballot: Samples.leaderBallot, chosenThrough: 0, round: 0))
         var batch = Ledger_V1_PeerBatch(PeerBatch(cluster: "C1", from: ReplicaID(1), to: ReplicaID(2), messages: []))
         batch.messages = Array(repeating: heartbeat, count: WireLimits.messagesPerBatchMax + 1)
         #expect(
@@ -282,7 +321,8 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         let requests = Array(repeating: Samples.requests[0], count: WireLimits.requestsPerSlotMax + 1)
         let proposal = Ledger_V1_PeerMessage(
             .phase2a(
-                ballot: Samples.leaderBallot, proposals: [SlotProposal(slot: 1, value: .batch(requests))],
+                ballot: Samples.leaderBallot,
+                proposals: [SlotProposal(slot: 1, value: .batch(requests, ballot: Samples.leaderBallot))],
                 chosenThrough: 0))
         #expect(
             wireError { () throws(WireError) in try decodeMessage(proposal) }
@@ -308,7 +348,7 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         var batch = Ledger_V1_PeerBatch(
             PeerBatch(
                 cluster: "C1", from: ReplicaID(1), to: ReplicaID(2),
-                messages: [.heartbeat(ballot: Samples.leaderBallot, chosenThrough: 0)]))
+                messages: [.heartbeat(ballot: Samples.leaderBallot, chosenThrough: 0, round: 0)]))
         batch.messages.append(message)
         let error = wireError { () throws(WireError) in try PeerBatch(wire: batch) }
         #expect(

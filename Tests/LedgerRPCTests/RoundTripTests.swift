@@ -92,6 +92,8 @@ import Testing
 
     @Test func paxosOutcomes() {
         #expect(RequestFailure(Paxos.Outcome.chosen(slot: 3)) == nil)
+        // A read that may be answered is not a failure either: the replica answers it from its applied state.
+        #expect(RequestFailure(Paxos.Outcome.readable(slot: 3)) == nil)
         #expect(RequestFailure(Paxos.Outcome.notLeader(hint: ReplicaID(2))) == .notLeader(hint: ReplicaID(2)))
         #expect(RequestFailure(Paxos.Outcome.noQuorum) == .noQuorum)
         #expect(RequestFailure(Paxos.Outcome.timedOut) == .timedOut)

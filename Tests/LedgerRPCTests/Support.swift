@@ -28,11 +28,18 @@ enum Samples {
 
     static let leaderBallot = Ballot(round: 3, replica: ReplicaID(2))
     static let highBallot = Ballot(round: UInt64.max, replica: ReplicaID(999_999))
+    /// The lowest proposal ballot: the stamp of a value an early leader proposed and later leaders re-proposed.
+    static let firstBallot = Ballot(round: 1, replica: ReplicaID(1))
 
+    /// Values accepted under their own stamp and under higher ballots (re-proposed).
     static let entries = [
-        SlotEntry(slot: 1, entry: LogEntry(ballot: leaderBallot, value: .batch(requests), isChosen: true)),
-        SlotEntry(slot: 2, entry: LogEntry(ballot: highBallot, value: .noop, isChosen: false)),
-        SlotEntry(slot: UInt64.max, entry: LogEntry(ballot: leaderBallot, value: .batch([]), isChosen: false)),
+        SlotEntry(
+            slot: 1,
+            entry: LogEntry(ballot: leaderBallot, value: .batch(requests, ballot: leaderBallot), isChosen: true)),
+        SlotEntry(slot: 2, entry: LogEntry(ballot: highBallot, value: .noop(ballot: leaderBallot), isChosen: false)),
+        SlotEntry(
+            slot: UInt64.max,
+            entry: LogEntry(ballot: leaderBallot, value: .batch([], ballot: firstBallot), isChosen: false)),
     ]
 
     /// A ledger snapshot with balances, a lock, every transaction status and history.
@@ -64,12 +71,17 @@ enum Samples {
         .phase2a(ballot: leaderBallot, proposals: [], chosenThrough: 0),
         .phase2a(
             ballot: leaderBallot,
-            proposals: [SlotProposal(slot: 4, value: .batch(requests)), SlotProposal(slot: 5, value: .noop)],
+            proposals: [
+                SlotProposal(slot: 4, value: .batch(requests, ballot: firstBallot)),
+                SlotProposal(slot: 5, value: .noop(ballot: leaderBallot)),
+            ],
             chosenThrough: 3),
         .phase2b(ballot: leaderBallot, slots: [4, 5, UInt64.max]),
         .chosen(ballot: leaderBallot, chosenThrough: 5),
-        .heartbeat(ballot: leaderBallot, chosenThrough: 0),
-        .heartbeatAck(ballot: highBallot),
+        .heartbeat(ballot: leaderBallot, chosenThrough: 0, round: 0),
+        .heartbeat(ballot: highBallot, chosenThrough: UInt64.max, round: UInt64.max),
+        .heartbeatAck(ballot: highBallot, round: 0),
+        .heartbeatAck(ballot: leaderBallot, round: 7),
         .rejected(promised: highBallot),
         .rejected(promised: .zero),
         .catchUpRequest(firstSlot: 6),

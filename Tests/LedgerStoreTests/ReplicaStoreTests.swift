@@ -62,7 +62,7 @@ private struct Shell {
     /// Chooses and applies the next slot.
     mutating func choose(_ commands: [LedgerCommand]) -> StoreBatch {
         let slot = durable.appliedThrough + 1
-        let value = SlotValue.batch(commands.map { request($0) })
+        let value = SlotValue.batch(commands.map { request($0) }, ballot: ballot)
         let entry = LogEntry(ballot: ballot, value: value, isChosen: true)
         var batch = StoreBatch()
         batch.persist.entries[slot] = entry
@@ -80,7 +80,8 @@ private struct Shell {
 
     /// Accepts a value in `slot` without choosing it (a follower's Phase2b).
     mutating func accept(_ commands: [LedgerCommand], in slot: Slot) -> StoreBatch {
-        let entry = LogEntry(ballot: ballot, value: .batch(commands.map { request($0) }), isChosen: false)
+        let entry = LogEntry(
+            ballot: ballot, value: .batch(commands.map { request($0) }, ballot: ballot), isChosen: false)
         durable.entries[slot] = entry
         var batch = StoreBatch()
         batch.persist.entries[slot] = entry
@@ -206,7 +207,8 @@ struct ReplicaStoreTests {
             let (store, _) = try openS1(path)
             var batch = try shell.compact(store)
             // Entries at or below the snapshot in the same batch are dropped with the rest.
-            batch.persist.entries[1] = LogEntry(ballot: shell.ballot, value: .noop, isChosen: true)
+            batch.persist.entries[1] = LogEntry(
+                ballot: shell.ballot, value: .noop(ballot: shell.ballot), isChosen: true)
             try store.commit(batch)
             try store.commit(shell.choose([transfer(3, 1, 2, 1)]))
         }

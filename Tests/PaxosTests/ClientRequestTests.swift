@@ -18,7 +18,7 @@ import Testing
 
         cluster.deliver()
         let proposal = cluster.takeReady(s1)
-        #expect(proposals(in: proposal, to: s2) == [SlotProposal(slot: 1, value: batch(f))])
+        #expect(proposals(in: proposal, to: s2) == [SlotProposal(slot: 1, value: batch(ballot(1, s1), f))])
 
         let readies = cluster.stabilize()
         #expect(Cluster.outcomes(of: s2, in: readies) == [RequestOutcome(id: f.id, outcome: .chosen(slot: 1))])
@@ -90,7 +90,7 @@ import Testing
         let t = request("t", 1)
         cluster.submit(t, at: s1)
         let proposal = cluster.takeReady(s1)
-        #expect(proposals(in: proposal, to: s2) == [SlotProposal(slot: 1, value: batch(t))])
+        #expect(proposals(in: proposal, to: s2) == [SlotProposal(slot: 1, value: batch(ballot(1, s1), t))])
 
         var outcomes: [RequestOutcome] = []
         for _ in 1..<30 {

@@ -26,8 +26,9 @@ func request(_ command: String, _ sequence: UInt64) -> Request<String> {
     Request(id: RequestID(client: 1, sequence: sequence), command: command)
 }
 
-func batch(_ requests: Request<String>...) -> SlotValue<String> {
-    .batch(requests)
+/// A batch stamped with the ballot of the leader that first proposed it.
+func batch(_ proposer: Ballot, _ requests: Request<String>...) -> SlotValue<String> {
+    .batch(requests, ballot: proposer)
 }
 
 func accepted(_ ballot: Ballot, _ value: SlotValue<String>) -> LogEntry<String> {
@@ -89,6 +90,8 @@ struct Cluster {
     var sent: [Sent] = []
     /// Directed links that lose every message.
     var cut: Set<Link> = []
+    /// Every apply step each replica performed, in order.
+    var applied: [ReplicaID: [ApplyStep<String, Journal>]] = [:]
 
     /// Timings small enough to read in a transcript: leader timeout 10, heartbeat 3, consensus timeout 30.
     init(_ adjust: (inout Configuration) -> Void = { _ in }) {
@@ -285,6 +288,7 @@ struct Cluster {
     }
 
     private mutating func apply(_ step: ApplyStep<String, Journal>, at replica: ReplicaID) {
+        applied[replica, default: []].append(step)
         switch step {
         case .installSnapshot(let snapshot):
             journals[replica] = snapshot.state

@@ -41,7 +41,7 @@ import Testing
         cluster.heartbeat(s1)
         cluster.submit(request("a", 1), at: s1)
         cluster.stabilize()
-        let z = batch(request("z", 2))
+        let z = batch(ballot(9, s1), request("z", 2))
         let before = Observed(cluster[s2])
         #expect(before.chosenThrough == 1)
         #expect(before.leaderHint == s1)
@@ -49,7 +49,7 @@ import Testing
         // Each would raise S2's promise or change its log if it were taken in.
         let cases: [(String, TestMessage, ReplicaID)] = [
             (
-                "heartbeat from a non-member", .heartbeat(ballot: ballot(9, ReplicaID(9)), chosenThrough: 5),
+                "heartbeat from a non-member", .heartbeat(ballot: ballot(9, ReplicaID(9)), chosenThrough: 5, round: 0),
                 ReplicaID(9)
             ),
             ("Phase1a from itself", .phase1a(ballot: ballot(9, s2), firstSlot: 1), s2),
@@ -64,6 +64,28 @@ import Testing
             (
                 "catch-up entry not marked chosen",
                 .catchUpReply(snapshot: nil, entries: [SlotEntry(slot: 2, entry: accepted(ballot(9, s1), z))]), s1
+            ),
+            (
+                "Phase2a value stamped above the Phase2a's ballot",
+                .phase2a(ballot: ballot(8, s1), proposals: [SlotProposal(slot: 2, value: z)], chosenThrough: 0), s1
+            ),
+            (
+                "Phase2a value stamped with round 0",
+                .phase2a(
+                    ballot: ballot(9, s1), proposals: [SlotProposal(slot: 2, value: .noop(ballot: .zero))],
+                    chosenThrough: 0),
+                s1
+            ),
+            (
+                "catch-up entry stamped above the ballot it was accepted under",
+                .catchUpReply(snapshot: nil, entries: [SlotEntry(slot: 2, entry: chosen(ballot(8, s3), z))]), s1
+            ),
+            (
+                "Phase1b entry stamped above the ballot it was accepted under",
+                .phase1b(
+                    ballot: ballot(9, s2), snapshotSlot: 0,
+                    entries: [SlotEntry(slot: 2, entry: accepted(ballot(8, s3), z))]),
+                s3
             ),
         ]
         for (name, message, sender) in cases {
@@ -124,8 +146,8 @@ import Testing
                     try replica.receive(.phase1b(ballot: ballot, snapshotSlot: 0, entries: []), from: s2)
                 case .phase2a(let ballot, let proposals, _):
                     try replica.receive(.phase2b(ballot: ballot, slots: proposals.map(\.slot)), from: s2)
-                case .heartbeat(let ballot, _):
-                    try replica.receive(.heartbeatAck(ballot: ballot), from: s2)
+                case .heartbeat(let ballot, _, let round):
+                    try replica.receive(.heartbeatAck(ballot: ballot, round: round), from: s2)
                 default:
                     break
                 }

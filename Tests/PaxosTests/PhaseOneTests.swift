@@ -72,7 +72,8 @@ import Testing
 
         // A Phase2a under the lower ballot is refused and stores nothing.
         let stale = TestMessage.phase2a(
-            ballot: ballot(1, s2), proposals: [SlotProposal(slot: 1, value: batch(request("a", 1)))], chosenThrough: 0)
+            ballot: ballot(1, s2), proposals: [SlotProposal(slot: 1, value: batch(ballot(1, s2), request("a", 1)))],
+            chosenThrough: 0)
         #expect(cluster.inject(stale, at: s1, from: s2) == nil)
         let refusal = cluster.takeReady(s1)
         #expect(refusal.messages == [envelope(to: s2, .rejected(promised: ballot(1, s3)))])
@@ -103,6 +104,7 @@ import Testing
         _ = cluster.takeReady(s3)
         cluster.deliver()
         #expect(cluster[s1].role == .leader)
+        let middle = ballot(2, s1)
         let b = request("b", 3)
         cluster.submit(b, at: s1)
         _ = cluster.takeReady(s1)
@@ -122,28 +124,30 @@ import Testing
                     .phase1b(
                         ballot: high, snapshotSlot: 0,
                         entries: [
-                            SlotEntry(slot: 1, entry: accepted(low, batch(a))),
-                            SlotEntry(slot: 2, entry: accepted(low, batch(x))),
+                            SlotEntry(slot: 1, entry: accepted(low, batch(low, a))),
+                            SlotEntry(slot: 2, entry: accepted(low, batch(low, x))),
                         ]))
             ])
         cluster.deliver()
         #expect(cluster[s1].role == .leader)
 
-        // Slot 1: b under (2,S1) beats a under (1,S2). Slot 2: only S2's promise holds x, and x it is.
+        // Slot 1: b under (2,S1) beats a under (1,S2). Slot 2: only S2's promise holds x, and x it is. Both keep the
+        // stamp of the leader that first proposed them.
         let reproposal = cluster.takeReady(s1)
-        let expected = [SlotProposal(slot: 1, value: batch(b)), SlotProposal(slot: 2, value: batch(x))]
+        let expected = [SlotProposal(slot: 1, value: batch(middle, b)), SlotProposal(slot: 2, value: batch(low, x))]
         #expect(proposals(in: reproposal, to: s2) == expected)
         #expect(proposals(in: reproposal, to: s3) == expected)
-        #expect(reproposal.persist.entries == [1: accepted(high, batch(b)), 2: accepted(high, batch(x))])
+        #expect(reproposal.persist.entries == [1: accepted(high, batch(middle, b)), 2: accepted(high, batch(low, x))])
 
         cluster.stabilize()
         for member in Cluster.members {
-            #expect(cluster[member].log[1] == chosen(high, batch(b)))
-            #expect(cluster[member].log[2] == chosen(high, batch(x)))
+            #expect(cluster[member].log[1] == chosen(high, batch(middle, b)))
+            #expect(cluster[member].log[2] == chosen(high, batch(low, x)))
         }
     }
 
     // DESIGN §3: Phase 1 covers every slot from the first not known chosen; the new leader fills gaps with no-ops.
+    // Each slot is applied under the ballot of the leader that first proposed its value, not the new leader's.
     @Test func newLeaderFillsGapWithNoop() {
         var cluster = Cluster()
         cluster.elect(s1)
@@ -160,7 +164,7 @@ import Testing
         cluster.drop()
         _ = cluster.takeReady(s3)
         cluster.drop()
-        #expect(cluster[s3].log == [1: accepted(old, batch(a)), 3: accepted(old, batch(c))])
+        #expect(cluster[s3].log == [1: accepted(old, batch(old, a)), 3: accepted(old, batch(old, c))])
 
         // The old leader is gone; S3 wins Phase 1 with S2's empty promise.
         cluster.isolate(s1)
@@ -173,19 +177,56 @@ import Testing
         let reproposal = cluster.takeReady(s3)
         #expect(
             proposals(in: reproposal, to: s2) == [
-                SlotProposal(slot: 1, value: batch(a)),
-                SlotProposal(slot: 2, value: .noop),
-                SlotProposal(slot: 3, value: batch(c)),
+                SlotProposal(slot: 1, value: batch(old, a)),
+                SlotProposal(slot: 2, value: .noop(ballot: new)),
+                SlotProposal(slot: 3, value: batch(old, c)),
             ])
 
         let readies = cluster.stabilize()
         #expect(cluster[s3].appliedThrough == 3)
         #expect(
             readies[s3, default: []].flatMap(\.apply) == [
-                .slot(1, ballot: new, value: batch(a)),
-                .slot(2, ballot: new, value: .noop),
-                .slot(3, ballot: new, value: batch(c)),
+                .slot(1, ballot: old, value: batch(old, a)),
+                .slot(2, ballot: new, value: .noop(ballot: new)),
+                .slot(3, ballot: old, value: batch(old, c)),
             ])
         #expect(cluster.journals[s3] == Journal(applied: ["a", "c"]))
+    }
+
+    // DESIGN §4 datastore: every replica applies a chosen slot under one ballot, that of the leader that first
+    // proposed the value, whichever ballot the replica accepted it under or learned it from.
+    @Test func everyReplicaAppliesReproposedValueUnderFirstProposersBallot() {
+        var cluster = Cluster()
+        cluster.elect(s1)
+        let old = ballot(1, s1)
+        let a = request("a", 1)
+        cluster.submit(a, at: s1)
+        _ = cluster.takeReady(s1)
+        // Only S3 accepts a under (1,S1); the leader never learns it is chosen.
+        cluster.deliver(to: s3)
+        cluster.drop()
+        _ = cluster.takeReady(s3)
+        cluster.drop()
+
+        // S3 leads (2,S3) with S2's promise and gets a chosen again under its own ballot, stamp unchanged.
+        cluster.isolate(s1)
+        _ = cluster.campaign(s3)
+        let new = ballot(2, s3)
+        cluster.stabilize()
+        #expect(cluster[s3].role == .leader)
+        for member in [s2, s3] {
+            #expect(cluster[member].log[1] == chosen(new, batch(old, a)))
+        }
+
+        // S1 comes back holding a under (1,S1) only, so it fetches the chosen entry (held under (2,S3)).
+        cluster.heal()
+        cluster.heartbeat(s3)
+        #expect(cluster[s1].role == .follower)
+        #expect(cluster[s1].log[1] == chosen(new, batch(old, a)))
+        // (S1 also forwards a, still waiting there, to the new leader, which proposes it again in slot 2: the core
+        // orders and does not filter; the state machine admits each request id once.)
+        for member in Cluster.members {
+            #expect(cluster.applied[member]?.first == .slot(1, ballot: old, value: batch(old, a)))
+        }
     }
 }

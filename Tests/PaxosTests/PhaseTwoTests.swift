@@ -18,25 +18,29 @@ import Testing
         for item in [a, b, c] { cluster.submit(item, at: s1) }
         #expect(cluster[s1].waitingCount == 3)
         let first = cluster.takeReady(s1)
-        #expect(first.persist.entries == [1: accepted(leader, batch(a, b, c))])
+        #expect(first.persist.entries == [1: accepted(leader, batch(leader, a, b, c))])
         #expect(
             first.messages
                 == [s2, s3].map {
                     envelope(
                         to: $0,
                         .phase2a(
-                            ballot: leader, proposals: [SlotProposal(slot: 1, value: batch(a, b, c))], chosenThrough: 0)
+                            ballot: leader, proposals: [SlotProposal(slot: 1, value: batch(leader, a, b, c))],
+                            chosenThrough: 0)
                     )
                 })
         cluster.submit(d, at: s1)
         let second = cluster.takeReady(s1)
-        #expect(proposals(in: second, to: s2) == [SlotProposal(slot: 2, value: batch(d))])
+        #expect(proposals(in: second, to: s2) == [SlotProposal(slot: 2, value: batch(leader, d))])
 
         // S2 persists both values in the same Ready that carries its Phase2b answers.
         cluster.deliver(to: s2)
         cluster.drop(to: s3)
         let acceptance = cluster.takeReady(s2)
-        #expect(acceptance.persist.entries == [1: accepted(leader, batch(a, b, c)), 2: accepted(leader, batch(d))])
+        #expect(
+            acceptance.persist.entries == [
+                1: accepted(leader, batch(leader, a, b, c)), 2: accepted(leader, batch(leader, d)),
+            ])
         #expect(
             acceptance.messages == [
                 envelope(to: s1, .phase2b(ballot: leader, slots: [1])),
@@ -47,18 +51,18 @@ import Testing
         // Slot 2 is chosen first, but nothing is applied past the missing slot 1.
         cluster.deliver { $0.message == .phase2b(ballot: leader, slots: [2]) }
         let early = cluster.takeReady(s1)
-        #expect(early.persist.entries == [2: chosen(leader, batch(d))])
+        #expect(early.persist.entries == [2: chosen(leader, batch(leader, d))])
         #expect(early.apply.isEmpty)
         #expect(early.outcomes.isEmpty)
         #expect(cluster[s1].chosenThrough == 0)
 
         cluster.deliver()
         let applied = cluster.takeReady(s1)
-        #expect(applied.persist.entries == [1: chosen(leader, batch(a, b, c))])
+        #expect(applied.persist.entries == [1: chosen(leader, batch(leader, a, b, c))])
         #expect(
             applied.apply == [
-                .slot(1, ballot: leader, value: batch(a, b, c)),
-                .slot(2, ballot: leader, value: batch(d)),
+                .slot(1, ballot: leader, value: batch(leader, a, b, c)),
+                .slot(2, ballot: leader, value: batch(leader, d)),
             ])
         #expect(
             applied.outcomes == [
@@ -90,8 +94,8 @@ import Testing
         #expect(window.persist.entries.keys.sorted() == [1, 2])
         #expect(
             proposals(in: window, to: s2) == [
-                SlotProposal(slot: 1, value: batch(requests[0])),
-                SlotProposal(slot: 2, value: batch(requests[1])),
+                SlotProposal(slot: 1, value: batch(leader, requests[0])),
+                SlotProposal(slot: 2, value: batch(leader, requests[1])),
             ])
         #expect(cluster.takeReady(s1).isEmpty)
 
@@ -109,8 +113,8 @@ import Testing
                     .phase2a(
                         ballot: leader,
                         proposals: [
-                            SlotProposal(slot: 3, value: batch(requests[2])),
-                            SlotProposal(slot: 4, value: batch(requests[3])),
+                            SlotProposal(slot: 3, value: batch(leader, requests[2])),
+                            SlotProposal(slot: 4, value: batch(leader, requests[3])),
                         ],
                         chosenThrough: 2)))
 
@@ -119,7 +123,7 @@ import Testing
         _ = cluster.takeReady(s2)
         cluster.deliver()
         let last = cluster.takeReady(s1)
-        #expect(proposals(in: last, to: s2) == [SlotProposal(slot: 5, value: batch(requests[4]))])
+        #expect(proposals(in: last, to: s2) == [SlotProposal(slot: 5, value: batch(leader, requests[4]))])
     }
 
     // DESIGN §3 "the leader announces chosen slots in its next message": a follower holding the slot's value under
@@ -144,8 +148,8 @@ import Testing
 
         cluster.deliver(to: s3)
         let learned = cluster.takeReady(s3)
-        #expect(learned.persist.entries == [1: chosen(leader, batch(a))])
-        #expect(learned.apply == [.slot(1, ballot: leader, value: batch(a))])
+        #expect(learned.persist.entries == [1: chosen(leader, batch(leader, a))])
+        #expect(learned.apply == [.slot(1, ballot: leader, value: batch(leader, a))])
         #expect(learned.messages.isEmpty)
         #expect(cluster[s3].chosenThrough == 1)
 
@@ -161,12 +165,14 @@ import Testing
         cluster.drop()
         cluster.tick(s1, times: 3)
         let heartbeat = cluster.takeReady(s1)
-        #expect(heartbeat.messages == [s2, s3].map { envelope(to: $0, .heartbeat(ballot: leader, chosenThrough: 2)) })
+        #expect(
+            heartbeat.messages
+                == [s2, s3].map { envelope(to: $0, .heartbeat(ballot: leader, chosenThrough: 2, round: 0)) })
         cluster.deliver(to: s3)
         let fromHeartbeat = cluster.takeReady(s3)
-        #expect(fromHeartbeat.persist.entries == [2: chosen(leader, batch(e))])
-        #expect(fromHeartbeat.apply == [.slot(2, ballot: leader, value: batch(e))])
-        #expect(fromHeartbeat.messages == [envelope(to: s1, .heartbeatAck(ballot: leader))])
+        #expect(fromHeartbeat.persist.entries == [2: chosen(leader, batch(leader, e))])
+        #expect(fromHeartbeat.apply == [.slot(2, ballot: leader, value: batch(leader, e))])
+        #expect(fromHeartbeat.messages == [envelope(to: s1, .heartbeatAck(ballot: leader, round: 0))])
         #expect(cluster[s3].appliedThrough == 2)
     }
 
@@ -197,13 +203,14 @@ import Testing
             reply.messages == [
                 envelope(
                     to: s3,
-                    .catchUpReply(snapshot: nil, entries: [SlotEntry(slot: 1, entry: chosen(leader, batch(a)))]))
+                    .catchUpReply(snapshot: nil, entries: [SlotEntry(slot: 1, entry: chosen(leader, batch(leader, a)))])
+                )
             ])
 
         cluster.deliver(to: s3)
         let caughtUp = cluster.takeReady(s3)
-        #expect(caughtUp.persist.entries == [1: chosen(leader, batch(a))])
-        #expect(caughtUp.apply == [.slot(1, ballot: leader, value: batch(a))])
+        #expect(caughtUp.persist.entries == [1: chosen(leader, batch(leader, a))])
+        #expect(caughtUp.apply == [.slot(1, ballot: leader, value: batch(leader, a))])
         #expect(cluster[s3].appliedThrough == 1)
         #expect(cluster.journals[s3] == Journal(applied: ["a"]))
     }

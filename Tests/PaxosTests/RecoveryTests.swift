@@ -25,7 +25,7 @@ import Testing
         _ = cluster.takeReady(s2)
         cluster.deliver()
         let due = cluster.takeReady(s1)
-        #expect(due.apply == [.slot(2, ballot: leader, value: batch(b))])
+        #expect(due.apply == [.slot(2, ballot: leader, value: batch(leader, b))])
         #expect(due.snapshotDue)
         #expect(cluster[s1].log.count == 2)
         #expect(cluster[s1].snapshotSlot == 0)
@@ -42,18 +42,18 @@ import Testing
 
         cluster.submit(c, at: s1)
         cluster.stabilize()
-        #expect(cluster[s1].log == [3: chosen(leader, batch(c))])
+        #expect(cluster[s1].log == [3: chosen(leader, batch(leader, c))])
 
         // S3 comes back far behind: the heartbeat's chosenThrough sends it to the leader for catch-up.
         cluster.heal()
         cluster.tick(s1, times: 3)
         let heartbeat = cluster.takeReady(s1)
-        #expect(heartbeat.messages.contains(envelope(to: s3, .heartbeat(ballot: leader, chosenThrough: 3))))
+        #expect(heartbeat.messages.contains(envelope(to: s3, .heartbeat(ballot: leader, chosenThrough: 3, round: 0))))
         cluster.deliver(to: s3)
         let ask = cluster.takeReady(s3)
         #expect(
             ask.messages == [
-                envelope(to: s1, .heartbeatAck(ballot: leader)),
+                envelope(to: s1, .heartbeatAck(ballot: leader, round: 0)),
                 envelope(to: s1, .catchUpRequest(firstSlot: 1)),
             ])
 
@@ -64,14 +64,14 @@ import Testing
                 envelope(
                     to: s3,
                     .catchUpReply(
-                        snapshot: snapshot, entries: [SlotEntry(slot: 3, entry: chosen(leader, batch(c)))]))
+                        snapshot: snapshot, entries: [SlotEntry(slot: 3, entry: chosen(leader, batch(leader, c)))]))
             ])
 
         cluster.deliver(to: s3)
         let installed = cluster.takeReady(s3)
-        #expect(installed.apply == [.installSnapshot(snapshot), .slot(3, ballot: leader, value: batch(c))])
+        #expect(installed.apply == [.installSnapshot(snapshot), .slot(3, ballot: leader, value: batch(leader, c))])
         #expect(installed.persist.snapshot == snapshot)
-        #expect(installed.persist.entries == [3: chosen(leader, batch(c))])
+        #expect(installed.persist.entries == [3: chosen(leader, batch(leader, c))])
         #expect(cluster[s3].appliedThrough == 3)
         #expect(cluster[s3].snapshotSlot == 2)
         #expect(cluster.journals[s3] == Journal(applied: ["a", "b", "c"]))
@@ -103,12 +103,13 @@ import Testing
         #expect(
             cluster.durable[s2]
                 == TestDurable(
-                    promised: promisedBeforeRestart, entries: [1: accepted(promisedBeforeRestart, batch(a))]))
+                    promised: promisedBeforeRestart,
+                    entries: [1: accepted(promisedBeforeRestart, batch(promisedBeforeRestart, a))]))
 
         cluster.restart(s2, seed: 77)
         #expect(cluster[s2].role == .follower)
         #expect(cluster[s2].promised == promisedBeforeRestart)
-        #expect(cluster[s2].log == [1: accepted(promisedBeforeRestart, batch(a))])
+        #expect(cluster[s2].log == [1: accepted(promisedBeforeRestart, batch(promisedBeforeRestart, a))])
 
         // The stale leader's Phase2a is refused and overwrites nothing.
         let z = request("z", 2)
@@ -119,7 +120,7 @@ import Testing
         let refusal = cluster.takeReady(s2)
         #expect(refusal.messages == [envelope(to: s1, .rejected(promised: promisedBeforeRestart))])
         #expect(refusal.persist.isEmpty)
-        #expect(cluster[s2].log == [1: accepted(promisedBeforeRestart, batch(a))])
+        #expect(cluster[s2].log == [1: accepted(promisedBeforeRestart, batch(promisedBeforeRestart, a))])
 
         // The refusal sends S1 campaigning with (3,S1); S2's promise reports the value it accepted before restarting.
         cluster.deliver()
@@ -136,17 +137,20 @@ import Testing
                     to: s1,
                     .phase1b(
                         ballot: higher, snapshotSlot: 0,
-                        entries: [SlotEntry(slot: 1, entry: accepted(promisedBeforeRestart, batch(a)))]))
+                        entries: [
+                            SlotEntry(slot: 1, entry: accepted(promisedBeforeRestart, batch(promisedBeforeRestart, a)))
+                        ]))
             ])
 
-        // And S1, leading again, re-proposes a over its own z from the lower ballot; z, still waiting, goes next.
+        // And S1, leading again, re-proposes a over its own z from the lower ballot, keeping a's stamp: S3 first
+        // proposed it. z, still waiting, goes next as a new value.
         cluster.deliver()
         #expect(cluster[s1].role == .leader)
         let reproposal = cluster.takeReady(s1)
         #expect(
             proposals(in: reproposal, to: s2) == [
-                SlotProposal(slot: 1, value: batch(a)),
-                SlotProposal(slot: 2, value: batch(z)),
+                SlotProposal(slot: 1, value: batch(promisedBeforeRestart, a)),
+                SlotProposal(slot: 2, value: batch(higher, z)),
             ])
     }
 }

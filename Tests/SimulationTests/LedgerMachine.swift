@@ -1,4 +1,3 @@
-import Foundation
 import LedgerCore
 import Paxos
 
@@ -9,10 +8,8 @@ import Paxos
 /// Invariants checked after every applied slot: no balance below the minimum; every lock is held by a transaction
 /// prepared on that account; the total is the money created plus the net of committed cross-shard changes.
 ///
-/// Replicas are compared in full except for one field: the ballot of a datastore record. Paxos hands each replica
-/// the ballot under which *it* holds the chosen value, and a value chosen under one ballot is chosen again under a
-/// later leader's, so replicas may record different ballots for one slot (see `slotsAppliedUnderTwoBallots`).
-/// `SIM_STRICT_BALLOTS=1` compares those ballots too.
+/// Replicas are compared in full, datastore ballots included: Paxos applies every slot under the ballot of the leader
+/// that first proposed its value, the same on every replica.
 struct LedgerMachine: SimulatedMachine {
     typealias Command = LedgerCommand
     typealias Result = CommandResult
@@ -28,16 +25,13 @@ struct LedgerMachine: SimulatedMachine {
     static let cluster = "C1"
     static let otherCluster = "C2"
 
-    /// Whether datastore ballots count when replicas are compared (`SIM_STRICT_BALLOTS=1`).
-    static let comparesBallots = ProcessInfo.processInfo.environment["SIM_STRICT_BALLOTS"] == "1"
-
     /// The ledger, WAL and datastore exactly as `LedgerState.apply` produced them, ballots included.
     var ledger: LedgerSnapshot
     var slot: Slot = 0
     var digest: UInt64 = StableDigest().value
     /// The money created plus the net of committed cross-shard changes, from the commands applied (not from their
     /// effects): what `ledger.state.total` must equal after every slot.
-    var expectedTotal: Int64 = 0
+    var expectedTotal: Int128 = 0
 
     static func initial(random: inout SeededRandom) -> LedgerMachine {
         let minBalance: Int64 = Bool.random(using: &random) ? 0 : -5
@@ -68,9 +62,9 @@ struct LedgerMachine: SimulatedMachine {
             if let record = effects.datastore { ledger.datastore.append(record) }
             switch (request.command, effects.result, before) {
             case (.createAccounts(_, let balance), .accountsCreated(let created), _):
-                expectedTotal += Int64(created) * balance
+                expectedTotal += Int128(created) * Int128(balance)
             case (.commit, .committed, .prepared(let prepared)?):
-                expectedTotal += prepared.changes.reduce(0) { $0 + $1.delta }
+                expectedTotal += prepared.changes.reduce(0) { $0 + Int128($1.delta) }
             default:
                 break
             }
@@ -123,14 +117,11 @@ struct LedgerMachine: SimulatedMachine {
         }
     }
 
-    /// The ballot counts only with `comparesBallots`.
     static func add(_ record: DatastoreRecord, to digest: inout StableDigest) {
         digest.add(word(record.transaction))
         digest.add(record.slot)
-        if comparesBallots {
-            digest.add(record.ballot.round)
-            digest.add(UInt64(record.ballot.replica.index))
-        }
+        digest.add(record.ballot.round)
+        digest.add(UInt64(record.ballot.replica.index))
         switch record.kind {
         case .transfer(let from, let to, let amount):
             digest.add(from.value)
@@ -142,20 +133,6 @@ struct LedgerMachine: SimulatedMachine {
                 digest.add(change.delta)
             }
         }
-    }
-
-    /// The record as replicas are compared: without its ballot unless `comparesBallots`.
-    static func comparable(_ record: DatastoreRecord) -> DatastoreRecord {
-        guard !comparesBallots else { return record }
-        var record = record
-        record.ballot = .zero
-        return record
-    }
-
-    static func == (left: LedgerMachine, right: LedgerMachine) -> Bool {
-        left.slot == right.slot && left.digest == right.digest && left.expectedTotal == right.expectedTotal
-            && left.ledger.state == right.ledger.state && left.ledger.wal == right.ledger.wal
-            && left.ledger.datastore.map(comparable) == right.ledger.datastore.map(comparable)
     }
 
     func violations() -> [String] {
@@ -203,9 +180,7 @@ struct LedgerMachine: SimulatedMachine {
                 "WAL (\(ledger.wal.count) vs \(other.ledger.wal.count) records) from record \(index): "
                     + "\(Self.item(ledger.wal, index)) vs \(Self.item(other.ledger.wal, index))")
         }
-        if let index = Self.firstDifference(
-            ledger.datastore.map(Self.comparable), other.ledger.datastore.map(Self.comparable))
-        {
+        if let index = Self.firstDifference(ledger.datastore, other.ledger.datastore) {
             parts.append(
                 "datastore (\(ledger.datastore.count) vs \(other.ledger.datastore.count) records) "
                     + "from record \(index): "
@@ -269,19 +244,19 @@ struct LedgerMachine: SimulatedMachine {
         let canonical = run.canonical.ledger.state
         // Money: created, plus credits minus debits of the cross-shard transactions committed here. The changes come
         // from the prepares the clients sent, the fate from the canonical state: both independent of the effects.
-        var created: Int64 = 0
+        var created: Int128 = 0
         if case .createAccounts(let ranges, let balance)? = run.submitted[
             requestID(for: .createAccounts([], balance: 0))]
         {
             let accounts = canonical.balances.keys.filter { account in ranges.contains { $0.contains(account) } }
-            created = Int64(accounts.count) * balance
+            created = Int128(accounts.count) * Int128(balance)
         }
-        var crossShardNet: Int64 = 0
+        var crossShardNet: Int128 = 0
         for command in run.submitted.values {
             guard case .prepare(let id, _, _, let changes) = command, canonical.transactions[id] == .committed else {
                 continue
             }
-            crossShardNet += changes.reduce(0) { $0 + $1.delta }
+            crossShardNet += changes.reduce(0) { $0 + Int128($1.delta) }
         }
         for (member, state) in run.replicas where state.ledger.state.total != created + crossShardNet {
             found.append(

@@ -15,6 +15,8 @@ struct SimulationParameters: CustomStringConvertible {
     var slotsInFlightMax: Int
     var snapshotIntervalSlots: Slot
     var forwardsRequests: Bool
+    /// Per client and tick, the chance of a linearizable read when the client has none outstanding.
+    var readRate: Double
 
     /// - Parameter harsh: many more crashes and partitions, for runs that hunt a planted bug.
     init(random: inout SeededRandom, harsh: Bool) {
@@ -31,13 +33,16 @@ struct SimulationParameters: CustomStringConvertible {
         slotsInFlightMax = Int.random(in: 1...6, using: &random)
         snapshotIntervalSlots = [4, 16, 64, 10_000][Int.random(in: 0...3, using: &random)]
         forwardsRequests = Bool.random(using: &random)
+        // Drawn last, so the parameters above stay what they were for every seed.
+        readRate = Double.random(in: 0.02...0.3, using: &random)
     }
 
     var description: String {
         let rates = "drop \(percent(dropRate)) dup \(percent(duplicateRate)) delay<=\(delayMax)"
         let faults = "crash/tick \(percent(crashRate)) partition/tick \(percent(partitionRate))"
         return "\(replicaCount) replicas, \(rates), \(faults), batch \(batchSizeMax), window \(slotsInFlightMax), "
-            + "snapshot every \(snapshotIntervalSlots), \(forwardsRequests ? "forwarding" : "leader hints")"
+            + "snapshot every \(snapshotIntervalSlots), \(forwardsRequests ? "forwarding" : "leader hints"), "
+            + "reads \(percent(readRate))/tick"
     }
 
     private func percent(_ value: Double) -> String { "\(Int((value * 1000).rounded()) / 10)%" }
@@ -64,10 +69,11 @@ struct SimulationReport {
     var ticksToLeaderAfterHeal: Int?
     /// The machine's own counts of what the chosen log did (see `SimulatedMachine.tally`).
     var tally: [String: Int] = [:]
-    /// Slots that two replicas applied under different ballots (the same value, chosen again by a later leader).
-    var slotsAppliedUnderTwoBallots = 0
-    /// The first such slot, for a report: the slot, and the two replicas with their ballots.
-    var firstBallotDisagreement: String?
+    /// Linearizable reads the clients issued, those answered `readable` (and checked), and those refused
+    /// (`notLeader`, `noQuorum`, `busy`) or lost with a crashed replica.
+    var readsIssued = 0
+    var readsAnswered = 0
+    var readsRefused = 0
 
     var faultsInjected: Int { messagesDropped + messagesDuplicated + crashes + partitions + leaderIsolations }
 }
@@ -75,9 +81,13 @@ struct SimulationReport {
 /// One seeded run of N replicas of the real `Replica` code over a simulated network and simulated durable storage,
 /// replicating `Machine`.
 ///
-/// Each tick: deliver due messages, tick every live replica, let clients submit, perform every replica's `Ready`
-/// (persist, send, apply, answer), inject faults, then check the invariants. The fault phase is followed by a
-/// heal (everything restarted and reconnected, no more loss) and a liveness phase.
+/// Each tick: deliver due messages, tick every live replica, let clients submit and read, perform every replica's
+/// `Ready` (persist, send, apply, answer), inject faults, then check the invariants. The fault phase is followed by
+/// a heal (everything restarted and reconnected, no more loss) and a liveness phase.
+///
+/// Reads are checked for linearizability when they are answered: a read answered `.readable(slot: s)` by replica X
+/// must find X's state applied through `s`, and through the slot of every write acknowledged to any client before
+/// the read was issued (a deposed or lagging leader answering from stale state breaks the second).
 ///
 /// Every dictionary whose order could reach a random draw, a message or a report is iterated sorted: Swift seeds
 /// hashing per process, and `SIM_SEED=n` must replay a run exactly in a new process.
@@ -136,6 +146,17 @@ struct Simulation<Machine: SimulatedMachine> {
         var member: ReplicaID
     }
 
+    /// A linearizable read in flight: where it was sent, when it was issued, and the highest slot of a write
+    /// acknowledged to any client before then (the answer's state must include it).
+    struct ClientRead {
+        var client: Int
+        var target: ReplicaID
+        var issuedAt: Int
+        var acknowledgedThrough: Slot
+        /// The write acknowledged in that slot, for a report.
+        var acknowledgedWrite: RequestID?
+    }
+
     struct ClientRequest {
         var request: Request<Command>
         var target: ReplicaID
@@ -150,6 +171,9 @@ struct Simulation<Machine: SimulatedMachine> {
         var id: UInt64
         var outstanding: [RequestID: ClientRequest] = [:]
         var believedLeader: ReplicaID?
+        /// The read in flight, if any (one at a time), and how many reads the client issued.
+        var read: RequestID?
+        var readsIssued: UInt64 = 0
     }
 
     let seed: UInt64
@@ -182,11 +206,8 @@ struct Simulation<Machine: SimulatedMachine> {
     var submitted: [RequestID: Command] = [:]
     var acceptances: [Slot: [Ballot: Acceptance]] = [:]
     var chosen: [Slot: SlotValue<Command>] = [:]
-    /// A ballot each chosen slot was chosen under: the first one observed (the canonical application uses it).
-    var chosenBallots: [Slot: Ballot] = [:]
-    /// The ballot each slot was first applied under, and by whom; and the slots applied under another one since.
+    /// The ballot each slot was first applied under, and by whom: every replica must apply it under the same one.
     var appliedBallots: [Slot: AppliedBallot] = [:]
-    var slotsAppliedUnderTwoBallots: Set<Slot> = []
     /// The canonical state's digest after each slot.
     var canonical: [Slot: UInt64]
     var canonicalState: Machine
@@ -198,6 +219,10 @@ struct Simulation<Machine: SimulatedMachine> {
     var acknowledged: [RequestID: Acknowledgement<Machine.Result>] = [:]
     /// Requests answered `noQuorum` or `busy` on their only attempt: they must never be applied.
     var refusedForGood: Set<RequestID> = []
+    /// Reads in flight, and the highest slot of a write acknowledged so far (with that write).
+    var reads: [RequestID: ClientRead] = [:]
+    var acknowledgedThrough: Slot = 0
+    var acknowledgedWrite: RequestID?
 
     init(seed: UInt64, steps: Int, fault: InjectedFault? = nil) {
         self.seed = seed
@@ -241,7 +266,6 @@ struct Simulation<Machine: SimulatedMachine> {
         }
         report.ticks = now
         report.slotsChosen = UInt64(chosen.count)
-        report.slotsAppliedUnderTwoBallots = slotsAppliedUnderTwoBallots.count
         return report
     }
 
@@ -331,7 +355,7 @@ struct Simulation<Machine: SimulatedMachine> {
             }
             nodes[member].durable.entries[slot] = entry
             if entry.isChosen {
-                observeChosen(slot, entry.value, ballot: entry.ballot, by: member)
+                observeChosen(slot, entry.value, by: member)
             } else {
                 observeAcceptance(slot, entry, by: member)
             }
@@ -364,13 +388,17 @@ struct Simulation<Machine: SimulatedMachine> {
                 violation("\(member) applied slot \(slot) after slot \(nodes[member].state.slot)")
                 return
             }
-            observeChosen(slot, value, ballot: ballot, by: member)
+            observeChosen(slot, value, by: member)
+            if ballot != value.ballot {
+                violation(
+                    "\(member) applied slot \(slot) under \(ballot), not under the ballot \(value.ballot) that first "
+                        + "proposed its value")
+            }
             if let first = appliedBallots[slot] {
-                if first.ballot != ballot, slotsAppliedUnderTwoBallots.insert(slot).inserted,
-                    report.firstBallotDisagreement == nil
-                {
-                    report.firstBallotDisagreement =
-                        "slot \(slot): \(first.member) applied it under \(first.ballot), \(member) under \(ballot)"
+                if first.ballot != ballot {
+                    violation(
+                        "slot \(slot) applied under two ballots: \(first.member) under \(first.ballot), \(member) "
+                            + "under \(ballot)")
                 }
             } else {
                 appliedBallots[slot] = AppliedBallot(ballot: ballot, member: member)
@@ -406,13 +434,11 @@ struct Simulation<Machine: SimulatedMachine> {
         perBallot[entry.ballot] = record
         acceptances[slot] = perBallot
         if record.acceptors.count >= members.count / 2 + 1 {
-            observeChosen(slot, record.value, ballot: entry.ballot, by: nil)
+            observeChosen(slot, record.value, by: nil)
         }
     }
 
-    mutating func observeChosen(
-        _ slot: Slot, _ value: SlotValue<Command>, ballot: Ballot, by member: ReplicaID?
-    ) {
+    mutating func observeChosen(_ slot: Slot, _ value: SlotValue<Command>, by member: ReplicaID?) {
         if let known = chosen[slot] {
             if known != value {
                 let who = member.map { "\($0) learned" } ?? "a majority accepted"
@@ -421,12 +447,11 @@ struct Simulation<Machine: SimulatedMachine> {
             return
         }
         chosen[slot] = value
-        chosenBallots[slot] = ballot
         // Extend the canonical application as far as the chosen prefix allows.
         var next = canonicalState.slot + 1
         while let value = chosen[next] {
             var answers: [RequestID: Machine.Result] = [:]
-            let applied = canonicalState.apply(slot: next, ballot: chosenBallots[next]!, value: value)
+            let applied = canonicalState.apply(slot: next, ballot: value.ballot, value: value)
             for (request, answer) in zip(value.requests, applied) {
                 if answer.tookEffect, !canonicalApplied.insert(answer.id).inserted {
                     violation("request \(answer.id) applied twice by the state machine in slot \(next)")
@@ -543,6 +568,71 @@ struct Simulation<Machine: SimulatedMachine> {
                     request: request, target: target, submittedAt: now, sentAt: now, attempts: 0, uncertain: false)
                 resubmit(client: index, id: id, to: target, uncertain: false)
             }
+            // A read whose answer was lost (its replica crashed) is given up; reads change nothing, so none is
+            // retried: the client issues a new one later.
+            if let id = clients[index].read, let read = reads[id], now - read.issuedAt > readTimeoutTicks {
+                reads[id] = nil
+                clients[index].read = nil
+                report.readsRefused += 1
+            }
+            if !draining, clients[index].read == nil, Double.random(in: 0..<1, using: &random) < parameters.readRate {
+                issueRead(client: index)
+            }
+        }
+    }
+
+    /// How long a client waits for a read's answer: the replica answers within the consensus timeout unless it
+    /// crashed.
+    var readTimeoutTicks: Int { Int(consensusTimeoutTicks) + parameters.delayMax * 2 + 5 }
+
+    /// Sends a linearizable read to the replica the client believes leads, remembering which writes it must see.
+    mutating func issueRead(client index: Int) {
+        clients[index].readsIssued += 1
+        // Reads are not commands: their ids keep clear of every request id (top bit set), as a deployment's do.
+        let id = RequestID(client: clients[index].id, sequence: 1 << 63 | clients[index].readsIssued)
+        let target = clients[index].believedLeader ?? randomMember()
+        reads[id] = ClientRead(
+            client: index, target: target, issuedAt: now, acknowledgedThrough: acknowledgedThrough,
+            acknowledgedWrite: acknowledgedWrite)
+        clients[index].read = id
+        report.readsIssued += 1
+        // A read sent to a crashed replica is lost; the client gives it up after `readTimeoutTicks`.
+        nodes[target].replica?.read(id)
+    }
+
+    /// Checks a read's answer for linearizability (see the type's comment).
+    mutating func answerRead(_ outcome: RequestOutcome, _ read: ClientRead) {
+        let member = read.target
+        reads[outcome.id] = nil
+        clients[read.client].read = nil
+        switch outcome.outcome {
+        case .readable(let slot):
+            report.readsAnswered += 1
+            clients[read.client].believedLeader = member
+            let applied = nodes[member].state.slot
+            if applied < slot {
+                violation(
+                    "\(member) answered read \(outcome.id) as of slot \(slot) from a state applied through \(applied)")
+            }
+            if let write = read.acknowledgedWrite, applied < read.acknowledgedThrough {
+                violation(
+                    "stale read: \(member) answered read \(outcome.id), issued at tick \(read.issuedAt), from a state "
+                        + "applied through slot \(applied), but write \(write) was acknowledged in slot "
+                        + "\(read.acknowledgedThrough) before the read was issued")
+            }
+            if let write = read.acknowledgedWrite, slot < read.acknowledgedThrough {
+                violation(
+                    "\(member) answered read \(outcome.id) as of slot \(slot), below slot \(read.acknowledgedThrough) "
+                        + "of write \(write), acknowledged before the read was issued")
+            }
+        case .notLeader(let hint):
+            report.readsRefused += 1
+            clients[read.client].believedLeader = hint
+        case .noQuorum, .busy, .timedOut:
+            report.readsRefused += 1
+            clients[read.client].believedLeader = nil
+        case .chosen:
+            violation("\(member) answered read \(outcome.id) as a chosen request")
         }
     }
 
@@ -558,6 +648,10 @@ struct Simulation<Machine: SimulatedMachine> {
     }
 
     mutating func deliver(_ outcome: RequestOutcome, from member: ReplicaID) {
+        if let read = reads[outcome.id] {
+            if read.target == member { answerRead(outcome, read) }
+            return
+        }
         // Found by the request, not by the id's client: a machine may number some requests itself.
         guard let index = clients.firstIndex(where: { $0.outstanding[outcome.id] != nil }),
             let request = clients[index].outstanding[outcome.id], request.target == member
@@ -574,6 +668,10 @@ struct Simulation<Machine: SimulatedMachine> {
             }
             if Machine.acknowledges(result, appliedByLog: canonicalApplied.contains(outcome.id)) {
                 acknowledged[outcome.id] = Acknowledgement(slot: slot, result: result)
+                if slot > acknowledgedThrough {
+                    acknowledgedThrough = slot
+                    acknowledgedWrite = outcome.id
+                }
                 report.requestsAcknowledged += 1
                 workload.answered(request.request, result: result)
             } else {
@@ -598,6 +696,8 @@ struct Simulation<Machine: SimulatedMachine> {
         case .timedOut:
             resubmit(client: index, id: outcome.id, to: randomMember(), uncertain: true)
             clients[index].believedLeader = nil
+        case .readable:
+            violation("\(member) answered request \(outcome.id) as a read")
         }
     }
 

@@ -7,9 +7,8 @@ import Testing
 /// whole ledger shards (`LedgerMachine`).
 ///
 /// `SIM_SEED=n` replays one seed exactly; `SIM_SEEDS` (default 200 for the payload, `ledgerSeedsDefault` for the
-/// ledger) and `SIM_STEPS` (default 2000 ticks) scale the run; `SIM_FIRST_SEED` moves the window of seeds;
-/// `SIM_STRICT_BALLOTS=1` also compares the ballots of datastore records (see `LedgerMachine`). Every failing run
-/// prints its seed and how to replay it.
+/// ledger) and `SIM_STEPS` (default 2000 ticks) scale the run; `SIM_FIRST_SEED` moves the window of seeds. Every
+/// failing run prints its seed and how to replay it.
 @Suite struct SimulationTests {
     static let environment = ProcessInfo.processInfo.environment
     static let steps = Int(environment["SIM_STEPS"] ?? "") ?? 2_000
@@ -46,7 +45,9 @@ import Testing
             crashes \(reports.map(\.crashes).reduce(0, +)), partitions \(reports.map(\.partitions).reduce(0, +)), \
             leader isolations \(reports.map(\.leaderIsolations).reduce(0, +))); requests submitted \
             \(reports.map(\.requestsSubmitted).reduce(0, +)), acknowledged \(reports.map(\.requestsAcknowledged).reduce(0, +)), \
-            refused \(reports.map(\.requestsRefused).reduce(0, +)); slots chosen \(reports.map(\.slotsChosen).reduce(0, +)); \
+            refused \(reports.map(\.requestsRefused).reduce(0, +)); reads issued \(reports.map(\.readsIssued).reduce(0, +)), \
+            answered \(reports.map(\.readsAnswered).reduce(0, +)), refused \(reports.map(\.readsRefused).reduce(0, +)); \
+            slots chosen \(reports.map(\.slotsChosen).reduce(0, +)); \
             snapshots installed \(reports.map(\.snapshotsInstalled).reduce(0, +)); leader after heal within \
             \(leaderTicks.max() ?? 0) ticks (worst); violations found \(failed.count)
             """)
@@ -55,6 +56,7 @@ import Testing
             #expect(reports.map(\.crashes).reduce(0, +) > 0)
             #expect(reports.map(\.snapshotsInstalled).reduce(0, +) > 0)
             #expect(reports.map(\.requestsAcknowledged).reduce(0, +) > reports.count * 10)
+            #expect(reports.map(\.readsAnswered).reduce(0, +) > reports.count * 10)
         }
     }
 
@@ -79,6 +81,7 @@ import Testing
         let b = second.run()
         #expect(a.messagesDelivered == b.messagesDelivered && a.slotsChosen == b.slotsChosen)
         #expect(a.crashes == b.crashes && a.requestsAcknowledged == b.requestsAcknowledged)
+        #expect(a.readsIssued == b.readsIssued && a.readsAnswered == b.readsAnswered)
         #expect(first.canonicalState == second.canonicalState)
     }
 
@@ -116,18 +119,16 @@ import Testing
             + "\(count("prepare") - count("prepare yes"))); commits \(count("commit")) "
             + "(\(outcomes("commit", ["committed", "refused"]))); aborts \(count("abort")) "
             + "(\(outcomes("abort", ["aborted", "refused"])))"
-        let example = reports.first { $0.firstBallotDisagreement != nil }
-        let ballots =
-            "slots applied under two ballots \(sum(\.slotsAppliedUnderTwoBallots)) in "
-            + "\(reports.filter { $0.slotsAppliedUnderTwoBallots > 0 }.count) seeds"
-            + (example.map { " (seed \($0.seed) \($0.firstBallotDisagreement!))" } ?? "")
+        let reads =
+            "reads issued \(sum(\.readsIssued)), answered \(sum(\.readsAnswered)), refused \(sum(\.readsRefused))"
         print(
             "ledger simulation: \(reports.count) seeds x \(Self.steps) ticks, \(sum(\.ticks)) ticks in all; \(faults); "
-                + "\(transfers); \(twoPhase); requests acknowledged \(sum(\.requestsAcknowledged)); "
-                + "snapshots installed \(sum(\.snapshotsInstalled)); \(ballots); violations found \(failed.count)")
+                + "\(transfers); \(twoPhase); requests acknowledged \(sum(\.requestsAcknowledged)); \(reads); "
+                + "snapshots installed \(sum(\.snapshotsInstalled)); violations found \(failed.count)")
         // The run must have exercised what it claims to.
         if Self.ledgerSeeds.count >= 50 {
             #expect(sum(\.crashes) > 0)
+            #expect(sum(\.readsAnswered) > reports.count * 10)
             #expect(sum(\.snapshotsInstalled) > 0)
             for key in [
                 "transfer committed", "transfer insufficient funds", "transfer locked", "transfer unknown account",
@@ -147,6 +148,7 @@ import Testing
         let b = second.run()
         #expect(a.violations.isEmpty && b.violations.isEmpty)
         #expect(a.messagesDelivered == b.messagesDelivered && a.slotsChosen == b.slotsChosen && a.tally == b.tally)
+        #expect(a.readsIssued == b.readsIssued && a.readsAnswered == b.readsAnswered)
         #expect(first.canonicalState == second.canonicalState)
         #expect(first.canonicalState.ledger.datastore.count > 0)
     }

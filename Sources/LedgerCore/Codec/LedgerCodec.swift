@@ -245,12 +245,15 @@ extension BinaryWriter {
         }
     }
 
+    /// A slot value: its tag, the ballot of the leader that first proposed it, then a batch's requests.
     mutating func slotValue(_ value: SlotValue<LedgerCommand>) {
         switch value {
-        case .noop:
+        case .noop(let proposer):
             byte(1)
-        case .batch(let requests):
+            ballot(proposer)
+        case .batch(let requests, let proposer):
             byte(2)
+            ballot(proposer)
             count(requests.count, limit: CodecLimits.requestsPerSlotMax, "requests of a slot")
             for request in requests {
                 unsigned(request.id.client)
@@ -395,6 +398,20 @@ extension BinaryReader {
         return Ballot(round: round, replica: ReplicaID(replica))
     }
 
+    /// A ballot some leader proposed under: round 1 or more, replica index 1 or more (`Ballot.zero` is below every
+    /// proposal).
+    mutating func proposalBallot(_ what: String) throws(CodecError) -> Ballot {
+        let start = offset
+        let ballot = try self.ballot(what)
+        guard ballot.round >= 1 else {
+            throw failure("the round of \(what) is 0; proposals have round 1 or more", at: start)
+        }
+        guard ballot.replica.index >= 1 else {
+            throw failure("the replica of \(what) is \(ballot.replica.index); replica indices start at 1", at: start)
+        }
+        return ballot
+    }
+
     mutating func tag(_ what: String, max: UInt8) throws(CodecError) -> UInt8 {
         let start = offset
         let tag = try byte("the tag of \(what)")
@@ -469,7 +486,9 @@ extension BinaryReader {
     }
 
     mutating func slotValue() throws(CodecError) -> SlotValue<LedgerCommand> {
-        guard try tag("a slot value", max: 2) == 2 else { return .noop }
+        let isBatch = try tag("a slot value", max: 2) == 2
+        let proposer = try proposalBallot("the ballot that proposed a slot value")
+        guard isBatch else { return .noop(ballot: proposer) }
         let count = try self.count(
             "requests of a slot", limit: CodecLimits.requestsPerSlotMax, limitName: "requestsPerSlotMax")
         var requests: [Request<LedgerCommand>] = []
@@ -480,7 +499,7 @@ extension BinaryReader {
             let command = try self.command()
             requests.append(Request(id: RequestID(client: client, sequence: sequence), command: command))
         }
-        return .batch(requests)
+        return .batch(requests, ballot: proposer)
     }
 
     mutating func abortReason() throws(CodecError) -> AbortReason {

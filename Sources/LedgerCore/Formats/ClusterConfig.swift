@@ -1,3 +1,5 @@
+import Paxos
+
 /// The settings of one cluster, read from a YAML file like `configs/C1.yaml` and validated.
 ///
 /// Invariants (checked by `validate`): `replicaCount` is odd and in 1...`Limits.replicaCountMax`;
@@ -53,7 +55,8 @@ public struct ClusterConfig: Sendable, Equatable {
         }
 
         /// The values used for keys the file leaves out.
-        public static let defaults = Batching(batchSizeMax: 512, slotsInFlightMax: 16)
+        public static let defaults = Batching(
+            batchSizeMax: Paxos.Limits.batchSizeMax, slotsInFlightMax: Paxos.Limits.slotsInFlightMax)
     }
 
     /// Bounds on configured values, each with the reason for its value.
@@ -67,9 +70,10 @@ public struct ClusterConfig: Sendable, Equatable {
         // A timeout longer than an hour is a unit mistake (s for ms), and an hour keeps every duration
         // far inside Duration's and the tick counter's range.
         public static let durationMax: Duration = .seconds(3600)
-        // One slot's batch travels in one Phase2a message; 65,536 transfers of about 40 bytes stay well
-        // under gRPC's default 4 MiB message limit.
-        public static let batchSizeMaxCeiling = 65_536
+        // A slot's batch is stored and sent whole, and the codec and the wire refuse a slot of more than
+        // Paxos.Limits.batchSizeMax requests (CodecLimits.requestsPerSlotMax, WireLimits.requestsPerSlotMax):
+        // a larger configured batch would be proposed, then crash the replica that stores it.
+        public static let batchSizeMaxCeiling = Paxos.Limits.batchSizeMax
         // Every slot in flight holds its batch in memory on every replica; past 1,024 the pipeline only
         // adds queueing delay, it cannot add throughput once the disk's group commit is saturated.
         public static let slotsInFlightMaxCeiling = 1_024

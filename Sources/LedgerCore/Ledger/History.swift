@@ -29,7 +29,8 @@ public struct WALRecord: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A committed transaction as the datastore keeps it: what it did here, and the slot and ballot that chose it.
+/// A committed transaction as the datastore keeps it: what it did here, the slot that chose it, and the ballot of the
+/// leader that proposed it (the stamp of the slot's value, so every replica records the same one).
 public struct DatastoreRecord: Hashable, Sendable, CustomStringConvertible {
     public enum Kind: Hashable, Sendable {
         case transfer(from: AccountID, to: AccountID, amount: Amount)

@@ -43,8 +43,9 @@ public struct LedgerState: Hashable, Sendable {
         self.minBalance = minBalance
     }
 
-    /// Total money held by the accounts of this shard.
-    public var total: Int64 { balances.values.reduce(0, +) }
+    /// Total money held by the accounts of this shard. In `Int128`: each balance fits in `Int64` but their sum may
+    /// not (many accounts near the limit), and an audit must never trap; `Int64.max` times 2^64 accounts still fits.
+    public var total: Int128 { balances.values.reduce(0) { $0 + Int128($1) } }
 
     /// What one command changed, for the storage layer to write in the same transaction as the applied slot.
     public struct Effects: Hashable, Sendable {
@@ -70,7 +71,8 @@ public struct LedgerState: Hashable, Sendable {
         public var status: Status
     }
 
-    /// Applies one chosen command. `slot` and `ballot` are those that chose it (kept by the datastore).
+    /// Applies one chosen command. `slot` is the slot that chose it and `ballot` the ballot of the leader that
+    /// proposed it (`ApplyStep.slot`'s, the same on every replica); the datastore keeps both.
     public mutating func apply(_ command: LedgerCommand, slot: Slot, ballot: Ballot) -> Effects {
         switch command {
         case .transfer(let id, let from, let to, let amount):
@@ -271,8 +273,13 @@ public struct LedgerState: Hashable, Sendable {
 
 extension LedgerState {
     /// Rebuilds a state from its stored parts (storage recovery, snapshot decoding). Refuses parts that break the
-    /// invariants: a lock whose transaction is not prepared or does not touch the account, a balance below the
-    /// minimum, or a prepared transaction whose accounts are not all locked by it.
+    /// invariants: a balance below the minimum; a lock whose transaction is not prepared or does not touch the
+    /// account, or on an account that does not exist; a prepared transaction that names an account twice, does not
+    /// hold the locks of all its accounts, or whose commit could not be applied (a debit below the minimum, a credit
+    /// that overflows), since commit applies the planned changes without checking them again.
+    ///
+    /// Accounts and transactions are checked in ascending order, so parts with several faults always report the same
+    /// one.
     public init(
         minBalance: Int64,
         balances: [AccountID: Int64],
@@ -280,19 +287,39 @@ extension LedgerState {
         transactions: [TransactionID: Status]
     ) throws(LedgerStateError) {
         self.init(minBalance: minBalance)
-        for (account, balance) in balances where balance < minBalance {
-            throw LedgerStateError("account \(account) has balance \(balance), below the minimum \(minBalance)")
+        for account in balances.keys.sorted() where balances[account]! < minBalance {
+            throw LedgerStateError(
+                "account \(account) has balance \(balances[account]!), below the minimum \(minBalance)")
         }
-        for (account, owner) in locks {
+        for account in locks.keys.sorted() {
+            let owner = locks[account]!
             guard case .prepared(let prepared) = transactions[owner],
                 prepared.changes.contains(where: { $0.account == account })
             else { throw LedgerStateError("account \(account) is locked by \(owner), which is not prepared on it") }
             guard balances[account] != nil else { throw LedgerStateError("locked account \(account) does not exist") }
         }
-        for (id, status) in transactions {
-            guard case .prepared(let prepared) = status else { continue }
-            for change in prepared.changes where locks[change.account] != id {
-                throw LedgerStateError("prepared \(id) does not hold the lock on \(change.account)")
+        for id in transactions.keys.sorted() {
+            guard case .prepared(let prepared) = transactions[id]! else { continue }
+            var previous: AccountID?
+            for change in prepared.changes.sorted(by: { $0.account < $1.account }) {
+                if change.account == previous {
+                    throw LedgerStateError("prepared \(id) names account \(change.account) twice")
+                }
+                previous = change.account
+                guard locks[change.account] == id, let balance = balances[change.account] else {
+                    throw LedgerStateError("prepared \(id) does not hold the lock on \(change.account)")
+                }
+                let (new, overflow) = balance.addingReportingOverflow(change.delta)
+                if overflow, change.delta > 0 {
+                    throw LedgerStateError(
+                        "prepared \(id) would credit account \(change.account) with \(change.delta), overflowing its "
+                            + "balance \(balance)")
+                }
+                if overflow || new < minBalance {
+                    throw LedgerStateError(
+                        "prepared \(id) would debit account \(change.account) by \(-Int128(change.delta)) from balance "
+                            + "\(balance), below the minimum \(minBalance)")
+                }
             }
         }
         self.balances = balances

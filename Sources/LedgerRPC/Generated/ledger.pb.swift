@@ -646,7 +646,8 @@ public nonisolated struct Ledger_V1_CrossShardChanges: Sendable {
   public init() {}
 }
 
-/// A committed transaction as the datastore keeps it, with the slot and ballot that chose it.
+/// A committed transaction as the datastore keeps it, with the slot that chose it and the ballot of the leader that
+/// proposed it (the stamp of the slot's value: the same on every replica).
 public nonisolated struct Ledger_V1_DatastoreRecord: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1103,7 +1104,10 @@ public nonisolated struct Ledger_V1_SetConnectivityReply: Sendable {
   public init() {}
 }
 
-/// What one slot of the log holds: a batch of requests, or a no-op a new leader uses to fill a gap.
+/// What one slot of the log holds: a batch of requests, or a no-op a new leader uses to fill a gap. Either is
+/// stamped with the ballot (round >= 1) of the leader that first proposed it; a later leader re-proposes the value
+/// with its stamp unchanged, so every replica applies the slot under that one ballot. The stamp is never above the
+/// ballot the value is proposed or accepted under.
 public nonisolated struct Ledger_V1_SlotValue: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1143,9 +1147,20 @@ public nonisolated struct Ledger_V1_Noop: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  public var ballot: Ledger_V1_Ballot {
+    get {_ballot ?? Ledger_V1_Ballot()}
+    set {_ballot = newValue}
+  }
+  /// Returns true if `ballot` has been explicitly set.
+  public var hasBallot: Bool {self._ballot != nil}
+  /// Clears the value of `ballot`. Subsequent reads from it will return its default value.
+  public mutating func clearBallot() {self._ballot = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _ballot: Ledger_V1_Ballot? = nil
 }
 
 /// At most Paxos.Limits.batchSizeMax (512) requests.
@@ -1156,9 +1171,20 @@ public nonisolated struct Ledger_V1_RequestBatch: Sendable {
 
   public var requests: [Ledger_V1_Request] = []
 
+  public var ballot: Ledger_V1_Ballot {
+    get {_ballot ?? Ledger_V1_Ballot()}
+    set {_ballot = newValue}
+  }
+  /// Returns true if `ballot` has been explicitly set.
+  public var hasBallot: Bool {self._ballot != nil}
+  /// Clears the value of `ballot`. Subsequent reads from it will return its default value.
+  public mutating func clearBallot() {self._ballot = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _ballot: Ledger_V1_Ballot? = nil
 }
 
 public nonisolated struct Ledger_V1_Request: Sendable {
@@ -1392,6 +1418,9 @@ public nonisolated struct Ledger_V1_Chosen: Sendable {
   fileprivate var _ballot: Ledger_V1_Ballot? = nil
 }
 
+/// The leader is alive; every slot up to `chosen_through` is chosen. `round` numbers the leader's read-index probes
+/// (0 before the first): an acknowledgement of round r proves the follower still followed `ballot` after every read
+/// registered before probe r was sent.
 public nonisolated struct Ledger_V1_Heartbeat: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1408,6 +1437,8 @@ public nonisolated struct Ledger_V1_Heartbeat: Sendable {
 
   public var chosenThrough: UInt64 = 0
 
+  public var round: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1415,6 +1446,7 @@ public nonisolated struct Ledger_V1_Heartbeat: Sendable {
   fileprivate var _ballot: Ledger_V1_Ballot? = nil
 }
 
+/// Answers a heartbeat, echoing its ballot and round.
 public nonisolated struct Ledger_V1_HeartbeatAck: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1428,6 +1460,8 @@ public nonisolated struct Ledger_V1_HeartbeatAck: Sendable {
   public var hasBallot: Bool {self._ballot != nil}
   /// Clears the value of `ballot`. Subsequent reads from it will return its default value.
   public mutating func clearBallot() {self._ballot = nil}
+
+  public var round: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3294,18 +3328,33 @@ nonisolated extension Ledger_V1_SlotValue: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Ledger_V1_Noop: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Noop"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._ballot {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ledger_V1_Noop, rhs: Ledger_V1_Noop) -> Bool {
+    if lhs._ballot != rhs._ballot {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3313,7 +3362,7 @@ nonisolated extension Ledger_V1_Noop: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Ledger_V1_RequestBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RequestBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}requests\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}requests\0\u{1}ballot\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3322,20 +3371,29 @@ nonisolated extension Ledger_V1_RequestBatch: SwiftProtobuf.Message, SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.requests) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.requests.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.requests, fieldNumber: 1)
     }
+    try { if let v = self._ballot {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ledger_V1_RequestBatch, rhs: Ledger_V1_RequestBatch) -> Bool {
     if lhs.requests != rhs.requests {return false}
+    if lhs._ballot != rhs._ballot {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3710,7 +3768,7 @@ nonisolated extension Ledger_V1_Chosen: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Ledger_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0\u{3}chosen_through\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0\u{3}chosen_through\0\u{1}round\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3720,6 +3778,7 @@ nonisolated extension Ledger_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.chosenThrough) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       default: break
       }
     }
@@ -3736,12 +3795,16 @@ nonisolated extension Ledger_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
     if self.chosenThrough != 0 {
       try visitor.visitSingularUInt64Field(value: self.chosenThrough, fieldNumber: 2)
     }
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ledger_V1_Heartbeat, rhs: Ledger_V1_Heartbeat) -> Bool {
     if lhs._ballot != rhs._ballot {return false}
     if lhs.chosenThrough != rhs.chosenThrough {return false}
+    if lhs.round != rhs.round {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3749,7 +3812,7 @@ nonisolated extension Ledger_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Ledger_V1_HeartbeatAck: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatAck"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0\u{1}round\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3758,6 +3821,7 @@ nonisolated extension Ledger_V1_HeartbeatAck: SwiftProtobuf.Message, SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       default: break
       }
     }
@@ -3771,11 +3835,15 @@ nonisolated extension Ledger_V1_HeartbeatAck: SwiftProtobuf.Message, SwiftProtob
     try { if let v = self._ballot {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ledger_V1_HeartbeatAck, rhs: Ledger_V1_HeartbeatAck) -> Bool {
     if lhs._ballot != rhs._ballot {return false}
+    if lhs.round != rhs.round {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

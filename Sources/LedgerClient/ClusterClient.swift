@@ -1,0 +1,228 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LedgerCore
+import LedgerRPC
+import Paxos
+
+/// A client of one cluster: a gRPC connection to each replica, and the retry rules of DESIGN §3: follow leader
+/// hints, move on from a replica that does not answer, and retry an unknown outcome with the same transaction id
+/// (applied at most once) until an answer or the deadline.
+public struct ClusterClient: Sendable {
+    /// A replica's address.
+    public struct Address: Sendable, Hashable {
+        public var replica: ReplicaID
+        public var host: String
+        public var port: Int
+
+        public init(replica: ReplicaID, host: String, port: Int) {
+            self.replica = replica
+            self.host = host
+            self.port = port
+        }
+    }
+
+    public let cluster: String
+    public let replicas: [ReplicaID]
+    private let apis: [ReplicaID: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>]
+
+    /// One call's time limit: a replica that does not answer in time is treated as unreachable.
+    static let callTimeout = Duration.seconds(5)
+    /// The pause before trying again after an unknown outcome or an unreachable replica.
+    static let retryPause = Duration.milliseconds(50)
+
+    /// Opens connections to every replica for the duration of `body`.
+    public static func with<Result: Sendable>(
+        cluster: String,
+        addresses: [Address],
+        _ body: (ClusterClient) async throws -> Result
+    ) async throws -> Result {
+        var clients: [ReplicaID: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
+        for address in addresses {
+            clients[address.replica] = GRPCClient(
+                transport: try .http2NIOPosix(
+                    target: .ipv4(
+                        address: address.host == "localhost" ? "127.0.0.1" : address.host, port: address.port),
+                    transportSecurity: .plaintext,
+                    config: .defaults {
+                        $0.backoff = .init(
+                            initial: .milliseconds(20), max: .milliseconds(500), multiplier: 2, jitter: 0.2)
+                    }))
+        }
+        let client = ClusterClient(
+            cluster: cluster, replicas: addresses.map(\.replica).sorted(),
+            apis: clients.mapValues { Ledger_V1_Ledger.Client(wrapping: $0) })
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for grpc in clients.values {
+                group.addTask { try await grpc.runConnections() }
+            }
+            defer {
+                for grpc in clients.values { grpc.beginGracefulShutdown() }
+            }
+            return try await body(client)
+        }
+    }
+
+    private var options: CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = Self.callTimeout
+        return options
+    }
+
+    // MARK: - Commands
+
+    /// Submits a command to the cluster, starting at `contact`, until it is applied or refused for good, or the
+    /// deadline passes (then the last failure: `.timedOut` means the outcome is still unknown).
+    public func submit(
+        _ command: LedgerCommand, contact: ReplicaID, deadline: ContinuousClock.Instant
+    ) async -> CommandOutcome {
+        var target = contact
+        var last: CommandOutcome = .failed(.timedOut)
+        while ContinuousClock.now < deadline {
+            guard let api = apis[target] else { return .failed(.notLeader(hint: nil)) }
+            do {
+                let reply: Ledger_V1_CommandReply
+                switch command {
+                case .transfer(let id, let from, let to, let amount):
+                    reply = try await api.transfer(
+                        Ledger_V1_TransferRequest(
+                            cluster: cluster, transaction: id, from: from, to: to, amount: amount),
+                        options: options)
+                case .prepare(let id, let home, let participants, let changes):
+                    reply = try await api.prepare(
+                        Ledger_V1_PrepareRequest(
+                            cluster: cluster, transaction: id, home: home, participants: participants, changes: changes),
+                        options: options)
+                case .commit(let id):
+                    reply = try await api.commit(
+                        Ledger_V1_CommitRequest(cluster: cluster, transaction: id), options: options)
+                case .abort(let id):
+                    reply = try await api.abort(
+                        Ledger_V1_AbortRequest(cluster: cluster, transaction: id), options: options)
+                case .createAccounts:
+                    return .failed(.notLeader(hint: nil))  // A cluster creates its own accounts.
+                }
+                last = try CommandOutcome(wire: reply)
+            } catch {
+                // Unreachable, disconnected or malformed: try the next replica.
+                target = next(after: target)
+                try? await Task.sleep(for: Self.retryPause)
+                continue
+            }
+            switch last {
+            case .applied, .failed(.wrongShard):
+                return last
+            case .failed(.notLeader(let hint)):
+                target = hint ?? next(after: target)
+            case .failed(.noQuorum), .failed(.busy), .failed(.timedOut):
+                try? await Task.sleep(for: Self.retryPause)
+            }
+        }
+        return last
+    }
+
+    /// A transfer between two accounts of this cluster.
+    public func transfer(
+        _ id: TransactionID, from: AccountID, to: AccountID, amount: Amount, contact: ReplicaID,
+        deadline: ContinuousClock.Instant
+    ) async -> CommandOutcome {
+        await submit(.transfer(id, from: from, to: to, amount: amount), contact: contact, deadline: deadline)
+    }
+
+    /// The committed balance of an account, read linearizably through the leader.
+    public func balance(of account: AccountID, contact: ReplicaID, deadline: ContinuousClock.Instant) async -> Result<
+        Int64, RequestFailure
+    > {
+        var target = contact
+        var last: Result<Int64, RequestFailure> = .failure(.timedOut)
+        while ContinuousClock.now < deadline {
+            guard let api = apis[target] else { return .failure(.notLeader(hint: nil)) }
+            do {
+                let reply = try await api.balance(
+                    Ledger_V1_BalanceRequest(cluster: cluster, account: account), options: options)
+                last = try Result(wire: reply)
+            } catch {
+                target = next(after: target)
+                try? await Task.sleep(for: Self.retryPause)
+                continue
+            }
+            switch last {
+            case .success, .failure(.wrongShard): return last
+            case .failure(.notLeader(let hint)): target = hint ?? next(after: target)
+            case .failure: try? await Task.sleep(for: Self.retryPause)
+            }
+        }
+        return last
+    }
+
+    // MARK: - One replica's view
+
+    public func status(of replica: ReplicaID) async throws -> ReplicaStatus {
+        let reply = try await api(replica).status(
+            {
+                var request = Ledger_V1_StatusRequest(); request.cluster = cluster; return request
+            }(), options: options)
+        return try ReplicaStatus(wire: reply)
+    }
+
+    public func localBalance(of account: AccountID, at replica: ReplicaID) async throws -> LocalBalance {
+        var request = Ledger_V1_LocalBalanceRequest()
+        request.cluster = cluster
+        request.replica = replica.description
+        request.account = account.value
+        return try LocalBalance(wire: try await api(replica).localBalance(request, options: options))
+    }
+
+    /// Every datastore record of a replica, page by page.
+    public func datastore(of replica: ReplicaID) async throws -> [DatastoreRecord] {
+        var records: [DatastoreRecord] = []
+        var start: UInt64? = 0
+        while let first = start {
+            var request = Ledger_V1_DatastoreRequest()
+            request.cluster = cluster
+            request.replica = replica.description
+            request.start = first
+            let page = try RecordPage<DatastoreRecord>(
+                wire: try await api(replica).datastore(request, options: options))
+            records += page.records
+            start = page.nextStart
+        }
+        return records
+    }
+
+    /// Every WAL record of a replica, page by page.
+    public func logs(of replica: ReplicaID) async throws -> [WALRecord] {
+        var records: [WALRecord] = []
+        var start: UInt64? = 0
+        while let first = start {
+            var request = Ledger_V1_LogsRequest()
+            request.cluster = cluster
+            request.replica = replica.description
+            request.start = first
+            let page = try RecordPage<WALRecord>(wire: try await api(replica).logs(request, options: options))
+            records += page.records
+            start = page.nextStart
+        }
+        return records
+    }
+
+    /// The test control: disconnect or reconnect a replica.
+    public func setConnected(_ connected: Bool, replica: ReplicaID) async throws {
+        var request = Ledger_V1_SetConnectivityRequest()
+        request.cluster = cluster
+        request.replica = replica.description
+        request.connected = connected
+        _ = try await api(replica).setConnectivity(request, options: options)
+    }
+
+    private func api(_ replica: ReplicaID) throws -> Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix> {
+        guard let api = apis[replica] else {
+            throw RPCError(code: .invalidArgument, message: "\(replica) is not a replica of \(cluster)")
+        }
+        return api
+    }
+
+    private func next(after replica: ReplicaID) -> ReplicaID {
+        let index = replicas.firstIndex(of: replica).map { ($0 + 1) % replicas.count } ?? 0
+        return replicas[index]
+    }
+}

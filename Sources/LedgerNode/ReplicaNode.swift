@@ -1,0 +1,306 @@
+import LedgerCore
+import LedgerRPC
+import LedgerStore
+import Logging
+import Metrics
+import Paxos
+
+/// The Paxos replica of the ledger: commands are `LedgerCommand`s, snapshots are `LedgerSnapshot`s.
+public typealias LedgerReplica = Replica<LedgerCommand, LedgerSnapshot>
+
+/// Carries messages to the other replicas of the cluster.
+public protocol PeerSender: Sendable {
+    /// Queues messages for `peer` and returns at once. Messages to an unreachable peer are dropped: Paxos
+    /// retransmits what matters, so the sender never blocks the replica.
+    func send(_ messages: [LedgerMessage], to peer: ReplicaID)
+}
+
+/// The replica cannot take requests: it is disconnected by the test control, or its storage failed.
+public struct ReplicaUnavailable: Error, Equatable, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// The shell around the pure Paxos core and the ledger state machine of one replica.
+///
+/// Every input (`tick`, `receive`, `submit`) changes the core in memory and schedules one `pump`, which performs the
+/// core's `Ready`: apply the chosen slots to the ledger in memory, write the Paxos state and the applied effects in
+/// one SQLite transaction (one fsync shared by every input since the last pump: group commit), then send the
+/// messages, then answer the clients. Nothing leaves the replica before the state it depends on is durable.
+public actor ReplicaNode {
+    public nonisolated let cluster: String
+    public nonisolated let me: ReplicaID
+    private var replica: LedgerReplica
+    private var ledger: LedgerState
+    private let store: ReplicaStore
+    private let peers: PeerSender
+    private let logger: Logger
+    private let accounts: [ClosedRange<AccountID>]
+    private let initialBalance: Int64
+    private var waiting: [RequestID: [CheckedContinuation<CommandOutcome, Never>]] = [:]
+    private var reads: [RequestID: [(account: AccountID, continuation: CheckedContinuation<ReadOutcome, Never>)]] = [:]
+    private var readSequence: UInt64 = 0
+    private var pumpScheduled = false
+    private var connected = true
+    private var failure: String?
+    private let metrics = NodeMetrics()
+    /// Called once if the replica cannot continue (its storage failed); the process should stop.
+    private let onFailure: @Sendable (String) -> Void
+
+    /// - Parameters:
+    ///   - accounts: the account ranges this cluster owns; created with `initialBalance` when its first leader
+    ///     finds the ledger empty.
+    public init(
+        cluster: String,
+        configuration: Configuration,
+        store: ReplicaStore,
+        recovered: ReplicaStore.Recovered,
+        peers: PeerSender,
+        accounts: [ClosedRange<AccountID>],
+        initialBalance: Int64,
+        seed: UInt64,
+        logger: Logger,
+        onFailure: @escaping @Sendable (String) -> Void
+    ) {
+        self.cluster = cluster
+        self.me = configuration.me
+        self.replica = LedgerReplica(configuration: configuration, durable: recovered.durable, seed: seed)
+        self.ledger = recovered.state
+        self.store = store
+        self.peers = peers
+        self.accounts = accounts
+        self.initialBalance = initialBalance
+        self.logger = logger
+        self.onFailure = onFailure
+    }
+
+    // MARK: - Inputs
+
+    /// One tick of logical time. The ticker is the only caller and the only code that reads the clock.
+    public func tick() {
+        guard connected, failure == nil else { return }
+        replica.tick()
+        createAccountsIfLeaderOfEmptyLedger()
+        schedulePump()
+    }
+
+    /// Messages from a peer. Refused messages (non-member sender, malformed) are returned for logging; they change
+    /// nothing.
+    public func receive(_ messages: [LedgerMessage], from sender: ReplicaID) -> [MessageRejection] {
+        guard connected, failure == nil else { return [] }
+        var rejections: [MessageRejection] = []
+        for message in messages {
+            do {
+                try replica.receive(message, from: sender)
+            } catch {
+                rejections.append(error)
+            }
+        }
+        schedulePump()
+        return rejections
+    }
+
+    /// Submits a command and waits for its outcome (at most about the consensus timeout).
+    public func submit(_ command: LedgerCommand) async throws(ReplicaUnavailable) -> CommandOutcome {
+        try checkAvailable()
+        metrics.requests.increment()
+        let id = command.requestID
+        return await withCheckedContinuation { continuation in
+            waiting[id, default: []].append(continuation)
+            replica.submit(Request(id: id, command: command))
+            schedulePump()
+        }
+    }
+
+    /// What a linearizable read returns: the committed balance, or why there is none.
+    public typealias ReadOutcome = Result<Int64, RequestFailure>
+
+    /// Reads an account's committed balance linearizably: only a leader answers, after a majority confirmed it
+    /// still leads (read index), from a state that includes every write chosen before the read began.
+    public func read(_ account: AccountID) async throws(ReplicaUnavailable) -> ReadOutcome {
+        try checkAvailable()
+        readSequence += 1
+        // Reads are not commands: their ids only match answers to callers, under the cluster's own client id.
+        let id = RequestID(client: LedgerCommand.clusterClient, sequence: (1 << 63) | readSequence)
+        return await withCheckedContinuation { continuation in
+            reads[id, default: []].append((account, continuation))
+            replica.read(id)
+            schedulePump()
+        }
+    }
+
+    private func checkAvailable() throws(ReplicaUnavailable) {
+        if let failure { throw ReplicaUnavailable(description: "replica \(me) stopped: \(failure)") }
+        guard connected else { throw ReplicaUnavailable(description: "replica \(me) is disconnected") }
+    }
+
+    /// The test control: a disconnected replica drops all peer and client traffic and its timers stop.
+    public func setConnected(_ connected: Bool) {
+        guard self.connected != connected else { return }
+        self.connected = connected
+        logger.notice("\(connected ? "reconnected" : "disconnected") by test control")
+        if !connected { failWaiting(.timedOut) }
+    }
+
+    // MARK: - Queries (this replica's own view, possibly stale)
+
+    public func status() -> ReplicaStatus {
+        ReplicaStatus(
+            cluster: cluster, replica: me, role: replica.role, ballot: replica.ballot, leader: replica.leaderHint,
+            chosenThrough: replica.chosenThrough, appliedThrough: replica.appliedThrough, locksHeld: ledger.locks.count,
+            snapshotSlot: replica.snapshotSlot, isDisconnected: !connected)
+    }
+
+    /// PrintBalance: this replica's own applied value of an account (nil when not in this shard), possibly stale.
+    public func localBalance(of account: AccountID) -> LocalBalance {
+        LocalBalance(
+            replica: me, balance: ledger.balances[account], isDisconnected: !connected,
+            appliedThrough: replica.appliedThrough)
+    }
+
+    public func localBalance(of account: AccountID) -> Int64? { ledger.balances[account] }
+
+    public var isConnected: Bool { connected }
+
+    public func walRecords() throws(StoreError) -> [WALRecord] { try store.walRecords() }
+
+    public func datastoreRecords() throws(StoreError) -> [DatastoreRecord] { try store.datastoreRecords() }
+
+    /// The applied ledger state (tests and audits).
+    public var state: LedgerState { ledger }
+
+    // MARK: - Performing the core's Ready
+
+    private func schedulePump() {
+        guard !pumpScheduled else { return }
+        pumpScheduled = true
+        // Runs after the inputs already queued on this actor, so they share one Ready and one fsync.
+        Task { self.pump() }
+    }
+
+    private func pump() {
+        pumpScheduled = false
+        guard failure == nil else { return }
+        let ready = replica.takeReady()
+        guard !ready.isEmpty else { return }
+
+        // Apply in memory first, so the effects are written in the same transaction as the Paxos state.
+        var results: [RequestID: CommandResult] = [:]
+        var applied: [LedgerState.Effects] = []
+        var installed: LedgerSnapshot?
+        for step in ready.apply {
+            switch step {
+            case .installSnapshot(let snapshot):
+                // The snapshot supersedes everything applied before it in this Ready.
+                ledger = snapshot.state.state
+                installed = snapshot.state
+                applied.removeAll()
+                logger.info("installed snapshot", metadata: ["slot": "\(snapshot.slot)"])
+            case .slot(let slot, let ballot, let value):
+                for request in value.requests {
+                    let effects = ledger.apply(request.command, slot: slot, ballot: ballot)
+                    results[request.id] = effects.result
+                    applied.append(effects)
+                }
+            }
+        }
+        let batch = StoreBatch(
+            persist: ready.persist, installedSnapshot: installed, applied: applied,
+            appliedThrough: ready.apply.isEmpty ? nil : replica.appliedThrough)
+        do {
+            // The clock is read here only to measure the storage; protocol time is the ticker's alone.
+            let started = ContinuousClock.now
+            try store.commit(batch)
+            metrics.commitDuration.recordInterval(since: started)
+            metrics.commits.increment()
+            metrics.slotsApplied.increment(by: ready.apply.count)
+            metrics.commandsApplied.increment(by: applied.count)
+            metrics.messagesSent.increment(by: connected ? ready.messages.count : 0)
+        } catch {
+            fail("storage write failed: \(error)")
+            return
+        }
+
+        if connected {
+            var outgoing: [ReplicaID: [LedgerMessage]] = [:]
+            for envelope in ready.messages { outgoing[envelope.to, default: []].append(envelope.message) }
+            for (peer, messages) in outgoing.sorted(by: { $0.key < $1.key }) { peers.send(messages, to: peer) }
+        }
+
+        for outcome in ready.outcomes { answer(outcome, results: results) }
+
+        if ready.snapshotDue {
+            do {
+                replica.compact(state: try store.snapshot(of: ledger))
+                schedulePump()
+            } catch {
+                fail("snapshot failed: \(error)")
+            }
+        }
+    }
+
+    private func createAccountsIfLeaderOfEmptyLedger() {
+        // The core waits on one request per id, so proposing again while a creation is in flight does nothing.
+        guard replica.leadsWithQuorum, ledger.balances.isEmpty, !accounts.isEmpty else { return }
+        let command = LedgerCommand.createAccounts(accounts, balance: initialBalance)
+        replica.submit(Request(id: command.requestID, command: command))
+    }
+
+    private func answer(_ outcome: RequestOutcome, results: [RequestID: CommandResult]) {
+        if let readers = reads.removeValue(forKey: outcome.id) {
+            for reader in readers {
+                let answer: ReadOutcome
+                if case .readable = outcome.outcome {
+                    answer =
+                        ledger.balances[reader.account].map { .success($0) }
+                        ?? .failure(.wrongShard(reader.account, owner: nil))
+                } else {
+                    answer = .failure(RequestFailure(outcome.outcome) ?? .timedOut)
+                }
+                reader.continuation.resume(returning: answer)
+            }
+            return
+        }
+        let reply: CommandOutcome
+        if case .chosen = outcome.outcome {
+            // Applied in this Ready unless a snapshot covered it; then the client learns the result on retry.
+            reply = results[outcome.id].map(CommandOutcome.applied) ?? .failed(.timedOut)
+        } else {
+            reply = .failed(RequestFailure(outcome.outcome) ?? .timedOut)
+        }
+        for continuation in waiting.removeValue(forKey: outcome.id) ?? [] {
+            continuation.resume(returning: reply)
+        }
+    }
+
+    private func failWaiting(_ failure: RequestFailure) {
+        for continuation in waiting.values.joined() { continuation.resume(returning: .failed(failure)) }
+        waiting.removeAll()
+        for reader in reads.values.joined() { reader.continuation.resume(returning: .failure(failure)) }
+        reads.removeAll()
+    }
+
+    private func fail(_ reason: String) {
+        failure = reason
+        logger.critical("replica stopping: \(reason)")
+        failWaiting(.timedOut)
+        onFailure(reason)
+    }
+}
+
+/// The replica's metrics, exported at `/metrics` by the Prometheus backend the executable bootstraps.
+struct NodeMetrics: Sendable {
+    /// Storage transactions (one fsync each): one per performed `Ready` that had something to write.
+    let commits = Counter(label: "ledger_store_commits_total")
+    let commitDuration = Metrics.Timer(label: "ledger_store_commit_seconds")
+    let slotsApplied = Counter(label: "ledger_slots_applied_total")
+    let commandsApplied = Counter(label: "ledger_commands_applied_total")
+    let messagesSent = Counter(label: "ledger_peer_messages_sent_total")
+    let requests = Counter(label: "ledger_client_requests_total")
+}
+
+extension Metrics.Timer {
+    func recordInterval(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}

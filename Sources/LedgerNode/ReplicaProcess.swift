@@ -1,0 +1,171 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LedgerCore
+import LedgerRPC
+import LedgerStore
+import Logging
+import Paxos
+import Prometheus
+import ServiceLifecycle
+
+/// Everything one replica process runs, assembled from its config files: the store, the `ReplicaNode`, the gRPC
+/// server (client and peer APIs), the outbound peer streams, the ticker and the metrics endpoint, under one
+/// `ServiceGroup` that shuts down gracefully on SIGINT or SIGTERM.
+public struct ReplicaProcess: Sendable {
+    public let cluster: ClusterConfig
+    public let hosts: HostsFile
+    public let shards: ShardMap
+    public let replica: HostsFile.Replica
+
+    /// Checks the files against each other and picks the replica; every problem is an `InputError` naming the file.
+    public init(cluster: ClusterConfig, hosts: HostsFile, shards: ShardMap, replicaName: String) throws(InputError) {
+        try cluster.check(against: hosts)
+        try shards.check(against: hosts)
+        guard cluster.replicaNames.contains(replicaName), let replica = hosts.replica(named: replicaName) else {
+            throw InputError(
+                source: cluster.source,
+                message:
+                    "\(replicaName) is not a replica of \(cluster.clusterName) (\(cluster.replicaNames.joined(separator: ", ")))"
+            )
+        }
+        self.cluster = cluster
+        self.hosts = hosts
+        self.shards = shards
+        self.replica = replica
+    }
+
+    /// The replica's SQLite file.
+    public var databasePath: String { "\(cluster.dataDirectory)/\(replica.name).sqlite" }
+
+    /// The Paxos timings of the config, in ticks.
+    public var configuration: Configuration {
+        let tick = cluster.paxos.tick
+        func ticks(_ duration: Duration) -> Tick { Tick(max(1, (duration / tick).rounded(.up))) }
+        let members = cluster.replicaIndexes.map { ReplicaID($0) }
+        return Configuration(
+            me: ReplicaID(replica.index),
+            members: members,
+            leaderTimeoutTicks: ticks(cluster.paxos.leaderTimeout),
+            heartbeatIntervalTicks: ticks(cluster.paxos.leaderPingInterval),
+            consensusTimeoutTicks: ticks(cluster.paxos.consensusTimeout),
+            batchSizeMax: cluster.batching.batchSizeMax,
+            slotsInFlightMax: cluster.batching.slotsInFlightMax)
+    }
+
+    /// Runs until SIGINT/SIGTERM, or until the replica's storage fails (then throws).
+    public func run(logger: Logger, registry: PrometheusCollectorRegistry) async throws {
+        let (store, recovered) = try ReplicaStore.open(
+            path: databasePath, cluster: cluster.clusterName, replica: replica.name, minBalance: cluster.balanceMin)
+        logger.info(
+            "recovered",
+            metadata: [
+                "file": "\(databasePath)", "applied": "\(recovered.durable.appliedThrough)",
+                "promised": "\(recovered.durable.promised)",
+            ])
+        let configuration = self.configuration
+        let peers = PeerLinks(
+            cluster: cluster.clusterName, me: configuration.me,
+            peers: configuration.peers.map { peer in
+                let address = hosts.replica(named: peer.description)!
+                return PeerLinks.Peer(replica: peer, host: Self.numericHost(address.host), port: address.port)
+            },
+            logger: logger)
+        let failure = FailureSignal()
+        let node = ReplicaNode(
+            cluster: cluster.clusterName, configuration: configuration, store: store, recovered: recovered,
+            peers: peers, accounts: shards.accounts(of: cluster.clusterName), initialBalance: cluster.balanceInitial,
+            seed: UInt64.random(in: .min ... .max), logger: logger, onFailure: { failure.fire($0) })
+        let server = GRPCServer(
+            transport: .http2NIOPosix(
+                address: .ipv4(host: Self.numericHost(replica.host), port: replica.port),
+                transportSecurity: .plaintext,
+                config: .defaults { $0.rpc.maxRequestPayloadSize = Self.requestPayloadMax }),
+            services: [
+                LedgerService(
+                    node: node, shards: shards, testControlsEnabled: cluster.testControlsEnabled, logger: logger),
+                PeerService(node: node, members: configuration.members, logger: logger),
+            ])
+        var services: [any Service] = [
+            ServerService(server: server), peers, Ticker(node: node, interval: cluster.paxos.tick), failure,
+        ]
+        if let metricsPort = cluster.metricsPort(ofReplica: replica.index) {
+            services.append(MetricsServer(host: Self.numericHost(replica.host), port: metricsPort, registry: registry))
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        logger.notice(
+            "listening",
+            metadata: [
+                "address": "\(replica.host):\(replica.port)",
+                "metrics": "\(cluster.metricsPort(ofReplica: replica.index).map(String.init) ?? "off")",
+            ])
+        try await group.run()
+        if let reason = failure.reason { throw ReplicaStopped(description: reason) }
+    }
+
+    /// Catch-up snapshots travel in one message; the default 4 MiB would refuse a large shard's history.
+    static let requestPayloadMax = 256 * 1024 * 1024
+
+    /// NIO's IPv4 target wants an address: the config's `localhost` means the loopback address.
+    static func numericHost(_ host: String) -> String { host == "localhost" ? "127.0.0.1" : host }
+}
+
+/// The replica stopped because it could not continue (its storage failed).
+public struct ReplicaStopped: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// Runs a gRPC server as a service of the group.
+struct ServerService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.serve()
+        } onGracefulShutdown: {
+            server.beginGracefulShutdown()
+        }
+    }
+}
+
+/// Ends the service group when the replica reports a fatal failure.
+final class FailureSignal: Service, @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<Void, Never>?
+    private var fired: String?
+    private var released = false
+
+    var reason: String? { lock.withLock { fired } }
+
+    func fire(_ reason: String) {
+        lock.withLock {
+            guard fired == nil else { return }
+            fired = reason
+        }
+        release()
+    }
+
+    private func release() {
+        lock.withLock {
+            continuation?.resume()
+            continuation = nil
+        }
+    }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await withCheckedContinuation { continuation in
+                lock.withLock {
+                    if fired != nil || released { continuation.resume() } else { self.continuation = continuation }
+                }
+            }
+        } onGracefulShutdown: {
+            self.lock.withLock { self.released = true }
+            self.release()
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import GRPCCore
+import LedgerCore
+import LedgerRPC
+import LedgerStore
+import Logging
+import Paxos
+
+/// The client API of one replica (`ledger.v1.Ledger`): commands go through the replica's Paxos log; the
+/// inspection calls answer from this replica's own state.
+struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
+    let node: ReplicaNode
+    let shards: ShardMap
+    let testControlsEnabled: Bool
+    let logger: Logger
+
+    var cluster: String { node.cluster }
+
+    func transfer(request: Ledger_V1_TransferRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
+        try checkCluster(request.cluster)
+        let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
+        return Ledger_V1_CommandReply(try await submit(command))
+    }
+
+    func balance(request: Ledger_V1_BalanceRequest, context: ServerContext) async throws -> Ledger_V1_BalanceReply {
+        try checkCluster(request.cluster)
+        let account = try decoded { () throws(WireError) in try AccountID(wire: request.account) }
+        if let owner = foreignOwner(of: [account]) { return Ledger_V1_BalanceReply(.failure(owner)) }
+        return Ledger_V1_BalanceReply(
+            try await available { () throws(ReplicaUnavailable) in try await node.read(account) })
+    }
+
+    func prepare(request: Ledger_V1_PrepareRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
+        try checkCluster(request.cluster)
+        let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
+        return Ledger_V1_CommandReply(try await submit(command))
+    }
+
+    func commit(request: Ledger_V1_CommitRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
+        try checkCluster(request.cluster)
+        let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
+        return Ledger_V1_CommandReply(try await submit(command))
+    }
+
+    func abort(request: Ledger_V1_AbortRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
+        try checkCluster(request.cluster)
+        let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
+        return Ledger_V1_CommandReply(try await submit(command))
+    }
+
+    /// A participant asks the home cluster what became of a transaction. The home cluster answers through its log:
+    /// it proposes an abort, which is refused if the transaction committed first. So a decision, once given, is
+    /// final, and a transaction without one is aborted (DESIGN §5.3).
+    func decision(request: Ledger_V1_DecisionRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
+        try checkCluster(request.cluster)
+        let id = try decoded { () throws(WireError) in try TransactionID(wire: request) }
+        let outcome = try await submit(.abort(id))
+        if case .applied(.refused) = outcome {
+            // The only abort the ledger refuses is one of a committed transaction.
+            return Ledger_V1_CommandReply(.applied(.committed))
+        }
+        return Ledger_V1_CommandReply(outcome)
+    }
+
+    func localBalance(request: Ledger_V1_LocalBalanceRequest, context: ServerContext) async throws
+        -> Ledger_V1_LocalBalanceReply
+    {
+        try checkCluster(request.cluster, replica: request.replica)
+        let account = try decoded { () throws(WireError) in try AccountID(wire: request.account) }
+        return Ledger_V1_LocalBalanceReply(await node.localBalance(of: account))
+    }
+
+    func logs(request: Ledger_V1_LogsRequest, context: ServerContext) async throws -> Ledger_V1_LogsReply {
+        try checkCluster(request.cluster, replica: request.replica)
+        let records = try await stored { () throws(StoreError) in try await node.walRecords() }
+        return Ledger_V1_LogsReply(page(records, start: request.start, limit: request.limit))
+    }
+
+    func datastore(request: Ledger_V1_DatastoreRequest, context: ServerContext) async throws
+        -> Ledger_V1_DatastoreReply
+    {
+        try checkCluster(request.cluster, replica: request.replica)
+        let records = try await stored { () throws(StoreError) in try await node.datastoreRecords() }
+        return Ledger_V1_DatastoreReply(page(records, start: request.start, limit: request.limit))
+    }
+
+    func status(request: Ledger_V1_StatusRequest, context: ServerContext) async throws -> Ledger_V1_StatusReply {
+        try checkCluster(request.cluster, replica: request.replica)
+        return Ledger_V1_StatusReply(await node.status())
+    }
+
+    func setConnectivity(request: Ledger_V1_SetConnectivityRequest, context: ServerContext) async throws
+        -> Ledger_V1_SetConnectivityReply
+    {
+        try checkCluster(request.cluster, replica: request.replica)
+        guard testControlsEnabled else {
+            throw RPCError(
+                code: .permissionDenied,
+                message: "test controls are off for \(cluster); set test_controls: true in its config to use them")
+        }
+        await node.setConnected(request.connected)
+        var reply = Ledger_V1_SetConnectivityReply()
+        reply.connected = await node.isConnected
+        return reply
+    }
+
+    // MARK: - Helpers
+
+    private func submit(_ command: LedgerCommand) async throws -> CommandOutcome {
+        let accounts: [AccountID]
+        switch command {
+        case .transfer(_, let from, let to, _): accounts = [from, to]
+        case .prepare(_, _, _, let changes): accounts = changes.map(\.account)
+        default: accounts = []
+        }
+        // A misrouted request is answered at once with the owner, without spending a consensus round on it.
+        if let owner = foreignOwner(of: accounts) { return .failed(owner) }
+        return try await available { () throws(ReplicaUnavailable) in try await node.submit(command) }
+    }
+
+    private func foreignOwner(of accounts: [AccountID]) -> RequestFailure? {
+        for account in accounts where shards.cluster(of: account) != cluster {
+            return .wrongShard(account, owner: shards.cluster(of: account))
+        }
+        return nil
+    }
+
+    private func checkCluster(_ requested: String, replica: String = "") throws {
+        guard requested == cluster else {
+            throw RPCError(
+                code: .failedPrecondition,
+                message: "this is cluster \(cluster) (replica \(node.me)); the request is for \(requested)")
+        }
+        guard replica.isEmpty || replica == node.me.description else {
+            throw RPCError(
+                code: .failedPrecondition, message: "this is replica \(node.me); the request is for \(replica)")
+        }
+    }
+
+    private func decoded<Value>(_ body: () throws(WireError) -> Value) throws -> Value {
+        do {
+            return try body()
+        } catch {
+            logger.warning("malformed request refused: \(error)")
+            throw RPCError(error)
+        }
+    }
+
+    private func available<Value>(_ body: () async throws(ReplicaUnavailable) -> Value) async throws -> Value {
+        do {
+            return try await body()
+        } catch {
+            throw RPCError(code: .unavailable, message: error.description)
+        }
+    }
+
+    private func stored<Value>(_ body: () async throws(StoreError) -> Value) async throws -> Value {
+        do {
+            return try await body()
+        } catch {
+            throw RPCError(code: .internalError, message: "\(error)")
+        }
+    }
+
+    private func page<Record: Hashable & Sendable>(_ records: [Record], start: UInt64, limit: UInt32) -> RecordPage<
+        Record
+    > {
+        let size = Int(
+            limit == 0 ? UInt32(WireLimits.recordsPerPageMax) : min(limit, UInt32(WireLimits.recordsPerPageMax)))
+        let first = Int(min(start, UInt64(records.count)))
+        let end = min(records.count, first + size)
+        return RecordPage(
+            replica: node.me, records: Array(records[first..<end]), nextStart: end < records.count ? UInt64(end) : nil)
+    }
+}
+
+/// The replica-to-replica API (`ledger.v1.Peer`): each peer streams its messages here in batches.
+struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
+    let node: ReplicaNode
+    let members: [ReplicaID]
+    let logger: Logger
+
+    func stream(
+        request: RPCAsyncSequence<Ledger_V1_PeerBatch, any Error>,
+        context: ServerContext
+    ) async throws -> Ledger_V1_PeerStreamSummary {
+        var summary = Ledger_V1_PeerStreamSummary()
+        for try await wire in request {
+            let batch: PeerBatch
+            do {
+                batch = try PeerBatch(wire: wire)
+            } catch {
+                logger.warning("malformed peer batch refused: \(error)")
+                throw RPCError(error)
+            }
+            guard batch.cluster == node.cluster, batch.to == node.me,
+                batch.protocolVersion == LedgerRPC.protocolVersion,
+                members.contains(batch.from), batch.from != node.me
+            else {
+                let reason =
+                    "peer stream from \(batch.from) of \(batch.cluster) to \(batch.to) (protocol \(batch.protocolVersion)) refused: "
+                    + "this is \(node.me) of \(node.cluster) with members \(members), protocol \(LedgerRPC.protocolVersion)"
+                logger.warning("\(reason)")
+                throw RPCError(code: .failedPrecondition, message: reason)
+            }
+            let rejections = await node.receive(batch.messages, from: batch.from)
+            for rejection in rejections { logger.warning("\(rejection)") }
+            summary.batches += 1
+            summary.messages += UInt64(batch.messages.count)
+        }
+        return summary
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import LedgerClient
+import LedgerCore
+import LedgerRPC
+import Paxos
+import Testing
+
+/// Real replica processes on 127.0.0.1: a 3-replica cluster takes a few hundred concurrent intra-shard transfers
+/// while its leader is killed with SIGKILL; the killed replica restarts from its SQLite file and catches up. At the
+/// end every replica holds identical balances, total money is unchanged, and every transfer acknowledged as
+/// committed is in every replica's datastore.
+@Suite(.serialized) struct ClusterProcessTests {
+    static let accounts = 60
+    static let initialBalance: Int64 = 10
+    static let transfers = 300
+    static let concurrency = 16
+
+    @Test(.timeLimit(.minutes(3))) func leaderKilledMidLoadThenRestartedReplicaCatchesUp() async throws {
+        let cluster = try LocalCluster(accounts: Self.accounts, initialBalance: Self.initialBalance)
+        defer { cluster.stopAll() }
+        try cluster.start(["S1", "S2", "S3"])
+
+        try await ClusterClient.with(cluster: "C1", addresses: cluster.addresses) { client in
+            let start = ContinuousClock.now
+            let firstLeader = try await cluster.waitForLeader(client, within: .seconds(30))
+            try await cluster.waitForAccounts(client, replicas: client.replicas, within: .seconds(30))
+            print("integration: first leader \(firstLeader) after \(ContinuousClock.now - start)")
+
+            // Load, with the leader killed a third of the way through.
+            var random = SeededRandom(seed: 2026)
+            var plan: [(TransactionID, AccountID, AccountID, Amount)] = []
+            for sequence in 1...Self.transfers {
+                let from = UInt64.random(in: 1...UInt64(Self.accounts), using: &random)
+                var to = UInt64.random(in: 1...UInt64(Self.accounts), using: &random)
+                if to == from { to = from % UInt64(Self.accounts) + 1 }
+                plan.append(
+                    (
+                        TransactionID(client: 77, sequence: UInt64(sequence)), AccountID(from), AccountID(to),
+                        Amount(Int64.random(in: 1...4, using: &random))
+                    ))
+            }
+            let killAfter = Self.transfers / 3
+            let progress = Counter()
+            var takeover: Task<Duration, any Error>?
+            var outcomes: [TransactionID: CommandOutcome] = [:]
+            try await withThrowingTaskGroup(of: (TransactionID, CommandOutcome).self) { group in
+                var next = 0
+                func launch() {
+                    let (id, from, to, amount) = plan[next]
+                    next += 1
+                    let contact = client.replicas[next % client.replicas.count]
+                    group.addTask {
+                        let outcome = await client.transfer(
+                            id, from: from, to: to, amount: amount, contact: contact,
+                            deadline: .now + .seconds(60))
+                        return (id, outcome)
+                    }
+                }
+                for _ in 0..<Self.concurrency { launch() }
+                while let (id, outcome) = try await group.next() {
+                    outcomes[id] = outcome
+                    if progress.increment() == killAfter {
+                        cluster.kill(firstLeader)
+                        let killedAt = ContinuousClock.now
+                        let survivors = client.replicas.filter { $0 != firstLeader }
+                        // Measured while the load goes on: the first moment a survivor reports leading.
+                        takeover = Task {
+                            _ = try await cluster.waitForLeader(client, among: survivors, within: .seconds(30))
+                            return ContinuousClock.now - killedAt
+                        }
+                    }
+                    if next < plan.count { launch() }
+                }
+            }
+            let survivors = client.replicas.filter { $0 != firstLeader }
+            let newLeader = try await cluster.waitForLeader(client, among: survivors, within: .seconds(30))
+            let takeoverTime = try await #require(takeover).value
+
+            let committed = outcomes.filter { $0.value == .applied(.committed) }.map(\.key)
+            let rejected = outcomes.filter {
+                if case .applied(.aborted) = $0.value { return true } else { return false }
+            }
+            let unknown = outcomes.count - committed.count - rejected.count
+            #expect(outcomes.count == Self.transfers)
+            #expect(unknown == 0, "every transfer ends committed or rejected once a majority is up")
+            #expect(committed.count > Self.transfers / 2)
+
+            // Restart the killed replica from its file; it must catch up with the others.
+            let restartAt = ContinuousClock.now
+            try cluster.start([firstLeader.description])
+            let target = try await client.status(of: newLeader).appliedThrough
+            try await cluster.waitUntilApplied(client, replica: firstLeader, through: target, within: .seconds(60))
+            let catchUp = ContinuousClock.now - restartAt
+
+            // Every replica: identical balances, total unchanged, every committed transfer in its datastore.
+            var balances: [ReplicaID: [Int64]] = [:]
+            let finalSlot = try await client.status(of: newLeader).appliedThrough
+            for replica in client.replicas {
+                try await cluster.waitUntilApplied(client, replica: replica, through: finalSlot, within: .seconds(30))
+                var values: [Int64] = []
+                for account in 1...Self.accounts {
+                    let local = try await client.localBalance(of: AccountID(UInt64(account)), at: replica)
+                    values.append(try #require(local.balance))
+                }
+                balances[replica] = values
+                let datastore = Set(try await client.datastore(of: replica).map(\.transaction))
+                let missing = committed.filter { !datastore.contains($0) }
+                #expect(missing.isEmpty, "\(replica) lacks \(missing.count) committed transfers in its datastore")
+            }
+            let reference = try #require(balances[newLeader])
+            for replica in client.replicas {
+                #expect(balances[replica] == reference, "\(replica) holds other balances than \(newLeader)")
+            }
+            #expect(reference.reduce(0, +) == Int64(Self.accounts) * Self.initialBalance)
+            #expect(reference.allSatisfy { $0 >= 0 })
+            print(
+                """
+                integration: transfers sent \(Self.transfers), committed \(committed.count), rejected \
+                \(rejected.count), unknown \(unknown); leader \(firstLeader) killed after \(killAfter) answers, \
+                a new leader \(takeoverTime) later (now \(newLeader)); restarted \(firstLeader) caught up to slot \(target) in \
+                \(catchUp); total money \(reference.reduce(0, +)) of \(Int64(Self.accounts) * Self.initialBalance)
+                """)
+        }
+    }
+}
+
+/// A thread-safe counter for the load loop.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    func increment() -> Int {
+        lock.withLock {
+            value += 1
+            return value
+        }
+    }
+}

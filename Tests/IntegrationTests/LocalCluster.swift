@@ -1,0 +1,190 @@
+import Foundation
+import LedgerClient
+import LedgerCore
+import LedgerRPC
+import Paxos
+
+/// One cluster of real replica processes (the built `cluster` executable, `replica` subcommand) in a temporary
+/// directory, on loopback ports the kernel picked free. Stops every process it started when asked, and always
+/// within the test's time limit.
+final class LocalCluster: @unchecked Sendable {
+    let directory: URL
+    let ports: [String: Int]
+    private let lock = NSLock()
+    private var processes: [String: Process] = [:]
+
+    init(accounts: Int, initialBalance: Int64) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-it-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // A cluster config names a base port and its replicas take consecutive ports, so find three free in a row.
+        let base = try Self.freeConsecutivePorts(3)
+        let ports = ["S1": base, "S2": base + 1, "S3": base + 2]
+        self.ports = ports
+        let hosts = """
+            S1-127.0.0.1:\(ports["S1"]!)
+            S2-127.0.0.1:\(ports["S2"]!)
+            S3-127.0.0.1:\(ports["S3"]!)
+            C1-S1
+            EC1-S1:S2:S3
+            """
+        try hosts.write(to: directory.appendingPathComponent("hosts.ini"), atomically: true, encoding: .utf8)
+        let config = """
+            cluster: C1
+            replicas:
+              count: 3
+              start: 1
+              subnet: \(ports["S1"]!)
+            data_dir: \(directory.path)/data
+            catalog: \(directory.path)/data/catalog.sqlite
+            log_level: info
+            min_balance: 0
+            initial_balance: \(initialBalance)
+            test_controls: true
+            paxos:
+              leader_timeout: 300ms
+              leader_ping_interval: 50ms
+              consensus_timeout: 2000ms
+              tick: 10ms
+            """
+        try config.write(to: directory.appendingPathComponent("C1.yaml"), atomically: true, encoding: .utf8)
+        try "Shard, Cluster, Range\nD1, C1, 1-\(accounts)\n".write(
+            to: directory.appendingPathComponent("shards.csv"), atomically: true, encoding: .utf8)
+    }
+
+    var addresses: [ClusterClient.Address] {
+        ports.sorted { $0.key < $1.key }.map {
+            ClusterClient.Address(replica: ReplicaID(Int($0.key.dropFirst())!), host: "127.0.0.1", port: $0.value)
+        }
+    }
+
+    /// The built `cluster` executable, next to the test bundle.
+    static var executable: URL {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while directory.path != "/" {
+            let candidate = directory.appendingPathComponent("cluster")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory.deleteLastPathComponent()
+        }
+        return URL(fileURLWithPath: "cluster")
+    }
+
+    func start(_ names: [String]) throws {
+        for name in names {
+            let process = Process()
+            process.executableURL = Self.executable
+            process.currentDirectoryURL = directory
+            process.arguments = ["replica", "C1.yaml", "hosts.ini", "--shards", "shards.csv", "--name", name]
+            let log = directory.appendingPathComponent("\(name).log")
+            if !FileManager.default.fileExists(atPath: log.path) {
+                _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            }
+            let handle = try FileHandle(forWritingTo: log)
+            handle.seekToEndOfFile()
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+            lock.withLock { processes[name] = process }
+        }
+    }
+
+    /// SIGKILL: the replica gets no chance to flush or say goodbye.
+    func kill(_ replica: ReplicaID) {
+        lock.withLock {
+            if let process = processes[replica.description], process.isRunning {
+                Foundation.kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+        }
+    }
+
+    func stopAll() {
+        let running = lock.withLock { processes.values.filter(\.isRunning) }
+        for process in running { process.terminate() }
+        let deadline = Date().addingTimeInterval(5)
+        for process in running {
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        }
+        if ProcessInfo.processInfo.environment["KEEP_IT_DATA"] == nil {
+            try? FileManager.default.removeItem(at: directory)
+        } else {
+            print("integration data kept in \(directory.path)")
+        }
+    }
+
+    func waitForLeader(
+        _ client: ClusterClient, among replicas: [ReplicaID]? = nil, within limit: Duration
+    ) async throws -> ReplicaID {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            for replica in replicas ?? client.replicas {
+                if let status = try? await client.status(of: replica), status.role == .leader { return replica }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ClusterTimeout("no leader within \(limit); logs in \(directory.path)")
+    }
+
+    func waitForAccounts(_ client: ClusterClient, replicas: [ReplicaID], within limit: Duration) async throws {
+        let deadline = ContinuousClock.now + limit
+        for replica in replicas {
+            while (try? await client.localBalance(of: AccountID(1), at: replica))?.balance == nil {
+                guard ContinuousClock.now < deadline else {
+                    throw ClusterTimeout("\(replica) has no accounts after \(limit); logs in \(directory.path)")
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    func waitUntilApplied(
+        _ client: ClusterClient, replica: ReplicaID, through slot: Slot, within limit: Duration
+    ) async throws {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if let status = try? await client.status(of: replica), status.appliedThrough >= slot { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ClusterTimeout("\(replica) did not apply slot \(slot) within \(limit); logs in \(directory.path)")
+    }
+
+    /// The first of `count` consecutive ports that are free now: the kernel picks the first (port 0), the next ones
+    /// are checked by binding them. Tried a bounded number of times.
+    static func freeConsecutivePorts(_ count: Int) throws -> Int {
+        for _ in 0..<50 {
+            let first = try bindPort(0)
+            if first + count - 1 <= 65_535, (1..<count).allSatisfy({ (try? bindPort(first + $0)) != nil }) {
+                return first
+            }
+        }
+        throw ClusterTimeout("found no \(count) consecutive free ports on 127.0.0.1")
+    }
+
+    /// Binds 127.0.0.1:`port` (0: any), releases it, and returns the port bound.
+    static func bindPort(_ port: Int) throws -> Int {
+        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw ClusterTimeout("cannot open a socket") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) }
+        }
+        guard bound == 0 else { throw ClusterTimeout("cannot bind 127.0.0.1:\(port)") }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+struct ClusterTimeout: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import GRPCCore
+import GRPCInProcessTransport
+import LedgerCore
+import LedgerRPC
+import LedgerStore
+import Logging
+import Paxos
+import Testing
+
+@testable import LedgerNode
+
+/// The client API of a real `ReplicaNode` (a one-replica cluster over a real SQLite store), served in process: no
+/// sockets. The node's ticks are driven by the test.
+@Suite struct LedgerServiceTests {
+    /// Sends nothing: a one-replica cluster has no peers.
+    struct NoPeers: PeerSender {
+        func send(_ messages: [LedgerMessage], to peer: ReplicaID) {}
+    }
+
+    /// A one-replica C1 owning accounts 1-10 at balance 10 (shards.csv also has C2 with 11-20).
+    static func withService(
+        testControls: Bool = false,
+        _ body: (Ledger_V1_Ledger.Client<InProcessTransport.Client>, ReplicaNode) async throws -> Void
+    ) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ledger-node-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (store, recovered) = try ReplicaStore.open(
+            path: directory.appendingPathComponent("S1.sqlite").path, cluster: "C1", replica: "S1", minBalance: 0)
+        let shards = try ShardMap.parse("D1, C1, 1-10\nD2, C2, 11-20\n", source: "shards.csv")
+        let node = ReplicaNode(
+            cluster: "C1",
+            configuration: Configuration(
+                me: ReplicaID(1), members: [ReplicaID(1)], leaderTimeoutTicks: 3, heartbeatIntervalTicks: 1,
+                consensusTimeoutTicks: 50),
+            store: store, recovered: recovered, peers: NoPeers(), accounts: shards.accounts(of: "C1"),
+            initialBalance: 10, seed: 1, logger: Logger(label: "test"), onFailure: { _ in })
+        let ticker = Task {
+            while !Task.isCancelled {
+                await node.tick()
+                try? await Task.sleep(for: .milliseconds(2))
+            }
+        }
+        defer { ticker.cancel() }
+        // Wait until the replica leads and created its accounts.
+        for _ in 0..<2_000 where await node.localBalance(of: AccountID(1)).balance == nil {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        let service = LedgerService(
+            node: node, shards: shards, testControlsEnabled: testControls, logger: Logger(label: "test"))
+        let transport = InProcessTransport()
+        try await withGRPCServer(transport: transport.server, services: [service]) { _ in
+            try await withGRPCClient(transport: transport.client) { client in
+                try await body(Ledger_V1_Ledger.Client(wrapping: client), node)
+            }
+        }
+    }
+
+    static let t1 = TransactionID(client: 9, sequence: 1)
+
+    @Test func transferCommitsAndIsReadBackLinearizably() async throws {
+        try await Self.withService { ledger, node in
+            let reply = try await ledger.transfer(
+                Ledger_V1_TransferRequest(
+                    cluster: "C1", transaction: Self.t1, from: AccountID(1), to: AccountID(2), amount: Amount(3)))
+            #expect(try CommandOutcome(wire: reply) == .applied(.committed))
+            let balance = try await ledger.balance(Ledger_V1_BalanceRequest(cluster: "C1", account: AccountID(1)))
+            #expect(try Result<Int64, RequestFailure>(wire: balance) == .success(7))
+            // The same transaction id again: the recorded result, nothing applied twice.
+            let retry = try await ledger.transfer(
+                Ledger_V1_TransferRequest(
+                    cluster: "C1", transaction: Self.t1, from: AccountID(1), to: AccountID(2), amount: Amount(3)))
+            #expect(try CommandOutcome(wire: retry) == .applied(.committed))
+            #expect(await node.state.balances[AccountID(1)] == 7)
+            #expect(await node.state.total == 100)
+            let logs = try await ledger.logs(.with { $0.cluster = "C1" })
+            #expect(
+                try RecordPage<WALRecord>(wire: logs).records.map(\.description) == [
+                    "<T9.1, Start>", "<T9.1, Update, 1, 7>", "<T9.1, Update, 2, 13>", "<T9.1, Commit>",
+                ])
+        }
+    }
+
+    @Test func insufficientFundsAndForeignAccountsAreAnswered() async throws {
+        try await Self.withService { ledger, _ in
+            let poor = try await ledger.transfer(
+                Ledger_V1_TransferRequest(
+                    cluster: "C1", transaction: Self.t1, from: AccountID(1), to: AccountID(2), amount: Amount(11)))
+            #expect(try CommandOutcome(wire: poor) == .applied(.aborted(.insufficientFunds(AccountID(1), balance: 10))))
+            let foreign = try await ledger.transfer(
+                Ledger_V1_TransferRequest(
+                    cluster: "C1", transaction: TransactionID(client: 9, sequence: 2), from: AccountID(1),
+                    to: AccountID(15), amount: Amount(1)))
+            #expect(try CommandOutcome(wire: foreign) == .failed(.wrongShard(AccountID(15), owner: "C2")))
+        }
+    }
+
+    @Test func misroutedMalformedAndForbiddenCallsAreRefused() async throws {
+        try await Self.withService { ledger, _ in
+            await #expect {
+                _ = try await ledger.status(.with { $0.cluster = "C2" })
+            } throws: { ($0 as? RPCError)?.code == .failedPrecondition }
+            await #expect {
+                _ = try await ledger.transfer(.with { $0.cluster = "C1" })
+            } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+            await #expect {
+                _ = try await ledger.setConnectivity(.with { $0.cluster = "C1" })
+            } throws: { ($0 as? RPCError)?.code == .permissionDenied }
+        }
+    }
+
+    @Test func disconnectedReplicaRefusesClientsUntilReconnected() async throws {
+        try await Self.withService(testControls: true) { ledger, node in
+            _ = try await ledger.setConnectivity(
+                .with {
+                    $0.cluster = "C1"
+                    $0.connected = false
+                })
+            #expect(await node.status().isDisconnected)
+            await #expect {
+                _ = try await ledger.transfer(
+                    Ledger_V1_TransferRequest(
+                        cluster: "C1", transaction: Self.t1, from: AccountID(1), to: AccountID(2), amount: Amount(1)))
+            } throws: { ($0 as? RPCError)?.code == .unavailable }
+            _ = try await ledger.setConnectivity(
+                .with {
+                    $0.cluster = "C1"
+                    $0.connected = true
+                })
+            let reply = try await ledger.transfer(
+                Ledger_V1_TransferRequest(
+                    cluster: "C1", transaction: Self.t1, from: AccountID(1), to: AccountID(2), amount: Amount(1)))
+            #expect(try CommandOutcome(wire: reply) == .applied(.committed))
+        }
+    }
+}
