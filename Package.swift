@@ -63,7 +63,7 @@ let package = Package(
         .target(
             name: "LedgerNode",
             dependencies: [
-                "Paxos", "LedgerCore", "LedgerStore", "LedgerRPC",
+                "Paxos", "LedgerCore", "LedgerStore", "LedgerRPC", "LedgerClient",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -93,16 +93,13 @@ let package = Package(
             dependencies: [
                 "LedgerNode", "LedgerStore", "LedgerCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "client",
             dependencies: [
-                "LedgerClient", "LedgerStore", "LedgerCore",
+                "LedgerClient", "LedgerNode", "LedgerStore", "LedgerCore", "LedgerRPC", "Paxos",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -132,7 +129,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["LedgerClient", "LedgerCore", "LedgerRPC", "Paxos"],
+            dependencies: ["LedgerClient", "LedgerCore", "LedgerRPC", "LedgerStore", "Paxos"],
             swiftSettings: strict
         ),
         .testTarget(name: "SimulationTests", dependencies: ["Paxos", "LedgerCore"], swiftSettings: strict),

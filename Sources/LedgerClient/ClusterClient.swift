@@ -25,6 +25,13 @@ public struct ClusterClient: Sendable {
     public let replicas: [ReplicaID]
     private let apis: [ReplicaID: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>]
 
+    init(cluster: String, replicas: [ReplicaID], apis: [ReplicaID: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>])
+    {
+        self.cluster = cluster
+        self.replicas = replicas
+        self.apis = apis
+    }
+
     /// One call's time limit: a replica that does not answer in time is treated as unreachable.
     static let callTimeout = Duration.seconds(5)
     /// The pause before trying again after an unknown outcome or an unreachable replica.
@@ -36,29 +43,11 @@ public struct ClusterClient: Sendable {
         addresses: [Address],
         _ body: (ClusterClient) async throws -> Result
     ) async throws -> Result {
-        var clients: [ReplicaID: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
-        for address in addresses {
-            clients[address.replica] = GRPCClient(
-                transport: try .http2NIOPosix(
-                    target: .ipv4(
-                        address: address.host == "localhost" ? "127.0.0.1" : address.host, port: address.port),
-                    transportSecurity: .plaintext,
-                    config: .defaults {
-                        $0.backoff = .init(
-                            initial: .milliseconds(20), max: .milliseconds(500), multiplier: 2, jitter: 0.2)
-                    }))
-        }
-        let client = ClusterClient(
-            cluster: cluster, replicas: addresses.map(\.replica).sorted(),
-            apis: clients.mapValues { Ledger_V1_Ledger.Client(wrapping: $0) })
+        let connections = try ClusterConnections(cluster: cluster, addresses: addresses)
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            for grpc in clients.values {
-                group.addTask { try await grpc.runConnections() }
-            }
-            defer {
-                for grpc in clients.values { grpc.beginGracefulShutdown() }
-            }
-            return try await body(client)
+            group.addTask { try await connections.run() }
+            defer { connections.shutdown() }
+            return try await body(connections.client)
         }
     }
 
@@ -75,32 +64,54 @@ public struct ClusterClient: Sendable {
     public func submit(
         _ command: LedgerCommand, contact: ReplicaID, deadline: ContinuousClock.Instant
     ) async -> CommandOutcome {
+        await route(contact: contact, deadline: deadline) { api, options in
+            switch command {
+            case .transfer(let id, let from, let to, let amount):
+                return try await api.transfer(
+                    Ledger_V1_TransferRequest(cluster: cluster, transaction: id, from: from, to: to, amount: amount),
+                    options: options)
+            case .prepare(let id, let home, let participants, let changes):
+                return try await api.prepare(
+                    Ledger_V1_PrepareRequest(
+                        cluster: cluster, transaction: id, home: home, participants: participants, changes: changes),
+                    options: options)
+            case .commit(let id):
+                return try await api.commit(
+                    Ledger_V1_CommitRequest(cluster: cluster, transaction: id), options: options)
+            case .abort(let id):
+                return try await api.abort(Ledger_V1_AbortRequest(cluster: cluster, transaction: id), options: options)
+            case .createAccounts:
+                return nil  // A cluster creates its own accounts.
+            }
+        }
+    }
+
+    /// Asks this cluster, as the home of transaction `id`, for its decision. It answers through its log and chooses
+    /// abort when it has none, so an answer is final: `.applied(.committed)` or `.applied(.aborted)`.
+    public func decision(
+        of id: TransactionID, asker: String, contact: ReplicaID, deadline: ContinuousClock.Instant
+    ) async -> CommandOutcome {
+        await route(contact: contact, deadline: deadline) { api, options in
+            try await api.decision(
+                Ledger_V1_DecisionRequest(cluster: cluster, transaction: id, asker: asker), options: options)
+        }
+    }
+
+    /// The retry rules of every command: follow leader hints, move on from a replica that does not answer, and
+    /// retry an unknown outcome (same transaction id, so applied at most once) until an answer or the deadline.
+    private func route(
+        contact: ReplicaID, deadline: ContinuousClock.Instant,
+        _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws ->
+            Ledger_V1_CommandReply?
+    ) async -> CommandOutcome {
         var target = contact
         var last: CommandOutcome = .failed(.timedOut)
         while ContinuousClock.now < deadline {
             guard let api = apis[target] else { return .failed(.notLeader(hint: nil)) }
+            var options = self.options
+            options.timeout = min(Self.callTimeout, max(.milliseconds(10), deadline - ContinuousClock.now))
             do {
-                let reply: Ledger_V1_CommandReply
-                switch command {
-                case .transfer(let id, let from, let to, let amount):
-                    reply = try await api.transfer(
-                        Ledger_V1_TransferRequest(
-                            cluster: cluster, transaction: id, from: from, to: to, amount: amount),
-                        options: options)
-                case .prepare(let id, let home, let participants, let changes):
-                    reply = try await api.prepare(
-                        Ledger_V1_PrepareRequest(
-                            cluster: cluster, transaction: id, home: home, participants: participants, changes: changes),
-                        options: options)
-                case .commit(let id):
-                    reply = try await api.commit(
-                        Ledger_V1_CommitRequest(cluster: cluster, transaction: id), options: options)
-                case .abort(let id):
-                    reply = try await api.abort(
-                        Ledger_V1_AbortRequest(cluster: cluster, transaction: id), options: options)
-                case .createAccounts:
-                    return .failed(.notLeader(hint: nil))  // A cluster creates its own accounts.
-                }
+                guard let reply = try await call(api, options) else { return .failed(.notLeader(hint: nil)) }
                 last = try CommandOutcome(wire: reply)
             } catch {
                 // Unreachable, disconnected or malformed: try the next replica.
@@ -113,6 +124,8 @@ public struct ClusterClient: Sendable {
                 return last
             case .failed(.notLeader(let hint)):
                 target = hint ?? next(after: target)
+                // A hint may be stale (that replica lost leadership or is disconnected): pause before looping.
+                if hint == nil { try? await Task.sleep(for: Self.retryPause) }
             case .failed(.noQuorum), .failed(.busy), .failed(.timedOut):
                 try? await Task.sleep(for: Self.retryPause)
             }
@@ -224,5 +237,44 @@ public struct ClusterClient: Sendable {
     private func next(after replica: ReplicaID) -> ReplicaID {
         let index = replicas.firstIndex(of: replica).map { ($0 + 1) % replicas.count } ?? 0
         return replicas[index]
+    }
+}
+
+/// Long-lived connections to one cluster's replicas, for a process that talks to the cluster until it stops (a
+/// replica asking a home cluster for decisions, a client of several clusters). `run` keeps the connections up
+/// (reconnecting with backoff) until `shutdown`.
+public final class ClusterConnections: Sendable {
+    public let client: ClusterClient
+    private let grpcs: [GRPCClient<HTTP2ClientTransport.Posix>]
+
+    public init(cluster: String, addresses: [ClusterClient.Address]) throws {
+        var grpcs: [ReplicaID: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
+        for address in addresses {
+            grpcs[address.replica] = GRPCClient(
+                transport: try .http2NIOPosix(
+                    target: .ipv4(
+                        address: address.host == "localhost" ? "127.0.0.1" : address.host, port: address.port),
+                    transportSecurity: .plaintext,
+                    config: .defaults {
+                        $0.backoff = .init(
+                            initial: .milliseconds(20), max: .milliseconds(500), multiplier: 2, jitter: 0.2)
+                    }))
+        }
+        self.grpcs = Array(grpcs.values)
+        client = ClusterClient(
+            cluster: cluster, replicas: addresses.map(\.replica).sorted(),
+            apis: grpcs.mapValues { Ledger_V1_Ledger.Client(wrapping: $0) })
+    }
+
+    /// Runs the connections until `shutdown` is called.
+    public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for grpc in grpcs { group.addTask { try await grpc.runConnections() } }
+            try await group.waitForAll()
+        }
+    }
+
+    public func shutdown() {
+        for grpc in grpcs { grpc.beginGracefulShutdown() }
     }
 }

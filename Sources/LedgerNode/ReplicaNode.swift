@@ -15,6 +15,13 @@ public protocol PeerSender: Sendable {
     func send(_ messages: [LedgerMessage], to peer: ReplicaID)
 }
 
+/// Where a participant in doubt learns the decision of a cross-shard transaction: the home cluster.
+public protocol DecisionSource: Sendable {
+    /// Asks `home` for its decision on `id`. The home answers through its log and chooses abort when it has no
+    /// decision, so the answer is final: `.committed`, or an abort. Nil when the home cluster did not answer.
+    func decision(of id: TransactionID, home: String) async -> CommandResult?
+}
+
 /// The replica cannot take requests: it is disconnected by the test control, or its storage failed.
 public struct ReplicaUnavailable: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String
@@ -43,12 +50,20 @@ public actor ReplicaNode {
     private var connected = true
     private var failure: String?
     private let metrics = NodeMetrics()
+    /// Recovery of cross-shard transactions (DESIGN §5.3): how long, in ticks, this replica has seen each prepared
+    /// transaction in doubt while leading, and which ones it is resolving now.
+    private var inDoubt: [TransactionID: Tick] = [:]
+    private var resolving: Set<TransactionID> = []
+    private let inDoubtTicksMax: Tick
+    private let decisions: (any DecisionSource)?
     /// Called once if the replica cannot continue (its storage failed); the process should stop.
     private let onFailure: @Sendable (String) -> Void
 
     /// - Parameters:
     ///   - accounts: the account ranges this cluster owns; created with `initialBalance` when its first leader
     ///     finds the ledger empty.
+    ///   - decisions: where a prepared transaction in doubt for `inDoubtTicksMax` ticks asks its home cluster for the
+    ///     decision (nil: only transactions whose home is this cluster are resolved, by aborting them here).
     public init(
         cluster: String,
         configuration: Configuration,
@@ -59,8 +74,13 @@ public actor ReplicaNode {
         initialBalance: Int64,
         seed: UInt64,
         logger: Logger,
+        decisions: (any DecisionSource)? = nil,
+        inDoubtTicksMax: Tick = 600,
         onFailure: @escaping @Sendable (String) -> Void
     ) {
+        precondition(inDoubtTicksMax > 0, "a prepared transaction needs time to be decided")
+        self.decisions = decisions
+        self.inDoubtTicksMax = inDoubtTicksMax
         self.cluster = cluster
         self.me = configuration.me
         self.replica = LedgerReplica(configuration: configuration, durable: recovered.durable, seed: seed)
@@ -80,6 +100,7 @@ public actor ReplicaNode {
         guard connected, failure == nil else { return }
         replica.tick()
         createAccountsIfLeaderOfEmptyLedger()
+        resolveTransactionsInDoubt()
         schedulePump()
     }
 
@@ -243,6 +264,55 @@ public actor ReplicaNode {
         guard replica.leadsWithQuorum, ledger.balances.isEmpty, !accounts.isEmpty else { return }
         let command = LedgerCommand.createAccounts(accounts, balance: initialBalance)
         replica.submit(Request(id: command.requestID, command: command))
+    }
+
+    /// The leader's side of DESIGN §5.3: a transaction prepared here for longer than `inDoubtTicksMax` ticks (its
+    /// coordinator may be dead) is decided by its home cluster, which chooses abort when it has no decision; the
+    /// decision then goes through this cluster's log like the coordinator's would. Only the leader counts, so the
+    /// clock restarts when leadership moves: a delay, never a wrong decision.
+    private func resolveTransactionsInDoubt() {
+        guard replica.leadsWithQuorum else {
+            inDoubt.removeAll()
+            return
+        }
+        let prepared = Set(ledger.locks.values)
+        inDoubt = inDoubt.filter { prepared.contains($0.key) }
+        for id in prepared {
+            let age = inDoubt[id, default: 0] + 1
+            inDoubt[id] = age
+            guard age >= inDoubtTicksMax, !resolving.contains(id),
+                case .prepared(let transaction) = ledger.transactions[id]
+            else { continue }
+            resolving.insert(id)
+            inDoubt[id] = 0  // If this attempt fails, the next one comes after another full timeout.
+            let home = transaction.home
+            logger.notice(
+                "transaction in doubt; asking its home cluster", metadata: ["transaction": "\(id)", "home": "\(home)"])
+            Task { await self.resolve(id, home: home) }
+        }
+    }
+
+    private func resolve(_ id: TransactionID, home: String) async {
+        defer { resolving.remove(id) }
+        let command: LedgerCommand
+        if home == cluster {
+            // This cluster is the home: with no commit chosen here, abort is the decision (a commit chosen first
+            // makes the ledger refuse the abort).
+            command = .abort(id)
+        } else {
+            guard let decisions, let decision = await decisions.decision(of: id, home: home) else {
+                logger.warning("home cluster gave no decision; retrying later", metadata: ["transaction": "\(id)"])
+                return
+            }
+            command = decision == .committed ? .commit(id) : .abort(id)
+        }
+        let outcome = try? await submit(command)
+        logger.notice(
+            "transaction in doubt resolved",
+            metadata: [
+                "transaction": "\(id)", "decision": "\(command)",
+                "outcome": "\(outcome.map(String.init(describing:)) ?? "unavailable")",
+            ])
     }
 
     private func answer(_ outcome: RequestOutcome, results: [RequestID: CommandResult]) {

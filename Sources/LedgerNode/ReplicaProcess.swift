@@ -15,13 +15,13 @@ import ServiceLifecycle
 public struct ReplicaProcess: Sendable {
     public let cluster: ClusterConfig
     public let hosts: HostsFile
-    public let shards: ShardMap
+    public let catalog: Catalog
     public let replica: HostsFile.Replica
 
     /// Checks the files against each other and picks the replica; every problem is an `InputError` naming the file.
-    public init(cluster: ClusterConfig, hosts: HostsFile, shards: ShardMap, replicaName: String) throws(InputError) {
+    public init(cluster: ClusterConfig, hosts: HostsFile, catalog: Catalog, replicaName: String) throws(InputError) {
         try cluster.check(against: hosts)
-        try shards.check(against: hosts)
+        try catalog.shards.check(against: hosts)
         guard cluster.replicaNames.contains(replicaName), let replica = hosts.replica(named: replicaName) else {
             throw InputError(
                 source: cluster.source,
@@ -31,7 +31,7 @@ public struct ReplicaProcess: Sendable {
         }
         self.cluster = cluster
         self.hosts = hosts
-        self.shards = shards
+        self.catalog = catalog
         self.replica = replica
     }
 
@@ -72,10 +72,13 @@ public struct ReplicaProcess: Sendable {
             },
             logger: logger)
         let failure = FailureSignal()
+        let homes = try HomeClusters(
+            asker: cluster.clusterName, hosts: hosts, patience: cluster.paxos.consensusTimeout * 2)
         let node = ReplicaNode(
             cluster: cluster.clusterName, configuration: configuration, store: store, recovered: recovered,
-            peers: peers, accounts: shards.accounts(of: cluster.clusterName), initialBalance: cluster.balanceInitial,
-            seed: UInt64.random(in: .min ... .max), logger: logger, onFailure: { failure.fire($0) })
+            peers: peers, accounts: catalog.ranges(of: cluster.clusterName), initialBalance: cluster.balanceInitial,
+            seed: UInt64.random(in: .min ... .max), logger: logger, decisions: homes,
+            inDoubtTicksMax: configuration.consensusTimeoutTicks * 2, onFailure: { failure.fire($0) })
         let server = GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: Self.numericHost(replica.host), port: replica.port),
@@ -83,11 +86,11 @@ public struct ReplicaProcess: Sendable {
                 config: .defaults { $0.rpc.maxRequestPayloadSize = Self.requestPayloadMax }),
             services: [
                 LedgerService(
-                    node: node, shards: shards, testControlsEnabled: cluster.testControlsEnabled, logger: logger),
+                    node: node, catalog: catalog, testControlsEnabled: cluster.testControlsEnabled, logger: logger),
                 PeerService(node: node, members: configuration.members, logger: logger),
             ])
         var services: [any Service] = [
-            ServerService(server: server), peers, Ticker(node: node, interval: cluster.paxos.tick), failure,
+            ServerService(server: server), peers, homes, Ticker(node: node, interval: cluster.paxos.tick), failure,
         ]
         if let metricsPort = cluster.metricsPort(ofReplica: replica.index) {
             services.append(MetricsServer(host: Self.numericHost(replica.host), port: metricsPort, registry: registry))

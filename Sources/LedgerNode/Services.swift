@@ -9,7 +9,7 @@ import Paxos
 /// inspection calls answer from this replica's own state.
 struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     let node: ReplicaNode
-    let shards: ShardMap
+    let catalog: Catalog
     let testControlsEnabled: Bool
     let logger: Logger
 
@@ -118,8 +118,8 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     }
 
     private func foreignOwner(of accounts: [AccountID]) -> RequestFailure? {
-        for account in accounts where shards.cluster(of: account) != cluster {
-            return .wrongShard(account, owner: shards.cluster(of: account))
+        for account in accounts where catalog.cluster(of: account) != cluster {
+            return .wrongShard(account, owner: catalog.cluster(of: account))
         }
         return nil
     }

@@ -30,10 +30,19 @@ public final class Supervisor: @unchecked Sendable {
         self.children = children
     }
 
+    private let group = DispatchGroup()
+    private var signals: [DispatchSourceSignal] = []
+
     /// Runs until every child has exited. Returns the number of children that exited with a failure status
     /// before a stop was requested.
     public func run() throws -> Int {
-        let signals = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
+        try start()
+        return waitForAll()
+    }
+
+    /// Starts every child and returns; Ctrl-C or SIGTERM to this process stops them all.
+    public func start() throws {
+        signals = [SIGINT, SIGTERM].map { signalNumber -> DispatchSourceSignal in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler { [weak self] in self?.stopAll(reason: signalNumber == SIGINT ? "Ctrl-C" : "SIGTERM")
@@ -41,9 +50,6 @@ public final class Supervisor: @unchecked Sendable {
             source.resume()
             return source
         }
-        defer { signals.forEach { $0.cancel() } }
-
-        let group = DispatchGroup()
         for child in children {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: child.executable)
@@ -76,7 +82,12 @@ public final class Supervisor: @unchecked Sendable {
             lock.unlock()
             Self.say("\(child.name) started (pid \(process.processIdentifier)), log \(child.logFile)")
         }
+    }
+
+    /// Waits until every started child has exited; returns how many failed before a stop was requested.
+    public func waitForAll() -> Int {
         group.wait()
+        signals.forEach { $0.cancel() }
         lock.lock()
         defer { lock.unlock() }
         return failures

@@ -1,49 +1,261 @@
 import ArgumentParser
+import Foundation
 import LedgerClient
 import LedgerCore
+import LedgerNode
+import LedgerRPC
 import LedgerStore
 import Paxos
 
-/// `client tests.csv`: runs a test-set file against the clusters. Argument parsing and wiring only.
+/// `client`: runs test-set files against the ledger, single transfers and reads for scripts, and the inspection
+/// commands of the prompt. Argument parsing and wiring only.
 @main
 struct Client: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a test-set file against the ledger.",
-        subcommands: [Run.self, Status.self],
+        abstract: "Run test sets, transfers and inspections against the ledger.",
+        subcommands: [
+            Run.self, Transfer.self, Balance.self, PrintBalance.self, PrintLogs.self, PrintDatastore.self,
+            Status.self, LocalReplica.self,
+        ],
         defaultSubcommand: Run.self
     )
+}
 
-    /// `client status`: every replica's role, ballot, leader, chosen and applied slots and locks.
-    struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show the status of every replica.")
+/// The files every client command reads.
+struct Deploy: ParsableArguments {
+    @Option(help: "The address book; the cluster configs <cluster>.yaml sit beside it.")
+    var hosts = "configs/hosts.ini"
 
-        @Option(help: "The address book.")
-        var hosts = "configs/hosts.ini"
+    @Option(help: "The shard catalog (default: the `catalog` of the cluster configs).")
+    var catalog: String?
 
-        @Option(help: "Only this cluster, e.g. C1.")
-        var cluster: String?
+    func deployment() throws -> Deployment { try Deployment.load(hostsPath: hosts) }
 
-        func run() async throws {
-            let addressBook = try ConfigFiles.loadHosts(path: hosts)
-            for entry in addressBook.clusters where cluster == nil || cluster == entry.name {
-                let addresses = entry.members.compactMap { name in
-                    addressBook.replica(named: name).map {
-                        ClusterClient.Address(replica: ReplicaID($0.index), host: $0.host, port: $0.port)
-                    }
-                }
-                try await ClusterClient.with(cluster: entry.name, addresses: addresses) { client in
-                    for replica in client.replicas {
-                        do {
-                            let status = try await client.status(of: replica)
-                            let leader = status.leader.map(String.init(describing:)) ?? "-"
-                            print(
-                                "\(entry.name) \(replica): \(status.role) ballot \(status.ballot) leader \(leader) "
-                                    + "chosen \(status.chosenThrough) applied \(status.appliedThrough) "
-                                    + "snapshot \(status.snapshotSlot) locks \(status.locksHeld)"
-                                    + (status.isDisconnected ? " (disconnected)" : ""))
-                        } catch {
-                            print("\(entry.name) \(replica): unreachable (\(error))")
-                        }
+    func readCatalog(_ deployment: Deployment) throws -> Catalog {
+        let catalog = try CatalogFile.read(path: self.catalog ?? deployment.catalogPath)
+        try catalog.shards.check(against: deployment.hosts)
+        return catalog
+    }
+
+    /// Connects to every cluster for the duration of `body`.
+    func connect<Result: Sendable>(_ body: (LedgerConnection) async throws -> Result) async throws -> Result {
+        let deployment = try deployment()
+        return try await LedgerConnection.with(deployment: deployment, catalog: try readCatalog(deployment), body)
+    }
+}
+
+/// `client tests.csv`: runs a test-set file set by set, with the prompt between sets.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a test-set file against the clusters (the default command).",
+        discussion: """
+            Before each set, the servers not in its live list are disconnected and the others reconnected; its \
+            transfers then run concurrently (--sequential: one at a time) and each prints its outcome. Between sets \
+            a prompt takes PrintBalance <account>, PrintLogs <server>, PrintDatastore [server], Performance, next, \
+            exit. With --batch, or when standard input is not a terminal, every set runs without prompting. \
+            --local first starts every cluster of the address book as child processes (building the catalog from \
+            --shards if it is missing) and stops them at the end: the one-command demo.
+            """
+    )
+
+    @Argument(help: "The test-set file, e.g. tests-data/tests.csv.")
+    var file: String
+
+    @OptionGroup var deploy: Deploy
+
+    @Flag(help: "Run every set without prompting, then print the Performance summary.")
+    var batch = false
+
+    @Flag(help: "Issue the transfers of a set one at a time, in file order.")
+    var sequential = false
+
+    @Flag(help: "Start every cluster on this machine as child processes first, and stop them at the end.")
+    var local = false
+
+    @Option(help: "With --local: the shard map the catalog is built from when it is missing.")
+    var shards = "tests-data/shards.csv"
+
+    @Flag(help: "Only check the file against the address book and the catalog.")
+    var check = false
+
+    func run() async throws {
+        let deployment = try deploy.deployment()
+        let tests = try ConfigFiles.loadTestSets(path: file)
+        var clusters: Supervisor?
+        if local {
+            try LocalDeployment.prepareCatalog(deployment, catalogPath: deploy.catalog, shards: shards)
+        }
+        let catalog = try deploy.readCatalog(deployment)
+        try tests.check(against: deployment.hosts, shards: catalog.shards)
+        if check {
+            print(
+                "\(file): \(tests.sets.count) sets valid against \(deploy.hosts) and catalog version \(catalog.version)"
+            )
+            return
+        }
+        if local { clusters = try LocalDeployment.start(deployment) }
+        defer { clusters?.stopAll(reason: "demo finished") }
+        let interactive = !batch && isatty(STDIN_FILENO) == 1
+        try await LedgerConnection.with(deployment: deployment, catalog: catalog) { connection in
+            if local { try await LocalDeployment.waitUntilServing(connection) }
+            let runner = TestSetRunner(connection: connection, sequential: sequential)
+            let inspector = Inspector(connection: connection)
+            var stats = PerformanceStats()
+            for (position, set) in tests.sets.enumerated() {
+                say(
+                    "Set \(set.number) (\(position + 1) of \(tests.sets.count)): \(set.transfers.count) transfers; "
+                        + "live [\(set.liveServers.joined(separator: ", "))]"
+                        + (set.contacts.isEmpty ? "" : "; contacts [\(set.contacts.joined(separator: ", "))]"))
+                let reports = await runner.run(set, stats: &stats) { say("  note: \($0)") }
+                for report in reports { say(report.line) }
+                guard interactive else { continue }
+                if await !prompt(inspector, stats: stats, last: position == tests.sets.count - 1) { break }
+            }
+            say(stats.summary)
+        }
+        // The replicas are stopped by the deferred stopAll; wait so none outlives the demo.
+        if let clusters {
+            clusters.stopAll(reason: "demo finished")
+            _ = clusters.waitForAll()
+        }
+    }
+
+    /// The prompt between sets; false when the user asked to exit.
+    private func prompt(_ inspector: Inspector, stats: PerformanceStats, last: Bool) async -> Bool {
+        while true {
+            FileHandle.standardOutput.write(Data((last ? "end of file> " : "next set> ").utf8))
+            guard let line = readLine() else { return false }
+            let command: PromptCommand
+            do {
+                command = try PromptCommand.parse(line)
+            } catch {
+                say(error.message)
+                continue
+            }
+            switch command {
+            case .next: return !last
+            case .exit: return false
+            case .help: say(PromptCommand.usage)
+            case .performance: say(stats.summary)
+            case .printBalance(let account): say(await inspector.balanceLine(of: account))
+            case .printLogs(let replica): for line in await inspector.logLines(of: replica) { say(line) }
+            case .printDatastore(let replica): for line in await inspector.datastoreLines(of: replica) { say(line) }
+            }
+        }
+    }
+}
+
+/// Prints a line at once, even when standard output is a pipe.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// `client transfer 21 700 2`: prints `committed` (exit 0) or `aborted: <reason>` (exit 1); 2 for anything else.
+struct Transfer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Transfer an amount between two accounts.")
+
+    @Argument(help: "The account debited.") var from: String
+    @Argument(help: "The account credited.") var to: String
+    @Argument(help: "The amount, a positive whole number.") var amount: String
+    @OptionGroup var deploy: Deploy
+
+    func run() async throws {
+        let transfer = try LedgerCore.Transfer(
+            from: try AccountID.parse(from, source: "from"), to: try AccountID.parse(to, source: "to"),
+            amount: try Amount.parse(amount, source: "amount"), source: "command line")
+        let outcome = try await deploy.connect { await $0.transfer(transfer) }
+        say(outcome.description)
+        switch outcome {
+        case .committed: return
+        case .aborted: throw ExitCode(1)
+        case .unknown: throw ExitCode(2)
+        }
+    }
+}
+
+/// `client balance 21`: the committed balance, read linearizably through the leader, as a plain integer.
+struct Balance: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print an account's committed balance.")
+
+    @Argument(help: "The account.") var account: String
+    @OptionGroup var deploy: Deploy
+
+    func run() async throws {
+        let account = try AccountID.parse(account, source: "account")
+        switch try await deploy.connect({ await $0.balance(of: account) }) {
+        case .success(let balance):
+            say("\(balance)")
+        case .failure(let failure):
+            FileHandle.standardError.write(Data("balance of \(account): \(failure)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct PrintBalance: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "print-balance", abstract: "Every replica's own (possibly stale) value of an account.")
+
+    @Argument(help: "The account.") var account: String
+    @OptionGroup var deploy: Deploy
+
+    func run() async throws {
+        let account = try AccountID.parse(account, source: "account")
+        say(try await deploy.connect { await Inspector(connection: $0).balanceLine(of: account) })
+    }
+}
+
+struct PrintLogs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "print-logs", abstract: "A replica's WAL records, like <T7, Update, 100, 2>.")
+
+    @Argument(help: "The server, e.g. S1.") var server: String
+    @OptionGroup var deploy: Deploy
+
+    func run() async throws {
+        for line in try await deploy.connect({ await Inspector(connection: $0).logLines(of: server) }) { say(line) }
+    }
+}
+
+struct PrintDatastore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "print-datastore",
+        abstract: "The committed transactions of one server (or of every server), with slot and ballot.")
+
+    @Argument(help: "The server, e.g. S4; every server when left out.") var server: String?
+    @OptionGroup var deploy: Deploy
+
+    func run() async throws {
+        for line in try await deploy.connect({ await Inspector(connection: $0).datastoreLines(of: server) }) {
+            say(line)
+        }
+    }
+}
+
+/// `client status`: every replica's role, ballot, leader, chosen and applied slots and locks.
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the status of every replica.")
+
+    @OptionGroup var deploy: Deploy
+
+    @Option(help: "Only this cluster, e.g. C1.")
+    var cluster: String?
+
+    func run() async throws {
+        try await deploy.connect { connection in
+            for client in connection.clusters where cluster == nil || cluster == client.cluster {
+                for replica in client.replicas {
+                    do {
+                        let status = try await client.status(of: replica)
+                        let leader = status.leader.map(String.init(describing:)) ?? "-"
+                        say(
+                            "\(client.cluster) \(replica): \(status.role) ballot \(status.ballot) leader \(leader) "
+                                + "chosen \(status.chosenThrough) applied \(status.appliedThrough) "
+                                + "snapshot \(status.snapshotSlot) locks \(status.locksHeld)"
+                                + (status.isDisconnected ? " (disconnected)" : ""))
+                    } catch {
+                        say("\(client.cluster) \(replica): unreachable (\(error))")
                     }
                 }
             }
@@ -51,50 +263,66 @@ struct Client: AsyncParsableCommand {
     }
 }
 
-/// `client tests.csv`: checks (and, once the client work lands, runs) a test-set file.
-struct Run: ParsableCommand {
+/// The replica process the local demo starts (`client --local`); the same code as `cluster replica`.
+struct LocalReplica: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run",
-        abstract: "Run a test-set file against the ledger.",
-        discussion: """
-            This build checks the file only: talking to replicas needs the replica runtime, which is not part of \
-            it yet. With --check the command validates and exits 0; without it, it validates and then says so.
-            """
-    )
+        commandName: "replica", abstract: "Run one replica (started by --local).", shouldDisplay: false)
 
-    @Argument(help: "The test-set file, e.g. tests-data/tests.csv.")
-    var file: String
+    @Argument var config: String
+    @Argument var hosts: String
+    @Option var name: String
 
-    @Option(help: "The address book.")
-    var hosts = "configs/hosts.ini"
+    func run() async throws {
+        try await ReplicaProcess.main(configPath: config, hostsPath: hosts, name: name)
+    }
+}
 
-    @Option(help: "The shard map used to route accounts.")
-    var shards = "tests-data/shards.csv"
-
-    @Flag(help: "Only validate the file.")
-    var check = false
-
-    func run() throws {
-        let addressBook = try ConfigFiles.loadHosts(path: hosts)
+/// The one-command demo's clusters: every replica of the address book as a child process of this client.
+enum LocalDeployment {
+    /// Builds the catalog from `shards` when there is none yet.
+    static func prepareCatalog(_ deployment: Deployment, catalogPath: String?, shards: String) throws {
+        let path = catalogPath ?? deployment.catalogPath
+        guard !FileManager.default.fileExists(atPath: path) else { return }
         let map = try ConfigFiles.loadShards(path: shards)
-        try map.check(against: addressBook)
-        let tests = try ConfigFiles.loadTestSets(path: file)
-        try tests.check(against: addressBook, shards: map)
-        print("\(file): \(tests.sets.count) sets valid against \(hosts) and \(shards)")
-        for set in tests.sets {
-            let live = set.liveServers.joined(separator: ", ")
-            print("  set \(set.number): \(set.transfers.count) transfers; live [\(live)]")
-            for item in set.transfers {
-                let transfer = item.transfer
-                let from = map.cluster(of: transfer.from) ?? "?"
-                let to = map.cluster(of: transfer.to) ?? "?"
-                let kind = from == to ? "intra-shard \(from)" : "cross-shard \(from)->\(to)"
-                print("    (\(transfer.from), \(transfer.to), \(transfer.amount))  \(kind)")
+        try map.check(against: deployment.hosts)
+        if case .created(let catalog) = try CatalogFile.write(map, to: path) {
+            say("catalog \(path) built from \(shards) (version \(catalog.version))")
+        }
+    }
+
+    static func start(_ deployment: Deployment) throws -> Supervisor {
+        guard let executable = Bundle.main.executablePath else {
+            throw ValidationError("cannot find this program's own path to start the replicas")
+        }
+        var children: [Supervisor.Child] = []
+        for cluster in deployment.clusters {
+            let config = Deployment.configPath(of: cluster.clusterName, hostsPath: deployment.hostsPath)
+            for name in cluster.replicaNames {
+                children.append(
+                    Supervisor.Child(
+                        name: name, executable: executable,
+                        arguments: ["replica", config, deployment.hostsPath, "--name", name],
+                        logFile: "\(cluster.dataDirectory)/\(name).log"))
             }
         }
-        if !check {
-            print("Running transfers needs the replica runtime, which is not part of this build yet.")
-            throw ExitCode(2)
+        let supervisor = Supervisor(children: children)
+        try supervisor.start()
+        return supervisor
+    }
+
+    /// Waits until every cluster has a leader that serves its accounts (a linearizable read of its first account).
+    static func waitUntilServing(_ connection: LedgerConnection) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        for cluster in connection.deployment.hosts.clusters {
+            guard let first = connection.catalog.ranges(of: cluster.name).first?.lowerBound else { continue }
+            while case .failure(let failure) = await connection.balance(of: first) {
+                guard ContinuousClock.now < deadline else {
+                    throw ValidationError(
+                        "cluster \(cluster.name) is not serving after 60 s (\(failure)); see its logs")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            say("\(cluster.name) is serving")
         }
     }
 }

@@ -3,9 +3,6 @@ import Foundation
 import LedgerCore
 import LedgerNode
 import LedgerStore
-import Logging
-import Metrics
-import Prometheus
 
 /// `cluster configs/C1.yaml configs/hosts.ini`: starts every replica of a cluster as its own process and stops
 /// them on Ctrl-C; `--replica S2` (or `cluster replica ... --name S2`) runs one replica in this process.
@@ -26,21 +23,19 @@ struct Cluster: AsyncParsableCommand {
         @Argument(help: "The address book, e.g. configs/hosts.ini.")
         var hosts: String
 
-        @Option(help: "The shard map: which accounts this cluster creates and owns.")
-        var shards = "tests-data/shards.csv"
-
-        func load(replica: String?) throws -> (ClusterConfig, HostsFile, ShardMap) {
+        /// Reads and cross-checks the files, and the shard catalog the config names (`shardctl shard` writes it).
+        func load(replica: String?) throws -> (ClusterConfig, HostsFile, Catalog) {
             let cluster = try ConfigFiles.loadCluster(path: config)
             let addressBook = try ConfigFiles.loadHosts(path: hosts)
             try cluster.check(against: addressBook)
-            let map = try ConfigFiles.loadShards(path: shards)
-            try map.check(against: addressBook)
+            let catalog = try CatalogFile.read(path: cluster.catalogPath)
+            try catalog.shards.check(against: addressBook)
             if let replica, !cluster.replicaNames.contains(replica) {
                 throw ValidationError(
                     "\(replica) is not a replica of \(cluster.clusterName) "
                         + "(\(cluster.replicaNames.joined(separator: ", ")))")
             }
-            return (cluster, addressBook, map)
+            return (cluster, addressBook, catalog)
         }
     }
 
@@ -59,9 +54,11 @@ struct Cluster: AsyncParsableCommand {
         var check = false
 
         func run() async throws {
-            let (cluster, addressBook, _) = try files.load(replica: replica)
+            let (cluster, addressBook, catalog) = try files.load(replica: replica)
             if check {
-                print("\(cluster.clusterName): configuration valid (\(files.config), \(files.hosts), \(files.shards))")
+                print(
+                    "\(cluster.clusterName): configuration valid (\(files.config), \(files.hosts), catalog "
+                        + "\(cluster.catalogPath) version \(catalog.version))")
                 return
             }
             if let replica {
@@ -74,7 +71,7 @@ struct Cluster: AsyncParsableCommand {
             let children = cluster.replicaNames.map { name in
                 Supervisor.Child(
                     name: name, executable: executable,
-                    arguments: ["replica", files.config, files.hosts, "--shards", files.shards, "--name", name],
+                    arguments: ["replica", files.config, files.hosts, "--name", name],
                     logFile: "\(cluster.dataDirectory)/\(name).log")
             }
             for name in cluster.replicaNames {
@@ -104,20 +101,7 @@ struct Cluster: AsyncParsableCommand {
         }
 
         static func run(files: Files, name: String) async throws {
-            let (cluster, addressBook, map) = try files.load(replica: name)
-            let process = try ReplicaProcess(cluster: cluster, hosts: addressBook, shards: map, replicaName: name)
-            let level = Logger.Level(rawValue: cluster.logLevel.rawValue) ?? .info
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
-            let registry = PrometheusCollectorRegistry()
-            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-            var logger = Logger(label: "ledger.replica")
-            logger[metadataKey: "replica"] = "\(name)"
-            logger[metadataKey: "cluster"] = "\(cluster.clusterName)"
-            try await process.run(logger: logger, registry: registry)
+            try await ReplicaProcess.main(configPath: files.config, hostsPath: files.hosts, name: name)
         }
     }
 }

@@ -16,11 +16,13 @@ import Testing
     static let concurrency = 16
 
     @Test(.timeLimit(.minutes(3))) func leaderKilledMidLoadThenRestartedReplicaCatchesUp() async throws {
-        let cluster = try LocalCluster(accounts: Self.accounts, initialBalance: Self.initialBalance)
+        let cluster = try TestDeployment(
+            clusters: 1, accountsPerCluster: Self.accounts, initialBalance: Self.initialBalance,
+            consensusTimeout: "2000ms")
         defer { cluster.stopAll() }
         try cluster.start(["S1", "S2", "S3"])
 
-        try await ClusterClient.with(cluster: "C1", addresses: cluster.addresses) { client in
+        try await ClusterClient.with(cluster: "C1", addresses: cluster.addresses(of: "C1")) { client in
             let start = ContinuousClock.now
             let firstLeader = try await cluster.waitForLeader(client, within: .seconds(30))
             try await cluster.waitForAccounts(client, replicas: client.replicas, within: .seconds(30))

@@ -48,7 +48,8 @@ import Testing
             try await Task.sleep(for: .milliseconds(2))
         }
         let service = LedgerService(
-            node: node, shards: shards, testControlsEnabled: testControls, logger: Logger(label: "test"))
+            node: node, catalog: Catalog(version: 1, shards: shards), testControlsEnabled: testControls,
+            logger: Logger(label: "test"))
         let transport = InProcessTransport()
         try await withGRPCServer(transport: transport.server, services: [service]) { _ in
             try await withGRPCClient(transport: transport.client) { client in

@@ -2,78 +2,118 @@ import Foundation
 import LedgerClient
 import LedgerCore
 import LedgerRPC
+import LedgerStore
 import Paxos
 
-/// One cluster of real replica processes (the built `cluster` executable, `replica` subcommand) in a temporary
-/// directory, on loopback ports the kernel picked free. Stops every process it started when asked, and always
+/// Clusters of real replica processes (the built `cluster` executable, `replica` subcommand) in a temporary
+/// directory, on loopback ports the kernel picked free: the files a user would write (hosts.ini, one YAML per
+/// cluster, shards.csv) and the catalog built from them. Stops every process it started when asked, and always
 /// within the test's time limit.
-final class LocalCluster: @unchecked Sendable {
+final class TestDeployment: @unchecked Sendable {
     let directory: URL
+    /// Replica name (`S1`) to its gRPC port.
     let ports: [String: Int]
+    let clusterNames: [String]
+    let accountsPerCluster: Int
+    let initialBalance: Int64
     private let lock = NSLock()
     private var processes: [String: Process] = [:]
 
-    init(accounts: Int, initialBalance: Int64) throws {
+    /// `clusters` clusters of 3 replicas; cluster `C<n>` owns accounts `(n-1)*accountsPerCluster+1 ...
+    /// n*accountsPerCluster`. Timings are short so that elections and in-doubt recovery happen within a test.
+    init(
+        clusters: Int, accountsPerCluster: Int, initialBalance: Int64 = 10, consensusTimeout: String = "1500ms"
+    ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        // A cluster config names a base port and its replicas take consecutive ports, so find three free in a row.
-        let base = try Self.freeConsecutivePorts(3)
-        let ports = ["S1": base, "S2": base + 1, "S3": base + 2]
+        self.accountsPerCluster = accountsPerCluster
+        self.initialBalance = initialBalance
+        clusterNames = (1...clusters).map { "C\($0)" }
+        var ports: [String: Int] = [:]
+        var hosts = ""
+        var shards = "Shard, Cluster, Range\n"
+        for number in 1...clusters {
+            // A cluster config names a base port and its replicas take consecutive ports, so find three in a row.
+            let base = try Self.freeConsecutivePorts(3)
+            let names = (1...3).map { "S\(3 * (number - 1) + $0)" }
+            for (offset, name) in names.enumerated() {
+                ports[name] = base + offset
+                hosts += "\(name)-127.0.0.1:\(base + offset)\n"
+            }
+            hosts += "C\(number)-\(names[0])\nEC\(number)-\(names.joined(separator: ":"))\n"
+            let config = """
+                cluster: C\(number)
+                replicas:
+                  count: 3
+                  start: \(3 * (number - 1) + 1)
+                  subnet: \(base)
+                data_dir: \(directory.path)/data/C\(number)
+                catalog: \(directory.path)/data/catalog.sqlite
+                log_level: info
+                min_balance: 0
+                initial_balance: \(initialBalance)
+                metrics_port: 0
+                test_controls: true
+                paxos:
+                  leader_timeout: 300ms
+                  leader_ping_interval: 50ms
+                  consensus_timeout: \(consensusTimeout)
+                  tick: 10ms
+                """
+            try config.write(
+                to: directory.appendingPathComponent("C\(number).yaml"), atomically: true, encoding: .utf8)
+            let first = (number - 1) * accountsPerCluster + 1
+            shards += "D\(number), C\(number), \(first)-\(first + accountsPerCluster - 1)\n"
+        }
         self.ports = ports
-        let hosts = """
-            S1-127.0.0.1:\(ports["S1"]!)
-            S2-127.0.0.1:\(ports["S2"]!)
-            S3-127.0.0.1:\(ports["S3"]!)
-            C1-S1
-            EC1-S1:S2:S3
-            """
         try hosts.write(to: directory.appendingPathComponent("hosts.ini"), atomically: true, encoding: .utf8)
-        let config = """
-            cluster: C1
-            replicas:
-              count: 3
-              start: 1
-              subnet: \(ports["S1"]!)
-            data_dir: \(directory.path)/data
-            catalog: \(directory.path)/data/catalog.sqlite
-            log_level: info
-            min_balance: 0
-            initial_balance: \(initialBalance)
-            test_controls: true
-            paxos:
-              leader_timeout: 300ms
-              leader_ping_interval: 50ms
-              consensus_timeout: 2000ms
-              tick: 10ms
-            """
-        try config.write(to: directory.appendingPathComponent("C1.yaml"), atomically: true, encoding: .utf8)
-        try "Shard, Cluster, Range\nD1, C1, 1-\(accounts)\n".write(
-            to: directory.appendingPathComponent("shards.csv"), atomically: true, encoding: .utf8)
+        try shards.write(to: directory.appendingPathComponent("shards.csv"), atomically: true, encoding: .utf8)
+        _ = try CatalogFile.write(
+            try ShardMap.parse(shards, source: "shards.csv"), to: "\(directory.path)/data/catalog.sqlite")
     }
 
-    var addresses: [ClusterClient.Address] {
-        ports.sorted { $0.key < $1.key }.map {
-            ClusterClient.Address(replica: ReplicaID(Int($0.key.dropFirst())!), host: "127.0.0.1", port: $0.value)
+    var hostsPath: String { directory.appendingPathComponent("hosts.ini").path }
+
+    func deployment() throws -> Deployment { try Deployment.load(hostsPath: hostsPath) }
+
+    /// Every account of every cluster.
+    var accounts: [AccountID] { (1...(accountsPerCluster * clusterNames.count)).map { AccountID(UInt64($0)) } }
+
+    /// The replicas of `cluster`, by name.
+    func replicas(of cluster: String) -> [String] {
+        let number = Int(cluster.dropFirst())!
+        return (1...3).map { "S\(3 * (number - 1) + $0)" }
+    }
+
+    func addresses(of cluster: String) -> [ClusterClient.Address] {
+        replicas(of: cluster).map {
+            ClusterClient.Address(replica: ReplicaID(Int($0.dropFirst())!), host: "127.0.0.1", port: ports[$0]!)
         }
     }
 
-    /// The built `cluster` executable, next to the test bundle.
-    static var executable: URL {
+    /// A built executable of this package (`cluster`, `client`), next to the test bundle.
+    static func executable(_ name: String) -> URL {
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         while directory.path != "/" {
-            let candidate = directory.appendingPathComponent("cluster")
+            let candidate = directory.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
             directory.deleteLastPathComponent()
         }
-        return URL(fileURLWithPath: "cluster")
+        return URL(fileURLWithPath: name)
+    }
+
+    /// Starts every replica of every cluster.
+    func startAll() throws {
+        try start(clusterNames.flatMap(replicas(of:)))
     }
 
     func start(_ names: [String]) throws {
         for name in names {
             let process = Process()
-            process.executableURL = Self.executable
+            let cluster = "C\((Int(name.dropFirst())! - 1) / 3 + 1)"
+            process.executableURL = Self.executable("cluster")
             process.currentDirectoryURL = directory
-            process.arguments = ["replica", "C1.yaml", "hosts.ini", "--shards", "shards.csv", "--name", name]
+            process.arguments = ["replica", "\(cluster).yaml", "hosts.ini", "--name", name]
             let log = directory.appendingPathComponent("\(name).log")
             if !FileManager.default.fileExists(atPath: log.path) {
                 _ = FileManager.default.createFile(atPath: log.path, contents: nil)

@@ -1,0 +1,207 @@
+import LedgerCore
+import LedgerRPC
+import LedgerStore
+import Paxos
+import Synchronization
+
+/// A client of the whole deployment: connections to every cluster of hosts.ini, the catalog it routes with, the
+/// contact replica of each cluster, and the transaction ids it hands out (its own random client id, then a sequence).
+///
+/// `transfer` runs an intra-shard transfer as one command of the owning cluster, and a cross-shard one as the 2PC of
+/// DESIGN §5 (`Coordinator` performed by `TransactionDriver`). A `wrongShard` answer updates the routing and the
+/// transfer is tried again on the owner.
+public final class LedgerConnection: Sendable {
+    public let deployment: Deployment
+    public let clientID: UInt64
+    /// How long one step of a transfer (a command at one cluster) may take before the client gives up on it: long
+    /// enough for a leader election and a consensus round, short enough that a cluster without quorum is reported.
+    public let stepTimeout: Duration
+    private let connections: [String: ClusterConnections]
+    private let state: Mutex<State>
+
+    private struct State {
+        var catalog: Catalog
+        var contacts: [String: ReplicaID]
+        var nextSequence: UInt64 = 1
+    }
+
+    /// The most misrouted tries of one transfer before it is reported `wrongShard` (each one moved the routing).
+    static let reroutesMax = 3
+
+    init(deployment: Deployment, catalog: Catalog, clientID: UInt64, stepTimeout: Duration) throws {
+        precondition(clientID != LedgerCommand.clusterClient, "client id 0 is the clusters' own")
+        self.deployment = deployment
+        self.clientID = clientID
+        self.stepTimeout = stepTimeout
+        var connections: [String: ClusterConnections] = [:]
+        var contacts: [String: ReplicaID] = [:]
+        for cluster in deployment.hosts.clusters {
+            connections[cluster.name] = try ClusterConnections(
+                cluster: cluster.name, addresses: Self.addresses(of: cluster.name, in: deployment.hosts))
+            contacts[cluster.name] = deployment.hosts.replica(named: cluster.contact).map { ReplicaID($0.index) }
+        }
+        self.connections = connections
+        state = Mutex(State(catalog: catalog, contacts: contacts))
+    }
+
+    /// Connects to every cluster for the duration of `body`.
+    public static func with<Result: Sendable>(
+        deployment: Deployment, catalog: Catalog, clientID: UInt64 = UInt64.random(in: 1 ... .max),
+        stepTimeout: Duration = .seconds(6), _ body: (LedgerConnection) async throws -> Result
+    ) async throws -> Result {
+        let connection = try LedgerConnection(
+            deployment: deployment, catalog: catalog, clientID: clientID, stepTimeout: stepTimeout)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for cluster in connection.connections.values { group.addTask { try await cluster.run() } }
+            defer { for cluster in connection.connections.values { cluster.shutdown() } }
+            return try await body(connection)
+        }
+    }
+
+    static func addresses(of cluster: String, in hosts: HostsFile) -> [ClusterClient.Address] {
+        (hosts.cluster(named: cluster)?.members ?? []).compactMap { name in
+            hosts.replica(named: name).map {
+                ClusterClient.Address(replica: ReplicaID($0.index), host: $0.host, port: $0.port)
+            }
+        }
+    }
+
+    // MARK: - Routing
+
+    public var catalog: Catalog { state.withLock { $0.catalog } }
+
+    /// The client of one cluster; nil for a name hosts.ini does not define.
+    public func cluster(_ name: String) -> ClusterClient? { connections[name]?.client }
+
+    /// The clients of every cluster, in hosts.ini order.
+    public var clusters: [ClusterClient] { deployment.hosts.clusters.compactMap { connections[$0.name]?.client } }
+
+    /// The replica each command to `cluster` goes to first.
+    public func contact(of cluster: String) -> ReplicaID? { state.withLock { $0.contacts[cluster] } }
+
+    /// Makes `replica` the first replica asked in its cluster; refuses a name hosts.ini does not define.
+    public func setContact(_ replica: String) throws(InputError) {
+        guard let entry = deployment.hosts.replica(named: replica),
+            let cluster = deployment.hosts.cluster(of: replica)
+        else {
+            throw InputError(source: "contact", message: "\(replica) is not a replica of \(deployment.hostsPath)")
+        }
+        state.withLock { $0.contacts[cluster.name] = ReplicaID(entry.index) }
+    }
+
+    /// A new transaction id: this client's id and the next sequence number.
+    public func nextTransaction() -> TransactionID {
+        state.withLock { state in
+            defer { state.nextSequence += 1 }
+            return TransactionID(client: clientID, sequence: state.nextSequence)
+        }
+    }
+
+    // MARK: - Transfers and reads
+
+    /// Runs one transfer to its end: committed, aborted with the reason, or unknown (see `TransferOutcome`).
+    public func transfer(_ transfer: Transfer) async -> TransferOutcome {
+        var outcome = TransferOutcome.unknown("not routed")
+        for _ in 0..<Self.reroutesMax {
+            let catalog = self.catalog
+            guard let source = catalog.cluster(of: transfer.from) else {
+                return .aborted(.wrongShard(transfer.from, owner: nil))
+            }
+            guard let target = catalog.cluster(of: transfer.to) else {
+                return .aborted(.wrongShard(transfer.to, owner: nil))
+            }
+            let id = nextTransaction()
+            if source == target {
+                outcome = await intraShard(id, transfer, cluster: source)
+            } else {
+                let changes = [
+                    source: [AccountChange(account: transfer.from, delta: -transfer.amount.value)],
+                    target: [AccountChange(account: transfer.to, delta: transfer.amount.value)],
+                ]
+                outcome = await TransactionDriver(connection: self).run(
+                    Coordinator(id: id, home: source, changes: changes))
+            }
+            guard case .aborted(.wrongShard(let account, let owner?)) = outcome, owner != catalog.cluster(of: account)
+            else { return outcome }
+            // The catalog was stale: the cluster that answered knows the owner. Route there and try again.
+            state.withLock { $0.catalog.move(account, to: owner) }
+        }
+        return outcome
+    }
+
+    private func intraShard(_ id: TransactionID, _ transfer: Transfer, cluster: String) async -> TransferOutcome {
+        let answer = await submit(
+            .transfer(id, from: transfer.from, to: transfer.to, amount: transfer.amount), to: cluster)
+        switch answer {
+        case .applied(.committed): return .committed
+        case .applied(.aborted(let reason)): return .aborted(.refused(reason, cluster: cluster))
+        case .applied(let other): return .unknown("unexpected answer from \(cluster): \(other)")
+        case .wrongShard(let account, let owner): return .aborted(.wrongShard(account, owner: owner))
+        case .unavailable: return .aborted(.noQuorum(cluster: cluster))
+        }
+    }
+
+    /// Submits a command to `cluster` through its contact, within one step's time.
+    func submit(_ command: LedgerCommand, to cluster: String) async -> Coordinator.Answer {
+        guard let client = connections[cluster]?.client, let contact = contact(of: cluster) ?? client.replicas.first
+        else { return .unavailable }
+        return Coordinator.Answer(await client.submit(command, contact: contact, deadline: .now + stepTimeout))
+    }
+
+    /// Asks `cluster`, the home of `id`, for its decision.
+    func askDecision(_ id: TransactionID, of cluster: String) async -> Coordinator.Answer {
+        guard let client = connections[cluster]?.client, let contact = contact(of: cluster) ?? client.replicas.first
+        else { return .unavailable }
+        return Coordinator.Answer(
+            await client.decision(of: id, asker: "client", contact: contact, deadline: .now + stepTimeout))
+    }
+
+    /// The committed balance of `account`, read linearizably at the leader of its cluster.
+    public func balance(of account: AccountID) async -> Result<Int64, RequestFailure> {
+        guard let cluster = catalog.cluster(of: account), let client = connections[cluster]?.client,
+            let contact = contact(of: cluster) ?? client.replicas.first
+        else { return .failure(.wrongShard(account, owner: nil)) }
+        return await client.balance(of: account, contact: contact, deadline: .now + stepTimeout)
+    }
+}
+
+extension Coordinator.Answer {
+    /// A cluster's final answer to a command, as the coordinator sees it: a failure after every retry means the
+    /// cluster could not be reached with a quorum in time.
+    init(_ outcome: CommandOutcome) {
+        switch outcome {
+        case .applied(let result): self = .applied(result)
+        case .failed(.wrongShard(let account, let owner)): self = .wrongShard(account, owner: owner)
+        case .failed: self = .unavailable
+        }
+    }
+}
+
+/// The shell of one `Coordinator`: performs its actions concurrently through the connection and feeds the answers
+/// back until every action has been answered.
+struct TransactionDriver {
+    let connection: LedgerConnection
+
+    func run(_ start: Coordinator) async -> TransferOutcome {
+        var coordinator = start
+        await withTaskGroup(of: (Coordinator.Action, Coordinator.Answer).self) { group in
+            func launch(_ actions: [Coordinator.Action]) {
+                for action in actions {
+                    group.addTask {
+                        switch action {
+                        case .submit(let command, let cluster):
+                            return (action, await connection.submit(command, to: cluster))
+                        case .askDecision(let id, let cluster):
+                            return (action, await connection.askDecision(id, of: cluster))
+                        }
+                    }
+                }
+            }
+            launch(coordinator.start())
+            while let (action, answer) = await group.next() {
+                launch(coordinator.receive(answer, for: action))
+            }
+        }
+        return coordinator.outcome ?? .unknown("the transaction ended without a decision")
+    }
+}

@@ -1,0 +1,203 @@
+import LedgerCore
+import LedgerRPC
+import Paxos
+
+/// The figures of `Performance`: transfers run so far, with the wall-clock time of the sets that ran them and each
+/// transfer's latency from send to answer.
+public struct PerformanceStats: Sendable {
+    public private(set) var committed = 0
+    public private(set) var aborted = 0
+    public private(set) var unknown = 0
+    public private(set) var wallClock: Duration = .zero
+    public private(set) var latencies: [Duration] = []
+
+    public init() {}
+
+    mutating func record(_ outcome: TransferOutcome, latency: Duration) {
+        switch outcome {
+        case .committed: committed += 1
+        case .aborted: aborted += 1
+        case .unknown: unknown += 1
+        }
+        latencies.append(latency)
+    }
+
+    mutating func addWallClock(_ duration: Duration) { wallClock += duration }
+
+    /// The latency below which `fraction` of the transfers answered (nearest rank).
+    public func latency(percentile fraction: Double) -> Duration? {
+        guard !latencies.isEmpty else { return nil }
+        let sorted = latencies.sorted()
+        let rank = Int((fraction * Double(sorted.count)).rounded(.up))
+        return sorted[min(sorted.count - 1, max(0, rank - 1))]
+    }
+
+    public var summary: String {
+        let total = committed + aborted + unknown
+        guard total > 0 else { return "Performance: no transfers yet" }
+        let seconds = Double(wallClock.components.seconds) + Double(wallClock.components.attoseconds) / 1e18
+        let mean = latencies.reduce(Duration.zero, +) / latencies.count
+        let throughput = seconds > 0 ? Double(committed) / seconds : 0
+        return "Performance: \(total) transfers (\(committed) committed, \(aborted) aborted, \(unknown) unknown) in "
+            + "\(Self.format(wallClock)); \(String(format2: throughput)) committed/s; latency mean "
+            + "\(Self.format(mean)), p50 \(Self.format(latency(percentile: 0.5)!)), p99 \(Self.format(latency(percentile: 0.99)!))"
+    }
+
+    static func format(_ duration: Duration) -> String {
+        let milliseconds = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        return milliseconds >= 1000
+            ? "\(String(format2: milliseconds / 1000)) s" : "\(String(format2: milliseconds)) ms"
+    }
+}
+
+extension String {
+    /// A number with two decimals, without Foundation.
+    init(format2 value: Double) {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = abs(hundredths % 100)
+        self = "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}
+
+/// One transfer of a set and how it ended.
+public struct TransferReport: Sendable {
+    public var transfer: Transfer
+    public var outcome: TransferOutcome
+    public var latency: Duration
+
+    /// `(21, 700, 2) committed` or `(21, 700, 2) aborted: insufficient funds`.
+    public var line: String { "\(transfer) \(outcome)" }
+}
+
+/// Runs the sets of a test file against the deployment (DESIGN §1): before each set, the servers not in its live
+/// list are disconnected and the others reconnected, and its contact servers are used; then its transfers run,
+/// concurrently or one at a time.
+public struct TestSetRunner: Sendable {
+    public let connection: LedgerConnection
+    public let sequential: Bool
+
+    public init(connection: LedgerConnection, sequential: Bool) {
+        self.connection = connection
+        self.sequential = sequential
+    }
+
+    /// Runs one set; returns its transfers' reports in file order. `note` receives remarks (an unreachable server).
+    public func run(_ set: TestSet, stats: inout PerformanceStats, note: (String) -> Void) async -> [TransferReport] {
+        for problem in await applyConnectivity(live: Set(set.liveServers)) { note(problem) }
+        for contact in set.contacts {
+            do { try connection.setContact(contact) } catch { note("\(error)") }
+        }
+        let started = ContinuousClock.now
+        var reports: [TransferReport?] = Array(repeating: nil, count: set.transfers.count)
+        if sequential {
+            for (index, item) in set.transfers.enumerated() { reports[index] = await run(item.transfer) }
+        } else {
+            await withTaskGroup(of: (Int, TransferReport).self) { group in
+                for (index, item) in set.transfers.enumerated() {
+                    group.addTask { (index, await run(item.transfer)) }
+                }
+                for await (index, report) in group { reports[index] = report }
+            }
+        }
+        stats.addWallClock(ContinuousClock.now - started)
+        let done = reports.map { $0! }
+        for report in done { stats.record(report.outcome, latency: report.latency) }
+        return done
+    }
+
+    private func run(_ transfer: Transfer) async -> TransferReport {
+        let started = ContinuousClock.now
+        let outcome = await connection.transfer(transfer)
+        return TransferReport(transfer: transfer, outcome: outcome, latency: ContinuousClock.now - started)
+    }
+
+    /// Disconnects every server not in `live` and reconnects the others; returns what could not be done.
+    public func applyConnectivity(live: Set<String>) async -> [String] {
+        await withTaskGroup(of: String?.self) { group in
+            for cluster in connection.clusters {
+                for replica in cluster.replicas {
+                    let connected = live.contains(replica.description)
+                    group.addTask {
+                        do {
+                            try await cluster.setConnected(connected, replica: replica)
+                            return nil
+                        } catch {
+                            return "could not \(connected ? "reconnect" : "disconnect") \(replica): \(error)"
+                        }
+                    }
+                }
+            }
+            var problems: [String] = []
+            for await problem in group { if let problem { problems.append(problem) } }
+            return problems.sorted()
+        }
+    }
+}
+
+/// The answers to the prompt's inspection commands, as lines to print.
+public struct Inspector: Sendable {
+    public let connection: LedgerConnection
+
+    public init(connection: LedgerConnection) {
+        self.connection = connection
+    }
+
+    /// `S1: 8, S2: 8, S3: 8 (disconnected)`: each replica's own, possibly stale, value of `account`.
+    public func balanceLine(of account: AccountID) async -> String {
+        guard let owner = connection.catalog.cluster(of: account), let cluster = connection.cluster(owner) else {
+            return "account \(account) belongs to no cluster of the catalog"
+        }
+        var parts: [String] = []
+        for replica in cluster.replicas {
+            do {
+                let local = try await cluster.localBalance(of: account, at: replica)
+                let value = local.balance.map(String.init) ?? "no such account"
+                parts.append("\(replica): \(value)" + (local.isDisconnected ? " (disconnected)" : ""))
+            } catch {
+                parts.append("\(replica): unreachable")
+            }
+        }
+        return parts.joined(separator: ", ")
+    }
+
+    /// The WAL records of `replica`, one per line.
+    public func logLines(of replica: String) async -> [String] {
+        guard let (cluster, id) = locate(replica) else { return ["\(replica) is not a server of the deployment"] }
+        do {
+            let records = try await cluster.logs(of: id)
+            return records.isEmpty ? ["\(replica): no WAL records"] : records.map(\.description)
+        } catch {
+            return ["\(replica): unreachable (\(error))"]
+        }
+    }
+
+    /// The committed transactions of `replica` (every replica when nil), in commit order, with slot and ballot.
+    public func datastoreLines(of replica: String?) async -> [String] {
+        let names =
+            replica.map { [$0] }
+            ?? connection.deployment.hosts.clusters.flatMap(\.members)
+        var lines: [String] = []
+        for name in names {
+            guard let (cluster, id) = locate(name) else {
+                lines.append("\(name) is not a server of the deployment")
+                continue
+            }
+            do {
+                let records = try await cluster.datastore(of: id)
+                lines.append("\(name): \(records.count) committed")
+                lines += records.map { "  \($0)" }
+            } catch {
+                lines.append("\(name): unreachable (\(error))")
+            }
+        }
+        return lines
+    }
+
+    private func locate(_ replica: String) -> (ClusterClient, ReplicaID)? {
+        guard let entry = connection.deployment.hosts.replica(named: replica),
+            let owner = connection.deployment.hosts.cluster(of: replica),
+            let cluster = connection.cluster(owner.name)
+        else { return nil }
+        return (cluster, ReplicaID(entry.index))
+    }
+}

@@ -1,0 +1,58 @@
+import LedgerClient
+import LedgerCore
+import LedgerRPC
+import Paxos
+import ServiceLifecycle
+
+/// The other clusters of the deployment, as a replica sees them when it asks a home cluster for the decision of a
+/// transaction in doubt (DESIGN §5.3). One set of long-lived connections per cluster, run as a service of the
+/// replica's group.
+final class HomeClusters: DecisionSource, Service {
+    private let asker: String
+    private let connections: [String: ClusterConnections]
+    private let contacts: [String: ReplicaID]
+    /// How long one question may take: the home cluster answers within its consensus timeout when it has a quorum.
+    private let patience: Duration
+
+    init(asker: String, hosts: HostsFile, patience: Duration) throws {
+        self.asker = asker
+        self.patience = patience
+        var connections: [String: ClusterConnections] = [:]
+        var contacts: [String: ReplicaID] = [:]
+        for cluster in hosts.clusters where cluster.name != asker {
+            let addresses = cluster.members.compactMap { name in
+                hosts.replica(named: name).map {
+                    ClusterClient.Address(replica: ReplicaID($0.index), host: $0.host, port: $0.port)
+                }
+            }
+            connections[cluster.name] = try ClusterConnections(cluster: cluster.name, addresses: addresses)
+            contacts[cluster.name] = hosts.replica(named: cluster.contact).map { ReplicaID($0.index) }
+        }
+        self.connections = connections
+        self.contacts = contacts
+    }
+
+    func decision(of id: TransactionID, home: String) async -> CommandResult? {
+        guard let client = connections[home]?.client, let contact = contacts[home] ?? client.replicas.first else {
+            return nil
+        }
+        let outcome = await client.decision(
+            of: id, asker: asker, contact: contact, deadline: .now + patience)
+        switch outcome {
+        case .applied(.committed): return .committed
+        case .applied(.aborted(let reason)): return .aborted(reason)
+        default: return nil
+        }
+    }
+
+    /// Keeps the connections up until the replica shuts down (with no other cluster, it just waits: ending early
+    /// would end the replica's whole service group).
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for connection in connections.values { group.addTask { try await connection.run() } }
+            try? await gracefulShutdown()
+            for connection in connections.values { connection.shutdown() }
+            try await group.waitForAll()
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import LedgerCore
+
+/// Every cluster of a `hosts.ini`, with its config read from `<cluster>.yaml` in the same folder (`configs/C1.yaml`
+/// beside `configs/hosts.ini`): what the client, `shardctl` and the local demo need to know about the deployment.
+///
+/// Invariants: every cluster of `hosts` has a config that agrees with it, and all of them name the same catalog.
+public struct Deployment: Sendable {
+    public var hostsPath: String
+    public var hosts: HostsFile
+    /// In the order of `hosts.clusters`.
+    public var clusters: [ClusterConfig]
+
+    /// The shard catalog every cluster config names.
+    public var catalogPath: String { clusters[0].catalogPath }
+
+    /// The config file of `cluster`, beside hosts.ini.
+    public static func configPath(of cluster: String, hostsPath: String) -> String {
+        URL(fileURLWithPath: hostsPath).deletingLastPathComponent().appendingPathComponent("\(cluster).yaml")
+            .relativePath(from: hostsPath)
+    }
+
+    /// Reads hosts.ini and the config of each cluster it names; refuses a missing config, one that disagrees with
+    /// hosts.ini, and configs that name different catalogs.
+    public static func load(hostsPath: String) throws(InputError) -> Deployment {
+        let hosts = try ConfigFiles.loadHosts(path: hostsPath)
+        guard !hosts.clusters.isEmpty else {
+            throw InputError(source: hostsPath, message: "names no cluster; add lines like EC1-S1:S2:S3 and C1-S1")
+        }
+        var clusters: [ClusterConfig] = []
+        for entry in hosts.clusters {
+            let path = configPath(of: entry.name, hostsPath: hostsPath)
+            let config = try ConfigFiles.loadCluster(path: path)
+            try config.check(against: hosts)
+            guard config.clusterName == entry.name else {
+                throw InputError(
+                    source: path, message: "configures cluster \(config.clusterName), but its name says \(entry.name)")
+            }
+            if let first = clusters.first, first.catalogPath != config.catalogPath {
+                throw InputError(
+                    source: path,
+                    message:
+                        "names the catalog \(config.catalogPath), but \(first.source) names \(first.catalogPath); "
+                        + "every cluster routes with the same catalog")
+            }
+            clusters.append(config)
+        }
+        return Deployment(hostsPath: hostsPath, hosts: hosts, clusters: clusters)
+    }
+}
+
+extension URL {
+    /// This file's path written like `reference` was: relative when the reference path was relative.
+    fileprivate func relativePath(from reference: String) -> String {
+        guard !reference.hasPrefix("/") else { return path }
+        let base = FileManager.default.currentDirectoryPath + "/"
+        return path.hasPrefix(base) ? String(path.dropFirst(base.count)) : path
+    }
+}

@@ -1,0 +1,328 @@
+import Foundation
+import LedgerCore
+import LedgerRPC
+import LedgerStore
+import Paxos
+import Testing
+
+@testable import LedgerClient
+
+/// Cross-shard transfers and the test-set runner on real replica processes: the shipped test file against a
+/// sequential reference model, the same file run concurrently, and a 2PC coordinator that dies or loses a
+/// participant's leader half-way.
+extension ClusterProcessTests {
+    static let packageDirectory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let shippedTests = packageDirectory.appendingPathComponent("tests-data/tests.csv").path
+
+    /// The demo path exactly as a user runs it (`client --local --batch --sequential`, catalog built from
+    /// shards.csv), compared outcome by outcome with `ReferenceLedger`; then the replicas are started again from
+    /// their files and every touched account must hold the model's balance on every replica, with total money
+    /// unchanged.
+    @Test(.timeLimit(.minutes(4))) func shippedTestSetsMatchTheSequentialModel() async throws {
+        let deployment = try TestDeployment(clusters: 3, accountsPerCluster: 1000)
+        defer { deployment.stopAll() }
+        try FileManager.default.removeItem(atPath: try deployment.deployment().catalogPath)
+        let file = try ConfigFiles.loadTestSets(path: Self.shippedTests)
+
+        let run = try runClient(
+            [
+                "run", Self.shippedTests, "--hosts", deployment.hostsPath, "--local", "--batch", "--sequential",
+                "--shards", deployment.directory.appendingPathComponent("shards.csv").path,
+            ],
+            in: deployment.directory, within: .seconds(180))
+        #expect(run.status == 0, "client exited \(run.status):\n\(run.output)")
+        #expect(run.output.contains("built from"), "the catalog was not built:\n\(run.output)")
+        let lines = run.output.split(separator: "\n").filter { $0.hasPrefix("(") }.map(String.init)
+
+        var model = ReferenceLedger(deployment: deployment)
+        var expected: [String] = []
+        for set in file.sets {
+            for item in set.transfers {
+                expected.append("\(item.transfer) \(model.apply(item.transfer, live: Set(set.liveServers)))")
+            }
+        }
+        #expect(lines == expected)
+        #expect(run.output.contains("Performance: \(expected.count) transfers"))
+        // The demo stopped every replica it started: their ports are free again.
+        for port in deployment.ports.values {
+            #expect((try? TestDeployment.bindPort(port)) == port, "a replica still listens on \(port)")
+        }
+
+        try deployment.startAll()
+        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
+            connection in
+            try await deployment.waitUntilServing(connection)
+            for account in model.touched.sorted() {
+                let balance = await connection.balance(of: account)
+                #expect(balance == .success(model.balance(of: account)), "account \(account)")
+            }
+            try await deployment.expectConsistent(connection, total: model.total)
+        }
+        print("integration: tests.csv sequential: \(expected.count) transfers matched the reference model")
+    }
+
+    /// The same file with each set's transfers issued at once: outcomes may differ from the sequential order
+    /// (locks), but money is conserved, every replica of a cluster holds the same balances and no lock is left.
+    @Test(.timeLimit(.minutes(4))) func concurrentTestSetsConserveMoney() async throws {
+        let deployment = try TestDeployment(clusters: 3, accountsPerCluster: 1000)
+        defer { deployment.stopAll() }
+        try deployment.startAll()
+        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
+            connection in
+            try await deployment.waitUntilServing(connection)
+            let run = try runClient(
+                ["run", Self.shippedTests, "--hosts", deployment.hostsPath, "--batch"], in: deployment.directory,
+                within: .seconds(180))
+            #expect(run.status == 0, "client exited \(run.status):\n\(run.output)")
+            let lines = run.output.split(separator: "\n").filter { $0.hasPrefix("(") }
+            #expect(lines.count == 23)
+            #expect(lines.allSatisfy { $0.hasSuffix(" committed") || $0.contains(" aborted: ") }, "\(lines)")
+            let total = Int64(deployment.accounts.count) * deployment.initialBalance
+            try await deployment.expectConsistent(connection, total: total)
+            print(
+                "integration: tests.csv concurrent: \(lines.filter { $0.hasSuffix("committed") }.count) of 23 committed"
+            )
+        }
+    }
+
+    /// A coordinator that dies after collecting the votes leaves no lock once the in-doubt timeout passes: the
+    /// transaction is aborted everywhere and a late commit is refused. One that dies after the home cluster chose
+    /// commit still commits everywhere.
+    @Test(.timeLimit(.minutes(3))) func deadCoordinatorsLeaveNoTransactionInDoubt() async throws {
+        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms")
+        defer { deployment.stopAll() }
+        try deployment.startAll()
+        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
+            connection in
+            try await deployment.waitUntilServing(connection)
+
+            // Dies with both votes in hand, before any decision.
+            let undecided = connection.nextTransaction()
+            var first = Coordinator(
+                id: undecided, home: "C1",
+                changes: ["C1": [change(1, -3)], "C2": [change(21, +3)]])
+            let next = await drive(&first, connection, stopBefore: isCommit)
+            #expect(next == [.submit(.commit(undecided), to: "C1")], "both voted yes; the commit was next")
+            #expect(await deployment.locksHeld(connection) ?? 0 > 0, "the prepares locked their accounts")
+            let started = ContinuousClock.now
+            try await deployment.waitUntilNoLocks(connection, within: .seconds(30))
+            let recovery = ContinuousClock.now - started
+            #expect(await connection.balance(of: AccountID(1)) == .success(10))
+            #expect(await connection.balance(of: AccountID(21)) == .success(10))
+            for cluster in ["C1", "C2"] {
+                for replica in deployment.replicas(of: cluster) {
+                    let wal = try await connection.cluster(cluster)!.logs(of: ReplicaID(Int(replica.dropFirst())!))
+                    #expect(wal.contains(WALRecord(transaction: undecided, kind: .abort)), "\(replica) has no abort")
+                }
+            }
+            let late = await connection.submit(.commit(undecided), to: "C1")
+            guard case .applied(.refused) = late else {
+                Issue.record("a late commit after the recovery abort was not refused: \(late)")
+                return
+            }
+
+            // Dies right after the commit point: the home chose commit, C2 was never told.
+            let decided = connection.nextTransaction()
+            var second = Coordinator(
+                id: decided, home: "C1", changes: ["C1": [change(2, -3)], "C2": [change(22, +3)]])
+            _ = await drive(&second, connection, stopBefore: { $0 == .submit(.commit(decided), to: "C2") })
+            #expect(second.outcome == .committed)
+            try await deployment.waitUntilNoLocks(connection, within: .seconds(30))
+            #expect(await connection.balance(of: AccountID(2)) == .success(7))
+            #expect(await connection.balance(of: AccountID(22)) == .success(13))
+            try await deployment.expectConsistent(connection, total: Int64(40) * deployment.initialBalance)
+            print("integration: dead coordinator: in-doubt transaction aborted by recovery after \(recovery)")
+        }
+    }
+
+    /// The leader of a participant cluster is killed between prepare and commit: the transaction still completes
+    /// on every participant, and the killed replica, restarted, agrees.
+    @Test(.timeLimit(.minutes(3))) func participantLeaderKilledBetweenPrepareAndCommit() async throws {
+        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms")
+        defer { deployment.stopAll() }
+        try deployment.startAll()
+        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
+            connection in
+            try await deployment.waitUntilServing(connection)
+            let id = connection.nextTransaction()
+            var coordinator = Coordinator(
+                id: id, home: "C1", changes: ["C1": [change(5, -4)], "C2": [change(25, +4)]])
+            let pending = await drive(&coordinator, connection, stopBefore: isCommit)
+            #expect(pending == [.submit(.commit(id), to: "C1")], "both voted yes; the commit was next")
+            let c2 = connection.cluster("C2")!
+            let leader = try await deployment.waitForLeader(c2, within: .seconds(10))
+            deployment.kill(leader)
+            let killedAt = ContinuousClock.now
+            _ = await drive(&coordinator, connection, resuming: pending, stopBefore: { _ in false })
+            let completion = ContinuousClock.now - killedAt
+            #expect(coordinator.outcome == .committed)
+            try await deployment.waitUntilNoLocks(connection, within: .seconds(30), skipping: [leader])
+            #expect(await connection.balance(of: AccountID(5)) == .success(6))
+            #expect(await connection.balance(of: AccountID(25)) == .success(14))
+            try deployment.start([leader.description])
+            try await deployment.expectConsistent(connection, total: Int64(40) * deployment.initialBalance)
+            print("integration: participant leader \(leader) killed mid-2PC; committed \(completion) later")
+        }
+    }
+}
+
+/// A client that dies once it holds every vote: before it sends the first commit.
+func isCommit(_ action: Coordinator.Action) -> Bool {
+    if case .submit(.commit, _) = action { return true }
+    return false
+}
+
+func change(_ account: UInt64, _ delta: Int64) -> AccountChange {
+    AccountChange(account: AccountID(account), delta: delta)
+}
+
+/// Performs a coordinator's actions one at a time, as a client would, until `stopBefore` says the client dies
+/// before an action; returns the actions not performed.
+func drive(
+    _ coordinator: inout Coordinator, _ connection: LedgerConnection, resuming: [Coordinator.Action]? = nil,
+    stopBefore: (Coordinator.Action) -> Bool
+) async -> [Coordinator.Action] {
+    var queue = resuming ?? coordinator.start()
+    while !queue.isEmpty {
+        let action = queue.removeFirst()
+        if stopBefore(action) { return [action] + queue }
+        let answer: Coordinator.Answer
+        switch action {
+        case .submit(let command, let cluster): answer = await connection.submit(command, to: cluster)
+        case .askDecision(let id, let cluster): answer = await connection.askDecision(id, of: cluster)
+        }
+        queue += coordinator.receive(answer, for: action)
+    }
+    return []
+}
+
+/// The expected outcome of each transfer of a test file run one at a time: a cluster without a live majority
+/// answers no quorum, a debit below zero is refused, anything else commits.
+struct ReferenceLedger {
+    let deployment: TestDeployment
+    private var balances: [AccountID: Int64] = [:]
+    private(set) var touched: Set<AccountID> = []
+
+    init(deployment: TestDeployment) {
+        self.deployment = deployment
+    }
+
+    var total: Int64 { Int64(deployment.accounts.count) * deployment.initialBalance }
+
+    func balance(of account: AccountID) -> Int64 { balances[account] ?? deployment.initialBalance }
+
+    func cluster(of account: AccountID) -> String {
+        "C\((Int(account.value) - 1) / deployment.accountsPerCluster + 1)"
+    }
+
+    mutating func apply(_ transfer: Transfer, live: Set<String>) -> String {
+        let source = cluster(of: transfer.from)
+        let target = cluster(of: transfer.to)
+        func hasQuorum(_ cluster: String) -> Bool {
+            deployment.replicas(of: cluster).filter(live.contains).count >= 2
+        }
+        if !hasQuorum(source) { return "aborted: no quorum in \(source)" }
+        if balance(of: transfer.from) - transfer.amount.value < 0 { return "aborted: insufficient funds" }
+        if !hasQuorum(target) { return "aborted: no quorum in \(target)" }
+        balances[transfer.from] = balance(of: transfer.from) - transfer.amount.value
+        balances[transfer.to] = balance(of: transfer.to) + transfer.amount.value
+        touched.formUnion([transfer.from, transfer.to])
+        return "committed"
+    }
+}
+
+/// Runs the built `client` executable; its output (stdout and stderr) and exit status.
+func runClient(_ arguments: [String], in directory: URL, within limit: Duration) throws -> (
+    status: Int32, output: String
+) {
+    let process = Process()
+    process.executableURL = TestDeployment.executable("client")
+    process.arguments = arguments
+    process.currentDirectoryURL = directory
+    let output = directory.appendingPathComponent("client-\(UUID().uuidString).out")
+    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: output)
+    process.standardOutput = handle
+    process.standardError = handle
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let deadline = ContinuousClock.now + limit
+    while process.isRunning && ContinuousClock.now < deadline { usleep(50_000) }
+    if process.isRunning {
+        process.terminate()
+        process.waitUntilExit()
+    }
+    try handle.close()
+    return (process.terminationStatus, try String(contentsOf: output, encoding: .utf8))
+}
+
+extension TestDeployment {
+    func catalog() throws -> Catalog { try CatalogFile.read(path: try deployment().catalogPath) }
+
+    /// Waits until every cluster answers a linearizable read of its first account.
+    func waitUntilServing(_ connection: LedgerConnection, within limit: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + limit
+        for cluster in clusterNames {
+            let first = AccountID(UInt64((Int(cluster.dropFirst())! - 1) * accountsPerCluster + 1))
+            while case .failure(let failure) = await connection.balance(of: first) {
+                guard ContinuousClock.now < deadline else {
+                    throw ClusterTimeout("\(cluster) not serving after \(limit): \(failure); logs in \(directory.path)")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    /// Locks held over every replica not skipped; nil while one of them does not answer (a restarting replica).
+    func locksHeld(_ connection: LedgerConnection, skipping: Set<ReplicaID> = []) async -> Int? {
+        var held = 0
+        for cluster in connection.clusters {
+            for replica in cluster.replicas where !skipping.contains(replica) {
+                guard let status = try? await cluster.status(of: replica) else { return nil }
+                held += status.locksHeld
+            }
+        }
+        return held
+    }
+
+    func waitUntilNoLocks(
+        _ connection: LedgerConnection, within limit: Duration, skipping: Set<ReplicaID> = []
+    ) async throws {
+        let deadline = ContinuousClock.now + limit
+        while await locksHeld(connection, skipping: skipping) != 0 {
+            guard ContinuousClock.now < deadline else {
+                throw ClusterTimeout("locks still held after \(limit); logs in \(directory.path)")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Every replica of each cluster applies the same slots and holds the same balances, no lock is held, and the
+    /// accounts of all clusters add up to `total`.
+    func expectConsistent(_ connection: LedgerConnection, total: Int64) async throws {
+        try await waitUntilNoLocks(connection, within: .seconds(30))
+        var sum: Int64 = 0
+        for cluster in connection.clusters {
+            let leader = try await waitForLeader(cluster, within: .seconds(10))
+            let target = try await cluster.status(of: leader).appliedThrough
+            let accounts = accounts.filter { connection.catalog.cluster(of: $0) == cluster.cluster }
+            var reference: [Int64]?
+            for replica in cluster.replicas {
+                try await waitUntilApplied(cluster, replica: replica, through: target, within: .seconds(30))
+                var values: [Int64] = []
+                for account in accounts {
+                    values.append(try #require(try await cluster.localBalance(of: account, at: replica).balance))
+                }
+                if let reference {
+                    #expect(values == reference, "\(replica) differs from the other replicas of \(cluster.cluster)")
+                } else {
+                    reference = values
+                    sum += values.reduce(0, +)
+                }
+                #expect(values.allSatisfy { $0 >= 0 })
+            }
+        }
+        #expect(sum == total, "total money \(sum), expected \(total)")
+    }
+}
