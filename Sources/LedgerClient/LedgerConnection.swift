@@ -13,9 +13,14 @@ import Synchronization
 public final class LedgerConnection: Sendable {
     public let deployment: Deployment
     public let clientID: UInt64
-    /// How long one step of a transfer (a command at one cluster) may take before the client gives up on it: long
-    /// enough for a leader election and a consensus round, short enough that a cluster without quorum is reported.
+    /// How long one step of a transfer (a command at one cluster) may take before the client gives up on it:
+    /// `stepTimeoutsMax` times the longest consensus timeout of the clusters, long enough for a leader election and a
+    /// consensus round, short enough that a cluster without quorum is reported.
     public let stepTimeout: Duration
+
+    /// The step timeout in consensus timeouts. Replicas wait longer than two steps before they resolve a prepared
+    /// transaction themselves (`ReplicaProcess.inDoubtTimeoutsMax`).
+    public static let stepTimeoutsMax = 2
     private let connections: [String: ClusterConnections]
     private let state: Mutex<State>
 
@@ -28,11 +33,11 @@ public final class LedgerConnection: Sendable {
     /// The most misrouted tries of one transfer before it is reported `wrongShard` (each one moved the routing).
     static let reroutesMax = 3
 
-    init(deployment: Deployment, catalog: Catalog, clientID: UInt64, stepTimeout: Duration) throws {
+    init(deployment: Deployment, catalog: Catalog, clientID: UInt64) throws {
         precondition(clientID != LedgerCommand.clusterClient, "client id 0 is the clusters' own")
         self.deployment = deployment
         self.clientID = clientID
-        self.stepTimeout = stepTimeout
+        stepTimeout = deployment.clusters.map(\.paxos.consensusTimeout).max()! * Self.stepTimeoutsMax
         var connections: [String: ClusterConnections] = [:]
         var contacts: [String: ReplicaID] = [:]
         for cluster in deployment.hosts.clusters {
@@ -47,10 +52,9 @@ public final class LedgerConnection: Sendable {
     /// Connects to every cluster for the duration of `body`.
     public static func with<Result: Sendable>(
         deployment: Deployment, catalog: Catalog, clientID: UInt64 = UInt64.random(in: 1 ... .max),
-        stepTimeout: Duration = .seconds(6), _ body: (LedgerConnection) async throws -> Result
+        _ body: (LedgerConnection) async throws -> Result
     ) async throws -> Result {
-        let connection = try LedgerConnection(
-            deployment: deployment, catalog: catalog, clientID: clientID, stepTimeout: stepTimeout)
+        let connection = try LedgerConnection(deployment: deployment, catalog: catalog, clientID: clientID)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for cluster in connection.connections.values { group.addTask { try await cluster.run() } }
             defer { for cluster in connection.connections.values { cluster.shutdown() } }

@@ -81,8 +81,11 @@ public struct TestSetRunner: Sendable {
         self.sequential = sequential
     }
 
-    /// Runs one set; returns its transfers' reports in file order. `note` receives remarks (an unreachable server).
-    public func run(_ set: TestSet, stats: inout PerformanceStats, note: (String) -> Void) async -> [TransferReport] {
+    /// Runs one set; returns its transfers' reports in file order. `note` receives remarks (an unreachable server);
+    /// `progress` the number of transfers answered so far, after each answer.
+    public func run(
+        _ set: TestSet, stats: inout PerformanceStats, note: (String) -> Void, progress: (Int) -> Void = { _ in }
+    ) async -> [TransferReport] {
         for problem in await applyConnectivity(live: Set(set.liveServers)) { note(problem) }
         for contact in set.contacts {
             do { try connection.setContact(contact) } catch { note("\(error)") }
@@ -90,13 +93,21 @@ public struct TestSetRunner: Sendable {
         let started = ContinuousClock.now
         var reports: [TransferReport?] = Array(repeating: nil, count: set.transfers.count)
         if sequential {
-            for (index, item) in set.transfers.enumerated() { reports[index] = await run(item.transfer) }
+            for (index, item) in set.transfers.enumerated() {
+                reports[index] = await run(item.transfer)
+                progress(index + 1)
+            }
         } else {
             await withTaskGroup(of: (Int, TransferReport).self) { group in
                 for (index, item) in set.transfers.enumerated() {
                     group.addTask { (index, await run(item.transfer)) }
                 }
-                for await (index, report) in group { reports[index] = report }
+                var answered = 0
+                for await (index, report) in group {
+                    reports[index] = report
+                    answered += 1
+                    progress(answered)
+                }
             }
         }
         stats.addWallClock(ContinuousClock.now - started)

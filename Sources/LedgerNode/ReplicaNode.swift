@@ -271,7 +271,7 @@ public actor ReplicaNode {
     /// decision then goes through this cluster's log like the coordinator's would. Only the leader counts, so the
     /// clock restarts when leadership moves: a delay, never a wrong decision.
     private func resolveTransactionsInDoubt() {
-        guard replica.leadsWithQuorum else {
+        guard replica.role == .leader else {
             inDoubt.removeAll()
             return
         }
@@ -280,7 +280,7 @@ public actor ReplicaNode {
         for id in prepared {
             let age = inDoubt[id, default: 0] + 1
             inDoubt[id] = age
-            guard age >= inDoubtTicksMax, !resolving.contains(id),
+            guard age >= inDoubtTicksMax, replica.leadsWithQuorum, !resolving.contains(id),
                 case .prepared(let transaction) = ledger.transactions[id]
             else { continue }
             resolving.insert(id)

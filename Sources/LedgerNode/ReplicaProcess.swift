@@ -78,7 +78,8 @@ public struct ReplicaProcess: Sendable {
             cluster: cluster.clusterName, configuration: configuration, store: store, recovered: recovered,
             peers: peers, accounts: catalog.ranges(of: cluster.clusterName), initialBalance: cluster.balanceInitial,
             seed: UInt64.random(in: .min ... .max), logger: logger, decisions: homes,
-            inDoubtTicksMax: configuration.consensusTimeoutTicks * 2, onFailure: { failure.fire($0) })
+            inDoubtTicksMax: configuration.consensusTimeoutTicks * Self.inDoubtTimeoutsMax,
+            onFailure: { failure.fire($0) })
         let server = GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: Self.numericHost(replica.host), port: replica.port),
@@ -109,6 +110,11 @@ public struct ReplicaProcess: Sendable {
         try await group.run()
         if let reason = failure.reason { throw ReplicaStopped(description: reason) }
     }
+
+    /// A prepared transaction is in doubt after this many consensus timeouts. A live coordinator needs at most two
+    /// steps (prepare, then commit at the home), each at most `LedgerConnection.stepTimeoutsMax` consensus
+    /// timeouts, so recovery never races a coordinator that is only slow.
+    static let inDoubtTimeoutsMax: Tick = 5
 
     /// Catch-up snapshots travel in one message; the default 4 MiB would refuse a large shard's history.
     static let requestPayloadMax = 256 * 1024 * 1024

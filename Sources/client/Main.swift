@@ -107,7 +107,14 @@ struct Run: AsyncParsableCommand {
                     "Set \(set.number) (\(position + 1) of \(tests.sets.count)): \(set.transfers.count) transfers; "
                         + "live [\(set.liveServers.joined(separator: ", "))]"
                         + (set.contacts.isEmpty ? "" : "; contacts [\(set.contacts.joined(separator: ", "))]"))
-                let reports = await runner.run(set, stats: &stats) { say("  note: \($0)") }
+                let showProgress = isatty(STDOUT_FILENO) == 1 && set.transfers.count >= Self.progressThreshold
+                let reports = await runner.run(
+                    set, stats: &stats, note: { say("  note: \($0)") },
+                    progress: { done in
+                        guard showProgress, done % 50 == 0 || done == set.transfers.count else { return }
+                        FileHandle.standardOutput.write(Data("\r  \(done) of \(set.transfers.count) answered".utf8))
+                        if done == set.transfers.count { say("") }
+                    })
                 for report in reports { say(report.line) }
                 guard interactive else { continue }
                 if await !prompt(inspector, stats: stats, last: position == tests.sets.count - 1) { break }
@@ -120,6 +127,9 @@ struct Run: AsyncParsableCommand {
             _ = clusters.waitForAll()
         }
     }
+
+    /// Sets with at least this many transfers show a progress line on a terminal while they run.
+    static let progressThreshold = 200
 
     /// The prompt between sets; false when the user asked to exit.
     private func prompt(_ inspector: Inspector, stats: PerformanceStats, last: Bool) async -> Bool {

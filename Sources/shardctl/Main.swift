@@ -13,28 +13,49 @@ struct ShardControl: ParsableCommand {
 
     struct Shard: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract:
-                "Check a shards.csv against the address book (writing the SQLite catalog comes with the catalog work)."
+            abstract: "Build the shard catalog (which cluster owns which account) from a shards.csv.",
+            discussion: """
+                The catalog is the SQLite file the cluster configs name (`catalog:`); clusters create their \
+                accounts from it on first start and clients route with it. Running the command again with the same \
+                ranges changes nothing; other ranges are refused unless --replace is given.
+                """
         )
 
         @Argument(help: "The shard map, e.g. tests-data/shards.csv.")
         var shards: String
 
-        @Option(help: "The address book.")
+        @Option(help: "The address book; the cluster configs <cluster>.yaml sit beside it.")
         var hosts = "configs/hosts.ini"
 
+        @Option(help: "Where to write the catalog (default: the `catalog` of the cluster configs).")
+        var catalog: String?
+
+        @Flag(help: "Replace a catalog that holds other ranges (only before any cluster has created its accounts).")
+        var replace = false
+
         func run() throws {
-            let addressBook = try ConfigFiles.loadHosts(path: hosts)
+            let deployment = try Deployment.load(hostsPath: hosts)
             let map = try ConfigFiles.loadShards(path: shards)
-            try map.check(against: addressBook)
-            print("\(shards): \(map.shards.count) shards valid against \(hosts)")
-            for shard in map.shards {
+            try map.check(against: deployment.hosts)
+            let path = catalog ?? deployment.catalogPath
+            let written: Catalog
+            switch try CatalogFile.write(map, to: path, replace: replace) {
+            case .created(let catalog):
+                written = catalog
+                print("\(path): catalog created from \(shards) (version \(catalog.version))")
+            case .unchanged(let catalog):
+                written = catalog
+                print("\(path): already holds these ranges (version \(catalog.version)); nothing changed")
+            case .replaced(let catalog):
+                written = catalog
+                print("\(path): ranges replaced from \(shards) (version \(catalog.version))")
+            }
+            for shard in written.shards.shards {
                 let count = shard.accounts.upperBound.value - shard.accounts.lowerBound.value + 1
                 print(
                     "  \(shard.name)  \(shard.cluster)  accounts \(shard.accounts.lowerBound)-\(shard.accounts.upperBound) (\(count))"
                 )
             }
-            print("The SQLite catalog is not part of this build yet; nothing was written.")
         }
     }
 }

@@ -292,7 +292,15 @@ extension TestDeployment {
         let deadline = ContinuousClock.now + limit
         while await locksHeld(connection, skipping: skipping) != 0 {
             guard ContinuousClock.now < deadline else {
-                throw ClusterTimeout("locks still held after \(limit); logs in \(directory.path)")
+                var held: [String] = []
+                for cluster in connection.clusters {
+                    for replica in cluster.replicas where !skipping.contains(replica) {
+                        let status = try? await cluster.status(of: replica)
+                        held.append("\(replica): \(status.map { "\($0.locksHeld) locks" } ?? "unreachable")")
+                    }
+                }
+                throw ClusterTimeout(
+                    "locks still held after \(limit) (\(held.joined(separator: ", "))); logs in \(directory.path)")
             }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -301,27 +309,37 @@ extension TestDeployment {
     /// Every replica of each cluster applies the same slots and holds the same balances, no lock is held, and the
     /// accounts of all clusters add up to `total`.
     func expectConsistent(_ connection: LedgerConnection, total: Int64) async throws {
-        try await waitUntilNoLocks(connection, within: .seconds(30))
+        try await waitUntilNoLocks(connection, within: .seconds(60))
         var sum: Int64 = 0
         for cluster in connection.clusters {
             let leader = try await waitForLeader(cluster, within: .seconds(10))
             let target = try await cluster.status(of: leader).appliedThrough
             let accounts = accounts.filter { connection.catalog.cluster(of: $0) == cluster.cluster }
-            var reference: [Int64]?
             for replica in cluster.replicas {
                 try await waitUntilApplied(cluster, replica: replica, through: target, within: .seconds(30))
-                var values: [Int64] = []
-                for account in accounts {
-                    values.append(try #require(try await cluster.localBalance(of: account, at: replica).balance))
-                }
-                if let reference {
-                    #expect(values == reference, "\(replica) differs from the other replicas of \(cluster.cluster)")
-                } else {
-                    reference = values
-                    sum += values.reduce(0, +)
-                }
-                #expect(values.allSatisfy { $0 >= 0 })
             }
+            // Every replica's balances, read side by side.
+            let values = try await withThrowingTaskGroup(of: (ReplicaID, [Int64?]).self) { group in
+                for replica in cluster.replicas {
+                    group.addTask {
+                        var values: [Int64?] = []
+                        for account in accounts {
+                            values.append(try await cluster.localBalance(of: account, at: replica).balance)
+                        }
+                        return (replica, values)
+                    }
+                }
+                var all: [ReplicaID: [Int64?]] = [:]
+                for try await (replica, balances) in group { all[replica] = balances }
+                return all
+            }
+            let reference = try #require(values[cluster.replicas[0]])
+            #expect(reference.allSatisfy { $0 != nil && $0! >= 0 }, "missing or negative balances")
+            for replica in cluster.replicas {
+                #expect(
+                    values[replica] == reference, "\(replica) differs from the other replicas of \(cluster.cluster)")
+            }
+            sum += reference.compactMap { $0 }.reduce(0, +)
         }
         #expect(sum == total, "total money \(sum), expected \(total)")
     }

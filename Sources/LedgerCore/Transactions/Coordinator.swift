@@ -81,6 +81,8 @@ public struct Coordinator: Sendable {
     /// Set once the decision is known; never changes after.
     public private(set) var outcome: TransferOutcome?
     private var yes: Set<String> = []
+    /// Participants that could not answer a prepare in time (no quorum, unreachable).
+    private var unavailable: Set<String> = []
     private var awaiting: Set<String> = []
 
     public var participants: [String] { changes.keys.sorted() }
@@ -121,6 +123,7 @@ public struct Coordinator: Sendable {
                 // Not an answer a prepare gets for a fresh transaction id: refuse to go on with it.
                 return abort(.refused(.invalid("unexpected answer to prepare: \(answer)"), cluster: cluster))
             case .unavailable:
+                unavailable.insert(cluster)
                 return abort(.noQuorum(cluster: cluster))
             case .wrongShard(let account, let owner):
                 return abort(.wrongShard(account, owner: owner))
@@ -164,9 +167,14 @@ public struct Coordinator: Sendable {
         precondition(outcome == nil, "\(id): abort after the decision \(outcome!)")
         outcome = .aborted(reason)
         phase = .finishing
-        // Abort everywhere, including where the prepare's fate is unknown: an abort for a transaction a cluster
-        // has not seen is recorded, so a late prepare is refused there.
-        awaiting = Set(participants)
-        return participants.map { .submit(.abort(id), to: $0) }
+        // Abort at every participant that can answer, including one whose vote is still in flight: an abort for a
+        // transaction a cluster has not seen is recorded, so a late prepare is refused there. A participant that
+        // could not answer its prepare in time would not answer this either; should its prepare be applied after
+        // all, its in-doubt recovery asks the home cluster, which has the abort (or, being that participant itself,
+        // aborts on its own).
+        let told = participants.filter { !unavailable.contains($0) }
+        awaiting = Set(told)
+        if awaiting.isEmpty { phase = .done }
+        return told.map { .submit(.abort(id), to: $0) }
     }
 }
