@@ -169,6 +169,61 @@ public final class LedgerConnection: Sendable {
     }
 }
 
+extension LedgerConnection {
+    /// A wait on the clusters that did not end in time.
+    public struct WaitTimedOut: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Waits until every cluster of the catalog answers a linearizable read of its first account: it has a leader
+    /// with a live majority and has created its accounts.
+    public func waitUntilServing(within limit: Duration) async throws {
+        let deadline = ContinuousClock.now + limit
+        for cluster in deployment.hosts.clusters {
+            guard let first = catalog.ranges(of: cluster.name).first?.lowerBound else { continue }
+            while case .failure(let failure) = await balance(of: first) {
+                guard ContinuousClock.now < deadline else {
+                    throw WaitTimedOut(description: "cluster \(cluster.name) is not serving after \(limit): \(failure)")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+}
+
+extension LedgerConnection {
+    /// Locks held by prepared transactions, summed over every replica not skipped; nil while one does not answer.
+    public func locksHeld(skipping: Set<ReplicaID> = []) async -> Int? {
+        var held = 0
+        for cluster in clusters {
+            for replica in cluster.replicas where !skipping.contains(replica) {
+                guard let status = try? await cluster.status(of: replica) else { return nil }
+                held += status.locksHeld
+            }
+        }
+        return held
+    }
+
+    /// Waits until no replica (but the skipped ones) holds a lock: every cross-shard transaction is decided
+    /// everywhere, so an audit sees no money in flight.
+    public func waitUntilNoLocks(within limit: Duration, skipping: Set<ReplicaID> = []) async throws {
+        let deadline = ContinuousClock.now + limit
+        while await locksHeld(skipping: skipping) != 0 {
+            guard ContinuousClock.now < deadline else {
+                var held: [String] = []
+                for cluster in clusters {
+                    for replica in cluster.replicas where !skipping.contains(replica) {
+                        let status = try? await cluster.status(of: replica)
+                        held.append("\(replica): \(status.map { "\($0.locksHeld) locks" } ?? "unreachable")")
+                    }
+                }
+                throw WaitTimedOut(description: "locks still held after \(limit) (\(held.joined(separator: ", ")))")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
 extension Coordinator.Answer {
     /// A cluster's final answer to a command, as the coordinator sees it: a failure after every retry means the
     /// cluster could not be reached with a quorum in time.

@@ -15,7 +15,7 @@ struct Client: AsyncParsableCommand {
         abstract: "Run test sets, transfers and inspections against the ledger.",
         subcommands: [
             Run.self, Transfer.self, Balance.self, PrintBalance.self, PrintLogs.self, PrintDatastore.self,
-            Status.self, LocalReplica.self,
+            Status.self, BenchCommand.self, LocalReplica.self,
         ],
         defaultSubcommand: Run.self
     )
@@ -273,6 +273,62 @@ struct Status: AsyncParsableCommand {
     }
 }
 
+/// `client bench`: closed-loop load against running clusters (DESIGN §8).
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Closed-loop load against the running clusters, with latency percentiles and a money audit.",
+        discussion: """
+            Keeps --concurrency transfers in flight for --duration seconds after --warmup seconds, prints a table \
+            (committed and aborted per second, aborts by reason, latency p50/p90/p99/p999/max for intra- and \
+            cross-shard transfers) and last one line for scripts. total_ok compares the sum of every account's \
+            committed balance before and after the run.
+            """)
+
+    @OptionGroup var deploy: Deploy
+    @Option(help: "Seconds measured.") var duration = 20
+    @Option(help: "Seconds of load before measuring.") var warmup = 2
+    @Option(help: "Transfers in flight.") var concurrency = 8
+    @Option(name: .customLong("cross-shard"), help: "Fraction of cross-shard transfers, 0 to 1.") var crossShard = 0.1
+    @Option(help: "Accounts taking part, spread over the clusters (default: all of the catalog).") var accounts: Int?
+    @Option(help: "Amount of each transfer.") var amount: Int64 = 1
+    @Option(help: "Zipf exponent of the account choice; 0 is uniform.") var skew = 0.0
+    @Option(help: "Seed of the workload.") var seed: UInt64 = 1
+    @Option(help: "Also write the full result as JSON to this file.") var json: String?
+
+    func validate() throws {
+        guard duration >= 1, duration <= 3600 else { throw ValidationError("--duration must be 1 to 3600 seconds") }
+        guard warmup >= 0, warmup <= 600 else { throw ValidationError("--warmup must be 0 to 600 seconds") }
+        guard concurrency >= 1, concurrency <= 4096 else { throw ValidationError("--concurrency must be 1 to 4096") }
+        guard (0...1).contains(crossShard) else { throw ValidationError("--cross-shard must be between 0 and 1") }
+        guard accounts.map({ $0 >= 2 }) ?? true else { throw ValidationError("--accounts must be at least 2") }
+        guard amount >= 1 else { throw ValidationError("--amount must be a positive whole number") }
+        guard skew >= 0, skew <= 10 else { throw ValidationError("--skew must be 0 to 10") }
+    }
+
+    func run() async throws {
+        let options = BenchOptions(
+            duration: .seconds(duration), warmup: .seconds(warmup), concurrency: concurrency, crossShard: crossShard,
+            accounts: accounts, amount: amount, skew: skew, seed: seed)
+        let showProgress = isatty(STDOUT_FILENO) == 1
+        let result = try await deploy.connect { connection in
+            try await connection.waitUntilServing(within: .seconds(30))
+            return await Bench(connection: connection, options: options).run { committed in
+                if showProgress { FileHandle.standardOutput.write(Data("\r  \(committed) committed".utf8)) }
+            }
+        }
+        if showProgress { say("") }
+        say(result.table)
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(result).write(to: URL(fileURLWithPath: json))
+        }
+        say(result.line)
+        if !result.totalOK { throw ExitCode(1) }
+    }
+}
+
 /// The replica process the local demo starts (`client --local`); the same code as `cluster replica`.
 struct LocalReplica: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -320,19 +376,8 @@ enum LocalDeployment {
         return supervisor
     }
 
-    /// Waits until every cluster has a leader that serves its accounts (a linearizable read of its first account).
     static func waitUntilServing(_ connection: LedgerConnection) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        for cluster in connection.deployment.hosts.clusters {
-            guard let first = connection.catalog.ranges(of: cluster.name).first?.lowerBound else { continue }
-            while case .failure(let failure) = await connection.balance(of: first) {
-                guard ContinuousClock.now < deadline else {
-                    throw ValidationError(
-                        "cluster \(cluster.name) is not serving after 60 s (\(failure)); see its logs")
-                }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            say("\(cluster.name) is serving")
-        }
+        try await connection.waitUntilServing(within: .seconds(60))
+        say("every cluster is serving: \(connection.deployment.hosts.clusterNames.joined(separator: ", "))")
     }
 }

@@ -104,7 +104,7 @@ extension ClusterProcessTests {
                 changes: ["C1": [change(1, -3)], "C2": [change(21, +3)]])
             let next = await drive(&first, connection, stopBefore: isCommit)
             #expect(next == [.submit(.commit(undecided), to: "C1")], "both voted yes; the commit was next")
-            #expect(await deployment.locksHeld(connection) ?? 0 > 0, "the prepares locked their accounts")
+            #expect(await connection.locksHeld() ?? 0 > 0, "the prepares locked their accounts")
             let started = ContinuousClock.now
             try await deployment.waitUntilNoLocks(connection, within: .seconds(30))
             let recovery = ContinuousClock.now - started
@@ -260,49 +260,21 @@ func runClient(_ arguments: [String], in directory: URL, within limit: Duration)
 extension TestDeployment {
     func catalog() throws -> Catalog { try CatalogFile.read(path: try deployment().catalogPath) }
 
-    /// Waits until every cluster answers a linearizable read of its first account.
-    func waitUntilServing(_ connection: LedgerConnection, within limit: Duration = .seconds(60)) async throws {
-        let deadline = ContinuousClock.now + limit
-        for cluster in clusterNames {
-            let first = AccountID(UInt64((Int(cluster.dropFirst())! - 1) * accountsPerCluster + 1))
-            while case .failure(let failure) = await connection.balance(of: first) {
-                guard ContinuousClock.now < deadline else {
-                    throw ClusterTimeout("\(cluster) not serving after \(limit): \(failure); logs in \(directory.path)")
-                }
-                try await Task.sleep(for: .milliseconds(100))
-            }
+    func waitUntilServing(_ connection: LedgerConnection) async throws {
+        do {
+            try await connection.waitUntilServing(within: .seconds(60))
+        } catch {
+            throw ClusterTimeout("\(error); logs in \(directory.path)")
         }
-    }
-
-    /// Locks held over every replica not skipped; nil while one of them does not answer (a restarting replica).
-    func locksHeld(_ connection: LedgerConnection, skipping: Set<ReplicaID> = []) async -> Int? {
-        var held = 0
-        for cluster in connection.clusters {
-            for replica in cluster.replicas where !skipping.contains(replica) {
-                guard let status = try? await cluster.status(of: replica) else { return nil }
-                held += status.locksHeld
-            }
-        }
-        return held
     }
 
     func waitUntilNoLocks(
         _ connection: LedgerConnection, within limit: Duration, skipping: Set<ReplicaID> = []
     ) async throws {
-        let deadline = ContinuousClock.now + limit
-        while await locksHeld(connection, skipping: skipping) != 0 {
-            guard ContinuousClock.now < deadline else {
-                var held: [String] = []
-                for cluster in connection.clusters {
-                    for replica in cluster.replicas where !skipping.contains(replica) {
-                        let status = try? await cluster.status(of: replica)
-                        held.append("\(replica): \(status.map { "\($0.locksHeld) locks" } ?? "unreachable")")
-                    }
-                }
-                throw ClusterTimeout(
-                    "locks still held after \(limit) (\(held.joined(separator: ", "))); logs in \(directory.path)")
-            }
-            try await Task.sleep(for: .milliseconds(100))
+        do {
+            try await connection.waitUntilNoLocks(within: limit, skipping: skipping)
+        } catch {
+            throw ClusterTimeout("\(error); logs in \(directory.path)")
         }
     }
 
@@ -342,5 +314,73 @@ extension TestDeployment {
             sum += reference.compactMap { $0 }.reduce(0, +)
         }
         #expect(sum == total, "total money \(sum), expected \(total)")
+    }
+}
+
+extension ClusterProcessTests {
+    /// A client whose catalog is stale is told the owner by `wrongShard`, routes there and completes the transfer;
+    /// the script commands print what the README promises, with its exit codes.
+    @Test(.timeLimit(.minutes(3))) func staleRoutingAndScriptCommands() async throws {
+        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms")
+        defer { deployment.stopAll() }
+        try deployment.startAll()
+        var stale = try deployment.catalog()
+        stale.move(AccountID(25), to: "C1")  // Wrong: 25 lives in C2.
+        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: stale) { connection in
+            try await deployment.waitUntilServing(connection)
+            let transfer = try Transfer(from: AccountID(5), to: AccountID(25), amount: Amount(4))
+            #expect(await connection.transfer(transfer) == .committed)
+            #expect(connection.catalog.cluster(of: AccountID(25)) == "C2", "the client did not learn the owner")
+            #expect(await connection.balance(of: AccountID(25)) == .success(14))
+        }
+
+        let hosts = ["--hosts", deployment.hostsPath]
+        let committed = try runClient(
+            ["transfer", "1", "2", "3"] + hosts, in: deployment.directory, within: .seconds(30))
+        #expect(committed.status == 0)
+        #expect(committed.output == "committed\n")
+        let refused = try runClient(
+            ["transfer", "1", "2", "100"] + hosts, in: deployment.directory, within: .seconds(30))
+        #expect(refused.status == 1)
+        #expect(refused.output == "aborted: insufficient funds\n")
+        let cross = try runClient(["transfer", "2", "21", "1"] + hosts, in: deployment.directory, within: .seconds(30))
+        #expect(cross.status == 0)
+        #expect(cross.output == "committed\n")
+        let balance = try runClient(["balance", "1"] + hosts, in: deployment.directory, within: .seconds(30))
+        #expect(balance.status == 0)
+        #expect(balance.output == "7\n")
+        let local = try runClient(["print-balance", "2"] + hosts, in: deployment.directory, within: .seconds(30))
+        #expect(local.output.hasPrefix("S1: ") && local.output.contains(": 12"), "\(local.output)")
+        let bad = try runClient(["transfer", "1", "1", "5"] + hosts, in: deployment.directory, within: .seconds(30))
+        #expect(bad.status != 0)
+        #expect(bad.output.contains("itself"), "\(bad.output)")
+        let logs = try runClient(["print-logs", "S4"] + hosts, in: deployment.directory, within: .seconds(30))
+        #expect(logs.output.contains("Update, 21, 11>"), "\(logs.output)")
+    }
+}
+
+extension ClusterProcessTests {
+    /// A short `client bench` run: it commits transfers of both kinds, reports latencies, and its audit finds the
+    /// total unchanged. (Figures are not judged here: benchmarks are not timed tests.)
+    @Test(.timeLimit(.minutes(2))) func benchSmokeRun() async throws {
+        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 50, consensusTimeout: "1000ms")
+        defer { deployment.stopAll() }
+        try deployment.startAll()
+        let json = deployment.directory.appendingPathComponent("bench.json")
+        let run = try runClient(
+            [
+                "bench", "--hosts", deployment.hostsPath, "--duration", "2", "--warmup", "0", "--concurrency", "4",
+                "--cross-shard", "0.5", "--json", json.path,
+            ], in: deployment.directory, within: .seconds(90))
+        #expect(run.status == 0, "\(run.output)")
+        let last = try #require(run.output.split(separator: "\n").last.map(String.init))
+        #expect(last.hasSuffix("total_ok=true"), "\(last)")
+        let result = try JSONDecoder().decode(BenchResult.self, from: Data(contentsOf: json))
+        #expect(result.committed > 0)
+        #expect(result.intraShard.count > 0 && result.crossShard.count > 0)
+        #expect(result.totalBefore == Int64(100) * deployment.initialBalance)
+        #expect(result.totalAfter == result.totalBefore)
+        #expect(result.crossShard.p50 > 0 && result.crossShard.p50 <= result.crossShard.p99)
+        print("integration: bench smoke: \(last)")
     }
 }
