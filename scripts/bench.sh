@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The benchmark matrix: starts the three clusters of configs/ fresh (a copy in a temporary folder, release build,
 # fsync on), runs `client bench` for concurrency 1 / 8 / 64 x cross-shard 0 / 0.1 / 1, writes
-# bench-results/<date>.md and .csv, and stops everything. Needs the ports of configs/hosts.ini (6001-6009) and the
+# bench-results/<date>.md and .csv, and stops everything. Every run starts from fresh clusters (3000 accounts at
+# balance 10), as the peer scripts of ../shared/peers do, since balances random-walk to zero over a run. Needs the ports of configs/hosts.ini (6001-6009) and the
 # metrics ports (9101-9309) free. DURATION (seconds measured per run, default 20) and WARMUP (default 2) scale it;
-# the default matrix takes about 5 minutes after the build.
+# the default matrix takes about 5 minutes after the build. SCRATCH_PATH names another build folder (.build-NAME).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -11,8 +12,10 @@ DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-2}
 
 echo "== release build"
-swift build -c release
-bin=$(swift build -c release --show-bin-path)
+scratch=()
+if [ -n "${SCRATCH_PATH:-}" ]; then scratch=(--scratch-path "$SCRATCH_PATH"); fi
+swift build -c release "${scratch[@]}"
+bin=$(swift build -c release "${scratch[@]}" --show-bin-path)
 
 work=$(mktemp -d /tmp/ledger-bench.XXXXXX)
 cp -r configs tests-data "$work/"
@@ -21,14 +24,9 @@ pids=()
 stop() {
     for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    pids=()
 }
 trap stop EXIT
-
-"$bin/shardctl" shard tests-data/shards.csv
-for cluster in C1 C2 C3; do
-    "$bin/cluster" "configs/$cluster.yaml" configs/hosts.ini > "cluster-$cluster.out" 2>&1 &
-    pids+=($!)
-done
 
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 mkdir -p "$repo/bench-results"
@@ -48,11 +46,19 @@ echo "concurrency,cross_shard,committed_per_s,aborted_per_s,p50_ms,p99_ms,cross_
 for concurrency in 1 8 64; do
     for cross in 0 0.1 1; do
         echo "== concurrency $concurrency, cross-shard $cross"
+        rm -rf data
+        "$bin/shardctl" shard tests-data/shards.csv > /dev/null
+        pids=()
+        for cluster in C1 C2 C3; do
+            "$bin/cluster" "configs/$cluster.yaml" configs/hosts.ini > "cluster-$cluster.out" 2>&1 &
+            pids+=($!)
+        done
         line=$("$bin/client" bench --duration "$DURATION" --warmup "$WARMUP" --concurrency "$concurrency" \
             --cross-shard "$cross" --json "bench-$concurrency-$cross.json" | tee /dev/stderr | tail -n 1)
         value() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
         echo "$concurrency,$cross,$(value committed_per_s),$(value aborted_per_s),$(value p50_ms),$(value p99_ms),$(value cross_p99_ms),$(value total_ok)" >> "$csv"
         echo "| $concurrency | $cross | $(value committed_per_s) | $(value aborted_per_s) | $(value p50_ms) | $(value p99_ms) | $(value cross_p99_ms) | $(value total_ok) |" >> "$md"
+        stop
     done
 done
 echo "== results: $md"

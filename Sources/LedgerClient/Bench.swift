@@ -144,10 +144,11 @@ public struct Bench: Sendable {
         let measureFrom = start + options.warmup
         let end = measureFrom + options.duration
         var tally = Tally()
+        let workerSeeds = Self.workerSeeds(options.seed, count: options.concurrency)
         await withTaskGroup(of: Tally?.self) { group in
             for worker in 0..<options.concurrency {
                 group.addTask {
-                    var random = SeededRandom(seed: options.seed &+ UInt64(worker) &* 0x9E37_79B9_7F4A_7C15)
+                    var random = SeededRandom(seed: workerSeeds[worker])
                     var tally = Tally()
                     while ContinuousClock.now < end {
                         let (transfer, isCross) = workload.next(using: &random)
@@ -199,6 +200,13 @@ public struct Bench: Sendable {
             aborted: tally.aborted, unknown: tally.unknown, abortsByReason: tally.reasons,
             intraShard: LatencySummary(tally.intra), crossShard: LatencySummary(tally.cross), all: LatencySummary(all),
             totalBefore: totalBefore, totalAfter: totalAfter)
+    }
+
+    /// Each worker's seed: an output of a generator seeded with the bench's seed. (SplitMix streams seeded a fixed
+    /// step apart are one stream shifted, so the workers would all send the same transfers.)
+    static func workerSeeds(_ seed: UInt64, count: Int) -> [UInt64] {
+        var seeds = SeededRandom(seed: seed)
+        return (0..<count).map { _ in seeds.next() }
     }
 
     /// The kind of an abort, without the account-specific details, for counting.

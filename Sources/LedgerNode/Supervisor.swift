@@ -95,7 +95,17 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Prints a line at once, even when standard output is a file or a pipe (print would buffer it).
     public static func say(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        write(line + "\n")
+    }
+
+    /// Writes text to standard output at once. A reader that went away (`client status | head -3`) ends this
+    /// process quietly, as a closed pipe ends any command-line tool, instead of trapping.
+    public static func write(_ text: String, to handle: FileHandle = .standardOutput) {
+        do {
+            try handle.write(contentsOf: Data(text.utf8))
+        } catch {
+            exit(0)
+        }
     }
 
     /// Asks every child to stop (SIGTERM, then SIGKILL after 10 seconds).

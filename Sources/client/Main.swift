@@ -82,7 +82,6 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let deployment = try deploy.deployment()
         let tests = try ConfigFiles.loadTestSets(path: file)
-        var clusters: Supervisor?
         if local {
             try LocalDeployment.prepareCatalog(deployment, catalogPath: deploy.catalog, shards: shards)
         }
@@ -94,8 +93,14 @@ struct Run: AsyncParsableCommand {
             )
             return
         }
-        if local { clusters = try LocalDeployment.start(deployment) }
-        defer { clusters?.stopAll(reason: "demo finished") }
+        let clusters = local ? try LocalDeployment.start(deployment) : nil
+        defer {
+            // Every replica the demo started is stopped and waited for, however the run ended.
+            if let clusters {
+                clusters.stopAll(reason: "demo finished")
+                _ = clusters.waitForAll()
+            }
+        }
         let interactive = !batch && isatty(STDIN_FILENO) == 1
         try await LedgerConnection.with(deployment: deployment, catalog: catalog) { connection in
             if local { try await LocalDeployment.waitUntilServing(connection) }
@@ -112,7 +117,7 @@ struct Run: AsyncParsableCommand {
                     set, stats: &stats, note: { say("  note: \($0)") },
                     progress: { done in
                         guard showProgress, done % 50 == 0 || done == set.transfers.count else { return }
-                        FileHandle.standardOutput.write(Data("\r  \(done) of \(set.transfers.count) answered".utf8))
+                        Supervisor.write("\r  \(done) of \(set.transfers.count) answered")
                         if done == set.transfers.count { say("") }
                     })
                 for report in reports { say(report.line) }
@@ -120,11 +125,6 @@ struct Run: AsyncParsableCommand {
                 if await !prompt(inspector, stats: stats, last: position == tests.sets.count - 1) { break }
             }
             say(stats.summary)
-        }
-        // The replicas are stopped by the deferred stopAll; wait so none outlives the demo.
-        if let clusters {
-            clusters.stopAll(reason: "demo finished")
-            _ = clusters.waitForAll()
         }
     }
 
@@ -134,7 +134,7 @@ struct Run: AsyncParsableCommand {
     /// The prompt between sets; false when the user asked to exit.
     private func prompt(_ inspector: Inspector, stats: PerformanceStats, last: Bool) async -> Bool {
         while true {
-            FileHandle.standardOutput.write(Data((last ? "end of file> " : "next set> ").utf8))
+            Supervisor.write(last ? "end of file> " : "next set> ")
             guard let line = readLine() else { return false }
             let command: PromptCommand
             do {
@@ -158,7 +158,7 @@ struct Run: AsyncParsableCommand {
 
 /// Prints a line at once, even when standard output is a pipe.
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    Supervisor.say(line)
 }
 
 /// `client transfer 21 700 2`: prints `committed` (exit 0) or `aborted: <reason>` (exit 1); 2 for anything else.
@@ -197,7 +197,7 @@ struct Balance: AsyncParsableCommand {
         case .success(let balance):
             say("\(balance)")
         case .failure(let failure):
-            FileHandle.standardError.write(Data("balance of \(account): \(failure)\n".utf8))
+            Supervisor.write("balance of \(account): \(failure)\n", to: .standardError)
             throw ExitCode(2)
         }
     }
@@ -314,7 +314,7 @@ struct BenchCommand: AsyncParsableCommand {
         let result = try await deploy.connect { connection in
             try await connection.waitUntilServing(within: .seconds(30))
             return await Bench(connection: connection, options: options).run { committed in
-                if showProgress { FileHandle.standardOutput.write(Data("\r  \(committed) committed".utf8)) }
+                if showProgress { Supervisor.write("\r  \(committed) committed") }
             }
         }
         if showProgress { say("") }
