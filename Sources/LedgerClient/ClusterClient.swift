@@ -64,7 +64,9 @@ public struct ClusterClient: Sendable {
     public func submit(
         _ command: LedgerCommand, contact: ReplicaID, deadline: ContinuousClock.Instant
     ) async -> CommandOutcome {
-        await route(contact: contact, deadline: deadline) { api, options in
+        // A cluster creates its own accounts; no client may propose it.
+        if case .createAccounts = command { return .applied(.refused("accounts are created by their cluster")) }
+        return await routeCommand(contact: contact, deadline: deadline) { api, options in
             switch command {
             case .transfer(let id, let from, let to, let amount):
                 return try await api.transfer(
@@ -81,7 +83,7 @@ public struct ClusterClient: Sendable {
             case .abort(let id):
                 return try await api.abort(Ledger_V1_AbortRequest(cluster: cluster, transaction: id), options: options)
             case .createAccounts:
-                return nil  // A cluster creates its own accounts.
+                return nil
             }
         }
     }
@@ -91,46 +93,65 @@ public struct ClusterClient: Sendable {
     public func decision(
         of id: TransactionID, asker: String, contact: ReplicaID, deadline: ContinuousClock.Instant
     ) async -> CommandOutcome {
-        await route(contact: contact, deadline: deadline) { api, options in
+        await routeCommand(contact: contact, deadline: deadline) { api, options in
             try await api.decision(
                 Ledger_V1_DecisionRequest(cluster: cluster, transaction: id, asker: asker), options: options)
         }
     }
 
-    /// The retry rules of every command: follow leader hints, move on from a replica that does not answer, and
-    /// retry an unknown outcome (same transaction id, so applied at most once) until an answer or the deadline.
-    private func route(
+    /// The retry rules of every call that goes through the leader: follow leader hints, move on from a replica that
+    /// does not answer, and retry an unknown outcome (same transaction id, so applied at most once) until an answer
+    /// or the deadline. `call` returns the decoded answer (nil: this call cannot go to a cluster); `failure` says
+    /// why an answer is not final, or nil when it is. Returns the last answer (nil: none, or `call` refused).
+    private func route<Answer>(
         contact: ReplicaID, deadline: ContinuousClock.Instant,
-        _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws ->
-            Ledger_V1_CommandReply?
-    ) async -> CommandOutcome {
+        _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Answer?,
+        failure: (Answer) -> RequestFailure?
+    ) async -> Answer? {
         var target = contact
-        var last: CommandOutcome = .failed(.timedOut)
+        var last: Answer?
         while ContinuousClock.now < deadline {
-            guard let api = apis[target] else { return .failed(.notLeader(hint: nil)) }
+            guard let api = apis[target] else { return nil }
             var options = self.options
             options.timeout = min(Self.callTimeout, max(.milliseconds(10), deadline - ContinuousClock.now))
+            let answer: Answer
             do {
-                guard let reply = try await call(api, options) else { return .failed(.notLeader(hint: nil)) }
-                last = try CommandOutcome(wire: reply)
+                guard let decoded = try await call(api, options) else { return nil }
+                answer = decoded
             } catch {
                 // Unreachable, disconnected or malformed: try the next replica.
                 target = next(after: target)
                 try? await Task.sleep(for: Self.retryPause)
                 continue
             }
-            switch last {
-            case .applied, .failed(.wrongShard):
-                return last
-            case .failed(.notLeader(let hint)):
+            last = answer
+            switch failure(answer) {
+            case nil, .wrongShard:
+                return answer
+            case .notLeader(let hint):
                 target = hint ?? next(after: target)
                 // A hint may be stale (that replica lost leadership or is disconnected): pause before looping.
                 if hint == nil { try? await Task.sleep(for: Self.retryPause) }
-            case .failed(.noQuorum), .failed(.busy), .failed(.timedOut):
+            case .noQuorum, .busy, .timedOut:
                 try? await Task.sleep(for: Self.retryPause)
             }
         }
         return last
+    }
+
+    /// `route` for the calls answered with a `CommandReply`.
+    private func routeCommand(
+        contact: ReplicaID, deadline: ContinuousClock.Instant,
+        _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws ->
+            Ledger_V1_CommandReply?
+    ) async -> CommandOutcome {
+        let outcome = await route(contact: contact, deadline: deadline) { api, options in
+            try await call(api, options).map { try CommandOutcome(wire: $0) }
+        } failure: { outcome in
+            if case .failed(let failure) = outcome { return failure }
+            return nil
+        }
+        return outcome ?? .failed(.timedOut)
     }
 
     /// A transfer between two accounts of this cluster.
@@ -145,26 +166,16 @@ public struct ClusterClient: Sendable {
     public func balance(of account: AccountID, contact: ReplicaID, deadline: ContinuousClock.Instant) async -> Result<
         Int64, RequestFailure
     > {
-        var target = contact
-        var last: Result<Int64, RequestFailure> = .failure(.timedOut)
-        while ContinuousClock.now < deadline {
-            guard let api = apis[target] else { return .failure(.notLeader(hint: nil)) }
-            do {
-                let reply = try await api.balance(
-                    Ledger_V1_BalanceRequest(cluster: cluster, account: account), options: options)
-                last = try Result(wire: reply)
-            } catch {
-                target = next(after: target)
-                try? await Task.sleep(for: Self.retryPause)
-                continue
-            }
-            switch last {
-            case .success, .failure(.wrongShard): return last
-            case .failure(.notLeader(let hint)): target = hint ?? next(after: target)
-            case .failure: try? await Task.sleep(for: Self.retryPause)
-            }
+        let outcome: Result<Int64, RequestFailure>? = await route(contact: contact, deadline: deadline) {
+            api, options in
+            try Result(
+                wire: try await api.balance(
+                    Ledger_V1_BalanceRequest(cluster: cluster, account: account), options: options))
+        } failure: { answer in
+            if case .failure(let failure) = answer { return failure }
+            return nil
         }
-        return last
+        return outcome ?? .failure(.notLeader(hint: nil))
     }
 
     // MARK: - One replica's view
