@@ -198,33 +198,34 @@ public struct ClusterClient: Sendable {
 
     /// Every datastore record of a replica, page by page.
     public func datastore(of replica: ReplicaID) async throws -> [DatastoreRecord] {
-        var records: [DatastoreRecord] = []
-        var start: UInt64? = 0
-        while let first = start {
+        try await allPages { first in
             var request = Ledger_V1_DatastoreRequest()
             request.cluster = cluster
             request.replica = replica.description
             request.start = first
-            let page = try RecordPage<DatastoreRecord>(
-                wire: try await api(replica).datastore(request, options: options))
-            records += page.records
-            start = page.nextStart
+            return try RecordPage(wire: try await api(replica).datastore(request, options: options))
         }
-        return records
     }
 
     /// Every WAL record of a replica, page by page.
     public func logs(of replica: ReplicaID) async throws -> [WALRecord] {
-        var records: [WALRecord] = []
-        var start: UInt64? = 0
-        while let first = start {
+        try await allPages { first in
             var request = Ledger_V1_LogsRequest()
             request.cluster = cluster
             request.replica = replica.description
             request.start = first
-            let page = try RecordPage<WALRecord>(wire: try await api(replica).logs(request, options: options))
-            records += page.records
-            start = page.nextStart
+            return try RecordPage(wire: try await api(replica).logs(request, options: options))
+        }
+    }
+
+    /// The records of every page, fetching from record 0 until a page says there is no next one.
+    private func allPages<Record>(_ page: (UInt64) async throws -> RecordPage<Record>) async throws -> [Record] {
+        var records: [Record] = []
+        var start: UInt64? = 0
+        while let first = start {
+            let next = try await page(first)
+            records += next.records
+            start = next.nextStart
         }
         return records
     }

@@ -178,8 +178,6 @@ public actor ReplicaNode {
             appliedThrough: replica.appliedThrough)
     }
 
-    public func localBalance(of account: AccountID) -> Int64? { ledger.balances[account] }
-
     public var isConnected: Bool { connected }
 
     public func walRecords() throws(StoreError) -> [WALRecord] { try store.walRecords() }
