@@ -77,6 +77,12 @@ public struct ClusterClient: Sendable {
                     Ledger_V1_PrepareRequest(
                         cluster: cluster, transaction: id, home: home, participants: participants, changes: changes),
                     options: options)
+            case .prepareMove(let id, let home, let participants, let part):
+                var request = Ledger_V1_PrepareRequest()
+                request.cluster = cluster
+                request.prepareMove = Ledger_V1_PrepareMoveCommand(
+                    transaction: id, home: home, participants: participants, part: part)
+                return try await api.prepare(request, options: options)
             case .commit(let id):
                 return try await api.commit(
                     Ledger_V1_CommitRequest(cluster: cluster, transaction: id), options: options)

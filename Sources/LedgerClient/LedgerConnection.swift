@@ -30,8 +30,11 @@ public final class LedgerConnection: Sendable {
         var nextSequence: UInt64 = 1
     }
 
-    /// The most misrouted tries of one transfer before it is reported `wrongShard` (each one moved the routing).
-    static let reroutesMax = 3
+    /// The most tries of one transfer that find its accounts elsewhere (`wrongShard`, each one moving the routing) or
+    /// in the middle of a move, before the last answer is reported.
+    static let reroutesMax = 8
+    /// The first pause before trying again a transfer that met a move in progress; it doubles with each try.
+    static let movingPause = Duration.milliseconds(20)
 
     init(deployment: Deployment, catalog: Catalog, clientID: UInt64) throws {
         precondition(clientID != LedgerCommand.clusterClient, "client id 0 is the clusters' own")
@@ -93,6 +96,11 @@ public final class LedgerConnection: Sendable {
         state.withLock { $0.contacts[cluster.name] = ReplicaID(entry.index) }
     }
 
+    /// Routes `account` to `cluster` from now on (a move this client made or learned of).
+    public func recordMove(_ account: AccountID, to cluster: String) {
+        state.withLock { $0.catalog.move(account, to: cluster) }
+    }
+
     /// A new transaction id: this client's id and the next sequence number.
     public func nextTransaction() -> TransactionID {
         state.withLock { state in
@@ -104,8 +112,13 @@ public final class LedgerConnection: Sendable {
     // MARK: - Transfers and reads
 
     /// Runs one transfer to its end: committed, aborted with the reason, or unknown (see `TransferOutcome`).
+    ///
+    /// A transfer that races an account move is applied before the move or routed to the new owner after it: an
+    /// answer `moving` (the account is locked by the move) makes it wait and try again, and `wrongShard` with an owner
+    /// (the account left) routes it there. Each try is a new transaction, so none is applied twice.
     public func transfer(_ transfer: Transfer) async -> TransferOutcome {
         var outcome = TransferOutcome.unknown("not routed")
+        var pause = Self.movingPause
         for _ in 0..<Self.reroutesMax {
             let catalog = self.catalog
             guard let source = catalog.cluster(of: transfer.from) else {
@@ -125,10 +138,18 @@ public final class LedgerConnection: Sendable {
                 outcome = await TransactionDriver(connection: self).run(
                     Coordinator(id: id, home: source, changes: changes))
             }
-            guard case .aborted(.wrongShard(let account, let owner?)) = outcome, owner != catalog.cluster(of: account)
-            else { return outcome }
-            // The catalog was stale: the cluster that answered knows the owner. Route there and try again.
-            state.withLock { $0.catalog.move(account, to: owner) }
+            switch outcome {
+            case .aborted(.wrongShard(let account, let owner?)) where owner != catalog.cluster(of: account):
+                // The catalog was stale: the cluster that answered knows the owner. Route there and try again.
+                state.withLock { $0.catalog.move(account, to: owner) }
+            case .aborted(.refused(.moving, _)):
+                // A move holds the account: once it is decided the account is either still here or gone (and the
+                // answer names the new owner).
+                try? await Task.sleep(for: pause)
+                pause *= 2
+            default:
+                return outcome
+            }
         }
         return outcome
     }

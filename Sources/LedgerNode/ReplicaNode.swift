@@ -320,7 +320,7 @@ public actor ReplicaNode {
                 if case .readable = outcome.outcome {
                     answer =
                         ledger.balances[reader.account].map { .success($0) }
-                        ?? .failure(.wrongShard(reader.account, owner: nil))
+                        ?? .failure(.wrongShard(reader.account, owner: ledger.movedOut[reader.account]))
                 } else {
                     answer = .failure(RequestFailure(outcome.outcome) ?? .timedOut)
                 }

@@ -24,9 +24,11 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     func balance(request: Ledger_V1_BalanceRequest, context: ServerContext) async throws -> Ledger_V1_BalanceReply {
         try checkCluster(request.cluster)
         let account = try decoded { () throws(WireError) in try AccountID(wire: request.account) }
-        if let owner = foreignOwner(of: [account]) { return Ledger_V1_BalanceReply(.failure(owner)) }
-        return Ledger_V1_BalanceReply(
-            try await available { () throws(ReplicaUnavailable) in try await node.read(account) })
+        var answer = try await available { () throws(ReplicaUnavailable) in try await node.read(account) }
+        if case .failure(.wrongShard(let account, nil)) = answer, let owner = catalogOwner(of: account) {
+            answer = .failure(.wrongShard(account, owner: owner))
+        }
+        return Ledger_V1_BalanceReply(answer)
     }
 
     func prepare(request: Ledger_V1_PrepareRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
@@ -105,23 +107,26 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
 
     // MARK: - Helpers
 
+    /// Every command goes through the log, misrouted ones too: which accounts a cluster holds changes with moves, and
+    /// only the log says it right (a lagging replica would not), after the transaction id was checked for a recorded
+    /// result. The ledger's "not here" answers become `wrongShard` with the owner: where the account moved, or else
+    /// the owner in the catalog this replica started with.
     private func submit(_ command: LedgerCommand) async throws -> CommandOutcome {
-        let accounts: [AccountID]
-        switch command {
-        case .transfer(_, let from, let to, _): accounts = [from, to]
-        case .prepare(_, _, _, let changes): accounts = changes.map(\.account)
-        default: accounts = []
+        let outcome = try await available { () throws(ReplicaUnavailable) in try await node.submit(command) }
+        switch outcome {
+        case .applied(.aborted(.moved(let account, let owner))):
+            return .failed(.wrongShard(account, owner: owner))
+        case .applied(.aborted(.unknownAccount(let account))):
+            guard let owner = catalogOwner(of: account) else { return outcome }
+            return .failed(.wrongShard(account, owner: owner))
+        default:
+            return outcome
         }
-        // A misrouted request is answered at once with the owner, without spending a consensus round on it.
-        if let owner = foreignOwner(of: accounts) { return .failed(owner) }
-        return try await available { () throws(ReplicaUnavailable) in try await node.submit(command) }
     }
 
-    private func foreignOwner(of accounts: [AccountID]) -> RequestFailure? {
-        for account in accounts where catalog.cluster(of: account) != cluster {
-            return .wrongShard(account, owner: catalog.cluster(of: account))
-        }
-        return nil
+    /// The owner of `account` in this replica's catalog, when that is another cluster.
+    private func catalogOwner(of account: AccountID) -> String? {
+        catalog.cluster(of: account).flatMap { $0 == cluster ? nil : $0 }
     }
 
     private func checkCluster(_ requested: String, replica: String = "") throws {

@@ -234,6 +234,25 @@ extension Ledger_V1_PrepareCommand {
     }
 }
 
+extension Ledger_V1_PrepareMoveCommand {
+    public init(transaction: TransactionID, home: String, participants: [String], part: MovePart) {
+        self.init()
+        self.transaction = Ledger_V1_TransactionId(transaction)
+        self.home = home
+        self.participants = participants
+        self.part = Ledger_V1_MovePart.with {
+            $0.account = part.account.value
+            switch part {
+            case .out(_, let to):
+                $0.direction = .outTo(to)
+            case .into(_, let balance, let from):
+                $0.direction = .inFrom(from)
+                $0.balance = balance
+            }
+        }
+    }
+}
+
 extension Ledger_V1_CommitCommand {
     public init(transaction: TransactionID) {
         self.init()
@@ -257,6 +276,9 @@ extension Ledger_V1_Command {
         case .prepare(let id, let home, let participants, let changes):
             kind = .prepare(
                 Ledger_V1_PrepareCommand(transaction: id, home: home, participants: participants, changes: changes))
+        case .prepareMove(let id, let home, let participants, let part):
+            kind = .prepareMove(
+                Ledger_V1_PrepareMoveCommand(transaction: id, home: home, participants: participants, part: part))
         case .commit(let id):
             kind = .commit(Ledger_V1_CommitCommand(transaction: id))
         case .abort(let id):
@@ -279,6 +301,8 @@ extension LedgerCommand {
             self = try within("transfer") { () throws(WireError) in try LedgerCommand(wire: transfer) }
         case .prepare(let prepare):
             self = try within("prepare") { () throws(WireError) in try LedgerCommand(wire: prepare) }
+        case .prepareMove(let prepare):
+            self = try within("prepare_move") { () throws(WireError) in try LedgerCommand(wire: prepare) }
         case .commit(let commit):
             let id = try within("commit") { () throws(WireError) in
                 try TransactionID.required(
@@ -300,7 +324,8 @@ extension LedgerCommand {
             self = .createAccounts(ranges, balance: create.balance)
         case nil:
             throw WireError(
-                field: "kind", "is not set; a command is one of transfer, prepare, commit, abort, create_accounts")
+                field: "kind",
+                "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, create_accounts")
         }
     }
 
@@ -325,6 +350,28 @@ extension LedgerCommand {
         ) { (name) throws(WireError) in try clusterName(name, field: "") }
         let changes = try accountChanges(wire.changes, field: "changes")
         self = .prepare(id, home: home, participants: participants, changes: changes)
+    }
+
+    /// Reads a 2PC prepare of an account move: cluster names `C<n>`, bounded participants, one direction set.
+    public init(wire: Ledger_V1_PrepareMoveCommand) throws(WireError) {
+        let id = try TransactionID.required(
+            wire: wire.transaction, isPresent: wire.hasTransaction, field: "transaction")
+        let home = try clusterName(wire.home, field: "home")
+        let participants = try decodeEach(
+            wire.participants, field: "participants", atMost: WireLimits.participantsPerTransactionMax,
+            limitName: "participantsPerTransactionMax"
+        ) { (name) throws(WireError) in try clusterName(name, field: "") }
+        guard wire.hasPart else { throw WireError(field: "part", "is missing") }
+        let part = try within("part") { () throws(WireError) -> MovePart in
+            let account = try AccountID(wire: wire.part.account, field: "account")
+            switch wire.part.direction {
+            case .outTo(let to): return .out(account, to: try clusterName(to, field: "out_to"))
+            case .inFrom(let from):
+                return .into(account, balance: wire.part.balance, from: try clusterName(from, field: "in_from"))
+            case nil: throw WireError(field: "direction", "is not set; a move part is out_to or in_from")
+            }
+        }
+        self = .prepareMove(id, home: home, participants: participants, part: part)
     }
 }
 
@@ -391,8 +438,14 @@ extension LedgerCommand {
 
     /// The prepare a `Prepare` call asks for.
     public init(wire: Ledger_V1_PrepareRequest) throws(WireError) {
-        guard wire.hasPrepare else { throw WireError(field: "prepare", "is missing") }
-        self = try within("prepare") { () throws(WireError) in try LedgerCommand(wire: wire.prepare) }
+        switch (wire.hasPrepare, wire.hasPrepareMove) {
+        case (true, false):
+            self = try within("prepare") { () throws(WireError) in try LedgerCommand(wire: wire.prepare) }
+        case (false, true):
+            self = try within("prepare_move") { () throws(WireError) in try LedgerCommand(wire: wire.prepareMove) }
+        case (true, true): throw WireError(field: "prepare_move", "is set with prepare; a request carries one of them")
+        case (false, false): throw WireError(field: "prepare", "is missing (and so is prepare_move)")
+        }
     }
 
     /// The commit a `Commit` call asks for.

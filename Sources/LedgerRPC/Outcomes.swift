@@ -54,6 +54,7 @@ public enum CommandOutcome: Hashable, Sendable, CustomStringConvertible {
         case .applied(.committed): return "committed"
         case .applied(.aborted(let reason)): return "aborted: \(reason)"
         case .applied(.preparedYes): return "prepared (vote yes)"
+        case .applied(.preparedMove(let balance)): return "move prepared (vote yes; balance \(balance))"
         case .applied(.refused(let why)): return "refused: \(why)"
         case .applied(.accountsCreated(let count)): return "\(count) accounts created"
         case .failed(let failure): return failure.description
@@ -76,6 +77,9 @@ extension Ledger_V1_Result {
             setReason(reason)
         case .applied(.preparedYes):
             self.outcome = .prepared
+        case .applied(.preparedMove(let balance)):
+            self.outcome = .movePrepared
+            self.balance = balance
         case .applied(.refused(let why)):
             self.outcome = .refused
             detail = why
@@ -120,6 +124,14 @@ extension Ledger_V1_Result {
         case .invalid(let why):
             self.reason = .invalid
             detail = why
+        case .moving(let account, let cluster):
+            self.reason = .moving
+            self.account = account.value
+            ownerCluster = cluster
+        case .moved(let account, let cluster):
+            self.reason = .moved
+            self.account = account.value
+            ownerCluster = cluster
         }
     }
 
@@ -169,6 +181,7 @@ extension CommandOutcome {
         switch wire.outcome {
         case .committed: self = .applied(.committed)
         case .prepared: self = .applied(.preparedYes)
+        case .movePrepared: self = .applied(.preparedMove(balance: wire.balance))
         case .refused: self = .applied(.refused(wire.detail))
         case .accountsCreated:
             guard let count = Int(exactly: wire.accountsCreated) else {
@@ -193,6 +206,12 @@ extension CommandOutcome {
         case .balanceOverflow: return .applied(.aborted(.balanceOverflow(try AccountID(wire: wire.account))))
         case .aborted: return .applied(.aborted(.aborted))
         case .invalid: return .applied(.aborted(.invalid(wire.detail)))
+        case .moving:
+            let account = try AccountID(wire: wire.account)
+            return .applied(.aborted(.moving(account, to: try clusterName(wire.ownerCluster, field: "owner_cluster"))))
+        case .moved:
+            let account = try AccountID(wire: wire.account)
+            return .applied(.aborted(.moved(account, to: try clusterName(wire.ownerCluster, field: "owner_cluster"))))
         case .wrongShard:
             let account = try AccountID(wire: wire.account)
             return .failed(

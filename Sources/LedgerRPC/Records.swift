@@ -19,6 +19,16 @@ extension Ledger_V1_WalRecord {
             newBalance = new
         case .commit: kind = .commit
         case .abort: kind = .abort
+        case .moveOut(let account, let balance, let to):
+            kind = .moveOut
+            self.account = account.value
+            newBalance = balance
+            cluster = to
+        case .moveIn(let account, let balance, let from):
+            kind = .moveIn
+            self.account = account.value
+            newBalance = balance
+            cluster = from
         }
     }
 }
@@ -35,6 +45,14 @@ extension WALRecord {
             self.init(transaction: id, kind: .update(account, old: wire.oldBalance, new: wire.newBalance))
         case .commit: self.init(transaction: id, kind: .commit)
         case .abort: self.init(transaction: id, kind: .abort)
+        case .moveOut:
+            let account = try AccountID(wire: wire.account)
+            let to = try clusterName(wire.cluster, field: "cluster")
+            self.init(transaction: id, kind: .moveOut(account, balance: wire.newBalance, to: to))
+        case .moveIn:
+            let account = try AccountID(wire: wire.account)
+            let from = try clusterName(wire.cluster, field: "cluster")
+            self.init(transaction: id, kind: .moveIn(account, balance: wire.newBalance, from: from))
         case .unspecified: throw WireError(field: "kind", "is not set (WAL_RECORD_KIND_UNSPECIFIED)")
         case .UNRECOGNIZED(let value): throw WireError(field: "kind", "is \(value), not a known WAL record kind")
         }
@@ -58,6 +76,10 @@ extension Ledger_V1_DatastoreRecord {
         case .crossShard(let changes):
             kind = .crossShard(
                 Ledger_V1_CrossShardChanges.with { $0.changes = changes.map(Ledger_V1_AccountChange.init) })
+        case .moveOut(let account, let balance, let to):
+            kind = .moveOut(Ledger_V1_MoveDetails(account: account, balance: balance, cluster: to))
+        case .moveIn(let account, let balance, let from):
+            kind = .moveIn(Ledger_V1_MoveDetails(account: account, balance: balance, cluster: from))
         }
         slot = record.slot
         ballot = Ledger_V1_Ballot(record.ballot)
@@ -83,11 +105,32 @@ extension DatastoreRecord {
                 try within("cross_shard") { () throws(WireError) in
                     try accountChanges(crossShard.changes, field: "changes")
                 })
-        case nil: throw WireError(field: "kind", "is not set; a datastore record is a transfer or cross_shard")
+        case .moveOut(let move):
+            let (account, balance, cluster) = try within("move_out") { () throws(WireError) in try move.decoded() }
+            kind = .moveOut(account, balance: balance, to: cluster)
+        case .moveIn(let move):
+            let (account, balance, cluster) = try within("move_in") { () throws(WireError) in try move.decoded() }
+            kind = .moveIn(account, balance: balance, from: cluster)
+        case nil:
+            throw WireError(
+                field: "kind", "is not set; a datastore record is a transfer, cross_shard, move_out or move_in")
         }
         let slot = try logSlot(wire.slot, field: "slot")
         let ballot = try Ballot.required(wire: wire.ballot, isPresent: wire.hasBallot, field: "ballot")
         self.init(transaction: id, kind: kind, slot: slot, ballot: ballot)
+    }
+}
+
+extension Ledger_V1_MoveDetails {
+    init(account: AccountID, balance: Int64, cluster: String) {
+        self.init()
+        self.account = account.value
+        self.balance = balance
+        self.cluster = cluster
+    }
+
+    func decoded() throws(WireError) -> (AccountID, Int64, String) {
+        (try AccountID(wire: account, field: "account"), balance, try clusterName(cluster, field: "cluster"))
     }
 }
 

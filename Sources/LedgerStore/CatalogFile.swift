@@ -62,6 +62,43 @@ public enum CatalogFile {
         return existing == nil ? .created(catalog) : .replaced(catalog)
     }
 
+    /// Records that each account now lives in its cluster (moves a rebalance committed) and bumps the version once, in
+    /// one transaction. An account back in the cluster of its range loses its override. Returns the new catalog; an
+    /// account no range or override knows is refused and nothing is written.
+    public static func recordMoves(_ moves: [AccountID: String], at path: String) throws(StoreError) -> Catalog {
+        var catalog = try read(path: path)
+        for account in moves.keys.sorted() where catalog.cluster(of: account) == nil {
+            throw StoreError(path: path, message: "account \(account) is in no shard of the catalog; it cannot move")
+        }
+        let changed = moves.filter { catalog.cluster(of: $0.key) != $0.value }
+        guard !changed.isEmpty else { return catalog }
+        for (account, cluster) in changed {
+            catalog.overrides[account] = catalog.shards.cluster(of: account) == cluster ? nil : cluster
+        }
+        catalog.version += 1
+        do {
+            let database = try DatabaseQueue(path: path)
+            defer { try? database.close() }
+            try database.write { db in
+                let upsert = try db.cachedStatement(
+                    sql: "INSERT OR REPLACE INTO overrides (account, cluster) VALUES (?, ?)")
+                let delete = try db.cachedStatement(sql: "DELETE FROM overrides WHERE account = ?")
+                for account in changed.keys.sorted() {
+                    let stored = Int64(bitPattern: account.value)
+                    if let cluster = catalog.overrides[account] {
+                        try upsert.execute(arguments: [stored, cluster])
+                    } else {
+                        try delete.execute(arguments: [stored])
+                    }
+                }
+                try db.execute(sql: "UPDATE meta SET version = ?", arguments: [Int64(catalog.version)])
+            }
+        } catch {
+            throw storeError(error, path: path, doing: "recording moved accounts")
+        }
+        return catalog
+    }
+
     /// Reads the catalog at `path`. A missing file, a file that is not a catalog and a corrupt one are refused with
     /// a message naming the file and what to do.
     public static func read(path: String) throws(StoreError) -> Catalog {

@@ -261,6 +261,11 @@ public final class ReplicaStore: Sendable {
         try forEachRow(db, table: "balances", sql: "SELECT account, balance FROM balances") { row throws(StoreError) in
             balances[try row.account(0, "account")] = try row.integer(1, "balance")
         }
+        var movedOut: [AccountID: String] = [:]
+        try forEachRow(db, table: "moved_out", sql: "SELECT account, cluster FROM moved_out") {
+            row throws(StoreError) in
+            movedOut[try row.account(0, "account")] = try row.text(1, "cluster")
+        }
         var locks: [AccountID: TransactionID] = [:]
         try forEachRow(
             db, table: "locks", sql: "SELECT account, transaction_client, transaction_sequence FROM locks"
@@ -278,7 +283,8 @@ public final class ReplicaStore: Sendable {
         }
         do {
             return try LedgerState(
-                minBalance: minBalance, balances: balances, locks: locks, transactions: transactions)
+                minBalance: minBalance, balances: balances, locks: locks, transactions: transactions,
+                movedOut: movedOut)
         } catch {
             throw .corrupt(path, "the ledger state breaks an invariant: \(error.description)")
         }
@@ -347,10 +353,11 @@ public final class ReplicaStore: Sendable {
     }
 
     private func replaceLedger(with snapshot: LedgerSnapshot, _ db: Database) throws {
-        for table in ["balances", "locks", "transactions", "wal", "datastore"] {
+        for table in ["balances", "moved_out", "locks", "transactions", "wal", "datastore"] {
             try db.execute(sql: "DELETE FROM \(table)")
         }
-        try writeBalances(snapshot.state.balances, db)
+        try writeBalances(snapshot.state.balances.mapValues { Optional($0) }, db)
+        try writeMovedOut(snapshot.state.movedOut.mapValues { Optional($0) }, db)
         try writeLocks(snapshot.state.locks.mapValues { Optional($0) }, db)
         try writeTransactions(snapshot.state.transactions, db)
         // One WAL row per run of records of one transaction, as applying would have written them.
@@ -368,19 +375,26 @@ public final class ReplicaStore: Sendable {
         for record in snapshot.datastore { try appendDatastore(record, db) }
     }
 
-    /// Writes the net result of many commands: each account's last balance, lock and transaction status once, and
-    /// the WAL and datastore records in order.
+    /// Writes the net result of many commands: each account's last balance (or its removal by a move), lock, move
+    /// and transaction status once, and the WAL and datastore records in order.
     private func writeEffects(_ applied: [LedgerState.Effects], _ db: Database) throws {
-        var balances: [AccountID: Int64] = [:]
+        var balances: [AccountID: Int64?] = [:]
+        var movedOut: [AccountID: String?] = [:]
         var locks: [AccountID: TransactionID?] = [:]
         var transactions: [TransactionID: LedgerState.Status] = [:]
         for effects in applied {
-            balances.merge(effects.balances) { $1 }
+            for (account, balance) in effects.balances { balances[account] = .some(balance) }
+            for (account, cluster) in effects.movedOut {
+                movedOut[account] = .some(cluster)
+                // An account that left has no balance here any more.
+                if cluster != nil { balances[account] = .some(nil) }
+            }
             for account in effects.unlocked { locks.updateValue(nil, forKey: account) }
             for (account, owner) in effects.locked { locks.updateValue(owner, forKey: account) }
             if let update = effects.transaction { transactions[update.id] = update.status }
         }
         try writeBalances(balances, db)
+        try writeMovedOut(movedOut, db)
         try writeLocks(locks, db)
         try writeTransactions(transactions, db)
         for effects in applied {
@@ -389,11 +403,31 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    private func writeBalances(_ balances: [AccountID: Int64], _ db: Database) throws {
+    /// Sets the balance of each account, or removes the account for nil.
+    private func writeBalances(_ balances: [AccountID: Int64?], _ db: Database) throws {
         guard !balances.isEmpty else { return }
         let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO balances (account, balance) VALUES (?, ?)")
+        let delete = try db.cachedStatement(sql: "DELETE FROM balances WHERE account = ?")
         for (account, balance) in balances {
-            try upsert.execute(arguments: [Int64(storing: account.value), balance])
+            if let balance {
+                try upsert.execute(arguments: [Int64(storing: account.value), balance])
+            } else {
+                try delete.execute(arguments: [Int64(storing: account.value)])
+            }
+        }
+    }
+
+    /// Records where each account moved, or forgets the move for nil (the account came back).
+    private func writeMovedOut(_ movedOut: [AccountID: String?], _ db: Database) throws {
+        guard !movedOut.isEmpty else { return }
+        let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO moved_out (account, cluster) VALUES (?, ?)")
+        let delete = try db.cachedStatement(sql: "DELETE FROM moved_out WHERE account = ?")
+        for (account, cluster) in movedOut {
+            if let cluster {
+                try upsert.execute(arguments: [Int64(storing: account.value), cluster])
+            } else {
+                try delete.execute(arguments: [Int64(storing: account.value)])
+            }
         }
     }
 

@@ -3,7 +3,7 @@ import GRDB
 import LedgerCore
 import Paxos
 
-/// The tables of a replica store, schema version 1 (kept in `PRAGMA user_version`).
+/// The tables of a replica store, schema version 2 (kept in `PRAGMA user_version`).
 ///
 /// Unsigned 64-bit numbers (slots, account ids, client ids, sequence numbers, rounds) are stored as the `Int64` with
 /// the same bits, so every value fits; slots stay below 2^63 in any real run, which keeps `ORDER BY slot` right.
@@ -13,7 +13,7 @@ import Paxos
 /// datastore row.
 enum ReplicaStoreSchema {
     /// The schema this build writes and reads. A file with another version is refused, never migrated silently.
-    static let version: Int32 = 1
+    static let version: Int32 = 2
 
     static let create = """
         CREATE TABLE meta (
@@ -41,6 +41,10 @@ enum ReplicaStoreSchema {
             account INTEGER PRIMARY KEY,
             balance INTEGER NOT NULL
         ) STRICT;
+        CREATE TABLE moved_out (
+            account INTEGER PRIMARY KEY,
+            cluster TEXT NOT NULL
+        ) STRICT;
         CREATE TABLE locks (
             account INTEGER PRIMARY KEY,
             transaction_client INTEGER NOT NULL,
@@ -63,7 +67,7 @@ enum ReplicaStoreSchema {
         """
 
     static let tables = [
-        "meta", "paxos_snapshot", "paxos_log", "balances", "locks", "transactions", "wal", "datastore",
+        "meta", "paxos_snapshot", "paxos_log", "balances", "moved_out", "locks", "transactions", "wal", "datastore",
     ]
 }
 

@@ -37,7 +37,8 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         #expect(
             wireError { () throws(WireError) in try LedgerCommand(wire: Ledger_V1_Command()) }
                 == WireError(
-                    field: "kind", "is not set; a command is one of transfer, prepare, commit, abort, create_accounts"))
+                    field: "kind",
+                    "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, create_accounts"))
         var message = phase2a
         message.phase2A.proposals[0].value.kind = nil
         #expect(
@@ -47,7 +48,8 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         record.kind = nil
         #expect(
             wireError { () throws(WireError) in try DatastoreRecord(wire: record) }
-                == WireError(field: "kind", "is not set; a datastore record is a transfer or cross_shard"))
+                == WireError(
+                    field: "kind", "is not set; a datastore record is a transfer, cross_shard, move_out or move_in"))
     }
 
     @Test func missingFields() {

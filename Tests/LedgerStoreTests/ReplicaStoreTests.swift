@@ -405,10 +405,10 @@ struct ReplicaStoreTests {
         let directory = StoreDirectory()
         let path = directory.path("S1.sqlite")
         _ = try openS1(path)
-        try tamper(path, "PRAGMA user_version = 2")
+        try tamper(path, "PRAGMA user_version = 3")
         #expect(
             storeErrorDescription { () throws(StoreError) in try openS1(path) }
-                == "\(path): was written by a newer ledger (store schema 2; this build reads 1); run a newer build")
+                == "\(path): was written by a newer ledger (store schema 3; this build reads 2); run a newer build")
     }
 
     @Test("a file in use by a running replica is refused")
@@ -433,11 +433,11 @@ struct ReplicaStoreTests {
     static let corruptions: [Corruption] = [
         Corruption(
             name: "an undecodable status",
-            sql: "UPDATE transactions SET status = x'010409' WHERE client = 2 AND sequence = 1",
+            sql: "UPDATE transactions SET status = x'020409' WHERE client = 2 AND sequence = 1",
             problem: "the status of T2.1 in table transactions does not decode (malformed encoding at byte 2: unknown "
                 + "tag 9 of a transaction status)"),
         Corruption(
-            name: "a slot value of another kind", sql: "UPDATE paxos_log SET value = x'010301' WHERE slot = 2",
+            name: "a slot value of another kind", sql: "UPDATE paxos_log SET value = x'020301' WHERE slot = 2",
             problem: "the value of log slot 2 in table paxos_log does not decode (malformed encoding at byte 1: holds "
                 + "a ballot; expected a slot value)"),
         Corruption(

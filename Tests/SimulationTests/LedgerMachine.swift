@@ -43,7 +43,8 @@ struct LedgerMachine: SimulatedMachine {
     static func requestID(for command: LedgerCommand) -> RequestID {
         switch command {
         case .transfer(let id, _, _, _): return RequestID(client: id.client, sequence: id.sequence << 2)
-        case .prepare(let id, _, _, _): return RequestID(client: id.client, sequence: id.sequence << 2 | 1)
+        case .prepare(let id, _, _, _), .prepareMove(let id, _, _, _):
+            return RequestID(client: id.client, sequence: id.sequence << 2 | 1)
         case .commit(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 2)
         case .abort(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 3)
         case .createAccounts: return RequestID(client: 0, sequence: 1)
@@ -93,6 +94,9 @@ struct LedgerMachine: SimulatedMachine {
         switch result {
         case .committed: digest.add(UInt64(1))
         case .preparedYes: digest.add(UInt64(2))
+        case .preparedMove(let balance):
+            digest.add(UInt64(6))
+            digest.add(balance)
         case .accountsCreated(let count): digest.add(UInt64(3) << 32 | UInt64(count))
         case .refused(let text):
             digest.add(UInt64(4))
@@ -114,6 +118,16 @@ struct LedgerMachine: SimulatedMachine {
             digest.add(account.value)
             digest.add(old)
             digest.add(new)
+        case .moveOut(let account, let balance, let cluster):
+            digest.add(UInt64(5))
+            digest.add(account.value)
+            digest.add(balance)
+            digest.add(cluster)
+        case .moveIn(let account, let balance, let cluster):
+            digest.add(UInt64(6))
+            digest.add(account.value)
+            digest.add(balance)
+            digest.add(cluster)
         }
     }
 
@@ -132,6 +146,10 @@ struct LedgerMachine: SimulatedMachine {
                 digest.add(change.account.value)
                 digest.add(change.delta)
             }
+        case .moveOut(let account, let balance, let cluster), .moveIn(let account, let balance, let cluster):
+            digest.add(account.value)
+            digest.add(balance)
+            digest.add(cluster)
         }
     }
 
@@ -213,6 +231,7 @@ struct LedgerMachine: SimulatedMachine {
         switch command {
         case .transfer: kind = "transfer"
         case .prepare: kind = "prepare"
+        case .prepareMove: kind = "move"
         case .commit: kind = "commit"
         case .abort: kind = "abort"
         case .createAccounts: kind = "create"
@@ -220,7 +239,7 @@ struct LedgerMachine: SimulatedMachine {
         let outcome: String
         switch result {
         case .committed: outcome = "committed"
-        case .preparedYes: outcome = "yes"
+        case .preparedYes, .preparedMove: outcome = "yes"
         case .refused: outcome = "refused"
         case .accountsCreated: outcome = "created"
         case .aborted(let reason):
@@ -231,6 +250,8 @@ struct LedgerMachine: SimulatedMachine {
             case .balanceOverflow: outcome = "overflow"
             case .aborted: outcome = "aborted"
             case .invalid: outcome = "invalid"
+            case .moving: outcome = "moving"
+            case .moved: outcome = "moved"
             }
         }
         tally[kind, default: 0] += 1
@@ -472,7 +493,7 @@ struct LedgerMachine: SimulatedMachine {
         func abandons(_ request: Request<LedgerCommand>) -> Bool {
             guard !resent.contains(request.id) else { return false }
             switch request.command {
-            case .transfer, .prepare: return true
+            case .transfer, .prepare, .prepareMove: return true
             case .commit, .abort, .createAccounts: return false
             }
         }

@@ -10,7 +10,7 @@ import Paxos
 /// `CodecError` naming the offset: bytes from a disk or a peer never crash the process.
 public enum LedgerCodec {
     /// The format this build writes and reads. A change to any encoding gets a new version.
-    public static let formatVersion: UInt8 = 1
+    public static let formatVersion: UInt8 = 2
 
     /// What an encoding holds (its second byte).
     enum Kind: UInt8, CaseIterable {
@@ -126,6 +126,20 @@ public enum LedgerCodec {
         switch command {
         case .transfer, .commit, .abort:
             return nil
+        case .prepareMove(_, let home, let participants, let part):
+            let other: String
+            switch part {
+            case .out(_, let to): other = to
+            case .into(_, _, let from): other = from
+            }
+            for name in [home, other] + participants where name.utf8.count > CodecLimits.clusterNameBytesMax {
+                return
+                    "cluster name of \(name.utf8.count) bytes is over the limit of \(CodecLimits.clusterNameBytesMax)"
+            }
+            if participants.count > CodecLimits.participantsMax {
+                return "\(participants.count) participants are over the limit of \(CodecLimits.participantsMax)"
+            }
+            return nil
         case .prepare(_, let home, let participants, let changes):
             for name in [home] + participants where name.utf8.count > CodecLimits.clusterNameBytesMax {
                 return
@@ -228,6 +242,12 @@ extension BinaryWriter {
             clusterName(home)
             clusterNames(participants)
             self.changes(changes)
+        case .prepareMove(let id, let home, let participants, let part):
+            byte(6)
+            transaction(id)
+            clusterName(home)
+            clusterNames(participants)
+            movePart(part)
         case .commit(let id):
             byte(3)
             transaction(id)
@@ -242,6 +262,20 @@ extension BinaryWriter {
                 account(range.upperBound)
             }
             signed(balance)
+        }
+    }
+
+    mutating func movePart(_ part: MovePart) {
+        switch part {
+        case .out(let account, let to):
+            byte(1)
+            self.account(account)
+            clusterName(to)
+        case .into(let account, let balance, let from):
+            byte(2)
+            self.account(account)
+            signed(balance)
+            clusterName(from)
         }
     }
 
@@ -284,6 +318,14 @@ extension BinaryWriter {
         case .invalid(let text):
             byte(6)
             string(text, limit: CodecLimits.textBytesMax, "abort explanation")
+        case .moving(let account, let cluster):
+            byte(7)
+            self.account(account)
+            clusterName(cluster)
+        case .moved(let account, let cluster):
+            byte(8)
+            self.account(account)
+            clusterName(cluster)
         }
     }
 
@@ -295,10 +337,10 @@ extension BinaryWriter {
             byte(2)
             abortReason(reason)
         case .prepared(let prepared):
-            byte(3)
+            byte(prepared.move == nil ? 3 : 4)
             clusterName(prepared.home)
             clusterNames(prepared.participants)
-            changes(prepared.changes)
+            if let move = prepared.move { movePart(move) } else { changes(prepared.changes) }
             unsigned(prepared.slot)
         }
     }
@@ -317,6 +359,16 @@ extension BinaryWriter {
             byte(3)
         case .abort:
             byte(4)
+        case .moveOut(let account, let balance, let cluster):
+            byte(5)
+            self.account(account)
+            signed(balance)
+            clusterName(cluster)
+        case .moveIn(let account, let balance, let cluster):
+            byte(6)
+            self.account(account)
+            signed(balance)
+            clusterName(cluster)
         }
     }
 
@@ -331,6 +383,16 @@ extension BinaryWriter {
         case .crossShard(let changes):
             byte(2)
             self.changes(changes)
+        case .moveOut(let account, let balance, let cluster):
+            byte(3)
+            self.account(account)
+            signed(balance)
+            clusterName(cluster)
+        case .moveIn(let account, let balance, let cluster):
+            byte(4)
+            self.account(account)
+            signed(balance)
+            clusterName(cluster)
         }
         unsigned(record.slot)
         ballot(record.ballot)
@@ -354,6 +416,11 @@ extension BinaryWriter {
         for (id, status) in state.transactions.sorted(by: { $0.key < $1.key }) {
             transaction(id)
             self.status(status)
+        }
+        count(state.movedOut.count, limit: entriesMax, "moved-out accounts")
+        for (account, cluster) in state.movedOut.sorted(by: { $0.key < $1.key }) {
+            self.account(account)
+            clusterName(cluster)
         }
         count(snapshot.wal.count, limit: entriesMax, "WAL records")
         for record in snapshot.wal { walRecord(record) }
@@ -449,7 +516,7 @@ extension BinaryReader {
     }
 
     mutating func command() throws(CodecError) -> LedgerCommand {
-        switch try tag("a command", max: 5) {
+        switch try tag("a command", max: 6) {
         case 1:
             let id = try transaction("a transfer")
             let from = try account("the from account of a transfer")
@@ -466,6 +533,11 @@ extension BinaryReader {
             return .commit(try transaction("a commit"))
         case 4:
             return .abort(try transaction("an abort"))
+        case 6:
+            let id = try transaction("a move's prepare")
+            let home = try clusterName("the home cluster")
+            let participants = try clusterNames()
+            return .prepareMove(id, home: home, participants: participants, part: try movePart())
         default:
             let count = try self.count(
                 "account ranges", limit: CodecLimits.rangesPerCommandMax, limitName: "rangesPerCommandMax")
@@ -483,6 +555,16 @@ extension BinaryReader {
             let balance = try signed("the initial balance")
             return .createAccounts(ranges, balance: balance)
         }
+    }
+
+    mutating func movePart() throws(CodecError) -> MovePart {
+        if try tag("a move", max: 2) == 1 {
+            let account = try self.account("the account moving out")
+            return .out(account, to: try clusterName("the cluster account \(account) moves to"))
+        }
+        let account = try self.account("the account moving in")
+        let balance = try signed("the balance of account \(account)")
+        return .into(account, balance: balance, from: try clusterName("the cluster account \(account) moves from"))
     }
 
     mutating func slotValue() throws(CodecError) -> SlotValue<LedgerCommand> {
@@ -503,7 +585,7 @@ extension BinaryReader {
     }
 
     mutating func abortReason() throws(CodecError) -> AbortReason {
-        switch try tag("an abort reason", max: 6) {
+        switch try tag("an abort reason", max: 8) {
         case 1:
             let account = try self.account("the account short of funds")
             return .insufficientFunds(account, balance: try signed("the balance of account \(account)"))
@@ -516,6 +598,12 @@ extension BinaryReader {
             return .balanceOverflow(try account("the overflowing account"))
         case 5:
             return .aborted
+        case 7:
+            let account = try self.account("the moving account")
+            return .moving(account, to: try clusterName("the cluster account \(account) moves to"))
+        case 8:
+            let account = try self.account("the moved account")
+            return .moved(account, to: try clusterName("the cluster account \(account) moved to"))
         default:
             return .invalid(
                 try string("the abort explanation", limit: CodecLimits.textBytesMax, limitName: "textBytesMax"))
@@ -523,7 +611,8 @@ extension BinaryReader {
     }
 
     mutating func status() throws(CodecError) -> LedgerState.Status {
-        switch try tag("a transaction status", max: 3) {
+        let tag = try tag("a transaction status", max: 4)
+        switch tag {
         case 1:
             return .committed
         case 2:
@@ -531,16 +620,18 @@ extension BinaryReader {
         default:
             let home = try clusterName("the home cluster")
             let participants = try clusterNames()
-            let changes = try self.changes()
+            let move = tag == 4 ? try movePart() : nil
+            let changes = tag == 3 ? try self.changes() : []
             let slot = try unsigned("the slot of a prepare")
             return .prepared(
-                LedgerState.Prepared(home: home, participants: participants, changes: changes, slot: slot))
+                LedgerState.Prepared(home: home, participants: participants, changes: changes, move: move, slot: slot))
         }
     }
 
     mutating func walRecord() throws(CodecError) -> WALRecord {
         let id = try transaction("a WAL record")
-        switch try tag("a WAL record", max: 4) {
+        let tag = try tag("a WAL record", max: 6)
+        switch tag {
         case 1:
             return WALRecord(transaction: id, kind: .start)
         case 2:
@@ -550,24 +641,45 @@ extension BinaryReader {
             return WALRecord(transaction: id, kind: .update(account, old: old, new: new))
         case 3:
             return WALRecord(transaction: id, kind: .commit)
-        default:
+        case 4:
             return WALRecord(transaction: id, kind: .abort)
+        default:
+            let (account, balance, cluster) = try moveDetails()
+            return WALRecord(
+                transaction: id,
+                kind: tag == 5
+                    ? .moveOut(account, balance: balance, to: cluster)
+                    : .moveIn(account, balance: balance, from: cluster))
         }
     }
 
     mutating func datastoreRecord() throws(CodecError) -> DatastoreRecord {
         let id = try transaction("a datastore record")
         let kind: DatastoreRecord.Kind
-        if try tag("a datastore record", max: 2) == 1 {
+        switch try tag("a datastore record", max: 4) {
+        case 1:
             let from = try account("the from account of a transfer")
             let to = try account("the to account of a transfer")
             kind = .transfer(from: from, to: to, amount: try amount("the amount of a transfer"))
-        } else {
+        case 2:
             kind = .crossShard(try changes())
+        case 3:
+            let (account, balance, cluster) = try moveDetails()
+            kind = .moveOut(account, balance: balance, to: cluster)
+        default:
+            let (account, balance, cluster) = try moveDetails()
+            kind = .moveIn(account, balance: balance, from: cluster)
         }
         let slot = try unsigned("the slot of a datastore record")
         let ballot = try self.ballot("a datastore record")
         return DatastoreRecord(transaction: id, kind: kind, slot: slot, ballot: ballot)
+    }
+
+    /// The account, balance and other cluster of a move record.
+    private mutating func moveDetails() throws(CodecError) -> (AccountID, Int64, String) {
+        let account = try self.account("the moved account")
+        let balance = try signed("the balance of moved account \(account)")
+        return (account, balance, try clusterName("the other cluster of moved account \(account)"))
     }
 
     /// A count of snapshot entries, with their keys checked to ascend (which also refuses duplicates).
@@ -624,10 +736,22 @@ extension BinaryReader {
             previousTransaction = id
         }
 
+        var movedOut: [AccountID: String] = [:]
+        previousAccount = nil
+        for _ in 0..<(try snapshotCount("moved-out accounts")) {
+            let start = offset
+            let account = try self.account("a moved-out account")
+            try ascending(
+                account, after: previousAccount, name: { "account \($0)" }, in: "moved-out accounts", at: start)
+            movedOut[account] = try clusterName("the cluster account \(account) moved to")
+            previousAccount = account
+        }
+
         let state: LedgerState
         do {
             state = try LedgerState(
-                minBalance: minBalance, balances: balances, locks: locks, transactions: transactions)
+                minBalance: minBalance, balances: balances, locks: locks, transactions: transactions,
+                movedOut: movedOut)
         } catch {
             throw failure("the ledger state breaks an invariant: \(error.description)", at: stateStart)
         }

@@ -32,6 +32,22 @@ public struct AccountChange: Hashable, Sendable {
     }
 }
 
+/// One cluster's part in moving an account to another cluster (a rebalance). The source is the move's home: its
+/// decision is final.
+public enum MovePart: Hashable, Sendable {
+    /// At the source: lock the account (vote yes with its balance); at commit remove it and remember where it went,
+    /// so later requests for it are answered with the new owner.
+    case out(AccountID, to: String)
+    /// At the target: reserve the account, which must not exist here (vote yes); at commit create it with `balance`.
+    case into(AccountID, balance: Int64, from: String)
+
+    public var account: AccountID {
+        switch self {
+        case .out(let account, _), .into(let account, _, _): return account
+        }
+    }
+}
+
 /// A command the replicas of one cluster order with Paxos and apply to `LedgerState`.
 public enum LedgerCommand: Hashable, Sendable {
     /// An intra-shard transfer: both accounts live in this cluster; one consensus decision.
@@ -40,6 +56,8 @@ public enum LedgerCommand: Hashable, Sendable {
     /// debit is covered (vote yes); otherwise remember the abort (vote no). `home` is the cluster whose decision
     /// is final; `participants` are every cluster involved, home included.
     case prepare(TransactionID, home: String, participants: [String], changes: [AccountChange])
+    /// 2PC prepare of an account move: this cluster's part (`MovePart`). Commit and abort are the transfers' own.
+    case prepareMove(TransactionID, home: String, participants: [String], part: MovePart)
     /// 2PC commit: apply the recorded changes and release the locks. Refused for an unknown or aborted transaction.
     case commit(TransactionID)
     /// 2PC abort: drop the recorded changes and release the locks. For an unknown transaction it records the abort,
@@ -52,7 +70,9 @@ public enum LedgerCommand: Hashable, Sendable {
     /// The transaction a command belongs to, if any.
     public var transaction: TransactionID? {
         switch self {
-        case .transfer(let id, _, _, _), .prepare(let id, _, _, _), .commit(let id), .abort(let id): return id
+        case .transfer(let id, _, _, _), .prepare(let id, _, _, _), .prepareMove(let id, _, _, _), .commit(let id),
+            .abort(let id):
+            return id
         case .createAccounts: return nil
         }
     }
@@ -72,6 +92,11 @@ public enum AbortReason: Hashable, Sendable, CustomStringConvertible {
     case aborted
     /// A command that can never succeed as written.
     case invalid(String)
+    /// A move of the account to `cluster` is in progress here (the account is locked by it, or reserved for it):
+    /// try again once it is decided.
+    case moving(AccountID, to: String)
+    /// The account was moved to `cluster`: ask there.
+    case moved(AccountID, to: String)
 
     public var description: String {
         switch self {
@@ -82,6 +107,8 @@ public enum AbortReason: Hashable, Sendable, CustomStringConvertible {
         case .balanceOverflow(let account): return "balance of \(account) would overflow"
         case .aborted: return "transaction aborted"
         case .invalid(let text): return "invalid: \(text)"
+        case .moving(let account, let cluster): return "account \(account) is moving to \(cluster)"
+        case .moved(let account, let cluster): return "account \(account) was moved to \(cluster)"
         }
     }
 }
@@ -94,6 +121,8 @@ public enum CommandResult: Hashable, Sendable {
     case aborted(AbortReason)
     /// 2PC prepare: vote yes (accounts locked, changes recorded).
     case preparedYes
+    /// 2PC prepare of a move at its source: vote yes; the account, now locked, holds `balance`.
+    case preparedMove(balance: Int64)
     /// A command refused without effect: commit of an unknown or aborted transaction, abort of a committed one.
     case refused(String)
     /// Accounts created (how many were new).
@@ -110,7 +139,8 @@ extension LedgerCommand {
     public var requestID: RequestID {
         switch self {
         case .transfer(let id, _, _, _): return RequestID(client: id.client, sequence: id.sequence << 2)
-        case .prepare(let id, _, _, _): return RequestID(client: id.client, sequence: id.sequence << 2 | 1)
+        case .prepare(let id, _, _, _), .prepareMove(let id, _, _, _):
+            return RequestID(client: id.client, sequence: id.sequence << 2 | 1)
         case .commit(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 2)
         case .abort(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 3)
         case .createAccounts: return RequestID(client: LedgerCommand.clusterClient, sequence: 1)

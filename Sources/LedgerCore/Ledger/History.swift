@@ -6,6 +6,10 @@ public struct WALRecord: Hashable, Sendable, CustomStringConvertible {
         case start
         /// The account's balance goes from `old` to `new` (planned at prepare, applied at commit).
         case update(AccountID, old: Int64, new: Int64)
+        /// The account, holding `balance`, leaves for cluster `to` (planned at prepare, done at commit).
+        case moveOut(AccountID, balance: Int64, to: String)
+        /// The account arrives from cluster `from` with `balance` (planned at prepare, done at commit).
+        case moveIn(AccountID, balance: Int64, from: String)
         case commit
         case abort
     }
@@ -18,11 +22,16 @@ public struct WALRecord: Hashable, Sendable, CustomStringConvertible {
         self.kind = kind
     }
 
-    /// `<T7.1, Start>`, `<T7.1, Update, 100, 2>`, `<T7.1, Commit>`, `<T7.1, Abort>`.
+    /// `<T7.1, Start>`, `<T7.1, Update, 100, 2>`, `<T7.1, MoveOut, 100, 2, C2>`, `<T7.1, MoveIn, 100, 2, C1>`,
+    /// `<T7.1, Commit>`, `<T7.1, Abort>`.
     public var description: String {
         switch kind {
         case .start: return "<\(transaction), Start>"
         case .update(let account, _, let new): return "<\(transaction), Update, \(account), \(new)>"
+        case .moveOut(let account, let balance, let cluster):
+            return "<\(transaction), MoveOut, \(account), \(balance), \(cluster)>"
+        case .moveIn(let account, let balance, let cluster):
+            return "<\(transaction), MoveIn, \(account), \(balance), \(cluster)>"
         case .commit: return "<\(transaction), Commit>"
         case .abort: return "<\(transaction), Abort>"
         }
@@ -36,6 +45,10 @@ public struct DatastoreRecord: Hashable, Sendable, CustomStringConvertible {
         case transfer(from: AccountID, to: AccountID, amount: Amount)
         /// This cluster's part of a cross-shard transaction.
         case crossShard([AccountChange])
+        /// An account that left for cluster `to` with `balance` (a rebalance).
+        case moveOut(AccountID, balance: Int64, to: String)
+        /// An account that arrived from cluster `from` with `balance` (a rebalance).
+        case moveIn(AccountID, balance: Int64, from: String)
     }
 
     public var transaction: TransactionID
@@ -56,6 +69,10 @@ public struct DatastoreRecord: Hashable, Sendable, CustomStringConvertible {
         case .transfer(let from, let to, let amount): what = "(\(from), \(to), \(amount))"
         case .crossShard(let changes):
             what = changes.map { "\($0.account) \($0.delta > 0 ? "+" : "")\($0.delta)" }.joined(separator: ", ")
+        case .moveOut(let account, let balance, let cluster):
+            what = "move \(account) (balance \(balance)) to \(cluster)"
+        case .moveIn(let account, let balance, let cluster):
+            what = "move \(account) (balance \(balance)) from \(cluster)"
         }
         return "\(transaction) \(what) slot \(slot) ballot \(ballot)"
     }

@@ -5,7 +5,9 @@ import Paxos
 /// Applying is deterministic and identical on every replica: the same commands in the same order give the same
 /// state, the same `Effects` and the same results. Invariants (checked by the tests and the simulator):
 /// - no balance is below `minBalance`;
-/// - an account is locked only by a transaction recorded as prepared, and that transaction's changes touch it;
+/// - an account is locked only by a transaction recorded as prepared, and that transaction's changes (or move) touch
+///   it; a locked account exists, unless a prepared move into this cluster reserves it;
+/// - an account moved out (`movedOut`) has no balance here;
 /// - a transaction id takes effect at most once: a retried command returns the recorded result, changing nothing.
 public struct LedgerState: Hashable, Sendable {
     /// A transaction as this cluster knows it.
@@ -23,21 +25,29 @@ public struct LedgerState: Hashable, Sendable {
         public var home: String
         public var participants: [String]
         public var changes: [AccountChange]
+        /// This cluster's part of an account move; `changes` is empty then.
+        public var move: MovePart?
         /// The slot whose prepare locked the accounts (recovery measures how long a transaction stays in doubt).
         public var slot: Slot
 
-        public init(home: String, participants: [String], changes: [AccountChange], slot: Slot) {
+        public init(home: String, participants: [String], changes: [AccountChange], move: MovePart? = nil, slot: Slot) {
             self.home = home
             self.participants = participants
             self.changes = changes
+            self.move = move
             self.slot = slot
         }
+
+        /// Every account the transaction locks here.
+        public var accounts: [AccountID] { move.map { [$0.account] } ?? changes.map(\.account) }
     }
 
     public let minBalance: Int64
     public private(set) var balances: [AccountID: Int64] = [:]
     public private(set) var locks: [AccountID: TransactionID] = [:]
     public private(set) var transactions: [TransactionID: Status] = [:]
+    /// Accounts moved out of this cluster by a rebalance, with the cluster each went to.
+    public private(set) var movedOut: [AccountID: String] = [:]
 
     public init(minBalance: Int64) {
         self.minBalance = minBalance
@@ -55,6 +65,8 @@ public struct LedgerState: Hashable, Sendable {
         /// Accounts locked (with their transaction) and unlocked by this command.
         public var locked: [AccountID: TransactionID] = [:]
         public var unlocked: [AccountID] = []
+        /// Accounts that left (the cluster they went to; their balance is gone) or arrived (nil) by a move.
+        public var movedOut: [AccountID: String?] = [:]
         /// The transaction's new status, when it changed.
         public var transaction: TransactionUpdate?
         public var wal: [WALRecord] = []
@@ -79,6 +91,8 @@ public struct LedgerState: Hashable, Sendable {
             return transfer(id, from: from, to: to, amount: amount, slot: slot, ballot: ballot)
         case .prepare(let id, let home, let participants, let changes):
             return prepare(id, home: home, participants: participants, changes: changes, slot: slot)
+        case .prepareMove(let id, let home, let participants, let part):
+            return prepareMove(id, home: home, participants: participants, part: part, slot: slot)
         case .commit(let id):
             return commit(id, slot: slot, ballot: ballot)
         case .abort(let id):
@@ -93,7 +107,9 @@ public struct LedgerState: Hashable, Sendable {
         switch transactions[id] {
         case .committed: return .committed
         case .aborted(let reason): return .aborted(reason)
-        case .prepared: return .preparedYes
+        case .prepared(let prepared):
+            if case .out(let account, _) = prepared.move { return .preparedMove(balance: balances[account]!) }
+            return .preparedYes
         case nil: return nil
         }
     }
@@ -173,6 +189,7 @@ public struct LedgerState: Hashable, Sendable {
         case nil:
             return Effects(result: .refused("\(id) is unknown here; commit needs a prepare first"))
         case .prepared(let prepared):
+            if let move = prepared.move { return commitMove(id, move, slot: slot, ballot: ballot) }
             var effects = Effects(result: .committed)
             for change in prepared.changes {
                 // The prepare checked the debit and nothing else could touch the locked account since.
@@ -196,9 +213,9 @@ public struct LedgerState: Hashable, Sendable {
             return Effects(result: .refused("\(id) is committed; it cannot abort"))
         case .prepared(let prepared):
             var effects = Effects(result: .aborted(.aborted))
-            for change in prepared.changes {
-                locks[change.account] = nil
-                effects.unlocked.append(change.account)
+            for account in prepared.accounts {
+                locks[account] = nil
+                effects.unlocked.append(account)
             }
             effects.wal.append(WALRecord(transaction: id, kind: .abort))
             record(id, .aborted(.aborted), in: &effects)
@@ -212,6 +229,81 @@ public struct LedgerState: Hashable, Sendable {
         }
     }
 
+    private mutating func prepareMove(
+        _ id: TransactionID, home: String, participants: [String], part: MovePart, slot: Slot
+    ) -> Effects {
+        if let recorded = recordedResult(of: id) { return Effects(result: recorded) }
+        let account = part.account
+        var reason: AbortReason?
+        let other: String
+        switch part {
+        case .out(_, let to): other = to
+        case .into(_, _, let from): other = from
+        }
+        if participants.count != 2 || !participants.contains(home) || !participants.contains(other) {
+            reason = .invalid("a move names the participants \(participants) and the home \(home); it has two")
+        } else if case .out(_, let to) = part, to == home {
+            reason = .invalid("a move of \(account) from \(home) to itself")
+        } else if case .into(_, _, let from) = part, from != home {
+            reason = .invalid("a move of \(account) into this cluster must have its source \(from) as the home")
+        } else if case .into(_, let balance, _) = part, balance < minBalance {
+            reason = .invalid(
+                "account \(account) would arrive with balance \(balance), below the minimum \(minBalance)")
+        } else if let owner = locks[account] {
+            reason = lockRefusal(account, owner: owner)
+        } else if case .out = part {
+            reason = balances[account] == nil ? absence(of: account) : nil
+        } else if balances[account] != nil {
+            reason = .invalid("account \(account) already exists here")
+        }
+        var effects = Effects(result: .preparedYes)
+        effects.wal.append(WALRecord(transaction: id, kind: .start))
+        if let reason {
+            effects.result = .aborted(reason)
+            effects.wal.append(WALRecord(transaction: id, kind: .abort))
+            record(id, .aborted(reason), in: &effects)
+            return effects
+        }
+        locks[account] = id
+        effects.locked[account] = id
+        switch part {
+        case .out(_, let to):
+            let balance = balances[account]!
+            effects.result = .preparedMove(balance: balance)
+            effects.wal.append(WALRecord(transaction: id, kind: .moveOut(account, balance: balance, to: to)))
+        case .into(_, let balance, let from):
+            effects.wal.append(WALRecord(transaction: id, kind: .moveIn(account, balance: balance, from: from)))
+        }
+        let prepared = Prepared(home: home, participants: participants, changes: [], move: part, slot: slot)
+        record(id, .prepared(prepared), in: &effects)
+        return effects
+    }
+
+    private mutating func commitMove(_ id: TransactionID, _ move: MovePart, slot: Slot, ballot: Ballot) -> Effects {
+        var effects = Effects(result: .committed)
+        let account = move.account
+        locks[account] = nil
+        effects.unlocked.append(account)
+        switch move {
+        case .out(_, let to):
+            let balance = balances.removeValue(forKey: account)!
+            movedOut[account] = to
+            effects.movedOut[account] = .some(to)
+            effects.datastore = DatastoreRecord(
+                transaction: id, kind: .moveOut(account, balance: balance, to: to), slot: slot, ballot: ballot)
+        case .into(_, let balance, let from):
+            balances[account] = balance
+            effects.balances[account] = balance
+            movedOut[account] = nil
+            effects.movedOut.updateValue(nil, forKey: account)
+            effects.datastore = DatastoreRecord(
+                transaction: id, kind: .moveIn(account, balance: balance, from: from), slot: slot, ballot: ballot)
+        }
+        effects.wal.append(WALRecord(transaction: id, kind: .commit))
+        record(id, .committed, in: &effects)
+        return effects
+    }
+
     private mutating func createAccounts(_ ranges: [ClosedRange<AccountID>], balance: Int64) -> Effects {
         guard balance >= minBalance else {
             return Effects(result: .refused("initial balance \(balance) is below the minimum \(minBalance)"))
@@ -222,7 +314,8 @@ public struct LedgerState: Hashable, Sendable {
             var value = range.lowerBound.value
             while true {
                 let account = AccountID(value)
-                if balances[account] == nil {
+                // An account moved away (or being moved in) is not created again.
+                if balances[account] == nil, movedOut[account] == nil, locks[account] == nil {
                     balances[account] = balance
                     effects.balances[account] = balance
                     created += 1
@@ -241,8 +334,8 @@ public struct LedgerState: Hashable, Sendable {
     /// no debit goes below the minimum balance and no credit overflows.
     private func refusal(for changes: [AccountChange]) -> AbortReason? {
         for change in changes {
-            guard let balance = balances[change.account] else { return .unknownAccount(change.account) }
-            if let owner = locks[change.account] { return .locked(change.account, by: owner) }
+            if let owner = locks[change.account] { return lockRefusal(change.account, owner: owner) }
+            guard let balance = balances[change.account] else { return absence(of: change.account) }
             let (new, overflow) = balance.addingReportingOverflow(change.delta)
             if overflow {
                 return change.delta > 0
@@ -251,6 +344,22 @@ public struct LedgerState: Hashable, Sendable {
             if change.delta < 0, new < minBalance { return .insufficientFunds(change.account, balance: balance) }
         }
         return nil
+    }
+
+    /// Why a locked account cannot be used: locked by a cross-shard transaction, or by a move in progress.
+    private func lockRefusal(_ account: AccountID, owner: TransactionID) -> AbortReason {
+        guard case .prepared(let prepared) = transactions[owner], let move = prepared.move else {
+            return .locked(account, by: owner)
+        }
+        switch move {
+        case .out(_, let to): return .moving(account, to: to)
+        case .into: return .moving(account, to: prepared.participants.first { $0 != prepared.home } ?? prepared.home)
+        }
+    }
+
+    /// Why an account without a balance here cannot be used: moved away, or never here.
+    private func absence(of account: AccountID) -> AbortReason {
+        movedOut[account].map { .moved(account, to: $0) } ?? .unknownAccount(account)
     }
 
     private mutating func adjust(
@@ -284,22 +393,42 @@ extension LedgerState {
         minBalance: Int64,
         balances: [AccountID: Int64],
         locks: [AccountID: TransactionID],
-        transactions: [TransactionID: Status]
+        transactions: [TransactionID: Status],
+        movedOut: [AccountID: String] = [:]
     ) throws(LedgerStateError) {
         self.init(minBalance: minBalance)
         for account in balances.keys.sorted() where balances[account]! < minBalance {
             throw LedgerStateError(
                 "account \(account) has balance \(balances[account]!), below the minimum \(minBalance)")
         }
+        for account in movedOut.keys.sorted() where balances[account] != nil {
+            throw LedgerStateError("account \(account) was moved to \(movedOut[account]!) but still has a balance here")
+        }
         for account in locks.keys.sorted() {
             let owner = locks[account]!
-            guard case .prepared(let prepared) = transactions[owner],
-                prepared.changes.contains(where: { $0.account == account })
+            guard case .prepared(let prepared) = transactions[owner], prepared.accounts.contains(account)
             else { throw LedgerStateError("account \(account) is locked by \(owner), which is not prepared on it") }
-            guard balances[account] != nil else { throw LedgerStateError("locked account \(account) does not exist") }
+            if case .into = prepared.move {
+                guard balances[account] == nil else {
+                    throw LedgerStateError("account \(account) is reserved for a move in by \(owner) but exists")
+                }
+            } else if balances[account] == nil {
+                throw LedgerStateError("locked account \(account) does not exist")
+            }
         }
         for id in transactions.keys.sorted() {
             guard case .prepared(let prepared) = transactions[id]! else { continue }
+            if let move = prepared.move {
+                guard prepared.changes.isEmpty, locks[move.account] == id else {
+                    throw LedgerStateError("prepared move \(id) does not hold the lock on \(move.account)")
+                }
+                if case .into(_, let balance, _) = move, balance < minBalance {
+                    throw LedgerStateError(
+                        "prepared move \(id) would create account \(move.account) with balance \(balance), below the "
+                            + "minimum \(minBalance)")
+                }
+                continue
+            }
             var previous: AccountID?
             for change in prepared.changes.sorted(by: { $0.account < $1.account }) {
                 if change.account == previous {
@@ -325,6 +454,7 @@ extension LedgerState {
         self.balances = balances
         self.locks = locks
         self.transactions = transactions
+        self.movedOut = movedOut
     }
 }
 

@@ -119,7 +119,7 @@ public struct Coordinator: Sendable {
                 return [.submit(.commit(id), to: home)]
             case .applied(.aborted(let reason)):
                 return abort(.refused(reason, cluster: cluster))
-            case .applied(.committed), .applied(.refused), .applied(.accountsCreated):
+            case .applied(.committed), .applied(.refused), .applied(.accountsCreated), .applied(.preparedMove):
                 // Not an answer a prepare gets for a fresh transaction id: refuse to go on with it.
                 return abort(.refused(.invalid("unexpected answer to prepare: \(answer)"), cluster: cluster))
             case .unavailable:
@@ -135,7 +135,7 @@ public struct Coordinator: Sendable {
             case .applied(.aborted), .applied(.refused):
                 // The home cluster aborted first (a participant's recovery asked it): the abort stands everywhere.
                 return abort(.abortedAtHome(cluster: home))
-            case .unavailable, .wrongShard, .applied(.preparedYes), .applied(.accountsCreated):
+            case .unavailable, .wrongShard, .applied(.preparedYes), .applied(.preparedMove), .applied(.accountsCreated):
                 guard phase == .committingAtHome else {
                     phase = .done
                     outcome = .unknown("the home cluster \(home) did not answer with its decision")

@@ -60,6 +60,9 @@ public nonisolated enum Ledger_V1_Outcome: SwiftProtobuf.Enum, Swift.CaseIterabl
 
   /// Accounts created (accounts_created says how many were new).
   case accountsCreated // = 5
+
+  /// 2PC prepare of a move at its source: vote yes; the locked account holds `balance`.
+  case movePrepared // = 6
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -74,6 +77,7 @@ public nonisolated enum Ledger_V1_Outcome: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 3: self = .prepared
     case 4: self = .refused
     case 5: self = .accountsCreated
+    case 6: self = .movePrepared
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -86,6 +90,7 @@ public nonisolated enum Ledger_V1_Outcome: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .prepared: return 3
     case .refused: return 4
     case .accountsCreated: return 5
+    case .movePrepared: return 6
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -98,6 +103,7 @@ public nonisolated enum Ledger_V1_Outcome: SwiftProtobuf.Enum, Swift.CaseIterabl
     .prepared,
     .refused,
     .accountsCreated,
+    .movePrepared,
   ]
 
 }
@@ -139,6 +145,12 @@ public nonisolated enum Ledger_V1_AbortReason: SwiftProtobuf.Enum, Swift.CaseIte
 
   /// Proposed but not known to be chosen in time: the outcome is UNKNOWN. Retry with the same transaction id.
   case timedOut // = 11
+
+  /// A move of `account` to `owner_cluster` is in progress here: retry once it is decided.
+  case moving // = 12
+
+  /// `account` was moved to `owner_cluster`.
+  case moved // = 13
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -159,6 +171,8 @@ public nonisolated enum Ledger_V1_AbortReason: SwiftProtobuf.Enum, Swift.CaseIte
     case 9: self = .busy
     case 10: self = .notLeader
     case 11: self = .timedOut
+    case 12: self = .moving
+    case 13: self = .moved
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -177,6 +191,8 @@ public nonisolated enum Ledger_V1_AbortReason: SwiftProtobuf.Enum, Swift.CaseIte
     case .busy: return 9
     case .notLeader: return 10
     case .timedOut: return 11
+    case .moving: return 12
+    case .moved: return 13
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -195,6 +211,8 @@ public nonisolated enum Ledger_V1_AbortReason: SwiftProtobuf.Enum, Swift.CaseIte
     .busy,
     .notLeader,
     .timedOut,
+    .moving,
+    .moved,
   ]
 
 }
@@ -208,6 +226,12 @@ public nonisolated enum Ledger_V1_WalRecordKind: SwiftProtobuf.Enum, Swift.CaseI
   case update // = 2
   case commit // = 3
   case abort // = 4
+
+  /// `account`, holding `new_balance`, leaves for `cluster` (planned at prepare, done at commit).
+  case moveOut // = 5
+
+  /// `account` arrives from `cluster` with `new_balance` (planned at prepare, done at commit).
+  case moveIn // = 6
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -221,6 +245,8 @@ public nonisolated enum Ledger_V1_WalRecordKind: SwiftProtobuf.Enum, Swift.CaseI
     case 2: self = .update
     case 3: self = .commit
     case 4: self = .abort
+    case 5: self = .moveOut
+    case 6: self = .moveIn
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -232,6 +258,8 @@ public nonisolated enum Ledger_V1_WalRecordKind: SwiftProtobuf.Enum, Swift.CaseI
     case .update: return 2
     case .commit: return 3
     case .abort: return 4
+    case .moveOut: return 5
+    case .moveIn: return 6
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -243,6 +271,8 @@ public nonisolated enum Ledger_V1_WalRecordKind: SwiftProtobuf.Enum, Swift.CaseI
     .update,
     .commit,
     .abort,
+    .moveOut,
+    .moveIn,
   ]
 
 }
@@ -531,6 +561,14 @@ public nonisolated struct Ledger_V1_Command: Sendable {
     set {kind = .createAccounts(newValue)}
   }
 
+  public var prepareMove: Ledger_V1_PrepareMoveCommand {
+    get {
+      if case .prepareMove(let v)? = kind {return v}
+      return Ledger_V1_PrepareMoveCommand()
+    }
+    set {kind = .prepareMove(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -539,10 +577,91 @@ public nonisolated struct Ledger_V1_Command: Sendable {
     case commit(Ledger_V1_CommitCommand)
     case abort(Ledger_V1_AbortCommand)
     case createAccounts(Ledger_V1_CreateAccountsCommand)
+    case prepareMove(Ledger_V1_PrepareMoveCommand)
 
   }
 
   public init() {}
+}
+
+/// One cluster's part in moving an account to another cluster (a rebalance). The source is the home.
+public nonisolated struct Ledger_V1_MovePart: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var account: UInt64 = 0
+
+  public var direction: Ledger_V1_MovePart.OneOf_Direction? = nil
+
+  /// At the source: lock the account; at commit remove it, remembering the cluster it went to.
+  public var outTo: String {
+    get {
+      if case .outTo(let v)? = direction {return v}
+      return String()
+    }
+    set {direction = .outTo(newValue)}
+  }
+
+  /// At the target: reserve the account; at commit create it with `balance`.
+  public var inFrom: String {
+    get {
+      if case .inFrom(let v)? = direction {return v}
+      return String()
+    }
+    set {direction = .inFrom(newValue)}
+  }
+
+  /// With in_from: the balance the account arrives with.
+  public var balance: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Direction: Equatable, Sendable {
+    /// At the source: lock the account; at commit remove it, remembering the cluster it went to.
+    case outTo(String)
+    /// At the target: reserve the account; at commit create it with `balance`.
+    case inFrom(String)
+
+  }
+
+  public init() {}
+}
+
+/// 2PC prepare of an account move (commit and abort are the transfers' own).
+public nonisolated struct Ledger_V1_PrepareMoveCommand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var transaction: Ledger_V1_TransactionId {
+    get {_transaction ?? Ledger_V1_TransactionId()}
+    set {_transaction = newValue}
+  }
+  /// Returns true if `transaction` has been explicitly set.
+  public var hasTransaction: Bool {self._transaction != nil}
+  /// Clears the value of `transaction`. Subsequent reads from it will return its default value.
+  public mutating func clearTransaction() {self._transaction = nil}
+
+  public var home: String = String()
+
+  public var participants: [String] = []
+
+  public var part: Ledger_V1_MovePart {
+    get {_part ?? Ledger_V1_MovePart()}
+    set {_part = newValue}
+  }
+  /// Returns true if `part` has been explicitly set.
+  public var hasPart: Bool {self._part != nil}
+  /// Clears the value of `part`. Subsequent reads from it will return its default value.
+  public mutating func clearPart() {self._part = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _transaction: Ledger_V1_TransactionId? = nil
+  fileprivate var _part: Ledger_V1_MovePart? = nil
 }
 
 /// The result of a request. Which fields are set depends on the outcome and the reason (see above); the others
@@ -586,7 +705,8 @@ public nonisolated struct Ledger_V1_Result: Sendable {
   fileprivate var _lockedBy: Ledger_V1_TransactionId? = nil
 }
 
-/// One write-ahead-log record: <T7.1, Start>, <T7.1, Update, 100, 2>, <T7.1, Commit>, <T7.1, Abort>.
+/// One write-ahead-log record: <T7.1, Start>, <T7.1, Update, 100, 2>, <T7.1, MoveOut, 100, 2, C2>, <T7.1, Commit>,
+/// <T7.1, Abort>.
 public nonisolated struct Ledger_V1_WalRecord: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -608,6 +728,8 @@ public nonisolated struct Ledger_V1_WalRecord: Sendable {
   public var oldBalance: Int64 = 0
 
   public var newBalance: Int64 = 0
+
+  public var cluster: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -640,6 +762,23 @@ public nonisolated struct Ledger_V1_CrossShardChanges: Sendable {
   // methods supported on all messages.
 
   public var changes: [Ledger_V1_AccountChange] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// An account that left for, or arrived from, another cluster, with its balance.
+public nonisolated struct Ledger_V1_MoveDetails: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var account: UInt64 = 0
+
+  public var balance: Int64 = 0
+
+  public var cluster: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -680,6 +819,22 @@ public nonisolated struct Ledger_V1_DatastoreRecord: Sendable {
     set {kind = .crossShard(newValue)}
   }
 
+  public var moveOut: Ledger_V1_MoveDetails {
+    get {
+      if case .moveOut(let v)? = kind {return v}
+      return Ledger_V1_MoveDetails()
+    }
+    set {kind = .moveOut(newValue)}
+  }
+
+  public var moveIn: Ledger_V1_MoveDetails {
+    get {
+      if case .moveIn(let v)? = kind {return v}
+      return Ledger_V1_MoveDetails()
+    }
+    set {kind = .moveIn(newValue)}
+  }
+
   public var slot: UInt64 = 0
 
   public var ballot: Ledger_V1_Ballot {
@@ -696,6 +851,8 @@ public nonisolated struct Ledger_V1_DatastoreRecord: Sendable {
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
     case transfer(Ledger_V1_TransferDetails)
     case crossShard(Ledger_V1_CrossShardChanges)
+    case moveOut(Ledger_V1_MoveDetails)
+    case moveIn(Ledger_V1_MoveDetails)
 
   }
 
@@ -728,6 +885,7 @@ public nonisolated struct Ledger_V1_TransferRequest: Sendable {
   fileprivate var _transfer: Ledger_V1_TransferCommand? = nil
 }
 
+/// Exactly one of `prepare` and `prepare_move`.
 public nonisolated struct Ledger_V1_PrepareRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -744,11 +902,21 @@ public nonisolated struct Ledger_V1_PrepareRequest: Sendable {
   /// Clears the value of `prepare`. Subsequent reads from it will return its default value.
   public mutating func clearPrepare() {self._prepare = nil}
 
+  public var prepareMove: Ledger_V1_PrepareMoveCommand {
+    get {_prepareMove ?? Ledger_V1_PrepareMoveCommand()}
+    set {_prepareMove = newValue}
+  }
+  /// Returns true if `prepareMove` has been explicitly set.
+  public var hasPrepareMove: Bool {self._prepareMove != nil}
+  /// Clears the value of `prepareMove`. Subsequent reads from it will return its default value.
+  public mutating func clearPrepareMove() {self._prepareMove = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _prepare: Ledger_V1_PrepareCommand? = nil
+  fileprivate var _prepareMove: Ledger_V1_PrepareMoveCommand? = nil
 }
 
 public nonisolated struct Ledger_V1_CommitRequest: Sendable {
@@ -1700,15 +1868,15 @@ public nonisolated struct Ledger_V1_PeerStreamSummary: Sendable {
 fileprivate nonisolated let _protobuf_package = "ledger.v1"
 
 nonisolated extension Ledger_V1_Outcome: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTCOME_UNSPECIFIED\0\u{1}OUTCOME_COMMITTED\0\u{1}OUTCOME_ABORTED\0\u{1}OUTCOME_PREPARED\0\u{1}OUTCOME_REFUSED\0\u{1}OUTCOME_ACCOUNTS_CREATED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTCOME_UNSPECIFIED\0\u{1}OUTCOME_COMMITTED\0\u{1}OUTCOME_ABORTED\0\u{1}OUTCOME_PREPARED\0\u{1}OUTCOME_REFUSED\0\u{1}OUTCOME_ACCOUNTS_CREATED\0\u{1}OUTCOME_MOVE_PREPARED\0")
 }
 
 nonisolated extension Ledger_V1_AbortReason: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ABORT_REASON_UNSPECIFIED\0\u{1}ABORT_REASON_INSUFFICIENT_FUNDS\0\u{1}ABORT_REASON_LOCKED\0\u{1}ABORT_REASON_UNKNOWN_ACCOUNT\0\u{1}ABORT_REASON_WRONG_SHARD\0\u{1}ABORT_REASON_BALANCE_OVERFLOW\0\u{1}ABORT_REASON_ABORTED\0\u{1}ABORT_REASON_INVALID\0\u{1}ABORT_REASON_NO_QUORUM\0\u{1}ABORT_REASON_BUSY\0\u{1}ABORT_REASON_NOT_LEADER\0\u{1}ABORT_REASON_TIMED_OUT\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ABORT_REASON_UNSPECIFIED\0\u{1}ABORT_REASON_INSUFFICIENT_FUNDS\0\u{1}ABORT_REASON_LOCKED\0\u{1}ABORT_REASON_UNKNOWN_ACCOUNT\0\u{1}ABORT_REASON_WRONG_SHARD\0\u{1}ABORT_REASON_BALANCE_OVERFLOW\0\u{1}ABORT_REASON_ABORTED\0\u{1}ABORT_REASON_INVALID\0\u{1}ABORT_REASON_NO_QUORUM\0\u{1}ABORT_REASON_BUSY\0\u{1}ABORT_REASON_NOT_LEADER\0\u{1}ABORT_REASON_TIMED_OUT\0\u{1}ABORT_REASON_MOVING\0\u{1}ABORT_REASON_MOVED\0")
 }
 
 nonisolated extension Ledger_V1_WalRecordKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0WAL_RECORD_KIND_UNSPECIFIED\0\u{1}WAL_RECORD_KIND_START\0\u{1}WAL_RECORD_KIND_UPDATE\0\u{1}WAL_RECORD_KIND_COMMIT\0\u{1}WAL_RECORD_KIND_ABORT\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0WAL_RECORD_KIND_UNSPECIFIED\0\u{1}WAL_RECORD_KIND_START\0\u{1}WAL_RECORD_KIND_UPDATE\0\u{1}WAL_RECORD_KIND_COMMIT\0\u{1}WAL_RECORD_KIND_ABORT\0\u{1}WAL_RECORD_KIND_MOVE_OUT\0\u{1}WAL_RECORD_KIND_MOVE_IN\0")
 }
 
 nonisolated extension Ledger_V1_Role: SwiftProtobuf._ProtoNameProviding {
@@ -2093,7 +2261,7 @@ nonisolated extension Ledger_V1_CreateAccountsCommand: SwiftProtobuf.Message, Sw
 
 nonisolated extension Ledger_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Command"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transfer\0\u{1}prepare\0\u{1}commit\0\u{1}abort\0\u{3}create_accounts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transfer\0\u{1}prepare\0\u{1}commit\0\u{1}abort\0\u{3}create_accounts\0\u{3}prepare_move\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2166,6 +2334,19 @@ nonisolated extension Ledger_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._M
           self.kind = .createAccounts(v)
         }
       }()
+      case 6: try {
+        var v: Ledger_V1_PrepareMoveCommand?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .prepareMove(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .prepareMove(v)
+        }
+      }()
       default: break
       }
     }
@@ -2197,6 +2378,10 @@ nonisolated extension Ledger_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .createAccounts(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
+    case .prepareMove?: try {
+      guard case .prepareMove(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2204,6 +2389,122 @@ nonisolated extension Ledger_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._M
 
   public static func ==(lhs: Ledger_V1_Command, rhs: Ledger_V1_Command) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_MovePart: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MovePart"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{3}out_to\0\u{3}in_from\0\u{1}balance\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.account) }()
+      case 2: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.direction != nil {try decoder.handleConflictingOneOf()}
+          self.direction = .outTo(v)
+        }
+      }()
+      case 3: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.direction != nil {try decoder.handleConflictingOneOf()}
+          self.direction = .inFrom(v)
+        }
+      }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.balance) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.account != 0 {
+      try visitor.visitSingularUInt64Field(value: self.account, fieldNumber: 1)
+    }
+    switch self.direction {
+    case .outTo?: try {
+      guard case .outTo(let v)? = self.direction else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 2)
+    }()
+    case .inFrom?: try {
+      guard case .inFrom(let v)? = self.direction else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 3)
+    }()
+    case nil: break
+    }
+    if self.balance != 0 {
+      try visitor.visitSingularInt64Field(value: self.balance, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_MovePart, rhs: Ledger_V1_MovePart) -> Bool {
+    if lhs.account != rhs.account {return false}
+    if lhs.direction != rhs.direction {return false}
+    if lhs.balance != rhs.balance {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_PrepareMoveCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrepareMoveCommand"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}home\0\u{1}participants\0\u{1}part\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._transaction) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.home) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.participants) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._part) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._transaction {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.home.isEmpty {
+      try visitor.visitSingularStringField(value: self.home, fieldNumber: 2)
+    }
+    if !self.participants.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.participants, fieldNumber: 3)
+    }
+    try { if let v = self._part {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_PrepareMoveCommand, rhs: Ledger_V1_PrepareMoveCommand) -> Bool {
+    if lhs._transaction != rhs._transaction {return false}
+    if lhs.home != rhs.home {return false}
+    if lhs.participants != rhs.participants {return false}
+    if lhs._part != rhs._part {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2290,7 +2591,7 @@ nonisolated extension Ledger_V1_Result: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Ledger_V1_WalRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WalRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}kind\0\u{1}account\0\u{3}old_balance\0\u{3}new_balance\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}kind\0\u{1}account\0\u{3}old_balance\0\u{3}new_balance\0\u{1}cluster\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2303,6 +2604,7 @@ nonisolated extension Ledger_V1_WalRecord: SwiftProtobuf.Message, SwiftProtobuf.
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.account) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.oldBalance) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.newBalance) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
       default: break
       }
     }
@@ -2328,6 +2630,9 @@ nonisolated extension Ledger_V1_WalRecord: SwiftProtobuf.Message, SwiftProtobuf.
     if self.newBalance != 0 {
       try visitor.visitSingularInt64Field(value: self.newBalance, fieldNumber: 5)
     }
+    if !self.cluster.isEmpty {
+      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2337,6 +2642,7 @@ nonisolated extension Ledger_V1_WalRecord: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.account != rhs.account {return false}
     if lhs.oldBalance != rhs.oldBalance {return false}
     if lhs.newBalance != rhs.newBalance {return false}
+    if lhs.cluster != rhs.cluster {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2412,9 +2718,49 @@ nonisolated extension Ledger_V1_CrossShardChanges: SwiftProtobuf.Message, SwiftP
   }
 }
 
+nonisolated extension Ledger_V1_MoveDetails: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MoveDetails"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{1}balance\0\u{1}cluster\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.account) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.balance) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.account != 0 {
+      try visitor.visitSingularUInt64Field(value: self.account, fieldNumber: 1)
+    }
+    if self.balance != 0 {
+      try visitor.visitSingularInt64Field(value: self.balance, fieldNumber: 2)
+    }
+    if !self.cluster.isEmpty {
+      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_MoveDetails, rhs: Ledger_V1_MoveDetails) -> Bool {
+    if lhs.account != rhs.account {return false}
+    if lhs.balance != rhs.balance {return false}
+    if lhs.cluster != rhs.cluster {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Ledger_V1_DatastoreRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DatastoreRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}transfer\0\u{3}cross_shard\0\u{1}slot\0\u{1}ballot\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}transfer\0\u{3}cross_shard\0\u{1}slot\0\u{1}ballot\0\u{3}move_out\0\u{3}move_in\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2451,6 +2797,32 @@ nonisolated extension Ledger_V1_DatastoreRecord: SwiftProtobuf.Message, SwiftPro
       }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.slot) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
+      case 6: try {
+        var v: Ledger_V1_MoveDetails?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .moveOut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .moveOut(v)
+        }
+      }()
+      case 7: try {
+        var v: Ledger_V1_MoveDetails?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .moveIn(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .moveIn(v)
+        }
+      }()
       default: break
       }
     }
@@ -2473,7 +2845,7 @@ nonisolated extension Ledger_V1_DatastoreRecord: SwiftProtobuf.Message, SwiftPro
       guard case .crossShard(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     }()
-    case nil: break
+    default: break
     }
     if self.slot != 0 {
       try visitor.visitSingularUInt64Field(value: self.slot, fieldNumber: 4)
@@ -2481,6 +2853,17 @@ nonisolated extension Ledger_V1_DatastoreRecord: SwiftProtobuf.Message, SwiftPro
     try { if let v = self._ballot {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    switch self.kind {
+    case .moveOut?: try {
+      guard case .moveOut(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .moveIn?: try {
+      guard case .moveIn(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    default: break
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2535,7 +2918,7 @@ nonisolated extension Ledger_V1_TransferRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Ledger_V1_PrepareRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrepareRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}prepare\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}prepare\0\u{3}prepare_move\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2545,6 +2928,7 @@ nonisolated extension Ledger_V1_PrepareRequest: SwiftProtobuf.Message, SwiftProt
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._prepare) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._prepareMove) }()
       default: break
       }
     }
@@ -2561,12 +2945,16 @@ nonisolated extension Ledger_V1_PrepareRequest: SwiftProtobuf.Message, SwiftProt
     try { if let v = self._prepare {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    try { if let v = self._prepareMove {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ledger_V1_PrepareRequest, rhs: Ledger_V1_PrepareRequest) -> Bool {
     if lhs.cluster != rhs.cluster {return false}
     if lhs._prepare != rhs._prepare {return false}
+    if lhs._prepareMove != rhs._prepareMove {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

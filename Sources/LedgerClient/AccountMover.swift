@@ -1,0 +1,108 @@
+import LedgerCore
+import LedgerRPC
+import LedgerStore
+
+/// How an account move ended.
+public enum MoveOutcome: Hashable, Sendable, CustomStringConvertible {
+    /// The source removed the account and the target holds it with `balance` (or will, once its recovery learns the
+    /// decision, if its commit answer was lost).
+    case moved(balance: Int64)
+    /// The account already lives in the target (a plan applied before).
+    case alreadyThere
+    /// Nothing changed: the account stays in the source.
+    case aborted(String)
+    /// The source's decision could not be learned in time; its replicas settle it, and the account ends in exactly
+    /// one of the two clusters.
+    case unknown(String)
+
+    public var description: String {
+        switch self {
+        case .moved(let balance): return "moved (balance \(balance))"
+        case .alreadyThere: return "already there"
+        case .aborted(let why): return "aborted: \(why)"
+        case .unknown(let why): return "unknown: \(why)"
+        }
+    }
+}
+
+extension LedgerConnection {
+    /// Moves one account between clusters with the 2PC of transfers (DESIGN §6): the source is the home.
+    ///
+    /// 1. Prepare at the source: it locks the account and votes yes with its balance (transfers that touch it now are
+    ///    answered `moving` and try again later). 2. Prepare at the target with that balance: it reserves the
+    ///    account. 3. Commit at the source, the commit point: the account leaves, and the source answers `wrongShard`
+    ///    with the target from then on. 4. Commit at the target: the account arrives. A no, or a source that cannot
+    ///    vote, aborts everywhere that can answer. If the client dies, the participants' in-doubt recovery asks the
+    ///    source, which aborts what it has not committed: the account is in exactly one cluster whatever happens,
+    ///    and money is only in flight between steps 3 and 4, as for a cross-shard transfer.
+    public func move(_ move: AccountMove) async -> MoveOutcome {
+        guard move.from != move.to else {
+            return .aborted("account \(move.account) cannot move from \(move.from) to itself")
+        }
+        let id = nextTransaction()
+        let participants = [move.from, move.to].sorted()
+        let account = move.account
+        let balance: Int64
+        switch await submit(
+            .prepareMove(id, home: move.from, participants: participants, part: .out(account, to: move.to)),
+            to: move.from)
+        {
+        case .applied(.preparedMove(let value)):
+            balance = value
+        case .wrongShard(_, let owner?) where owner == move.to:
+            // The source committed this move before (a re-run); the target finishes it if it has not yet.
+            recordMove(account, to: move.to)
+            return .alreadyThere
+        case .wrongShard(_, let owner):
+            return .aborted("\(move.from) does not hold account \(account) (owner: \(owner ?? "unknown"))")
+        case .applied(.aborted(let reason)):
+            return .aborted("\(move.from) refused: \(reason)")
+        case .unavailable:
+            // Its prepare may still be applied; being the home, the source then aborts it on its own.
+            return .aborted("no quorum in \(move.from)")
+        case let answer:
+            return await abortMove(id, move, because: "unexpected answer from \(move.from): \(answer)", skipping: nil)
+        }
+
+        switch await submit(
+            .prepareMove(
+                id, home: move.from, participants: participants,
+                part: .into(account, balance: balance, from: move.from)),
+            to: move.to)
+        {
+        case .applied(.preparedYes):
+            break
+        case .applied(.aborted(let reason)):
+            return await abortMove(id, move, because: "\(move.to) refused: \(reason)", skipping: nil)
+        case .unavailable:
+            return await abortMove(id, move, because: "no quorum in \(move.to)", skipping: move.to)
+        case let answer:
+            return await abortMove(id, move, because: "unexpected answer from \(move.to): \(answer)", skipping: nil)
+        }
+
+        var decision = await submit(.commit(id), to: move.from)
+        if decision == .unavailable { decision = await askDecision(id, of: move.from) }
+        switch decision {
+        case .applied(.committed):
+            recordMove(account, to: move.to)
+            // A target that misses this commit learns the decision from the source when its recovery timer fires.
+            _ = await submit(.commit(id), to: move.to)
+            return .moved(balance: balance)
+        case .applied(.aborted), .applied(.refused):
+            return await abortMove(id, move, because: "aborted by the source \(move.from)", skipping: move.from)
+        default:
+            return .unknown("the source \(move.from) did not answer with its decision")
+        }
+    }
+
+    private func abortMove(_ id: TransactionID, _ move: AccountMove, because why: String, skipping: String?) async
+        -> MoveOutcome
+    {
+        await withTaskGroup(of: Void.self) { group in
+            for cluster in [move.from, move.to] where cluster != skipping {
+                group.addTask { _ = await self.submit(.abort(id), to: cluster) }
+            }
+        }
+        return .aborted(why)
+    }
+}
