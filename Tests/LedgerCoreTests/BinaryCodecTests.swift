@@ -17,6 +17,12 @@ private let commands: [LedgerCommand] = [
             AccountChange(account: AccountID(12), delta: -640), AccountChange(account: maxAccount, delta: Int64.min),
         ]),
     .prepare(TransactionID(client: 1, sequence: 2), home: "Zürich-é", participants: [], changes: []),
+    .prepareMove(
+        TransactionID(client: 9, sequence: 301), home: "C2", participants: ["C1", "C2"],
+        part: .out(maxAccount, to: "C1")),
+    .prepareMove(
+        TransactionID(client: 9, sequence: 301), home: "C2", participants: ["C1", "C2"],
+        part: .into(AccountID(1997), balance: Int64.min, from: "C2")),
     .commit(TransactionID(client: 4, sequence: 5)),
     .abort(lastTransaction),
     .createAccounts([AccountID(1)...AccountID(1000), AccountID(5000)...AccountID(5000)], balance: 10),
@@ -49,7 +55,16 @@ private let statuses: [LedgerState.Status] = [
     .aborted(.aborted),
     .aborted(.invalid("transfer from 3 to itself")),
     .aborted(.invalid("")),
+    .aborted(.moving(AccountID(7), to: "C3")),
+    .aborted(.moved(maxAccount, to: "C1")),
     .prepared(prepared),
+    .prepared(
+        LedgerState.Prepared(
+            home: "C1", participants: ["C1", "C2"], changes: [], move: .out(AccountID(9), to: "C2"), slot: 3)),
+    .prepared(
+        LedgerState.Prepared(
+            home: "C2", participants: ["C1", "C2"], changes: [], move: .into(AccountID(9), balance: 12, from: "C2"),
+            slot: Slot.max)),
 ]
 
 private let walRecords: [WALRecord] = [
@@ -58,6 +73,8 @@ private let walRecords: [WALRecord] = [
     WALRecord(transaction: lastTransaction, kind: .update(maxAccount, old: Int64.min, new: Int64.max)),
     WALRecord(transaction: TransactionID(client: 7, sequence: 1), kind: .commit),
     WALRecord(transaction: TransactionID(client: 7, sequence: 2), kind: .abort),
+    WALRecord(transaction: lastTransaction, kind: .moveOut(maxAccount, balance: Int64.max, to: "C2")),
+    WALRecord(transaction: TransactionID(client: 7, sequence: 3), kind: .moveIn(AccountID(1), balance: -4, from: "C1")),
 ]
 
 private let datastoreRecords: [DatastoreRecord] = [
@@ -70,6 +87,12 @@ private let datastoreRecords: [DatastoreRecord] = [
         ballot: Ballot(round: UInt64.max, replica: ReplicaID(9))),
     DatastoreRecord(
         transaction: TransactionID(client: 1, sequence: 1), kind: .crossShard([]), slot: 0, ballot: .zero),
+    DatastoreRecord(
+        transaction: TransactionID(client: 1, sequence: 2), kind: .moveOut(AccountID(5), balance: 3, to: "C3"), slot: 4,
+        ballot: Ballot(round: 2, replica: ReplicaID(1))),
+    DatastoreRecord(
+        transaction: TransactionID(client: 1, sequence: 3), kind: .moveIn(maxAccount, balance: Int64.min, from: "C1"),
+        slot: 5, ballot: Ballot(round: 2, replica: ReplicaID(1))),
 ]
 
 /// A state reached by applying real commands: balances, a lock held by a prepared transaction, and committed and
@@ -89,6 +112,21 @@ private func appliedSnapshot() -> LedgerSnapshot {
             changes: [AccountChange(account: AccountID(4), delta: 7)]),
         .commit(TransactionID(client: 2, sequence: 2)),
         .abort(TransactionID(client: 2, sequence: 3)),
+        // Account 5 leaves for C2; account 30 arrives from C3; account 6 is on its way out (locked).
+        .prepareMove(
+            TransactionID(client: 3, sequence: 1), home: "C1", participants: ["C1", "C2"],
+            part: .out(AccountID(5), to: "C2")),
+        .commit(TransactionID(client: 3, sequence: 1)),
+        .prepareMove(
+            TransactionID(client: 3, sequence: 2), home: "C3", participants: ["C1", "C3"],
+            part: .into(AccountID(30), balance: 4, from: "C3")),
+        .commit(TransactionID(client: 3, sequence: 2)),
+        .prepareMove(
+            TransactionID(client: 3, sequence: 3), home: "C1", participants: ["C1", "C3"],
+            part: .out(AccountID(6), to: "C3")),
+        .prepareMove(
+            TransactionID(client: 3, sequence: 4), home: "C2", participants: ["C1", "C2"],
+            part: .into(AccountID(31), balance: 1, from: "C2")),
     ]
     var wal: [WALRecord] = []
     var datastore: [DatastoreRecord] = []
@@ -194,8 +232,16 @@ private func reencoding<Value>(
         let snapshot = appliedSnapshot()
         let statuses = Set(snapshot.state.transactions.values.map { "\($0)".prefix(5) })
         #expect(statuses == ["commi", "abort", "prepa"])
-        #expect(snapshot.state.locks == [AccountID(3): TransactionID(client: 2, sequence: 1)])
-        #expect(snapshot.datastore.count == 2)
+        #expect(
+            snapshot.state.locks == [
+                AccountID(3): TransactionID(client: 2, sequence: 1),
+                AccountID(6): TransactionID(client: 3, sequence: 3),
+                AccountID(31): TransactionID(client: 3, sequence: 4),
+            ])
+        #expect(snapshot.state.movedOut == [AccountID(5): "C2"])
+        #expect(snapshot.state.balances[AccountID(5)] == nil && snapshot.state.balances[AccountID(30)] == 4)
+        #expect(snapshot.state.balances[AccountID(31)] == nil)
+        #expect(snapshot.datastore.count == 4)
     }
 
     @Test func equalSnapshotsEncodeToEqualBytes() {
@@ -203,7 +249,7 @@ private func reencoding<Value>(
         let snapshot = appliedSnapshot()
         let rebuilt = try! LedgerState(
             minBalance: snapshot.state.minBalance, balances: snapshot.state.balances, locks: snapshot.state.locks,
-            transactions: snapshot.state.transactions)
+            transactions: snapshot.state.transactions, movedOut: snapshot.state.movedOut)
         let copy = LedgerSnapshot(state: rebuilt, wal: snapshot.wal, datastore: snapshot.datastore)
         #expect(LedgerCodec.encode(copy) == LedgerCodec.encode(snapshot))
     }

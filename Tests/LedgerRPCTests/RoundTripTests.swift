@@ -52,6 +52,15 @@ import Testing
             cluster: "C2", transaction: id, home: home, participants: participants, changes: changes)
         #expect(try LedgerCommand(wire: overTheWire(prepare)) == Samples.prepare)
 
+        var moveRequest = Ledger_V1_PrepareRequest()
+        moveRequest.cluster = "C2"
+        moveRequest.prepareMove = Ledger_V1_Command(Samples.moveOut).prepareMove
+        #expect(try LedgerCommand(wire: overTheWire(moveRequest)) == Samples.moveOut)
+        moveRequest.prepare = prepare.prepare
+        #expect(throws: WireError(field: "prepare_move", "is set with prepare; a request carries one of them")) {
+            try LedgerCommand(wire: moveRequest)
+        }
+
         let commit = Ledger_V1_CommitRequest(cluster: "C2", transaction: Samples.transaction)
         #expect(try LedgerCommand(wire: overTheWire(commit)) == .commit(Samples.transaction))
 

@@ -16,13 +16,17 @@ enum Samples {
         changes: [
             AccountChange(account: AccountID(12), delta: -640), AccountChange(account: AccountID(13), delta: 640),
         ])
+    static let moveOut = LedgerCommand.prepareMove(
+        other, home: "C2", participants: ["C1", "C2"], part: .out(AccountID(1997), to: "C1"))
+    static let moveIn = LedgerCommand.prepareMove(
+        other, home: "C2", participants: ["C1", "C2"], part: .into(AccountID(1997), balance: Int64.min, from: "C2"))
     static let commit = LedgerCommand.commit(transaction)
     static let abort = LedgerCommand.abort(other)
     static let createAccounts = LedgerCommand.createAccounts(
         [AccountID(1)...AccountID(1000), AccountID(2001)...AccountID(2001)], balance: 10)
 
     /// Every kind of command, with extreme values where a field has a range.
-    static let commands = [transfer, largestTransfer, prepare, commit, abort, createAccounts]
+    static let commands = [transfer, largestTransfer, prepare, moveOut, moveIn, commit, abort, createAccounts]
 
     static let requests = commands.map { Request(id: $0.requestID, command: $0) }
 
@@ -95,6 +99,8 @@ enum Samples {
     static let results: [CommandResult] = [
         .committed,
         .preparedYes,
+        .preparedMove(balance: 0),
+        .preparedMove(balance: Int64.min),
         .refused("T7.1 is unknown here; commit needs a prepare first"),
         .accountsCreated(0),
         .accountsCreated(3000),
@@ -105,6 +111,8 @@ enum Samples {
         .aborted(.aborted),
         .aborted(.invalid("transfer from 21 to itself")),
         .aborted(.invalid("")),
+        .aborted(.moving(AccountID(1997), to: "C1")),
+        .aborted(.moved(AccountID(UInt64.max), to: "C3")),
     ]
 
     /// Every way a replica can fail to apply a request.
@@ -124,6 +132,8 @@ enum Samples {
         WALRecord(transaction: other, kind: .update(AccountID(UInt64.max), old: Int64.min, new: Int64.max)),
         WALRecord(transaction: transaction, kind: .commit),
         WALRecord(transaction: other, kind: .abort),
+        WALRecord(transaction: other, kind: .moveOut(AccountID(1997), balance: 12, to: "C1")),
+        WALRecord(transaction: other, kind: .moveIn(AccountID(1997), balance: Int64.min, from: "C2")),
     ]
 
     static let datastoreRecords = [
@@ -134,5 +144,9 @@ enum Samples {
             transaction: other,
             kind: .crossShard([AccountChange(account: AccountID(12), delta: -640)]),
             slot: UInt64.max, ballot: highBallot),
+        DatastoreRecord(
+            transaction: other, kind: .moveOut(AccountID(1997), balance: 12, to: "C1"), slot: 4, ballot: leaderBallot),
+        DatastoreRecord(
+            transaction: other, kind: .moveIn(AccountID(1997), balance: -3, from: "C2"), slot: 5, ballot: leaderBallot),
     ]
 }

@@ -114,7 +114,8 @@ private func transfer(_ client: UInt64, _ from: UInt64, _ to: UInt64, _ amount: 
 }
 
 /// Slots that exercise every kind of effect: created accounts, committed and refused transfers, a prepare that
-/// locks, a prepare voted no, a commit, an abort of a prepared transaction and an abort of an unknown one.
+/// locks, a prepare voted no, a commit, an abort of a prepared transaction and an abort of an unknown one; an account
+/// that changes and then moves out in one slot, one that moves in, and one reserved by a move still prepared.
 private let history: [[LedgerCommand]] = [
     [.createAccounts([AccountID(1)...AccountID(10)], balance: 10)],
     [transfer(1, 1, 2, 3), transfer(1, 2, 3, 4), transfer(1, 3, 1, 100)],
@@ -136,6 +137,20 @@ private let history: [[LedgerCommand]] = [
             changes: [AccountChange(account: AccountID(9), delta: -2)])
     ],
     [.abort(TransactionID(client: 2, sequence: 4)), .abort(TransactionID(client: 2, sequence: 5))],
+    [
+        transfer(1, 10, 1, 1),
+        .prepareMove(
+            TransactionID(client: 3, sequence: 1), home: "C1", participants: ["C1", "C2"],
+            part: .out(AccountID(10), to: "C2")),
+        .commit(TransactionID(client: 3, sequence: 1)),
+        .prepareMove(
+            TransactionID(client: 3, sequence: 2), home: "C2", participants: ["C1", "C2"],
+            part: .into(AccountID(12), balance: 3, from: "C2")),
+        .commit(TransactionID(client: 3, sequence: 2)),
+        .prepareMove(
+            TransactionID(client: 3, sequence: 3), home: "C2", participants: ["C1", "C2"],
+            part: .into(AccountID(13), balance: 1, from: "C2")),
+    ],
 ]
 
 /// Builds the history in a store at `path` and returns the shell that remembers what it wrote.
@@ -169,21 +184,28 @@ struct ReplicaStoreTests {
         let directory = StoreDirectory()
         let path = directory.path("S1.sqlite")
         let shell = try buildHistory(at: path)
-        #expect(shell.state.locks == [AccountID(4): TransactionID(client: 2, sequence: 1)])
-        #expect(shell.state.transactions.count == 10)
+        #expect(
+            shell.state.locks == [
+                AccountID(4): TransactionID(client: 2, sequence: 1),
+                AccountID(13): TransactionID(client: 3, sequence: 3),
+            ])
+        #expect(shell.state.transactions.count == 14)
+        #expect(shell.state.movedOut == [AccountID(10): "C2"])
+        #expect(shell.state.balances[AccountID(10)] == nil && shell.state.balances[AccountID(12)] == 3)
 
         let (store, recovered) = try openS1(path)
         #expect(recovered.state == shell.state)
         #expect(recovered.state.balances == shell.state.balances)
         #expect(recovered.state.locks == shell.state.locks)
+        #expect(recovered.state.movedOut == shell.state.movedOut)
         #expect(recovered.durable == shell.durable)
         #expect(recovered.durable.promised == Ballot(round: 3, replica: ReplicaID(1)))
         #expect(recovered.durable.appliedThrough == Slot(history.count))
         #expect(recovered.durable.entries[Slot(history.count + 2)]?.isChosen == false)
         #expect(try store.walRecords() == shell.wal)
         #expect(try store.datastoreRecords() == shell.datastore)
-        #expect(shell.wal.count == 29)
-        #expect(shell.datastore.count == 4)
+        #expect(shell.wal.count == 41)
+        #expect(shell.datastore.count == 7)
         #expect(
             try store.snapshot(of: recovered.state)
                 == LedgerSnapshot(state: shell.state, wal: shell.wal, datastore: shell.datastore))
@@ -308,7 +330,10 @@ struct ReplicaStoreTests {
         }
 
         try run(history)
-        try run([[transfer(6, 1, 2, 1)], [transfer(6, 2, 3, 1)], [.commit(TransactionID(client: 2, sequence: 1))]])
+        try run([
+            [transfer(6, 1, 2, 1)], [transfer(6, 2, 3, 1)],
+            [.commit(TransactionID(client: 2, sequence: 1)), .commit(TransactionID(client: 3, sequence: 3))],
+        ])
         let (_, recovered) = try openS1(path)
         #expect(recovered.state == expected)
         #expect(recovered.state.locks.isEmpty)
@@ -456,14 +481,14 @@ struct ReplicaStoreTests {
             name: "a balance below the minimum", sql: "UPDATE balances SET balance = -1 WHERE account = 3",
             problem: "the ledger state breaks an invariant: account 3 has balance -1, below the minimum 0"),
         Corruption(
-            name: "account id 0", sql: "UPDATE balances SET account = 0 WHERE account = 10",
+            name: "account id 0", sql: "UPDATE balances SET account = 0 WHERE account = 9",
             problem: "column account of table balances holds account id 0"),
         Corruption(
             name: "an applied slot that is not chosen", sql: "UPDATE paxos_log SET chosen = 0 WHERE slot = 3",
             problem: "slot 3 is applied but not stored as chosen"),
         Corruption(
-            name: "an applied slot missing from the log", sql: "UPDATE meta SET applied_through = 7",
-            problem: "slot 7 is applied but not stored as chosen"),
+            name: "an applied slot missing from the log", sql: "UPDATE meta SET applied_through = 8",
+            problem: "slot 8 is applied but not stored as chosen"),
         Corruption(
             name: "a chosen flag that is not 0 or 1", sql: "UPDATE paxos_log SET chosen = 2 WHERE slot = 1",
             problem: "log slot 1 has chosen flag 2, expected 0 or 1"),
