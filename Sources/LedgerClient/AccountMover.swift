@@ -35,10 +35,33 @@ extension LedgerConnection {
     ///    vote, aborts everywhere that can answer. If the client dies, the participants' in-doubt recovery asks the
     ///    source, which aborts what it has not committed: the account is in exactly one cluster whatever happens,
     ///    and money is only in flight between steps 3 and 4, as for a cross-shard transfer.
+    ///
+    /// An account locked by a cross-shard transfer (or another move) is tried again, with a new transaction and a
+    /// growing pause, up to `reroutesMax` times: under load a move must not give up at the first lock it meets.
     public func move(_ move: AccountMove) async -> MoveOutcome {
         guard move.from != move.to else {
             return .aborted("account \(move.account) cannot move from \(move.from) to itself")
         }
+        var pause = Self.movingPause
+        var why = "not tried"
+        for _ in 0..<Self.reroutesMax {
+            switch await attempt(move) {
+            case .done(let outcome): return outcome
+            case .locked(let reason): why = reason
+            }
+            try? await Task.sleep(for: pause)
+            pause *= 2
+        }
+        return .aborted(why)
+    }
+
+    private enum Attempt {
+        case done(MoveOutcome)
+        /// The source refused because the account is locked: nothing changed, worth trying again.
+        case locked(String)
+    }
+
+    private func attempt(_ move: AccountMove) async -> Attempt {
         let id = nextTransaction()
         let participants = [move.from, move.to].sorted()
         let account = move.account
@@ -52,16 +75,20 @@ extension LedgerConnection {
         case .wrongShard(_, let owner?) where owner == move.to:
             // The source committed this move before (a re-run); the target finishes it if it has not yet.
             recordMove(account, to: move.to)
-            return .alreadyThere
+            return .done(.alreadyThere)
         case .wrongShard(_, let owner):
-            return .aborted("\(move.from) does not hold account \(account) (owner: \(owner ?? "unknown"))")
+            return .done(.aborted("\(move.from) does not hold account \(account) (owner: \(owner ?? "unknown"))"))
         case .applied(.aborted(let reason)):
-            return .aborted("\(move.from) refused: \(reason)")
+            switch reason {
+            case .locked, .moving: return .locked("\(move.from) refused: \(reason)")
+            default: return .done(.aborted("\(move.from) refused: \(reason)"))
+            }
         case .unavailable:
             // Its prepare may still be applied; being the home, the source then aborts it on its own.
-            return .aborted("no quorum in \(move.from)")
+            return .done(.aborted("no quorum in \(move.from)"))
         case let answer:
-            return await abortMove(id, move, because: "unexpected answer from \(move.from): \(answer)", skipping: nil)
+            return .done(
+                await abortMove(id, move, because: "unexpected answer from \(move.from): \(answer)", skipping: nil))
         }
 
         switch await submit(
@@ -73,11 +100,12 @@ extension LedgerConnection {
         case .applied(.preparedYes):
             break
         case .applied(.aborted(let reason)):
-            return await abortMove(id, move, because: "\(move.to) refused: \(reason)", skipping: nil)
+            return .done(await abortMove(id, move, because: "\(move.to) refused: \(reason)", skipping: nil))
         case .unavailable:
-            return await abortMove(id, move, because: "no quorum in \(move.to)", skipping: move.to)
+            return .done(await abortMove(id, move, because: "no quorum in \(move.to)", skipping: move.to))
         case let answer:
-            return await abortMove(id, move, because: "unexpected answer from \(move.to): \(answer)", skipping: nil)
+            return .done(
+                await abortMove(id, move, because: "unexpected answer from \(move.to): \(answer)", skipping: nil))
         }
 
         var decision = await submit(.commit(id), to: move.from)
@@ -87,11 +115,11 @@ extension LedgerConnection {
             recordMove(account, to: move.to)
             // A target that misses this commit learns the decision from the source when its recovery timer fires.
             _ = await submit(.commit(id), to: move.to)
-            return .moved(balance: balance)
+            return .done(.moved(balance: balance))
         case .applied(.aborted), .applied(.refused):
-            return await abortMove(id, move, because: "aborted by the source \(move.from)", skipping: move.from)
+            return .done(await abortMove(id, move, because: "aborted by the source \(move.from)", skipping: move.from))
         default:
-            return .unknown("the source \(move.from) did not answer with its decision")
+            return .done(.unknown("the source \(move.from) did not answer with its decision"))
         }
     }
 
