@@ -134,3 +134,74 @@ extension LedgerConnection {
         return .aborted(why)
     }
 }
+
+/// What applying a plan did, move by move.
+public struct RebalanceReport: Sendable {
+    public var outcomes: [(move: AccountMove, outcome: MoveOutcome)] = []
+    /// The catalog as written after the last recorded move (nil: nothing recorded).
+    public var catalog: Catalog?
+
+    public var moved: Int { outcomes.filter { if case .moved = $0.outcome { true } else { false } }.count }
+    public var alreadyThere: Int { outcomes.filter { $0.outcome == .alreadyThere }.count }
+    /// The moves that did not end with the account in its target.
+    public var failed: [(move: AccountMove, outcome: MoveOutcome)] {
+        outcomes.filter {
+            switch $0.outcome {
+            case .moved, .alreadyThere: return false
+            case .aborted, .unknown: return true
+            }
+        }
+    }
+}
+
+extension LedgerConnection {
+    /// The most moves in flight at once when applying a plan.
+    public static let movesInFlightMax = 16
+    /// Recorded moves are written to the catalog file in batches of at most this many.
+    static let catalogBatch = 64
+
+    /// Applies `moves` (distinct accounts) with at most `concurrency` in flight, while transfers may keep running.
+    /// Every account that ends in its target is written to the catalog at `catalogPath` (overrides, version bumped
+    /// once per batch), so clients that start later route to it at once; a client killed half-way leaves some moves
+    /// unrecorded, which running the plan again records (`alreadyThere`). `progress` gets the moves done so far.
+    public func apply(
+        _ moves: [AccountMove], concurrency: Int = movesInFlightMax, catalogPath: String,
+        progress: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws(StoreError) -> RebalanceReport {
+        precondition(concurrency >= 1, "at least one move in flight")
+        var report = RebalanceReport()
+        var unrecorded: [AccountID: String] = [:]
+        var storeError: StoreError?
+        func record() {
+            guard !unrecorded.isEmpty, storeError == nil else { return }
+            do {
+                report.catalog = try CatalogFile.recordMoves(unrecorded, at: catalogPath)
+                unrecorded = [:]
+            } catch {
+                storeError = error
+            }
+        }
+        await withTaskGroup(of: (AccountMove, MoveOutcome).self) { group in
+            var next = 0
+            func launch() {
+                let move = moves[next]
+                next += 1
+                group.addTask { (move, await self.move(move)) }
+            }
+            while next < min(concurrency, moves.count) { launch() }
+            while let (move, outcome) = await group.next() {
+                report.outcomes.append((move, outcome))
+                switch outcome {
+                case .moved, .alreadyThere: unrecorded[move.account] = move.to
+                case .aborted, .unknown: break
+                }
+                if unrecorded.count >= Self.catalogBatch { record() }
+                progress(report.outcomes.count)
+                if next < moves.count { launch() }
+            }
+        }
+        record()
+        if let storeError { throw storeError }
+        return report
+    }
+}

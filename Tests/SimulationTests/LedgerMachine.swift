@@ -21,6 +21,8 @@ struct LedgerMachine: SimulatedMachine {
     static let amountMax: Int64 = 12
     /// An account this shard does not hold.
     static let foreignAccount = AccountID(21)
+    /// Accounts of the other cluster that moves bring here.
+    static let arrivals = [AccountID(22), AccountID(23), AccountID(24)]
     /// This cluster, and the other participant of its cross-shard transactions.
     static let cluster = "C1"
     static let otherCluster = "C2"
@@ -58,6 +60,13 @@ struct LedgerMachine: SimulatedMachine {
         var applied: [AppliedRequest<CommandResult>] = []
         for request in value.requests {
             let before = request.command.transaction.flatMap { ledger.state.transactions[$0] }
+            // What an account leaving by this command holds before it goes.
+            var leaving: Int64 = 0
+            if case .commit = request.command, case .prepared(let prepared)? = before,
+                case .out(let account, _)? = prepared.move
+            {
+                leaving = ledger.state.balances[account] ?? 0
+            }
             let effects = ledger.state.apply(request.command, slot: slot, ballot: ballot)
             ledger.wal += effects.wal
             if let record = effects.datastore { ledger.datastore.append(record) }
@@ -65,7 +74,11 @@ struct LedgerMachine: SimulatedMachine {
             case (.createAccounts(_, let balance), .accountsCreated(let created), _):
                 expectedTotal += Int128(created) * Int128(balance)
             case (.commit, .committed, .prepared(let prepared)?):
-                expectedTotal += prepared.changes.reduce(0) { $0 + Int128($1.delta) }
+                switch prepared.move {
+                case nil: expectedTotal += prepared.changes.reduce(0) { $0 + Int128($1.delta) }
+                case .out?: expectedTotal -= Int128(leaving)
+                case .into(_, let balance, _)?: expectedTotal += Int128(balance)
+                }
             default:
                 break
             }
@@ -160,9 +173,7 @@ struct LedgerMachine: SimulatedMachine {
             found.append("account \(account) has balance \(balance), below the minimum \(state.minBalance)")
         }
         for (account, owner) in state.locks {
-            guard case .prepared(let prepared) = state.transactions[owner],
-                prepared.changes.contains(where: { $0.account == account })
-            else {
+            guard case .prepared(let prepared) = state.transactions[owner], prepared.accounts.contains(account) else {
                 found.append("account \(account) is locked by \(owner), which is not prepared on it")
                 continue
             }
@@ -269,15 +280,33 @@ struct LedgerMachine: SimulatedMachine {
         if case .createAccounts(let ranges, let balance)? = run.submitted[
             requestID(for: .createAccounts([], balance: 0))]
         {
-            let accounts = canonical.balances.keys.filter { account in ranges.contains { $0.contains(account) } }
+            // Accounts moved away were created here too. (No shard account arrives by a move before the creation is
+            // answered: see `Workload`.)
+            let accounts = Set(canonical.balances.keys).union(canonical.movedOut.keys).filter { account in
+                ranges.contains { $0.contains(account) }
+            }
             created = Int128(accounts.count) * Int128(balance)
         }
         var crossShardNet: Int128 = 0
         for command in run.submitted.values {
-            guard case .prepare(let id, _, _, let changes) = command, canonical.transactions[id] == .committed else {
-                continue
+            guard let id = command.transaction, canonical.transactions[id] == .committed else { continue }
+            switch command {
+            case .prepare(_, _, _, let changes):
+                crossShardNet += changes.reduce(0) { $0 + Int128($1.delta) }
+            case .prepareMove(_, _, _, .into(_, let balance, _)):
+                crossShardNet += Int128(balance)
+            case .prepareMove(_, _, _, .out(let account, _)):
+                // The balance an account left with is the one the canonical application recorded for its move.
+                let left = run.canonical.ledger.datastore.first { $0.transaction == id }
+                guard case .moveOut(account, let balance, _)? = left?.kind else {
+                    found.append(
+                        "committed move \(id) of \(account) left no move-out record in the canonical datastore")
+                    continue
+                }
+                crossShardNet -= Int128(balance)
+            default:
+                break
             }
-            crossShardNet += changes.reduce(0) { $0 + Int128($1.delta) }
         }
         for (member, state) in run.replicas where state.ledger.state.total != created + crossShardNet {
             found.append(
@@ -297,8 +326,8 @@ struct LedgerMachine: SimulatedMachine {
         var found: [String] = []
         for (id, status) in ledger.state.transactions.sorted(by: { $0.key < $1.key }) {
             guard case .prepared(let prepared) = status else { continue }
-            for change in prepared.changes where ledger.state.locks[change.account] != id {
-                found.append("\(member): prepared \(id) does not hold the lock on \(change.account)")
+            for account in prepared.accounts where ledger.state.locks[account] != id {
+                found.append("\(member): prepared \(id) does not hold the lock on \(account)")
             }
         }
         return found
@@ -317,7 +346,7 @@ struct LedgerMachine: SimulatedMachine {
             let id = record.transaction
             switch (record.kind, phases[id]) {
             case (.start, nil): phases[id] = .started
-            case (.update, .started?): break
+            case (.update, .started?), (.moveOut, .started?), (.moveIn, .started?): break
             case (.commit, .started?): phases[id] = .ended(committed: true)
             case (.abort, .started?): phases[id] = .ended(committed: false)
             default: found.append("\(member): WAL record \(record) out of order for \(id)")
@@ -376,11 +405,26 @@ struct LedgerMachine: SimulatedMachine {
             case .commit(let transaction)?:
                 let prepare = run.submitted[
                     Self.requestID(for: .prepare(transaction, home: "", participants: [], changes: []))]
-                guard case .prepare(_, _, _, let changes)? = prepare, records[transaction] != nil else {
+                guard let record = records[transaction] else {
                     found.append("\(member): commit of \(transaction) was acknowledged but is not in the datastore")
                     continue
                 }
-                expected = .crossShard(changes)
+                switch prepare {
+                case .prepare(_, _, _, let changes)?:
+                    expected = .crossShard(changes)
+                case .prepareMove(_, _, _, .into(let account, let balance, let from))?:
+                    expected = .moveIn(account, balance: balance, from: from)
+                case .prepareMove(_, _, _, .out(let account, let to))?:
+                    // The balance is the account's when the move was prepared; the state machine tests check it.
+                    guard case .moveOut(account, let balance, to) = record.kind else {
+                        found.append("\(member): datastore record \(record) is not the move the client sent")
+                        continue
+                    }
+                    expected = .moveOut(account, balance: balance, to: to)
+                default:
+                    found.append("\(member): commit of \(transaction) was acknowledged without a prepare sent")
+                    continue
+                }
             default:
                 continue
             }
@@ -410,6 +454,8 @@ struct LedgerMachine: SimulatedMachine {
         }
 
         var accountsProposed = false
+        /// Set once the creation is answered: only then may a move bring one of the shard's own accounts back.
+        var accountsCreated = false
         var nextTransaction: [UInt64: UInt64] = [:]
         var undecided: [UInt64: [Undecided]] = [:]
         /// Decisions the client will send after their opposite was answered (a commit after an abort and so on).
@@ -462,7 +508,7 @@ struct LedgerMachine: SimulatedMachine {
                 let amount = Amount(Int64.random(in: 1...LedgerMachine.amountMax, using: &random))
                 return Self.request(.transfer(id, from: from, to: to, amount: amount))
             }
-            if kind < 94 {
+            if kind < 90 {
                 let home = Bool.random(using: &random) ? LedgerMachine.cluster : LedgerMachine.otherCluster
                 var changes: [AccountChange] = []
                 for _ in 0..<(Int.random(in: 0..<5, using: &random) == 0 ? 2 : 1) {
@@ -476,12 +522,31 @@ struct LedgerMachine: SimulatedMachine {
                 let participants = [LedgerMachine.cluster, LedgerMachine.otherCluster]
                 return Self.request(.prepare(id, home: home, participants: participants, changes: changes))
             }
+            if kind < 95 {
+                // An account move: one of the shard's accounts leaves (this cluster is the home), or an account of
+                // the other cluster (sometimes one of ours) arrives with a balance that may be below the minimum.
+                let participants = [LedgerMachine.cluster, LedgerMachine.otherCluster]
+                if Bool.random(using: &random) {
+                    let part = MovePart.out(Self.account(random: &random), to: LedgerMachine.otherCluster)
+                    return Self.request(
+                        .prepareMove(id, home: LedgerMachine.cluster, participants: participants, part: part))
+                }
+                let account =
+                    accountsCreated && Int.random(in: 0..<4, using: &random) == 0
+                    ? Self.account(random: &random) : LedgerMachine.arrivals.randomElement(using: &random)!
+                let balance = Int64.random(in: -1...LedgerMachine.amountMax, using: &random)
+                let part = MovePart.into(account, balance: balance, from: LedgerMachine.otherCluster)
+                return Self.request(
+                    .prepareMove(id, home: LedgerMachine.otherCluster, participants: participants, part: part))
+            }
             return Self.request(.abort(id))  // Never prepared here: the abort is remembered, to refuse a late prepare.
         }
 
         /// Mostly one of the shard's accounts, sometimes one that lives elsewhere.
         static func account(random: inout SeededRandom) -> AccountID {
-            if Int.random(in: 0..<50, using: &random) == 0 { return LedgerMachine.foreignAccount }
+            let roll = Int.random(in: 0..<50, using: &random)
+            if roll == 0 { return LedgerMachine.foreignAccount }
+            if roll == 1 { return LedgerMachine.arrivals.randomElement(using: &random)! }
             return AccountID(
                 UInt64.random(
                     in: LedgerMachine.accounts.lowerBound.value...LedgerMachine.accounts.upperBound.value,
@@ -499,13 +564,19 @@ struct LedgerMachine: SimulatedMachine {
         }
 
         mutating func answered(_ request: Request<LedgerCommand>, result: CommandResult) {
+            if case .createAccounts = request.command { accountsCreated = true }
             guard let client = request.command.transaction?.client else { return }
             answered[client]!.append(request)
             if answered[client]!.count > 8 { answered[client]!.removeFirst() }
             switch request.command {
-            case .prepare(let id, _, _, _):
+            case .prepare(let id, _, _, _), .prepareMove(let id, _, _, _):
                 if !resent.contains(request.id) {
-                    undecided[client]!.append(Undecided(id: id, votedYes: result == .preparedYes))
+                    let yes: Bool
+                    switch result {
+                    case .preparedYes, .preparedMove: yes = true
+                    default: yes = false
+                    }
+                    undecided[client]!.append(Undecided(id: id, votedYes: yes))
                 }
             case .commit(let id) where followedByOpposite.remove(request.id) != nil:
                 lateDecisions[client]!.append(.abort(id))
@@ -518,8 +589,11 @@ struct LedgerMachine: SimulatedMachine {
 
         /// A prepare given up was never applied: the client aborts it (an abort of a transaction unknown here).
         mutating func abandoned(_ request: Request<LedgerCommand>) {
-            if case .prepare(let id, _, _, _) = request.command {
+            switch request.command {
+            case .prepare(let id, _, _, _), .prepareMove(let id, _, _, _):
                 undecided[id.client]!.append(Undecided(id: id, votedYes: false))
+            default:
+                break
             }
         }
     }

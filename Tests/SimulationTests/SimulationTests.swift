@@ -116,7 +116,8 @@ import Testing
             + "\(count("transfer") - count("transfer committed")) (\(outcomes("transfer", reasons)))"
         let twoPhase =
             "prepares \(count("prepare")) (yes \(count("prepare yes")), no "
-            + "\(count("prepare") - count("prepare yes"))); commits \(count("commit")) "
+            + "\(count("prepare") - count("prepare yes"))); moves prepared \(count("move")) (yes \(count("move yes")), "
+            + "\(outcomes("move", ["moving", "moved", "invalid", "locked"]))); commits \(count("commit")) "
             + "(\(outcomes("commit", ["committed", "refused"]))); aborts \(count("abort")) "
             + "(\(outcomes("abort", ["aborted", "refused"])))"
         let reads =
@@ -133,7 +134,8 @@ import Testing
             for key in [
                 "transfer committed", "transfer insufficient funds", "transfer locked", "transfer unknown account",
                 "transfer invalid", "prepare yes", "prepare locked", "commit committed", "commit refused",
-                "abort aborted", "abort refused",
+                "abort aborted", "abort refused", "move yes", "move moving", "move moved", "transfer moving",
+                "transfer moved",
             ] {
                 #expect(count(key) > 0, "no \(key) in \(reports.count) seeds")
             }
