@@ -250,7 +250,8 @@ final class SharedCount: Sendable {
     let value = Atomic<Int>(0)
 }
 
-/// The accounts a bench draws from: per cluster, the first accounts of its ranges, chosen with a Zipf law.
+/// The accounts a bench draws from: per cluster, the first accounts it holds by the catalog (moves included), chosen
+/// with a Zipf law.
 struct Workload: Sendable {
     let clusters: [[AccountID]]
     /// Cumulative Zipf weights of ranks 1...n for the largest cluster (each cluster uses its prefix).
@@ -259,11 +260,11 @@ struct Workload: Sendable {
     let amount: Amount
 
     init(catalog: Catalog, options: BenchOptions) {
-        let names = catalog.clusters.filter { !catalog.ranges(of: $0).isEmpty }
+        let names = catalog.clusters.filter { !catalog.accounts(of: $0).isEmpty }
         let perCluster = options.accounts.map { max(2, $0 / max(1, names.count)) } ?? Int.max
         clusters = names.map { name in
             var accounts: [AccountID] = []
-            for range in catalog.ranges(of: name) where accounts.count < perCluster {
+            for range in catalog.accounts(of: name) where accounts.count < perCluster {
                 var value = range.lowerBound.value
                 while accounts.count < perCluster {
                     accounts.append(AccountID(value))

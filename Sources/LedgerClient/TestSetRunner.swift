@@ -43,7 +43,7 @@ public struct PerformanceStats: Sendable {
             + "\(Self.format(mean)), p50 \(Self.format(latency(percentile: 0.5)!)), p99 \(Self.format(latency(percentile: 0.99)!))"
     }
 
-    static func format(_ duration: Duration) -> String {
+    public static func format(_ duration: Duration) -> String {
         let milliseconds = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
         return milliseconds >= 1000
             ? "\(String(format2: milliseconds / 1000)) s" : "\(String(format2: milliseconds)) ms"

@@ -16,6 +16,8 @@ public struct ReplicaProcess: Sendable {
     public let cluster: ClusterConfig
     public let hosts: HostsFile
     public let catalog: Catalog
+    /// The accounts this cluster creates if it starts with an empty ledger: the catalog's view, moves included.
+    let accounts: [ClosedRange<AccountID>]
     public let replica: HostsFile.Replica
 
     /// Checks the files against each other and picks the replica; every problem is an `InputError` naming the file.
@@ -27,6 +29,15 @@ public struct ReplicaProcess: Sendable {
                 source: cluster.source,
                 message:
                     "\(replicaName) is not a replica of \(cluster.clusterName) (\(cluster.replicaNames.joined(separator: ", ")))"
+            )
+        }
+        accounts = catalog.accounts(of: cluster.clusterName)
+        guard accounts.count <= CodecLimits.rangesPerCommandMax else {
+            throw InputError(
+                source: cluster.catalogPath,
+                message:
+                    "gives \(cluster.clusterName) \(accounts.count) separate account ranges; a cluster that starts empty "
+                    + "creates at most \(CodecLimits.rangesPerCommandMax). Start it with its data, or rebuild the catalog"
             )
         }
         self.cluster = cluster
@@ -76,7 +87,7 @@ public struct ReplicaProcess: Sendable {
             asker: cluster.clusterName, hosts: hosts, patience: cluster.paxos.consensusTimeout * 2)
         let node = ReplicaNode(
             cluster: cluster.clusterName, configuration: configuration, store: store, recovered: recovered,
-            peers: peers, accounts: catalog.ranges(of: cluster.clusterName), initialBalance: cluster.balanceInitial,
+            peers: peers, accounts: accounts, initialBalance: cluster.balanceInitial,
             seed: UInt64.random(in: .min ... .max), logger: logger, decisions: homes,
             inDoubtTicksMax: configuration.consensusTimeoutTicks * Self.inDoubtTimeoutsMax,
             onFailure: { failure.fire($0) })

@@ -29,6 +29,12 @@ public enum RequestFailure: Error, Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The owner a wrong-shard answer names, if any.
+    public var owner: String? {
+        if case .wrongShard(_, let owner) = self { return owner }
+        return nil
+    }
+
     public var description: String {
         switch self {
         case .wrongShard(let account, let owner?): return "account \(account) belongs to cluster \(owner)"

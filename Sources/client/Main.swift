@@ -15,7 +15,7 @@ struct Client: AsyncParsableCommand {
         abstract: "Run test sets, transfers and inspections against the ledger.",
         subcommands: [
             Run.self, Transfer.self, Balance.self, PrintBalance.self, PrintLogs.self, PrintDatastore.self,
-            Status.self, BenchCommand.self, LocalReplica.self,
+            Status.self, BenchCommand.self, RebalanceCommand.self, LocalReplica.self,
         ],
         defaultSubcommand: Run.self
     )
@@ -326,6 +326,59 @@ struct BenchCommand: AsyncParsableCommand {
         }
         say(result.line)
         if !result.totalOK { throw ExitCode(1) }
+    }
+}
+
+/// `client rebalance new-schema.txt`: applies the moves of a plan online, while transfers keep running.
+struct RebalanceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebalance",
+        abstract: "Move accounts between clusters as new-schema.txt says, online.",
+        discussion: """
+            Each move is a 2PC transaction (the source removes the account, the target creates it with the same \
+            balance); money is conserved throughout and transfers keep running. Moved accounts are recorded in the \
+            catalog. Running the same file again is harmless: accounts already in their target are skipped. Exit \
+            status 1 when a move did not complete (each one is listed).
+            """)
+
+    @Argument(help: "The plan, as `shardctl rebalance` writes it.") var schema: String
+    @OptionGroup var deploy: Deploy
+    @Option(help: "Moves in flight at once.") var concurrency = LedgerConnection.movesInFlightMax
+
+    func validate() throws {
+        guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 256") }
+    }
+
+    func run() async throws {
+        let deployment = try deploy.deployment()
+        let catalogPath = deploy.catalog ?? deployment.catalogPath
+        let catalog = try deploy.readCatalog(deployment)
+        let plan = try RebalanceSchema.parse(try ConfigFiles.readText(path: schema), source: schema)
+        try plan.check(against: catalog, clusters: deployment.hosts.clusters.map(\.name))
+        guard !plan.moves.isEmpty else {
+            say("\(schema): no moves; nothing to do")
+            return
+        }
+        say("\(schema): \(plan.moves.count) moves; catalog \(catalogPath) version \(catalog.version)")
+        let showProgress = isatty(STDOUT_FILENO) == 1
+        let total = plan.moves.count
+        let started = ContinuousClock.now
+        let report = try await LedgerConnection.with(deployment: deployment, catalog: catalog) { connection in
+            try await connection.waitUntilServing(within: .seconds(30))
+            return try await connection.apply(plan.moves, concurrency: concurrency, catalogPath: catalogPath) { done in
+                if showProgress { Supervisor.write("\r  \(done) of \(total) moves") }
+            }
+        }
+        if showProgress { say("") }
+        for (move, outcome) in report.failed {
+            say("account \(move.account) \(move.from) -> \(move.to): \(outcome)")
+        }
+        let elapsed = ContinuousClock.now - started
+        say(
+            "moved \(report.moved), already there \(report.alreadyThere), not moved \(report.failed.count) in "
+                + "\(PerformanceStats.format(elapsed))"
+                + (report.catalog.map { "; catalog version \($0.version)" } ?? ""))
+        if !report.failed.isEmpty { throw ExitCode(1) }
     }
 }
 

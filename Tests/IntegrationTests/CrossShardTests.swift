@@ -236,8 +236,16 @@ struct ReferenceLedger {
 func runClient(_ arguments: [String], in directory: URL, within limit: Duration) throws -> (
     status: Int32, output: String
 ) {
+    try runTool("client", arguments, in: directory, within: limit)
+}
+
+/// Runs a built executable of this package (`client`, `shardctl`) to its end, or stops it after `limit`; returns its
+/// exit status and its output.
+func runTool(_ name: String, _ arguments: [String], in directory: URL, within limit: Duration) throws -> (
+    status: Int32, output: String
+) {
     let process = Process()
-    process.executableURL = TestDeployment.executable("client")
+    process.executableURL = TestDeployment.executable(name)
     process.arguments = arguments
     process.currentDirectoryURL = directory
     let output = directory.appendingPathComponent("client-\(UUID().uuidString).out")

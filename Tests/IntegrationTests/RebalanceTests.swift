@@ -171,3 +171,142 @@ final class Flag: @unchecked Sendable {
 
     func set() { lock.withLock { value = true } }
 }
+
+extension ClusterProcessTests {
+    /// The whole path a user takes: a workload whose accounts transact in triples spread over three clusters is
+    /// replayed, `shardctl rebalance` plans from the clusters' committed history, `client rebalance` applies the plan
+    /// while another client keeps transferring, and the same workload replayed again is (nearly) all intra-shard.
+    @Test(.timeLimit(.minutes(5))) func planAndApplyOnlineCutsCrossShardTraffic() async throws {
+        let deployment = try TestDeployment(clusters: 3, accountsPerCluster: 30, consensusTimeout: "1000ms")
+        defer { deployment.stopAll() }
+        try deployment.startAll()
+        let hosts = ["--hosts", deployment.hostsPath]
+        let workload = deployment.directory.appendingPathComponent("workload.csv").path
+        try Self.tripleWorkload(transfers: 240).write(toFile: workload, atomically: true, encoding: .utf8)
+
+        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
+            connection in
+            try await deployment.waitUntilServing(connection)
+            let first = try runClient(
+                ["run", workload, "--batch", "--sequential"] + hosts, in: deployment.directory, within: .seconds(120))
+            #expect(first.status == 0, "replay exited \(first.status):\n\(first.output)")
+            let afterFirst = try await deployment.committedKinds(connection)
+
+            let schema = deployment.directory.appendingPathComponent("new-schema.txt").path
+            let plan = try runTool(
+                "shardctl", ["rebalance", "--out", schema] + hosts, in: deployment.directory, within: .seconds(60))
+            #expect(plan.status == 0, "shardctl exited \(plan.status):\n\(plan.output)")
+            let planned = try RebalanceSchema.parse(try String(contentsOfFile: schema, encoding: .utf8), source: schema)
+            #expect(!planned.moves.isEmpty, "no moves planned:\n\(plan.output)")
+
+            // Another client keeps transferring inside the triples, with the catalog it started with.
+            let stop = Flag()
+            let background = Task {
+                var outcomes: [TransferOutcome] = []
+                var random = SeededRandom(seed: 7)
+                while !stop.isSet, outcomes.count < 2_000 {
+                    let (from, to) = Self.tripleTransfer(&random)
+                    outcomes.append(
+                        await connection.transfer(try Transfer(from: from, to: to, amount: Amount(1))))
+                }
+                return outcomes
+            }
+            let applied = try runClient(["rebalance", schema] + hosts, in: deployment.directory, within: .seconds(120))
+            stop.set()
+            let raced = try await background.value
+            #expect(applied.status == 0, "client rebalance exited \(applied.status):\n\(applied.output)")
+            #expect(applied.output.contains("moved \(planned.moves.count), already there 0, not moved 0"))
+            #expect(raced.allSatisfy { if case .unknown = $0 { false } else { true } }, "an unknown outcome")
+            #expect(raced.contains(.committed), "no transfer committed while the plan was applied")
+
+            // Running the plan again changes nothing.
+            let again = try runClient(["rebalance", schema] + hosts, in: deployment.directory, within: .seconds(120))
+            #expect(
+                again.output.contains("moved 0, already there \(planned.moves.count), not moved 0"), "\(again.output)")
+
+            let beforeSecond = try await deployment.committedKinds(connection)
+            let second = try runClient(
+                ["run", workload, "--batch", "--sequential"] + hosts, in: deployment.directory, within: .seconds(120))
+            #expect(second.status == 0, "replay exited \(second.status):\n\(second.output)")
+            let afterSecond = try await deployment.committedKinds(connection)
+            let before = afterFirst.crossShardFraction
+            let after = afterSecond.minus(beforeSecond).crossShardFraction
+            #expect(before > 0.95, "the first replay was \(before) cross-shard")
+            #expect(after <= before * 0.2, "cross-shard fraction \(before) -> \(after): cut by less than 80%")
+
+            // A moved account is found in its new cluster; the books balance.
+            let moved = planned.moves[0]
+            let printed = try runClient(
+                ["print-balance", "\(moved.account)"] + hosts, in: deployment.directory, within: .seconds(30))
+            let targetReplicas = deployment.replicas(of: moved.to)
+            #expect(
+                printed.output.hasPrefix(targetReplicas.map { "\($0): " }.first!),
+                "print-balance \(moved.account) answered \(printed.output)")
+            try await LedgerConnection.with(
+                deployment: try deployment.deployment(), catalog: try deployment.catalog()
+            ) { fresh in
+                try await deployment.expectConsistent(fresh, total: 90 * deployment.initialBalance)
+                try await deployment.expectEachAccountInOneCluster(fresh)
+            }
+            print(
+                "integration: rebalance moved \(planned.moves.count) accounts; cross-shard fraction of the workload "
+                    + "\(before) -> \(after); \(raced.count) transfers raced the moves")
+        }
+    }
+
+    /// Account `i` of cluster C1 transacts with `i + 30` (C2) and `i + 60` (C3) only: 30 triples, each spread over
+    /// the three clusters.
+    static func tripleTransfer(_ random: inout SeededRandom) -> (AccountID, AccountID) {
+        let base = UInt64.random(in: 1...30, using: &random)
+        let members = [base, base + 30, base + 60]
+        let from = Int.random(in: 0..<3, using: &random)
+        let to = (from + Int.random(in: 1...2, using: &random)) % 3
+        return (AccountID(members[from]), AccountID(members[to]))
+    }
+
+    /// One test set of `transfers` triple transfers with every server live.
+    static func tripleWorkload(transfers: Int) -> String {
+        var random = SeededRandom(seed: 2026)
+        var lines: [String] = []
+        for index in 0..<transfers {
+            let (from, to) = tripleTransfer(&random)
+            lines.append(
+                index == 0
+                    ? "1,\"(\(from), \(to), 1)\",\"[S1, S2, S3, S4, S5, S6, S7, S8, S9]\",\"[S1, S4, S7]\""
+                    : ",\"(\(from), \(to), 1)\",,")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// What the clusters committed, by kind: intra-shard transfers, and cross-shard transactions (counted once, however
+/// many participants record them).
+struct CommittedKinds {
+    var intraShard: Int
+    var crossShard: Int
+
+    var crossShardFraction: Double { Double(crossShard) / Double(max(1, intraShard + crossShard)) }
+
+    func minus(_ earlier: CommittedKinds) -> CommittedKinds {
+        CommittedKinds(intraShard: intraShard - earlier.intraShard, crossShard: crossShard - earlier.crossShard)
+    }
+}
+
+extension TestDeployment {
+    /// Counts the committed transfers in the datastore of each cluster's leader.
+    func committedKinds(_ connection: LedgerConnection) async throws -> CommittedKinds {
+        var intra = 0
+        var cross: Set<TransactionID> = []
+        for cluster in connection.clusters {
+            let leader = try await waitForLeader(cluster, within: .seconds(10))
+            for record in try await cluster.datastore(of: leader) {
+                switch record.kind {
+                case .transfer: intra += 1
+                case .crossShard: cross.insert(record.transaction)
+                case .moveOut, .moveIn: break
+                }
+            }
+        }
+        return CommittedKinds(intraShard: intra, crossShard: cross.count)
+    }
+}

@@ -20,9 +20,38 @@ public struct Catalog: Sendable, Equatable {
         overrides[account] ?? shards.cluster(of: account)
     }
 
-    /// The ranges `cluster` creates on first start (overrides are moved in by rebalance transactions instead).
+    /// The ranges of `shards.csv` that `cluster` owns.
     public func ranges(of cluster: String) -> [ClosedRange<AccountID>] {
         shards.accounts(of: cluster)
+    }
+
+    /// The accounts `cluster` holds by this catalog, as ascending disjoint ranges: its ranges without the accounts
+    /// moved elsewhere, plus the accounts moved to it. What a cluster creates when it starts with an empty ledger
+    /// (a fresh deployment from a catalog that a rebalance changed).
+    public func accounts(of cluster: String) -> [ClosedRange<AccountID>] {
+        var result: [ClosedRange<AccountID>] = []
+        func append(_ range: ClosedRange<AccountID>) {
+            if let last = result.last, last.upperBound.value != UInt64.max,
+                last.upperBound.value + 1 == range.lowerBound.value
+            {
+                result[result.count - 1] = last.lowerBound...range.upperBound
+            } else {
+                result.append(range)
+            }
+        }
+        let away = overrides.filter { $0.value != cluster }.keys.sorted()
+        let here = overrides.filter { $0.value == cluster && shards.cluster(of: $0.key) != cluster }.keys
+        var pieces = here.map { $0...$0 }
+        for range in ranges(of: cluster) {
+            var start = range.lowerBound.value
+            for account in away where range.contains(account) {
+                if account.value > start { pieces.append(AccountID(start)...AccountID(account.value - 1)) }
+                start = account.value &+ 1  // 0 after the largest id: nothing is left
+            }
+            if start != 0, start <= range.upperBound.value { pieces.append(AccountID(start)...range.upperBound) }
+        }
+        for piece in pieces.sorted(by: { $0.lowerBound < $1.lowerBound }) { append(piece) }
+        return result
     }
 
     /// Every cluster that owns accounts, in name order.
