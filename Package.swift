@@ -117,7 +117,7 @@ let package = Package(
 
         // Tests.
         .testTarget(name: "PaxosTests", dependencies: ["Paxos"], swiftSettings: strict),
-        .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"], swiftSettings: strict),
+        .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", "Paxos"], swiftSettings: strict),
         .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore"], swiftSettings: strict),
         .testTarget(
             name: "LedgerNodeTests",
