@@ -79,7 +79,8 @@ public struct TransferHistory: Sendable, Equatable {
     /// participant, holding only that cluster's changes under the same transaction id: the records are joined by id,
     /// and every debited account (negative change) is paired with every credited one (positive change), moving the
     /// smaller of the two amounts; a transfer, the only cross-shard transaction clients issue, is one pair. A
-    /// transaction whose debits or credits are all missing counts in `unmatchedTransactions`.
+    /// transaction whose debits or credits are all missing counts in `unmatchedTransactions`. Account moves are
+    /// skipped.
     public init(datastores: [String: [DatastoreRecord]]) {
         var crossShard: [TransactionID: [AccountChange]] = [:]
         for cluster in datastores.keys.sorted() {
@@ -91,6 +92,9 @@ public struct TransferHistory: Sendable, Equatable {
                     add(from: from, to: to, amount: amount)
                 case .crossShard(let changes):
                     crossShard[record.transaction, default: []] += changes
+                case .moveOut, .moveIn:
+                    // An account move (an earlier rebalance) is not traffic between accounts.
+                    break
                 }
             }
         }
