@@ -108,24 +108,32 @@ public struct ClusterClient: Sendable {
     /// The retry rules of every call that goes through the leader: follow leader hints, move on from a replica that
     /// does not answer, and retry an unknown outcome (same transaction id, so applied at most once) until an answer
     /// or the deadline. `call` returns the decoded answer (nil: this call cannot go to a cluster); `failure` says
-    /// why an answer is not final, or nil when it is. Returns the last answer (nil: none, or `call` refused).
+    /// why an answer is not final, or nil when it is. Returns the last answer (nil: none, or `call` refused), and
+    /// whether an earlier try may still take effect: one that timed out after it was proposed, or a call that failed
+    /// after it may have reached a replica. Then a later "not applied" answer (no quorum, busy, not leader) speaks
+    /// only for the later try, and the command's fate is unknown.
     private func route<Answer>(
         contact: ReplicaID, deadline: ContinuousClock.Instant,
         _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Answer?,
         failure: (Answer) -> RequestFailure?
-    ) async -> Answer? {
+    ) async -> (answer: Answer?, uncertain: Bool) {
         var target = contact
         var last: Answer?
+        var uncertain = false
         while ContinuousClock.now < deadline {
-            guard let api = apis[target] else { return nil }
+            guard let api = apis[target] else { return (nil, uncertain) }
             var options = self.options
             options.timeout = min(Self.callTimeout, max(.milliseconds(10), deadline - ContinuousClock.now))
+            let attemptStarted = ContinuousClock.now
             let answer: Answer
             do {
-                guard let decoded = try await call(api, options) else { return nil }
+                guard let decoded = try await call(api, options) else { return (nil, uncertain) }
                 answer = decoded
             } catch {
-                // Unreachable, disconnected or malformed: try the next replica.
+                // Unreachable, disconnected or malformed: try the next replica. Only a call the replica refused
+                // before taking it (disconnected, stopped, another cluster: `failedPrecondition`) surely did
+                // nothing; a broken connection may have delivered it first.
+                if (error as? RPCError)?.code != .failedPrecondition { uncertain = true }
                 target = next(after: target)
                 try? await Task.sleep(for: Self.retryPause)
                 continue
@@ -133,16 +141,23 @@ public struct ClusterClient: Sendable {
             last = answer
             switch failure(answer) {
             case nil, .wrongShard:
-                return answer
+                return (answer, uncertain)
             case .notLeader(let hint):
                 target = hint ?? next(after: target)
                 // A hint may be stale (that replica lost leadership or is disconnected): pause before looping.
                 if hint == nil { try? await Task.sleep(for: Self.retryPause) }
-            case .noQuorum, .busy, .timedOut:
+            case .timedOut:
+                uncertain = true
+                try? await Task.sleep(for: Self.retryPause)
+            case .noQuorum, .busy:
+                // A retry the replica could not answer before the deadline would leave the request waiting there,
+                // to be applied perhaps later: stop with this sure answer instead.
+                let attempt = ContinuousClock.now - attemptStarted
+                if deadline - ContinuousClock.now < attempt + Self.retryPause { return (answer, uncertain) }
                 try? await Task.sleep(for: Self.retryPause)
             }
         }
-        return last
+        return (last, uncertain)
     }
 
     /// `route` for the calls answered with a `CommandReply`.
@@ -151,13 +166,16 @@ public struct ClusterClient: Sendable {
         _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws ->
             Ledger_V1_CommandReply?
     ) async -> CommandOutcome {
-        let outcome = await route(contact: contact, deadline: deadline) { api, options in
+        let (outcome, uncertain) = await route(contact: contact, deadline: deadline) { api, options in
             try await call(api, options).map { try CommandOutcome(wire: $0) }
         } failure: { outcome in
             if case .failed(let failure) = outcome { return failure }
             return nil
         }
-        return outcome ?? .failed(.timedOut)
+        switch outcome {
+        case .applied?, .failed(.wrongShard)?, .failed(.timedOut)?: return outcome!
+        case .failed?, nil: return .failed(uncertain ? .timedOut : .noQuorum)
+        }
     }
 
     /// A transfer between two accounts of this cluster.
@@ -172,7 +190,7 @@ public struct ClusterClient: Sendable {
     public func balance(of account: AccountID, contact: ReplicaID, deadline: ContinuousClock.Instant) async -> Result<
         Int64, RequestFailure
     > {
-        let outcome: Result<Int64, RequestFailure>? = await route(contact: contact, deadline: deadline) {
+        let (outcome, _) = await route(contact: contact, deadline: deadline) {
             api, options in
             try Result(
                 wire: try await api.balance(
@@ -181,7 +199,7 @@ public struct ClusterClient: Sendable {
             if case .failure(let failure) = answer { return failure }
             return nil
         }
-        return outcome ?? .failure(.notLeader(hint: nil))
+        return (outcome as Result<Int64, RequestFailure>?) ?? .failure(.notLeader(hint: nil))
     }
 
     // MARK: - One replica's view

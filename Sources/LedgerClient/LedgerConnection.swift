@@ -155,22 +155,30 @@ public final class LedgerConnection: Sendable {
     }
 
     private func intraShard(_ id: TransactionID, _ transfer: Transfer, cluster: String) async -> TransferOutcome {
-        let answer = await submit(
+        let outcome = await command(
             .transfer(id, from: transfer.from, to: transfer.to, amount: transfer.amount), to: cluster)
-        switch answer {
+        switch outcome {
         case .applied(.committed): return .committed
         case .applied(.aborted(let reason)): return .aborted(.refused(reason, cluster: cluster))
         case .applied(let other): return .unknown("unexpected answer from \(cluster): \(other)")
-        case .wrongShard(let account, let owner): return .aborted(.wrongShard(account, owner: owner))
-        case .unavailable: return .aborted(.noQuorum(cluster: cluster))
+        case .failed(.wrongShard(let account, let owner)): return .aborted(.wrongShard(account, owner: owner))
+        // Proposed (or maybe delivered) but not confirmed in time: it may still be applied.
+        case .failed(.timedOut): return .unknown("\(cluster) did not confirm the transfer in time")
+        case .failed: return .aborted(.noQuorum(cluster: cluster))
         }
     }
 
     /// Submits a command to `cluster` through its contact, within one step's time.
-    func submit(_ command: LedgerCommand, to cluster: String) async -> Coordinator.Answer {
+    func command(_ command: LedgerCommand, to cluster: String) async -> CommandOutcome {
         guard let client = connections[cluster]?.client, let contact = contact(of: cluster) ?? client.replicas.first
-        else { return .unavailable }
-        return Coordinator.Answer(await client.submit(command, contact: contact, deadline: .now + stepTimeout))
+        else { return .failed(.noQuorum) }
+        return await client.submit(command, contact: contact, deadline: .now + stepTimeout)
+    }
+
+    /// `command`, as a 2PC coordinator sees the answer: a cluster that did not answer for sure may have applied
+    /// it or not, and in-doubt recovery settles a prepare either way.
+    func submit(_ command: LedgerCommand, to cluster: String) async -> Coordinator.Answer {
+        Coordinator.Answer(await self.command(command, to: cluster))
     }
 
     /// Asks `cluster`, the home of `id`, for its decision.

@@ -87,6 +87,7 @@ public struct TestSetRunner: Sendable {
         _ set: TestSet, stats: inout PerformanceStats, note: (String) -> Void, progress: (Int) -> Void = { _ in }
     ) async -> [TransferReport] {
         for problem in await applyConnectivity(live: Set(set.liveServers)) { note(problem) }
+        await settle(live: Set(set.liveServers))
         for contact in set.contacts {
             do { try connection.setContact(contact) } catch { note("\(error)") }
         }
@@ -120,6 +121,28 @@ public struct TestSetRunner: Sendable {
         let started = ContinuousClock.now
         let outcome = await connection.transfer(transfer)
         return TransferReport(transfer: transfer, outcome: outcome, latency: ContinuousClock.now - started)
+    }
+
+    /// Waits (at most three leader timeouts) until no live replica of a cluster without a live majority still
+    /// believes in a leader. Until then a leader cut off from its majority proposes, and a follower forwards to a
+    /// leader it can no longer reach: a transfer sent then may be applied once the partition heals, so its outcome
+    /// would be unknown where the set means "no quorum". Afterwards such a cluster holds each request and answers
+    /// "no quorum" for sure.
+    func settle(live: Set<String>) async {
+        let deployment = connection.deployment
+        let limit = (deployment.clusters.map(\.paxos.leaderTimeout).max() ?? .seconds(1)) * 3
+        let deadline = ContinuousClock.now + limit
+        for cluster in connection.clusters {
+            let up = cluster.replicas.filter { live.contains($0.description) }
+            guard up.count * 2 < cluster.replicas.count else { continue }
+            for replica in up {
+                while ContinuousClock.now < deadline, let status = try? await cluster.status(of: replica),
+                    status.role == .leader || status.leader != nil
+                {
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
+        }
     }
 
     /// Disconnects every server not in `live` and reconnects the others; returns what could not be done.

@@ -154,7 +154,8 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         do {
             return try await body()
         } catch {
-            throw RPCError(code: .unavailable, message: error.description)
+            // Refused before it was taken (disconnected, stopped): the caller knows nothing was done.
+            throw RPCError(code: .failedPrecondition, message: error.description)
         }
     }
 
