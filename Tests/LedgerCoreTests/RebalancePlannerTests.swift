@@ -235,6 +235,16 @@ struct RebalancePlannerTests {
         #expect(none.crossShardAfter == 4)
     }
 
+    @Test("an account's ignored pairs still weigh: the one with fewer transfers in all moves")
+    func ignoredPairsWeigh() {
+        // With --min-transactions 2 only 1-1001 is in the graph, but moving 1 would split it from 2, 3 and 4.
+        let history = Self.history([(1, 1001, 2), (1, 2, 1), (1, 3, 1), (1, 4, 1)])
+        let plan = RebalancePlanner.plan(
+            history: history, catalog: Self.catalog, options: RebalancePlanner.Options(minTransactions: 2))
+        #expect(Self.moves(plan) == ["1001 C2->C1"])
+        #expect((plan.crossShardBefore, plan.crossShardAfter, plan.transfers) == (2, 0, 5))
+    }
+
     @Test("with every shard at its bound, pairs come together by swaps")
     func swaps() {
         // 40 pairs between C1 and C2 and no room at all: each move into C1 needs one out of it.
