@@ -149,7 +149,7 @@ struct RebalancePlannerTests {
         }
         #expect(Set(plan.moves.map(\.account)).count == plan.moves.count)
 
-        // Communities end mostly whole; a move never leaves the noise-free history worse for a community.
+        // Communities end whole: at least 80% of them entirely in one cluster.
         let whole = communities.count { members in
             Set(members.map { plan.cluster(of: AccountID($0), in: Self.catalog) }).count == 1
         }
@@ -192,7 +192,7 @@ struct RebalancePlannerTests {
         #expect(Set(members.map { plan.cluster(of: AccountID($0), in: Self.catalog) }).count == 1)
         #expect(plan.crossShardBefore == 24)
         #expect(plan.crossShardAfter == 0)
-        // 8 of the 15 pairs were split (2 * 2 across each of 3 cluster pairs = 12 pairs), all now together.
+        // 12 of the 15 pairs were split (2 x 2 across each of the 3 pairs of clusters); all are together now.
         #expect(plan.pairs.count == 12)
     }
 
