@@ -149,7 +149,7 @@ struct RebalancePlannerTests {
         }
         #expect(Set(plan.moves.map(\.account)).count == plan.moves.count)
 
-        // Communities end mostly whole; a move never leaves the noise-free history worse for a community.
+        // Communities end whole: at least 80% of them entirely in one cluster.
         let whole = communities.count { members in
             Set(members.map { plan.cluster(of: AccountID($0), in: Self.catalog) }).count == 1
         }
@@ -192,7 +192,7 @@ struct RebalancePlannerTests {
         #expect(Set(members.map { plan.cluster(of: AccountID($0), in: Self.catalog) }).count == 1)
         #expect(plan.crossShardBefore == 24)
         #expect(plan.crossShardAfter == 0)
-        // 8 of the 15 pairs were split (2 * 2 across each of 3 cluster pairs = 12 pairs), all now together.
+        // 12 of the 15 pairs were split (2 x 2 across each of the 3 pairs of clusters); all are together now.
         #expect(plan.pairs.count == 12)
     }
 
@@ -233,6 +233,16 @@ struct RebalancePlannerTests {
             history: history, catalog: Self.catalog, options: RebalancePlanner.Options(minTransactions: 4))
         #expect(none.moves.isEmpty)
         #expect(none.crossShardAfter == 4)
+    }
+
+    @Test("an account's ignored pairs still weigh: the one with fewer transfers in all moves")
+    func ignoredPairsWeigh() {
+        // With --min-transactions 2 only 1-1001 is in the graph, but moving 1 would split it from 2, 3 and 4.
+        let history = Self.history([(1, 1001, 2), (1, 2, 1), (1, 3, 1), (1, 4, 1)])
+        let plan = RebalancePlanner.plan(
+            history: history, catalog: Self.catalog, options: RebalancePlanner.Options(minTransactions: 2))
+        #expect(Self.moves(plan) == ["1001 C2->C1"])
+        #expect((plan.crossShardBefore, plan.crossShardAfter, plan.transfers) == (2, 0, 5))
     }
 
     @Test("with every shard at its bound, pairs come together by swaps")

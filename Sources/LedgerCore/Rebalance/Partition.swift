@@ -2,22 +2,26 @@
 /// undirected edges stored in both directions as compressed rows.
 ///
 /// Invariants: `offsets.count == count + 1`; the neighbors of `node` are `neighbors[offsets[node]..<offsets[node +
-/// 1]]` with the matching `weights`, each weight `>= 1`, no self-loop and no edge twice; `degrees[node]` is the sum
-/// of its weights; every `original` cluster is in `0..<clusterCount`.
+/// 1]]` with the matching `weights`, each weight `>= 1`, no self-loop and no edge twice; `traffic[node]` is at least
+/// the sum of its weights (it also counts the pairs left out of the graph); every `original` cluster is in
+/// `0..<clusterCount`.
 struct PlanningGraph: Sendable {
     let clusterCount: Int
     let original: [Int32]
     let offsets: [Int]
     let neighbors: [Int32]
     let weights: [Int]
-    let degrees: [Int]
+    /// Every transfer of the node's account, pairs below `minTransactions` included: what moving it puts at stake.
+    let traffic: [Int]
 
     var count: Int { original.count }
 
     /// The graph of `edges` `(one, other, weight)`, each pair of nodes at most once.
-    init(clusterCount: Int, original: [Int32], edges: [(Int32, Int32, Int)]) {
+    init(clusterCount: Int, original: [Int32], edges: [(Int32, Int32, Int)], traffic: [Int]) {
+        precondition(traffic.count == original.count, "every node has its traffic")
         self.clusterCount = clusterCount
         self.original = original
+        self.traffic = traffic
         var offsets = Array(repeating: 0, count: original.count + 1)
         for (one, other, _) in edges {
             offsets[Int(one) + 1] += 1
@@ -27,7 +31,6 @@ struct PlanningGraph: Sendable {
         var fill = offsets
         var neighbors = Array(repeating: Int32(0), count: offsets[original.count])
         var weights = Array(repeating: 0, count: offsets[original.count])
-        var degrees = Array(repeating: 0, count: original.count)
         for (one, other, weight) in edges {
             precondition(one != other && weight >= 1, "an edge joins two accounts that transacted")
             neighbors[fill[Int(one)]] = other
@@ -36,13 +39,10 @@ struct PlanningGraph: Sendable {
             neighbors[fill[Int(other)]] = one
             weights[fill[Int(other)]] = weight
             fill[Int(other)] += 1
-            degrees[Int(one)] += weight
-            degrees[Int(other)] += weight
         }
         self.offsets = offsets
         self.neighbors = neighbors
         self.weights = weights
-        self.degrees = degrees
     }
 }
 
@@ -145,7 +145,8 @@ struct Partition {
         var preference: Int8
         /// When the candidate was made: a node whose neighbor just moved is tried first (chains are followed).
         var stamp: Int
-        var degree: Int
+        /// The node's traffic: of two equal moves, the lighter account's puts less at stake.
+        var traffic: Int
         var node: Int32
         var target: Int32
         /// The node's version when the candidate was made; a different version means the candidate is stale.
@@ -155,7 +156,7 @@ struct Partition {
             if gain != other.gain { return gain > other.gain }
             if preference != other.preference { return preference > other.preference }
             if stamp != other.stamp { return stamp > other.stamp }
-            if degree != other.degree { return degree < other.degree }
+            if traffic != other.traffic { return traffic < other.traffic }
             return node < other.node
         }
     }
@@ -190,7 +191,7 @@ struct Partition {
                 heaps[source * k + target].push(
                     Candidate(
                         gain: connection[row + target] - connection[row + source], preference: preference,
-                        stamp: stamp, degree: graph.degrees[node], node: Int32(node), target: Int32(target),
+                        stamp: stamp, traffic: graph.traffic[node], node: Int32(node), target: Int32(target),
                         version: versions[node]))
             }
         }
@@ -251,11 +252,11 @@ struct Partition {
     // MARK: - Pruning
 
     /// Whether moved `node` keeps too little of its traffic in its new cluster, net of its old one, to be worth
-    /// moving: less than `benefitMin` of its degree.
+    /// moving: less than `benefitMin` of all its transfers.
     private func isWeak(_ node: Int, benefitMin: Double) -> Bool {
         let home = Int(graph.original[node])
         guard Int(part[node]) != home else { return false }
-        return Double(-gain(node, to: home)) < benefitMin * Double(graph.degrees[node])
+        return Double(-gain(node, to: home)) < benefitMin * Double(graph.traffic[node])
     }
 
     /// Sends weak moved nodes back to their original clusters, weakest first, until every moved node pays for
@@ -263,13 +264,13 @@ struct Partition {
     /// `progress` gets `(0, weak)` and, at the end, `(weak, weak)`, where `weak` counts the nodes weak at first.
     mutating func prune(benefitMin: Double, progress: (Int, Int) -> Void) {
         let k = graph.clusterCount
-        let degrees = graph.degrees
+        let traffic = graph.traffic
         var queue = (0..<graph.count).filter { isWeak($0, benefitMin: benefitMin) }
-        // Weakest first: the smallest share of its degree kept net.
+        // Weakest first: the smallest share of its traffic kept net.
         queue.sort { left, right in
             let keptLeft = -gain(left, to: Int(graph.original[left]))
             let keptRight = -gain(right, to: Int(graph.original[right]))
-            return (keptLeft * degrees[right], left) < (keptRight * degrees[left], right)
+            return (keptLeft * traffic[right], left) < (keptRight * traffic[left], right)
         }
         let total = queue.count
         // Blocked nodes wait here until the queue runs dry, then are tried again if anything went back meanwhile.

@@ -7,16 +7,17 @@
 ///    cross-shard edges it removes minus those it adds), even at zero or negative gain, each account at most once per
 ///    pass, then keeps the best prefix of the pass. Zero-gain moves are how a chain split in the middle (`a-b | c-d`)
 ///    or a group spread evenly over clusters comes together; a move back to its original cluster, then a newly
-///    updated account (it just gained a neighbor), then a lighter account wins a tie, so chains are followed and
-///    fewer accounts move. A pass may overfill a cluster by one account, but then only moves out of it are allowed
+///    updated account (it just gained a neighbor), then a lighter account (fewer transfers in all, pairs below
+///    `minTransactions` included) wins a tie, so chains are followed and fewer accounts, and less traffic, move. A pass may overfill a cluster by one account, but then only moves out of it are allowed
 ///    until it is back within bounds, and only prefixes within bounds are kept: a swap between two full clusters is
 ///    a move and its answer. Passes repeat while they cut more.
 /// 2. **Prune**: a moved account must pay for itself. If its transfers in its new cluster exceed those in its old one
-///    by less than `moveBenefitMin` of all its transfers, it goes back (alone, or with an account moved the other way
+///    by less than `moveBenefitMin` of all its transfers (ignored pairs included), it goes back (alone, or with an account moved the other way
 ///    when the bound requires), and the check repeats on the moved neighbors. Uniform traffic spreads every account
 ///    over all clusters, so its moves are taken back, while a member of a community keeps most of its transfers with
 ///    the community it joined.
-/// 3. A plan that does not end with fewer cross-shard transfers than the catalog moves nothing.
+/// 3. A plan that does not end with fewer cross-shard transfers than the catalog, over the whole history (ignored
+///    pairs included), moves nothing.
 ///
 /// The size of a cluster is the number of accounts it owns (ranges and overrides). The bound is `[ceil(mean * (1 -
 /// maxImbalance)), floor(mean * (1 + maxImbalance))]` over the mean size of `clusters`, widened per cluster to
@@ -76,7 +77,6 @@ public enum RebalancePlanner {
         let (pairs, accounts, original) = (indexed.pairs, indexed.accounts, indexed.graph.original)
 
         var partition = Partition(graph: indexed.graph, sizes: sizes, lowest: lowest, highest: highest)
-        let cutBefore = partition.cut
         partition.refine(
             passesMax: refinePassesMax, stallMovesMax: stallMovesMax, cutShareMin: refineCutShareMin
         ) { pass in
@@ -85,26 +85,11 @@ public enum RebalancePlanner {
         partition.prune(benefitMin: options.moveBenefitMin) { done, total in
             progress(RebalanceProgress(phase: .prune, done: done, total: total))
         }
-        if partition.cut >= cutBefore {
+        var figures = indexed.crossShard(partition)
+        // Judged on the whole history: pairs below minTransactions must not pay for the ones above.
+        if figures.after >= figures.before {
             partition.undoAll()
-        }
-
-        // The figures, over every transfer between owned accounts.
-        var transfers = 0
-        var crossBefore = 0
-        var crossAfter = 0
-        var unowned = 0
-        for ((item, owned), linked) in zip(zip(pairs, indexed.owners), indexed.nodes) {
-            let count = item.weight.transactions
-            guard owned.0 >= 0, owned.1 >= 0 else {
-                unowned += count
-                continue
-            }
-            transfers += count
-            if owned.0 != owned.1 { crossBefore += count }
-            let first = linked.0 >= 0 ? partition.part[Int(linked.0)] : owned.0
-            let second = linked.1 >= 0 ? partition.part[Int(linked.1)] : owned.1
-            if first != second { crossAfter += count }
+            figures = indexed.crossShard(partition)
         }
 
         var moves: [AccountMove] = []
@@ -141,8 +126,8 @@ public enum RebalancePlanner {
                 allowed: lowest[cluster]...highest[cluster])
         }
         return RebalancePlan(
-            options: options, moves: moves, pairs: colocated, shards: shards, transfers: transfers,
-            crossShardBefore: crossBefore, crossShardAfter: crossAfter, unownedTransfers: unowned)
+            options: options, moves: moves, pairs: colocated, shards: shards, transfers: figures.transfers,
+            crossShardBefore: figures.before, crossShardAfter: figures.after, unownedTransfers: figures.unowned)
     }
 
     /// `C2` before `C10`: by length, then by text.
@@ -228,14 +213,38 @@ struct IndexedHistory {
         var nodes: [(Int32, Int32)] = []
         nodes.reserveCapacity(pairs.count)
         var edges: [(Int32, Int32, Int)] = []
+        var traffic = Array(repeating: 0, count: accounts.count)
         for (item, owned) in zip(pairs, owners) {
             let ends = (nodeOf[item.pair.first] ?? -1, nodeOf[item.pair.second] ?? -1)
             nodes.append(ends)
             if isEdge(item.weight, owned) { edges.append((ends.0, ends.1, item.weight.transactions)) }
+            if owned.0 >= 0, owned.1 >= 0 {
+                if ends.0 >= 0 { traffic[Int(ends.0)] += item.weight.transactions }
+                if ends.1 >= 0 { traffic[Int(ends.1)] += item.weight.transactions }
+            }
         }
         self.nodes = nodes
         graph = PlanningGraph(
-            clusterCount: clusters.count, original: accounts.map { ownerOf[$0]! }, edges: edges)
+            clusterCount: clusters.count, original: accounts.map { ownerOf[$0]! }, edges: edges, traffic: traffic)
         progress(RebalanceProgress(phase: .graph, done: pairs.count, total: pairs.count))
+    }
+
+    /// The transfers between owned accounts, those of them that cross clusters before and after `partition`, and the
+    /// transfers naming an account no cluster owns.
+    func crossShard(_ partition: Partition) -> (transfers: Int, before: Int, after: Int, unowned: Int) {
+        var figures = (transfers: 0, before: 0, after: 0, unowned: 0)
+        for ((item, owned), ends) in zip(zip(pairs, owners), nodes) {
+            let count = item.weight.transactions
+            guard owned.0 >= 0, owned.1 >= 0 else {
+                figures.unowned += count
+                continue
+            }
+            figures.transfers += count
+            if owned.0 != owned.1 { figures.before += count }
+            let first = ends.0 >= 0 ? partition.part[Int(ends.0)] : owned.0
+            let second = ends.1 >= 0 ? partition.part[Int(ends.1)] : owned.1
+            if first != second { figures.after += count }
+        }
+        return figures
     }
 }
