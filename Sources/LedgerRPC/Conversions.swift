@@ -341,26 +341,16 @@ extension LedgerCommand {
 
     /// Reads a 2PC prepare: cluster names `C<n>`, bounded participants and changes.
     public init(wire: Ledger_V1_PrepareCommand) throws(WireError) {
-        let id = try TransactionID.required(
-            wire: wire.transaction, isPresent: wire.hasTransaction, field: "transaction")
-        let home = try clusterName(wire.home, field: "home")
-        let participants = try decodeEach(
-            wire.participants, field: "participants", atMost: WireLimits.participantsPerTransactionMax,
-            limitName: "participantsPerTransactionMax"
-        ) { (name) throws(WireError) in try clusterName(name, field: "") }
+        let (id, home, participants) = try Self.prepareHeader(
+            wire.transaction, isPresent: wire.hasTransaction, home: wire.home, participants: wire.participants)
         let changes = try accountChanges(wire.changes, field: "changes")
         self = .prepare(id, home: home, participants: participants, changes: changes)
     }
 
     /// Reads a 2PC prepare of an account move: cluster names `C<n>`, bounded participants, one direction set.
     public init(wire: Ledger_V1_PrepareMoveCommand) throws(WireError) {
-        let id = try TransactionID.required(
-            wire: wire.transaction, isPresent: wire.hasTransaction, field: "transaction")
-        let home = try clusterName(wire.home, field: "home")
-        let participants = try decodeEach(
-            wire.participants, field: "participants", atMost: WireLimits.participantsPerTransactionMax,
-            limitName: "participantsPerTransactionMax"
-        ) { (name) throws(WireError) in try clusterName(name, field: "") }
+        let (id, home, participants) = try Self.prepareHeader(
+            wire.transaction, isPresent: wire.hasTransaction, home: wire.home, participants: wire.participants)
         guard wire.hasPart else { throw WireError(field: "part", "is missing") }
         let part = try within("part") { () throws(WireError) -> MovePart in
             let account = try AccountID(wire: wire.part.account, field: "account")
@@ -372,6 +362,19 @@ extension LedgerCommand {
             }
         }
         self = .prepareMove(id, home: home, participants: participants, part: part)
+    }
+
+    /// What every prepare names: the transaction, its home cluster and its participants.
+    private static func prepareHeader(
+        _ transaction: Ledger_V1_TransactionId, isPresent: Bool, home: String, participants: [String]
+    ) throws(WireError) -> (TransactionID, String, [String]) {
+        let id = try TransactionID.required(wire: transaction, isPresent: isPresent, field: "transaction")
+        let home = try clusterName(home, field: "home")
+        let participants = try decodeEach(
+            participants, field: "participants", atMost: WireLimits.participantsPerTransactionMax,
+            limitName: "participantsPerTransactionMax"
+        ) { (name) throws(WireError) in try clusterName(name, field: "") }
+        return (id, home, participants)
     }
 }
 

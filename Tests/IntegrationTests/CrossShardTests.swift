@@ -68,12 +68,8 @@ extension ClusterProcessTests {
     /// The same file with each set's transfers issued at once: outcomes may differ from the sequential order
     /// (locks), but money is conserved, every replica of a cluster holds the same balances and no lock is left.
     @Test(.timeLimit(.minutes(4))) func concurrentTestSetsConserveMoney() async throws {
-        let deployment = try TestDeployment(clusters: 3, accountsPerCluster: 1000)
-        defer { deployment.stopAll() }
-        try deployment.startAll()
-        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
-            connection in
-            try await deployment.waitUntilServing(connection)
+        try await TestDeployment.withRunning(clusters: 3, accountsPerCluster: 1000, consensusTimeout: "1500ms") {
+            deployment, connection in
             let run = try runClient(
                 ["run", Self.shippedTests, "--hosts", deployment.hostsPath, "--batch"], in: deployment.directory,
                 within: .seconds(180))
@@ -93,12 +89,8 @@ extension ClusterProcessTests {
     /// transaction is aborted everywhere and a late commit is refused. One that dies after the home cluster chose
     /// commit still commits everywhere.
     @Test(.timeLimit(.minutes(3))) func deadCoordinatorsLeaveNoTransactionInDoubt() async throws {
-        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms")
-        defer { deployment.stopAll() }
-        try deployment.startAll()
-        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
-            connection in
-            try await deployment.waitUntilServing(connection)
+        try await TestDeployment.withRunning(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms") {
+            deployment, connection in
 
             // Dies with both votes in hand, before any decision.
             let undecided = connection.nextTransaction()
@@ -142,12 +134,8 @@ extension ClusterProcessTests {
     /// The leader of a participant cluster is killed between prepare and commit: the transaction still completes
     /// on every participant, and the killed replica, restarted, agrees.
     @Test(.timeLimit(.minutes(3))) func participantLeaderKilledBetweenPrepareAndCommit() async throws {
-        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms")
-        defer { deployment.stopAll() }
-        try deployment.startAll()
-        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
-            connection in
-            try await deployment.waitUntilServing(connection)
+        try await TestDeployment.withRunning(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms") {
+            deployment, connection in
             let id = connection.nextTransaction()
             var coordinator = Coordinator(
                 id: id, home: "C1", changes: ["C1": [change(5, -4)], "C2": [change(25, +4)]])
@@ -268,6 +256,23 @@ func runTool(_ name: String, _ arguments: [String], in directory: URL, within li
 
 extension TestDeployment {
     func catalog() throws -> Catalog { try CatalogFile.read(path: try deployment().catalogPath) }
+
+    /// Starts `clusters` clusters of real replicas, runs `body` with a connection once every cluster serves, and
+    /// stops every replica afterwards.
+    static func withRunning(
+        clusters: Int, accountsPerCluster: Int, consensusTimeout: String,
+        _ body: (TestDeployment, LedgerConnection) async throws -> Void
+    ) async throws {
+        let deployment = try TestDeployment(
+            clusters: clusters, accountsPerCluster: accountsPerCluster, consensusTimeout: consensusTimeout)
+        defer { deployment.stopAll() }
+        try deployment.startAll()
+        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
+            connection in
+            try await deployment.waitUntilServing(connection)
+            try await body(deployment, connection)
+        }
+    }
 
     func waitUntilServing(_ connection: LedgerConnection) async throws {
         do {

@@ -15,12 +15,8 @@ extension ClusterProcessTests {
     /// them move back: every move completes, transfers that met a move were applied before it or routed after it,
     /// and nothing is lost.
     @Test(.timeLimit(.minutes(4))) func movesRaceTransfersWithoutLosingMoney() async throws {
-        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms")
-        defer { deployment.stopAll() }
-        try deployment.startAll()
-        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
-            connection in
-            try await deployment.waitUntilServing(connection)
+        try await TestDeployment.withRunning(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms") {
+            deployment, connection in
             let movesDone = Flag()
             let load = Task {
                 try await withThrowingTaskGroup(of: [TransferOutcome].self) { group in
@@ -76,12 +72,8 @@ extension ClusterProcessTests {
     /// a late commit is refused); one whose client dies right after the source committed is finished by the
     /// target's recovery; one whose source leader is killed after its vote completes on the new leader.
     @Test(.timeLimit(.minutes(4))) func aMoveSurvivesItsClientAndLeaders() async throws {
-        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms")
-        defer { deployment.stopAll() }
-        try deployment.startAll()
-        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
-            connection in
-            try await deployment.waitUntilServing(connection)
+        try await TestDeployment.withRunning(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms") {
+            deployment, connection in
             let participants = ["C1", "C2"]
             func prepareBoth(_ account: UInt64) async -> TransactionID {
                 let id = connection.nextTransaction()

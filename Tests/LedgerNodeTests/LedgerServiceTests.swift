@@ -123,7 +123,7 @@ import Testing
                 _ = try await ledger.transfer(
                     Ledger_V1_TransferRequest(
                         cluster: "C1", transaction: Self.t1, from: AccountID(1), to: AccountID(2), amount: Amount(1)))
-            } throws: { ($0 as? RPCError)?.code == .unavailable }
+            } throws: { ($0 as? RPCError)?.code == .failedPrecondition }  // refused before it was taken
             _ = try await ledger.setConnectivity(
                 .with {
                     $0.cluster = "C1"
