@@ -3,6 +3,7 @@ import GRPCNIOTransportHTTP2
 import LedgerCore
 import LedgerRPC
 import Paxos
+import Synchronization
 
 /// A client of one cluster: a gRPC connection to each replica, and the retry rules of DESIGN §3: follow leader
 /// hints, move on from a replica that does not answer, and retry an unknown outcome with the same transaction id
@@ -24,13 +25,24 @@ public struct ClusterClient: Sendable {
     public let cluster: String
     public let replicas: [ReplicaID]
     private let apis: [ReplicaID: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>]
+    /// The leader the cluster's replies named last, shared by every copy of this client: calls go there first, so a
+    /// contact that is a follower forwards only the first one.
+    private let leader: LearnedLeader
 
     init(cluster: String, replicas: [ReplicaID], apis: [ReplicaID: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>])
     {
         self.cluster = cluster
         self.replicas = replicas
         self.apis = apis
+        self.leader = LearnedLeader()
     }
+
+    /// The leader learned from replies, where the next call goes first.
+    public var knownLeader: ReplicaID? { leader.value }
+
+    /// Forgets the leader learned from replies, so the next call starts at the contact it is given (a test set that
+    /// names its contacts).
+    public func forgetLeader() { leader.set(nil) }
 
     /// One call's time limit: a replica that does not answer in time is treated as unreachable.
     static let callTimeout = Duration.seconds(5)
@@ -115,9 +127,9 @@ public struct ClusterClient: Sendable {
     private func route<Answer>(
         contact: ReplicaID, deadline: ContinuousClock.Instant,
         _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Answer?,
-        failure: (Answer) -> RequestFailure?
+        failure: (Answer) -> RequestFailure?, leaderHint: (Answer) -> ReplicaID? = { _ in nil }
     ) async -> (answer: Answer?, uncertain: Bool) {
-        var target = contact
+        var target = leader.value.flatMap { apis[$0] == nil ? nil : $0 } ?? contact
         var last: Answer?
         var uncertain = false
         while ContinuousClock.now < deadline {
@@ -134,6 +146,7 @@ public struct ClusterClient: Sendable {
                 // before taking it (disconnected, stopped, another cluster: `failedPrecondition`) surely did
                 // nothing; a broken connection may have delivered it first.
                 if (error as? RPCError)?.code != .failedPrecondition { uncertain = true }
+                leader.forget(target)
                 target = next(after: target)
                 try? await Task.sleep(for: Self.retryPause)
                 continue
@@ -141,8 +154,11 @@ public struct ClusterClient: Sendable {
             last = answer
             switch failure(answer) {
             case nil, .wrongShard:
+                // The replica that answered leads, unless it named another.
+                leader.set(leaderHint(answer) ?? target)
                 return (answer, uncertain)
             case .notLeader(let hint):
+                leader.set(hint)
                 target = hint ?? next(after: target)
                 // A hint may be stale (that replica lost leadership or is disconnected): pause before looping.
                 if hint == nil { try? await Task.sleep(for: Self.retryPause) }
@@ -166,12 +182,21 @@ public struct ClusterClient: Sendable {
         _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws ->
             Ledger_V1_CommandReply?
     ) async -> CommandOutcome {
-        let (outcome, uncertain) = await route(contact: contact, deadline: deadline) { api, options in
-            try await call(api, options).map { try CommandOutcome(wire: $0) }
-        } failure: { outcome in
-            if case .failed(let failure) = outcome { return failure }
+        let (answer, uncertain) = await route(contact: contact, deadline: deadline) { api, options in
+            try await call(api, options).map { reply in
+                (
+                    outcome: try CommandOutcome(wire: reply),
+                    // A hint that does not parse is only a hint: ignored.
+                    leader: try? ReplicaID(wireName: reply.result.leaderHint)
+                )
+            }
+        } failure: { answer in
+            if case .failed(let failure) = answer.outcome { return failure }
             return nil
+        } leaderHint: {
+            $0.leader
         }
+        let outcome = answer?.outcome
         switch outcome {
         case .applied?, .failed(.wrongShard)?, .failed(.timedOut)?: return outcome!
         case .failed?, nil: return .failed(uncertain ? .timedOut : .noQuorum)
@@ -312,5 +337,19 @@ public final class ClusterConnections: Sendable {
 
     public func shutdown() {
         for grpc in grpcs { grpc.beginGracefulShutdown() }
+    }
+}
+
+/// The leader a cluster's replies named last (nil: none known).
+final class LearnedLeader: Sendable {
+    private let state = Mutex<ReplicaID?>(nil)
+
+    var value: ReplicaID? { state.withLock { $0 } }
+
+    func set(_ leader: ReplicaID?) { state.withLock { $0 = leader } }
+
+    /// Forgets `replica` if it is the leader remembered (it did not answer).
+    func forget(_ replica: ReplicaID) {
+        state.withLock { if $0 == replica { $0 = nil } }
     }
 }

@@ -94,6 +94,8 @@ public final class LedgerConnection: Sendable {
             throw InputError(source: "contact", message: "\(replica) is not a replica of \(deployment.hostsPath)")
         }
         state.withLock { $0.contacts[cluster.name] = ReplicaID(entry.index) }
+        // The contact is where the next command starts; the leader learned from replies takes over after it.
+        connections[cluster.name]?.client.forgetLeader()
     }
 
     /// Routes `account` to `cluster` from now on (a move this client made or learned of).

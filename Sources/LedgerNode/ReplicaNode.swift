@@ -180,6 +180,9 @@ public actor ReplicaNode {
 
     public var isConnected: Bool { connected }
 
+    /// The leader this replica knows of, when it is another replica (a client sends there next).
+    public var otherLeader: ReplicaID? { replica.leaderHint.flatMap { $0 == me ? nil : $0 } }
+
     public func walRecords() throws(StoreError) -> [WALRecord] { try store.walRecords() }
 
     public func datastoreRecords() throws(StoreError) -> [DatastoreRecord] { try store.datastoreRecords() }

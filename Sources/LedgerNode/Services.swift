@@ -18,7 +18,7 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     func transfer(request: Ledger_V1_TransferRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
         try checkCluster(request.cluster)
         let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
-        return Ledger_V1_CommandReply(try await submit(command))
+        return try await reply(submit(command))
     }
 
     func balance(request: Ledger_V1_BalanceRequest, context: ServerContext) async throws -> Ledger_V1_BalanceReply {
@@ -34,19 +34,19 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     func prepare(request: Ledger_V1_PrepareRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
         try checkCluster(request.cluster)
         let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
-        return Ledger_V1_CommandReply(try await submit(command))
+        return try await reply(submit(command))
     }
 
     func commit(request: Ledger_V1_CommitRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
         try checkCluster(request.cluster)
         let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
-        return Ledger_V1_CommandReply(try await submit(command))
+        return try await reply(submit(command))
     }
 
     func abort(request: Ledger_V1_AbortRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
         try checkCluster(request.cluster)
         let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
-        return Ledger_V1_CommandReply(try await submit(command))
+        return try await reply(submit(command))
     }
 
     /// A participant asks the home cluster what became of a transaction. The home cluster answers through its log:
@@ -58,9 +58,9 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         let outcome = try await submit(.abort(id))
         if case .applied(.refused) = outcome {
             // The only abort the ledger refuses is one of a committed transaction.
-            return Ledger_V1_CommandReply(.applied(.committed))
+            return await reply(.applied(.committed))
         }
-        return Ledger_V1_CommandReply(outcome)
+        return await reply(outcome)
     }
 
     func localBalance(request: Ledger_V1_LocalBalanceRequest, context: ServerContext) async throws
@@ -106,6 +106,16 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     }
 
     // MARK: - Helpers
+
+    /// The reply to a command, naming the leader when this replica is not it: the client sends there next, sparing
+    /// this replica the forwarding and the request a hop.
+    private func reply(_ outcome: CommandOutcome) async -> Ledger_V1_CommandReply {
+        var reply = Ledger_V1_CommandReply(outcome)
+        if reply.result.leaderHint.isEmpty, let leader = await node.otherLeader {
+            reply.result.leaderHint = leader.description
+        }
+        return reply
+    }
 
     /// Every command goes through the log, misrouted ones too: which accounts a cluster holds changes with moves, and
     /// only the log says it right (a lagging replica would not), after the transaction id was checked for a recorded

@@ -346,6 +346,17 @@ extension ClusterProcessTests {
             #expect(await connection.transfer(transfer) == .committed)
             #expect(connection.catalog.cluster(of: AccountID(25)) == "C2", "the client did not learn the owner")
             #expect(await connection.balance(of: AccountID(25)) == .success(14))
+
+            // A command sent to a follower is forwarded once; its reply names the leader, where the next one goes.
+            let c1 = try #require(connection.cluster("C1"))
+            let leader = try await deployment.waitForLeader(c1, within: .seconds(10))
+            let follower = try #require(c1.replicas.first { $0 != leader })
+            try connection.setContact(follower.description)
+            #expect(c1.knownLeader == nil, "setting a contact forgets the leader learned before")
+            #expect(
+                await connection.transfer(try Transfer(from: AccountID(11), to: AccountID(12), amount: Amount(1)))
+                    == .committed)
+            #expect(c1.knownLeader == leader, "the follower's reply did not name the leader \(leader)")
         }
 
         let hosts = ["--hosts", deployment.hostsPath]
