@@ -73,12 +73,13 @@ public struct ClusterClient: Sendable {
 
     /// Submits a command to the cluster, starting at `contact`, until it is applied or refused for good, or the
     /// deadline passes (then the last failure: `.timedOut` means the outcome is still unknown).
+    /// `uncertain`: an earlier try of the command (a batch) may still take effect.
     public func submit(
-        _ command: LedgerCommand, contact: ReplicaID, deadline: ContinuousClock.Instant
+        _ command: LedgerCommand, contact: ReplicaID, deadline: ContinuousClock.Instant, uncertain: Bool = false
     ) async -> CommandOutcome {
         // A cluster creates its own accounts; no client may propose it.
         if case .createAccounts = command { return .applied(.refused("accounts are created by their cluster")) }
-        return await routeCommand(contact: contact, deadline: deadline) { api, options in
+        return await routeCommand(contact: contact, deadline: deadline, uncertain: uncertain) { api, options in
             switch command {
             case .transfer(let id, let from, let to, let amount):
                 return try await api.transfer(
@@ -103,6 +104,37 @@ public struct ClusterClient: Sendable {
             case .createAccounts:
                 return nil
             }
+        }
+    }
+
+    /// What one try of a batch got: every command's answer, or a failed call (`uncertain`: it may have been delivered).
+    public enum BatchTry: Sendable {
+        case answered([CommandOutcome])
+        case failed(uncertain: Bool)
+    }
+
+    /// One try of many commands in one call, at the leader learned from replies (else `contact`). No retry: the
+    /// caller retries each command that did not get a final answer on its own, with `submit`.
+    public func submitOnce(
+        _ commands: [LedgerCommand], contact: ReplicaID, deadline: ContinuousClock.Instant
+    ) async -> BatchTry {
+        let target = leader.value.flatMap { apis[$0] == nil ? nil : $0 } ?? contact
+        guard let api = apis[target] else { return .failed(uncertain: false) }
+        var options = self.options
+        options.timeout = min(Self.callTimeout, max(.milliseconds(10), deadline - ContinuousClock.now))
+        do {
+            let reply = try await api.submitBatch(
+                Ledger_V1_CommandBatchRequest(cluster: cluster, commands: commands), options: options)
+            let outcomes = try CommandOutcome.batch(wire: reply, count: commands.count)
+            if let hint = try? ReplicaID(wireName: reply.leaderHint) {
+                leader.set(hint)
+            } else if outcomes.contains(where: { if case .applied = $0 { true } else { false } }) {
+                leader.set(target)
+            }
+            return .answered(outcomes)
+        } catch {
+            leader.forget(target)
+            return .failed(uncertain: (error as? RPCError)?.code != .failedPrecondition)
         }
     }
 
@@ -178,11 +210,11 @@ public struct ClusterClient: Sendable {
 
     /// `route` for the calls answered with a `CommandReply`.
     private func routeCommand(
-        contact: ReplicaID, deadline: ContinuousClock.Instant,
+        contact: ReplicaID, deadline: ContinuousClock.Instant, uncertain: Bool = false,
         _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws ->
             Ledger_V1_CommandReply?
     ) async -> CommandOutcome {
-        let (answer, uncertain) = await route(contact: contact, deadline: deadline) { api, options in
+        let (answer, uncertainAfter) = await route(contact: contact, deadline: deadline) { api, options in
             try await call(api, options).map { reply in
                 (
                     outcome: try CommandOutcome(wire: reply),
@@ -199,7 +231,7 @@ public struct ClusterClient: Sendable {
         let outcome = answer?.outcome
         switch outcome {
         case .applied?, .failed(.wrongShard)?, .failed(.timedOut)?: return outcome!
-        case .failed?, nil: return .failed(uncertain ? .timedOut : .noQuorum)
+        case .failed?, nil: return .failed(uncertain || uncertainAfter ? .timedOut : .noQuorum)
         }
     }
 

@@ -22,6 +22,7 @@ public final class LedgerConnection: Sendable {
     /// transaction themselves (`ReplicaProcess.inDoubtTimeoutsMax`).
     public static let stepTimeoutsMax = 2
     private let connections: [String: ClusterConnections]
+    private let batchers: Mutex<[String: CommandBatcher]> = Mutex([:])
     private let state: Mutex<State>
 
     private struct State {
@@ -170,11 +171,69 @@ public final class LedgerConnection: Sendable {
         }
     }
 
-    /// Submits a command to `cluster` through its contact, within one step's time.
+    /// Submits a command to `cluster` within one step's time, batched with the other commands sent to it at the same
+    /// time (`CommandBatcher`).
     func command(_ command: LedgerCommand, to cluster: String) async -> CommandOutcome {
+        guard connections[cluster] != nil else { return .failed(.noQuorum) }
+        return await batcher(of: cluster).submit(command)
+    }
+
+    private func batcher(of cluster: String) -> CommandBatcher {
+        batchers.withLock { batchers in
+            if let batcher = batchers[cluster] { return batcher }
+            let batcher = CommandBatcher { [weak self] batch in
+                guard let self else {
+                    for pending in batch { pending.resume(.failed(.noQuorum)) }
+                    return
+                }
+                await self.send(batch, to: cluster)
+            }
+            batchers[cluster] = batcher
+            return batcher
+        }
+    }
+
+    /// One try of the whole batch (through the learned leader, else the contact); every command that did not get a
+    /// final answer is then retried on its own until the step's deadline, without holding up the next batch.
+    private func send(_ batch: [CommandBatcher.Pending], to cluster: String) async {
         guard let client = connections[cluster]?.client, let contact = contact(of: cluster) ?? client.replicas.first
-        else { return .failed(.noQuorum) }
-        return await client.submit(command, contact: contact, deadline: .now + stepTimeout)
+        else {
+            for pending in batch { pending.resume(.failed(.noQuorum)) }
+            return
+        }
+        let started = ContinuousClock.now
+        let deadline = started + stepTimeout
+        // Each command's answer when final; otherwise whether this try may still take effect.
+        let answers: [Result<CommandOutcome, Retry>]
+        switch await client.submitOnce(batch.map(\.command), contact: contact, deadline: deadline) {
+        case .answered(let outcomes):
+            // As in `ClusterClient.route`: a sure "not applied" stands when a new try could not be answered in time
+            // (the replica would hold it, and might apply it later).
+            let noTimeToRetry =
+                deadline - ContinuousClock.now < ContinuousClock.now - started + ClusterClient.retryPause
+            answers = outcomes.map { outcome in
+                switch outcome {
+                case .applied, .failed(.wrongShard): return .success(outcome)
+                case .failed(.noQuorum), .failed(.busy): return noTimeToRetry ? .success(outcome) : .failure(Retry())
+                case .failed(.timedOut): return .failure(Retry(uncertain: true))
+                case .failed: return .failure(Retry())
+                }
+            }
+        case .failed(let uncertain):
+            answers = Array(repeating: .failure(Retry(uncertain: uncertain)), count: batch.count)
+        }
+        for (pending, answer) in zip(batch, answers) {
+            switch answer {
+            case .success(let outcome):
+                pending.resume(outcome)
+            case .failure(let retry):
+                Task {
+                    pending.resume(
+                        await client.submit(
+                            pending.command, contact: contact, deadline: deadline, uncertain: retry.uncertain))
+                }
+            }
+        }
     }
 
     /// `command`, as a 2PC coordinator sees the answer: a cluster that did not answer for sure may have applied
@@ -198,6 +257,11 @@ public final class LedgerConnection: Sendable {
         else { return .failure(.wrongShard(account, owner: nil)) }
         return await client.balance(of: account, contact: contact, deadline: .now + stepTimeout)
     }
+}
+
+/// A command of a batch that needs a try of its own; `uncertain`: the batch's try may still take effect.
+private struct Retry: Error {
+    var uncertain = false
 }
 
 extension LedgerConnection {

@@ -63,6 +63,31 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         return await reply(outcome)
     }
 
+    /// Many commands in one call, each submitted as its own call would be: they reach the log together (one `Ready`,
+    /// one slot when this replica leads) and are answered in order. A replica that refuses calls (disconnected,
+    /// stopped) refuses the whole batch.
+    func submitBatch(request: Ledger_V1_CommandBatchRequest, context: ServerContext) async throws
+        -> Ledger_V1_CommandBatchReply
+    {
+        try checkCluster(request.cluster)
+        let commands = try decoded { () throws(WireError) in try LedgerCommand.batch(wire: request) }
+        let outcomes = try await withThrowingTaskGroup(of: (Int, CommandOutcome).self) { group in
+            for (index, command) in commands.enumerated() {
+                group.addTask {
+                    // A cluster creates its own accounts; no client may propose it.
+                    if case .createAccounts = command {
+                        return (index, .applied(.refused("accounts are created by their cluster")))
+                    }
+                    return (index, try await submit(command))
+                }
+            }
+            var outcomes = [CommandOutcome](repeating: .failed(.timedOut), count: commands.count)
+            for try await (index, outcome) in group { outcomes[index] = outcome }
+            return outcomes
+        }
+        return Ledger_V1_CommandBatchReply(outcomes, leader: await node.otherLeader)
+    }
+
     func localBalance(request: Ledger_V1_LocalBalanceRequest, context: ServerContext) async throws
         -> Ledger_V1_LocalBalanceReply
     {

@@ -254,3 +254,44 @@ extension Result where Success == Int64, Failure == RequestFailure {
         }
     }
 }
+
+// MARK: - Batches
+
+extension Ledger_V1_CommandBatchRequest {
+    public init(cluster: String, commands: [LedgerCommand]) {
+        self.init()
+        self.cluster = cluster
+        self.commands = commands.map(Ledger_V1_Command.init)
+    }
+}
+
+extension LedgerCommand {
+    /// Reads the commands of a `SubmitBatch` call: at most `WireLimits.commandsPerBatchMax`, each valid.
+    public static func batch(wire: Ledger_V1_CommandBatchRequest) throws(WireError) -> [LedgerCommand] {
+        guard !wire.commands.isEmpty else { throw WireError(field: "commands", "is empty; a batch has a command") }
+        return try decodeEach(
+            wire.commands, field: "commands", atMost: WireLimits.commandsPerBatchMax, limitName: "commandsPerBatchMax"
+        ) { (command) throws(WireError) in try LedgerCommand(wire: command) }
+    }
+}
+
+extension Ledger_V1_CommandBatchReply {
+    /// The answers to a batch, in its order, and the leader when the replica that answered is not it.
+    public init(_ outcomes: [CommandOutcome], leader: ReplicaID?) {
+        self.init()
+        results = outcomes.map(Ledger_V1_Result.init)
+        leaderHint = leader?.description ?? ""
+    }
+}
+
+extension CommandOutcome {
+    /// Reads the answers to a batch of `count` commands: one valid result each, in order.
+    public static func batch(wire: Ledger_V1_CommandBatchReply, count: Int) throws(WireError) -> [CommandOutcome] {
+        guard wire.results.count == count else {
+            throw WireError(field: "results", "holds \(wire.results.count) results for \(count) commands")
+        }
+        return try decodeEach(
+            wire.results, field: "results", atMost: WireLimits.commandsPerBatchMax, limitName: "commandsPerBatchMax"
+        ) { (result) throws(WireError) in try CommandOutcome(wire: result) }
+    }
+}

@@ -71,6 +71,8 @@ public enum WireLimits {
     /// Records in one page of `Logs` or `Datastore`. About 100 bytes a record keeps a page near 1 MiB, under gRPC's
     /// default 4 MiB message limit.
     public static let recordsPerPageMax = 10_000
+    /// Commands in one `SubmitBatch` call: one leader's slot.
+    public static let commandsPerBatchMax = CodecLimits.requestsPerSlotMax
 }
 
 // MARK: - Decoding helpers

@@ -111,6 +111,38 @@ import Testing
         }
     }
 
+    @Test func aBatchIsAnsweredInOrderAndRefusesWhatNoClientMaySend() async throws {
+        try await Self.withService { ledger, _ in
+            let commands: [LedgerCommand] = [
+                .transfer(
+                    TransactionID(client: 5, sequence: 1), from: AccountID(1), to: AccountID(2), amount: Amount(3)),
+                .transfer(
+                    TransactionID(client: 5, sequence: 2), from: AccountID(3), to: AccountID(4), amount: Amount(30)),
+                .transfer(
+                    TransactionID(client: 5, sequence: 3), from: AccountID(1), to: AccountID(15), amount: Amount(1)),
+                .createAccounts([AccountID(100)...AccountID(100)], balance: 1_000),
+                .transfer(
+                    TransactionID(client: 5, sequence: 1), from: AccountID(1), to: AccountID(2), amount: Amount(3)),
+            ]
+            let reply = try await ledger.submitBatch(Ledger_V1_CommandBatchRequest(cluster: "C1", commands: commands))
+            #expect(
+                try CommandOutcome.batch(wire: reply, count: commands.count) == [
+                    .applied(.committed),
+                    .applied(.aborted(.insufficientFunds(AccountID(3), balance: 10))),
+                    .failed(.wrongShard(AccountID(15), owner: "C2")),
+                    .applied(.refused("accounts are created by their cluster")),
+                    .applied(.committed),  // the same transaction again: applied once
+                ])
+            #expect(reply.leaderHint.isEmpty, "the only replica leads")
+            let balance = try await ledger.balance(Ledger_V1_BalanceRequest(cluster: "C1", account: AccountID(1)))
+            #expect(try Result(wire: balance) == .success(7))
+
+            await #expect {
+                _ = try await ledger.submitBatch(Ledger_V1_CommandBatchRequest(cluster: "C1", commands: []))
+            } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+        }
+    }
+
     @Test func disconnectedReplicaRefusesClientsUntilReconnected() async throws {
         try await Self.withService(testControls: true) { ledger, node in
             _ = try await ledger.setConnectivity(

@@ -48,6 +48,12 @@ struct StatusOnlyLedger: Ledger_V1_Ledger.SimpleServiceProtocol {
         throw Self.unimplemented
     }
 
+    func submitBatch(request: Ledger_V1_CommandBatchRequest, context: ServerContext) async throws
+        -> Ledger_V1_CommandBatchReply
+    {
+        throw Self.unimplemented
+    }
+
     func localBalance(
         request: Ledger_V1_LocalBalanceRequest, context: ServerContext
     ) async throws -> Ledger_V1_LocalBalanceReply {

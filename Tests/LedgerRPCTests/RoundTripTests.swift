@@ -75,6 +75,21 @@ import Testing
         #expect(try AccountID(wire: overTheWire(balance).account) == AccountID(21))
     }
 
+    @Test func commandBatches() throws {
+        let request = try overTheWire(Ledger_V1_CommandBatchRequest(cluster: "C2", commands: Samples.commands))
+        #expect(try LedgerCommand.batch(wire: request) == Samples.commands)
+        let outcomes = Samples.results.map(CommandOutcome.applied) + Samples.failures.map(CommandOutcome.failed)
+        let reply = try overTheWire(Ledger_V1_CommandBatchReply(outcomes, leader: ReplicaID(5)))
+        #expect(reply.leaderHint == "S5")
+        #expect(try CommandOutcome.batch(wire: reply, count: outcomes.count) == outcomes)
+        #expect(throws: WireError(field: "results", "holds \(outcomes.count) results for 2 commands")) {
+            try CommandOutcome.batch(wire: reply, count: 2)
+        }
+        #expect(throws: WireError(field: "commands", "is empty; a batch has a command")) {
+            try LedgerCommand.batch(wire: Ledger_V1_CommandBatchRequest(cluster: "C2", commands: []))
+        }
+    }
+
     @Test(arguments: Samples.results)
     func result(_ result: CommandResult) throws {
         let wire = try overTheWire(Ledger_V1_CommandReply(.applied(result)))

@@ -111,6 +111,19 @@ public enum Ledger_V1_Ledger: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SubmitBatch" metadata.
+        public enum SubmitBatch: Sendable {
+            /// Request type for "SubmitBatch".
+            public typealias Input = Ledger_V1_CommandBatchRequest
+            /// Response type for "SubmitBatch".
+            public typealias Output = Ledger_V1_CommandBatchReply
+            /// Descriptor for "SubmitBatch".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ledger.v1.Ledger"),
+                method: "SubmitBatch",
+                type: .unary
+            )
+        }
         /// Namespace for "LocalBalance" metadata.
         public enum LocalBalance: Sendable {
             /// Request type for "LocalBalance".
@@ -184,6 +197,7 @@ public enum Ledger_V1_Ledger: Sendable {
             Commit.descriptor,
             Abort.descriptor,
             Decision.descriptor,
+            SubmitBatch.descriptor,
             LocalBalance.descriptor,
             Logs.descriptor,
             Datastore.descriptor,
@@ -321,6 +335,25 @@ extension Ledger_V1_Ledger {
             request: GRPCCore.StreamingServerRequest<Ledger_V1_DecisionRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_CommandReply>
+
+        /// Handle the "SubmitBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many commands in one call (a client's concurrent transfers, prepares, commits and aborts for this cluster), each
+        /// > answered as its own call would be, in the same order. At most 512 commands.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ledger_V1_CommandBatchRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ledger_V1_CommandBatchReply` messages.
+        func submitBatch(
+            request: GRPCCore.StreamingServerRequest<Ledger_V1_CommandBatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_CommandBatchReply>
 
         /// Handle the "LocalBalance" method.
         ///
@@ -528,6 +561,25 @@ extension Ledger_V1_Ledger {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Ledger_V1_CommandReply>
 
+        /// Handle the "SubmitBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many commands in one call (a client's concurrent transfers, prepares, commits and aborts for this cluster), each
+        /// > answered as its own call would be, in the same order. At most 512 commands.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_CommandBatchRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Ledger_V1_CommandBatchReply` message.
+        func submitBatch(
+            request: GRPCCore.ServerRequest<Ledger_V1_CommandBatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Ledger_V1_CommandBatchReply>
+
         /// Handle the "LocalBalance" method.
         ///
         /// > Source IDL Documentation:
@@ -732,6 +784,25 @@ extension Ledger_V1_Ledger {
             context: GRPCCore.ServerContext
         ) async throws -> Ledger_V1_CommandReply
 
+        /// Handle the "SubmitBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many commands in one call (a client's concurrent transfers, prepares, commits and aborts for this cluster), each
+        /// > answered as its own call would be, in the same order. At most 512 commands.
+        ///
+        /// - Parameters:
+        ///   - request: A `Ledger_V1_CommandBatchRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Ledger_V1_CommandBatchReply` to respond with.
+        func submitBatch(
+            request: Ledger_V1_CommandBatchRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Ledger_V1_CommandBatchReply
+
         /// Handle the "LocalBalance" method.
         ///
         /// > Source IDL Documentation:
@@ -895,6 +966,17 @@ extension Ledger_V1_Ledger.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Ledger_V1_Ledger.Method.SubmitBatch.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_CommandBatchRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_CommandBatchReply>(),
+            handler: { request, context in
+                try await self.submitBatch(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Ledger_V1_Ledger.Method.LocalBalance.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_LocalBalanceRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_LocalBalanceReply>(),
@@ -1015,6 +1097,17 @@ extension Ledger_V1_Ledger.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_CommandReply> {
         let response = try await self.decision(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func submitBatch(
+        request: GRPCCore.StreamingServerRequest<Ledger_V1_CommandBatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_CommandBatchReply> {
+        let response = try await self.submitBatch(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1151,6 +1244,19 @@ extension Ledger_V1_Ledger.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Ledger_V1_CommandReply> {
         return GRPCCore.ServerResponse<Ledger_V1_CommandReply>(
             message: try await self.decision(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func submitBatch(
+        request: GRPCCore.ServerRequest<Ledger_V1_CommandBatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Ledger_V1_CommandBatchReply> {
+        return GRPCCore.ServerResponse<Ledger_V1_CommandBatchReply>(
+            message: try await self.submitBatch(
                 request: request.message,
                 context: context
             ),
@@ -1368,6 +1474,30 @@ extension Ledger_V1_Ledger {
             deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_CommandReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_CommandReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SubmitBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many commands in one call (a client's concurrent transfers, prepares, commits and aborts for this cluster), each
+        /// > answered as its own call would be, in the same order. At most 512 commands.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_CommandBatchRequest` message.
+        ///   - serializer: A serializer for `Ledger_V1_CommandBatchRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_CommandBatchReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func submitBatch<Result>(
+            request: GRPCCore.ClientRequest<Ledger_V1_CommandBatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_CommandBatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_CommandBatchReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_CommandBatchReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "LocalBalance" method.
@@ -1698,6 +1828,41 @@ extension Ledger_V1_Ledger {
             try await self.client.unary(
                 request: request,
                 descriptor: Ledger_V1_Ledger.Method.Decision.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SubmitBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Many commands in one call (a client's concurrent transfers, prepares, commits and aborts for this cluster), each
+        /// > answered as its own call would be, in the same order. At most 512 commands.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_CommandBatchRequest` message.
+        ///   - serializer: A serializer for `Ledger_V1_CommandBatchRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_CommandBatchReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func submitBatch<Result>(
+            request: GRPCCore.ClientRequest<Ledger_V1_CommandBatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_CommandBatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_CommandBatchReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_CommandBatchReply>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Ledger_V1_Ledger.Method.SubmitBatch.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2047,6 +2212,36 @@ extension Ledger_V1_Ledger.ClientProtocol {
         )
     }
 
+    /// Call the "SubmitBatch" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Many commands in one call (a client's concurrent transfers, prepares, commits and aborts for this cluster), each
+    /// > answered as its own call would be, in the same order. At most 512 commands.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Ledger_V1_CommandBatchRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func submitBatch<Result>(
+        request: GRPCCore.ClientRequest<Ledger_V1_CommandBatchRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_CommandBatchReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.submitBatch(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_CommandBatchRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_CommandBatchReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "LocalBalance" method.
     ///
     /// > Source IDL Documentation:
@@ -2381,6 +2576,40 @@ extension Ledger_V1_Ledger.ClientProtocol {
             metadata: metadata
         )
         return try await self.decision(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SubmitBatch" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Many commands in one call (a client's concurrent transfers, prepares, commits and aborts for this cluster), each
+    /// > answered as its own call would be, in the same order. At most 512 commands.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func submitBatch<Result>(
+        _ message: Ledger_V1_CommandBatchRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_CommandBatchReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Ledger_V1_CommandBatchRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.submitBatch(
             request: request,
             options: options,
             onResponse: handleResponse
