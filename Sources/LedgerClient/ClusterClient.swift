@@ -118,7 +118,7 @@ public struct ClusterClient: Sendable {
     public func submitOnce(
         _ commands: [LedgerCommand], contact: ReplicaID, deadline: ContinuousClock.Instant
     ) async -> BatchTry {
-        let target = leader.value.flatMap { apis[$0] == nil ? nil : $0 } ?? contact
+        let target = firstTarget(contact: contact)
         guard let api = apis[target] else { return .failed(uncertain: false) }
         var options = self.options
         options.timeout = min(Self.callTimeout, max(.milliseconds(10), deadline - ContinuousClock.now))
@@ -136,6 +136,19 @@ public struct ClusterClient: Sendable {
             leader.forget(target)
             return .failed(uncertain: (error as? RPCError)?.code != .failedPrecondition)
         }
+    }
+
+    /// The replica a call goes to first: the leader learned from replies, else `contact`.
+    private func firstTarget(contact: ReplicaID) -> ReplicaID {
+        leader.value.flatMap { apis[$0] == nil ? nil : $0 } ?? contact
+    }
+
+    /// Whether a new try, begun after the pause, could not be answered before `deadline` if it took as long as the
+    /// one begun at `attemptStarted`.
+    static func noTimeToRetry(since attemptStarted: ContinuousClock.Instant, deadline: ContinuousClock.Instant) -> Bool
+    {
+        let now = ContinuousClock.now
+        return deadline - now < now - attemptStarted + retryPause
     }
 
     /// Asks this cluster, as the home of transaction `id`, for its decision. It answers through its log and chooses
@@ -161,7 +174,7 @@ public struct ClusterClient: Sendable {
         _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Answer?,
         failure: (Answer) -> RequestFailure?, leaderHint: (Answer) -> ReplicaID? = { _ in nil }
     ) async -> (answer: Answer?, uncertain: Bool) {
-        var target = leader.value.flatMap { apis[$0] == nil ? nil : $0 } ?? contact
+        var target = firstTarget(contact: contact)
         var last: Answer?
         var uncertain = false
         while ContinuousClock.now < deadline {
@@ -200,8 +213,7 @@ public struct ClusterClient: Sendable {
             case .noQuorum, .busy:
                 // A retry the replica could not answer before the deadline would leave the request waiting there,
                 // to be applied perhaps later: stop with this sure answer instead.
-                let attempt = ContinuousClock.now - attemptStarted
-                if deadline - ContinuousClock.now < attempt + Self.retryPause { return (answer, uncertain) }
+                if Self.noTimeToRetry(since: attemptStarted, deadline: deadline) { return (answer, uncertain) }
                 try? await Task.sleep(for: Self.retryPause)
             }
         }

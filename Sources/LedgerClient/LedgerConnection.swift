@@ -209,8 +209,7 @@ public final class LedgerConnection: Sendable {
         case .answered(let outcomes):
             // As in `ClusterClient.route`: a sure "not applied" stands when a new try could not be answered in time
             // (the replica would hold it, and might apply it later).
-            let noTimeToRetry =
-                deadline - ContinuousClock.now < ContinuousClock.now - started + ClusterClient.retryPause
+            let noTimeToRetry = ClusterClient.noTimeToRetry(since: started, deadline: deadline)
             answers = outcomes.map { outcome in
                 switch outcome {
                 case .applied, .failed(.wrongShard): return .success(outcome)

@@ -41,17 +41,8 @@ struct LedgerMachine: SimulatedMachine {
     }
 
     /// The Paxos request id of a ledger command: a transaction's commands are distinct requests (kind in the low
-    /// two bits), a retry keeps the id. Mirrors the request ids a deployment gives ledger commands.
-    static func requestID(for command: LedgerCommand) -> RequestID {
-        switch command {
-        case .transfer(let id, _, _, _): return RequestID(client: id.client, sequence: id.sequence << 2)
-        case .prepare(let id, _, _, _), .prepareMove(let id, _, _, _):
-            return RequestID(client: id.client, sequence: id.sequence << 2 | 1)
-        case .commit(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 2)
-        case .abort(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 3)
-        case .createAccounts: return RequestID(client: 0, sequence: 1)
-        }
-    }
+    /// two bits), a retry keeps the id: the ids a deployment gives ledger commands.
+    static func requestID(for command: LedgerCommand) -> RequestID { command.requestID }
 
     mutating func apply(slot: Slot, ballot: Ballot, value: SlotValue<LedgerCommand>) -> [AppliedRequest<CommandResult>]
     {
