@@ -4,7 +4,8 @@ import LedgerCore
 /// Every cluster of a `hosts.ini`, with its config read from `<cluster>.yaml` in the same folder (`configs/C1.yaml`
 /// beside `configs/hosts.ini`): what the client, `shardctl` and the local demo need to know about the deployment.
 ///
-/// Invariants: every cluster of `hosts` has a config that agrees with it, and all of them name the same catalog.
+/// Invariants: every cluster of `hosts` has a config that agrees with it, and all of them name the same catalog and
+/// the same TLS settings.
 public struct Deployment: Sendable {
     public var hostsPath: String
     public var hosts: HostsFile
@@ -14,6 +15,9 @@ public struct Deployment: Sendable {
     /// The shard catalog every cluster config names.
     public var catalogPath: String { clusters[0].catalogPath }
 
+    /// The transport security every cluster config gives (one CA for the deployment).
+    public var tls: ClusterConfig.TLS { clusters[0].tls }
+
     /// The config file of `cluster`, beside hosts.ini.
     public static func configPath(of cluster: String, hostsPath: String) -> String {
         URL(fileURLWithPath: hostsPath).deletingLastPathComponent().appendingPathComponent("\(cluster).yaml")
@@ -21,7 +25,7 @@ public struct Deployment: Sendable {
     }
 
     /// Reads hosts.ini and the config of each cluster it names; refuses a missing config, one that disagrees with
-    /// hosts.ini, and configs that name different catalogs.
+    /// hosts.ini, and configs that name different catalogs or different TLS settings.
     public static func load(hostsPath: String) throws(InputError) -> Deployment {
         let hosts = try ConfigFiles.loadHosts(path: hostsPath)
         guard !hosts.clusters.isEmpty else {
@@ -42,6 +46,14 @@ public struct Deployment: Sendable {
                     message:
                         "names the catalog \(config.catalogPath), but \(first.source) names \(first.catalogPath); "
                         + "every cluster routes with the same catalog")
+            }
+            if let first = clusters.first, first.tls != config.tls {
+                throw InputError(
+                    source: path,
+                    line: config.keyLines["tls"],
+                    message:
+                        "gives tls \(config.tls.summary), but \(first.source) gives \(first.tls.summary); every "
+                        + "cluster of a deployment uses the same certificates")
             }
             clusters.append(config)
         }

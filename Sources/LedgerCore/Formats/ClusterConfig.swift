@@ -59,6 +59,51 @@ public struct ClusterConfig: Sendable, Equatable {
             batchSizeMax: Paxos.Limits.batchSizeMax, slotsInFlightMax: Paxos.Limits.slotsInFlightMax)
     }
 
+    /// How the cluster's connections are secured (`tls:`).
+    public enum TLS: Sendable, Equatable {
+        /// Plaintext: anyone who reaches a port may call anything. Only an explicit `tls: off` gives it.
+        case off
+        /// Mutual TLS on every listener and every outgoing connection, with the deployment's CA.
+        case mutual(Files)
+
+        /// How the setting reads in messages: `off`, or the files.
+        public var summary: String {
+            switch self {
+            case .off: return "off"
+            case .mutual(let files): return "(ca \(files.ca), certificate \(files.certificate), key \(files.key))"
+            }
+        }
+
+        /// Where the CA certificate and each identity's certificate and private key are. In `certificate` and `key`,
+        /// `{name}` stands for the identity: a replica (`S1`), `client` or `operator`.
+        public struct Files: Sendable, Equatable {
+            public var ca: String
+            public var certificate: String
+            public var key: String
+
+            public init(ca: String, certificate: String, key: String) {
+                self.ca = ca
+                self.certificate = certificate
+                self.key = key
+            }
+
+            /// The files `shardctl certs` writes by default, used for keys the config leaves out.
+            public static let defaults = Files(
+                ca: "certs/ca.pem", certificate: "certs/{name}.pem", key: "certs/{name}-key.pem")
+
+            /// The placeholder of `certificate` and `key`.
+            public static let placeholder = "{name}"
+
+            /// The certificate of identity `name`.
+            public func certificate(of name: String) -> String {
+                certificate.replacing(Self.placeholder, with: name)
+            }
+
+            /// The private key of identity `name`.
+            public func key(of name: String) -> String { key.replacing(Self.placeholder, with: name) }
+        }
+    }
+
     /// Bounds on configured values, each with the reason for its value.
     public enum Limits {
         // Each Phase 2 round waits for a majority; beyond 15 replicas every commit pays more messages
@@ -108,6 +153,8 @@ public struct ClusterConfig: Sendable, Equatable {
     public var paxos: PaxosTimings
     /// The batching limits (`batching:`).
     public var batching: Batching
+    /// Transport security (`tls:`); mutual TLS with the default files when the file leaves it out.
+    public var tls: TLS
     /// The line of every key the file wrote, by dotted path (`"paxos.tick"`); used in messages.
     public var keyLines: [String: Int]
 
@@ -116,7 +163,8 @@ public struct ClusterConfig: Sendable, Equatable {
         source: String, clusterName: String, replicaCount: Int, replicaStart: Int, portBase: Int,
         dataDirectory: String, catalogPath: String, logLevel: LogLevel = .info, balanceMin: Int64 = 0,
         balanceInitial: Int64 = 10, metricsPortBase: Int = 0, testControlsEnabled: Bool = false,
-        paxos: PaxosTimings = .defaults, batching: Batching = .defaults, keyLines: [String: Int] = [:]
+        paxos: PaxosTimings = .defaults, batching: Batching = .defaults, tls: TLS = .mutual(.defaults),
+        keyLines: [String: Int] = [:]
     ) {
         self.source = source
         self.clusterName = clusterName
@@ -132,6 +180,7 @@ public struct ClusterConfig: Sendable, Equatable {
         self.testControlsEnabled = testControlsEnabled
         self.paxos = paxos
         self.batching = batching
+        self.tls = tls
         self.keyLines = keyLines
     }
 
@@ -230,8 +279,9 @@ private struct ClusterConfigReader {
     static let keys: [String: [String]] = [
         "": [
             "cluster", "replicas", "data_dir", "catalog", "log_level", "min_balance", "initial_balance",
-            "metrics_port", "test_controls", "paxos", "batching",
+            "metrics_port", "test_controls", "paxos", "batching", "tls",
         ],
+        "tls": ["ca", "certificate", "key"],
         "replicas": ["count", "start", "subnet"],
         "paxos": ["leader_timeout", "leader_ping_interval", "consensus_timeout", "tick"],
         "batching": ["batch_size_max", "slots_in_flight_max"],
@@ -249,7 +299,8 @@ private struct ClusterConfigReader {
         "log_level": "info", "min_balance": "0", "initial_balance": "10", "metrics_port": "9101",
         "test_controls": "true", "paxos.leader_timeout": "1000ms", "paxos.leader_ping_interval": "200ms",
         "paxos.consensus_timeout": "3000ms", "paxos.tick": "10ms", "batching.batch_size_max": "512",
-        "batching.slots_in_flight_max": "16",
+        "batching.slots_in_flight_max": "16", "tls": "{ca: certs/ca.pem, certificate: certs/{name}.pem, ...} or off",
+        "tls.ca": "certs/ca.pem", "tls.certificate": "certs/{name}.pem", "tls.key": "certs/{name}-key.pem",
     ]
 
     func error(_ line: Int?, _ message: String) -> InputError {
@@ -345,6 +396,7 @@ private struct ClusterConfigReader {
         if let node = paxosNode["tick"] {
             paxos.tick = try duration(node, path: "paxos.tick")
         }
+        let tls = try top["tls"].map { node throws(InputError) in try self.tls(node) } ?? .mutual(.defaults)
         var batching = ClusterConfig.Batching.defaults
         if let node = batchingNode["batch_size_max"] {
             batching.batchSizeMax = Int(try wholeNumber(node, path: "batching.batch_size_max"))
@@ -358,12 +410,42 @@ private struct ClusterConfigReader {
             portBase: Int(portBase), dataDirectory: dataDirectory, catalogPath: catalogPath, logLevel: logLevel,
             balanceMin: balanceMin ?? 0, balanceInitial: balanceInitial ?? 10,
             metricsPortBase: Int(metricsPortBase ?? 0), testControlsEnabled: testControlsEnabled, paxos: paxos,
-            batching: batching, keyLines: keyLines)
+            batching: batching, tls: tls, keyLines: keyLines)
         try checkReplicas(config)
         try checkBalances(config)
         try checkTimings(config.paxos)
         try checkBatching(config.batching)
         return config
+    }
+
+    /// `tls: off`, `tls: on` (the default files), or a mapping of file paths; a certificate or key path without
+    /// `{name}` would give every identity the same certificate, so it is refused.
+    mutating func tls(_ node: ConfigNode) throws(InputError) -> ClusterConfig.TLS {
+        if case .scalar = node {
+            let written = try text(node, path: "tls")
+            switch written.lowercased() {
+            case "off": return .off
+            case "on": return .mutual(.defaults)
+            default:
+                throw error(
+                    line("tls"),
+                    "tls \"\(written)\" is not off, on or a mapping; write tls: off, or the files like "
+                        + "tls: {ca: certs/ca.pem, certificate: certs/{name}.pem, key: certs/{name}-key.pem}")
+            }
+        }
+        let entries = try mapping(node, path: "tls")
+        var files = ClusterConfig.TLS.Files.defaults
+        if let node = entries["ca"] { files.ca = try text(node, path: "tls.ca") }
+        if let node = entries["certificate"] { files.certificate = try text(node, path: "tls.certificate") }
+        if let node = entries["key"] { files.key = try text(node, path: "tls.key") }
+        for (path, value) in [("tls.certificate", files.certificate), ("tls.key", files.key)]
+        where !value.contains(ClusterConfig.TLS.Files.placeholder) {
+            throw error(
+                line(path),
+                "\(path) \"\(value)\" has no \(ClusterConfig.TLS.Files.placeholder); write where each identity's "
+                    + "file is, like \(Self.examples[path]!) (S1, client, operator)")
+        }
+        return .mutual(files)
     }
 
     // MARK: Structure

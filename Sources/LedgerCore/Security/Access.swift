@@ -1,0 +1,138 @@
+/// Who is on the other end of a connection, as its certificate names it: the role in the subject's
+/// organizational unit (`OU=replica`), the name in its common name (`CN=S4`).
+///
+/// Invariants: a replica's name is a replica name, `S<n>`; a client's or an operator's name is a non-empty word.
+public struct NodeIdentity: Sendable, Hashable, CustomStringConvertible {
+    /// What a certificate allows its holder to do.
+    public enum Role: String, Sendable, CaseIterable {
+        /// A replica: Paxos traffic within its own cluster, 2PC recovery questions to other clusters.
+        case replica
+        /// A client: commands and the inspection calls.
+        case client
+        /// An operator: what a client may do, and the test controls where a cluster allows them.
+        case `operator`
+    }
+
+    /// The organization every certificate of a deployment names (`O=Ledger`).
+    public static let organization = "Ledger"
+
+    public var role: Role
+    public var name: String
+
+    public init(role: Role, name: String) {
+        self.role = role
+        self.name = name
+    }
+
+    /// The identity a certificate's subject gives, or why it gives none.
+    public static func parse(organizationalUnit: String?, commonName: String?) -> Result<NodeIdentity, AccessRefusal> {
+        guard let unit = organizationalUnit, let role = Role(rawValue: unit) else {
+            let roles = Role.allCases.map(\.rawValue).joined(separator: ", ")
+            return .failure(
+                AccessRefusal(
+                    .permissionDenied,
+                    "the certificate's subject has \(organizationalUnit.map { "OU=\($0)" } ?? "no OU"); "
+                        + "expected one of the roles \(roles)"))
+        }
+        guard let name = commonName, !name.isEmpty, name.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+            return .failure(AccessRefusal(.permissionDenied, "the certificate's subject has no usable CN"))
+        }
+        if role == .replica, TextInput.nameNumber(Substring(name), prefix: "S") == nil {
+            return .failure(
+                AccessRefusal(
+                    .permissionDenied, "the replica certificate names \"\(name)\", which is not a replica name"))
+        }
+        return .success(NodeIdentity(role: role, name: name))
+    }
+
+    public var description: String { "\(role.rawValue) \(name)" }
+}
+
+/// A call refused before it ran, with the reason given to the caller and the log.
+public struct AccessRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The caller proved no identity.
+        case unauthenticated
+        /// The caller's identity may not make this call.
+        case permissionDenied
+    }
+
+    public var kind: Kind
+    public var reason: String
+
+    public init(_ kind: Kind, _ reason: String) {
+        self.kind = kind
+        self.reason = reason
+    }
+
+    public var description: String { reason }
+}
+
+/// Which calls of a replica each identity may make. Pure: the replica asks it for every call when TLS is on.
+///
+/// - Peer streams (Paxos, catch-up): replicas of this cluster only, never the replica itself.
+/// - Decision questions (2PC recovery): any replica of the deployment (a participant asking its home cluster), and
+///   clients and operators (a coordinator that lost the commit answer).
+/// - Commands and the inspection calls: clients and operators.
+/// - Test controls: operators, and only where the cluster's config enables them.
+public struct AccessPolicy: Sendable {
+    /// The calls, grouped by who may make them.
+    public enum Call: Sendable, Equatable {
+        case peerStream
+        case decision
+        case command
+        case inspection
+        case testControl
+    }
+
+    public let cluster: String
+    public let me: String
+    /// The replicas of this cluster, `S<n>`.
+    public let members: Set<String>
+    /// Every replica of the deployment.
+    public let replicas: Set<String>
+    public let testControlsEnabled: Bool
+
+    public init(cluster: String, me: String, members: Set<String>, replicas: Set<String>, testControlsEnabled: Bool) {
+        self.cluster = cluster
+        self.me = me
+        self.members = members
+        self.replicas = replicas
+        self.testControlsEnabled = testControlsEnabled
+    }
+
+    /// Nil when `identity` may make `call`; otherwise why not.
+    public func refusal(of call: Call, by identity: NodeIdentity) -> AccessRefusal? {
+        func denied(_ reason: String) -> AccessRefusal { AccessRefusal(.permissionDenied, reason) }
+        switch call {
+        case .peerStream:
+            guard identity.role == .replica else {
+                return denied("\(identity) may not send peer messages; only replicas of \(cluster) may")
+            }
+            guard members.contains(identity.name) else {
+                return denied(
+                    "replica \(identity.name) is not a member of \(cluster); only its members send it peer messages")
+            }
+            guard identity.name != me else { return denied("replica \(me) may not send peer messages to itself") }
+            return nil
+        case .decision:
+            if identity.role == .replica, !replicas.contains(identity.name) {
+                return denied("replica \(identity.name) is not a replica of this deployment")
+            }
+            return nil
+        case .command, .inspection:
+            guard identity.role != .replica else {
+                return denied("\(identity) may not make client calls; use a client or operator certificate")
+            }
+            return nil
+        case .testControl:
+            guard identity.role == .operator else {
+                return denied("\(identity) may not use the test controls; only an operator may")
+            }
+            guard testControlsEnabled else {
+                return denied("test controls are off for \(cluster); set test_controls: true in its config to use them")
+            }
+            return nil
+        }
+    }
+}
