@@ -5,11 +5,16 @@
 # balance 10), as the peer scripts of ../shared/peers do, since balances random-walk to zero over a run. Needs the ports of configs/hosts.ini (6001-6009) and the
 # metrics ports (9101-9309) free. DURATION (seconds measured per run, default 20) and WARMUP (default 2) scale it;
 # the default matrix takes about 5 minutes after the build. SCRATCH_PATH names another build folder (.build-NAME).
+# CONCURRENCY (default "1 8 64") and CROSS (default "0 0.1 1") pick the matrix. Mutual TLS is on, as configs/ ship
+# (certificates made by `shardctl certs` in the temporary folder); TLS=off runs plaintext, to measure what TLS costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-2}
+CONCURRENCY=${CONCURRENCY:-1 8 64}
+CROSS=${CROSS:-0 0.1 1}
+TLS=${TLS:-on}
 
 echo "== release build"
 scratch=()
@@ -20,6 +25,14 @@ bin=$(swift build -c release "${scratch[@]}" --show-bin-path)
 work=$(mktemp -d /tmp/ledger-bench.XXXXXX)
 cp -r configs tests-data "$work/"
 cd "$work"
+if [ "$TLS" = off ]; then
+    for config in configs/C*.yaml; do
+        sed -i '/^tls:/,/^  key:/d' "$config"
+        echo "tls: off" >> "$config"
+    done
+else
+    "$bin/shardctl" certs > /dev/null
+fi
 pids=()
 stop() {
     for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
@@ -36,15 +49,15 @@ echo "concurrency,cross_shard,committed_per_s,aborted_per_s,p50_ms,p99_ms,cross_
 {
     echo "# Ledger benchmark $stamp"
     echo
-    echo "3 clusters x 3 replicas on one machine ($(nproc) cores), release build, SQLite synchronous=FULL;"
+    echo "3 clusters x 3 replicas on one machine ($(nproc) cores), release build, SQLite synchronous=FULL, TLS $TLS;"
     echo "3000 accounts at balance 10, uniform pairs, amount 1, closed loop, ${DURATION} s measured after ${WARMUP} s."
     echo
     echo "| concurrency | cross-shard | committed/s | aborted/s | p50 ms | p99 ms | cross p99 ms | total ok |"
     echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 } > "$md"
 
-for concurrency in 1 8 64; do
-    for cross in 0 0.1 1; do
+for concurrency in $CONCURRENCY; do
+    for cross in $CROSS; do
         echo "== concurrency $concurrency, cross-shard $cross"
         rm -rf data
         "$bin/shardctl" shard tests-data/shards.csv > /dev/null

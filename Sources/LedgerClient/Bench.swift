@@ -218,6 +218,7 @@ public struct Bench: Sendable {
         case .noQuorum: return "no quorum"
         case .wrongShard: return "wrong shard"
         case .abortedAtHome: return "aborted by the home cluster"
+        case .forbidden: return "refused the caller"
         }
     }
 

@@ -53,9 +53,10 @@ public struct ClusterClient: Sendable {
     public static func with<Result: Sendable>(
         cluster: String,
         addresses: [Address],
+        security: ConnectionSecurity,
         _ body: (ClusterClient) async throws -> Result
     ) async throws -> Result {
-        let connections = try ClusterConnections(cluster: cluster, addresses: addresses)
+        let connections = try ClusterConnections(cluster: cluster, addresses: addresses, security: security)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await connections.run() }
             defer { connections.shutdown() }
@@ -132,10 +133,17 @@ public struct ClusterClient: Sendable {
                 leader.set(target)
             }
             return .answered(outcomes)
+        } catch let error as RPCError where Self.isForbidden(error) {
+            return .answered(Array(repeating: .failed(.forbidden(error.message)), count: commands.count))
         } catch {
             leader.forget(target)
             return .failed(uncertain: (error as? RPCError)?.code != .failedPrecondition)
         }
+    }
+
+    /// Whether the replica refused the caller itself (its certificate), which no retry changes.
+    static func isForbidden(_ error: RPCError) -> Bool {
+        error.code == .permissionDenied || error.code == .unauthenticated
     }
 
     /// The replica a call goes to first: the leader learned from replies, else `contact`.
@@ -172,7 +180,8 @@ public struct ClusterClient: Sendable {
     private func route<Answer>(
         contact: ReplicaID, deadline: ContinuousClock.Instant,
         _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Answer?,
-        failure: (Answer) -> RequestFailure?, leaderHint: (Answer) -> ReplicaID? = { _ in nil }
+        failure: (Answer) -> RequestFailure?, leaderHint: (Answer) -> ReplicaID? = { _ in nil },
+        forbidden: (String) -> Answer
     ) async -> (answer: Answer?, uncertain: Bool) {
         var target = firstTarget(contact: contact)
         var last: Answer?
@@ -186,6 +195,9 @@ public struct ClusterClient: Sendable {
             do {
                 guard let decoded = try await call(api, options) else { return (nil, uncertain) }
                 answer = decoded
+            } catch let error as RPCError where Self.isForbidden(error) {
+                // Every replica of the cluster would refuse this caller the same way.
+                return (forbidden(error.message), uncertain)
             } catch {
                 // Unreachable, disconnected or malformed: try the next replica. Only a call the replica refused
                 // before taking it (disconnected, stopped, another cluster: `failedPrecondition`) surely did
@@ -198,6 +210,8 @@ public struct ClusterClient: Sendable {
             }
             last = answer
             switch failure(answer) {
+            case .forbidden:
+                return (answer, uncertain)
             case nil, .wrongShard:
                 // The replica that answered leads, unless it named another.
                 leader.set(leaderHint(answer) ?? target)
@@ -239,10 +253,12 @@ public struct ClusterClient: Sendable {
             return nil
         } leaderHint: {
             $0.leader
+        } forbidden: {
+            (outcome: .failed(.forbidden($0)), leader: nil)
         }
         let outcome = answer?.outcome
         switch outcome {
-        case .applied?, .failed(.wrongShard)?, .failed(.timedOut)?: return outcome!
+        case .applied?, .failed(.wrongShard)?, .failed(.timedOut)?, .failed(.forbidden)?: return outcome!
         case .failed?, nil: return .failed(uncertain || uncertainAfter ? .timedOut : .noQuorum)
         }
     }
@@ -267,6 +283,8 @@ public struct ClusterClient: Sendable {
         } failure: { answer in
             if case .failure(let failure) = answer { return failure }
             return nil
+        } forbidden: {
+            .failure(.forbidden($0))
         }
         return (outcome as Result<Int64, RequestFailure>?) ?? .failure(.notLeader(hint: nil))
     }
@@ -352,14 +370,14 @@ public final class ClusterConnections: Sendable {
     public let client: ClusterClient
     private let grpcs: [GRPCClient<HTTP2ClientTransport.Posix>]
 
-    public init(cluster: String, addresses: [ClusterClient.Address]) throws {
+    public init(cluster: String, addresses: [ClusterClient.Address], security: ConnectionSecurity) throws {
         var grpcs: [ReplicaID: GRPCClient<HTTP2ClientTransport.Posix>] = [:]
         for address in addresses {
             grpcs[address.replica] = GRPCClient(
                 transport: try .http2NIOPosix(
                     target: .ipv4(
                         address: address.host == "localhost" ? "127.0.0.1" : address.host, port: address.port),
-                    transportSecurity: .plaintext,
+                    transportSecurity: security.client,
                     config: .defaults {
                         $0.backoff = .init(
                             initial: .milliseconds(20), max: .milliseconds(500), multiplier: 2, jitter: 0.2)

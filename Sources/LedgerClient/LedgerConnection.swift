@@ -37,7 +37,7 @@ public final class LedgerConnection: Sendable {
     /// The first pause before trying again a transfer that met a move in progress; it doubles with each try.
     static let movingPause = Duration.milliseconds(20)
 
-    init(deployment: Deployment, catalog: Catalog, clientID: UInt64) throws {
+    init(deployment: Deployment, catalog: Catalog, clientID: UInt64, security: ConnectionSecurity) throws {
         precondition(clientID != LedgerCommand.clusterClient, "client id 0 is the clusters' own")
         self.deployment = deployment
         self.clientID = clientID
@@ -46,25 +46,34 @@ public final class LedgerConnection: Sendable {
         var contacts: [String: ReplicaID] = [:]
         for cluster in deployment.hosts.clusters {
             connections[cluster.name] = try ClusterConnections(
-                cluster: cluster.name, addresses: Self.addresses(of: cluster.name, in: deployment.hosts))
+                cluster: cluster.name, addresses: Self.addresses(of: cluster.name, in: deployment.hosts),
+                security: security)
             contacts[cluster.name] = deployment.hosts.replica(named: cluster.contact).map { ReplicaID($0.index) }
         }
         self.connections = connections
         state = Mutex(State(catalog: catalog, contacts: contacts))
     }
 
-    /// Connects to every cluster for the duration of `body`.
+    /// Connects to every cluster for the duration of `body`, presenting the certificate of identity `name` (`client`,
+    /// or `operator` for the test controls) when the deployment uses TLS.
     public static func with<Result: Sendable>(
         deployment: Deployment, catalog: Catalog, clientID: UInt64 = UInt64.random(in: 1 ... .max),
+        as name: String = LedgerConnection.clientIdentity,
         _ body: (LedgerConnection) async throws -> Result
     ) async throws -> Result {
-        let connection = try LedgerConnection(deployment: deployment, catalog: catalog, clientID: clientID)
+        let security = try ConnectionSecurity.load(deployment.tls, as: name)
+        let connection = try LedgerConnection(
+            deployment: deployment, catalog: catalog, clientID: clientID, security: security)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for cluster in connection.connections.values { group.addTask { try await cluster.run() } }
             defer { for cluster in connection.connections.values { cluster.shutdown() } }
             return try await body(connection)
         }
     }
+
+    /// The identity clients present by default; `operatorIdentity` may also use the test controls.
+    public static let clientIdentity = "client"
+    public static let operatorIdentity = "operator"
 
     static func addresses(of cluster: String, in hosts: HostsFile) -> [ClusterClient.Address] {
         (hosts.cluster(named: cluster)?.members ?? []).compactMap { name in
@@ -167,6 +176,7 @@ public final class LedgerConnection: Sendable {
         case .failed(.wrongShard(let account, let owner)): return .aborted(.wrongShard(account, owner: owner))
         // Proposed (or maybe delivered) but not confirmed in time: it may still be applied.
         case .failed(.timedOut): return .unknown("\(cluster) did not confirm the transfer in time")
+        case .failed(.forbidden(let reason)): return .aborted(.forbidden(reason, cluster: cluster))
         case .failed: return .aborted(.noQuorum(cluster: cluster))
         }
     }
@@ -212,7 +222,7 @@ public final class LedgerConnection: Sendable {
             let noTimeToRetry = ClusterClient.noTimeToRetry(since: started, deadline: deadline)
             answers = outcomes.map { outcome in
                 switch outcome {
-                case .applied, .failed(.wrongShard): return .success(outcome)
+                case .applied, .failed(.wrongShard), .failed(.forbidden): return .success(outcome)
                 case .failed(.noQuorum), .failed(.busy): return noTimeToRetry ? .success(outcome) : .failure(Retry())
                 case .failed(.timedOut): return .failure(Retry(uncertain: true))
                 case .failed: return .failure(Retry())

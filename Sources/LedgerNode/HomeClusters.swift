@@ -14,7 +14,7 @@ final class HomeClusters: DecisionSource, Service {
     /// How long one question may take: the home cluster answers within its consensus timeout when it has a quorum.
     private let patience: Duration
 
-    init(asker: String, hosts: HostsFile, patience: Duration) throws {
+    init(asker: String, hosts: HostsFile, patience: Duration, security: ConnectionSecurity) throws {
         self.asker = asker
         self.patience = patience
         var connections: [String: ClusterConnections] = [:]
@@ -25,7 +25,8 @@ final class HomeClusters: DecisionSource, Service {
                     ClusterClient.Address(replica: ReplicaID($0.index), host: $0.host, port: $0.port)
                 }
             }
-            connections[cluster.name] = try ClusterConnections(cluster: cluster.name, addresses: addresses)
+            connections[cluster.name] = try ClusterConnections(
+                cluster: cluster.name, addresses: addresses, security: security)
             contacts[cluster.name] = hosts.replica(named: cluster.contact).map { ReplicaID($0.index) }
         }
         self.connections = connections

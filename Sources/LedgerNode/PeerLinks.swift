@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import LedgerClient
 import LedgerRPC
 import Logging
 import Paxos
@@ -37,9 +38,11 @@ public final class PeerLinks: PeerSender, Service {
     private let peers: [Peer]
     private let logger: Logger
     private let queues: [ReplicaID: PeerQueue]
+    private let security: ConnectionSecurity
 
-    public init(cluster: String, me: ReplicaID, peers: [Peer], logger: Logger) {
+    public init(cluster: String, me: ReplicaID, peers: [Peer], security: ConnectionSecurity, logger: Logger) {
         self.cluster = cluster
+        self.security = security
         self.me = me
         self.peers = peers
         self.logger = logger
@@ -71,7 +74,7 @@ public final class PeerLinks: PeerSender, Service {
             do {
                 let transport = try HTTP2ClientTransport.Posix(
                     target: .ipv4(address: peer.host, port: peer.port),
-                    transportSecurity: .plaintext,
+                    transportSecurity: security.client,
                     config: .defaults {
                         $0.backoff = .init(
                             initial: Self.backoffInitial, max: Self.backoffMax, multiplier: 2, jitter: 0.2)

@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import LedgerClient
 import LedgerCore
 import LedgerRPC
 import LedgerStore
@@ -19,6 +20,8 @@ public struct ReplicaProcess: Sendable {
     /// The accounts this cluster creates if it starts with an empty ledger: the catalog's view, moves included.
     let accounts: [ClosedRange<AccountID>]
     public let replica: HostsFile.Replica
+    /// This replica's certificate and the CA, read and checked at start; plaintext only where the config says so.
+    public let security: ConnectionSecurity
 
     /// Checks the files against each other and picks the replica; every problem is an `InputError` naming the file.
     public init(cluster: ClusterConfig, hosts: HostsFile, catalog: Catalog, replicaName: String) throws(InputError) {
@@ -44,6 +47,14 @@ public struct ReplicaProcess: Sendable {
         self.hosts = hosts
         self.catalog = catalog
         self.replica = replica
+        security = try ConnectionSecurity.load(cluster.tls, as: replica.name)
+    }
+
+    /// Who may call this replica when TLS is on.
+    var accessPolicy: AccessPolicy {
+        AccessPolicy(
+            cluster: cluster.clusterName, me: replica.name, members: Set(cluster.replicaNames),
+            replicas: Set(hosts.replicas.map(\.name)), testControlsEnabled: cluster.testControlsEnabled)
     }
 
     /// The replica's SQLite file.
@@ -81,10 +92,10 @@ public struct ReplicaProcess: Sendable {
                 let address = hosts.replica(named: peer.description)!
                 return PeerLinks.Peer(replica: peer, host: Self.numericHost(address.host), port: address.port)
             },
-            logger: logger)
+            security: security, logger: logger)
         let failure = FailureSignal()
         let homes = try HomeClusters(
-            asker: cluster.clusterName, hosts: hosts, patience: cluster.paxos.consensusTimeout * 2)
+            asker: cluster.clusterName, hosts: hosts, patience: cluster.paxos.consensusTimeout * 2, security: security)
         let node = ReplicaNode(
             cluster: cluster.clusterName, configuration: configuration, store: store, recovered: recovered,
             peers: peers, accounts: accounts, initialBalance: cluster.balanceInitial,
@@ -94,13 +105,28 @@ public struct ReplicaProcess: Sendable {
         let server = GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: Self.numericHost(replica.host), port: replica.port),
-                transportSecurity: .plaintext,
-                config: .defaults { $0.rpc.maxRequestPayloadSize = Self.requestPayloadMax }),
+                transportSecurity: security.server,
+                config: .defaults {
+                    $0.rpc.maxRequestPayloadSize = Self.requestPayloadMax
+                    $0.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+                        HandshakeRefusals.install(on: channel, logger: logger)
+                    }
+                }),
             services: [
                 LedgerService(
                     node: node, catalog: catalog, testControlsEnabled: cluster.testControlsEnabled, logger: logger),
-                PeerService(node: node, members: configuration.members, logger: logger),
-            ])
+                PeerService(
+                    node: node, members: configuration.members, authenticatesSenders: security.identity != nil,
+                    logger: logger),
+            ],
+            interceptors: security.identity == nil ? [] : [AccessControl(policy: accessPolicy, logger: logger)])
+        if security.identity == nil {
+            logger.warning(
+                """
+                TLS is off: this replica accepts every call, Paxos messages and test controls included, from anyone \
+                who reaches its port. Turn it on with a tls: section in \(cluster.source)
+                """)
+        }
         var services: [any Service] = [
             ServerService(server: server), peers, homes, Ticker(node: node, interval: cluster.paxos.tick), failure,
         ]

@@ -218,12 +218,22 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
 struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
     let node: ReplicaNode
     let members: [ReplicaID]
+    /// With TLS on, a batch must come from the replica the caller's certificate names: a member may not speak for
+    /// another.
+    let authenticatesSenders: Bool
     let logger: Logger
 
     func stream(
         request: RPCAsyncSequence<Ledger_V1_PeerBatch, any Error>,
         context: ServerContext
     ) async throws -> Ledger_V1_PeerStreamSummary {
+        var sender: String?
+        if authenticatesSenders {
+            switch AccessControl.identity(of: context) {
+            case .success(let identity): sender = identity.name
+            case .failure(let refusal): throw AccessControl.refuse(refusal, context: context, logger: logger)
+            }
+        }
         var summary = Ledger_V1_PeerStreamSummary()
         for try await wire in request {
             let batch: PeerBatch
@@ -242,6 +252,12 @@ struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
                     + "this is \(node.me) of \(node.cluster) with members \(members), protocol \(LedgerRPC.protocolVersion)"
                 logger.warning("\(reason)")
                 throw RPCError(code: .failedPrecondition, message: reason)
+            }
+            if let sender, sender != batch.from.description {
+                let refusal = AccessRefusal(
+                    .permissionDenied,
+                    "a peer batch from \(batch.from) refused: the caller's certificate names \(sender)")
+                throw AccessControl.refuse(refusal, context: context, logger: logger)
             }
             let rejections = await node.receive(batch.messages, from: batch.from)
             for rejection in rejections { logger.warning("\(rejection)") }

@@ -15,6 +15,10 @@ public enum RequestFailure: Error, Hashable, Sendable, CustomStringConvertible {
     case busy
     /// Proposed but not known to be chosen in time: the outcome is unknown. Retry with the same transaction id.
     case timedOut
+    /// The replica refused the caller before taking the call: its certificate may not make it (or it presented
+    /// none). Nothing was applied, and asking again does not help. Client-side only: a replica refuses with a gRPC
+    /// status, never with this in a reply.
+    case forbidden(String)
 
     /// The failure a Paxos outcome reports, or nil when the outcome is not a failure: `.chosen` (the request was
     /// applied; answer with its result) and `.readable` (a linearizable read may be answered now from the applied
@@ -44,6 +48,7 @@ public enum RequestFailure: Error, Hashable, Sendable, CustomStringConvertible {
         case .noQuorum: return "no leader with a live majority; nothing was applied"
         case .busy: return "the leader is busy; nothing was applied"
         case .timedOut: return "timed out; the outcome is unknown, retry with the same transaction id"
+        case .forbidden(let reason): return "refused: \(reason); nothing was applied"
         }
     }
 }
@@ -153,6 +158,8 @@ extension Ledger_V1_Result {
         case .noQuorum: reason = .noQuorum
         case .busy: reason = .busy
         case .timedOut: reason = .timedOut
+        // Never in a reply (a replica refuses a caller with a gRPC status); had it one, "nothing was applied" holds.
+        case .forbidden: reason = .noQuorum
         }
     }
 }

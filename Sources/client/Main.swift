@@ -29,6 +29,13 @@ struct Deploy: ParsableArguments {
     @Option(help: "The shard catalog (default: the `catalog` of the cluster configs).")
     var catalog: String?
 
+    @Option(
+        help: """
+            The certificate presented when the deployment uses TLS: client, or operator, which may also use the test \
+            controls (default: operator for test-set runs, client otherwise).
+            """)
+    var identity: String?
+
     func deployment() throws -> Deployment { try Deployment.load(hostsPath: hosts) }
 
     func readCatalog(_ deployment: Deployment) throws -> Catalog {
@@ -37,10 +44,16 @@ struct Deploy: ParsableArguments {
         return catalog
     }
 
-    /// Connects to every cluster for the duration of `body`.
-    func connect<Result: Sendable>(_ body: (LedgerConnection) async throws -> Result) async throws -> Result {
-        let deployment = try deployment()
-        return try await LedgerConnection.with(deployment: deployment, catalog: try readCatalog(deployment), body)
+    /// Connects to every cluster for the duration of `body`, as `identity` or else `defaultIdentity`.
+    func connect<Result: Sendable>(
+        deployment: Deployment? = nil, catalog: Catalog? = nil,
+        defaultIdentity: String = LedgerConnection.clientIdentity,
+        _ body: (LedgerConnection) async throws -> Result
+    ) async throws -> Result {
+        let deployment = try deployment ?? self.deployment()
+        return try await LedgerConnection.with(
+            deployment: deployment, catalog: try catalog ?? readCatalog(deployment), as: identity ?? defaultIdentity,
+            body)
     }
 }
 
@@ -84,6 +97,7 @@ struct Run: AsyncParsableCommand {
         let tests = try ConfigFiles.loadTestSets(path: file)
         if local {
             try LocalDeployment.prepareCatalog(deployment, catalogPath: deploy.catalog, shards: shards)
+            try LocalDeployment.prepareCertificates(deployment)
         }
         let catalog = try deploy.readCatalog(deployment)
         try tests.check(against: deployment.hosts, shards: catalog.shards)
@@ -102,7 +116,10 @@ struct Run: AsyncParsableCommand {
             }
         }
         let interactive = !batch && isatty(STDIN_FILENO) == 1
-        try await LedgerConnection.with(deployment: deployment, catalog: catalog) { connection in
+        // The test sets disconnect and reconnect servers: the test controls are an operator's.
+        try await deploy.connect(
+            deployment: deployment, catalog: catalog, defaultIdentity: LedgerConnection.operatorIdentity
+        ) { connection in
             if local { try await LocalDeployment.waitUntilServing(connection) }
             let runner = TestSetRunner(connection: connection, sequential: sequential)
             let inspector = Inspector(connection: connection)
@@ -363,7 +380,7 @@ struct RebalanceCommand: AsyncParsableCommand {
         let showProgress = isatty(STDOUT_FILENO) == 1
         let total = plan.moves.count
         let started = ContinuousClock.now
-        let report = try await LedgerConnection.with(deployment: deployment, catalog: catalog) { connection in
+        let report = try await deploy.connect(deployment: deployment, catalog: catalog) { connection in
             try await connection.waitUntilServing(within: .seconds(30))
             return try await connection.apply(plan.moves, concurrency: concurrency, catalogPath: catalogPath) { done in
                 if showProgress { Supervisor.write("\r  \(done) of \(total) moves") }
@@ -406,6 +423,16 @@ enum LocalDeployment {
         try map.check(against: deployment.hosts)
         if case .created(let catalog) = try CatalogFile.write(map, to: path) {
             say("catalog \(path) built from \(shards) (version \(catalog.version))")
+        }
+    }
+
+    /// Creates the deployment's certificates when TLS is on and some are missing (never replacing a key).
+    static func prepareCertificates(_ deployment: Deployment) throws {
+        guard case .mutual(let files) = deployment.tls else { return }
+        let report = try Certificates.issueDeployment(hosts: deployment.hosts, files: files, force: false)
+        let created = report.entries.filter { $0.outcome == .created }
+        if !created.isEmpty {
+            say("certificates created for \(created.map(\.holder).joined(separator: ", ")) (CA \(files.ca))")
         }
     }
 

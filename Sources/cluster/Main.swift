@@ -23,7 +23,8 @@ struct Cluster: AsyncParsableCommand {
         @Argument(help: "The address book, e.g. configs/hosts.ini.")
         var hosts: String
 
-        /// Reads and cross-checks the files, and the shard catalog the config names (`shardctl shard` writes it).
+        /// Reads and cross-checks the files, the shard catalog the config names (`shardctl shard` writes it) and each
+        /// replica's certificate (`shardctl certs`), so a bad file stops everything before any replica starts.
         func load(replica: String?) throws -> (ClusterConfig, HostsFile, Catalog) {
             let cluster = try ConfigFiles.loadCluster(path: config)
             let addressBook = try ConfigFiles.loadHosts(path: hosts)
@@ -34,6 +35,9 @@ struct Cluster: AsyncParsableCommand {
                 throw ValidationError(
                     "\(replica) is not a replica of \(cluster.clusterName) "
                         + "(\(cluster.replicaNames.joined(separator: ", ")))")
+            }
+            for name in replica.map({ [$0] }) ?? cluster.replicaNames {
+                _ = try ReplicaProcess(cluster: cluster, hosts: addressBook, catalog: catalog, replicaName: name)
             }
             return (cluster, addressBook, catalog)
         }
@@ -58,7 +62,7 @@ struct Cluster: AsyncParsableCommand {
             if check {
                 print(
                     "\(cluster.clusterName): configuration valid (\(files.config), \(files.hosts), catalog "
-                        + "\(cluster.catalogPath) version \(catalog.version))")
+                        + "\(cluster.catalogPath) version \(catalog.version), tls \(cluster.tls.summary))")
                 return
             }
             if let replica {
@@ -81,6 +85,10 @@ struct Cluster: AsyncParsableCommand {
                 print(
                     "\(name): gRPC \(address), metrics \(metrics ?? "off"), data \(cluster.dataDirectory)/\(name).sqlite"
                 )
+            }
+            switch cluster.tls {
+            case .off: print("TLS is off (\(files.config) says tls: off): anyone who reaches a port may call anything")
+            case .mutual(let tls): print("mutual TLS: CA \(tls.ca), certificates \(tls.certificate)")
             }
             let failures = try Supervisor(children: children).run()
             if failures > 0 { throw ExitCode(1) }

@@ -9,8 +9,8 @@ import LedgerStore
 struct ShardControl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shardctl",
-        abstract: "Build the shard catalog and plan rebalancing.",
-        subcommands: [Shard.self, Rebalance.self]
+        abstract: "Build the shard catalog, plan rebalancing and make the TLS certificates.",
+        subcommands: [Shard.self, Rebalance.self, Certs.self]
     )
 
     struct Shard: ParsableCommand {
@@ -138,6 +138,61 @@ struct ShardControl: AsyncParsableCommand {
             print("History: \(history.transfers) transfers from \(origin).")
             for line in plan.summary { print(line) }
             print("\(out): written; apply it with `client rebalance \(out)`")
+        }
+    }
+
+    struct Certs: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Make the deployment's CA and the certificate and key of every replica, the client and the operator.",
+            discussion: """
+                Writes the files the cluster configs name (`tls:`; by default certs/ca.pem, certs/{name}.pem and \
+                certs/{name}-key.pem), or those in --out: a CA (valid 10 years, its key beside it as ca-key.pem) and, \
+                for every replica of hosts.ini (naming its host, which peers check), client and operator, a \
+                certificate (valid 1 year) and a private key (mode 0600). Running the command again keeps every file \
+                that is already there and makes only the missing ones; files that do not fit together are refused \
+                unless --force is given, which makes everything anew, the CA included.
+                """
+        )
+
+        @Option(help: "The address book; the cluster configs <cluster>.yaml sit beside it.")
+        var hosts = "configs/hosts.ini"
+
+        @Option(help: "Write ca.pem, <name>.pem and <name>-key.pem into this directory instead of the configs' files.")
+        var out: String?
+
+        @Flag(help: "Make the CA and every certificate and key anew, replacing the existing files and keys.")
+        var force = false
+
+        func run() throws {
+            let files: ClusterConfig.TLS.Files
+            let hostsFile: HostsFile
+            if let out {
+                let directory = out.hasSuffix("/") && out.count > 1 ? String(out.dropLast()) : out
+                files = ClusterConfig.TLS.Files(
+                    ca: "\(directory)/ca.pem", certificate: "\(directory)/{name}.pem",
+                    key: "\(directory)/{name}-key.pem")
+                hostsFile = try ConfigFiles.loadHosts(path: hosts)
+            } else {
+                let deployment = try Deployment.load(hostsPath: hosts)
+                hostsFile = deployment.hosts
+                switch deployment.tls {
+                case .mutual(let configured):
+                    files = configured
+                case .off:
+                    files = .defaults
+                    print(
+                        "note: the cluster configs beside \(hosts) have tls: off; writing the default files, "
+                            + "which take effect with tls: on")
+                }
+            }
+            let report = try Certificates.issueDeployment(hosts: hostsFile, files: files, force: force)
+            for entry in report.entries {
+                let until = entry.notValidAfter.formatted(.iso8601)
+                print(
+                    "\(entry.certificatePath), \(entry.keyPath): \(entry.outcome.rawValue) for \(entry.holder), "
+                        + "valid until \(until)")
+            }
         }
     }
 }

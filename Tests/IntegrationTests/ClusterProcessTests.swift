@@ -22,7 +22,9 @@ import Testing
         defer { cluster.stopAll() }
         try cluster.start(["S1", "S2", "S3"])
 
-        try await ClusterClient.with(cluster: "C1", addresses: cluster.addresses(of: "C1")) { client in
+        try await ClusterClient.with(
+            cluster: "C1", addresses: cluster.addresses(of: "C1"), security: try cluster.security()
+        ) { client in
             let start = ContinuousClock.now
             let firstLeader = try await cluster.waitForLeader(client, within: .seconds(30))
             try await cluster.waitForAccounts(client, replicas: client.replicas, within: .seconds(30))

@@ -20,15 +20,19 @@ final class TestDeployment: @unchecked Sendable {
     private var processes: [String: Process] = [:]
 
     /// `clusters` clusters of 3 replicas; cluster `C<n>` owns accounts `(n-1)*accountsPerCluster+1 ...
-    /// n*accountsPerCluster`. Timings are short so that elections and in-doubt recovery happen within a test.
+    /// n*accountsPerCluster`. Timings are short so that elections and in-doubt recovery happen within a test. With
+    /// `tls` (the default, as in production) every replica, the client and the operator get a certificate from a CA
+    /// made for this deployment.
     init(
-        clusters: Int, accountsPerCluster: Int, initialBalance: Int64 = 10, consensusTimeout: String = "1500ms"
+        clusters: Int, accountsPerCluster: Int, initialBalance: Int64 = 10, consensusTimeout: String = "1500ms",
+        tls: Bool = true
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.accountsPerCluster = accountsPerCluster
         self.initialBalance = initialBalance
         clusterNames = (1...clusters).map { "C\($0)" }
+        let certs = directory.appendingPathComponent("certs").path
         var ports: [String: Int] = [:]
         var hosts = ""
         var shards = "Shard, Cluster, Range\n"
@@ -59,7 +63,11 @@ final class TestDeployment: @unchecked Sendable {
                   leader_ping_interval: 50ms
                   consensus_timeout: \(consensusTimeout)
                   tick: 10ms
+                tls: \(tls ? "" : "off")
                 """
+                + (tls
+                    ? "\n  ca: \(certs)/ca.pem\n  certificate: \(certs)/{name}.pem\n  key: \(certs)/{name}-key.pem"
+                    : "")
             try config.write(
                 to: directory.appendingPathComponent("C\(number).yaml"), atomically: true, encoding: .utf8)
             let first = (number - 1) * accountsPerCluster + 1
@@ -67,12 +75,27 @@ final class TestDeployment: @unchecked Sendable {
         }
         self.ports = ports
         try hosts.write(to: directory.appendingPathComponent("hosts.ini"), atomically: true, encoding: .utf8)
+        if tls {
+            _ = try Certificates.issueDeployment(
+                hosts: try ConfigFiles.loadHosts(path: hostsPath), files: certificateFiles, force: false)
+        }
         try shards.write(to: directory.appendingPathComponent("shards.csv"), atomically: true, encoding: .utf8)
         _ = try CatalogFile.write(
             try ShardMap.parse(shards, source: "shards.csv"), to: "\(directory.path)/data/catalog.sqlite")
     }
 
     var hostsPath: String { directory.appendingPathComponent("hosts.ini").path }
+
+    /// Where this deployment's CA and certificates are (with `tls`).
+    var certificateFiles: ClusterConfig.TLS.Files {
+        let certs = directory.appendingPathComponent("certs").path
+        return .init(ca: "\(certs)/ca.pem", certificate: "\(certs)/{name}.pem", key: "\(certs)/{name}-key.pem")
+    }
+
+    /// How a test process connects as identity `name` (`client`, `operator`, a replica's name).
+    func security(as name: String = LedgerConnection.operatorIdentity) throws -> ConnectionSecurity {
+        try ConnectionSecurity.load(try deployment().tls, as: name)
+    }
 
     func deployment() throws -> Deployment { try Deployment.load(hostsPath: hostsPath) }
 

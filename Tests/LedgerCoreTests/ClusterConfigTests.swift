@@ -64,6 +64,7 @@ struct ClusterConfigTests {
         #expect(config.paxos.consensusTimeout == .milliseconds(3000))
         #expect(config.paxos.tick == .milliseconds(10))
         #expect(config.batching == ClusterConfig.Batching(batchSizeMax: 512, slotsInFlightMax: 16))
+        #expect(config.tls == .mutual(.defaults))
         #expect(config.replicaNames == ["S1", "S2", "S3"])
         #expect(config.port(ofReplica: 3) == 6003)
         #expect(config.port(ofReplica: 4) == nil)
@@ -93,7 +94,7 @@ struct ClusterConfigTests {
 
     static let topKeys =
         "cluster, replicas, data_dir, catalog, log_level, min_balance, initial_balance, metrics_port, test_controls, "
-        + "paxos, batching"
+        + "paxos, batching, tls"
     static let paxosKeys = "leader_timeout, leader_ping_interval, consensus_timeout, tick"
 
     static let badConfigs: [(String, String)] = [
@@ -329,6 +330,50 @@ struct ClusterConfigTests {
             "C1.yaml:9: batching.slots_in_flight_max is 2000; the limit is 1024"
         ),
     ]
+
+    @Test("tls: off, on, the default files, and files of one's own with {name} per identity")
+    func tlsSettings() throws {
+        #expect(try Self.validate(Self.minimal + "tls: off").tls == .off)
+        #expect(try Self.validate(Self.minimal + "tls: OFF").tls == .off)
+        #expect(try Self.validate(Self.minimal + "tls: on").tls == .mutual(.defaults))
+        let own = try Self.validate(
+            Self.minimal + "tls:\n  ca: /etc/ledger/ca.pem\n  certificate: /etc/ledger/{name}.crt\n  key: /k/{name}.key"
+        ).tls
+        #expect(
+            own == .mutual(.init(ca: "/etc/ledger/ca.pem", certificate: "/etc/ledger/{name}.crt", key: "/k/{name}.key"))
+        )
+        guard case .mutual(let files) = own else { return }
+        #expect(files.certificate(of: "S4") == "/etc/ledger/S4.crt")
+        #expect(files.key(of: "operator") == "/k/operator.key")
+        // Keys left out take the default files.
+        #expect(
+            try Self.validate(Self.minimal + "tls:\n  ca: ca/root.pem").tls
+                == .mutual(.init(ca: "ca/root.pem", certificate: "certs/{name}.pem", key: "certs/{name}-key.pem")))
+    }
+
+    static let badTLS: [(String, String)] = [
+        (
+            minimal + "tls: maybe",
+            "C1.yaml:8: tls \"maybe\" is not off, on or a mapping; write tls: off, or the files like tls: {ca: "
+                + "certs/ca.pem, certificate: certs/{name}.pem, key: certs/{name}-key.pem}"
+        ),
+        (
+            minimal + "tls:\n  certificate: certs/server.pem",
+            "C1.yaml:9: tls.certificate \"certs/server.pem\" has no {name}; write where each identity's file is, like "
+                + "certs/{name}.pem (S1, client, operator)"
+        ),
+        (
+            minimal + "tls:\n  key: certs/key.pem",
+            "C1.yaml:9: tls.key \"certs/key.pem\" has no {name}; write where each identity's file is, like "
+                + "certs/{name}-key.pem (S1, client, operator)"
+        ),
+        (minimal + "tls:\n  cert: x", "C1.yaml:9: unknown key \"tls.cert\"; expected one of: ca, certificate, key"),
+    ]
+
+    @Test("bad tls settings name the key and show a good one", arguments: badTLS)
+    func badTLSSetting(text: String, expected: String) {
+        #expect(thrownDescription { () throws(InputError) in try Self.validate(text) } == expected)
+    }
 
     @Test("bad configs", arguments: badConfigs)
     func badConfig(text: String, expected: String) {

@@ -46,6 +46,8 @@ struct ShippedFilesTests {
         #expect(config.testControlsEnabled)
         #expect(config.paxos == ClusterConfig.PaxosTimings.defaults)
         #expect(config.batching == ClusterConfig.Batching.defaults)
+        // Mutual TLS with the files `shardctl certs` writes, `{name}` read through YAML as written.
+        #expect(config.tls == .mutual(.defaults))
     }
 
     @Test("tests-data/shards.csv")

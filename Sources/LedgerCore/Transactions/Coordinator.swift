@@ -25,6 +25,8 @@ public enum TransferAbort: Hashable, Sendable, CustomStringConvertible {
     case wrongShard(AccountID, owner: String?)
     /// The home cluster aborted the transaction before the commit arrived (its participants' recovery timed out).
     case abortedAtHome(cluster: String)
+    /// A cluster refused the caller itself (its certificate may not make the call); nothing was applied.
+    case forbidden(String, cluster: String)
 
     public var description: String {
         switch self {
@@ -35,6 +37,7 @@ public enum TransferAbort: Hashable, Sendable, CustomStringConvertible {
         case .wrongShard(let account, let owner?): return "wrong shard (\(account) belongs to \(owner))"
         case .wrongShard(let account, nil): return "wrong shard (\(account) has no owner)"
         case .abortedAtHome(let cluster): return "aborted by the home cluster \(cluster)"
+        case .forbidden(let reason, let cluster): return "refused by \(cluster): \(reason)"
         }
     }
 }
