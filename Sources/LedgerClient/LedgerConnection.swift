@@ -129,17 +129,26 @@ public final class LedgerConnection: Sendable {
     /// answer `moving` (the account is locked by the move) makes it wait and try again, and `wrongShard` with an owner
     /// (the account left) routes it there. Each try is a new transaction, so none is applied twice.
     public func transfer(_ transfer: Transfer) async -> TransferOutcome {
+        await tracedTransfer(transfer).outcome
+    }
+
+    /// `transfer`, with the transaction id of its last try: the one the outcome speaks for, which a history checker
+    /// looks up in the datastores. Earlier tries were answered before anything was applied (the account had moved,
+    /// or a move held it); nil when no try was sent.
+    public func tracedTransfer(_ transfer: Transfer) async -> (outcome: TransferOutcome, id: TransactionID?) {
         var outcome = TransferOutcome.unknown("not routed")
+        var lastID: TransactionID?
         var pause = Self.movingPause
         for _ in 0..<Self.reroutesMax {
             let catalog = self.catalog
             guard let source = catalog.cluster(of: transfer.from) else {
-                return .aborted(.wrongShard(transfer.from, owner: nil))
+                return (.aborted(.wrongShard(transfer.from, owner: nil)), lastID)
             }
             guard let target = catalog.cluster(of: transfer.to) else {
-                return .aborted(.wrongShard(transfer.to, owner: nil))
+                return (.aborted(.wrongShard(transfer.to, owner: nil)), lastID)
             }
             let id = nextTransaction()
+            lastID = id
             if source == target {
                 outcome = await intraShard(id, transfer, cluster: source)
             } else {
@@ -160,10 +169,10 @@ public final class LedgerConnection: Sendable {
                 try? await Task.sleep(for: pause)
                 pause *= 2
             default:
-                return outcome
+                return (outcome, lastID)
             }
         }
-        return outcome
+        return (outcome, lastID)
     }
 
     private func intraShard(_ id: TransactionID, _ transfer: Transfer, cluster: String) async -> TransferOutcome {

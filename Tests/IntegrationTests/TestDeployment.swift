@@ -160,8 +160,19 @@ final class TestDeployment: @unchecked Sendable {
         }
     }
 
+    /// Sends `signal` to a running replica (SIGSTOP pauses it, SIGCONT resumes it).
+    func signal(_ replica: ReplicaID, _ signal: Int32) {
+        lock.withLock {
+            if let process = processes[replica.description], process.isRunning {
+                _ = Foundation.kill(process.processIdentifier, signal)
+            }
+        }
+    }
+
     func stopAll() {
         let running = lock.withLock { processes.values.filter(\.isRunning) }
+        // A paused replica handles SIGTERM only once it runs again.
+        for process in running { _ = Foundation.kill(process.processIdentifier, SIGCONT) }
         for process in running { process.terminate() }
         let deadline = Date().addingTimeInterval(5)
         for process in running {

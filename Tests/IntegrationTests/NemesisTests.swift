@@ -1,0 +1,370 @@
+import Foundation
+import LedgerClient
+import LedgerCore
+import Paxos
+import Synchronization
+import Testing
+
+/// The bank workload against real replica processes while a nemesis injects faults on a seeded schedule, then a
+/// check of the whole history and the final state (Jepsen's bank test, on this ledger).
+///
+/// `NEMESIS_SEED` (default 1) picks the schedule and the workload; `NEMESIS_DURATION` (seconds of faults, default
+/// 30 here) scales the run; `scripts/nemesis.sh` runs it longer and with several seeds. Every run prints its seed,
+/// the faults it injected and its figures; a failing run prints how to replay it.
+@Suite("Nemesis", .serialized)
+struct NemesisTests {
+    static let environment = ProcessInfo.processInfo.environment
+    static let seed = UInt64(environment["NEMESIS_SEED"] ?? "") ?? 1
+    static let duration = Duration.seconds(Int(environment["NEMESIS_DURATION"] ?? "") ?? 30)
+
+    @Test(.timeLimit(.minutes(30))) func bankWorkloadSurvivesTheNemesis() async throws {
+        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1500ms")
+        defer { deployment.stopAll() }
+        try deployment.startAll()
+        let report = try await NemesisRun(deployment: deployment, seed: Self.seed, duration: Self.duration).run()
+        print("nemesis: \(report.summary)")
+        for violation in report.violations.prefix(20) { print("nemesis violation: \(violation)") }
+        let replay =
+            "replay with NEMESIS_SEED=\(Self.seed) NEMESIS_DURATION=\(Self.duration.components.seconds); "
+            + "logs in \(deployment.directory.path)"
+        #expect(report.violations.isEmpty, "\(report.violations.count) violations; \(replay)")
+        #expect(report.committed > 0, "no transfer committed: the workload did not run")
+        #expect(report.faults.count >= 3, "the nemesis injected \(report.faults.count) faults")
+    }
+}
+
+/// One operation of the history: when it started and ended (as the client saw it) and what it got.
+struct HistoryEntry: Sendable {
+    enum Kind: Sendable {
+        case transfer(Transfer, id: TransactionID?, outcome: TransferOutcome)
+        /// A linearizable read; nil value when it failed.
+        case read(AccountID, value: Int64?)
+    }
+
+    var start: ContinuousClock.Instant
+    var end: ContinuousClock.Instant
+    var kind: Kind
+}
+
+/// The history, appended to by every client of the run.
+final class HistoryLog: Sendable {
+    private let state = Mutex<[HistoryEntry]>([])
+
+    func append(_ entry: HistoryEntry) { state.withLock { $0.append(entry) } }
+
+    var entries: [HistoryEntry] { state.withLock { $0 } }
+}
+
+/// A fault the nemesis can inject, and how it heals.
+enum Fault: String, CaseIterable, Sendable {
+    case killFollower = "kill -9 a follower"
+    case killLeader = "kill -9 the leader"
+    case killMajority = "kill -9 a majority"
+    case pauseLeader = "SIGSTOP the leader"
+    case isolateReplica = "disconnect a replica"
+}
+
+struct NemesisReport {
+    var seed: UInt64
+    var operations = 0
+    var committed = 0
+    var aborted = 0
+    var unknown = 0
+    var unknownCommitted = 0
+    var reads = 0
+    var readsChecked = 0
+    var faults: [String] = []
+    var recovery = Duration.zero
+    var violations: [String] = []
+
+    var summary: String {
+        "seed \(seed): operations \(operations), committed \(committed), aborted \(aborted), unknown \(unknown) "
+            + "(resolved: \(unknownCommitted) committed, \(unknown - unknownCommitted) aborted), reads \(reads) "
+            + "(checked \(readsChecked)), faults \(faults.count) [\(faults.joined(separator: "; "))], "
+            + "recovered in \(recovery), violations \(violations.count)"
+    }
+}
+
+/// One nemesis run over a started deployment.
+struct NemesisRun {
+    let deployment: TestDeployment
+    let seed: UInt64
+    let duration: Duration
+    /// Transfer loops and read loops running at once.
+    let transferClients = 4
+    let readClients = 1
+
+    func run() async throws -> NemesisReport {
+        var report = NemesisReport(seed: seed)
+        let history = HistoryLog()
+        let accounts = deployment.accounts
+        let initialTotal = Int64(accounts.count) * deployment.initialBalance
+        let operatorSecurity = try deployment.security()
+        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
+            connection in
+            try await deployment.waitUntilServing(connection)
+            let end = ContinuousClock.now + duration
+            // The workload and the nemesis run side by side until `end`.
+            let faults = try await withThrowingTaskGroup(of: [String].self) { group in
+                for client in 0..<transferClients {
+                    group.addTask {
+                        var random = SeededRandom(seed: seed &* 1_000 &+ UInt64(client))
+                        while ContinuousClock.now < end {
+                            let from = accounts[Int(random.next() % UInt64(accounts.count))]
+                            var to = accounts[Int(random.next() % UInt64(accounts.count))]
+                            if to == from { to = accounts[(Int(to.value) % accounts.count)] }
+                            let transfer = try Transfer(
+                                from: from, to: to, amount: Amount(Int64(1 + random.next() % 3)))
+                            let start = ContinuousClock.now
+                            let (outcome, id) = await connection.tracedTransfer(transfer)
+                            let entry = HistoryEntry(
+                                start: start, end: .now, kind: .transfer(transfer, id: id, outcome: outcome))
+                            history.append(entry)
+                        }
+                        return []
+                    }
+                }
+                for client in 0..<readClients {
+                    group.addTask {
+                        var random = SeededRandom(seed: seed &* 1_000 &+ 500 &+ UInt64(client))
+                        while ContinuousClock.now < end {
+                            let account = accounts[Int(random.next() % UInt64(accounts.count))]
+                            let start = ContinuousClock.now
+                            let value = try? await connection.balance(of: account).get()
+                            history.append(HistoryEntry(start: start, end: .now, kind: .read(account, value: value)))
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                        return []
+                    }
+                }
+                group.addTask {
+                    try await Nemesis(deployment: deployment, security: operatorSecurity, seed: seed)
+                        .run(until: end)
+                }
+                var faults: [String] = []
+                for try await injected in group { faults += injected }
+                return faults
+            }
+            report.faults = faults
+
+            // Healed (the nemesis heals each fault before the next): wait until every cluster serves and every
+            // transaction in doubt is settled, then check.
+            let healed = ContinuousClock.now
+            try await deployment.waitUntilServing(connection)
+            try await deployment.waitUntilNoLocks(connection, within: .seconds(120))
+            report.recovery = ContinuousClock.now - healed
+            try await HistoryChecker(
+                connection: connection, deployment: deployment, history: history.entries,
+                initialTotal: initialTotal
+            ).check(into: &report)
+        }
+        return report
+    }
+}
+
+/// Injects one fault at a time on a seeded schedule and heals it before the next.
+struct Nemesis {
+    let deployment: TestDeployment
+    let security: ConnectionSecurity
+    let seed: UInt64
+
+    func run(until end: ContinuousClock.Instant) async throws -> [String] {
+        var random = SeededRandom(seed: seed)
+        var injected: [String] = []
+        try await ClusterClientPool.with(deployment: deployment, security: security) { clusters in
+            while ContinuousClock.now < end {
+                try await Task.sleep(for: .milliseconds(300 + Int64(random.next() % 1_200)))
+                guard ContinuousClock.now < end else { break }
+                let name = deployment.clusterNames[Int(random.next() % UInt64(deployment.clusterNames.count))]
+                let cluster = clusters[name]!
+                let fault = Fault.allCases[Int(random.next() % UInt64(Fault.allCases.count))]
+                let hold = Duration.milliseconds(800 + Int64(random.next() % 2_200))
+                let leader = await Self.leader(of: cluster)
+                let members = cluster.replicas
+                let victim: ReplicaID
+                switch fault {
+                case .killLeader, .pauseLeader: victim = leader ?? members[Int(random.next() % UInt64(members.count))]
+                default:
+                    let others = members.filter { $0 != leader }
+                    victim = others[Int(random.next() % UInt64(others.count))]
+                }
+                switch fault {
+                case .killFollower, .killLeader:
+                    deployment.kill(victim)
+                    try await Task.sleep(for: hold)
+                    try deployment.start([victim.description])
+                case .killMajority:
+                    let majority = Array(([victim] + members.filter { $0 != victim }).prefix(members.count / 2 + 1))
+                    for replica in majority { deployment.kill(replica) }
+                    try await Task.sleep(for: hold)
+                    try deployment.start(majority.map(\.description))
+                case .pauseLeader:
+                    deployment.signal(victim, SIGSTOP)
+                    try await Task.sleep(for: hold)
+                    deployment.signal(victim, SIGCONT)
+                case .isolateReplica:
+                    try await cluster.setConnected(false, replica: victim)
+                    try await Task.sleep(for: hold)
+                    try await cluster.setConnected(true, replica: victim)
+                }
+                injected.append("\(fault.rawValue) \(victim) of \(name) for \(hold)")
+            }
+        }
+        return injected
+    }
+
+    /// The replica that believes it leads, if one answers in time.
+    static func leader(of cluster: ClusterClient) async -> ReplicaID? {
+        for replica in cluster.replicas {
+            if let status = try? await cluster.status(of: replica), status.role == .leader { return replica }
+        }
+        return nil
+    }
+}
+
+/// An operator's connection to every cluster of a deployment, for the nemesis's test controls and status reads.
+enum ClusterClientPool {
+    static func with(
+        deployment: TestDeployment, security: ConnectionSecurity,
+        _ body: ([String: ClusterClient]) async throws -> Void
+    ) async throws {
+        var connections: [String: ClusterConnections] = [:]
+        for name in deployment.clusterNames {
+            connections[name] = try ClusterConnections(
+                cluster: name, addresses: deployment.addresses(of: name), security: security)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for connection in connections.values { group.addTask { try await connection.run() } }
+            defer { for connection in connections.values { connection.shutdown() } }
+            try await body(connections.mapValues(\.client))
+        }
+    }
+}
+
+/// Checks a history against the final state of every replica.
+struct HistoryChecker {
+    let connection: LedgerConnection
+    let deployment: TestDeployment
+    let history: [HistoryEntry]
+    let initialTotal: Int64
+    /// Reads whose window holds more concurrent transfers of their account than this are not checked (the check
+    /// enumerates subsets).
+    static let concurrentTransfersMax = 14
+
+    func check(into report: inout NemesisReport) async throws {
+        // How many times each transaction is in each replica's datastore, and every replica's balances.
+        var counts: [String: [ReplicaID: [TransactionID: Int]]] = [:]
+        var balances: [AccountID: Int64] = [:]
+        for cluster in connection.clusters {
+            let owned = deployment.accounts.filter { connection.catalog.cluster(of: $0) == cluster.cluster }
+            var reference: [AccountID: Int64]?
+            for replica in cluster.replicas {
+                var seen: [TransactionID: Int] = [:]
+                for record in try await cluster.datastore(of: replica) { seen[record.transaction, default: 0] += 1 }
+                counts[cluster.cluster, default: [:]][replica] = seen
+                var values: [AccountID: Int64] = [:]
+                for account in owned {
+                    values[account] = try await cluster.localBalance(of: account, at: replica).balance
+                }
+                if let reference, reference != values {
+                    report.violations.append("\(replica) of \(cluster.cluster) holds other balances than its peers")
+                }
+                reference = reference ?? values
+            }
+            balances.merge(reference ?? [:]) { first, _ in first }
+        }
+        for (cluster, replicas) in counts {
+            for (replica, seen) in replicas {
+                for (id, count) in seen where count > 1 {
+                    report.violations.append("\(id) is \(count) times in the datastore of \(replica) of \(cluster)")
+                }
+            }
+        }
+
+        // Every transfer: acknowledged commits applied once everywhere, aborts nowhere, unknowns one way.
+        var applied: [(transfer: Transfer, entry: HistoryEntry)] = []
+        for entry in history {
+            report.operations += 1
+            guard case .transfer(let transfer, let id, let outcome) = entry.kind else {
+                report.reads += 1
+                continue
+            }
+            let participants = Set([transfer.from, transfer.to].compactMap { connection.catalog.cluster(of: $0) })
+            var presence: [Int] = []
+            for cluster in participants.sorted() {
+                for seen in (counts[cluster] ?? [:]).values { presence.append(id.map { seen[$0] ?? 0 } ?? 0) }
+            }
+            let everywhere = !presence.isEmpty && presence.allSatisfy { $0 == 1 }
+            let nowhere = presence.allSatisfy { $0 == 0 }
+            switch outcome {
+            case .committed:
+                report.committed += 1
+                if !everywhere {
+                    report.violations.append("\(transfer) (\(idText(id))) acknowledged committed, applied \(presence)")
+                }
+            case .aborted(let reason):
+                report.aborted += 1
+                if !nowhere {
+                    report.violations.append(
+                        "\(transfer) (\(idText(id))) acknowledged aborted (\(reason)), applied \(presence)")
+                }
+            case .unknown:
+                report.unknown += 1
+                if everywhere {
+                    report.unknownCommitted += 1
+                } else if !nowhere {
+                    report.violations.append("\(transfer) (\(idText(id))) unknown, applied only in part: \(presence)")
+                }
+            }
+            if everywhere { applied.append((transfer, entry)) }
+        }
+
+        // The final balances are what the applied transfers make of the initial ones, and the money is all there.
+        var expected = Dictionary(uniqueKeysWithValues: deployment.accounts.map { ($0, deployment.initialBalance) })
+        for (transfer, _) in applied {
+            expected[transfer.from, default: 0] -= transfer.amount.value
+            expected[transfer.to, default: 0] += transfer.amount.value
+        }
+        for account in deployment.accounts where balances[account] != expected[account] {
+            report.violations.append(
+                "account \(account) holds \(balances[account].map(String.init) ?? "nothing"), the applied transfers "
+                    + "make it \(expected[account]!)")
+        }
+        let total = balances.values.reduce(0, +)
+        if total != initialTotal { report.violations.append("total money \(total), expected \(initialTotal)") }
+        if let negative = balances.first(where: { $0.value < 0 }) {
+            report.violations.append("account \(negative.key) is below the minimum balance: \(negative.value)")
+        }
+
+        // Reads: each value is what some serial order of the transfers it could have seen gives: every applied
+        // transfer of its account that ended before the read began, none that began after it ended, any subset of
+        // the ones in between.
+        for entry in history {
+            guard case .read(let account, let value?) = entry.kind else { continue }
+            var base = deployment.initialBalance
+            var optional: [Int64] = []
+            for (transfer, other) in applied where transfer.from == account || transfer.to == account {
+                let delta = transfer.from == account ? -transfer.amount.value : transfer.amount.value
+                if other.end < entry.start {
+                    base += delta
+                } else if other.start <= entry.end {
+                    optional.append(delta)
+                }
+            }
+            guard optional.count <= Self.concurrentTransfersMax else { continue }
+            report.readsChecked += 1
+            if !Self.subsetSums(optional).contains(value - base) {
+                report.violations.append(
+                    "read of \(account) returned \(value); a serial order gives \(base) plus a subset of \(optional)")
+            }
+        }
+    }
+
+    private func idText(_ id: TransactionID?) -> String { id.map { "\($0)" } ?? "never sent" }
+
+    static func subsetSums(_ values: [Int64]) -> Set<Int64> {
+        var sums: Set<Int64> = [0]
+        for value in values { sums.formUnion(sums.map { $0 + value }) }
+        return sums
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The nemesis run: real replica processes (2 clusters x 3, mutual TLS) under the bank workload (4 transfer clients,
+# 1 reader) while a seeded nemesis kills followers, leaders and majorities with SIGKILL (then restarts them from
+# disk), pauses leaders with SIGSTOP past the election timeout, and disconnects replicas; then it heals, waits for
+# recovery, and checks the history and the final state (Tests/IntegrationTests/NemesisTests.swift). Each run prints
+# its seed, the faults and the figures, and fails on any violation.
+#
+#   scripts/nemesis.sh [--seed N] [--runs N] [--duration SECONDS]     (defaults: seed 1, 1 run, 600 s of faults)
+#
+# Bounded: each run lasts its duration plus about a minute of setup, recovery and checking (30 min at most).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seed=1
+runs=1
+duration=600
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --seed) seed=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
+        --duration) duration=$2; shift 2 ;;
+        *) echo "unknown option $1; use --seed N, --runs N, --duration SECONDS" >&2; exit 2 ;;
+    esac
+done
+# SCRATCH_PATH names another build folder (.build-NAME), so that builds in the checkout do not change the binaries
+# under a long run.
+scratch=()
+if [ -n "${SCRATCH_PATH:-}" ]; then scratch=(--scratch-path "$SCRATCH_PATH"); fi
+swift build --build-tests "${scratch[@]}"
+failed=0
+for ((run = 0; run < runs; run++)); do
+    current=$((seed + run))
+    echo "== nemesis run $((run + 1)) of $runs: seed $current, $duration s of faults"
+    log=$(mktemp /tmp/nemesis.XXXXXX.log)
+    status=0
+    NEMESIS_SEED=$current NEMESIS_DURATION=$duration swift test --skip-build "${scratch[@]}" --filter NemesisTests > "$log" 2>&1 \
+        || status=$?
+    grep -E '^nemesis|✘|integration data' "$log" || true
+    if [ "$status" != 0 ]; then
+        failed=$((failed + 1))
+        echo "   run failed (exit $status); full output in $log"
+    else
+        rm -f "$log"
+    fi
+done
+echo "== $runs runs, $failed failed"
+[ "$failed" = 0 ]
