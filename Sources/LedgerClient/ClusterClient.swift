@@ -224,7 +224,7 @@ public struct ClusterClient: Sendable {
             case .timedOut:
                 uncertain = true
                 try? await Task.sleep(for: Self.retryPause)
-            case .noQuorum, .busy:
+            case .noQuorum, .busy, .inDoubt:
                 // A retry the replica could not answer before the deadline would leave the request waiting there,
                 // to be applied perhaps later: stop with this sure answer instead.
                 if Self.noTimeToRetry(since: attemptStarted, deadline: deadline) { return (answer, uncertain) }

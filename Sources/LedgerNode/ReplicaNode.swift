@@ -321,9 +321,15 @@ public actor ReplicaNode {
             for reader in readers {
                 let answer: ReadOutcome
                 if case .readable = outcome.outcome {
-                    answer =
-                        ledger.balances[reader.account].map { .success($0) }
-                        ?? .failure(.wrongShard(reader.account, owner: ledger.movedOut[reader.account]))
+                    // A prepared transaction's account has no committed balance here until its decision is applied:
+                    // the home may have committed it already, and its client been told so.
+                    if let owner = ledger.locks[reader.account] {
+                        answer = .failure(.inDoubt(reader.account, by: owner))
+                    } else {
+                        answer =
+                            ledger.balances[reader.account].map { .success($0) }
+                            ?? .failure(.wrongShard(reader.account, owner: ledger.movedOut[reader.account]))
+                    }
                 } else {
                     answer = .failure(RequestFailure(outcome.outcome) ?? .timedOut)
                 }

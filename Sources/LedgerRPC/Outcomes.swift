@@ -19,6 +19,10 @@ public enum RequestFailure: Error, Hashable, Sendable, CustomStringConvertible {
     /// none). Nothing was applied, and asking again does not help. Client-side only: a replica refuses with a gRPC
     /// status, never with this in a reply.
     case forbidden(String)
+    /// A balance read of an account that a prepared cross-shard transaction holds: its committed balance depends on
+    /// a decision this cluster has not applied yet (the home may have committed already), so nothing is read. Ask
+    /// again once the transaction is decided here.
+    case inDoubt(AccountID, by: TransactionID)
 
     /// The failure a Paxos outcome reports, or nil when the outcome is not a failure: `.chosen` (the request was
     /// applied; answer with its result) and `.readable` (a linearizable read may be answered now from the applied
@@ -49,6 +53,8 @@ public enum RequestFailure: Error, Hashable, Sendable, CustomStringConvertible {
         case .busy: return "the leader is busy; nothing was applied"
         case .timedOut: return "timed out; the outcome is unknown, retry with the same transaction id"
         case .forbidden(let reason): return "refused: \(reason); nothing was applied"
+        case .inDoubt(let account, let owner):
+            return "account \(account) is held by transaction \(owner), not yet decided here; ask again"
         }
     }
 }
@@ -160,6 +166,10 @@ extension Ledger_V1_Result {
         case .timedOut: reason = .timedOut
         // Never in a reply (a replica refuses a caller with a gRPC status); had it one, "nothing was applied" holds.
         case .forbidden: reason = .noQuorum
+        case .inDoubt(let account, let owner):
+            reason = .locked
+            self.account = account.value
+            lockedBy = Ledger_V1_TransactionId(owner)
         }
     }
 }
@@ -254,6 +264,7 @@ extension Result where Success == Int64, Failure == RequestFailure {
         let outcome = try within("result") { () throws(WireError) in try CommandOutcome(wire: wire.result) }
         switch outcome {
         case .applied(.committed): self = .success(wire.balance)
+        case .applied(.aborted(.locked(let account, let owner))): self = .failure(.inDoubt(account, by: owner))
         case .failed(let failure): self = .failure(failure)
         case .applied:
             throw WireError(

@@ -343,10 +343,23 @@ struct HistoryChecker {
             guard case .read(let account, let value?) = entry.kind else { continue }
             var base = deployment.initialBalance
             var optional: [Int64] = []
+            var recent: [String] = []
             for (transfer, other) in applied where transfer.from == account || transfer.to == account {
                 let delta = transfer.from == account ? -transfer.amount.value : transfer.amount.value
-                if other.end < entry.start {
+                guard case .transfer(_, _, let outcome) = other.kind else { continue }
+                // An acknowledged commit is seen by every read that begins after the acknowledgement. An unknown
+                // outcome was acknowledged never: it may take effect at any time after it began (a proposal chosen
+                // late, a transaction in doubt committed by recovery).
+                let acknowledged = outcome == .committed
+                if acknowledged && other.end < entry.start {
                     base += delta
+                    if entry.start - other.end < .seconds(10) {
+                        let cross =
+                            connection.catalog.cluster(of: transfer.from)
+                            != connection.catalog.cluster(of: transfer.to)
+                        recent.append(
+                            "\(transfer) \(cross ? "cross" : "intra") acknowledged \(entry.start - other.end) before")
+                    }
                 } else if other.start <= entry.end {
                     optional.append(delta)
                 }
@@ -355,7 +368,8 @@ struct HistoryChecker {
             report.readsChecked += 1
             if !Self.subsetSums(optional).contains(value - base) {
                 report.violations.append(
-                    "read of \(account) returned \(value); a serial order gives \(base) plus a subset of \(optional)")
+                    "read of \(account) returned \(value); a serial order gives \(base) plus a subset of \(optional) "
+                        + "(recent: \(recent.joined(separator: "; ")))")
             }
         }
     }

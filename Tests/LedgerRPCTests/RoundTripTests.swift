@@ -127,10 +127,15 @@ import Testing
     @Test func balanceReply() throws {
         let read = try overTheWire(Ledger_V1_BalanceReply(.success(-12)))
         #expect(try Result<Int64, RequestFailure>(wire: read) == .success(-12))
-        for failure in Samples.failures {
+        // A read of an account a prepared transaction holds says which transaction (only reads answer this).
+        let held = RequestFailure.inDoubt(AccountID(21), by: Samples.transaction)
+        for failure in Samples.failures + [held] {
             let wire = try overTheWire(Ledger_V1_BalanceReply(.failure(failure)))
             #expect(try Result<Int64, RequestFailure>(wire: wire) == .failure(failure))
         }
+        #expect(
+            held.description
+                == "account 21 is held by transaction \(Samples.transaction), not yet decided here; ask again")
     }
 
     @Test(arguments: Samples.walRecords)
