@@ -159,6 +159,17 @@ let package = Package(
         ),
         .testTarget(name: "SimulationTests", dependencies: ["Paxos", "LedgerCore"], swiftSettings: strict),
         .testTarget(
+            name: "FuzzTests",
+            dependencies: [
+                "LedgerCore", "LedgerStore", "LedgerRPC", "LedgerNode", "Paxos",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "LedgerRPCTests",
             dependencies: [
                 "LedgerRPC",

@@ -110,6 +110,15 @@ public actor ReplicaNode {
         guard connected, failure == nil else { return [] }
         var rejections: [MessageRejection] = []
         for message in messages {
+            // A snapshot the store would refuse to install must not reach the core: it would stop this replica.
+            if case .catchUpReply(let snapshot?, _) = message, snapshot.state.state.minBalance != ledger.minBalance {
+                rejections.append(
+                    MessageRejection(
+                        sender: sender,
+                        reason: "a snapshot with min_balance \(snapshot.state.state.minBalance); this replica's is "
+                            + "\(ledger.minBalance)"))
+                continue
+            }
             do {
                 try replica.receive(message, from: sender)
             } catch {

@@ -68,5 +68,10 @@ public struct MessageRejection: Error, Equatable, Sendable, CustomStringConverti
     public var sender: ReplicaID
     public var reason: String
 
+    public init(sender: ReplicaID, reason: String) {
+        self.sender = sender
+        self.reason = reason
+    }
+
     public var description: String { "message from \(sender) refused: \(reason)" }
 }

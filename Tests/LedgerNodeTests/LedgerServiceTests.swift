@@ -6,6 +6,7 @@ import LedgerRPC
 import LedgerStore
 import Logging
 import Paxos
+import Synchronization
 import Testing
 
 @testable import LedgerNode
@@ -167,4 +168,37 @@ import Testing
             #expect(try CommandOutcome(wire: reply) == .applied(.committed))
         }
     }
+
+    /// Found by the fuzzer (Tests/FuzzTests, FUZZ_SEED=1 FUZZ_ITERATIONS=10000, "Peer service (members)"): a catch-up
+    /// snapshot with another min_balance reached the core, the store refused to install it, and the replica stopped.
+    /// It is refused as a message now, and nothing changes.
+    @Test func aSnapshotWithAnotherMinimumBalanceIsRefusedWithoutStopping() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ledger-node-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let (store, recovered) = try ReplicaStore.open(
+            path: directory.appendingPathComponent("S2.sqlite").path, cluster: "C1", replica: "S2", minBalance: 0)
+        let stopped = Mutex<[String]>([])
+        let node = ReplicaNode(
+            cluster: "C1",
+            configuration: Configuration(
+                me: ReplicaID(2), members: [ReplicaID(1), ReplicaID(2), ReplicaID(3)], leaderTimeoutTicks: 3,
+                heartbeatIntervalTicks: 1, consensusTimeoutTicks: 50),
+            store: store, recovered: recovered, peers: NoPeers(), accounts: [AccountID(1)...AccountID(10)],
+            initialBalance: 10, seed: 1, logger: Logger(label: "test"),
+            onFailure: { reason in stopped.withLock { $0.append(reason) } })
+        var state = LedgerState(minBalance: -100)
+        _ = state.apply(.createAccounts([AccountID(1)...AccountID(20)], balance: 10), slot: 1, ballot: Self.ballot)
+        let snapshot = Snapshot(slot: 4, state: LedgerSnapshot(state: state, wal: [], datastore: []))
+        let rejections = await node.receive([.catchUpReply(snapshot: snapshot, entries: [])], from: ReplicaID(1))
+        #expect(rejections.map(\.reason) == ["a snapshot with min_balance -100; this replica's is 0"])
+        // A message that follows is still taken: the replica did not stop.
+        #expect(await node.receive([.phase1a(ballot: Self.ballot, firstSlot: 1)], from: ReplicaID(1)).isEmpty)
+        #expect(await node.status().ballot == Self.ballot)
+        #expect(await node.state.balances.isEmpty)
+        #expect(stopped.withLock { $0 }.isEmpty)
+    }
+
+    static let ballot = Ballot(round: 3, replica: ReplicaID(1))
 }
