@@ -203,14 +203,27 @@ struct Nemesis {
                     try await Task.sleep(for: hold)
                     deployment.signal(victim, SIGCONT)
                 case .isolateReplica:
-                    try await cluster.setConnected(false, replica: victim)
+                    // A replica restarted by the last fault may not listen yet: then there is nothing to disconnect.
+                    guard (try? await cluster.setConnected(false, replica: victim)) != nil else { continue }
                     try await Task.sleep(for: hold)
-                    try await cluster.setConnected(true, replica: victim)
+                    try await Self.reconnect(victim, of: cluster)
                 }
                 injected.append("\(fault.rawValue) \(victim) of \(name) for \(hold)")
             }
         }
         return injected
+    }
+
+    /// Reconnects `replica`, asking again for up to 30 s: a disconnected replica left behind would fail the checks.
+    static func reconnect(_ replica: ReplicaID, of cluster: ClusterClient) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            do {
+                return try await cluster.setConnected(true, replica: replica)
+            } catch  where ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 
     /// The replica that believes it leads, if one answers in time.
