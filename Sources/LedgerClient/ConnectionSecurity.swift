@@ -29,34 +29,33 @@ public enum ConnectionSecurity: Sendable {
     /// checked, since every replica of a machine shares its name, and client certificates cannot pose as servers
     /// (their extended key usage is client authentication only).
     public var client: HTTP2ClientTransport.Posix.TransportSecurity {
-        switch self {
-        case .plaintext:
-            return .plaintext
-        case .mutual(let material):
-            return .mTLS(
-                certificateChain: [.bytes(Array(material.certificatePEM.utf8), format: .pem)],
-                privateKey: .bytes(Array(material.keyPEM.utf8), format: .pem)
-            ) { config in
-                config.trustRoots = .certificates([.bytes(Array(material.caPEM.utf8), format: .pem)])
-                config.serverCertificateVerification = .noHostnameVerification
-            }
+        guard case .mutual(let material) = self else { return .plaintext }
+        let (chain, key, roots) = Self.sources(material)
+        return .mTLS(certificateChain: chain, privateKey: key) { config in
+            config.trustRoots = roots
+            config.serverCertificateVerification = .noHostnameVerification
         }
     }
 
     /// For a listener: a client without a certificate signed by the deployment's CA is refused during the handshake;
     /// what a verified identity may call is decided per call (`AccessPolicy`).
     public var server: HTTP2ServerTransport.Posix.TransportSecurity {
-        switch self {
-        case .plaintext:
-            return .plaintext
-        case .mutual(let material):
-            return .mTLS(
-                certificateChain: [.bytes(Array(material.certificatePEM.utf8), format: .pem)],
-                privateKey: .bytes(Array(material.keyPEM.utf8), format: .pem)
-            ) { config in
-                config.trustRoots = .certificates([.bytes(Array(material.caPEM.utf8), format: .pem)])
-                config.clientCertificateVerification = .noHostnameVerification
-            }
+        guard case .mutual(let material) = self else { return .plaintext }
+        let (chain, key, roots) = Self.sources(material)
+        return .mTLS(certificateChain: chain, privateKey: key) { config in
+            config.trustRoots = roots
+            config.clientCertificateVerification = .noHostnameVerification
         }
+    }
+
+    /// The certificate chain, key and trust roots both ends present and trust.
+    private static func sources(_ material: TLSMaterial) -> (
+        [TLSConfig.CertificateSource], TLSConfig.PrivateKeySource, TLSConfig.TrustRootsSource
+    ) {
+        (
+            [.bytes(Array(material.certificatePEM.utf8), format: .pem)],
+            .bytes(Array(material.keyPEM.utf8), format: .pem),
+            .certificates([.bytes(Array(material.caPEM.utf8), format: .pem)])
+        )
     }
 }
