@@ -350,6 +350,17 @@ public struct ClusterClient: Sendable {
         _ = try await api(replica).setConnectivity(request, options: options)
     }
 
+    /// The test control: replaces the faults on `replica`'s peer links (an empty list heals them); returns how many
+    /// links (peer and direction) are faulty now.
+    @discardableResult
+    public func setLinkFaults(_ faults: [LinkFault], replica: ReplicaID) async throws -> Int {
+        var request = Ledger_V1_SetLinkFaultsRequest()
+        request.cluster = cluster
+        request.replica = replica.description
+        request.faults = faults.map(Ledger_V1_LinkFault.init)
+        return Int(try await api(replica).setLinkFaults(request, options: options).faultyLinks)
+    }
+
     private func api(_ replica: ReplicaID) throws -> Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix> {
         guard let api = apis[replica] else {
             throw RPCError(code: .invalidArgument, message: "\(replica) is not a replica of \(cluster)")

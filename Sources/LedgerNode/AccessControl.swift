@@ -32,6 +32,7 @@ struct AccessControl: ServerInterceptor {
         Ledger_V1_Ledger.Method.Datastore.descriptor: .inspection,
         Ledger_V1_Ledger.Method.Status.descriptor: .inspection,
         Ledger_V1_Ledger.Method.SetConnectivity.descriptor: .testControl,
+        Ledger_V1_Ledger.Method.SetLinkFaults.descriptor: .testControl,
     ]
 
     func intercept<Input: Sendable, Output: Sendable>(

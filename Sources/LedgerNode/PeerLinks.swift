@@ -39,10 +39,15 @@ public final class PeerLinks: PeerSender, Service {
     private let logger: Logger
     private let queues: [ReplicaID: PeerQueue]
     private let security: ConnectionSecurity
+    private let faults: LinkFaultLayer
 
-    public init(cluster: String, me: ReplicaID, peers: [Peer], security: ConnectionSecurity, logger: Logger) {
+    init(
+        cluster: String, me: ReplicaID, peers: [Peer], security: ConnectionSecurity, faults: LinkFaultLayer,
+        logger: Logger
+    ) {
         self.cluster = cluster
         self.security = security
+        self.faults = faults
         self.me = me
         self.peers = peers
         self.logger = logger
@@ -51,7 +56,9 @@ public final class PeerLinks: PeerSender, Service {
     }
 
     public func send(_ messages: [LedgerMessage], to peer: ReplicaID) {
-        queues[peer]?.push(messages)
+        guard let queue = queues[peer] else { return }
+        let now = faults.pass(messages, peer: peer, inbound: false) { queue.push($0) }
+        if !now.isEmpty { queue.push(now) }
     }
 
     /// Keeps one stream per peer open until shutdown.

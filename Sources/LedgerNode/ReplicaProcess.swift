@@ -86,13 +86,14 @@ public struct ReplicaProcess: Sendable {
                 "promised": "\(recovered.durable.promised)",
             ])
         let configuration = self.configuration
+        let linkFaults = LinkFaultLayer(peers: configuration.peers)
         let peers = PeerLinks(
             cluster: cluster.clusterName, me: configuration.me,
             peers: configuration.peers.map { peer in
                 let address = hosts.replica(named: peer.description)!
                 return PeerLinks.Peer(replica: peer, host: Self.numericHost(address.host), port: address.port)
             },
-            security: security, logger: logger)
+            security: security, faults: linkFaults, logger: logger)
         let failure = FailureSignal()
         let homes = try HomeClusters(
             asker: cluster.clusterName, hosts: hosts, patience: cluster.paxos.consensusTimeout * 2, security: security)
@@ -114,10 +115,11 @@ public struct ReplicaProcess: Sendable {
                 }),
             services: [
                 LedgerService(
-                    node: node, catalog: catalog, testControlsEnabled: cluster.testControlsEnabled, logger: logger),
+                    node: node, catalog: catalog, testControlsEnabled: cluster.testControlsEnabled,
+                    linkFaults: linkFaults, logger: logger),
                 PeerService(
-                    node: node, members: configuration.members, authenticatesSenders: security.identity != nil,
-                    logger: logger),
+                    node: node, members: configuration.members, linkFaults: linkFaults,
+                    authenticatesSenders: security.identity != nil, logger: logger),
             ],
             interceptors: security.identity == nil ? [] : [AccessControl(policy: accessPolicy, logger: logger)])
         if security.identity == nil {

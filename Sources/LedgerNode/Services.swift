@@ -11,6 +11,7 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     let node: ReplicaNode
     let catalog: Catalog
     let testControlsEnabled: Bool
+    let linkFaults: LinkFaultLayer
     let logger: Logger
 
     var cluster: String { node.cluster }
@@ -119,14 +120,28 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         -> Ledger_V1_SetConnectivityReply
     {
         try checkCluster(request.cluster, replica: request.replica)
-        guard testControlsEnabled else {
-            throw RPCError(
-                code: .permissionDenied,
-                message: "test controls are off for \(cluster); set test_controls: true in its config to use them")
-        }
+        try checkTestControls()
         await node.setConnected(request.connected)
         var reply = Ledger_V1_SetConnectivityReply()
         reply.connected = await node.isConnected
+        return reply
+    }
+
+    func setLinkFaults(request: Ledger_V1_SetLinkFaultsRequest, context: ServerContext) async throws
+        -> Ledger_V1_SetLinkFaultsReply
+    {
+        try checkCluster(request.cluster, replica: request.replica)
+        try checkTestControls()
+        let faults = try decoded { () throws(WireError) in
+            try LinkFault.list(wire: request, members: linkFaults.peers.count + 1)
+        }
+        let faulty = try decoded { () throws(WireError) in try linkFaults.set(faults) }
+        logger.notice(
+            faults.isEmpty
+                ? "link faults healed by test control"
+                : "link faults set by test control: \(faults.map(\.description).joined(separator: "; "))")
+        var reply = Ledger_V1_SetLinkFaultsReply()
+        reply.faultyLinks = UInt32(faulty)
         return reply
     }
 
@@ -162,6 +177,14 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     /// The owner of `account` in this replica's catalog, when that is another cluster.
     private func catalogOwner(of account: AccountID) -> String? {
         catalog.cluster(of: account).flatMap { $0 == cluster ? nil : $0 }
+    }
+
+    private func checkTestControls() throws {
+        guard testControlsEnabled else {
+            throw RPCError(
+                code: .permissionDenied,
+                message: "test controls are off for \(cluster); set test_controls: true in its config to use them")
+        }
     }
 
     private func checkCluster(_ requested: String, replica: String = "") throws {
@@ -218,6 +241,7 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
 struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
     let node: ReplicaNode
     let members: [ReplicaID]
+    let linkFaults: LinkFaultLayer
     /// With TLS on, a batch must come from the replica the caller's certificate names: a member may not speak for
     /// another.
     let authenticatesSenders: Bool
@@ -259,8 +283,11 @@ struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
                     "a peer batch from \(batch.from) refused: the caller's certificate names \(sender)")
                 throw AccessControl.refuse(refusal, context: context, logger: logger)
             }
-            let rejections = await node.receive(batch.messages, from: batch.from)
-            for rejection in rejections { logger.warning("\(rejection)") }
+            let (node, logger, from) = (node, logger, batch.from)
+            let now = linkFaults.pass(batch.messages, peer: from, inbound: true) { delayed in
+                for rejection in await node.receive(delayed, from: from) { logger.warning("\(rejection)") }
+            }
+            for rejection in await node.receive(now, from: from) { logger.warning("\(rejection)") }
             summary.batches += 1
             summary.messages += UInt64(batch.messages.count)
         }

@@ -78,11 +78,14 @@ struct ServiceFuzzTests {
         let leaderPeerTransport = InProcessTransport()
         let followerPeerTransport = InProcessTransport()
         let ledgerService = LedgerService(
-            node: leader, catalog: Catalog(version: 1, shards: shards), testControlsEnabled: false, logger: logger)
+            node: leader, catalog: Catalog(version: 1, shards: shards), testControlsEnabled: false,
+            linkFaults: LinkFaultLayer(peers: []), logger: logger)
         let leaderPeerService = PeerService(
-            node: leader, members: [ReplicaID(1)], authenticatesSenders: false, logger: logger)
+            node: leader, members: [ReplicaID(1)], linkFaults: LinkFaultLayer(peers: []), authenticatesSenders: false,
+            logger: logger)
         let followerPeerService = PeerService(
-            node: follower, members: [1, 2, 3].map(ReplicaID.init), authenticatesSenders: false, logger: logger)
+            node: follower, members: [1, 2, 3].map(ReplicaID.init),
+            linkFaults: LinkFaultLayer(peers: [1, 3].map(ReplicaID.init)), authenticatesSenders: false, logger: logger)
         try await withGRPCServer(transport: ledgerTransport.server, services: [ledgerService]) { _ in
             try await withGRPCServer(transport: leaderPeerTransport.server, services: [leaderPeerService]) { _ in
                 try await withGRPCServer(transport: followerPeerTransport.server, services: [followerPeerService]) {
@@ -175,6 +178,15 @@ struct ServiceFuzzTests {
                     Ledger_V1_SetConnectivityRequest.with {
                         $0.cluster = "C1"
                         $0.connected = false
+                    }
+                ])
+            ),
+            (
+                "SetLinkFaults",
+                bytes([
+                    Ledger_V1_SetLinkFaultsRequest.with {
+                        $0.cluster = "C1"
+                        $0.faults = [Ledger_V1_LinkFault(.cut())]
                     }
                 ])
             ),
@@ -382,6 +394,10 @@ struct ServiceFuzzTests {
             case "SetConnectivity":
                 guard let request = decoded(Ledger_V1_SetConnectivityRequest.self) else { return .refused }
                 _ = try await ledger.setConnectivity(request)
+                return .failed("a test control was obeyed with test controls off")
+            case "SetLinkFaults":
+                guard let request = decoded(Ledger_V1_SetLinkFaultsRequest.self) else { return .refused }
+                _ = try await ledger.setLinkFaults(request)
                 return .failed("a test control was obeyed with test controls off")
             default:
                 return .failed("no method \(method)")

@@ -112,6 +112,17 @@ struct WireSurface: Sendable {
             convert: RecordPage<DatastoreRecord>.init(wire:)
         ) { Ledger_V1_DatastoreReply($0) },
         .of(
+            "LinkFault",
+            [
+                Ledger_V1_LinkFault(
+                    LinkFault(
+                        peer: ReplicaID(2), direction: .outbound, loss: 0.3, duplicate: 0.1, delay: .milliseconds(20),
+                        jitter: .milliseconds(5))),
+                Ledger_V1_LinkFault(.cut()),
+            ],
+            convert: LinkFault.init(wire:)
+        ) { Ledger_V1_LinkFault($0) },
+        .of(
             "StatusReply",
             [
                 Ledger_V1_StatusReply(

@@ -1,9 +1,11 @@
 import Foundation
-import LedgerClient
 import LedgerCore
+import LedgerRPC
 import Paxos
 import Synchronization
 import Testing
+
+@testable import LedgerClient
 
 /// The bank workload against real replica processes while a nemesis injects faults on a seeded schedule, then a
 /// check of the whole history and the final state (Jepsen's bank test, on this ledger).
@@ -30,6 +32,7 @@ struct NemesisTests {
         #expect(report.violations.isEmpty, "\(report.violations.count) violations; \(replay)")
         #expect(report.committed > 0, "no transfer committed: the workload did not run")
         #expect(report.faults.count >= 3, "the nemesis injected \(report.faults.count) faults")
+        #expect(report.coordinatorDeaths > 0, "no coordinator died mid-transaction")
     }
 }
 
@@ -61,7 +64,19 @@ enum Fault: String, CaseIterable, Sendable {
     case killLeader = "kill -9 the leader"
     case killMajority = "kill -9 a majority"
     case pauseLeader = "SIGSTOP the leader"
+    /// Cut off from peers and clients (the test control's disconnect).
     case isolateReplica = "disconnect a replica"
+    /// Cut off from its followers, still reached by clients: it must neither commit nor answer reads.
+    case isolateLeader = "cut the leader off from its followers"
+    case oneWayLoss = "drop one direction of a peer link"
+    case flakyLinks = "lose, duplicate and delay peer messages"
+}
+
+/// Where a dying coordinator stops: after the votes, before any decision is sent; or after the home cluster chose
+/// commit, before the other participants are told.
+enum CoordinatorDeath: CaseIterable, Sendable {
+    case afterVotes
+    case afterHomeCommit
 }
 
 struct NemesisReport {
@@ -74,6 +89,7 @@ struct NemesisReport {
     var reads = 0
     var readsChecked = 0
     var faults: [String] = []
+    var coordinatorDeaths = 0
     var recovery = Duration.zero
     var violations: [String] = []
 
@@ -81,7 +97,7 @@ struct NemesisReport {
         "seed \(seed): operations \(operations), committed \(committed), aborted \(aborted), unknown \(unknown) "
             + "(resolved: \(unknownCommitted) committed, \(unknown - unknownCommitted) aborted), reads \(reads) "
             + "(checked \(readsChecked)), faults \(faults.count) [\(faults.joined(separator: "; "))], "
-            + "recovered in \(recovery), violations \(violations.count)"
+            + "coordinator deaths \(coordinatorDeaths), recovered in \(recovery), violations \(violations.count)"
     }
 }
 
@@ -93,6 +109,8 @@ struct NemesisRun {
     /// Transfer loops and read loops running at once.
     let transferClients = 4
     let readClients = 1
+    /// Clients whose cross-shard transfers die mid-2PC (`CoordinatorDeath`), one at a time.
+    let dyingCoordinators = 1
 
     func run() async throws -> NemesisReport {
         var report = NemesisReport(seed: seed)
@@ -105,7 +123,8 @@ struct NemesisRun {
             try await deployment.waitUntilServing(connection)
             let end = ContinuousClock.now + duration
             // The workload and the nemesis run side by side until `end`.
-            let faults = try await withThrowingTaskGroup(of: [String].self) { group in
+            // Each task returns the faults it injected and the coordinators it let die.
+            let (faults, deaths) = try await withThrowingTaskGroup(of: ([String], Int).self) { group in
                 for client in 0..<transferClients {
                     group.addTask {
                         var random = SeededRandom(seed: seed &* 1_000 &+ UInt64(client))
@@ -121,7 +140,7 @@ struct NemesisRun {
                                 start: start, end: .now, kind: .transfer(transfer, id: id, outcome: outcome))
                             history.append(entry)
                         }
-                        return []
+                        return ([], 0)
                     }
                 }
                 for client in 0..<readClients {
@@ -134,18 +153,49 @@ struct NemesisRun {
                             history.append(HistoryEntry(start: start, end: .now, kind: .read(account, value: value)))
                             try await Task.sleep(for: .milliseconds(20))
                         }
-                        return []
+                        return ([], 0)
+                    }
+                }
+                for client in 0..<dyingCoordinators {
+                    group.addTask {
+                        var random = SeededRandom(seed: seed &* 1_000 &+ 700 &+ UInt64(client))
+                        var deaths = 0
+                        while ContinuousClock.now < end {
+                            try await Task.sleep(for: .milliseconds(200 + Int64(random.next() % 500)))
+                            let from = accounts[Int(random.next() % UInt64(accounts.count))]
+                            let others = accounts.filter {
+                                connection.catalog.cluster(of: $0) != connection.catalog.cluster(of: from)
+                            }
+                            guard let to = others.isEmpty ? nil : others[Int(random.next() % UInt64(others.count))]
+                            else { continue }
+                            let death = CoordinatorDeath.allCases[Int(random.next() % 2)]
+                            let transfer = try Transfer(from: from, to: to, amount: Amount(1))
+                            let start = ContinuousClock.now
+                            let (outcome, id, died) = await Self.dyingTransfer(transfer, death, connection)
+                            if died { deaths += 1 }
+                            let entry = HistoryEntry(
+                                start: start, end: .now, kind: .transfer(transfer, id: id, outcome: outcome))
+                            history.append(entry)
+                        }
+                        return ([], deaths)
                     }
                 }
                 group.addTask {
-                    try await Nemesis(deployment: deployment, security: operatorSecurity, seed: seed)
-                        .run(until: end)
+                    (
+                        try await Nemesis(deployment: deployment, security: operatorSecurity, seed: seed).run(
+                            until: end), 0
+                    )
                 }
                 var faults: [String] = []
-                for try await injected in group { faults += injected }
-                return faults
+                var deaths = 0
+                for try await (injected, died) in group {
+                    faults += injected
+                    deaths += died
+                }
+                return (faults, deaths)
             }
             report.faults = faults
+            report.coordinatorDeaths = deaths
 
             // Healed (the nemesis heals each fault before the next): wait until every cluster serves and every
             // transaction in doubt is settled, then check.
@@ -159,6 +209,34 @@ struct NemesisRun {
             ).check(into: &report)
         }
         return report
+    }
+
+    /// A cross-shard transfer whose coordinator dies at `death` (`drive` stops before the next action), unless a
+    /// participant voted no first and it aborted. The outcome is what the client knew when it died: committed once
+    /// the home cluster chose commit (a final decision the other participants must learn by recovery), unknown
+    /// before.
+    static func dyingTransfer(
+        _ transfer: Transfer, _ death: CoordinatorDeath, _ connection: LedgerConnection
+    ) async -> (outcome: TransferOutcome, id: TransactionID, died: Bool) {
+        let catalog = connection.catalog
+        let (home, target) = (catalog.cluster(of: transfer.from)!, catalog.cluster(of: transfer.to)!)
+        let id = connection.nextTransaction()
+        var coordinator = Coordinator(
+            id: id, home: home,
+            changes: [
+                home: [AccountChange(account: transfer.from, delta: -transfer.amount.value)],
+                target: [AccountChange(account: transfer.to, delta: transfer.amount.value)],
+            ])
+        let left = await drive(&coordinator, connection) { action in
+            switch death {
+            case .afterVotes: isCommit(action)
+            case .afterHomeCommit: action == .submit(.commit(id), to: target)
+            }
+        }
+        guard left.isEmpty else {
+            return (coordinator.outcome == .committed ? .committed : .unknown("the coordinator died"), id, true)
+        }
+        return (coordinator.outcome ?? .unknown("the transaction ended without a decision"), id, false)
     }
 }
 
@@ -183,11 +261,13 @@ struct Nemesis {
                 let members = cluster.replicas
                 let victim: ReplicaID
                 switch fault {
-                case .killLeader, .pauseLeader: victim = leader ?? members[Int(random.next() % UInt64(members.count))]
-                default:
+                case .killLeader, .pauseLeader, .isolateLeader:
+                    victim = leader ?? members[Int(random.next() % UInt64(members.count))]
+                case .killFollower, .killMajority, .isolateReplica, .oneWayLoss, .flakyLinks:
                     let others = members.filter { $0 != leader }
                     victim = others[Int(random.next() % UInt64(others.count))]
                 }
+                var detail = ""
                 switch fault {
                 case .killFollower, .killLeader:
                     deployment.kill(victim)
@@ -206,20 +286,53 @@ struct Nemesis {
                     // A replica restarted by the last fault may not listen yet: then there is nothing to disconnect.
                     guard (try? await cluster.setConnected(false, replica: victim)) != nil else { continue }
                     try await Task.sleep(for: hold)
-                    try await Self.reconnect(victim, of: cluster)
+                    try await Self.retrying { try await cluster.setConnected(true, replica: victim) }
+                case .isolateLeader, .oneWayLoss, .flakyLinks:
+                    let faulty: [ReplicaID: [LinkFault]]
+                    switch fault {
+                    case .isolateLeader:
+                        faulty = [victim: [.cut()]]
+                    case .oneWayLoss:
+                        let peers = members.filter { $0 != victim }
+                        let peer = peers[Int(random.next() % UInt64(peers.count))]
+                        faulty = [victim: [.cut(peer, random.next() % 2 == 0 ? .outbound : .inbound)]]
+                    default:
+                        let fault = LinkFault(
+                            loss: Double(random.next() % 30) / 100, duplicate: Double(random.next() % 30) / 100,
+                            delay: .milliseconds(random.next() % 20), jitter: .milliseconds(random.next() % 60))
+                        faulty = Dictionary(uniqueKeysWithValues: members.map { ($0, [fault]) })
+                    }
+                    let described = Set(faulty.values.map { $0.map(\.description) })
+                    detail =
+                        faulty.count > 1 && described.count == 1
+                        ? " (every replica: \(described.first!.joined(separator: ", ")))"
+                        : " ("
+                            + faulty.map { "\($0.key): \($0.value.map(\.description).joined(separator: ", "))" }
+                            .joined(separator: "; ") + ")"
+                    var set: [ReplicaID] = []
+                    for (replica, faults) in faulty
+                    where (try? await cluster.setLinkFaults(faults, replica: replica)) != nil {
+                        set.append(replica)
+                    }
+                    guard !set.isEmpty else { continue }
+                    try await Task.sleep(for: hold)
+                    for replica in set {
+                        try await Self.retrying { try await cluster.setLinkFaults([], replica: replica) }
+                    }
                 }
-                injected.append("\(fault.rawValue) \(victim) of \(name) for \(hold)")
+                injected.append("\(fault.rawValue) \(victim) of \(name) for \(hold)\(detail)")
             }
         }
         return injected
     }
 
-    /// Reconnects `replica`, asking again for up to 30 s: a disconnected replica left behind would fail the checks.
-    static func reconnect(_ replica: ReplicaID, of cluster: ClusterClient) async throws {
+    /// Heals a fault, asking again for up to 30 s: a replica left disconnected or with faulty links would fail the
+    /// checks.
+    static func retrying(_ heal: () async throws -> Void) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while true {
             do {
-                return try await cluster.setConnected(true, replica: replica)
+                return try await heal()
             } catch  where ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(100))
             }

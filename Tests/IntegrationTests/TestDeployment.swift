@@ -160,6 +160,11 @@ final class TestDeployment: @unchecked Sendable {
         }
     }
 
+    /// Whether the replica's process is running (a replica that crashed or stopped is not).
+    func isRunning(_ replica: ReplicaID) -> Bool {
+        lock.withLock { processes[replica.description]?.isRunning ?? false }
+    }
+
     /// Sends `signal` to a running replica (SIGSTOP pauses it, SIGCONT resumes it).
     func signal(_ replica: ReplicaID, _ signal: Int32) {
         lock.withLock {

@@ -50,7 +50,7 @@ import Testing
         }
         let service = LedgerService(
             node: node, catalog: Catalog(version: 1, shards: shards), testControlsEnabled: testControls,
-            logger: Logger(label: "test"))
+            linkFaults: LinkFaultLayer(peers: [ReplicaID(2), ReplicaID(3)]), logger: Logger(label: "test"))
         let transport = InProcessTransport()
         try await withGRPCServer(transport: transport.server, services: [service]) { _ in
             try await withGRPCClient(transport: transport.client) { client in
@@ -109,6 +109,67 @@ import Testing
             await #expect {
                 _ = try await ledger.setConnectivity(.with { $0.cluster = "C1" })
             } throws: { ($0 as? RPCError)?.code == .permissionDenied }
+            await #expect {
+                _ = try await ledger.setLinkFaults(.with { $0.cluster = "C1" })
+            } throws: { ($0 as? RPCError)?.code == .permissionDenied }
+        }
+    }
+
+    @Test func linkFaultsAreSetCheckedAndHealed() async throws {
+        try await Self.withService(testControls: true) { ledger, _ in
+            func request(_ faults: [Ledger_V1_LinkFault]) -> Ledger_V1_SetLinkFaultsRequest {
+                .with {
+                    $0.cluster = "C1"
+                    $0.faults = faults
+                }
+            }
+            // Cut from S2 both ways (2 links), lossy to every peer (2 more, S2's outbound replaced).
+            var reply = try await ledger.setLinkFaults(
+                request([
+                    Ledger_V1_LinkFault(.cut(ReplicaID(2))),
+                    Ledger_V1_LinkFault(LinkFault(direction: .outbound, loss: 0.5)),
+                ]))
+            #expect(reply.faultyLinks == 3)
+
+            let refused: [(Ledger_V1_LinkFault, String)] = [
+                (Ledger_V1_LinkFault(.cut(ReplicaID(7))), "faults[0].peer: S7 is not a peer of this replica"),
+                (Ledger_V1_LinkFault(.cut(ReplicaID(1))), "faults[0].peer: S1 is not a peer of this replica"),
+                (
+                    .with {
+                        $0.direction = .both; $0.loss = 1.5
+                    }, "faults[0].loss: is 1.5"
+                ),
+                (
+                    .with {
+                        $0.direction = .both; $0.duplicate = .nan
+                    }, "faults[0].duplicate: is nan"
+                ),
+                (
+                    .with {
+                        $0.direction = .inbound; $0.delayMs = 10_001
+                    }, "faults[0].delay_ms: is 10001 ms"
+                ),
+                (.with { $0.peer = "S2" }, "faults[0].direction: is unspecified"),
+                (
+                    .with {
+                        $0.peer = "node2"; $0.direction = .both
+                    }, "faults[0].peer"
+                ),
+            ]
+            for (fault, message) in refused {
+                await #expect {
+                    _ = try await ledger.setLinkFaults(request([fault]))
+                } throws: { error in
+                    let error = error as? RPCError
+                    return error?.code == .invalidArgument && error?.message.contains(message) == true
+                }
+            }
+            await #expect {
+                _ = try await ledger.setLinkFaults(request(Array(repeating: Ledger_V1_LinkFault(.cut()), count: 7)))
+            } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+
+            reply = try await ledger.setLinkFaults(request([]))
+            #expect(reply.faultyLinks == 0, "an empty list heals every link")
         }
     }
 

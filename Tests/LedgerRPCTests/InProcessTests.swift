@@ -75,6 +75,12 @@ struct StatusOnlyLedger: Ledger_V1_Ledger.SimpleServiceProtocol {
         throw Self.unimplemented
     }
 
+    func setLinkFaults(
+        request: Ledger_V1_SetLinkFaultsRequest, context: ServerContext
+    ) async throws -> Ledger_V1_SetLinkFaultsReply {
+        throw Self.unimplemented
+    }
+
     static let unimplemented = RPCError(code: .unimplemented, message: "this test service answers Status only")
 }
 

@@ -189,6 +189,19 @@ public enum Ledger_V1_Ledger: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SetLinkFaults" metadata.
+        public enum SetLinkFaults: Sendable {
+            /// Request type for "SetLinkFaults".
+            public typealias Input = Ledger_V1_SetLinkFaultsRequest
+            /// Response type for "SetLinkFaults".
+            public typealias Output = Ledger_V1_SetLinkFaultsReply
+            /// Descriptor for "SetLinkFaults".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ledger.v1.Ledger"),
+                method: "SetLinkFaults",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "ledger.v1.Ledger" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Transfer.descriptor,
@@ -202,7 +215,8 @@ public enum Ledger_V1_Ledger: Sendable {
             Logs.descriptor,
             Datastore.descriptor,
             Status.descriptor,
-            SetConnectivity.descriptor
+            SetConnectivity.descriptor,
+            SetLinkFaults.descriptor
         ]
     }
 }
@@ -444,6 +458,25 @@ extension Ledger_V1_Ledger {
             request: GRPCCore.StreamingServerRequest<Ledger_V1_SetConnectivityRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_SetConnectivityReply>
+
+        /// Handle the "SetLinkFaults" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Test only: replace the faults on this replica's peer links (loss, duplication, delay; one way or both). An
+        /// > empty list heals every link. Refused unless the cluster's config sets test_controls: true.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ledger_V1_SetLinkFaultsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ledger_V1_SetLinkFaultsReply` messages.
+        func setLinkFaults(
+            request: GRPCCore.StreamingServerRequest<Ledger_V1_SetLinkFaultsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_SetLinkFaultsReply>
     }
 
     /// Service protocol for the "ledger.v1.Ledger" service.
@@ -669,6 +702,25 @@ extension Ledger_V1_Ledger {
             request: GRPCCore.ServerRequest<Ledger_V1_SetConnectivityRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Ledger_V1_SetConnectivityReply>
+
+        /// Handle the "SetLinkFaults" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Test only: replace the faults on this replica's peer links (loss, duplication, delay; one way or both). An
+        /// > empty list heals every link. Refused unless the cluster's config sets test_controls: true.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_SetLinkFaultsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Ledger_V1_SetLinkFaultsReply` message.
+        func setLinkFaults(
+            request: GRPCCore.ServerRequest<Ledger_V1_SetLinkFaultsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Ledger_V1_SetLinkFaultsReply>
     }
 
     /// Simple service protocol for the "ledger.v1.Ledger" service.
@@ -892,6 +944,25 @@ extension Ledger_V1_Ledger {
             request: Ledger_V1_SetConnectivityRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Ledger_V1_SetConnectivityReply
+
+        /// Handle the "SetLinkFaults" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Test only: replace the faults on this replica's peer links (loss, duplication, delay; one way or both). An
+        /// > empty list heals every link. Refused unless the cluster's config sets test_controls: true.
+        ///
+        /// - Parameters:
+        ///   - request: A `Ledger_V1_SetLinkFaultsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Ledger_V1_SetLinkFaultsReply` to respond with.
+        func setLinkFaults(
+            request: Ledger_V1_SetLinkFaultsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Ledger_V1_SetLinkFaultsReply
     }
 }
 
@@ -1031,6 +1102,17 @@ extension Ledger_V1_Ledger.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Ledger_V1_Ledger.Method.SetLinkFaults.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_SetLinkFaultsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_SetLinkFaultsReply>(),
+            handler: { request, context in
+                try await self.setLinkFaults(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1163,6 +1245,17 @@ extension Ledger_V1_Ledger.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_SetConnectivityReply> {
         let response = try await self.setConnectivity(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setLinkFaults(
+        request: GRPCCore.StreamingServerRequest<Ledger_V1_SetLinkFaultsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_SetLinkFaultsReply> {
+        let response = try await self.setLinkFaults(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1322,6 +1415,19 @@ extension Ledger_V1_Ledger.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Ledger_V1_SetConnectivityReply> {
         return GRPCCore.ServerResponse<Ledger_V1_SetConnectivityReply>(
             message: try await self.setConnectivity(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setLinkFaults(
+        request: GRPCCore.ServerRequest<Ledger_V1_SetLinkFaultsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Ledger_V1_SetLinkFaultsReply> {
+        return GRPCCore.ServerResponse<Ledger_V1_SetLinkFaultsReply>(
+            message: try await self.setLinkFaults(
                 request: request.message,
                 context: context
             ),
@@ -1613,6 +1719,30 @@ extension Ledger_V1_Ledger {
             deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_SetConnectivityReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_SetConnectivityReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetLinkFaults" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Test only: replace the faults on this replica's peer links (loss, duplication, delay; one way or both). An
+        /// > empty list heals every link. Refused unless the cluster's config sets test_controls: true.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_SetLinkFaultsRequest` message.
+        ///   - serializer: A serializer for `Ledger_V1_SetLinkFaultsRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_SetLinkFaultsReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setLinkFaults<Result>(
+            request: GRPCCore.ClientRequest<Ledger_V1_SetLinkFaultsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_SetLinkFaultsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_SetLinkFaultsReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_SetLinkFaultsReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2039,6 +2169,41 @@ extension Ledger_V1_Ledger {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "SetLinkFaults" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Test only: replace the faults on this replica's peer links (loss, duplication, delay; one way or both). An
+        /// > empty list heals every link. Refused unless the cluster's config sets test_controls: true.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_SetLinkFaultsRequest` message.
+        ///   - serializer: A serializer for `Ledger_V1_SetLinkFaultsRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_SetLinkFaultsReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setLinkFaults<Result>(
+            request: GRPCCore.ClientRequest<Ledger_V1_SetLinkFaultsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_SetLinkFaultsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_SetLinkFaultsReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_SetLinkFaultsReply>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Ledger_V1_Ledger.Method.SetLinkFaults.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2382,6 +2547,36 @@ extension Ledger_V1_Ledger.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_SetConnectivityRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_SetConnectivityReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetLinkFaults" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Test only: replace the faults on this replica's peer links (loss, duplication, delay; one way or both). An
+    /// > empty list heals every link. Refused unless the cluster's config sets test_controls: true.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Ledger_V1_SetLinkFaultsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setLinkFaults<Result>(
+        request: GRPCCore.ClientRequest<Ledger_V1_SetLinkFaultsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_SetLinkFaultsReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setLinkFaults(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_SetLinkFaultsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_SetLinkFaultsReply>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2775,6 +2970,40 @@ extension Ledger_V1_Ledger.ClientProtocol {
             metadata: metadata
         )
         return try await self.setConnectivity(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetLinkFaults" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Test only: replace the faults on this replica's peer links (loss, duplication, delay; one way or both). An
+    /// > empty list heals every link. Refused unless the cluster's config sets test_controls: true.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setLinkFaults<Result>(
+        _ message: Ledger_V1_SetLinkFaultsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_SetLinkFaultsReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Ledger_V1_SetLinkFaultsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setLinkFaults(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -319,6 +319,53 @@ public nonisolated enum Ledger_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterable {
 
 }
 
+/// Which peer messages of the replica a link fault acts on.
+public nonisolated enum Ledger_V1_LinkDirection: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// Messages this replica sends to the peer.
+  case outbound // = 1
+
+  /// Messages this replica receives from the peer.
+  case inbound // = 2
+  case both // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .outbound
+    case 2: self = .inbound
+    case 3: self = .both
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .outbound: return 1
+    case .inbound: return 2
+    case .both: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Ledger_V1_LinkDirection] = [
+    .unspecified,
+    .outbound,
+    .inbound,
+    .both,
+  ]
+
+}
+
 /// A transaction across every cluster it touches: the client that started it and that client's sequence
 /// number. Client 0 is reserved for a cluster's own commands; sequences stay below 2^62.
 public nonisolated struct Ledger_V1_TransactionId: Sendable {
@@ -1303,6 +1350,64 @@ public nonisolated struct Ledger_V1_SetConnectivityReply: Sendable {
   public init() {}
 }
 
+/// A fault on the link to one peer (or every peer), drawn per message: dropped with probability `loss`; else held
+/// `delay_ms` plus up to `jitter_ms` (so later messages may overtake it), and delivered once more with probability
+/// `duplicate`.
+public nonisolated struct Ledger_V1_LinkFault: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A member of the replica's cluster other than itself ("S<n>"); empty for every peer.
+  public var peer: String = String()
+
+  public var direction: Ledger_V1_LinkDirection = .unspecified
+
+  /// Probabilities, 0 to 1.
+  public var loss: Double = 0
+
+  public var duplicate: Double = 0
+
+  /// At most 10,000 each.
+  public var delayMs: UInt32 = 0
+
+  public var jitterMs: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ledger_V1_SetLinkFaultsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var cluster: String = String()
+
+  public var replica: String = String()
+
+  /// At most one per peer and direction; a later fault on the same link replaces an earlier one.
+  public var faults: [Ledger_V1_LinkFault] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ledger_V1_SetLinkFaultsReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The links (peer and direction) with a fault after the call.
+  public var faultyLinks: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// What one slot of the log holds: a batch of requests, or a no-op a new leader uses to fill a gap. Either is
 /// stamped with the ballot (round >= 1) of the leader that first proposed it; a later leader re-proposes the value
 /// with its stamp unchanged, so every replica applies the slot under that one ballot. The stamp is never above the
@@ -1912,6 +2017,10 @@ nonisolated extension Ledger_V1_WalRecordKind: SwiftProtobuf._ProtoNameProviding
 
 nonisolated extension Ledger_V1_Role: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_FOLLOWER\0\u{1}ROLE_CANDIDATE\0\u{1}ROLE_LEADER\0")
+}
+
+nonisolated extension Ledger_V1_LinkDirection: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0LINK_DIRECTION_UNSPECIFIED\0\u{1}LINK_DIRECTION_OUTBOUND\0\u{1}LINK_DIRECTION_INBOUND\0\u{1}LINK_DIRECTION_BOTH\0")
 }
 
 nonisolated extension Ledger_V1_TransactionId: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -3743,6 +3852,131 @@ nonisolated extension Ledger_V1_SetConnectivityReply: SwiftProtobuf.Message, Swi
 
   public static func ==(lhs: Ledger_V1_SetConnectivityReply, rhs: Ledger_V1_SetConnectivityReply) -> Bool {
     if lhs.connected != rhs.connected {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_LinkFault: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LinkFault"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}peer\0\u{1}direction\0\u{1}loss\0\u{1}duplicate\0\u{3}delay_ms\0\u{3}jitter_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.peer) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.direction) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.loss) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.duplicate) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.delayMs) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.jitterMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.peer.isEmpty {
+      try visitor.visitSingularStringField(value: self.peer, fieldNumber: 1)
+    }
+    if self.direction != .unspecified {
+      try visitor.visitSingularEnumField(value: self.direction, fieldNumber: 2)
+    }
+    if self.loss.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.loss, fieldNumber: 3)
+    }
+    if self.duplicate.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.duplicate, fieldNumber: 4)
+    }
+    if self.delayMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.delayMs, fieldNumber: 5)
+    }
+    if self.jitterMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.jitterMs, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_LinkFault, rhs: Ledger_V1_LinkFault) -> Bool {
+    if lhs.peer != rhs.peer {return false}
+    if lhs.direction != rhs.direction {return false}
+    if lhs.loss != rhs.loss {return false}
+    if lhs.duplicate != rhs.duplicate {return false}
+    if lhs.delayMs != rhs.delayMs {return false}
+    if lhs.jitterMs != rhs.jitterMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_SetLinkFaultsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetLinkFaultsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}replica\0\u{1}faults\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.replica) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.faults) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cluster.isEmpty {
+      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 1)
+    }
+    if !self.replica.isEmpty {
+      try visitor.visitSingularStringField(value: self.replica, fieldNumber: 2)
+    }
+    if !self.faults.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.faults, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_SetLinkFaultsRequest, rhs: Ledger_V1_SetLinkFaultsRequest) -> Bool {
+    if lhs.cluster != rhs.cluster {return false}
+    if lhs.replica != rhs.replica {return false}
+    if lhs.faults != rhs.faults {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_SetLinkFaultsReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetLinkFaultsReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}faulty_links\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.faultyLinks) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.faultyLinks != 0 {
+      try visitor.visitSingularUInt32Field(value: self.faultyLinks, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_SetLinkFaultsReply, rhs: Ledger_V1_SetLinkFaultsReply) -> Bool {
+    if lhs.faultyLinks != rhs.faultyLinks {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
