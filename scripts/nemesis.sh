@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The nemesis run: real replica processes (2 clusters x 3, mutual TLS) under the bank workload (4 transfer clients,
-# 1 reader) while a seeded nemesis kills followers, leaders and majorities with SIGKILL (then restarts them from
-# disk), pauses leaders with SIGSTOP past the election timeout, and disconnects replicas; then it heals, waits for
-# recovery, and checks the history and the final state (Tests/IntegrationTests/NemesisTests.swift). Each run prints
-# its seed, the faults and the figures, and fails on any violation.
+# 1 reader, 1 client whose cross-shard coordinators die after the votes or after the home commit) while a seeded
+# nemesis kills followers, leaders and majorities with SIGKILL (then restarts them from disk), pauses leaders with
+# SIGSTOP past the election timeout, disconnects replicas, cuts a leader off from its followers (clients still reach
+# it), drops one direction of a peer link, and makes a cluster's links lose, duplicate and delay messages; then it
+# heals, waits for recovery, and checks the history and the final state (Tests/IntegrationTests/NemesisTests.swift).
+# Each run prints its seed, the faults and the figures, and fails on any violation.
 #
 #   scripts/nemesis.sh [--seed N] [--runs N] [--duration SECONDS]     (defaults: seed 1, 1 run, 600 s of faults)
 #

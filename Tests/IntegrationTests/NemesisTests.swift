@@ -24,6 +24,7 @@ struct NemesisTests {
         defer { deployment.stopAll() }
         try deployment.startAll()
         let report = try await NemesisRun(deployment: deployment, seed: Self.seed, duration: Self.duration).run()
+        for fault in report.faults { print("nemesis fault: \(fault)") }
         print("nemesis: \(report.summary)")
         for violation in report.violations.prefix(20) { print("nemesis violation: \(violation)") }
         let replay =
@@ -84,6 +85,8 @@ struct NemesisReport {
     var operations = 0
     var committed = 0
     var aborted = 0
+    /// Aborts by reason, as `TransferAbort` describes it.
+    var abortReasons: [String: Int] = [:]
     var unknown = 0
     var unknownCommitted = 0
     var reads = 0
@@ -93,10 +96,18 @@ struct NemesisReport {
     var recovery = Duration.zero
     var violations: [String] = []
 
+    /// How many faults of each kind.
+    var faultCounts: String {
+        Fault.allCases.map { kind in "\(kind.rawValue): \(faults.filter { $0.hasPrefix(kind.rawValue) }.count)" }
+            .joined(separator: ", ")
+    }
+
     var summary: String {
-        "seed \(seed): operations \(operations), committed \(committed), aborted \(aborted), unknown \(unknown) "
+        "seed \(seed): operations \(operations), committed \(committed), aborted \(aborted) "
+            + "(\(abortReasons.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))), "
+            + "unknown \(unknown) "
             + "(resolved: \(unknownCommitted) committed, \(unknown - unknownCommitted) aborted), reads \(reads) "
-            + "(checked \(readsChecked)), faults \(faults.count) [\(faults.joined(separator: "; "))], "
+            + "(checked \(readsChecked)), faults \(faults.count) (\(faultCounts)), "
             + "coordinator deaths \(coordinatorDeaths), recovered in \(recovery), violations \(violations.count)"
     }
 }
@@ -320,7 +331,8 @@ struct Nemesis {
                         try await Self.retrying { try await cluster.setLinkFaults([], replica: replica) }
                     }
                 }
-                injected.append("\(fault.rawValue) \(victim) of \(name) for \(hold)\(detail)")
+                let target = fault == .flakyLinks ? name : "\(victim) of \(name)"
+                injected.append("\(fault.rawValue): \(target) for \(hold)\(detail)")
             }
         }
         return injected
@@ -384,10 +396,22 @@ struct HistoryChecker {
         for cluster in connection.clusters {
             let owned = deployment.accounts.filter { connection.catalog.cluster(of: $0) == cluster.cluster }
             var reference: [AccountID: Int64]?
+            var referenceRecords: [DatastoreRecord]?
             for replica in cluster.replicas {
                 var seen: [TransactionID: Int] = [:]
-                for record in try await cluster.datastore(of: replica) { seen[record.transaction, default: 0] += 1 }
+                let records = try await cluster.datastore(of: replica)
+                for record in records { seen[record.transaction, default: 0] += 1 }
                 counts[cluster.cluster, default: [:]][replica] = seen
+                // Every replica applies the same log: the same commits in the same order.
+                if let referenceRecords, referenceRecords != records {
+                    let first =
+                        zip(referenceRecords, records).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                        ?? min(records.count, referenceRecords.count)
+                    report.violations.append(
+                        "\(replica) of \(cluster.cluster) has another datastore than its peers (\(records.count) records, "
+                            + "\(referenceRecords.count) at the first replica; they differ from record \(first))")
+                }
+                referenceRecords = referenceRecords ?? records
                 var values: [AccountID: Int64] = [:]
                 for account in owned {
                     values[account] = try await cluster.localBalance(of: account, at: replica).balance
@@ -430,6 +454,7 @@ struct HistoryChecker {
                 }
             case .aborted(let reason):
                 report.aborted += 1
+                report.abortReasons["\(reason)".split(separator: " (").first.map(String.init) ?? "", default: 0] += 1
                 if !nowhere {
                     report.violations.append(
                         "\(transfer) (\(idText(id))) acknowledged aborted (\(reason)), applied \(presence)")
