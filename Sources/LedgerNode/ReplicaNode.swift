@@ -30,9 +30,12 @@ public struct ReplicaUnavailable: Error, Equatable, Sendable, CustomStringConver
 /// The shell around the pure Paxos core and the ledger state machine of one replica.
 ///
 /// Every input (`tick`, `receive`, `submit`) changes the core in memory and schedules one `pump`, which performs the
-/// core's `Ready`: apply the chosen slots to the ledger in memory, write the Paxos state and the applied effects in
-/// one SQLite transaction (one fsync shared by every input since the last pump: group commit), then send the
-/// messages, then answer the clients. Nothing leaves the replica before the state it depends on is durable.
+/// core's `Ready`: apply the chosen slots to the ledger in memory, send the messages that claim nothing about this
+/// replica's disk (proposals, commit notices, heartbeats), write the Paxos state and the applied effects in one
+/// SQLite transaction (shared by every input since the last pump: group commit; with an fsync when it holds a
+/// promise or an acceptance, else lazily), then send the promises and acceptances, then answer the clients. No
+/// promise or acceptance leaves the replica before it is durable; an answer to a client follows a choice a majority
+/// holds durably.
 public actor ReplicaNode {
     public nonisolated let cluster: String
     public nonisolated let me: ReplicaID
@@ -237,12 +240,19 @@ public actor ReplicaNode {
         let batch = StoreBatch(
             persist: ready.persist, installedSnapshot: installed, applied: applied,
             appliedThrough: ready.apply.isEmpty ? nil : replica.appliedThrough)
+        // Proposals, commit notices and heartbeats leave before the write, which then overlaps their trip; promises
+        // and acceptances after it (`Ready`). The actor runs no other input until the write is done.
+        send(ready.messages.filter { !$0.message.waitsForStorage })
         do {
             // The clock is read here only to measure the storage; protocol time is the ticker's alone.
             let started = ContinuousClock.now
-            try store.commit(batch)
-            metrics.commitDuration.recordInterval(since: started)
-            metrics.commits.increment()
+            try store.commit(batch, durable: ready.persistMustBeDurable)
+            if ready.persistMustBeDurable {
+                metrics.commitDuration.recordInterval(since: started)
+                metrics.commits.increment()
+            } else {
+                metrics.lazyCommits.increment()
+            }
             metrics.slotsApplied.increment(by: ready.apply.count)
             metrics.commandsApplied.increment(by: applied.count)
             metrics.messagesSent.increment(by: connected ? ready.messages.count : 0)
@@ -250,12 +260,7 @@ public actor ReplicaNode {
             fail("storage write failed: \(error)")
             return
         }
-
-        if connected {
-            var outgoing: [ReplicaID: [LedgerMessage]] = [:]
-            for envelope in ready.messages { outgoing[envelope.to, default: []].append(envelope.message) }
-            for (peer, messages) in outgoing.sorted(by: { $0.key < $1.key }) { peers.send(messages, to: peer) }
-        }
+        send(ready.messages.filter { $0.message.waitsForStorage })
 
         for outcome in ready.outcomes { answer(outcome, results: results) }
 
@@ -267,6 +272,14 @@ public actor ReplicaNode {
                 fail("snapshot failed: \(error)")
             }
         }
+    }
+
+    /// Hands messages to the peer links, one batch per peer.
+    private func send(_ envelopes: [Envelope<LedgerCommand, LedgerSnapshot>]) {
+        guard connected, !envelopes.isEmpty else { return }
+        var outgoing: [ReplicaID: [LedgerMessage]] = [:]
+        for envelope in envelopes { outgoing[envelope.to, default: []].append(envelope.message) }
+        for (peer, messages) in outgoing.sorted(by: { $0.key < $1.key }) { peers.send(messages, to: peer) }
     }
 
     private func createAccountsIfLeaderOfEmptyLedger() {
@@ -375,8 +388,11 @@ public actor ReplicaNode {
 
 /// The replica's metrics, exported at `/metrics` by the Prometheus backend the executable bootstraps.
 struct NodeMetrics: Sendable {
-    /// Storage transactions (one fsync each): one per performed `Ready` that had something to write.
+    /// Durable storage transactions (one fsync each): one per performed `Ready` that had a promise or an acceptance
+    /// to write.
     let commits = Counter(label: "ledger_store_commits_total")
+    /// Storage transactions without an fsync: chosen marks and applied slots only (`Ready.persistMustBeDurable`).
+    let lazyCommits = Counter(label: "ledger_store_lazy_commits_total")
     let commitDuration = Metrics.Timer(label: "ledger_store_commit_seconds")
     let slotsApplied = Counter(label: "ledger_slots_applied_total")
     let commandsApplied = Counter(label: "ledger_commands_applied_total")

@@ -292,10 +292,15 @@ public final class ReplicaStore: Sendable {
 
     // MARK: - Writing
 
-    /// One SQLite transaction (one fsync): the Paxos writes of a `Ready`, then the effects of the slots applied (and
+    /// One SQLite transaction: the Paxos writes of a `Ready`, then the effects of the slots applied (and
     /// an installed snapshot, which replaces balances, locks, transactions, WAL and datastore), then the applied slot.
     /// An empty batch writes nothing.
-    public func commit(_ batch: StoreBatch) throws(StoreError) {
+    ///
+    /// A `durable` commit is on disk when this returns (an fsync). A lazy one (`durable: false`, for writes a crash
+    /// may lose: chosen marks and applied slots, see `Ready`) skips the fsync: it reaches the disk with the next
+    /// durable commit, and a crash before that loses it and every commit after it, never an earlier one alone (the
+    /// WAL is replayed in order up to the first incomplete commit).
+    public func commit(_ batch: StoreBatch, durable: Bool = true) throws(StoreError) {
         guard !batch.isEmpty else { return }
         if let installed = batch.installedSnapshot, installed.state.minBalance != minBalance {
             throw StoreError(
@@ -305,10 +310,26 @@ public final class ReplicaStore: Sendable {
         }
         try access { db throws(StoreError) in
             try run("committing") {
-                try db.inTransaction(.immediate) {
-                    try write(batch, db)
-                    return .commit
+                // `synchronous` belongs to the connection and changes outside a transaction: lowered for this
+                // commit only. If it cannot be raised again the commit throws and the replica stops, so no later
+                // commit is taken for durable when it is not.
+                guard !durable else {
+                    return try db.inTransaction(.immediate) {
+                        try write(batch, db)
+                        return .commit
+                    }
                 }
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                do {
+                    try db.inTransaction(.immediate) {
+                        try write(batch, db)
+                        return .commit
+                    }
+                } catch {
+                    try db.execute(sql: "PRAGMA synchronous = FULL")
+                    throw error
+                }
+                try db.execute(sql: "PRAGMA synchronous = FULL")
             }
         }
     }

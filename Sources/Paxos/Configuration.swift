@@ -64,4 +64,6 @@ public struct Configuration: Sendable, Equatable {
 public enum InjectedFault: Sendable, Equatable {
     /// Answers Phase1a without making its promise durable, so a restart forgets it.
     case promiseNotPersisted
+    /// Marks every `Ready` lazy (`persistMustBeDurable` false), so a crash may lose acceptances it already sent.
+    case acceptanceNotDurable
 }

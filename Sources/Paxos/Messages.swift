@@ -28,6 +28,18 @@ public enum Message<Command: Sendable & Equatable, State: Sendable & Equatable>:
     case catchUpReply(snapshot: Snapshot<State>?, entries: [SlotEntry<Command>])
     /// A follower hands client requests to the leader it knows.
     case forward(requests: [Request<Command>])
+
+    /// Whether the message states what its sender holds on disk (a promise, an acceptance, an acknowledgement under
+    /// its promise, its log), and so must wait until the `Ready` that produced it is durable (`Ready` step 3). A
+    /// proposal, a commit notice, a heartbeat, a catch-up request and a forwarded request claim nothing of the kind:
+    /// the sender counts its own promise and acceptance only after its `Ready` is performed, and what it announces
+    /// as chosen a majority already holds.
+    public var waitsForStorage: Bool {
+        switch self {
+        case .phase1b, .phase2b, .heartbeatAck, .rejected, .catchUpReply: true
+        case .phase1a, .phase2a, .chosen, .heartbeat, .catchUpRequest, .forward: false
+        }
+    }
 }
 
 /// A slot and what a replica holds for it.

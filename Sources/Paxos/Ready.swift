@@ -1,18 +1,33 @@
 /// Everything a replica asks its shell to do after one or more inputs, in the order the shell must do it:
 ///
-/// 1. make `persist` durable (one storage transaction, synchronous; several inputs share it: group commit);
-/// 2. then send `messages` (a reply never leaves before the state it depends on is durable);
-/// 3. then perform `apply` in order on the state machine (installing snapshots and applying chosen slots),
-///    persisting the applied state and its slot together;
-/// 4. then deliver `outcomes` to the clients waiting on this replica; an outcome `.chosen(slot)` is answered
+/// 1. send the `messages` that claim nothing about this replica's storage (`Message.waitsForStorage` false: a
+///    proposal, a commit notice, a heartbeat, a request) at once, if it likes: the storage write of step 2 then
+///    overlaps their trip. The replica's memory already counts its own promise and acceptance, so no input may
+///    reach it between step 1 and the end of step 2 (an answer to those messages could complete a quorum with a
+///    vote not yet on disk);
+/// 2. write `persist` (one storage transaction, synchronous; several inputs share it: group commit), durably (an
+///    fsync) when `persistMustBeDurable`; otherwise the write may reach the disk with a later durable one, and a
+///    crash may lose it (and every write after it, but never one without those before);
+/// 3. then send the other `messages` (a promise or an acceptance never leaves before the state it states is durable);
+/// 4. then perform `apply` in order on the state machine (installing snapshots and applying chosen slots),
+///    persisting the applied state and its slot together, in the same transaction as step 2 or after it;
+/// 5. then deliver `outcomes` to the clients waiting on this replica; an outcome `.chosen(slot)` is answered
 ///    with the state machine's result for that request in that slot;
-/// 5. if `snapshotDue`, call `Replica.compact(state:)` with the state machine's state after step 3.
+/// 6. if `snapshotDue`, call `Replica.compact(state:)` with the state machine's state after step 4.
+///
+/// Why a write may be lazy: what a replica must not forget is what it promised and what it accepted, since others
+/// count on it. A chosen mark and an applied slot are facts a majority holds durably as acceptances; a replica that
+/// loses them learns them again and applies again, to the same result (applying is deterministic). A single-replica
+/// cluster is its own majority, so all its writes are durable.
 public struct Ready<Command: Sendable & Equatable, State: Sendable & Equatable>: Sendable, Equatable {
     public var persist = Persist<Command, State>()
     public var messages: [Envelope<Command, State>] = []
     public var apply: [ApplyStep<Command, State>] = []
     public var outcomes: [RequestOutcome] = []
     public var snapshotDue = false
+    /// Whether step 2 must reach the disk before step 3: `persist` changes the promise, stores a snapshot, or
+    /// accepts a value not known to be chosen (or the cluster has one replica). Set by `Replica.takeReady()`.
+    public var persistMustBeDurable = false
 
     public init() {}
 

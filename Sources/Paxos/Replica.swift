@@ -136,8 +136,13 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             flushLeaderMessages()
         }
         flushForwards()
-        let ready = pending
+        var ready = pending
         pending = Ready()
+        let persist = ready.persist
+        ready.persistMustBeDurable =
+            configuration.fault != .acceptanceNotDurable
+            && (configuration.members.count == 1 || persist.promised != nil || persist.snapshot != nil
+                || persist.entries.values.contains { !$0.isChosen })
         return ready
     }
 

@@ -79,6 +79,51 @@ import Testing
         #expect(cluster.journals[s1] == Journal(applied: ["a", "b", "c", "d"]))
     }
 
+    // Ready: promises and acceptances reach the disk before anything depends on them; chosen marks and applied
+    // slots may follow lazily (a majority holds them as acceptances); proposals may leave before the write.
+    @Test func onlyPromisesAndAcceptancesMustBeDurable() {
+        var cluster = Cluster()
+        let campaign = cluster.campaign(s1)
+        #expect(campaign.persistMustBeDurable, "a candidate's promise to itself")
+        #expect(campaign.messages.allSatisfy { !$0.message.waitsForStorage }, "a Phase1a may leave before the write")
+        cluster.stabilize()
+        let a = request("a", 1)
+        cluster.submit(a, at: s1)
+        let proposal = cluster.takeReady(s1)
+        #expect(proposal.persistMustBeDurable, "the leader's own acceptance counts toward the majority")
+        #expect(proposal.messages.allSatisfy { !$0.message.waitsForStorage }, "a Phase2a may leave before the write")
+
+        cluster.deliver()
+        let acceptance = cluster.takeReady(s2)
+        #expect(acceptance.persistMustBeDurable)
+        #expect(acceptance.messages.allSatisfy { $0.message.waitsForStorage }, "a Phase2b waits for the write")
+        _ = cluster.takeReady(s3)
+        cluster.drop { $0.from == s3 }
+
+        cluster.deliver()
+        let choice = cluster.takeReady(s1)
+        #expect(choice.outcomes == [RequestOutcome(id: a.id, outcome: .chosen(slot: 1))])
+        #expect(!choice.persistMustBeDurable, "a chosen mark and an applied slot may be written lazily")
+        cluster.deliver(to: s3)
+        let learned = cluster.takeReady(s3)
+        #expect(learned.persist.entries == [1: chosen(ballot(1, s1), batch(ballot(1, s1), a))])
+        #expect(!learned.persistMustBeDurable, "a slot learned as chosen needs no vote of this replica")
+
+        // A single replica is its own majority: every write it makes is durable.
+        var alone = TestReplica(
+            configuration: Configuration(
+                me: s1, members: [s1], leaderTimeoutTicks: 10, heartbeatIntervalTicks: 3, consensusTimeoutTicks: 30),
+            seed: 7)
+        for _ in 0..<100 where alone.role != .leader {
+            alone.tick()
+            _ = alone.takeReady()
+        }
+        alone.submit(a)
+        let own = alone.takeReady()
+        #expect(own.outcomes == [RequestOutcome(id: a.id, outcome: .chosen(slot: 1))])
+        #expect(own.persistMustBeDurable)
+    }
+
     // DESIGN §3 Phase 2 pipelined and Limits.slotsInFlightMax: no more than the window of slots awaits acceptance.
     @Test func pipelineHoldsAtMostSlotsInFlightMax() {
         var cluster = Cluster {

@@ -58,6 +58,8 @@ struct SimulationReport {
     var messagesDropped = 0
     var messagesDuplicated = 0
     var crashes = 0
+    /// Crashes that lost lazy writes (a power loss after a `Ready` without fsync).
+    var lazyWritesLost = 0
     var partitions = 0
     var leaderIsolations = 0
     var requestsSubmitted = 0
@@ -109,8 +111,14 @@ struct Simulation<Machine: SimulatedMachine> {
     /// value witnesses), which made most of a run's time.
     final class Node {
         var replica: SimReplica?
+        /// What the replica wrote (the log and promise, and the state machine as last applied), as a process that
+        /// restarts without losing power finds it.
         var durable: DurableState<Command, Machine>
         var state: Machine
+        /// What had reached the disk for sure: the same as of the last durable `Ready`. A crash may lose what
+        /// lazy `Ready`s wrote after it (a power loss), and then the replica restarts from this.
+        var syncedDurable: DurableState<Command, Machine>
+        var syncedState: Machine
         var maxAppliedSeen: Slot = 0
         var downUntil = 0
         /// The answers of the slots applied while performing the current `Ready`, for its outcomes.
@@ -119,6 +127,8 @@ struct Simulation<Machine: SimulatedMachine> {
         init(state: Machine) {
             self.durable = DurableState()
             self.state = state
+            self.syncedDurable = durable
+            self.syncedState = state
         }
     }
 
@@ -190,6 +200,9 @@ struct Simulation<Machine: SimulatedMachine> {
     let drainTicks = 100
 
     var random: SeededRandom
+    /// Draws crashes during a write and power losses from a stream of their own, so the rest of a seed's run (its
+    /// faults, clients and timings) is what it was before they were modelled.
+    var storageRandom: SeededRandom
     var members: [ReplicaID]
     var nodes = Nodes()
     var network: [InFlight] = []
@@ -228,6 +241,7 @@ struct Simulation<Machine: SimulatedMachine> {
         self.seed = seed
         self.fault = fault
         var random = SeededRandom(seed: seed)
+        storageRandom = SeededRandom(seed: seed ^ 0x5EED_D15C)
         parameters = SimulationParameters(random: &random, harsh: fault != nil)
         let initial = Machine.initial(random: &random)
         self.random = random
@@ -323,12 +337,27 @@ struct Simulation<Machine: SimulatedMachine> {
 
     func isBlocked(_ from: ReplicaID, _ to: ReplicaID) -> Bool { blocked[from]?.contains(to) ?? false }
 
-    /// Performs a replica's `Ready` in the documented order: persist, send, apply, answer, compact.
+    /// Performs a replica's `Ready` in the documented order, as `ReplicaNode` does: send what waits for nothing,
+    /// persist (durably or lazily), send the rest, apply, answer, compact. A crash may strike while the write is
+    /// under way: then the messages of step 1 are out and nothing else of this `Ready` happened.
     mutating func performReady(_ member: ReplicaID) {
         let ready = nodes[member].replica!.takeReady()
+        for envelope in ready.messages where !envelope.message.waitsForStorage {
+            send(envelope.message, from: member, to: envelope.to)
+        }
+        if !healed, !ready.persist.isEmpty, Double.random(in: 0..<1, using: &storageRandom) < parameters.crashRate / 2 {
+            crash(member)
+            return
+        }
         persist(ready.persist, at: member)
-        for envelope in ready.messages { send(envelope.message, from: member, to: envelope.to) }
+        for envelope in ready.messages where envelope.message.waitsForStorage {
+            send(envelope.message, from: member, to: envelope.to)
+        }
         for step in ready.apply { apply(step, at: member) }
+        if ready.persistMustBeDurable {
+            nodes[member].syncedDurable = nodes[member].durable
+            nodes[member].syncedState = nodes[member].state
+        }
         for outcome in ready.outcomes { deliver(outcome, from: member) }
         nodes[member].answers.removeAll()
         if ready.snapshotDue {
@@ -729,6 +758,14 @@ struct Simulation<Machine: SimulatedMachine> {
         nodes[member].replica = nil
         nodes[member].downUntil = now + Int.random(in: 1...40, using: &random)
         report.crashes += 1
+        // Half the crashes are power losses: the lazy writes since the last durable one are gone.
+        if Bool.random(using: &storageRandom) {
+            let node = nodes[member]
+            if node.durable != node.syncedDurable { report.lazyWritesLost += 1 }
+            node.durable = node.syncedDurable
+            node.state = node.syncedState
+            node.maxAppliedSeen = node.durable.appliedThrough
+        }
     }
 
     mutating func restartDue() {

@@ -47,7 +47,8 @@ import Testing
             simulation: \(reports.count) seeds x \(Self.steps) ticks, \(reports.map(\.ticks).reduce(0, +)) ticks in all; \
             faults injected \(reports.map(\.faultsInjected).reduce(0, +)) (messages dropped \
             \(reports.map(\.messagesDropped).reduce(0, +)), duplicated \(reports.map(\.messagesDuplicated).reduce(0, +)), \
-            crashes \(reports.map(\.crashes).reduce(0, +)), partitions \(reports.map(\.partitions).reduce(0, +)), \
+            crashes \(reports.map(\.crashes).reduce(0, +)) (lazy writes lost \(reports.map(\.lazyWritesLost).reduce(0, +))), \
+            partitions \(reports.map(\.partitions).reduce(0, +)), \
             leader isolations \(reports.map(\.leaderIsolations).reduce(0, +))); requests submitted \
             \(reports.map(\.requestsSubmitted).reduce(0, +)), acknowledged \(reports.map(\.requestsAcknowledged).reduce(0, +)), \
             refused \(reports.map(\.requestsRefused).reduce(0, +)); reads issued \(reports.map(\.readsIssued).reduce(0, +)), \
@@ -59,6 +60,7 @@ import Testing
         // The run must have exercised what it claims to.
         if Self.seeds.count >= 50 {
             #expect(reports.map(\.crashes).reduce(0, +) > 0)
+            #expect(reports.map(\.lazyWritesLost).reduce(0, +) > 0)
             #expect(reports.map(\.snapshotsInstalled).reduce(0, +) > 0)
             #expect(reports.map(\.requestsAcknowledged).reduce(0, +) > reports.count * 10)
             #expect(reports.map(\.readsAnswered).reduce(0, +) > reports.count * 10)
@@ -76,6 +78,20 @@ import Testing
             first: seed \(caught.first.map { String($0.seed) } ?? "none"): \(caught.first?.violations.first ?? "")
             """)
         #expect(!caught.isEmpty, "the simulator did not catch a replica that forgets its promise")
+    }
+
+    /// The second canary: a shell that writes acceptances lazily (no fsync before the acceptance is sent) must be
+    /// caught: a power loss makes the replica forget a vote a majority was counted with.
+    @Test func lazyAcceptanceIsCaught() async {
+        let seeds = Array(UInt64(1)...400)
+        let reports = await Self.run(SimState.self, seeds: seeds, steps: Self.steps, fault: .acceptanceNotDurable)
+        let caught = reports.filter { !$0.violations.isEmpty }
+        print(
+            """
+            simulation canary (acceptance not durable): caught by \(caught.count) of \(reports.count) seeds; \
+            first: seed \(caught.first.map { String($0.seed) } ?? "none"): \(caught.first?.violations.first ?? "")
+            """)
+        #expect(!caught.isEmpty, "the simulator did not catch a replica that forgets its acceptances")
     }
 
     /// Same seed, same run: the simulator is deterministic, so a failing seed replays exactly.
@@ -113,7 +129,7 @@ import Testing
         func sum(_ field: KeyPath<SimulationReport, Int>) -> Int { reports.map { $0[keyPath: field] }.reduce(0, +) }
         let faults =
             "faults injected \(sum(\.faultsInjected)) (messages dropped \(sum(\.messagesDropped)), duplicated "
-            + "\(sum(\.messagesDuplicated)), crashes \(sum(\.crashes)), partitions \(sum(\.partitions)), leader "
+            + "\(sum(\.messagesDuplicated)), crashes \(sum(\.crashes)) (lazy writes lost \(sum(\.lazyWritesLost))), partitions \(sum(\.partitions)), leader "
             + "isolations \(sum(\.leaderIsolations)))"
         let reasons = ["insufficient funds", "locked", "unknown account", "invalid", "overflow"]
         let transfers =
@@ -134,6 +150,7 @@ import Testing
         // The run must have exercised what it claims to.
         if Self.ledgerSeeds.count >= 50 {
             #expect(sum(\.crashes) > 0)
+            #expect(sum(\.lazyWritesLost) > 0)
             #expect(sum(\.readsAnswered) > reports.count * 10)
             #expect(sum(\.snapshotsInstalled) > 0)
             for key in [
