@@ -207,7 +207,7 @@ public actor ReplicaNode {
     private func schedulePump() {
         guard !pumpScheduled else { return }
         pumpScheduled = true
-        // Runs after the inputs already queued on this actor, so they share one Ready and one fsync.
+        // Runs after the inputs already queued on this actor, so they share one Ready and one storage transaction.
         Task { self.pump() }
     }
 

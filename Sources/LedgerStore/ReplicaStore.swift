@@ -3,7 +3,7 @@ import GRDB
 import LedgerCore
 import Paxos
 
-/// What one `ReplicaStore.commit(_:)` makes durable, in this order, in one SQLite transaction (one fsync).
+/// What one `ReplicaStore.commit(_:durable:)` writes, in this order, in one SQLite transaction.
 public struct StoreBatch: Sendable {
     /// The Paxos writes of a `Ready`: the promise, a snapshot (the log at or below its slot is deleted), log entries.
     public var persist: Persist<LedgerCommand, LedgerSnapshot>
@@ -37,12 +37,13 @@ public struct StoreBatch: Sendable {
 /// The durable state of one ledger replica in one SQLite file: its Paxos state (promise, log, snapshot, applied slot)
 /// and its ledger state (balances, locks, transactions, WAL, datastore).
 ///
-/// The file runs in WAL journal mode with `synchronous=FULL`, so a committed batch survives a crash or power loss, and
-/// in exclusive locking mode, so a second process cannot open a replica that is running. Every `commit(_:)` is one
+/// The file runs in WAL journal mode with `synchronous=FULL`, so a durable commit survives a crash or power loss (a
+/// lazy one survives a crash of the process, and a power loss only with the next durable commit), and in exclusive
+/// locking mode, so a second process cannot open a replica that is running. Every `commit(_:durable:)` is one
 /// transaction: the ledger state on disk always matches the applied slot on disk. The file records which replica of
 /// which cluster it belongs to and with which minimum balance it was created, and is refused to any other.
 ///
-/// After a `commit(_:)` throws, the file is unchanged but the caller's memory is ahead of it: the replica must stop
+/// After a `commit(_:durable:)` throws, the file is unchanged but the caller's memory is ahead of it: the replica must stop
 /// and restart from the file. Calls block the calling thread on disk I/O; they are serialized internally.
 public final class ReplicaStore: Sendable {
     /// The file, as the caller named it.

@@ -129,7 +129,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     // MARK: - Inputs
 
     /// Hands the shell everything accumulated since the last call. The leader proposes queued requests here, so
-    /// every request that arrived since the last call shares one slot (batching) and one fsync (group commit).
+    /// every request that arrived since the last call shares one slot (batching) and one storage write (group commit).
     public mutating func takeReady() -> Ready<Command, State> {
         if leadership != nil {
             proposeQueued()

@@ -242,19 +242,7 @@ final class TestDeployment: @unchecked Sendable {
     /// Whether a server accepts connections on 127.0.0.1:`port` now. (Binding would not tell: the closed server's
     /// connections may hold the port in TIME_WAIT.)
     static func isListening(_ port: Int) -> Bool {
-        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { return false }
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        return connected == 0
+        RawSocket(port: port) != nil
     }
 
     /// Binds 127.0.0.1:`port` (0: any), releases it, and returns the port bound.

@@ -69,29 +69,26 @@ import Testing
 
     /// The canary: a replica that answers Phase 1 without persisting its promise must be caught.
     @Test func canaryReplicaIsCaught() async {
-        let seeds = Array(UInt64(1)...400)
-        let reports = await Self.run(SimState.self, seeds: seeds, steps: Self.steps, fault: .promiseNotPersisted)
-        let caught = reports.filter { !$0.violations.isEmpty }
-        print(
-            """
-            simulation canary (promise not persisted): caught by \(caught.count) of \(reports.count) seeds; \
-            first: seed \(caught.first.map { String($0.seed) } ?? "none"): \(caught.first?.violations.first ?? "")
-            """)
-        #expect(!caught.isEmpty, "the simulator did not catch a replica that forgets its promise")
+        await Self.expectCaught(.promiseNotPersisted, "promise not persisted")
     }
 
-    /// The second canary: a shell that writes acceptances lazily (no fsync before the acceptance is sent) must be
-    /// caught: a power loss makes the replica forget a vote a majority was counted with.
+    /// The second canary: a shell that writes acceptances lazily must be caught: a power loss makes the replica
+    /// forget a vote a majority was counted with.
     @Test func lazyAcceptanceIsCaught() async {
+        await Self.expectCaught(.acceptanceNotDurable, "acceptance not durable")
+    }
+
+    /// Runs 400 harsh seeds with `fault` planted; some must report a violation.
+    static func expectCaught(_ fault: InjectedFault, _ name: String) async {
         let seeds = Array(UInt64(1)...400)
-        let reports = await Self.run(SimState.self, seeds: seeds, steps: Self.steps, fault: .acceptanceNotDurable)
+        let reports = await run(SimState.self, seeds: seeds, steps: steps, fault: fault)
         let caught = reports.filter { !$0.violations.isEmpty }
         print(
             """
-            simulation canary (acceptance not durable): caught by \(caught.count) of \(reports.count) seeds; \
+            simulation canary (\(name)): caught by \(caught.count) of \(reports.count) seeds; \
             first: seed \(caught.first.map { String($0.seed) } ?? "none"): \(caught.first?.violations.first ?? "")
             """)
-        #expect(!caught.isEmpty, "the simulator did not catch a replica that forgets its acceptances")
+        #expect(!caught.isEmpty, "the simulator did not catch the canary: \(name)")
     }
 
     /// Same seed, same run: the simulator is deterministic, so a failing seed replays exactly.
