@@ -43,8 +43,8 @@ public struct StoreBatch: Sendable {
 /// transaction: the ledger state on disk always matches the applied slot on disk. The file records which replica of
 /// which cluster it belongs to and with which minimum balance it was created, and is refused to any other.
 ///
-/// After a `commit(_:durable:)` throws, the file is unchanged but the caller's memory is ahead of it: the replica must stop
-/// and restart from the file. Calls block the calling thread on disk I/O; they are serialized internally.
+/// After a `commit(_:durable:)` throws, the file is unchanged but the caller's memory is ahead of it: the replica
+/// must stop and restart from the file. Calls block the calling thread on disk I/O; they are serialized internally.
 public final class ReplicaStore: Sendable {
     /// The file, as the caller named it.
     public let path: String
@@ -293,8 +293,8 @@ public final class ReplicaStore: Sendable {
 
     // MARK: - Writing
 
-    /// One SQLite transaction: the Paxos writes of a `Ready`, then the effects of the slots applied (and
-    /// an installed snapshot, which replaces balances, locks, transactions, WAL and datastore), then the applied slot.
+    /// One SQLite transaction: the Paxos writes of a `Ready`, then the effects of the slots applied (and an installed
+    /// snapshot, which replaces balances, locks, transactions, WAL and datastore), then the applied slot.
     /// An empty batch writes nothing.
     ///
     /// A `durable` commit is on disk when this returns (an fsync). A lazy one (`durable: false`, for writes a crash
@@ -311,21 +311,19 @@ public final class ReplicaStore: Sendable {
         }
         try access { db throws(StoreError) in
             try run("committing") {
-                // `synchronous` belongs to the connection and changes outside a transaction: lowered for this
-                // commit only. If it cannot be raised again the commit throws and the replica stops, so no later
-                // commit is taken for durable when it is not.
-                guard !durable else {
-                    return try db.inTransaction(.immediate) {
-                        try write(batch, db)
-                        return .commit
-                    }
-                }
-                try db.execute(sql: "PRAGMA synchronous = NORMAL")
-                do {
+                func transaction() throws {
                     try db.inTransaction(.immediate) {
                         try write(batch, db)
                         return .commit
                     }
+                }
+                guard !durable else { return try transaction() }
+                // `synchronous` belongs to the connection and changes outside a transaction: lowered for this
+                // commit only. If it cannot be raised again the commit throws and the replica stops, so no later
+                // commit is taken for durable when it is not.
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                do {
+                    try transaction()
                 } catch {
                     try db.execute(sql: "PRAGMA synchronous = FULL")
                     throw error
