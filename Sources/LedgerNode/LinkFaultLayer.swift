@@ -69,10 +69,7 @@ final class LinkFaultLayer: Sendable {
             let copies = fault.duplicate > 0 && Double.random(in: 0..<1, using: &random) < fault.duplicate ? 2 : 1
             if copies == 2 { duplicated.increment() }
             for _ in 0..<copies {
-                let jitter =
-                    fault.jitter > .zero
-                    ? Duration.nanoseconds(Int64.random(in: 0...nanoseconds(fault.jitter), using: &random)) : .zero
-                let hold = fault.delay + jitter
+                let hold = fault.delay + fault.jitter * Double.random(in: 0...1, using: &random)
                 guard hold > .zero else {
                     now.append(message)
                     continue
@@ -85,9 +82,5 @@ final class LinkFaultLayer: Sendable {
             }
         }
         return now
-    }
-
-    private func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
     }
 }

@@ -45,8 +45,9 @@ public struct LinkFault: Hashable, Sendable, CustomStringConvertible {
         var effects: [String] = []
         if loss > 0 { effects.append("loss \(loss)") }
         if duplicate > 0 { effects.append("duplicate \(duplicate)") }
-        func ms(_ duration: Duration) -> Int { Int((duration / .milliseconds(1)).rounded()) }
-        if delay > .zero || jitter > .zero { effects.append("delay \(ms(delay)) ms + up to \(ms(jitter)) ms") }
+        if delay > .zero || jitter > .zero {
+            effects.append("delay \(delay.wholeMilliseconds) ms + up to \(jitter.wholeMilliseconds) ms")
+        }
         let arrow =
             switch direction {
             case .outbound: "to"
@@ -70,9 +71,14 @@ extension Ledger_V1_LinkFault {
             }
         loss = fault.loss
         duplicate = fault.duplicate
-        delayMs = UInt32(clamping: Int((fault.delay / .milliseconds(1)).rounded()))
-        jitterMs = UInt32(clamping: Int((fault.jitter / .milliseconds(1)).rounded()))
+        delayMs = UInt32(clamping: fault.delay.wholeMilliseconds)
+        jitterMs = UInt32(clamping: fault.jitter.wholeMilliseconds)
     }
+}
+
+extension Duration {
+    /// The duration in milliseconds, rounded: how the wire and the descriptions give link delays.
+    fileprivate var wholeMilliseconds: Int { Int((self / .milliseconds(1)).rounded()) }
 }
 
 extension LinkFault {

@@ -303,23 +303,20 @@ struct Nemesis {
                     switch fault {
                     case .isolateLeader:
                         faulty = [victim: [.cut()]]
+                        detail = " (\(victim): \(LinkFault.cut()))"
                     case .oneWayLoss:
                         let peers = members.filter { $0 != victim }
                         let peer = peers[Int(random.next() % UInt64(peers.count))]
-                        faulty = [victim: [.cut(peer, random.next() % 2 == 0 ? .outbound : .inbound)]]
+                        let cut = LinkFault.cut(peer, random.next() % 2 == 0 ? .outbound : .inbound)
+                        faulty = [victim: [cut]]
+                        detail = " (\(victim): \(cut))"
                     default:
-                        let fault = LinkFault(
+                        let flaky = LinkFault(
                             loss: Double(random.next() % 30) / 100, duplicate: Double(random.next() % 30) / 100,
                             delay: .milliseconds(random.next() % 20), jitter: .milliseconds(random.next() % 60))
-                        faulty = Dictionary(uniqueKeysWithValues: members.map { ($0, [fault]) })
+                        faulty = Dictionary(uniqueKeysWithValues: members.map { ($0, [flaky]) })
+                        detail = " (every replica: \(flaky))"
                     }
-                    let described = Set(faulty.values.map { $0.map(\.description) })
-                    detail =
-                        faulty.count > 1 && described.count == 1
-                        ? " (every replica: \(described.first!.joined(separator: ", ")))"
-                        : " ("
-                            + faulty.map { "\($0.key): \($0.value.map(\.description).joined(separator: ", "))" }
-                            .joined(separator: "; ") + ")"
                     var set: [ReplicaID] = []
                     for (replica, faults) in faulty
                     where (try? await cluster.setLinkFaults(faults, replica: replica)) != nil {
