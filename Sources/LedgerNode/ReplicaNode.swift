@@ -46,7 +46,7 @@ public actor ReplicaNode {
     private let logger: Logger
     private let accounts: [ClosedRange<AccountID>]
     private let initialBalance: Int64
-    private var waiting: [RequestID: [CheckedContinuation<CommandOutcome, Never>]] = [:]
+    private var waiting: [RequestID: [Waiter]] = [:]
     private var reads: [RequestID: [(account: AccountID, continuation: CheckedContinuation<ReadOutcome, Never>)]] = [:]
     private var readSequence: UInt64 = 0
     private var pumpScheduled = false
@@ -138,8 +138,24 @@ public actor ReplicaNode {
         metrics.requests.increment()
         let id = command.requestID
         return await withCheckedContinuation { continuation in
-            waiting[id, default: []].append(continuation)
+            waiting[id, default: []].append(.single(continuation))
             replica.submit(Request(id: id, command: command))
+            schedulePump()
+        }
+    }
+
+    /// Submits many commands at once and waits for every outcome, in the order given. They reach the core together,
+    /// so a leader proposes them in one slot with one storage write, and the caller waits once, not once per command.
+    public func submit(batch commands: [LedgerCommand]) async throws(ReplicaUnavailable) -> [CommandOutcome] {
+        try checkAvailable()
+        guard !commands.isEmpty else { return [] }
+        metrics.requests.increment(by: commands.count)
+        return await withCheckedContinuation { continuation in
+            let batch = PendingBatch(count: commands.count, continuation: continuation)
+            for (index, command) in commands.enumerated() {
+                waiting[command.requestID, default: []].append(.batch(batch, index))
+                replica.submit(Request(id: command.requestID, command: command))
+            }
             schedulePump()
         }
     }
@@ -366,13 +382,11 @@ public actor ReplicaNode {
         } else {
             reply = .failed(RequestFailure(outcome.outcome) ?? .timedOut)
         }
-        for continuation in waiting.removeValue(forKey: outcome.id) ?? [] {
-            continuation.resume(returning: reply)
-        }
+        for waiter in waiting.removeValue(forKey: outcome.id) ?? [] { waiter.resume(reply) }
     }
 
     private func failWaiting(_ failure: RequestFailure) {
-        for continuation in waiting.values.joined() { continuation.resume(returning: .failed(failure)) }
+        for waiter in waiting.values.joined() { waiter.resume(.failed(failure)) }
         waiting.removeAll()
         for reader in reads.values.joined() { reader.continuation.resume(returning: .failure(failure)) }
         reads.removeAll()
@@ -383,6 +397,40 @@ public actor ReplicaNode {
         logger.critical("replica stopping: \(reason)")
         failWaiting(.timedOut)
         onFailure(reason)
+    }
+}
+
+/// Who waits for a command's outcome: one `submit` call, or one place of a `submit(batch:)` call.
+private enum Waiter {
+    case single(CheckedContinuation<CommandOutcome, Never>)
+    case batch(PendingBatch, Int)
+
+    func resume(_ outcome: CommandOutcome) {
+        switch self {
+        case .single(let continuation): continuation.resume(returning: outcome)
+        case .batch(let batch, let index): batch.resolve(index, outcome)
+        }
+    }
+}
+
+/// The outcomes of one `submit(batch:)` call so far; its caller resumes when the last one is known. Used only on the
+/// replica's actor.
+private final class PendingBatch {
+    private var outcomes: [CommandOutcome?]
+    private var unresolved: Int
+    private let continuation: CheckedContinuation<[CommandOutcome], Never>
+
+    init(count: Int, continuation: CheckedContinuation<[CommandOutcome], Never>) {
+        outcomes = Array(repeating: nil, count: count)
+        unresolved = count
+        self.continuation = continuation
+    }
+
+    func resolve(_ index: Int, _ outcome: CommandOutcome) {
+        guard outcomes[index] == nil else { return }
+        outcomes[index] = outcome
+        unresolved -= 1
+        if unresolved == 0 { continuation.resume(returning: outcomes.map { $0! }) }
     }
 }
 

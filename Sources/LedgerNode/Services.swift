@@ -64,7 +64,7 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         return await reply(outcome)
     }
 
-    /// Many commands in one call, each submitted as its own call would be: they reach the log together (one `Ready`,
+    /// Many commands in one call, each answered as its own call would be: they reach the log together (one `Ready`,
     /// one slot when this replica leads) and are answered in order. A replica that refuses calls (disconnected,
     /// stopped) refuses the whole batch.
     func submitBatch(request: Ledger_V1_CommandBatchRequest, context: ServerContext) async throws
@@ -72,20 +72,16 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     {
         try checkCluster(request.cluster)
         let commands = try decoded { () throws(WireError) in try LedgerCommand.batch(wire: request) }
-        let outcomes = try await withThrowingTaskGroup(of: (Int, CommandOutcome).self) { group in
-            for (index, command) in commands.enumerated() {
-                group.addTask {
-                    // A cluster creates its own accounts; no client may propose it.
-                    if case .createAccounts = command {
-                        return (index, .applied(.refused("accounts are created by their cluster")))
-                    }
-                    return (index, try await submit(command))
-                }
-            }
-            var outcomes = [CommandOutcome](repeating: .failed(.timedOut), count: commands.count)
-            for try await (index, outcome) in group { outcomes[index] = outcome }
-            return outcomes
+        // A cluster creates its own accounts; no client may propose it.
+        var outcomes = [CommandOutcome](
+            repeating: .applied(.refused("accounts are created by their cluster")), count: commands.count)
+        let proposed = commands.indices.filter {
+            if case .createAccounts = commands[$0] { false } else { true }
         }
+        let answers = try await available { () throws(ReplicaUnavailable) in
+            try await node.submit(batch: proposed.map { commands[$0] })
+        }
+        for (index, answer) in zip(proposed, answers) { outcomes[index] = routed(answer) }
         return Ledger_V1_CommandBatchReply(outcomes, leader: await node.otherLeader)
     }
 
@@ -157,12 +153,15 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         return reply
     }
 
+    private func submit(_ command: LedgerCommand) async throws -> CommandOutcome {
+        routed(try await available { () throws(ReplicaUnavailable) in try await node.submit(command) })
+    }
+
     /// Every command goes through the log, misrouted ones too: which accounts a cluster holds changes with moves, and
     /// only the log says it right (a lagging replica would not), after the transaction id was checked for a recorded
     /// result. The ledger's "not here" answers become `wrongShard` with the owner: where the account moved, or else
     /// the owner in the catalog this replica started with.
-    private func submit(_ command: LedgerCommand) async throws -> CommandOutcome {
-        let outcome = try await available { () throws(ReplicaUnavailable) in try await node.submit(command) }
+    private func routed(_ outcome: CommandOutcome) -> CommandOutcome {
         switch outcome {
         case .applied(.aborted(.moved(let account, let owner))):
             return .failed(.wrongShard(account, owner: owner))

@@ -174,7 +174,7 @@ import Testing
     }
 
     @Test func aBatchIsAnsweredInOrderAndRefusesWhatNoClientMaySend() async throws {
-        try await Self.withService { ledger, _ in
+        try await Self.withService { ledger, node in
             let commands: [LedgerCommand] = [
                 .transfer(
                     TransactionID(client: 5, sequence: 1), from: AccountID(1), to: AccountID(2), amount: Amount(3)),
@@ -186,7 +186,11 @@ import Testing
                 .transfer(
                     TransactionID(client: 5, sequence: 1), from: AccountID(1), to: AccountID(2), amount: Amount(3)),
             ]
+            let before = await node.status().appliedThrough
             let reply = try await ledger.submitBatch(Ledger_V1_CommandBatchRequest(cluster: "C1", commands: commands))
+            #expect(
+                await node.status().appliedThrough == before + 1,
+                "the batch reaches the log at once: one slot holds all its commands")
             #expect(
                 try CommandOutcome.batch(wire: reply, count: commands.count) == [
                     .applied(.committed),
