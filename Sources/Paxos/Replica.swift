@@ -499,17 +499,25 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         where now - (leadership!.lastProbed[peer] ?? leadership!.activeSince) >= configuration.heartbeatIntervalTicks {
             leadership!.heartbeatDue.insert(peer)
         }
+        if chosenThrough > leadership!.announcedChosenThrough { leadership!.chosenNoticeDue = true }
     }
 
     /// Turns the leader's scheduled slots, heartbeats and chosen notices into messages, one per peer.
+    ///
+    /// Every Phase2a and heartbeat carries `chosenThrough`. A chosen notice of its own goes only when no proposal is
+    /// in flight, or a tick found the followers behind: under load the next Phase2a carries it, so a follower learns
+    /// and accepts in one step (one message, one storage write) instead of two.
     private mutating func flushLeaderMessages() {
         let ballot = leadership!.ballot
         if leadership!.probeScheduled {
             leadership!.probeScheduled = false
             leadership!.heartbeatDue = Set(configuration.peers)
         }
-        let announce = chosenThrough > leadership!.announcedChosenThrough
+        let behind = chosenThrough > leadership!.announcedChosenThrough
+        let announce = behind && (leadership!.proposals.isEmpty || leadership!.chosenNoticeDue)
+        var everyPeerTold = true
         for peer in configuration.peers {
+            var told = false
             let slots = leadership!.unsent[peer] ?? []
             if !slots.isEmpty {
                 var seen = Set<Slot>()
@@ -521,26 +529,28 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
                 if !proposals.isEmpty {
                     send(.phase2a(ballot: ballot, proposals: proposals, chosenThrough: chosenThrough), to: peer)
                     leadership!.lastProbed[peer] = now
-                    // A read probe still needs its own heartbeat round.
-                    guard leadership!.heartbeatDue.contains(peer), leadership!.probeRound > 0,
-                        (leadership!.ackedRound[peer] ?? 0) < leadership!.probeRound
-                    else { continue }
+                    told = true
                 }
             }
-            if leadership!.heartbeatDue.contains(peer) {
+            // A read probe still needs its own heartbeat round, even after a Phase2a.
+            let probing = leadership!.probeRound > 0 && (leadership!.ackedRound[peer] ?? 0) < leadership!.probeRound
+            if leadership!.heartbeatDue.contains(peer), !told || probing {
                 send(.heartbeat(ballot: ballot, chosenThrough: chosenThrough, round: leadership!.probeRound), to: peer)
-            } else if announce {
+                leadership!.lastProbed[peer] = now
+                told = true
+            } else if !told, announce {
                 // A chosen notice is not answered, so it does not count as probing the peer.
                 send(.chosen(ballot: ballot, chosenThrough: chosenThrough), to: peer)
-                continue
-            } else {
-                continue
+                told = true
             }
-            leadership!.lastProbed[peer] = now
+            everyPeerTold = everyPeerTold && told
         }
         leadership!.unsent.removeAll(keepingCapacity: true)
         leadership!.heartbeatDue.removeAll()
-        leadership!.announcedChosenThrough = chosenThrough
+        if !behind || everyPeerTold {
+            leadership!.announcedChosenThrough = chosenThrough
+            leadership!.chosenNoticeDue = false
+        }
     }
 
     // MARK: - Learning and applying
@@ -933,6 +943,9 @@ extension Replica {
         var ackedRound: [ReplicaID: UInt64] = [:]
         var reads: [RequestID: PendingRead] = [:]
         var announcedChosenThrough: Slot = 0
+        /// A tick found `announcedChosenThrough` behind: the next flush sends a chosen notice even with proposals in
+        /// flight, so a follower never waits more than a tick to learn a choice.
+        var chosenNoticeDue = false
 
         init(ballot: Ballot, nextSlot: Slot, activeSince: Tick) {
             self.ballot = ballot

@@ -221,6 +221,55 @@ import Testing
         #expect(cluster[s3].appliedThrough == 2)
     }
 
+    // Under load the leader sends no chosen notice of its own while a proposal is in flight: the next Phase2a
+    // carries chosenThrough. A tick that finds the followers behind sends the notice anyway.
+    @Test func chosenNoticeWaitsForTheNextProposalOrTick() {
+        var cluster = Cluster()
+        cluster.elect(s1)
+        let leader = ballot(1, s1)
+        let a = request("a", 1)
+        let b = request("b", 2)
+        let c = request("c", 3)
+
+        cluster.submit(a, at: s1)
+        _ = cluster.takeReady(s1)
+        cluster.deliver()
+        _ = cluster.takeReady(s2)
+        _ = cluster.takeReady(s3)
+        // Slot 2 is proposed before slot 1's acceptances reach the leader.
+        cluster.submit(b, at: s1)
+        _ = cluster.takeReady(s1)
+        cluster.deliver(to: s1)
+        let chosenOne = cluster.takeReady(s1)
+        #expect(chosenOne.outcomes == [RequestOutcome(id: a.id, outcome: .chosen(slot: 1))])
+        #expect(chosenOne.messages.isEmpty, "slot 2 is in flight: its successor carries the news")
+
+        cluster.submit(c, at: s1)
+        let next = cluster.takeReady(s1)
+        #expect(
+            next.messages
+                == [s2, s3].map {
+                    envelope(
+                        to: $0,
+                        .phase2a(
+                            ballot: leader, proposals: [SlotProposal(slot: 3, value: batch(leader, c))],
+                            chosenThrough: 1))
+                })
+
+        // Slot 2 is chosen while slot 3 is still in flight, and no proposal follows: a tick sends the notice.
+        cluster.deliver(where: { $0.proposes(b) })
+        cluster.drop(where: { $0.proposes(c) })
+        _ = cluster.takeReady(s2)
+        _ = cluster.takeReady(s3)
+        cluster.deliver(to: s1)
+        let chosenTwo = cluster.takeReady(s1)
+        #expect(cluster[s1].chosenThrough == 2)
+        #expect(chosenTwo.messages.isEmpty)
+        cluster.tick(s1)
+        let ticked = cluster.takeReady(s1)
+        #expect(ticked.messages == [s2, s3].map { envelope(to: $0, .chosen(ballot: leader, chosenThrough: 2)) })
+    }
+
     // DESIGN §3 catch-up: a follower told of a chosen slot it does not hold asks the leader and applies the reply.
     @Test func followerMissingChosenSlotCatchesUp() {
         var cluster = Cluster()
