@@ -46,7 +46,8 @@ public actor ReplicaNode {
     private let logger: Logger
     private let accounts: [ClosedRange<AccountID>]
     private let initialBalance: Int64
-    private var waiting: [RequestID: [Waiter]] = [:]
+    /// Who waits for each request's outcome: a place in the batch of a `submit` call.
+    private var waiting: [RequestID: [(batch: PendingBatch, index: Int)]] = [:]
     private var reads: [RequestID: [(account: AccountID, continuation: CheckedContinuation<ReadOutcome, Never>)]] = [:]
     private var readSequence: UInt64 = 0
     private var pumpScheduled = false
@@ -134,14 +135,7 @@ public actor ReplicaNode {
 
     /// Submits a command and waits for its outcome (at most about the consensus timeout).
     public func submit(_ command: LedgerCommand) async throws(ReplicaUnavailable) -> CommandOutcome {
-        try checkAvailable()
-        metrics.requests.increment()
-        let id = command.requestID
-        return await withCheckedContinuation { continuation in
-            waiting[id, default: []].append(.single(continuation))
-            replica.submit(Request(id: id, command: command))
-            schedulePump()
-        }
+        try await submit(batch: [command])[0]
     }
 
     /// Submits many commands at once and waits for every outcome, in the order given. They reach the core together,
@@ -153,7 +147,7 @@ public actor ReplicaNode {
         return await withCheckedContinuation { continuation in
             let batch = PendingBatch(count: commands.count, continuation: continuation)
             for (index, command) in commands.enumerated() {
-                waiting[command.requestID, default: []].append(.batch(batch, index))
+                waiting[command.requestID, default: []].append((batch, index))
                 replica.submit(Request(id: command.requestID, command: command))
             }
             schedulePump()
@@ -382,11 +376,11 @@ public actor ReplicaNode {
         } else {
             reply = .failed(RequestFailure(outcome.outcome) ?? .timedOut)
         }
-        for waiter in waiting.removeValue(forKey: outcome.id) ?? [] { waiter.resume(reply) }
+        for waiter in waiting.removeValue(forKey: outcome.id) ?? [] { waiter.batch.resolve(waiter.index, reply) }
     }
 
     private func failWaiting(_ failure: RequestFailure) {
-        for waiter in waiting.values.joined() { waiter.resume(.failed(failure)) }
+        for waiter in waiting.values.joined() { waiter.batch.resolve(waiter.index, .failed(failure)) }
         waiting.removeAll()
         for reader in reads.values.joined() { reader.continuation.resume(returning: .failure(failure)) }
         reads.removeAll()
@@ -400,20 +394,7 @@ public actor ReplicaNode {
     }
 }
 
-/// Who waits for a command's outcome: one `submit` call, or one place of a `submit(batch:)` call.
-private enum Waiter {
-    case single(CheckedContinuation<CommandOutcome, Never>)
-    case batch(PendingBatch, Int)
-
-    func resume(_ outcome: CommandOutcome) {
-        switch self {
-        case .single(let continuation): continuation.resume(returning: outcome)
-        case .batch(let batch, let index): batch.resolve(index, outcome)
-        }
-    }
-}
-
-/// The outcomes of one `submit(batch:)` call so far; its caller resumes when the last one is known. Used only on the
+/// The outcomes of one `submit` call so far; its caller resumes when the last one is known. Used only on the
 /// replica's actor.
 private final class PendingBatch {
     private var outcomes: [CommandOutcome?]

@@ -547,7 +547,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         }
         leadership!.unsent.removeAll(keepingCapacity: true)
         leadership!.heartbeatDue.removeAll()
-        if !behind || everyPeerTold {
+        if everyPeerTold {
             leadership!.announcedChosenThrough = chosenThrough
             leadership!.chosenNoticeDue = false
         }
