@@ -1,3 +1,4 @@
+import LedgerClient
 import LedgerCore
 import LedgerStore
 import Logging
@@ -9,6 +10,7 @@ extension ReplicaProcess {
     /// and cross-checks the files (the config, hosts.ini, the catalog the config names), sets up this process's
     /// logging and metrics, and runs the replica until SIGINT/SIGTERM. Only an executable's entry point calls it.
     public static func main(configPath: String, hostsPath: String, name: String) async throws {
+        ProcessRuntime.adoptOneEventLoop()
         let cluster = try ConfigFiles.loadCluster(path: configPath)
         let hosts = try ConfigFiles.loadHosts(path: hostsPath)
         let catalog = try CatalogFile.read(path: cluster.catalogPath)

@@ -1,3 +1,4 @@
+import Dispatch
 import LedgerCore
 import LedgerRPC
 import LedgerStore
@@ -36,6 +37,10 @@ public struct ReplicaUnavailable: Error, Equatable, Sendable, CustomStringConver
 /// promise or an acceptance, else lazily), then send the promises and acceptances, then answer the clients. No
 /// promise or acceptance leaves the replica before it is durable; an answer to a client follows a choice a majority
 /// holds durably.
+///
+/// A durable write runs on the replica's storage thread, so the event loop carries the proposals of step one and
+/// takes new inputs while the disk syncs. Inputs that arrive meanwhile change the core, but the next `Ready` is
+/// taken only after the write: nothing they cause leaves the replica before the state it follows from is durable.
 public actor ReplicaNode {
     public nonisolated let cluster: String
     public nonisolated let me: ReplicaID
@@ -50,7 +55,12 @@ public actor ReplicaNode {
     private var waiting: [RequestID: [(batch: PendingBatch, index: Int)]] = [:]
     private var reads: [RequestID: [(account: AccountID, continuation: CheckedContinuation<ReadOutcome, Never>)]] = [:]
     private var readSequence: UInt64 = 0
+    /// Inputs changed the core since the last `Ready` was taken.
     private var pumpScheduled = false
+    /// A pump is running (possibly waiting for its write); it takes the next `Ready` when it is done.
+    private var pumping = false
+    /// Where durable writes wait for their fsync, off the event loop (`write`).
+    private let storageQueue: DispatchQueue
     private var connected = true
     private var failure: String?
     private let metrics = NodeMetrics()
@@ -95,6 +105,7 @@ public actor ReplicaNode {
         self.initialBalance = initialBalance
         self.logger = logger
         self.onFailure = onFailure
+        self.storageQueue = DispatchQueue(label: "ledger.storage.\(configuration.me)")
     }
 
     // MARK: - Inputs
@@ -217,14 +228,23 @@ public actor ReplicaNode {
     private func schedulePump() {
         guard !pumpScheduled else { return }
         pumpScheduled = true
+        guard !pumping else { return }
+        pumping = true
         // Runs after the inputs already queued on this actor, so they share one Ready and one storage transaction.
-        Task { self.pump() }
+        Task { await self.pump() }
     }
 
-    private func pump() {
-        pumpScheduled = false
-        guard failure == nil else { return }
-        let ready = replica.takeReady()
+    /// Performs `Ready`s one at a time until the core has nothing new: one write in flight at most, and a `Ready` is
+    /// taken only once the write before it is done (the core's contract).
+    private func pump() async {
+        while pumpScheduled, failure == nil {
+            pumpScheduled = false
+            await perform(replica.takeReady())
+        }
+        pumping = false
+    }
+
+    private func perform(_ ready: Ready<LedgerCommand, LedgerSnapshot>) async {
         guard !ready.isEmpty else { return }
 
         // Apply in memory first, so the effects are written in the same transaction as the Paxos state.
@@ -251,16 +271,18 @@ public actor ReplicaNode {
             persist: ready.persist, installedSnapshot: installed, applied: applied,
             appliedThrough: ready.apply.isEmpty ? nil : replica.appliedThrough)
         // Proposals, commit notices and heartbeats leave before the write, which then overlaps their trip; promises
-        // and acceptances after it (`Ready`). The actor runs no other input until the write is done.
+        // and acceptances after it (`Ready`).
         send(ready.messages.filter { !$0.message.waitsForStorage })
         do {
-            // The clock is read here only to measure the storage; protocol time is the ticker's alone.
-            let started = ContinuousClock.now
-            try store.commit(batch, durable: ready.persistMustBeDurable)
             if ready.persistMustBeDurable {
+                // The clock is read here only to measure the storage; protocol time is the ticker's alone.
+                let started = ContinuousClock.now
+                try await write(batch)
                 metrics.commitDuration.recordInterval(since: started)
                 metrics.commits.increment()
             } else {
+                // No fsync: cheaper done here than handed to the storage thread and back.
+                try store.commit(batch, durable: false)
                 metrics.lazyCommits.increment()
             }
             metrics.slotsApplied.increment(by: ready.apply.count)
@@ -282,6 +304,18 @@ public actor ReplicaNode {
                 fail("snapshot failed: \(error)")
             }
         }
+    }
+
+    /// Writes `batch` durably on the storage thread; the actor takes other inputs until the fsync is done.
+    private func write(_ batch: StoreBatch) async throws(StoreError) {
+        let store = store
+        let result: Result<Void, StoreError> = await withCheckedContinuation { continuation in
+            storageQueue.async {
+                continuation.resume(
+                    returning: Result { () throws(StoreError) in try store.commit(batch, durable: true) })
+            }
+        }
+        try result.get()
     }
 
     /// Hands messages to the peer links, one batch per peer.

@@ -2,9 +2,9 @@
 ///
 /// 1. send the `messages` that claim nothing about this replica's storage (`Message.waitsForStorage` false: a
 ///    proposal, a commit notice, a heartbeat, a request) at once, if it likes: the storage write of step 2 then
-///    overlaps their trip. The replica's memory already counts its own promise and acceptance, so no input may
-///    reach it between step 1 and the end of step 2 (an answer to those messages could complete a quorum with a
-///    vote not yet on disk);
+///    overlaps their trip. The replica's memory already counts its own promise and acceptance, so the next `Ready`
+///    must not be taken before step 2 is done (an answer to those messages could complete a quorum with a vote not
+///    yet on disk). Inputs may arrive meanwhile: whatever they cause leaves only with that next `Ready`;
 /// 2. write `persist` (one storage transaction, synchronous; several inputs share it: group commit), durably (an
 ///    fsync) when `persistMustBeDurable`; otherwise the write may reach the disk with a later durable one, and a
 ///    crash may lose it (and every write after it, but never one without those before);
