@@ -61,6 +61,9 @@ public actor ReplicaNode {
     private var pumping = false
     /// Where durable writes wait for their fsync, off the event loop (`write`).
     private let storageQueue: DispatchQueue
+    /// Lazy writes not committed yet: they go in the transaction of the next durable write, or at the next tick
+    /// (`commitLazyWrites`).
+    private var lazyWrites: [StoreBatch] = []
     private var connected = true
     private var failure: String?
     private let metrics = NodeMetrics()
@@ -113,6 +116,7 @@ public actor ReplicaNode {
     /// One tick of logical time. The ticker is the only caller and the only code that reads the clock.
     public func tick() {
         guard connected, failure == nil else { return }
+        commitLazyWrites()
         replica.tick()
         createAccountsIfLeaderOfEmptyLedger()
         resolveTransactionsInDoubt()
@@ -216,9 +220,15 @@ public actor ReplicaNode {
     /// The leader this replica knows of, when it is another replica (a client sends there next).
     public var otherLeader: ReplicaID? { replica.leaderHint.flatMap { $0 == me ? nil : $0 } }
 
-    public func walRecords() throws(StoreError) -> [WALRecord] { try store.walRecords() }
+    public func walRecords() throws(StoreError) -> [WALRecord] {
+        commitLazyWrites()
+        return try store.walRecords()
+    }
 
-    public func datastoreRecords() throws(StoreError) -> [DatastoreRecord] { try store.datastoreRecords() }
+    public func datastoreRecords() throws(StoreError) -> [DatastoreRecord] {
+        commitLazyWrites()
+        return try store.datastoreRecords()
+    }
 
     /// The applied ledger state (tests and audits).
     public var state: LedgerState { ledger }
@@ -273,30 +283,34 @@ public actor ReplicaNode {
         // Proposals, commit notices and heartbeats leave before the write, which then overlaps their trip; promises
         // and acceptances after it (`Ready`).
         send(ready.messages.filter { !$0.message.waitsForStorage })
-        do {
-            if ready.persistMustBeDurable {
+        metrics.slotsApplied.increment(by: ready.apply.count)
+        metrics.commandsApplied.increment(by: applied.count)
+        metrics.messagesSent.increment(by: connected ? ready.messages.count : 0)
+        if ready.persistMustBeDurable {
+            // The lazy writes before it go in the same transaction, first.
+            let batches = lazyWrites + [batch]
+            lazyWrites.removeAll()
+            do {
                 // The clock is read here only to measure the storage; protocol time is the ticker's alone.
                 let started = ContinuousClock.now
-                try await write(batch)
+                try await write(batches)
                 metrics.commitDuration.recordInterval(since: started)
                 metrics.commits.increment()
-            } else {
-                // No fsync: cheaper done here than handed to the storage thread and back.
-                try store.commit(batch, durable: false)
-                metrics.lazyCommits.increment()
+            } catch {
+                fail("storage write failed: \(error)")
+                return
             }
-            metrics.slotsApplied.increment(by: ready.apply.count)
-            metrics.commandsApplied.increment(by: applied.count)
-            metrics.messagesSent.increment(by: connected ? ready.messages.count : 0)
-        } catch {
-            fail("storage write failed: \(error)")
-            return
+        } else {
+            // A crash may lose a lazy write anyway (`Ready`), so it waits for the next durable write or tick: a busy
+            // replica then writes once per fsync, and a leader answers its clients without a write in the way.
+            lazyWrites.append(batch)
         }
         send(ready.messages.filter { $0.message.waitsForStorage })
 
         for outcome in ready.outcomes { answer(outcome, results: results) }
 
         if ready.snapshotDue {
+            commitLazyWrites()
             do {
                 replica.compact(state: try store.snapshot(of: ledger))
                 schedulePump()
@@ -306,16 +320,30 @@ public actor ReplicaNode {
         }
     }
 
-    /// Writes `batch` durably on the storage thread; the actor takes other inputs until the fsync is done.
-    private func write(_ batch: StoreBatch) async throws(StoreError) {
+    /// Writes `batches` durably, in one transaction, on the storage thread; the actor takes other inputs until the
+    /// fsync is done.
+    private func write(_ batches: [StoreBatch]) async throws(StoreError) {
         let store = store
         let result: Result<Void, StoreError> = await withCheckedContinuation { continuation in
             storageQueue.async {
                 continuation.resume(
-                    returning: Result { () throws(StoreError) in try store.commit(batch, durable: true) })
+                    returning: Result { () throws(StoreError) in try store.commit(batches, durable: true) })
             }
         }
         try result.get()
+    }
+
+    /// Commits the lazy writes waiting for a durable one, without an fsync. Called at each tick, before the store is
+    /// read, and when the replica stops. Never during a durable write: that write took them all.
+    public func commitLazyWrites() {
+        guard !lazyWrites.isEmpty, failure == nil else { return }
+        do {
+            try store.commit(lazyWrites, durable: false)
+            lazyWrites.removeAll()
+            metrics.lazyCommits.increment()
+        } catch {
+            fail("storage write failed: \(error)")
+        }
     }
 
     /// Hands messages to the peer links, one batch per peer.

@@ -21,5 +21,7 @@ public struct Ticker: Service {
             try? await Task.sleep(until: next, clock: clock)
             await node.tick()
         }
+        // What a crash could have lost is kept by a clean stop.
+        await node.commitLazyWrites()
     }
 }

@@ -302,8 +302,15 @@ public final class ReplicaStore: Sendable {
     /// durable commit, and a crash before that loses it and every commit after it, never an earlier one alone (the
     /// WAL is replayed in order up to the first incomplete commit).
     public func commit(_ batch: StoreBatch, durable: Bool = true) throws(StoreError) {
-        guard !batch.isEmpty else { return }
-        if let installed = batch.installedSnapshot, installed.state.minBalance != minBalance {
+        try commit([batch], durable: durable)
+    }
+
+    /// Commits `batches` in order as one SQLite transaction, as if each were committed in turn but with one fsync
+    /// at most (`commit(_:durable:)`).
+    public func commit(_ batches: [StoreBatch], durable: Bool = true) throws(StoreError) {
+        let batches = batches.filter { !$0.isEmpty }
+        guard !batches.isEmpty else { return }
+        for installed in batches.compactMap(\.installedSnapshot) where installed.state.minBalance != minBalance {
             throw StoreError(
                 path: path,
                 message: "cannot install a snapshot with min_balance \(installed.state.minBalance) in a replica "
@@ -313,7 +320,7 @@ public final class ReplicaStore: Sendable {
             try run("committing") {
                 func transaction() throws {
                     try db.inTransaction(.immediate) {
-                        try write(batch, db)
+                        for batch in batches { try write(batch, db) }
                         return .commit
                     }
                 }
