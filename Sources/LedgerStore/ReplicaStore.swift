@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import LedgerCore
 import Paxos
 
@@ -344,15 +345,15 @@ public final class ReplicaStore: Sendable {
         let persist = batch.persist
         if let promised = persist.promised {
             try db.cachedStatement(sql: "UPDATE meta SET promised_round = ?, promised_replica = ? WHERE id = 1")
-                .execute(arguments: [Int64(storing: promised.round), promised.replica.index])
+                .run(.integer(Int64(storing: promised.round)), .integer(Int64(promised.replica.index)))
         }
         var snapshotSlot: Slot = 0
         if let snapshot = persist.snapshot {
             snapshotSlot = snapshot.slot
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO paxos_snapshot (id, slot, snapshot) VALUES (1, ?, ?)")
-                .execute(arguments: [Int64(storing: snapshot.slot), Data(LedgerCodec.encode(snapshot.state))])
+                .run(.integer(Int64(storing: snapshot.slot)), .blob(LedgerCodec.encode(snapshot.state)))
             try db.cachedStatement(sql: "DELETE FROM paxos_log WHERE slot <= ?")
-                .execute(arguments: [Int64(storing: snapshot.slot)])
+                .run(.integer(Int64(storing: snapshot.slot)))
         }
         if !persist.entries.isEmpty {
             let insert = try db.cachedStatement(
@@ -361,10 +362,10 @@ public final class ReplicaStore: Sendable {
                     VALUES (?, ?, ?, ?, ?)
                     """)
             for (slot, entry) in persist.entries where slot > snapshotSlot {
-                try insert.execute(arguments: [
-                    Int64(storing: slot), Int64(storing: entry.ballot.round), entry.ballot.replica.index,
-                    entry.isChosen ? 1 : 0, Data(LedgerCodec.encode(entry.value)),
-                ])
+                try insert.run(
+                    .integer(Int64(storing: slot)), .integer(Int64(storing: entry.ballot.round)),
+                    .integer(Int64(entry.ballot.replica.index)), .integer(entry.isChosen ? 1 : 0),
+                    .blob(LedgerCodec.encode(entry.value)))
             }
         }
         if let installed = batch.installedSnapshot {
@@ -375,7 +376,7 @@ public final class ReplicaStore: Sendable {
         }
         if let appliedThrough = batch.appliedThrough {
             try db.cachedStatement(sql: "UPDATE meta SET applied_through = ? WHERE id = 1")
-                .execute(arguments: [Int64(storing: appliedThrough)])
+                .run(.integer(Int64(storing: appliedThrough)))
         }
     }
 
@@ -437,9 +438,9 @@ public final class ReplicaStore: Sendable {
         let delete = try db.cachedStatement(sql: "DELETE FROM balances WHERE account = ?")
         for (account, balance) in balances {
             if let balance {
-                try upsert.execute(arguments: [Int64(storing: account.value), balance])
+                try upsert.run(.integer(Int64(storing: account.value)), .integer(balance))
             } else {
-                try delete.execute(arguments: [Int64(storing: account.value)])
+                try delete.run(.integer(Int64(storing: account.value)))
             }
         }
     }
@@ -451,9 +452,9 @@ public final class ReplicaStore: Sendable {
         let delete = try db.cachedStatement(sql: "DELETE FROM moved_out WHERE account = ?")
         for (account, cluster) in movedOut {
             if let cluster {
-                try upsert.execute(arguments: [Int64(storing: account.value), cluster])
+                try upsert.run(.integer(Int64(storing: account.value)), .text(cluster))
             } else {
-                try delete.execute(arguments: [Int64(storing: account.value)])
+                try delete.run(.integer(Int64(storing: account.value)))
             }
         }
     }
@@ -466,11 +467,11 @@ public final class ReplicaStore: Sendable {
         let delete = try db.cachedStatement(sql: "DELETE FROM locks WHERE account = ?")
         for (account, owner) in locks {
             if let owner {
-                try upsert.execute(arguments: [
-                    Int64(storing: account.value), Int64(storing: owner.client), Int64(storing: owner.sequence),
-                ])
+                try upsert.run(
+                    .integer(Int64(storing: account.value)), .integer(Int64(storing: owner.client)),
+                    .integer(Int64(storing: owner.sequence)))
             } else {
-                try delete.execute(arguments: [Int64(storing: account.value)])
+                try delete.run(.integer(Int64(storing: account.value)))
             }
         }
     }
@@ -480,20 +481,18 @@ public final class ReplicaStore: Sendable {
         let upsert = try db.cachedStatement(
             sql: "INSERT OR REPLACE INTO transactions (client, sequence, status) VALUES (?, ?, ?)")
         for (id, status) in transactions {
-            try upsert.execute(arguments: [
-                Int64(storing: id.client), Int64(storing: id.sequence), Data(LedgerCodec.encode(status)),
-            ])
+            try upsert.run(
+                .integer(Int64(storing: id.client)), .integer(Int64(storing: id.sequence)),
+                .blob(LedgerCodec.encode(status)))
         }
     }
 
     private func appendWAL(_ records: [WALRecord], _ db: Database) throws {
-        try db.cachedStatement(sql: "INSERT INTO wal (records) VALUES (?)")
-            .execute(arguments: [Data(LedgerCodec.encode(records))])
+        try db.cachedStatement(sql: "INSERT INTO wal (records) VALUES (?)").run(.blob(LedgerCodec.encode(records)))
     }
 
     private func appendDatastore(_ record: DatastoreRecord, _ db: Database) throws {
-        try db.cachedStatement(sql: "INSERT INTO datastore (record) VALUES (?)")
-            .execute(arguments: [Data(LedgerCodec.encode(record))])
+        try db.cachedStatement(sql: "INSERT INTO datastore (record) VALUES (?)").run(.blob(LedgerCodec.encode(record)))
     }
 
     // MARK: - Reading
@@ -590,3 +589,51 @@ public final class ReplicaStore: Sendable {
         }
     }
 }
+
+extension Statement {
+    /// A value bound to one `?` of a statement (`run(_:)`).
+    enum Parameter {
+        case integer(Int64)
+        case blob([UInt8])
+        case text(String)
+    }
+
+    /// Runs this statement, which returns no rows, with `parameters` bound in order through SQLite's C API. The
+    /// replica's writes go this way: GRDB's `StatementArguments` box and check every value, which was a third of a
+    /// follower's storage time under load.
+    func run(_ parameters: Parameter...) throws {
+        let statement = sqliteStatement
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
+        for (offset, parameter) in parameters.enumerated() {
+            let index = Int32(offset + 1)
+            let code: Int32
+            switch parameter {
+            case .integer(let value):
+                code = sqlite3_bind_int64(statement, index, value)
+            case .blob(let bytes) where bytes.isEmpty:
+                code = sqlite3_bind_zeroblob(statement, index, 0)
+            case .blob(let bytes):
+                code = bytes.withUnsafeBytes {
+                    sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), sqliteTransient)
+                }
+            case .text(let text):
+                code = sqlite3_bind_text(statement, index, text, -1, sqliteTransient)
+            }
+            guard code == SQLITE_OK else { throw error(code) }
+        }
+        let code = sqlite3_step(statement)
+        guard code == SQLITE_DONE else { throw error(code) }
+    }
+
+    private func error(_ code: Int32) -> DatabaseError {
+        DatabaseError(
+            resultCode: ResultCode(rawValue: code),
+            message: sqlite3_db_handle(sqliteStatement).map { String(cString: sqlite3_errmsg($0)) }, sql: sql)
+    }
+}
+
+/// SQLite's `SQLITE_TRANSIENT`: it copies a bound value before the call returns. C's macro does not reach Swift.
+private let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)

@@ -222,6 +222,47 @@ struct ReplicaStoreTests {
         #expect(replica.takeReady().apply.isEmpty)
     }
 
+    @Test("batches committed together are one transaction: all of them in order, or none when SQLite refuses one")
+    func batchesCommitTogether() throws {
+        let directory = StoreDirectory()
+        let path = directory.path("S1.sqlite")
+        var shell = Shell()
+        do {
+            let (store, _) = try openS1(path)
+            // A replica's lazy writes go with its next durable one: the promise, two chosen slots, an acceptance.
+            let batches = [
+                shell.promise(Ballot(round: 2, replica: ReplicaID(1))), shell.choose(history[0]),
+                shell.choose(history[1]), shell.accept([transfer(1, 1, 9, 1)], in: 4),
+            ]
+            try store.commit(batches, durable: true)
+        }
+        let before = shell
+        do {
+            let (store, recovered) = try openS1(path)
+            #expect(recovered.state == shell.state)
+            #expect(recovered.durable == shell.durable)
+            #expect(try store.walRecords() == shell.wal)
+            #expect(try store.datastoreRecords() == shell.datastore)
+            #expect(shell.datastore.count == 2, "the second slot's two committed transfers")
+        }
+
+        // SQLite refuses the first datastore row, in the second batch: nothing of the three batches is written.
+        try tamper(
+            path,
+            """
+            CREATE TRIGGER refuse_datastore BEFORE INSERT ON datastore
+            BEGIN SELECT RAISE(ABORT, 'refused by the test'); END
+            """)
+        let (store, _) = try openS1(path)
+        let refused = storeErrorDescription { () throws(StoreError) in
+            try store.commit([shell.choose(history[2]), shell.choose(history[3]), shell.choose(history[5])])
+        }
+        #expect(refused?.contains(path) == true, "\(refused ?? "no error")")
+        #expect(refused?.contains("refused by the test") == true, "\(refused ?? "no error")")
+        #expect(try store.walRecords() == before.wal)
+        #expect(try store.datastoreRecords() == before.datastore)
+    }
+
     @Test("a snapshot commit stores the snapshot and truncates the log at and below it")
     func snapshotTruncatesTheLog() throws {
         let directory = StoreDirectory()
