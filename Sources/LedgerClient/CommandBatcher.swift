@@ -17,8 +17,10 @@ final class CommandBatcher: Sendable {
         func resume(_ outcome: CommandOutcome) { continuation.resume(returning: outcome) }
     }
 
-    /// Calls in flight to one cluster at a time: two keep the leader busy while the next batch forms.
-    static let callsInFlightMax = 2
+    /// Calls in flight to one cluster at a time. One: the next batch forms while a call is out, and the leader
+    /// pipelines the batches of many clients. With two, each batch was half as big, and a slot costs the cluster
+    /// about as much CPU as eight commands: one call was 11-40% faster at concurrency 8 and 64 (issue 6 notes).
+    static let callsInFlightMax = 1
 
     private struct State {
         var queue: [Pending] = []
@@ -57,6 +59,9 @@ final class CommandBatcher: Sendable {
             }
         }
     }
+
+    /// Commands waiting for the next call (tests).
+    var queuedCount: Int { state.withLock { $0.queue.count } }
 
     private static func take(_ state: inout State) -> [Pending] {
         let count = min(state.queue.count, WireLimits.commandsPerBatchMax)
