@@ -156,6 +156,7 @@ let package = Package(
                 "LedgerClient", "LedgerCore", "LedgerRPC", "LedgerStore", "Paxos",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: strict

@@ -25,6 +25,8 @@ public struct ClusterClient: Sendable {
     public let cluster: String
     public let replicas: [ReplicaID]
     private let apis: [ReplicaID: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>]
+    /// The batch stream to each replica, opened when a batch first goes there.
+    private let streams: [ReplicaID: BatchStream]
     /// The leader the cluster's replies named last, shared by every copy of this client: calls go there first, so a
     /// contact that is a follower forwards only the first one.
     private let leader: LearnedLeader
@@ -34,7 +36,13 @@ public struct ClusterClient: Sendable {
         self.cluster = cluster
         self.replicas = replicas
         self.apis = apis
+        streams = apis.mapValues { BatchStream(api: $0) }
         self.leader = LearnedLeader()
+    }
+
+    /// Ends the batch streams (before the connections close: a call still open holds them up).
+    func closeStreams() {
+        for stream in streams.values { stream.close() }
     }
 
     /// The leader learned from replies, where the next call goes first.
@@ -114,30 +122,37 @@ public struct ClusterClient: Sendable {
         case failed(uncertain: Bool)
     }
 
-    /// One try of many commands in one call, at the leader learned from replies (else `contact`). No retry: the
-    /// caller retries each command that did not get a final answer on its own, with `submit`.
+    /// One try of many commands as one batch on the stream to the leader learned from replies (else `contact`). No
+    /// retry: the caller retries each command that did not get a final answer on its own, with `submit`.
     public func submitOnce(
         _ commands: [LedgerCommand], contact: ReplicaID, deadline: ContinuousClock.Instant
     ) async -> BatchTry {
         let target = firstTarget(contact: contact)
-        guard let api = apis[target] else { return .failed(uncertain: false) }
-        var options = self.options
-        options.timeout = min(Self.callTimeout, max(.milliseconds(10), deadline - ContinuousClock.now))
+        guard let stream = streams[target] else { return .failed(uncertain: false) }
+        let answer = await stream.send(
+            Ledger_V1_CommandBatchRequest(cluster: cluster, commands: commands),
+            deadline: min(deadline, ContinuousClock.now + Self.callTimeout))
         do {
-            let reply = try await api.submitBatch(
-                Ledger_V1_CommandBatchRequest(cluster: cluster, commands: commands), options: options)
-            let outcomes = try CommandOutcome.batch(wire: reply, count: commands.count)
-            if let hint = try? ReplicaID(wireName: reply.leaderHint) {
-                leader.set(hint)
-            } else if outcomes.contains(where: { if case .applied = $0 { true } else { false } }) {
-                leader.set(target)
+            switch answer {
+            case .reply(let reply):
+                let outcomes = try CommandOutcome.batch(wire: reply, count: commands.count)
+                if let hint = try? ReplicaID(wireName: reply.leaderHint) {
+                    leader.set(hint)
+                } else if outcomes.contains(where: { if case .applied = $0 { true } else { false } }) {
+                    leader.set(target)
+                }
+                return .answered(outcomes)
+            case .failed(let error as RPCError, _) where Self.isForbidden(error):
+                return .answered(Array(repeating: .failed(.forbidden(error.message)), count: commands.count))
+            case .failed(let error, let written):
+                // A replica refuses a batch it did not take with `failedPrecondition` (disconnected, stopped).
+                leader.forget(target)
+                return .failed(uncertain: written && (error as? RPCError)?.code != .failedPrecondition)
             }
-            return .answered(outcomes)
-        } catch let error as RPCError where Self.isForbidden(error) {
-            return .answered(Array(repeating: .failed(.forbidden(error.message)), count: commands.count))
         } catch {
+            // A reply that does not match the batch: the replica may have applied any of it.
             leader.forget(target)
-            return .failed(uncertain: (error as? RPCError)?.code != .failedPrecondition)
+            return .failed(uncertain: true)
         }
     }
 
@@ -409,6 +424,7 @@ public final class ClusterConnections: Sendable {
     }
 
     public func shutdown() {
+        client.closeStreams()
         for grpc in grpcs { grpc.beginGracefulShutdown() }
     }
 }

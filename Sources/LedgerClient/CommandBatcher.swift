@@ -2,8 +2,9 @@ import LedgerCore
 import LedgerRPC
 import Synchronization
 
-/// Gathers the commands a client sends one cluster at the same time into batches, one `SubmitBatch` call each, so
-/// that many concurrent transfers cost one call and one pass through the leader instead of one each.
+/// Gathers the commands a client sends one cluster at the same time into batches (each one message on the batch
+/// stream, `BatchStream`), so that many concurrent transfers cost one message and one pass through the leader instead
+/// of one each.
 ///
 /// No command waits for a timer: with fewer than `callsInFlightMax` calls in flight a command goes at once (alone, if
 /// nothing else is queued); otherwise it joins the next batch, which leaves as soon as a call returns. So a lone

@@ -27,6 +27,7 @@ struct AccessControl: ServerInterceptor {
         Ledger_V1_Ledger.Method.Commit.descriptor: .command,
         Ledger_V1_Ledger.Method.Abort.descriptor: .command,
         Ledger_V1_Ledger.Method.SubmitBatch.descriptor: .command,
+        Ledger_V1_Ledger.Method.SubmitStream.descriptor: .command,
         Ledger_V1_Ledger.Method.LocalBalance.descriptor: .inspection,
         Ledger_V1_Ledger.Method.Logs.descriptor: .inspection,
         Ledger_V1_Ledger.Method.Datastore.descriptor: .inspection,

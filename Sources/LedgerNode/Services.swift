@@ -70,6 +70,32 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     func submitBatch(request: Ledger_V1_CommandBatchRequest, context: ServerContext) async throws
         -> Ledger_V1_CommandBatchReply
     {
+        try await answer(request)
+    }
+
+    /// `submitBatch` for each batch of a long-lived stream. Batches are taken as they come, each as soon as it is read
+    /// (a client may send the next before the last is answered), and answered in the order they came. A batch refused
+    /// as a whole ends the stream with its error; the batches taken before it still go through the log.
+    func submitStream(
+        request: RPCAsyncSequence<Ledger_V1_CommandBatchRequest, any Error>,
+        response: RPCWriter<Ledger_V1_CommandBatchReply>,
+        context: ServerContext
+    ) async throws {
+        let (answers, pending) = AsyncStream.makeStream(of: Task<Ledger_V1_CommandBatchReply, any Error>.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { pending.finish() }
+                for try await batch in request { pending.yield(Task { try await answer(batch) }) }
+            }
+            group.addTask {
+                for await answer in answers { try await response.write(try await answer.value) }
+            }
+            // The first error ends the stream: leaving the group by throwing cancels the other side.
+            while try await group.next() != nil {}
+        }
+    }
+
+    private func answer(_ request: Ledger_V1_CommandBatchRequest) async throws -> Ledger_V1_CommandBatchReply {
         try checkCluster(request.cluster)
         let commands = try decoded { () throws(WireError) in try LedgerCommand.batch(wire: request) }
         // A cluster creates its own accounts; no client may propose it.

@@ -112,6 +112,14 @@ struct ServiceFuzzTests {
     static let ledgerCorpus: [(method: String, samples: [[UInt8]])] = {
         func bytes(_ messages: [some SwiftProtobuf.Message]) -> [[UInt8]] { messages.map { try! $0.serializedBytes() } }
         let t = TransactionID(client: 11, sequence: 1)
+        let batch = bytes([
+            Ledger_V1_CommandBatchRequest(
+                cluster: "C1",
+                commands: [
+                    .transfer(t, from: AccountID(5), to: AccountID(6), amount: Amount(2)),
+                    .commit(WireSamples.transaction),
+                ])
+        ])
         return [
             (
                 "Transfer",
@@ -131,17 +139,9 @@ struct ServiceFuzzTests {
                 "Decision",
                 bytes([Ledger_V1_DecisionRequest(cluster: "C1", transaction: WireSamples.other, asker: "C2")])
             ),
-            (
-                "SubmitBatch",
-                bytes([
-                    Ledger_V1_CommandBatchRequest(
-                        cluster: "C1",
-                        commands: [
-                            .transfer(t, from: AccountID(5), to: AccountID(6), amount: Amount(2)),
-                            .commit(WireSamples.transaction),
-                        ])
-                ])
-            ),
+            ("SubmitBatch", batch),
+            // One mutated batch on a stream of its own.
+            ("SubmitStream", batch),
             (
                 "LocalBalance",
                 bytes([
@@ -374,6 +374,17 @@ struct ServiceFuzzTests {
                 let reply = try await ledger.submitBatch(request)
                 return wellFormed { () throws(WireError) in
                     try CommandOutcome.batch(wire: reply, count: request.commands.count)
+                }
+            case "SubmitStream":
+                guard let request = decoded(Ledger_V1_CommandBatchRequest.self) else { return .refused }
+                let replies = try await ledger.submitStream { writer in
+                    try await writer.write(request)
+                } onResponse: { response in
+                    try await response.messages.reduce(into: []) { $0.append($1) }
+                }
+                guard replies.count == 1 else { return .failed("\(replies.count) replies to one batch on a stream") }
+                return wellFormed { () throws(WireError) in
+                    try CommandOutcome.batch(wire: replies[0], count: request.commands.count)
                 }
             case "LocalBalance":
                 guard let request = decoded(Ledger_V1_LocalBalanceRequest.self) else { return .refused }

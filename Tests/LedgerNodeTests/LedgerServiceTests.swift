@@ -209,6 +209,46 @@ import Testing
         }
     }
 
+    @Test func aStreamAnswersBatchesInOrderUntilOneIsRefused() async throws {
+        try await Self.withService { ledger, _ in
+            func transfer(_ sequence: UInt64, from: UInt64 = 1, amount: Int64) -> LedgerCommand {
+                .transfer(
+                    TransactionID(client: 6, sequence: sequence), from: AccountID(from), to: AccountID(5),
+                    amount: Amount(amount))
+            }
+            let batches = [
+                Ledger_V1_CommandBatchRequest(cluster: "C1", commands: [transfer(1, amount: 4)]),
+                Ledger_V1_CommandBatchRequest(
+                    cluster: "C1", commands: [transfer(2, amount: 4), transfer(3, amount: 4)]),
+                Ledger_V1_CommandBatchRequest(cluster: "C2", commands: [transfer(4, amount: 1)]),
+                Ledger_V1_CommandBatchRequest(cluster: "C1", commands: [transfer(5, from: 3, amount: 1)]),
+            ]
+            let (replies, failure) = try await ledger.submitStream { writer in
+                // Every batch goes out before any reply is read.
+                for batch in batches { try await writer.write(batch) }
+            } onResponse: { response in
+                var replies: [[CommandOutcome]] = []
+                do {
+                    for try await reply in response.messages {
+                        replies.append(
+                            try CommandOutcome.batch(wire: reply, count: batches[replies.count].commands.count))
+                    }
+                    return (replies, nil as RPCError?)
+                } catch let error as RPCError {
+                    return (replies, error)
+                }
+            }
+            #expect(
+                replies == [
+                    [.applied(.committed)],
+                    [.applied(.committed), .applied(.aborted(.insufficientFunds(AccountID(1), balance: 2)))],
+                ], "the replies of the batches before the refused one, in order")
+            #expect(failure?.code == .failedPrecondition, "the batch for another cluster ends the stream")
+            let balance = try await ledger.balance(Ledger_V1_BalanceRequest(cluster: "C1", account: AccountID(1)))
+            #expect(try Result(wire: balance) == .success(2))
+        }
+    }
+
     @Test func disconnectedReplicaRefusesClientsUntilReconnected() async throws {
         try await Self.withService(testControls: true) { ledger, node in
             _ = try await ledger.setConnectivity(

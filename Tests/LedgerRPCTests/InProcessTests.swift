@@ -54,6 +54,14 @@ struct StatusOnlyLedger: Ledger_V1_Ledger.SimpleServiceProtocol {
         throw Self.unimplemented
     }
 
+    func submitStream(
+        request: RPCAsyncSequence<Ledger_V1_CommandBatchRequest, any Error>,
+        response: RPCWriter<Ledger_V1_CommandBatchReply>,
+        context: ServerContext
+    ) async throws {
+        throw Self.unimplemented
+    }
+
     func localBalance(
         request: Ledger_V1_LocalBalanceRequest, context: ServerContext
     ) async throws -> Ledger_V1_LocalBalanceReply {

@@ -124,6 +124,19 @@ public enum Ledger_V1_Ledger: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SubmitStream" metadata.
+        public enum SubmitStream: Sendable {
+            /// Request type for "SubmitStream".
+            public typealias Input = Ledger_V1_CommandBatchRequest
+            /// Response type for "SubmitStream".
+            public typealias Output = Ledger_V1_CommandBatchReply
+            /// Descriptor for "SubmitStream".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ledger.v1.Ledger"),
+                method: "SubmitStream",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Namespace for "LocalBalance" metadata.
         public enum LocalBalance: Sendable {
             /// Request type for "LocalBalance".
@@ -211,6 +224,7 @@ public enum Ledger_V1_Ledger: Sendable {
             Abort.descriptor,
             Decision.descriptor,
             SubmitBatch.descriptor,
+            SubmitStream.descriptor,
             LocalBalance.descriptor,
             Logs.descriptor,
             Datastore.descriptor,
@@ -365,6 +379,27 @@ extension Ledger_V1_Ledger {
         ///     to an internal error.
         /// - Returns: A streaming response of `Ledger_V1_CommandBatchReply` messages.
         func submitBatch(
+            request: GRPCCore.StreamingServerRequest<Ledger_V1_CommandBatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_CommandBatchReply>
+
+        /// Handle the "SubmitStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > SubmitBatch on one long-lived stream: each request is a batch, answered by one reply in the order the batches
+        /// > came (a batch may be taken before the previous one is answered). A batch the replica refuses as a whole (wrong
+        /// > cluster, malformed, replica unavailable) ends the stream with that status, and every batch not yet answered on it
+        /// > has an unknown outcome. Saves a call's setup per batch.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ledger_V1_CommandBatchRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ledger_V1_CommandBatchReply` messages.
+        func submitStream(
             request: GRPCCore.StreamingServerRequest<Ledger_V1_CommandBatchRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_CommandBatchReply>
@@ -613,6 +648,27 @@ extension Ledger_V1_Ledger {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Ledger_V1_CommandBatchReply>
 
+        /// Handle the "SubmitStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > SubmitBatch on one long-lived stream: each request is a batch, answered by one reply in the order the batches
+        /// > came (a batch may be taken before the previous one is answered). A batch the replica refuses as a whole (wrong
+        /// > cluster, malformed, replica unavailable) ends the stream with that status, and every batch not yet answered on it
+        /// > has an unknown outcome. Saves a call's setup per batch.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ledger_V1_CommandBatchRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ledger_V1_CommandBatchReply` messages.
+        func submitStream(
+            request: GRPCCore.StreamingServerRequest<Ledger_V1_CommandBatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_CommandBatchReply>
+
         /// Handle the "LocalBalance" method.
         ///
         /// > Source IDL Documentation:
@@ -855,6 +911,28 @@ extension Ledger_V1_Ledger {
             context: GRPCCore.ServerContext
         ) async throws -> Ledger_V1_CommandBatchReply
 
+        /// Handle the "SubmitStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > SubmitBatch on one long-lived stream: each request is a batch, answered by one reply in the order the batches
+        /// > came (a batch may be taken before the previous one is answered). A batch the replica refuses as a whole (wrong
+        /// > cluster, malformed, replica unavailable) ends the stream with that status, and every batch not yet answered on it
+        /// > has an unknown outcome. Saves a call's setup per batch.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Ledger_V1_CommandBatchRequest` messages.
+        ///   - response: A response stream of `Ledger_V1_CommandBatchReply` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func submitStream(
+            request: GRPCCore.RPCAsyncSequence<Ledger_V1_CommandBatchRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Ledger_V1_CommandBatchReply>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
         /// Handle the "LocalBalance" method.
         ///
         /// > Source IDL Documentation:
@@ -1042,6 +1120,17 @@ extension Ledger_V1_Ledger.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_CommandBatchReply>(),
             handler: { request, context in
                 try await self.submitBatch(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Ledger_V1_Ledger.Method.SubmitStream.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_CommandBatchRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_CommandBatchReply>(),
+            handler: { request, context in
+                try await self.submitStream(
                     request: request,
                     context: context
                 )
@@ -1357,6 +1446,23 @@ extension Ledger_V1_Ledger.SimpleServiceProtocol {
         )
     }
 
+    public func submitStream(
+        request: GRPCCore.StreamingServerRequest<Ledger_V1_CommandBatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_CommandBatchReply> {
+        return GRPCCore.StreamingServerResponse<Ledger_V1_CommandBatchReply>(
+            metadata: [:],
+            producer: { writer in
+                try await self.submitStream(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
     public func localBalance(
         request: GRPCCore.ServerRequest<Ledger_V1_LocalBalanceRequest>,
         context: GRPCCore.ServerContext
@@ -1604,6 +1710,32 @@ extension Ledger_V1_Ledger {
             deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_CommandBatchReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_CommandBatchReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SubmitStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > SubmitBatch on one long-lived stream: each request is a batch, answered by one reply in the order the batches
+        /// > came (a batch may be taken before the previous one is answered). A batch the replica refuses as a whole (wrong
+        /// > cluster, malformed, replica unavailable) ends the stream with that status, and every batch not yet answered on it
+        /// > has an unknown outcome. Saves a call's setup per batch.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Ledger_V1_CommandBatchRequest` messages.
+        ///   - serializer: A serializer for `Ledger_V1_CommandBatchRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_CommandBatchReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func submitStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Ledger_V1_CommandBatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_CommandBatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_CommandBatchReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Ledger_V1_CommandBatchReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "LocalBalance" method.
@@ -1993,6 +2125,41 @@ extension Ledger_V1_Ledger {
             try await self.client.unary(
                 request: request,
                 descriptor: Ledger_V1_Ledger.Method.SubmitBatch.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SubmitStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > SubmitBatch on one long-lived stream: each request is a batch, answered by one reply in the order the batches
+        /// > came (a batch may be taken before the previous one is answered). A batch the replica refuses as a whole (wrong
+        /// > cluster, malformed, replica unavailable) ends the stream with that status, and every batch not yet answered on it
+        /// > has an unknown outcome. Saves a call's setup per batch.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Ledger_V1_CommandBatchRequest` messages.
+        ///   - serializer: A serializer for `Ledger_V1_CommandBatchRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_CommandBatchReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func submitStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Ledger_V1_CommandBatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_CommandBatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_CommandBatchReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Ledger_V1_CommandBatchReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Ledger_V1_Ledger.Method.SubmitStream.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2407,6 +2574,36 @@ extension Ledger_V1_Ledger.ClientProtocol {
         )
     }
 
+    /// Call the "SubmitStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > SubmitBatch on one long-lived stream: each request is a batch, answered by one reply in the order the batches
+    /// > came (a batch may be taken before the previous one is answered). A batch the replica refuses as a whole (wrong
+    /// > cluster, malformed, replica unavailable) ends the stream with that status, and every batch not yet answered on it
+    /// > has an unknown outcome. Saves a call's setup per batch.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Ledger_V1_CommandBatchRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func submitStream<Result>(
+        request: GRPCCore.StreamingClientRequest<Ledger_V1_CommandBatchRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Ledger_V1_CommandBatchReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.submitStream(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_CommandBatchRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_CommandBatchReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "LocalBalance" method.
     ///
     /// > Source IDL Documentation:
@@ -2805,6 +3002,41 @@ extension Ledger_V1_Ledger.ClientProtocol {
             metadata: metadata
         )
         return try await self.submitBatch(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SubmitStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > SubmitBatch on one long-lived stream: each request is a batch, answered by one reply in the order the batches
+    /// > came (a batch may be taken before the previous one is answered). A batch the replica refuses as a whole (wrong
+    /// > cluster, malformed, replica unavailable) ends the stream with that status, and every batch not yet answered on it
+    /// > has an unknown outcome. Saves a call's setup per batch.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func submitStream<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Ledger_V1_CommandBatchRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Ledger_V1_CommandBatchReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Ledger_V1_CommandBatchRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.submitStream(
             request: request,
             options: options,
             onResponse: handleResponse
