@@ -324,6 +324,8 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // The load generator shares the cores with the replicas: one thread for its network and tasks wastes least.
+        ProcessRuntime.adoptOneEventLoop()
         let options = BenchOptions(
             duration: .seconds(duration), warmup: .seconds(warmup), concurrency: concurrency, crossShard: crossShard,
             accounts: accounts, amount: amount, skew: skew, seed: seed)
