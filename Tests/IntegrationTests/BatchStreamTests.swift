@@ -9,7 +9,7 @@ import Testing
 
 /// `BatchStream` against a replica stand-in on loopback that serves only `SubmitStream`: it echoes each batch's
 /// `cluster` in the reply's `leader_hint`, with the number of the call it came on, and acts on a few marker values.
-@Suite("Batch stream", .timeLimit(.minutes(1)))
+@Suite("Batch stream", .timeLimit(.minutes(2)))
 struct BatchStreamTests {
     /// What the stand-in does with a batch, by the batch's `cluster`.
     static let refuse = "refuse"  // ends the call with FAILED_PRECONDITION
@@ -113,10 +113,9 @@ struct BatchStreamTests {
     func aDeadlineEndsTheCall() async throws {
         try await withStream { stream, _ in
             #expect(echo(await stream.send(batch("open"), deadline: inAMinute())) == "open@1")
-            let started = ContinuousClock.now
+            // The stand-in never answers: only the deadline ends this wait (else the suite's time limit fails it).
             let answer = await stream.send(batch(Self.silent), deadline: .now + .milliseconds(200))
             #expect(echo(answer) == "failed deadlineExceeded true")
-            #expect(ContinuousClock.now - started < .seconds(5))
             #expect(echo(await stream.send(batch("after"), deadline: inAMinute())) == "after@2")
         }
     }
@@ -125,7 +124,8 @@ struct BatchStreamTests {
     func closeEndsEverything() async throws {
         try await withStream { stream, standIn in
             async let waiting = stream.send(batch(Self.silent), deadline: inAMinute())
-            let deadline = ContinuousClock.now + .seconds(5)
+            // A bound for a loaded machine, not a timing check.
+            let deadline = ContinuousClock.now + .seconds(50)
             while standIn.batchesTaken.load(ordering: .relaxed) == 0, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(1))
             }

@@ -45,11 +45,12 @@ struct CommandBatcherTests {
     }
 
     /// Waits until `condition` holds, for at most 5 s.
+    /// Waits for `condition`; the bound is for a machine busy with the other suites, not a timing check.
     private func waitUntil(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + .seconds(60)
         while !condition() {
             guard ContinuousClock.now < deadline else {
-                Issue.record("the condition did not hold within 5 s")
+                Issue.record("the condition did not hold within 60 s")
                 return
             }
             try await Task.sleep(for: .milliseconds(1))
