@@ -499,14 +499,19 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         where now - (leadership!.lastProbed[peer] ?? leadership!.activeSince) >= configuration.heartbeatIntervalTicks {
             leadership!.heartbeatDue.insert(peer)
         }
-        if chosenThrough > leadership!.announcedChosenThrough { leadership!.chosenNoticeDue = true }
+        // A choice that no message carried for a whole tick gets a notice of its own at the next flush.
+        if leadership!.announcedChosenThrough < leadership!.chosenThroughAtLastTick {
+            leadership!.chosenNoticeDue = true
+        }
+        leadership!.chosenThroughAtLastTick = chosenThrough
     }
 
     /// Turns the leader's scheduled slots, heartbeats and chosen notices into messages, one per peer.
     ///
-    /// Every Phase2a and heartbeat carries `chosenThrough`. A chosen notice of its own goes only when no proposal is
-    /// in flight, or a tick found the followers behind: under load the next Phase2a carries it, so a follower learns
-    /// and accepts in one step (one message, one storage write) instead of two.
+    /// Every Phase2a and heartbeat carries `chosenThrough`. A chosen notice of its own goes only when a choice went
+    /// a whole tick without a message to carry it: while clients keep proposing, the next Phase2a carries it, so a
+    /// follower learns and accepts in one step (one message, one storage write) instead of two, and a quiet leader's
+    /// followers learn its last choices within two ticks.
     private mutating func flushLeaderMessages() {
         let ballot = leadership!.ballot
         if leadership!.probeScheduled {
@@ -514,7 +519,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             leadership!.heartbeatDue = Set(configuration.peers)
         }
         let behind = chosenThrough > leadership!.announcedChosenThrough
-        let announce = behind && (leadership!.proposals.isEmpty || leadership!.chosenNoticeDue)
+        let announce = behind && leadership!.chosenNoticeDue
         var everyPeerTold = true
         for peer in configuration.peers {
             var told = false
@@ -943,8 +948,10 @@ extension Replica {
         var ackedRound: [ReplicaID: UInt64] = [:]
         var reads: [RequestID: PendingRead] = [:]
         var announcedChosenThrough: Slot = 0
-        /// A tick found `announcedChosenThrough` behind: the next flush sends a chosen notice even with proposals in
-        /// flight, so a follower never waits more than a tick to learn a choice.
+        /// `chosenThrough` at the last tick.
+        var chosenThroughAtLastTick: Slot = 0
+        /// A tick found a choice made before the tick before still unannounced: the next flush sends a chosen notice,
+        /// so a follower never waits more than two ticks to learn a choice.
         var chosenNoticeDue = false
 
         init(ballot: Ballot, nextSlot: Slot, activeSince: Tick) {

@@ -20,7 +20,8 @@ import Testing
         let proposal = cluster.takeReady(s1)
         #expect(proposals(in: proposal, to: s2) == [SlotProposal(slot: 1, value: batch(ballot(1, s1), f))])
 
-        let readies = cluster.stabilize()
+        // The follower answers once it learns the slot is chosen.
+        let readies = cluster.stabilize().merging(cluster.announceChoices(of: s1), uniquingKeysWith: +)
         #expect(Cluster.outcomes(of: s2, in: readies) == [RequestOutcome(id: f.id, outcome: .chosen(slot: 1))])
         #expect(Cluster.outcomes(of: s1, in: readies).isEmpty)
         #expect(cluster[s2].waitingCount == 0)

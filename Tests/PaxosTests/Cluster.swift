@@ -243,6 +243,14 @@ struct Cluster {
         return readies
     }
 
+    /// Lets two ticks pass at `leader`, then settles: by then a choice that no proposal carried has a chosen notice
+    /// of its own. Returns the non-empty Readies of the settling.
+    @discardableResult
+    mutating func announceChoices(of leader: ReplicaID) -> [ReplicaID: [TestReady]] {
+        tick(leader, times: 2)
+        return stabilize()
+    }
+
     /// One tick of lockstep time, as in the simulator with a one-tick network delay: every replica ticks, hands
     /// over its Ready (compacting when due), and every message sent is delivered. Returns the non-empty Readies.
     @discardableResult

@@ -41,6 +41,7 @@ import Testing
         cluster.heartbeat(s1)
         cluster.submit(request("a", 1), at: s1)
         cluster.stabilize()
+        cluster.announceChoices(of: s1)
         let z = batch(ballot(9, s1), request("z", 2))
         let before = Observed(cluster[s2])
         #expect(before.chosenThrough == 1)

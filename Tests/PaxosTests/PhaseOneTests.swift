@@ -213,6 +213,7 @@ import Testing
         _ = cluster.campaign(s3)
         let new = ballot(2, s3)
         cluster.stabilize()
+        cluster.announceChoices(of: s3)
         #expect(cluster[s3].role == .leader)
         for member in [s2, s3] {
             #expect(cluster[member].log[1] == chosen(new, batch(old, a)))
