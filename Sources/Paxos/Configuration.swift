@@ -1,7 +1,8 @@
 /// How one replica runs: who it is, who its peers are, its timings in ticks and its limits.
 ///
 /// Invariants (checked by `init`): `me` is a member; members are unique and odd in number (a majority of an even
-/// count tolerates no more failures than the odd count below it); `heartbeatIntervalTicks < leaderTimeoutTicks`.
+/// count tolerates no more failures than the odd count below it); `laggardFlushTicks < heartbeatIntervalTicks <
+/// leaderTimeoutTicks`.
 public struct Configuration: Sendable, Equatable {
     public var me: ReplicaID
     public var members: [ReplicaID]
@@ -18,6 +19,13 @@ public struct Configuration: Sendable, Equatable {
     public var catchUpEntriesMax: Int
     /// A follower forwards a client request to the leader it knows (true) or answers with a leader hint (false).
     public var forwardsRequests: Bool
+    /// Thrifty Phase 2. Zero: the leader sends each proposal to every peer at once. Above zero: only to the peers a
+    /// majority needs besides the leader (the `majority - 1` it picked as prompt); each other peer, a laggard, gets
+    /// its slots in one Phase2a at most this many ticks later, or sooner with any other message to it. A proposal two
+    /// ticks old and still not chosen goes to every peer, and a prompt peer that did not accept it becomes a laggard:
+    /// a slow or dead prompt peer costs two ticks, never a stall. Must stay below `heartbeatIntervalTicks`, so a
+    /// laggard still hears from the leader between heartbeats.
+    public var laggardFlushTicks: Tick
     /// Deliberately broken behaviour for the simulator's canary test. Always `nil` in a real deployment.
     public var fault: InjectedFault?
 
@@ -32,6 +40,7 @@ public struct Configuration: Sendable, Equatable {
         snapshotIntervalSlots: Slot = Limits.snapshotIntervalSlots,
         catchUpEntriesMax: Int = Limits.catchUpEntriesMax,
         forwardsRequests: Bool = true,
+        laggardFlushTicks: Tick = 0,
         fault: InjectedFault? = nil
     ) {
         precondition(members.contains(me), "replica \(me) is not a member of \(members)")
@@ -40,6 +49,8 @@ public struct Configuration: Sendable, Equatable {
         precondition(heartbeatIntervalTicks >= 1 && heartbeatIntervalTicks < leaderTimeoutTicks)
         precondition(consensusTimeoutTicks >= 1 && batchSizeMax >= 1 && slotsInFlightMax >= 1)
         precondition(snapshotIntervalSlots >= 1 && catchUpEntriesMax >= 1)
+        precondition(
+            laggardFlushTicks < heartbeatIntervalTicks, "laggards must hear from the leader between heartbeats")
         self.me = me
         self.members = members.sorted()
         self.leaderTimeoutTicks = leaderTimeoutTicks
@@ -50,6 +61,7 @@ public struct Configuration: Sendable, Equatable {
         self.snapshotIntervalSlots = snapshotIntervalSlots
         self.catchUpEntriesMax = catchUpEntriesMax
         self.forwardsRequests = forwardsRequests
+        self.laggardFlushTicks = laggardFlushTicks
         self.fault = fault
     }
 

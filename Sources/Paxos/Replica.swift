@@ -354,7 +354,11 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
                 }
             }
         }
-        var leadership = Leadership(ballot: ballot, nextSlot: lastSlot + 1, activeSince: now)
+        // Peers that promised, lowest ids first, are the prompt ones until one of them lags (`thriftyTick`).
+        let promptPeers = candidacy.promises.keys.filter { $0 != configuration.me }.sorted()
+            .prefix(configuration.majority - 1)
+        var leadership = Leadership(
+            ballot: ballot, nextSlot: lastSlot + 1, activeSince: now, promptPeers: Set(promptPeers))
         for replica in candidacy.promises.keys where replica != configuration.me {
             leadership.lastHeard[replica] = now
         }
@@ -467,7 +471,13 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         var proposal = Proposal(value: value, sentAt: now)
         proposal.acceptedBy.insert(configuration.me)
         leadership!.proposals[slot] = proposal
-        for peer in configuration.peers { leadership!.unsent[peer, default: []].append(slot) }
+        for peer in configuration.peers {
+            if isLaggard(peer) {
+                leadership!.laggardSlots[peer, default: []].append(slot)
+            } else {
+                leadership!.unsent[peer, default: []].append(slot)
+            }
+        }
         if proposal.acceptedBy.count >= configuration.majority {
             leadership!.proposals[slot] = nil
             for request in value.requests { leadership!.inFlight[request.id] = nil }
@@ -493,6 +503,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             }
             leadership!.proposals[slot]!.sentAt = now
         }
+        if configuration.laggardFlushTicks > 0 { thriftyTick() }
         // Per peer: a follower must hear from the leader every heartbeat interval even while the leader is busy
         // answering another peer's catch-up, or its election timer fires.
         for peer in configuration.peers
@@ -504,6 +515,42 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             leadership!.chosenNoticeDue = true
         }
         leadership!.chosenThroughAtLastTick = chosenThrough
+    }
+
+    /// Whether `peer` gets new proposals late (thrifty Phase 2, `Configuration.laggardFlushTicks`).
+    private func isLaggard(_ peer: ReplicaID) -> Bool {
+        configuration.laggardFlushTicks > 0 && !leadership!.promptPeers.contains(peer)
+    }
+
+    /// Thrifty Phase 2 at each tick. A proposal two ticks old and not chosen means a prompt peer is slow or gone:
+    /// every laggard gets its slots now, and the prompt peers that have not accepted a stalled proposal give way to
+    /// the peers heard from most recently. Otherwise the laggards get their slots every `laggardFlushTicks`.
+    private mutating func thriftyTick() {
+        let stalled = leadership!.proposals.values.filter { now - $0.sentAt >= 2 }
+        if !stalled.isEmpty {
+            let prompt = leadership!.promptPeers
+            let silent = Set(prompt.filter { peer in stalled.contains { !$0.acceptedBy.contains(peer) } })
+            let heard = leadership!.lastHeard
+            let ranked = configuration.peers.sorted { a, b in
+                if silent.contains(a) != silent.contains(b) { return silent.contains(b) }
+                if heard[a, default: 0] != heard[b, default: 0] { return heard[a, default: 0] > heard[b, default: 0] }
+                if prompt.contains(a) != prompt.contains(b) { return prompt.contains(a) }
+                return a < b
+            }
+            leadership!.promptPeers = Set(ranked.prefix(configuration.majority - 1))
+        }
+        if !stalled.isEmpty || now - leadership!.laggardsFlushedAt >= configuration.laggardFlushTicks {
+            flushLaggards()
+        }
+    }
+
+    /// Schedules every laggard's late slots for the next flush.
+    private mutating func flushLaggards() {
+        for (peer, slots) in leadership!.laggardSlots {
+            leadership!.unsent[peer, default: []].append(contentsOf: slots)
+        }
+        leadership!.laggardSlots.removeAll(keepingCapacity: true)
+        leadership!.laggardsFlushedAt = now
     }
 
     /// Turns the leader's scheduled slots, heartbeats and chosen notices into messages, one per peer.
@@ -523,12 +570,20 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         var everyPeerTold = true
         for peer in configuration.peers {
             var told = false
-            let slots = leadership!.unsent[peer] ?? []
+            var slots = leadership!.unsent[peer] ?? []
+            // A laggard's late slots go first in any Phase2a or heartbeat to it: no message may tell it of choices
+            // whose values it has not been sent.
+            if let late = leadership!.laggardSlots[peer], !slots.isEmpty || leadership!.heartbeatDue.contains(peer) {
+                slots = late + slots
+                leadership!.laggardSlots[peer] = nil
+            }
             if !slots.isEmpty {
                 var seen = Set<Slot>()
                 var proposals: [SlotProposal<Command>] = []
                 for slot in slots where seen.insert(slot).inserted {
-                    guard let entry = log[slot], entry.ballot == ballot, !entry.isChosen else { continue }
+                    // A chosen slot is sent too (a laggard's late one): accepting the chosen value under this ballot
+                    // is what the follower would do anyway, and the message's chosenThrough then marks it chosen.
+                    guard let entry = log[slot], entry.ballot == ballot else { continue }
                     proposals.append(SlotProposal(slot: slot, value: entry.value))
                 }
                 if !proposals.isEmpty {
@@ -544,8 +599,11 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
                 leadership!.lastProbed[peer] = now
                 told = true
             } else if !told, announce {
-                // A chosen notice is not answered, so it does not count as probing the peer.
-                send(.chosen(ballot: ballot, chosenThrough: chosenThrough), to: peer)
+                if leadership!.laggardSlots[peer] == nil {
+                    // A chosen notice is not answered, so it does not count as probing the peer.
+                    send(.chosen(ballot: ballot, chosenThrough: chosenThrough), to: peer)
+                }
+                // A laggard learns the choice with its late slots, within `laggardFlushTicks`.
                 told = true
             }
             everyPeerTold = everyPeerTold && told
@@ -942,6 +1000,11 @@ extension Replica {
         /// When each peer last got a message it answers (Phase2a or heartbeat).
         var lastProbed: [ReplicaID: Tick] = [:]
         var heartbeatDue: Set<ReplicaID> = []
+        /// Thrifty Phase 2: the peers that get proposals at once, the slots each laggard has not been sent yet, and
+        /// when the laggards last got theirs.
+        var promptPeers: Set<ReplicaID> = []
+        var laggardSlots: [ReplicaID: [Slot]] = [:]
+        var laggardsFlushedAt: Tick = 0
         /// Read index: the current probe round, the highest round each peer acknowledged, the reads waiting.
         var probeRound: UInt64 = 0
         var probeScheduled = false
@@ -954,10 +1017,12 @@ extension Replica {
         /// so a follower never waits more than two ticks to learn a choice.
         var chosenNoticeDue = false
 
-        init(ballot: Ballot, nextSlot: Slot, activeSince: Tick) {
+        init(ballot: Ballot, nextSlot: Slot, activeSince: Tick, promptPeers: Set<ReplicaID>) {
             self.ballot = ballot
             self.nextSlot = nextSlot
             self.activeSince = activeSince
+            self.promptPeers = promptPeers
+            self.laggardsFlushedAt = activeSince
         }
     }
 

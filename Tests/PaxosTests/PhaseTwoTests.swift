@@ -324,3 +324,89 @@ import Testing
         #expect(cluster.journals[s3] == Journal(applied: ["a"]))
     }
 }
+
+/// Thrifty Phase 2 (`Configuration.laggardFlushTicks`): a proposal goes at once only to the peers a majority needs.
+@Suite struct ThriftyPhaseTwoTests {
+    /// Messages `sender` sent to `peer` from the `first`-th message on.
+    func sent(_ cluster: Cluster, from sender: ReplicaID, to peer: ReplicaID, since first: Int) -> [TestMessage] {
+        cluster.sent[first...].filter { $0.from == sender && $0.to == peer }.map(\.message)
+    }
+
+    @Test func proposalsGoToThePromptPeerAndTheLaggardGetsThemInOneMessageLater() {
+        var cluster = Cluster { $0.laggardFlushTicks = 2 }
+        cluster.elect(s1)
+        let leader = ballot(1, s1)
+        let a = request("a", 1)
+        let b = request("b", 2)
+        let first = cluster.sent.count
+
+        cluster.submit(a, at: s1)
+        let proposed = cluster.takeReady(s1)
+        #expect(
+            proposed.messages == [
+                envelope(
+                    to: s2,
+                    .phase2a(
+                        ballot: leader, proposals: [SlotProposal(slot: 1, value: batch(leader, a))], chosenThrough: 0))
+            ])
+        cluster.stabilize()
+        cluster.submit(b, at: s1)
+        cluster.stabilize()
+        #expect(cluster[s1].chosenThrough == 2, "the leader and its prompt peer are a majority")
+        #expect(sent(cluster, from: s1, to: s3, since: first).isEmpty)
+
+        // Within `laggardFlushTicks` the laggard gets both slots in one Phase2a, which also tells it they are chosen;
+        // no chosen notice or heartbeat goes ahead of them.
+        cluster.tick(s1, times: 2)
+        cluster.stabilize()
+        let toLaggard = sent(cluster, from: s1, to: s3, since: first)
+        #expect(
+            toLaggard.first
+                == .phase2a(
+                    ballot: leader,
+                    proposals: [
+                        SlotProposal(slot: 1, value: batch(leader, a)), SlotProposal(slot: 2, value: batch(leader, b)),
+                    ],
+                    chosenThrough: 2))
+        #expect(cluster[s3].chosenThrough == 2)
+        #expect(cluster.journals[s3]!.applied == ["a", "b"])
+        #expect(cluster.durable[s3]!.entries.keys.sorted() == [1, 2], "the laggard holds the slots durably")
+    }
+
+    @Test func aSilentPromptPeerGivesWayToTheLaggardWithinTwoTicks() {
+        var cluster = Cluster { $0.laggardFlushTicks = 2 }
+        cluster.elect(s1)
+        cluster.isolate(s2)
+        let a = request("a", 1)
+        let b = request("b", 2)
+
+        cluster.submit(a, at: s1)
+        cluster.stabilize()
+        cluster.tick(s1)
+        cluster.stabilize()
+        #expect(cluster[s1].chosenThrough == 0, "only the silent prompt peer has the proposal")
+
+        cluster.tick(s1)
+        cluster.stabilize()
+        #expect(cluster[s1].chosenThrough == 1, "a proposal two ticks old goes to every peer")
+
+        // S3 is the prompt peer now: the next proposal reaches it at once and is chosen without a tick.
+        cluster.submit(b, at: s1)
+        let proposed = cluster.takeReady(s1)
+        #expect(proposals(in: proposed, to: s3).map(\.slot) == [2])
+        #expect(proposals(in: proposed, to: s2).isEmpty)
+        cluster.stabilize()
+        #expect(cluster[s1].chosenThrough == 2)
+        #expect(cluster.journals[s1]!.applied == ["a", "b"])
+    }
+
+    @Test func withoutThriftEveryPeerGetsEveryProposalAtOnce() {
+        var cluster = Cluster()
+        cluster.elect(s1)
+        let a = request("a", 1)
+        cluster.submit(a, at: s1)
+        let proposed = cluster.takeReady(s1)
+        #expect(proposals(in: proposed, to: s2).map(\.slot) == [1])
+        #expect(proposals(in: proposed, to: s3).map(\.slot) == [1])
+    }
+}

@@ -17,6 +17,8 @@ struct SimulationParameters: CustomStringConvertible {
     var forwardsRequests: Bool
     /// Per client and tick, the chance of a linearizable read when the client has none outstanding.
     var readRate: Double
+    /// Thrifty Phase 2 (`Configuration.laggardFlushTicks`): 0 (off), 1 or 2; the heartbeat is 3 ticks.
+    var laggardFlushTicks: Tick
 
     /// - Parameter harsh: many more crashes and partitions, for runs that hunt a planted bug.
     init(random: inout SeededRandom, harsh: Bool) {
@@ -35,6 +37,7 @@ struct SimulationParameters: CustomStringConvertible {
         forwardsRequests = Bool.random(using: &random)
         // Drawn last, so the parameters above stay what they were for every seed.
         readRate = Double.random(in: 0.02...0.3, using: &random)
+        laggardFlushTicks = Tick.random(in: 0...2, using: &random)
     }
 
     var description: String {
@@ -42,7 +45,8 @@ struct SimulationParameters: CustomStringConvertible {
         let faults = "crash/tick \(percent(crashRate)) partition/tick \(percent(partitionRate))"
         return "\(replicaCount) replicas, \(rates), \(faults), batch \(batchSizeMax), window \(slotsInFlightMax), "
             + "snapshot every \(snapshotIntervalSlots), \(forwardsRequests ? "forwarding" : "leader hints"), "
-            + "reads \(percent(readRate))/tick"
+            + "reads \(percent(readRate))/tick, "
+            + (laggardFlushTicks == 0 ? "every peer prompt" : "laggards every \(laggardFlushTicks) ticks")
     }
 
     private func percent(_ value: Double) -> String { "\(Int((value * 1000).rounded()) / 10)%" }
@@ -746,6 +750,7 @@ struct Simulation<Machine: SimulatedMachine> {
             snapshotIntervalSlots: parameters.snapshotIntervalSlots,
             catchUpEntriesMax: 8,
             forwardsRequests: parameters.forwardsRequests,
+            laggardFlushTicks: parameters.laggardFlushTicks,
             fault: fault
         )
         // Restart from what was persisted: the durable log and snapshot, and the state machine as last applied.
