@@ -697,7 +697,12 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             }
             appliedThrough = slot
         }
-        if appliedThrough - snapshotSlot >= configuration.snapshotIntervalSlots { pending.snapshotDue = true }
+        if appliedThrough - snapshotSlot >= configuration.snapshotIntervalSlots {
+            pending.snapshotDue = true
+            // The compaction after this Ready truncates the log: laggards get their late slots in it first, instead
+            // of a snapshot later.
+            if leadership != nil { flushLaggards() }
+        }
         answerConfirmedReads()
     }
 

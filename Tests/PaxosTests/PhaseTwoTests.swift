@@ -400,6 +400,36 @@ import Testing
         #expect(cluster.journals[s1]!.applied == ["a", "b"])
     }
 
+    @Test func laggardsGetTheirSlotsBeforeTheLeaderCompactsItsLog() {
+        var cluster = Cluster {
+            $0.laggardFlushTicks = 2
+            $0.snapshotIntervalSlots = 2
+        }
+        cluster.elect(s1)
+        let first = cluster.sent.count
+        cluster.submit(request("a", 1), at: s1)
+        _ = cluster.takeReady(s1)
+        cluster.deliver()
+        _ = cluster.takeReady(s2)
+        cluster.deliver()
+        cluster.submit(request("b", 2), at: s1)
+        _ = cluster.takeReady(s1)
+        cluster.deliver()
+        _ = cluster.takeReady(s2)
+        cluster.deliver()
+        let compacting = cluster.takeReady(s1)
+        #expect(compacting.snapshotDue)
+        #expect(proposals(in: compacting, to: s3).map(\.slot) == [1, 2])
+        cluster.compact(s1)
+        cluster.stabilize()
+        #expect(cluster.journals[s3]!.applied == ["a", "b"])
+        #expect(
+            !cluster.sent[first...].contains { sent in
+                if case .catchUpReply = sent.message { return true }
+                return false
+            }, "the laggard needed no catch-up")
+    }
+
     @Test func withoutThriftEveryPeerGetsEveryProposalAtOnce() {
         var cluster = Cluster()
         cluster.elect(s1)
