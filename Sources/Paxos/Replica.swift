@@ -1007,9 +1007,9 @@ extension Replica {
         var heartbeatDue: Set<ReplicaID> = []
         /// Thrifty Phase 2: the peers that get proposals at once, the slots each laggard has not been sent yet, and
         /// when the laggards last got theirs.
-        var promptPeers: Set<ReplicaID> = []
+        var promptPeers: Set<ReplicaID>
         var laggardSlots: [ReplicaID: [Slot]] = [:]
-        var laggardsFlushedAt: Tick = 0
+        var laggardsFlushedAt: Tick
         /// Read index: the current probe round, the highest round each peer acknowledged, the reads waiting.
         var probeRound: UInt64 = 0
         var probeScheduled = false
