@@ -136,12 +136,13 @@ public struct ReplicaProcess: Sendable {
                 who reaches its port. Turn it on with a tls: section in \(cluster.source)
                 """)
         }
-        var services: [any Service] = [
-            ServerService(server: server), peers, homes, Ticker(node: node, interval: cluster.paxos.tick), failure,
-        ]
+        var services: [any Service] = [peers, homes, Ticker(node: node, interval: cluster.paxos.tick), failure]
         if let metricsPort = cluster.metricsPort(ofReplica: replica.index) {
             services.append(MetricsServer(host: Self.numericHost(replica.host), port: metricsPort, registry: registry))
         }
+        // The group stops its services last to first, each after the one before has returned: the server first, so
+        // the calls under way are answered while the peer links and the ticker still run.
+        services.append(ServerService(server: server))
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },

@@ -4,6 +4,7 @@ import LedgerRPC
 import LedgerStore
 import Logging
 import Paxos
+import ServiceLifecycle
 
 /// The client API of one replica (`ledger.v1.Ledger`): commands go through the replica's Paxos log; the
 /// inspection calls answer from this replica's own state.
@@ -85,7 +86,11 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 defer { pending.finish() }
-                for try await batch in request { pending.yield(Task { try await answer(batch) }) }
+                // A stopping replica takes no more batches but still writes the answers under way, then ends the
+                // call; the client fails the batches it wrote after and sends them again elsewhere.
+                try await untilShutdown(stopped: ()) {
+                    for try await batch in request { pending.yield(Task { try await answer(batch) }) }
+                }
             }
             group.addTask {
                 for await answer in answers { try await response.write(try await answer.value) }
@@ -283,6 +288,15 @@ struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
             case .failure(let refusal): throw AccessControl.refuse(refusal, context: context, logger: logger)
             }
         }
+        // A stopping replica ends the stream; the peer opens it again when this replica is back.
+        return try await untilShutdown(stopped: Ledger_V1_PeerStreamSummary()) { [sender] in
+            try await receive(request, sender: sender, context: context)
+        }
+    }
+
+    private func receive(
+        _ request: RPCAsyncSequence<Ledger_V1_PeerBatch, any Error>, sender: String?, context: ServerContext
+    ) async throws -> Ledger_V1_PeerStreamSummary {
         var summary = Ledger_V1_PeerStreamSummary()
         for try await wire in request {
             let batch: PeerBatch
@@ -317,5 +331,19 @@ struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
             summary.messages += UInt64(batch.messages.count)
         }
         return summary
+    }
+}
+
+/// Runs `operation`, which reads a long-lived call's messages, until it returns or the server begins to stop (the
+/// replica's graceful shutdown): then it is cancelled and the call ends with `stopped`. A call that outlived the
+/// shutdown would hold the replica up until its supervisor killed it.
+func untilShutdown<Value: Sendable>(
+    stopped: Value, _ operation: @escaping @Sendable () async throws -> Value
+) async throws -> Value {
+    do {
+        return try await cancelWhenGracefulShutdown(operation)
+    } catch {
+        if Task.isShuttingDownGracefully { return stopped }
+        throw error
     }
 }

@@ -128,6 +128,99 @@ import Testing
     }
 }
 
+/// Stopping a replica: its own clients' batch stream and its peers' streams stay open until it ends them, so a
+/// replica that waited for them would never stop on its own.
+@Suite(.serialized) struct ReplicaStopTests {
+    static let accounts = 40
+    static let initialBalance: Int64 = 10
+    static let transfers = 200
+    static let concurrency = 8
+
+    /// SIGTERM to the leader mid-load: it answers what it can, ends every stream and exits cleanly; the transfers
+    /// it did not answer go to the others, so each ends committed or rejected and no money is lost. Restarted, it
+    /// catches up with the others.
+    @Test(.timeLimit(.minutes(3))) func leaderStoppedMidLoadEndsItsStreamsAndExits() async throws {
+        let cluster = try TestDeployment(
+            clusters: 1, accountsPerCluster: Self.accounts, initialBalance: Self.initialBalance,
+            consensusTimeout: "2000ms")
+        defer { cluster.stopAll() }
+        try cluster.start(["S1", "S2", "S3"])
+
+        try await ClusterClient.with(
+            cluster: "C1", addresses: cluster.addresses(of: "C1"), security: try cluster.security()
+        ) { client in
+            let leader = try await cluster.waitForLeader(client, within: .seconds(30))
+            try await cluster.waitForAccounts(client, replicas: client.replicas, within: .seconds(30))
+
+            let progress = Counter()
+            var exit: (reason: Process.TerminationReason, status: Int32)?
+            var outcomes: [CommandOutcome] = []
+            try await withThrowingTaskGroup(of: CommandOutcome.self) { group in
+                var next = 0
+                func launch() {
+                    next += 1
+                    let sequence = UInt64(next)
+                    let from = AccountID(sequence % UInt64(Self.accounts) + 1)
+                    let to = AccountID((sequence + 7) % UInt64(Self.accounts) + 1)
+                    group.addTask {
+                        // Each transfer goes first on the batch stream to the leader, so the stream is open when the
+                        // signal comes; what that try leaves unsure is retried the way the client library does.
+                        let command = LedgerCommand.transfer(
+                            TransactionID(client: 91, sequence: sequence), from: from, to: to, amount: Amount(1))
+                        let deadline = ContinuousClock.now + .seconds(60)
+                        switch await client.submitOnce([command], contact: leader, deadline: deadline) {
+                        case .answered(let outcomes):
+                            if case .applied = outcomes[0] { return outcomes[0] }
+                            return await client.submit(command, contact: leader, deadline: deadline, uncertain: true)
+                        case .failed(let uncertain):
+                            return await client.submit(
+                                command, contact: leader, deadline: deadline, uncertain: uncertain)
+                        }
+                    }
+                }
+                for _ in 0..<Self.concurrency { launch() }
+                while let outcome = try await group.next() {
+                    outcomes.append(outcome)
+                    if progress.increment() == Self.transfers / 4 {
+                        cluster.signal(leader, SIGTERM)
+                        // A bound for a busy machine, not a timing: before replicas ended their streams on
+                        // shutdown, this one never exited.
+                        exit = cluster.waitForExit(leader, within: .seconds(30))
+                    }
+                    if next < Self.transfers { launch() }
+                }
+            }
+            let ended = try #require(exit, "\(leader) still runs 30 s after SIGTERM")
+            #expect(ended.reason == .exit && ended.status == 0, "\(leader) ended by \(ended.reason) \(ended.status)")
+
+            let unknown = outcomes.filter {
+                switch $0 {
+                case .applied(.committed), .applied(.aborted): return false
+                default: return true
+                }
+            }
+            #expect(outcomes.count == Self.transfers)
+            #expect(unknown.isEmpty, "outcomes neither committed nor rejected: \(unknown.prefix(3))")
+
+            // Restarted, the stopped replica hears from its peers again (their links reopen the streams it ended)
+            // and catches up.
+            let survivors = client.replicas.filter { $0 != leader }
+            let newLeader = try await cluster.waitForLeader(client, among: survivors, within: .seconds(30))
+            try cluster.start([leader.description])
+            let finalSlot = try await client.status(of: newLeader).appliedThrough
+            for replica in client.replicas {
+                try await cluster.waitUntilApplied(client, replica: replica, through: finalSlot, within: .seconds(30))
+                var total: Int64 = 0
+                for account in 1...Self.accounts {
+                    total += try #require(
+                        try await client.localBalance(of: AccountID(UInt64(account)), at: replica).balance)
+                }
+                #expect(total == Int64(Self.accounts) * Self.initialBalance, "\(replica) holds \(total)")
+            }
+        }
+    }
+}
+
 /// A thread-safe counter for the load loop.
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()

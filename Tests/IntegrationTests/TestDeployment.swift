@@ -165,6 +165,16 @@ final class TestDeployment: @unchecked Sendable {
         lock.withLock { processes[replica.description]?.isRunning ?? false }
     }
 
+    /// Waits up to `limit` for the replica's process to end; how it ended, or nil if it still runs.
+    func waitForExit(_ replica: ReplicaID, within limit: Duration) -> (
+        reason: Process.TerminationReason, status: Int32
+    )? {
+        guard let process = lock.withLock({ processes[replica.description] }) else { return nil }
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+        return process.isRunning ? nil : (process.terminationReason, process.terminationStatus)
+    }
+
     /// Sends `signal` to a running replica (SIGSTOP pauses it, SIGCONT resumes it).
     func signal(_ replica: ReplicaID, _ signal: Int32) {
         lock.withLock {
