@@ -60,27 +60,8 @@ public struct ReplicaProcess: Sendable {
     /// The replica's SQLite file.
     public var databasePath: String { "\(cluster.dataDirectory)/\(replica.name).sqlite" }
 
-    /// How late a laggard peer gets the leader's proposals (thrifty Phase 2, `Configuration.laggardFlushTicks`): 50 ms
-    /// is a few ticks, so a laggard's Phase2a carries several slots and costs one fsync for all of them, and still far
-    /// below the leader timeout.
-    static let laggardFlushInterval = Duration.milliseconds(50)
-
     /// The Paxos timings of the config, in ticks.
-    public var configuration: Configuration {
-        let tick = cluster.paxos.tick
-        func ticks(_ duration: Duration) -> Tick { Tick(max(1, (duration / tick).rounded(.up))) }
-        let members = cluster.replicaIndexes.map { ReplicaID($0) }
-        let heartbeat = ticks(cluster.paxos.leaderPingInterval)
-        return Configuration(
-            me: ReplicaID(replica.index),
-            members: members,
-            leaderTimeoutTicks: ticks(cluster.paxos.leaderTimeout),
-            heartbeatIntervalTicks: heartbeat,
-            consensusTimeoutTicks: ticks(cluster.paxos.consensusTimeout),
-            batchSizeMax: cluster.batching.batchSizeMax,
-            slotsInFlightMax: cluster.batching.slotsInFlightMax,
-            laggardFlushTicks: min(ticks(Self.laggardFlushInterval), heartbeat - 1))
-    }
+    public var configuration: Configuration { cluster.paxosConfiguration(ofReplica: replica.index) }
 
     /// Runs until SIGINT/SIGTERM, or until the replica's storage fails (then throws).
     public func run(logger: Logger, registry: PrometheusCollectorRegistry) async throws {

@@ -34,6 +34,7 @@ struct ClusterConfigTests {
           leader_ping_interval: 500ms
           consensus_timeout: 5s
           tick: 20ms
+          laggard_flush: 100ms
         batching:
           batch_size_max: 256
           slots_in_flight_max: 32
@@ -63,6 +64,7 @@ struct ClusterConfigTests {
         #expect(config.paxos.leaderPingInterval == .milliseconds(200))
         #expect(config.paxos.consensusTimeout == .milliseconds(3000))
         #expect(config.paxos.tick == .milliseconds(10))
+        #expect(config.paxos.laggardFlush == .milliseconds(50))
         #expect(config.batching == ClusterConfig.Batching(batchSizeMax: 512, slotsInFlightMax: 16))
         #expect(config.tls == .mutual(.defaults))
         #expect(config.replicaNames == ["S1", "S2", "S3"])
@@ -88,14 +90,14 @@ struct ClusterConfigTests {
             config.paxos
                 == ClusterConfig.PaxosTimings(
                     leaderTimeout: .seconds(2), leaderPingInterval: .milliseconds(500),
-                    consensusTimeout: .seconds(5), tick: .milliseconds(20)))
+                    consensusTimeout: .seconds(5), tick: .milliseconds(20), laggardFlush: .milliseconds(100)))
         #expect(config.batching == ClusterConfig.Batching(batchSizeMax: 256, slotsInFlightMax: 32))
     }
 
     static let topKeys =
         "cluster, replicas, data_dir, catalog, log_level, min_balance, initial_balance, metrics_port, test_controls, "
         + "paxos, batching, tls"
-    static let paxosKeys = "leader_timeout, leader_ping_interval, consensus_timeout, tick"
+    static let paxosKeys = "leader_timeout, leader_ping_interval, consensus_timeout, tick, laggard_flush"
 
     static let badConfigs: [(String, String)] = [
         (minimal + "colour: blue", "C1.yaml:8: unknown key \"colour\"; expected one of: \(topKeys)"),
@@ -152,7 +154,7 @@ struct ClusterConfigTests {
         (
             minimal + "paxos: fast",
             "C1.yaml:8: paxos is \"fast\"; expected a mapping with leader_timeout, leader_ping_interval, "
-                + "consensus_timeout and tick"
+                + "consensus_timeout, tick and laggard_flush"
         ),
         (
             minimal.replacing("data_dir: data/C1", with: "data_dir:"),
@@ -317,6 +319,19 @@ struct ClusterConfigTests {
             "C1.yaml:9: paxos.tick (300ms) must not be longer than paxos.leader_ping_interval (200ms, the default)"
         ),
         (
+            minimal + "paxos:\n  laggard_flush: 200ms",
+            "C1.yaml:9: paxos.laggard_flush (200ms) must be shorter than paxos.leader_ping_interval (200ms, the "
+                + "default)"
+        ),
+        (
+            minimal + "paxos:\n  tick: 20ms\n  laggard_flush: 15ms",
+            "C1.yaml:10: paxos.laggard_flush (15ms) must not be shorter than paxos.tick (20ms)"
+        ),
+        (
+            minimal + "paxos:\n  laggard_flush: never",
+            "C1.yaml:9: paxos.laggard_flush \"never\" is not a duration; write a whole number and a unit: 1000ms or 1s"
+        ),
+        (
             minimal + "batching:\n  batch_size_max: 0",
             "C1.yaml:9: batching.batch_size_max is 0; write at least 1"
         ),
@@ -381,6 +396,23 @@ struct ClusterConfigTests {
     }
 
     // The ceiling is the batch a slot can hold in storage and on the wire, so a config at it is usable.
+    @Test(
+        "laggard_flush: off sends every slot to every peer at once; a default too long for the heartbeat is not an error"
+    )
+    func laggardFlush() throws {
+        let off = try Self.validate(Self.minimal + "paxos:\n  laggard_flush: Off")
+        #expect(off.paxos.laggardFlush == nil)
+        #expect(off.paxosConfiguration(ofReplica: 1).laggardFlushTicks == 0)
+        let standard = try Self.validate(Self.minimal).paxosConfiguration(ofReplica: 2)
+        #expect(standard.laggardFlushTicks == 5 && standard.heartbeatIntervalTicks == 20 && standard.me == ReplicaID(2))
+        // 190ms at 20ms ticks is 10 ticks, the heartbeat's count: one less, so laggards hear between heartbeats.
+        let rounded = try Self.validate(Self.minimal + "paxos:\n  tick: 20ms\n  laggard_flush: 190ms")
+        #expect(rounded.paxosConfiguration(ofReplica: 1).laggardFlushTicks == 9)
+        let fast = try Self.validate(Self.minimal + "paxos:\n  leader_ping_interval: 30ms")
+        #expect(fast.paxos.laggardFlush == .milliseconds(50))
+        #expect(fast.paxosConfiguration(ofReplica: 1).laggardFlushTicks == 2)
+    }
+
     @Test("batch_size_max up to the Paxos batch limit is accepted")
     func batchCeilingIsThePaxosLimit() throws {
         #expect(ClusterConfig.Limits.batchSizeMaxCeiling == Paxos.Limits.batchSizeMax)

@@ -6,8 +6,9 @@ import Paxos
 /// `replicaStart >= 1`; the replica ports `portBase ..< portBase + replicaCount` and, when
 /// `metricsPortBase != 0`, the metrics ports `metricsPortBase ..< metricsPortBase + replicaCount` lie
 /// in 1...65535 and are all distinct; `0 <= balanceInitial`, `balanceMin <= balanceInitial`;
-/// `paxos.tick <= paxos.leaderPingInterval < paxos.leaderTimeout <= paxos.consensusTimeout`, every
-/// duration in 1ms...`Limits.durationMax`; batching limits in 1...their ceilings.
+/// `paxos.tick <= paxos.leaderPingInterval < paxos.leaderTimeout <= paxos.consensusTimeout` and, unless off,
+/// `paxos.tick <= paxos.laggardFlush < paxos.leaderPingInterval`, every duration in 1ms...`Limits.durationMax`;
+/// batching limits in 1...their ceilings.
 public struct ClusterConfig: Sendable, Equatable {
     /// How much a replica logs, from the most (`trace`) to the least (`critical`).
     public enum LogLevel: String, Sendable, CaseIterable {
@@ -16,7 +17,8 @@ public struct ClusterConfig: Sendable, Equatable {
 
     /// The Paxos timers of every replica of the cluster.
     ///
-    /// Invariant (of a validated config): `tick <= leaderPingInterval < leaderTimeout <= consensusTimeout`.
+    /// Invariant (of a validated config): `tick <= leaderPingInterval < leaderTimeout <= consensusTimeout`, and
+    /// `tick <= laggardFlush < leaderPingInterval` unless `laggardFlush` is nil.
     public struct PaxosTimings: Sendable, Equatable {
         /// How long a follower waits without hearing the leader before it starts Phase 1.
         public var leaderTimeout: Duration
@@ -26,18 +28,27 @@ public struct ClusterConfig: Sendable, Equatable {
         public var consensusTimeout: Duration
         /// The period of the replica's timer; every other duration is counted in ticks.
         public var tick: Duration
+        /// How late the leader sends new slots to its laggards, the peers beyond the majority it waits for (thrifty
+        /// Phase 2); nil (`off`) sends every slot to every peer at once. Longer means fewer messages and fsyncs on a
+        /// laggard, which then trails the leader by as much.
+        public var laggardFlush: Duration?
 
-        public init(leaderTimeout: Duration, leaderPingInterval: Duration, consensusTimeout: Duration, tick: Duration) {
+        public init(
+            leaderTimeout: Duration, leaderPingInterval: Duration, consensusTimeout: Duration, tick: Duration,
+            laggardFlush: Duration?
+        ) {
             self.leaderTimeout = leaderTimeout
             self.leaderPingInterval = leaderPingInterval
             self.consensusTimeout = consensusTimeout
             self.tick = tick
+            self.laggardFlush = laggardFlush
         }
 
-        /// The values used for keys the file leaves out.
+        /// The values used for keys the file leaves out. A laggard flush of 50 ms is a few ticks, so a laggard's
+        /// Phase2a carries several slots and costs one fsync for them all, and still far below the leader timeout.
         public static let defaults = PaxosTimings(
             leaderTimeout: .milliseconds(1000), leaderPingInterval: .milliseconds(200),
-            consensusTimeout: .milliseconds(3000), tick: .milliseconds(10))
+            consensusTimeout: .milliseconds(3000), tick: .milliseconds(10), laggardFlush: .milliseconds(50))
     }
 
     /// How much work the leader groups together.
@@ -201,6 +212,23 @@ public struct ClusterConfig: Sendable, Equatable {
         return metricsPortBase + (index - replicaStart)
     }
 
+    /// The Paxos configuration of replica `S<index>`: every duration in ticks, rounded up to at least one.
+    public func paxosConfiguration(ofReplica index: Int) -> Configuration {
+        func ticks(_ duration: Duration) -> Tick { Tick(max(1, (duration / paxos.tick).rounded(.up))) }
+        let heartbeat = ticks(paxos.leaderPingInterval)
+        return Configuration(
+            me: ReplicaID(index),
+            members: replicaIndexes.map { ReplicaID($0) },
+            leaderTimeoutTicks: ticks(paxos.leaderTimeout),
+            heartbeatIntervalTicks: heartbeat,
+            consensusTimeoutTicks: ticks(paxos.consensusTimeout),
+            batchSizeMax: batching.batchSizeMax,
+            slotsInFlightMax: batching.slotsInFlightMax,
+            // Below the heartbeat, as a laggard must hear from the leader between heartbeats; a written
+            // `laggard_flush` is already, the default may be cut. Off (0) when the heartbeat is one tick.
+            laggardFlushTicks: paxos.laggardFlush.map { min(ticks($0), heartbeat - 1) } ?? 0)
+    }
+
     /// Validates a configuration tree; `source` names the file in errors.
     public static func validate(_ node: ConfigNode, source: String) throws(InputError) -> ClusterConfig {
         var reader = ClusterConfigReader(source: source)
@@ -283,7 +311,7 @@ private struct ClusterConfigReader {
         ],
         "tls": ["ca", "certificate", "key"],
         "replicas": ["count", "start", "subnet"],
-        "paxos": ["leader_timeout", "leader_ping_interval", "consensus_timeout", "tick"],
+        "paxos": ["leader_timeout", "leader_ping_interval", "consensus_timeout", "tick", "laggard_flush"],
         "batching": ["batch_size_max", "slots_in_flight_max"],
     ]
 
@@ -298,7 +326,8 @@ private struct ClusterConfigReader {
         "replicas.start": "1", "replicas.subnet": "6001", "data_dir": "data/C1", "catalog": "data/catalog.sqlite",
         "log_level": "info", "min_balance": "0", "initial_balance": "10", "metrics_port": "9101",
         "test_controls": "true", "paxos.leader_timeout": "1000ms", "paxos.leader_ping_interval": "200ms",
-        "paxos.consensus_timeout": "3000ms", "paxos.tick": "10ms", "batching.batch_size_max": "512",
+        "paxos.consensus_timeout": "3000ms", "paxos.tick": "10ms", "paxos.laggard_flush": "50ms or off",
+        "batching.batch_size_max": "512",
         "batching.slots_in_flight_max": "16", "tls": "{ca: certs/ca.pem, certificate: certs/{name}.pem, ...} or off",
         "tls.ca": "certs/ca.pem", "tls.certificate": "certs/{name}.pem", "tls.key": "certs/{name}-key.pem",
     ]
@@ -395,6 +424,10 @@ private struct ClusterConfigReader {
         }
         if let node = paxosNode["tick"] {
             paxos.tick = try duration(node, path: "paxos.tick")
+        }
+        if let node = paxosNode["laggard_flush"] {
+            let off = (try? text(node, path: "paxos.laggard_flush"))?.lowercased() == "off"
+            paxos.laggardFlush = off ? nil : try duration(node, path: "paxos.laggard_flush")
         }
         let tls = try top["tls"].map { node throws(InputError) in try self.tls(node) } ?? .mutual(.defaults)
         var batching = ClusterConfig.Batching.defaults
@@ -643,6 +676,17 @@ private struct ClusterConfigReader {
         if paxos.tick > paxos.leaderPingInterval {
             throw complain(
                 "tick", paxos.tick, "must not be longer than", "leader_ping_interval", paxos.leaderPingInterval)
+        }
+        // A laggard hears from the leader between heartbeats, or its election timer would count the gap. The default
+        // is not checked: a replica shortens it to fit (`ReplicaProcess.configuration`).
+        if let flush = paxos.laggardFlush, written["paxos.laggard_flush"] != nil {
+            if flush >= paxos.leaderPingInterval {
+                throw complain(
+                    "laggard_flush", flush, "must be shorter than", "leader_ping_interval", paxos.leaderPingInterval)
+            }
+            if flush < paxos.tick {
+                throw complain("laggard_flush", flush, "must not be shorter than", "tick", paxos.tick)
+            }
         }
     }
 
