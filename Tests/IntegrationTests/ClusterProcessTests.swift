@@ -15,20 +15,27 @@ import Testing
     static let transfers = 300
     static let concurrency = 16
 
-    @Test(.timeLimit(.minutes(3))) func leaderKilledMidLoadThenRestartedReplicaCatchesUp() async throws {
+    /// Starts the cluster's three replicas and runs `body` with a client and the first leader, once every replica
+    /// has its accounts; stops the replicas afterwards.
+    func withCluster(_ body: (TestDeployment, ClusterClient, ReplicaID) async throws -> Void) async throws {
         let cluster = try TestDeployment(
             clusters: 1, accountsPerCluster: Self.accounts, initialBalance: Self.initialBalance,
             consensusTimeout: "2000ms")
         defer { cluster.stopAll() }
         try cluster.start(["S1", "S2", "S3"])
-
         try await ClusterClient.with(
             cluster: "C1", addresses: cluster.addresses(of: "C1"), security: try cluster.security()
         ) { client in
             let start = ContinuousClock.now
-            let firstLeader = try await cluster.waitForLeader(client, within: .seconds(30))
+            let leader = try await cluster.waitForLeader(client, within: .seconds(30))
             try await cluster.waitForAccounts(client, replicas: client.replicas, within: .seconds(30))
-            print("integration: first leader \(firstLeader) after \(ContinuousClock.now - start)")
+            print("integration: first leader \(leader) after \(ContinuousClock.now - start)")
+            try await body(cluster, client, leader)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(3))) func leaderKilledMidLoadThenRestartedReplicaCatchesUp() async throws {
+        try await withCluster { cluster, client, firstLeader in
 
             // Load, with the leader killed a third of the way through.
             var random = SeededRandom(seed: 2026)
@@ -126,32 +133,13 @@ import Testing
                 """)
         }
     }
-}
 
-/// Stopping a replica: its own clients' batch stream and its peers' streams stay open until it ends them, so a
-/// replica that waited for them would never stop on its own.
-@Suite(.serialized) struct ReplicaStopTests {
-    static let accounts = 40
-    static let initialBalance: Int64 = 10
-    static let transfers = 200
-    static let concurrency = 8
-
-    /// SIGTERM to the leader mid-load: it answers what it can, ends every stream and exits cleanly; the transfers
-    /// it did not answer go to the others, so each ends committed or rejected and no money is lost. Restarted, it
-    /// catches up with the others.
+    /// SIGTERM to the leader mid-load. Its clients' batch stream and its peers' streams stay open until it ends
+    /// them, so a replica that waited for them would never stop. It answers what it can, ends every stream and
+    /// exits cleanly; the transfers it did not answer go to the others, so each ends committed or rejected and no
+    /// money is lost. Restarted, it catches up with the others.
     @Test(.timeLimit(.minutes(3))) func leaderStoppedMidLoadEndsItsStreamsAndExits() async throws {
-        let cluster = try TestDeployment(
-            clusters: 1, accountsPerCluster: Self.accounts, initialBalance: Self.initialBalance,
-            consensusTimeout: "2000ms")
-        defer { cluster.stopAll() }
-        try cluster.start(["S1", "S2", "S3"])
-
-        try await ClusterClient.with(
-            cluster: "C1", addresses: cluster.addresses(of: "C1"), security: try cluster.security()
-        ) { client in
-            let leader = try await cluster.waitForLeader(client, within: .seconds(30))
-            try await cluster.waitForAccounts(client, replicas: client.replicas, within: .seconds(30))
-
+        try await withCluster { cluster, client, leader in
             let progress = Counter()
             var exit: (reason: Process.TerminationReason, status: Int32)?
             var outcomes: [CommandOutcome] = []
