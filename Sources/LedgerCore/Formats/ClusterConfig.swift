@@ -678,7 +678,7 @@ private struct ClusterConfigReader {
                 "tick", paxos.tick, "must not be longer than", "leader_ping_interval", paxos.leaderPingInterval)
         }
         // A laggard hears from the leader between heartbeats, or its election timer would count the gap. The default
-        // is not checked: a replica shortens it to fit (`ReplicaProcess.configuration`).
+        // is not checked: `paxosConfiguration(ofReplica:)` shortens it to fit.
         if let flush = paxos.laggardFlush, written["paxos.laggard_flush"] != nil {
             if flush >= paxos.leaderPingInterval {
                 throw complain(
