@@ -22,9 +22,10 @@ public struct Configuration: Sendable, Equatable {
     /// Thrifty Phase 2. Zero: the leader sends each proposal to every peer at once. Above zero: only to the peers a
     /// majority needs besides the leader (the `majority - 1` it picked as prompt); each other peer, a laggard, gets
     /// its slots in one Phase2a at most this many ticks later, or sooner with any other message to it. A proposal two
-    /// ticks old and still not chosen goes to every peer, and a prompt peer that did not accept it becomes a laggard:
-    /// a slow or dead prompt peer costs two ticks, never a stall. Must stay below `heartbeatIntervalTicks`, so a
-    /// laggard still hears from the leader between heartbeats.
+    /// ticks old and still not chosen goes to every peer, and a prompt peer that did not accept it becomes a laggard,
+    /// as one does when a laggard's acceptance completes a majority before it: a slow or dead prompt peer costs at
+    /// most two ticks, never a stall. Must stay below `heartbeatIntervalTicks`, so a laggard still hears from the
+    /// leader between heartbeats.
     public var laggardFlushTicks: Tick
     /// Deliberately broken behaviour for the simulator's canary test. Always `nil` in a real deployment.
     public var fault: InjectedFault?

@@ -413,6 +413,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             if leadership!.proposals[slot]!.acceptedBy.count >= configuration.majority {
                 let proposal = leadership!.proposals.removeValue(forKey: slot)!
                 for request in proposal.value.requests { leadership!.inFlight[request.id] = nil }
+                if isLaggard(sender) { promote(sender, over: proposal) }
                 markChosen(slot, LogEntry(ballot: ballot, value: proposal.value, isChosen: true))
             }
         }
@@ -542,6 +543,15 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         if !stalled.isEmpty || now - leadership!.laggardsFlushedAt >= configuration.laggardFlushTicks {
             flushLaggards()
         }
+    }
+
+    /// A laggard's acceptance completed a majority for `proposal`, so a prompt peer had not accepted it by the
+    /// flush: they swap. Without this, laggards flushed more often than a proposal takes to stall (two ticks) would
+    /// hide a dead prompt peer, and every slot would wait for a flush.
+    private mutating func promote(_ laggard: ReplicaID, over proposal: Proposal) {
+        guard let slow = leadership!.promptPeers.filter({ !proposal.acceptedBy.contains($0) }).min() else { return }
+        leadership!.promptPeers.remove(slow)
+        leadership!.promptPeers.insert(laggard)
     }
 
     /// Schedules every laggard's late slots for the next flush.

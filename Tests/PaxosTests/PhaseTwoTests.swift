@@ -400,6 +400,29 @@ import Testing
         #expect(cluster.journals[s1]!.applied == ["a", "b"])
     }
 
+    /// With laggards flushed every tick, a proposal is chosen by the laggard before it is two ticks old: that
+    /// acceptance, not a stall, is what shows the prompt peer slow.
+    @Test func aLaggardWhoseAcceptanceChoosesASlotBecomesPrompt() {
+        var cluster = Cluster {
+            $0.heartbeatIntervalTicks = 2
+            $0.laggardFlushTicks = 1
+        }
+        cluster.elect(s1)
+        cluster.isolate(s2)
+        cluster.submit(request("a", 1), at: s1)
+        cluster.stabilize()
+        cluster.tick(s1)
+        cluster.stabilize()
+        #expect(cluster[s1].chosenThrough == 1, "the laggard got the slot with the flush and completed a majority")
+
+        cluster.submit(request("b", 2), at: s1)
+        let proposed = cluster.takeReady(s1)
+        #expect(proposals(in: proposed, to: s3).map(\.slot) == [2])
+        #expect(proposals(in: proposed, to: s2).isEmpty)
+        cluster.stabilize()
+        #expect(cluster[s1].chosenThrough == 2, "chosen without waiting for a flush")
+    }
+
     @Test func laggardsGetTheirSlotsBeforeTheLeaderCompactsItsLog() {
         var cluster = Cluster {
             $0.laggardFlushTicks = 2
