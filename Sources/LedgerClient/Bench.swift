@@ -222,11 +222,16 @@ public struct Bench: Sendable {
         }
     }
 
-    /// The sum of every account's committed balance (linearizable reads, 32 at a time); nil if one failed.
+    /// How long the audit may take to read every account, transient refusals included.
+    static let auditTimeout = Duration.seconds(30)
+
+    /// The sum of every account's committed balance (linearizable reads, 32 at a time); nil if one could not be read
+    /// within `auditTimeout`.
     func total() async -> Int64? {
         let accounts = connection.catalog.clusters.flatMap { connection.catalog.ranges(of: $0) }.flatMap { range in
             (range.lowerBound.value...range.upperBound.value).map(AccountID.init)
         }
+        let deadline = ContinuousClock.now + Self.auditTimeout
         return await withTaskGroup(of: Int64?.self) { group in
             var sum: Int64? = 0
             var next = 0
@@ -234,7 +239,7 @@ public struct Bench: Sendable {
                 guard next < accounts.count else { return }
                 let account = accounts[next]
                 next += 1
-                group.addTask { try? await connection.balance(of: account).get() }
+                group.addTask { await balance(of: account, until: deadline) }
             }
             for _ in 0..<32 { launch() }
             for await balance in group {
@@ -242,6 +247,20 @@ public struct Bench: Sendable {
                 launch()
             }
             return sum
+        }
+    }
+
+    /// One account's committed balance. A read the cluster could not answer this time (a leader change, no quorum
+    /// yet, a machine too busy to answer within a step) is asked again until `deadline`; one refused for good (the
+    /// wrong shard, the caller's certificate) is not.
+    private func balance(of account: AccountID, until deadline: ContinuousClock.Instant) async -> Int64? {
+        while true {
+            switch await connection.balance(of: account) {
+            case .success(let balance): return balance
+            case .failure(.wrongShard), .failure(.forbidden): return nil
+            case .failure: guard ContinuousClock.now < deadline else { return nil }
+            }
+            try? await Task.sleep(for: .milliseconds(100))
         }
     }
 }
