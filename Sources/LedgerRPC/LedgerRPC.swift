@@ -5,6 +5,7 @@
 /// Encoding is `Ledger_V1_X(value)`; decoding is `Value(wire: message)`, which throws a `WireError` naming the field
 /// for input that breaks a rule of the protocol (see `WireLimits` for the bounds on repeated fields).
 public enum LedgerRPC {
-    /// Version of the wire protocol; a node refuses peers that speak another one.
-    public static let protocolVersion = 1
+    /// Version of the wire protocol; a node refuses peers that speak another one. Version 2 carries slot values
+    /// between replicas in `LedgerCodec`'s format instead of nested messages.
+    public static let protocolVersion = 2
 }

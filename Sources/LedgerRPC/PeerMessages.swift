@@ -2,8 +2,8 @@ import Foundation
 import LedgerCore
 import Paxos
 
-// Conversions of the Paxos messages replicas exchange. The ledger snapshot inside a catch-up reply travels as
-// bytes in `LedgerCodec`'s format, the same one the store keeps snapshots in.
+// Conversions of the Paxos messages replicas exchange. Slot values and the ledger snapshot inside a catch-up reply
+// travel as bytes in `LedgerCodec`'s format, the same one the store keeps them in.
 
 /// A Paxos message between the replicas of a ledger cluster.
 public typealias LedgerMessage = Message<LedgerCommand, LedgerSnapshot>
@@ -43,49 +43,20 @@ func decodeRequests(
     }
 }
 
-extension Ledger_V1_SlotValue {
-    public init(_ value: SlotValue<LedgerCommand>) {
-        self.init()
-        switch value {
-        case .noop(let proposer):
-            kind = .noop(Ledger_V1_Noop.with { $0.ballot = Ledger_V1_Ballot(proposer) })
-        case .batch(let requests, let proposer):
-            kind = .batch(
-                Ledger_V1_RequestBatch.with {
-                    $0.requests = requests.map(Ledger_V1_Request.init)
-                    $0.ballot = Ledger_V1_Ballot(proposer)
-                })
-        }
-    }
-}
-
 extension SlotValue where Command == LedgerCommand {
-    /// Reads a slot's value: a no-op or a batch of at most `WireLimits.requestsPerSlotMax` requests, either stamped
-    /// with the ballot (round >= 1) of the leader that first proposed it.
-    public init(wire: Ledger_V1_SlotValue) throws(WireError) {
-        switch wire.kind {
-        case .noop(let noop):
-            self = .noop(
-                ballot: try within("noop") { () throws(WireError) in
-                    try Ballot.proposal(wire: noop.ballot, isPresent: noop.hasBallot, field: "ballot")
-                })
-        case .batch(let batch):
-            self = try within("batch") { () throws(WireError) in
-                let proposer = try Ballot.proposal(wire: batch.ballot, isPresent: batch.hasBallot, field: "ballot")
-                let requests = try decodeRequests(
-                    batch.requests, field: "requests", atMost: WireLimits.requestsPerSlotMax,
-                    limitName: "requestsPerSlotMax")
-                return .batch(requests, ballot: proposer)
-            }
-        case nil: throw WireError(field: "kind", "is not set; a slot value is a noop or a batch")
-        }
-    }
+    /// The wire form of a slot value: its `LedgerCodec` encoding, the one the store keeps.
+    var wire: Data { Data(LedgerCodec.encode(self)) }
 
-    /// The field path of the value's stamp, for an error.
-    var stampField: String {
-        switch self {
-        case .noop: return "noop.ballot"
-        case .batch: return "batch.ballot"
+    /// Reads a slot's value from its `LedgerCodec` encoding: a no-op or a batch of at most
+    /// `WireLimits.requestsPerSlotMax` requests, either stamped with the ballot (round >= 1) of the leader that first
+    /// proposed it. The codec refuses truncated or trailing bytes, another format version, and every field the
+    /// store would refuse, naming the offset.
+    init(wire: Data, field: String) throws(WireError) {
+        guard !wire.isEmpty else { throw WireError(field: field, "is missing") }
+        do {
+            self = try LedgerCodec.decodeSlotValue([UInt8](wire))
+        } catch {
+            throw WireError(field: field, "does not decode as a slot value: \(error)")
         }
     }
 
@@ -94,15 +65,9 @@ extension SlotValue where Command == LedgerCommand {
     func checkStamp(atMost ballot: Ballot, field: String) throws(WireError) {
         guard self.ballot <= ballot else {
             throw WireError(
-                field: field + "." + stampField,
-                "is \(self.ballot), above the ballot \(ballot) the value is proposed or accepted under")
+                field: field,
+                "is stamped with \(self.ballot), above the ballot \(ballot) the value is proposed or accepted under")
         }
-    }
-
-    /// Reads a slot value field that must be present.
-    static func required(wire: Ledger_V1_SlotValue, isPresent: Bool, field: String) throws(WireError) -> Self {
-        guard isPresent else { throw WireError(field: field, "is missing") }
-        return try within(field) { () throws(WireError) in try SlotValue(wire: wire) }
     }
 }
 
@@ -111,7 +76,7 @@ extension Ledger_V1_SlotEntry {
         self.init()
         slot = entry.slot
         ballot = Ledger_V1_Ballot(entry.entry.ballot)
-        value = Ledger_V1_SlotValue(entry.entry.value)
+        value = entry.entry.value.wire
         chosen = entry.entry.isChosen
     }
 }
@@ -122,7 +87,7 @@ extension SlotEntry where Command == LedgerCommand {
     public init(wire: Ledger_V1_SlotEntry) throws(WireError) {
         let slot = try logSlot(wire.slot, field: "slot")
         let ballot = try Ballot.required(wire: wire.ballot, isPresent: wire.hasBallot, field: "ballot")
-        let value = try SlotValue.required(wire: wire.value, isPresent: wire.hasValue, field: "value")
+        let value = try SlotValue(wire: wire.value, field: "value")
         try value.checkStamp(atMost: ballot, field: "value")
         self.init(slot: slot, entry: LogEntry(ballot: ballot, value: value, isChosen: wire.chosen))
     }
@@ -139,7 +104,7 @@ extension Ledger_V1_SlotProposal {
     public init(_ proposal: SlotProposal<LedgerCommand>) {
         self.init()
         slot = proposal.slot
-        value = Ledger_V1_SlotValue(proposal.value)
+        value = proposal.value.wire
     }
 }
 
@@ -147,8 +112,7 @@ extension SlotProposal where Command == LedgerCommand {
     /// Reads a proposal: slot >= 1 and its value.
     public init(wire: Ledger_V1_SlotProposal) throws(WireError) {
         let slot = try logSlot(wire.slot, field: "slot")
-        let value = try SlotValue.required(wire: wire.value, isPresent: wire.hasValue, field: "value")
-        self.init(slot: slot, value: value)
+        self.init(slot: slot, value: try SlotValue(wire: wire.value, field: "value"))
     }
 }
 

@@ -40,10 +40,10 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
                     field: "kind",
                     "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, create_accounts"))
         var message = phase2a
-        message.phase2A.proposals[0].value.kind = nil
+        message.phase2A.proposals[0].value = Data()
         #expect(
             wireError { () throws(WireError) in try decodeMessage(message) }
-                == WireError(field: "phase2a.proposals[0].value.kind", "is not set; a slot value is a noop or a batch"))
+                == WireError(field: "phase2a.proposals[0].value", "is missing"))
         var record = Ledger_V1_DatastoreRecord(Samples.datastoreRecords[0])
         record.kind = nil
         #expect(
@@ -63,11 +63,11 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         #expect(
             wireError { () throws(WireError) in try LedgerCommand(wire: commit) }
                 == WireError(field: "commit.transaction", "is missing"))
-        var message = phase2a
-        message.phase2A.proposals[0].value.batch.requests[1].clearCommand()
+        var message = Ledger_V1_PeerMessage(.forward(requests: Samples.requests))
+        message.forward.requests[1].clearCommand()
         #expect(
             wireError { () throws(WireError) in try decodeMessage(message) }
-                == WireError(field: "phase2a.proposals[0].value.batch.requests[1].command", "is missing"))
+                == WireError(field: "forward.requests[1].command", "is missing"))
         #expect(
             wireError { () throws(WireError) in try LedgerCommand(wire: Ledger_V1_TransferRequest()) }
                 == WireError(field: "transfer", "is missing"))
@@ -198,42 +198,53 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
                 == WireError(field: "replica", "is \"S2\" in a ballot of round 0; the zero ballot names no replica"))
     }
 
-    // A slot value is stamped with the ballot of the leader that first proposed it: present, round >= 1, and never
-    // above the ballot the value is proposed or accepted under.
+    // A slot value is stamped with the ballot of the leader that first proposed it: round >= 1, and never above the
+    // ballot the value is proposed or accepted under.
     @Test func slotValueStamps() {
-        var missing = phase2a
-        missing.phase2A.proposals[0].value.batch.clearBallot()
+        var noop = phase2a
+        noop.phase2A.proposals[0].value = Data(LedgerCodec.encode(SlotValue.noop(ballot: .zero)))
+        let zero = wireError { () throws(WireError) in try decodeMessage(noop) }
+        #expect(zero?.field == "phase2a.proposals[0].value")
         #expect(
-            wireError { () throws(WireError) in try decodeMessage(missing) }
-                == WireError(field: "phase2a.proposals[0].value.batch.ballot", "is missing"))
-        var noop = Ledger_V1_PeerMessage(
-            .phase2a(
-                ballot: Samples.leaderBallot,
-                proposals: [SlotProposal(slot: 1, value: .noop(ballot: Samples.firstBallot))],
-                chosenThrough: 0))
-        noop.phase2A.proposals[0].value.noop.ballot = Ledger_V1_Ballot(.zero)
-        #expect(
-            wireError { () throws(WireError) in try decodeMessage(noop) }
-                == WireError(
-                    field: "phase2a.proposals[0].value.noop.ballot.round",
-                    "is 0; a proposal's ballot has round 1 or more"))
+            zero?.problem
+                == "does not decode as a slot value: malformed encoding at byte 3: the round of the ballot that "
+                + "proposed a slot value is 0; proposals have round 1 or more")
         var above = phase2a
-        above.phase2A.proposals[0].value.batch.ballot = Ledger_V1_Ballot(Samples.highBallot)
+        above.phase2A.proposals[0].value = Data(
+            LedgerCodec.encode(SlotValue.batch(Samples.requests, ballot: Samples.highBallot)))
         #expect(
             wireError { () throws(WireError) in try decodeMessage(above) }
                 == WireError(
-                    field: "phase2a.proposals[0].value.batch.ballot",
-                    "is \(Samples.highBallot), above the ballot \(Samples.leaderBallot) the value is proposed or "
-                        + "accepted under"))
+                    field: "phase2a.proposals[0].value",
+                    "is stamped with \(Samples.highBallot), above the ballot \(Samples.leaderBallot) the value is "
+                        + "proposed or accepted under"))
         var entry = Ledger_V1_PeerMessage(.catchUpReply(snapshot: nil, entries: Samples.entries))
-        entry.catchUpReply.entries[1].value.noop.ballot = Ledger_V1_Ballot(Samples.highBallot)
+        entry.catchUpReply.entries[1].value = Data(LedgerCodec.encode(SlotValue.noop(ballot: Samples.highBallot)))
         entry.catchUpReply.entries[1].ballot = Ledger_V1_Ballot(Samples.leaderBallot)
         #expect(
             wireError { () throws(WireError) in try decodeMessage(entry) }
                 == WireError(
-                    field: "catch_up_reply.entries[1].value.noop.ballot",
-                    "is \(Samples.highBallot), above the ballot \(Samples.leaderBallot) the value is proposed or "
-                        + "accepted under"))
+                    field: "catch_up_reply.entries[1].value",
+                    "is stamped with \(Samples.highBallot), above the ballot \(Samples.leaderBallot) the value is "
+                        + "proposed or accepted under"))
+    }
+
+    // A slot value travels in the store's encoding: bytes the codec refuses are refused with its words and offset.
+    @Test func undecodableSlotValue() throws {
+        let valid = phase2a.phase2A.proposals[0].value
+        let cases: [(Data, String)] = [
+            (valid.dropLast(), "malformed encoding at byte \(valid.count - 1)"),
+            (valid + [0], "malformed encoding at byte \(valid.count): 1 trailing byte"),
+            (Data([LedgerCodec.formatVersion + 1]) + valid.dropFirst(), "malformed encoding at byte 0"),
+            (Data(LedgerCodec.encode(Samples.leaderBallot)), "malformed encoding at byte 1"),
+        ]
+        for (bytes, prefix) in cases {
+            var message = phase2a
+            message.phase2A.proposals[0].value = bytes
+            let error = try #require(wireError { () throws(WireError) in try decodeMessage(message) })
+            #expect(error.field == "phase2a.proposals[0].value")
+            #expect(error.problem.hasPrefix("does not decode as a slot value: " + prefix), "\(error.problem)")
+        }
     }
 
     @Test(arguments: ["", "S0", "s1", "S01", "S", "X1", "S-1", "S 1", "S1000000", "S1a", "S١"])
@@ -320,18 +331,20 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
                     field: "phase2b.slots",
                     "has 20001 elements; at most 20000 are allowed (WireLimits.entriesPerMessageMax)"))
 
-        let requests = Array(repeating: Samples.requests[0], count: WireLimits.requestsPerSlotMax + 1)
-        let proposal = Ledger_V1_PeerMessage(
-            .phase2a(
-                ballot: Samples.leaderBallot,
-                proposals: [SlotProposal(slot: 1, value: .batch(requests, ballot: Samples.leaderBallot))],
-                chosenThrough: 0))
+        // A full slot's request count is written 0x80 0x04 (512) after the version, kind, tag and stamp (bytes 0-4);
+        // one more request than the limit is 0x81 0x04.
+        let requests = Array(repeating: Samples.requests[0], count: WireLimits.requestsPerSlotMax)
+        var bytes = LedgerCodec.encode(SlotValue.batch(requests, ballot: Samples.leaderBallot))
+        #expect(WireLimits.requestsPerSlotMax == 512 && bytes[5...6] == [0x80, 0x04])
+        bytes[5] = 0x81
+        var proposal = phase2a
+        proposal.phase2A.proposals[0].value = Data(bytes)
         #expect(
             wireError { () throws(WireError) in try decodeMessage(proposal) }
                 == WireError(
-                    field: "phase2a.proposals[0].value.batch.requests",
-                    "has \(WireLimits.requestsPerSlotMax + 1) elements; at most \(WireLimits.requestsPerSlotMax) "
-                        + "are allowed (WireLimits.requestsPerSlotMax)"))
+                    field: "phase2a.proposals[0].value",
+                    "does not decode as a slot value: malformed encoding at byte 5: 513 requests of a slot exceed the "
+                        + "limit of 512 (requestsPerSlotMax)"))
 
         var prepare = Ledger_V1_Command(Samples.prepare)
         prepare.prepare.participants = Array(repeating: "C1", count: WireLimits.participantsPerTransactionMax + 1)
@@ -345,8 +358,8 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
     }
 
     @Test func nestedPathInABatch() {
-        var message = phase2a
-        message.phase2A.proposals[0].value.batch.requests[2].command.prepare.changes[0].account = 0
+        var message = Ledger_V1_PeerMessage(.forward(requests: Samples.requests))
+        message.forward.requests[2].command.prepare.changes[0].account = 0
         var batch = Ledger_V1_PeerBatch(
             PeerBatch(
                 cluster: "C1", from: ReplicaID(1), to: ReplicaID(2),
@@ -356,13 +369,32 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         #expect(
             error
                 == WireError(
-                    field:
-                        "messages[1].phase2a.proposals[0].value.batch.requests[2].command.prepare.changes[0].account",
+                    field: "messages[1].forward.requests[2].command.prepare.changes[0].account",
                     "is 0; account ids start at 1"))
         #expect(
             error?.description
-                == "malformed messages[1].phase2a.proposals[0].value.batch.requests[2].command.prepare.changes[0]"
-                + ".account: is 0; account ids start at 1")
+                == "malformed messages[1].forward.requests[2].command.prepare.changes[0].account: is 0; account ids "
+                + "start at 1")
+    }
+
+    @Test func accountZeroInASlotValue() throws {
+        // Account 127 is the one byte 0x7F in this encoding; 0 is not an AccountID, so it is written over it.
+        let transfer = LedgerCommand.transfer(
+            Samples.transaction, from: AccountID(127), to: AccountID(2), amount: Amount(1))
+        var bytes = LedgerCodec.encode(
+            SlotValue.batch(
+                [Request(id: RequestID(client: 7, sequence: 1), command: transfer)], ballot: Samples.leaderBallot))
+        let at = try #require(bytes.firstIndex(of: 0x7F))
+        #expect(bytes.filter { $0 == 0x7F }.count == 1)
+        bytes[at] = 0
+        var message = phase2a
+        message.phase2A.proposals[0].value = Data(bytes)
+        #expect(
+            wireError { () throws(WireError) in try decodeMessage(message) }
+                == WireError(
+                    field: "phase2a.proposals[0].value",
+                    "does not decode as a slot value: malformed encoding at byte \(at): the from account of a "
+                        + "transfer is 0; account ids start at 1"))
     }
 
     @Test func undecodableSnapshot() {

@@ -1408,89 +1408,7 @@ public nonisolated struct Ledger_V1_SetLinkFaultsReply: Sendable {
   public init() {}
 }
 
-/// What one slot of the log holds: a batch of requests, or a no-op a new leader uses to fill a gap. Either is
-/// stamped with the ballot (round >= 1) of the leader that first proposed it; a later leader re-proposes the value
-/// with its stamp unchanged, so every replica applies the slot under that one ballot. The stamp is never above the
-/// ballot the value is proposed or accepted under.
-public nonisolated struct Ledger_V1_SlotValue: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var kind: Ledger_V1_SlotValue.OneOf_Kind? = nil
-
-  public var noop: Ledger_V1_Noop {
-    get {
-      if case .noop(let v)? = kind {return v}
-      return Ledger_V1_Noop()
-    }
-    set {kind = .noop(newValue)}
-  }
-
-  public var batch: Ledger_V1_RequestBatch {
-    get {
-      if case .batch(let v)? = kind {return v}
-      return Ledger_V1_RequestBatch()
-    }
-    set {kind = .batch(newValue)}
-  }
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public nonisolated enum OneOf_Kind: Equatable, Sendable {
-    case noop(Ledger_V1_Noop)
-    case batch(Ledger_V1_RequestBatch)
-
-  }
-
-  public init() {}
-}
-
-public nonisolated struct Ledger_V1_Noop: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var ballot: Ledger_V1_Ballot {
-    get {_ballot ?? Ledger_V1_Ballot()}
-    set {_ballot = newValue}
-  }
-  /// Returns true if `ballot` has been explicitly set.
-  public var hasBallot: Bool {self._ballot != nil}
-  /// Clears the value of `ballot`. Subsequent reads from it will return its default value.
-  public mutating func clearBallot() {self._ballot = nil}
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-
-  fileprivate var _ballot: Ledger_V1_Ballot? = nil
-}
-
-/// At most Paxos.Limits.batchSizeMax (512) requests.
-public nonisolated struct Ledger_V1_RequestBatch: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var requests: [Ledger_V1_Request] = []
-
-  public var ballot: Ledger_V1_Ballot {
-    get {_ballot ?? Ledger_V1_Ballot()}
-    set {_ballot = newValue}
-  }
-  /// Returns true if `ballot` has been explicitly set.
-  public var hasBallot: Bool {self._ballot != nil}
-  /// Clears the value of `ballot`. Subsequent reads from it will return its default value.
-  public mutating func clearBallot() {self._ballot = nil}
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-
-  fileprivate var _ballot: Ledger_V1_Ballot? = nil
-}
-
+/// A client's request as a follower forwards it to the leader.
 public nonisolated struct Ledger_V1_Request: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1523,7 +1441,11 @@ public nonisolated struct Ledger_V1_Request: Sendable {
 }
 
 /// A slot (>= 1) and what a replica holds for it: the value, the ballot it was accepted under, whether it is
-/// known chosen.
+/// known chosen. The value is a Paxos.SlotValue (a batch of requests, or a no-op a new leader uses to fill a gap)
+/// encoded by LedgerCodec, the format the store keeps it in: one flat pass to write and to read, where nested
+/// messages cost protobuf a size pass per level. Either kind is stamped with the ballot (round >= 1) of the leader
+/// that first proposed it; a later leader re-proposes the value with its stamp unchanged, so every replica applies
+/// the slot under that one ballot. The stamp is never above the ballot the value is proposed or accepted under.
 public nonisolated struct Ledger_V1_SlotEntry: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1540,26 +1462,18 @@ public nonisolated struct Ledger_V1_SlotEntry: Sendable {
   /// Clears the value of `ballot`. Subsequent reads from it will return its default value.
   public mutating func clearBallot() {self._ballot = nil}
 
-  public var value: Ledger_V1_SlotValue {
-    get {_value ?? Ledger_V1_SlotValue()}
-    set {_value = newValue}
-  }
-  /// Returns true if `value` has been explicitly set.
-  public var hasValue: Bool {self._value != nil}
-  /// Clears the value of `value`. Subsequent reads from it will return its default value.
-  public mutating func clearValue() {self._value = nil}
-
   public var chosen: Bool = false
+
+  public var value: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _ballot: Ledger_V1_Ballot? = nil
-  fileprivate var _value: Ledger_V1_SlotValue? = nil
 }
 
-/// A value the leader proposes for a slot (>= 1).
+/// A value the leader proposes for a slot (>= 1), encoded as in SlotEntry.
 public nonisolated struct Ledger_V1_SlotProposal: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1567,20 +1481,11 @@ public nonisolated struct Ledger_V1_SlotProposal: Sendable {
 
   public var slot: UInt64 = 0
 
-  public var value: Ledger_V1_SlotValue {
-    get {_value ?? Ledger_V1_SlotValue()}
-    set {_value = newValue}
-  }
-  /// Returns true if `value` has been explicitly set.
-  public var hasValue: Bool {self._value != nil}
-  /// Clears the value of `value`. Subsequent reads from it will return its default value.
-  public mutating func clearValue() {self._value = nil}
+  public var value: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
-
-  fileprivate var _value: Ledger_V1_SlotValue? = nil
 }
 
 /// The ledger state after applying every slot up to `slot`, encoded by LedgerCodec (LedgerSnapshot).
@@ -3982,146 +3887,6 @@ nonisolated extension Ledger_V1_SetLinkFaultsReply: SwiftProtobuf.Message, Swift
   }
 }
 
-nonisolated extension Ledger_V1_SlotValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".SlotValue"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noop\0\u{1}batch\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try {
-        var v: Ledger_V1_Noop?
-        var hadOneofValue = false
-        if let current = self.kind {
-          hadOneofValue = true
-          if case .noop(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.kind = .noop(v)
-        }
-      }()
-      case 2: try {
-        var v: Ledger_V1_RequestBatch?
-        var hadOneofValue = false
-        if let current = self.kind {
-          hadOneofValue = true
-          if case .batch(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.kind = .batch(v)
-        }
-      }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    switch self.kind {
-    case .noop?: try {
-      guard case .noop(let v)? = self.kind else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    }()
-    case .batch?: try {
-      guard case .batch(let v)? = self.kind else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    }()
-    case nil: break
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Ledger_V1_SlotValue, rhs: Ledger_V1_SlotValue) -> Bool {
-    if lhs.kind != rhs.kind {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Ledger_V1_Noop: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".Noop"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._ballot {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Ledger_V1_Noop, rhs: Ledger_V1_Noop) -> Bool {
-    if lhs._ballot != rhs._ballot {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Ledger_V1_RequestBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".RequestBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}requests\0\u{1}ballot\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.requests) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.requests.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.requests, fieldNumber: 1)
-    }
-    try { if let v = self._ballot {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Ledger_V1_RequestBatch, rhs: Ledger_V1_RequestBatch) -> Bool {
-    if lhs.requests != rhs.requests {return false}
-    if lhs._ballot != rhs._ballot {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
 nonisolated extension Ledger_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}command\0")
@@ -4163,7 +3928,7 @@ nonisolated extension Ledger_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Ledger_V1_SlotEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SlotEntry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}slot\0\u{1}ballot\0\u{1}value\0\u{1}chosen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}slot\0\u{1}ballot\0\u{2}\u{2}chosen\0\u{1}value\0\u{c}\u{3}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4173,8 +3938,8 @@ nonisolated extension Ledger_V1_SlotEntry: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.slot) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._value) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.chosen) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.value) }()
       default: break
       }
     }
@@ -4191,11 +3956,11 @@ nonisolated extension Ledger_V1_SlotEntry: SwiftProtobuf.Message, SwiftProtobuf.
     try { if let v = self._ballot {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
-    try { if let v = self._value {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
     if self.chosen != false {
       try visitor.visitSingularBoolField(value: self.chosen, fieldNumber: 4)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularBytesField(value: self.value, fieldNumber: 5)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4203,8 +3968,8 @@ nonisolated extension Ledger_V1_SlotEntry: SwiftProtobuf.Message, SwiftProtobuf.
   public static func ==(lhs: Ledger_V1_SlotEntry, rhs: Ledger_V1_SlotEntry) -> Bool {
     if lhs.slot != rhs.slot {return false}
     if lhs._ballot != rhs._ballot {return false}
-    if lhs._value != rhs._value {return false}
     if lhs.chosen != rhs.chosen {return false}
+    if lhs.value != rhs.value {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4212,7 +3977,7 @@ nonisolated extension Ledger_V1_SlotEntry: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Ledger_V1_SlotProposal: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SlotProposal"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}slot\0\u{1}value\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}slot\0\u{2}\u{2}value\0\u{c}\u{2}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4221,29 +3986,25 @@ nonisolated extension Ledger_V1_SlotProposal: SwiftProtobuf.Message, SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.slot) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._value) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.value) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
     if self.slot != 0 {
       try visitor.visitSingularUInt64Field(value: self.slot, fieldNumber: 1)
     }
-    try { if let v = self._value {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
+    if !self.value.isEmpty {
+      try visitor.visitSingularBytesField(value: self.value, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ledger_V1_SlotProposal, rhs: Ledger_V1_SlotProposal) -> Bool {
     if lhs.slot != rhs.slot {return false}
-    if lhs._value != rhs._value {return false}
+    if lhs.value != rhs.value {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
