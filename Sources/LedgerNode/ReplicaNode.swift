@@ -46,6 +46,8 @@ public actor ReplicaNode {
     public nonisolated let me: ReplicaID
     private var replica: LedgerReplica
     private var ledger: LedgerState
+    /// The slot `ledger` is applied through (the core's `appliedThrough` runs ahead while a write is awaited).
+    private var ledgerSlot: Slot
     private let store: ReplicaStore
     private let peers: PeerSender
     private let logger: Logger
@@ -102,6 +104,7 @@ public actor ReplicaNode {
         self.me = configuration.me
         self.replica = LedgerReplica(configuration: configuration, durable: recovered.durable, seed: seed)
         self.ledger = recovered.state
+        self.ledgerSlot = recovered.durable.appliedThrough
         self.store = store
         self.peers = peers
         self.accounts = accounts
@@ -266,6 +269,7 @@ public actor ReplicaNode {
             case .installSnapshot(let snapshot):
                 // The snapshot supersedes everything applied before it in this Ready.
                 ledger = snapshot.state.state
+                ledgerSlot = snapshot.slot
                 installed = snapshot.state
                 applied.removeAll()
                 logger.info("installed snapshot", metadata: ["slot": "\(snapshot.slot)"])
@@ -275,6 +279,7 @@ public actor ReplicaNode {
                     results[request.id] = effects.result
                     applied.append(effects)
                 }
+                ledgerSlot = slot
             }
         }
         let batch = StoreBatch(
@@ -305,18 +310,36 @@ public actor ReplicaNode {
             // replica then writes once per fsync, and a leader answers its clients without a write in the way.
             lazyWrites.append(batch)
         }
-        send(ready.messages.filter { $0.message.waitsForStorage })
+        send(withHistory(ready.messages.filter { $0.message.waitsForStorage }))
 
         for outcome in ready.outcomes { answer(outcome, results: results) }
 
         if ready.snapshotDue {
-            commitLazyWrites()
-            do {
-                replica.compact(state: try store.snapshot(of: ledger))
-                schedulePump()
-            } catch {
-                fail("snapshot failed: \(error)")
-            }
+            // Without the history: the store holds it, and it leaves only with a snapshot shipped (`withHistory`).
+            replica.compact(state: LedgerSnapshot(state: ledger))
+            schedulePump()
+        }
+    }
+
+    /// Catch-up replies leave with a snapshot complete with its history: the applied ledger state and the store's
+    /// WAL and datastore, at the slot the ledger is applied through (at or past the core's snapshot, whose log was
+    /// truncated). Reading the whole history is paid only when a peer needs a snapshot, not at every compaction.
+    private func withHistory(
+        _ envelopes: [Envelope<LedgerCommand, LedgerSnapshot>]
+    ) -> [Envelope<LedgerCommand, LedgerSnapshot>] {
+        guard envelopes.contains(where: { if case .catchUpReply(_?, _) = $0.message { true } else { false } })
+        else { return envelopes }
+        commitLazyWrites()
+        let complete: Snapshot<LedgerSnapshot>
+        do {
+            complete = Snapshot(slot: ledgerSlot, state: try store.snapshot(of: ledger))
+        } catch {
+            fail("snapshot failed: \(error)")
+            return []
+        }
+        return envelopes.map { envelope in
+            guard case .catchUpReply(_?, let entries) = envelope.message else { return envelope }
+            return Envelope(to: envelope.to, message: .catchUpReply(snapshot: complete, entries: entries))
         }
     }
 

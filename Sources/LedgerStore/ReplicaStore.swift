@@ -6,7 +6,8 @@ import Paxos
 
 /// What one `ReplicaStore.commit(_:durable:)` writes, in this order, in one SQLite transaction.
 public struct StoreBatch: Sendable {
-    /// The Paxos writes of a `Ready`: the promise, a snapshot (the log at or below its slot is deleted), log entries.
+    /// The Paxos writes of a `Ready`: the promise, a snapshot (kept without its history; the log at or below its slot
+    /// is deleted), log entries.
     public var persist: Persist<LedgerCommand, LedgerSnapshot>
     /// A snapshot received from a peer that replaces the state machine: balances, locks, transactions, WAL and
     /// datastore are replaced by its contents. Installed before the applied slots below, so `applied` holds only the
@@ -350,8 +351,11 @@ public final class ReplicaStore: Sendable {
         var snapshotSlot: Slot = 0
         if let snapshot = persist.snapshot {
             snapshotSlot = snapshot.slot
+            // The history is in the wal and datastore tables already (an installed snapshot's too, below).
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO paxos_snapshot (id, slot, snapshot) VALUES (1, ?, ?)")
-                .run(.integer(Int64(storing: snapshot.slot)), .blob(LedgerCodec.encode(snapshot.state)))
+                .run(
+                    .integer(Int64(storing: snapshot.slot)),
+                    .blob(LedgerCodec.encode(snapshot.state.withoutHistory)))
             try db.cachedStatement(sql: "DELETE FROM paxos_log WHERE slot <= ?")
                 .run(.integer(Int64(storing: snapshot.slot)))
         }
@@ -497,8 +501,9 @@ public final class ReplicaStore: Sendable {
 
     // MARK: - Reading
 
-    /// The ledger snapshot at the current applied slot: `state` (the caller's in-memory state, which must be the
-    /// state at the stored applied slot) plus the stored WAL and datastore.
+    /// The ledger snapshot at the current applied slot, history included, as it is shipped to a replica that catches
+    /// up: `state` (the caller's in-memory state, which must be the state at the stored applied slot) plus the stored
+    /// WAL and datastore. Reads the whole history.
     public func snapshot(of state: LedgerState) throws(StoreError) -> LedgerSnapshot {
         try access { db throws(StoreError) in
             LedgerSnapshot(state: state, wal: try walRecords(db), datastore: try datastoreRecords(db))

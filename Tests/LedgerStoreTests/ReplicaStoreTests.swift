@@ -96,9 +96,9 @@ private struct Shell {
         return batch
     }
 
-    /// Takes a Paxos snapshot at the applied slot, as `Replica.compact(state:)` would.
-    mutating func compact(_ store: ReplicaStore) throws -> StoreBatch {
-        let snapshot = Snapshot(slot: durable.appliedThrough, state: try store.snapshot(of: state))
+    /// Takes a Paxos snapshot at the applied slot, as `ReplicaNode` does: the state without its history.
+    mutating func compact() -> StoreBatch {
+        let snapshot = Snapshot(slot: durable.appliedThrough, state: LedgerSnapshot(state: state))
         durable.snapshot = snapshot
         durable.entries = durable.entries.filter { $0.key > snapshot.slot }
         var batch = StoreBatch()
@@ -270,7 +270,7 @@ struct ReplicaStoreTests {
         var shell = try buildHistory(at: path)
         do {
             let (store, _) = try openS1(path)
-            var batch = try shell.compact(store)
+            var batch = shell.compact()
             // Entries at or below the snapshot in the same batch are dropped with the rest.
             batch.persist.entries[1] = LogEntry(
                 ballot: shell.ballot, value: .noop(ballot: shell.ballot), isChosen: true)
@@ -313,8 +313,11 @@ struct ReplicaStoreTests {
             shell.state = shipped.state.state
             shell.wal = shipped.state.wal
             shell.datastore = shipped.state.datastore
+            // The history goes into the tables; the Paxos snapshot is kept without it.
             shell.durable = DurableState(
-                promised: shell.durable.promised, snapshot: shipped, appliedThrough: shipped.slot)
+                promised: shell.durable.promised,
+                snapshot: Snapshot(slot: shipped.slot, state: shipped.state.withoutHistory),
+                appliedThrough: shipped.slot)
             try store.commit(shell.choose([transfer(5, 1, 2, 1)]))
         }
         let (store, recovered) = try openS1(path)
@@ -366,7 +369,7 @@ struct ReplicaStoreTests {
                     }
                 }
                 try store.commit(batch)
-                if ready.snapshotDue { replica.compact(state: try store.snapshot(of: state)) }
+                if ready.snapshotDue { replica.compact(state: LedgerSnapshot(state: state)) }
             }
             #expect(pending.isEmpty)
             expected = state

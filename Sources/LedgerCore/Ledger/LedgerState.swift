@@ -467,16 +467,21 @@ public struct LedgerStateError: Error, Equatable, Sendable, CustomStringConverti
     }
 }
 
-/// What a Paxos snapshot of a ledger replica holds: the replicated state and the history (WAL and datastore) up to
-/// the snapshot's slot, so a replica that catches up by snapshot ends with the same records as the others.
+/// What a Paxos snapshot of a ledger replica holds: the replicated state and, when it is shipped to a replica that
+/// catches up by snapshot, the history (WAL and datastore) up to the snapshot's slot, so that replica ends with the
+/// same records as the others. A replica keeps its own snapshot without the history (`withoutHistory`): its store
+/// holds the history, and copying it at every compaction would cost time and memory in proportion to all of it.
 public struct LedgerSnapshot: Hashable, Sendable {
     public var state: LedgerState
     public var wal: [WALRecord]
     public var datastore: [DatastoreRecord]
 
-    public init(state: LedgerState, wal: [WALRecord], datastore: [DatastoreRecord]) {
+    public init(state: LedgerState, wal: [WALRecord] = [], datastore: [DatastoreRecord] = []) {
         self.state = state
         self.wal = wal
         self.datastore = datastore
     }
+
+    /// The same state with no history.
+    public var withoutHistory: LedgerSnapshot { LedgerSnapshot(state: state) }
 }
