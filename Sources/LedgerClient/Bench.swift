@@ -59,6 +59,9 @@ public struct BenchResult: Sendable, Codable {
     public var options: BenchOptions
     public var measuredSeconds: Double
     public var committed: Int
+    /// Transfers committed in each whole second of the measured window, in order: a stall shows as a low second
+    /// that the average over the run hides.
+    public var committedEachSecond: [Int]
     public var aborted: Int
     public var unknown: Int
     public var abortsByReason: [String: Int]
@@ -71,13 +74,16 @@ public struct BenchResult: Sendable, Codable {
 
     public var committedPerSecond: Double { Double(committed) / measuredSeconds }
     public var abortedPerSecond: Double { Double(aborted) / measuredSeconds }
+    /// The fewest transfers committed in one second of the measured window.
+    public var slowestSecond: Int { committedEachSecond.min() ?? 0 }
     public var totalOK: Bool { totalBefore != nil && totalBefore == totalAfter }
 
-    /// `committed_per_s=... aborted_per_s=... p50_ms=... p99_ms=... cross_p99_ms=... total_ok=true|false`.
+    /// `committed_per_s=... aborted_per_s=... p50_ms=... p99_ms=... cross_p99_ms=... slowest_second=...
+    /// total_ok=true|false`.
     public var line: String {
         "committed_per_s=\(String(format2: committedPerSecond)) aborted_per_s=\(String(format2: abortedPerSecond)) "
             + "p50_ms=\(String(format2: all.p50)) p99_ms=\(String(format2: all.p99)) "
-            + "cross_p99_ms=\(String(format2: crossShard.p99)) total_ok=\(totalOK)"
+            + "cross_p99_ms=\(String(format2: crossShard.p99)) slowest_second=\(slowestSecond) total_ok=\(totalOK)"
     }
 
     /// The human table.
@@ -89,8 +95,8 @@ public struct BenchResult: Sendable, Codable {
         var lines = [
             "concurrency \(options.concurrency), cross-shard \(options.crossShard), skew \(options.skew), "
                 + "\(String(format2: measuredSeconds)) s measured",
-            "committed \(committed) (\(String(format2: committedPerSecond))/s), aborted \(aborted) "
-                + "(\(String(format2: abortedPerSecond))/s), unknown \(unknown)",
+            "committed \(committed) (\(String(format2: committedPerSecond))/s; \(slowestSecond) in the slowest second), "
+                + "aborted \(aborted) (\(String(format2: abortedPerSecond))/s), unknown \(unknown)",
         ]
         for (reason, count) in abortsByReason.sorted(by: { $0.value > $1.value }) {
             lines.append("  aborted: \(reason): \(count)")
@@ -119,14 +125,20 @@ public struct Bench: Sendable {
     /// One worker's tallies, merged at the end (no sharing while the load runs).
     struct Tally: Sendable {
         var committed = 0
+        var committedEachSecond: [Int]
         var aborted = 0
         var unknown = 0
         var reasons: [String: Int] = [:]
         var intra = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
         var cross = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
 
+        init(seconds: Int) {
+            committedEachSecond = Array(repeating: 0, count: seconds)
+        }
+
         mutating func add(_ other: Tally) {
             committed += other.committed
+            for (second, count) in other.committedEachSecond.enumerated() { committedEachSecond[second] += count }
             aborted += other.aborted
             unknown += other.unknown
             reasons.merge(other.reasons, uniquingKeysWith: +)
@@ -143,13 +155,15 @@ public struct Bench: Sendable {
         let start = ContinuousClock.now
         let measureFrom = start + options.warmup
         let end = measureFrom + options.duration
-        var tally = Tally()
+        // Whole seconds only: a last partial second would look like a stall.
+        let seconds = max(1, Int(options.duration.components.seconds))
+        var tally = Tally(seconds: seconds)
         let workerSeeds = Self.workerSeeds(options.seed, count: options.concurrency)
         await withTaskGroup(of: Tally?.self) { group in
             for worker in 0..<options.concurrency {
                 group.addTask {
                     var random = SeededRandom(seed: workerSeeds[worker])
-                    var tally = Tally()
+                    var tally = Tally(seconds: seconds)
                     while ContinuousClock.now < end {
                         let (transfer, isCross) = workload.next(using: &random)
                         let sent = ContinuousClock.now
@@ -170,6 +184,8 @@ public struct Bench: Sendable {
                         switch outcome {
                         case .committed:
                             tally.committed += 1
+                            let second = Int((answered - measureFrom) / .seconds(1))
+                            if second < seconds { tally.committedEachSecond[second] += 1 }
                             committedSoFar.value.add(1, ordering: .relaxed)
                         case .aborted(let reason):
                             tally.aborted += 1
@@ -197,7 +213,8 @@ public struct Bench: Sendable {
         all.add(tally.cross)
         return BenchResult(
             options: options, measuredSeconds: Double(options.duration.components.seconds), committed: tally.committed,
-            aborted: tally.aborted, unknown: tally.unknown, abortsByReason: tally.reasons,
+            committedEachSecond: tally.committedEachSecond, aborted: tally.aborted, unknown: tally.unknown,
+            abortsByReason: tally.reasons,
             intraShard: LatencySummary(tally.intra), crossShard: LatencySummary(tally.cross), all: LatencySummary(all),
             totalBefore: totalBefore, totalAfter: totalAfter)
     }

@@ -402,6 +402,11 @@ extension ClusterProcessTests {
         #expect(last.hasSuffix("total_ok=true"), "\(last)")
         let result = try JSONDecoder().decode(BenchResult.self, from: Data(contentsOf: json))
         #expect(result.committed > 0)
+        // Every commit of the two measured seconds is in one of them; the line reports the smaller.
+        #expect(result.committedEachSecond.count == 2)
+        let counted = result.committedEachSecond.reduce(0, +)
+        #expect(counted > 0 && counted <= result.committed)
+        #expect(last.contains(" slowest_second=\(result.committedEachSecond.min()!) "), "\(last)")
         #expect(result.intraShard.count > 0 && result.crossShard.count > 0)
         #expect(result.totalBefore == Int64(100) * deployment.initialBalance)
         #expect(result.totalAfter == result.totalBefore)
