@@ -27,6 +27,13 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
             proposals: [SlotProposal(slot: 4, value: .batch(Samples.requests, ballot: Samples.leaderBallot))],
             chosenThrough: 3))
 
+    /// The error for `phase2a` with its proposal's value replaced by `bytes`.
+    func valueError(_ bytes: some Sequence<UInt8>) -> WireError? {
+        var message = phase2a
+        message.phase2A.proposals[0].value = Data(bytes)
+        return wireError { () throws(WireError) in try decodeMessage(message) }
+    }
+
     @Test func missingOneof() {
         #expect(
             wireError { () throws(WireError) in try decodeMessage(Ledger_V1_PeerMessage()) }
@@ -39,11 +46,7 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
                 == WireError(
                     field: "kind",
                     "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, create_accounts"))
-        var message = phase2a
-        message.phase2A.proposals[0].value = Data()
-        #expect(
-            wireError { () throws(WireError) in try decodeMessage(message) }
-                == WireError(field: "phase2a.proposals[0].value", "is missing"))
+        #expect(valueError([]) == WireError(field: "phase2a.proposals[0].value", "is missing"))
         var record = Ledger_V1_DatastoreRecord(Samples.datastoreRecords[0])
         record.kind = nil
         #expect(
@@ -201,19 +204,14 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
     // A slot value is stamped with the ballot of the leader that first proposed it: round >= 1, and never above the
     // ballot the value is proposed or accepted under.
     @Test func slotValueStamps() {
-        var noop = phase2a
-        noop.phase2A.proposals[0].value = Data(LedgerCodec.encode(SlotValue.noop(ballot: .zero)))
-        let zero = wireError { () throws(WireError) in try decodeMessage(noop) }
+        let zero = valueError(LedgerCodec.encode(SlotValue.noop(ballot: .zero)))
         #expect(zero?.field == "phase2a.proposals[0].value")
         #expect(
             zero?.problem
                 == "does not decode as a slot value: malformed encoding at byte 3: the round of the ballot that "
                 + "proposed a slot value is 0; proposals have round 1 or more")
-        var above = phase2a
-        above.phase2A.proposals[0].value = Data(
-            LedgerCodec.encode(SlotValue.batch(Samples.requests, ballot: Samples.highBallot)))
         #expect(
-            wireError { () throws(WireError) in try decodeMessage(above) }
+            valueError(LedgerCodec.encode(SlotValue.batch(Samples.requests, ballot: Samples.highBallot)))
                 == WireError(
                     field: "phase2a.proposals[0].value",
                     "is stamped with \(Samples.highBallot), above the ballot \(Samples.leaderBallot) the value is "
@@ -239,9 +237,7 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
             (Data(LedgerCodec.encode(Samples.leaderBallot)), "malformed encoding at byte 1"),
         ]
         for (bytes, prefix) in cases {
-            var message = phase2a
-            message.phase2A.proposals[0].value = bytes
-            let error = try #require(wireError { () throws(WireError) in try decodeMessage(message) })
+            let error = try #require(valueError(bytes))
             #expect(error.field == "phase2a.proposals[0].value")
             #expect(error.problem.hasPrefix("does not decode as a slot value: " + prefix), "\(error.problem)")
         }
@@ -337,10 +333,8 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         var bytes = LedgerCodec.encode(SlotValue.batch(requests, ballot: Samples.leaderBallot))
         #expect(WireLimits.requestsPerSlotMax == 512 && bytes[5...6] == [0x80, 0x04])
         bytes[5] = 0x81
-        var proposal = phase2a
-        proposal.phase2A.proposals[0].value = Data(bytes)
         #expect(
-            wireError { () throws(WireError) in try decodeMessage(proposal) }
+            valueError(bytes)
                 == WireError(
                     field: "phase2a.proposals[0].value",
                     "does not decode as a slot value: malformed encoding at byte 5: 513 requests of a slot exceed the "
@@ -387,10 +381,8 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         let at = try #require(bytes.firstIndex(of: 0x7F))
         #expect(bytes.filter { $0 == 0x7F }.count == 1)
         bytes[at] = 0
-        var message = phase2a
-        message.phase2A.proposals[0].value = Data(bytes)
         #expect(
-            wireError { () throws(WireError) in try decodeMessage(message) }
+            valueError(bytes)
                 == WireError(
                     field: "phase2a.proposals[0].value",
                     "does not decode as a slot value: malformed encoding at byte \(at): the from account of a "
