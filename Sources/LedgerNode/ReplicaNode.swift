@@ -214,8 +214,7 @@ public actor ReplicaNode {
     /// PrintBalance: this replica's own applied value of an account (nil when not in this shard), possibly stale.
     public func localBalance(of account: AccountID) -> LocalBalance {
         LocalBalance(
-            replica: me, balance: ledger.balances[account], isDisconnected: !connected,
-            appliedThrough: replica.appliedThrough)
+            replica: me, balance: ledger.balances[account], isDisconnected: !connected, appliedThrough: ledgerSlot)
     }
 
     public var isConnected: Bool { connected }
@@ -284,7 +283,7 @@ public actor ReplicaNode {
         }
         let batch = StoreBatch(
             persist: ready.persist, installedSnapshot: installed, applied: applied,
-            appliedThrough: ready.apply.isEmpty ? nil : replica.appliedThrough)
+            appliedThrough: ready.apply.isEmpty ? nil : ledgerSlot)
         // Proposals, commit notices and heartbeats leave before the write, which then overlaps their trip; promises
         // and acceptances after it (`Ready`).
         send(ready.messages.filter { !$0.message.waitsForStorage })

@@ -34,15 +34,6 @@ extension Request where Command == LedgerCommand {
     }
 }
 
-/// Reads the requests of a batch or a forward.
-func decodeRequests(
-    _ wire: [Ledger_V1_Request], field: String, atMost limit: Int, limitName: String
-) throws(WireError) -> [Request<LedgerCommand>] {
-    try decodeEach(wire, field: field, atMost: limit, limitName: limitName) { (request) throws(WireError) in
-        try Request(wire: request)
-    }
-}
-
 extension SlotValue where Command == LedgerCommand {
     /// The wire form of a slot value: its `LedgerCodec` encoding, the one the store keeps.
     var wire: Data { Data(LedgerCodec.encode(self)) }
@@ -278,9 +269,10 @@ extension Message where Command == LedgerCommand, State == LedgerSnapshot {
         case .forward(let forward):
             self = try within("forward") { () throws(WireError) in
                 .forward(
-                    requests: try decodeRequests(
+                    requests: try decodeEach(
                         forward.requests, field: "requests", atMost: WireLimits.forwardedRequestsMax,
-                        limitName: "forwardedRequestsMax"))
+                        limitName: "forwardedRequestsMax"
+                    ) { (request) throws(WireError) in try Request(wire: request) })
             }
         case nil:
             throw WireError(
