@@ -7,6 +7,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOSSL
+import NIOTLS
 import X509
 
 /// Authorization of every call to a replica running with TLS: the caller's identity comes from the certificate it
@@ -21,6 +22,7 @@ struct AccessControl: ServerInterceptor {
     static let calls: [MethodDescriptor: AccessPolicy.Call] = [
         Ledger_V1_Peer.Method.Stream.descriptor: .peerStream,
         Ledger_V1_Ledger.Method.Decision.descriptor: .decision,
+        Ledger_V1_Ledger.Method.TransactionStatus.descriptor: .transactionStatus,
         Ledger_V1_Ledger.Method.Transfer.descriptor: .command,
         Ledger_V1_Ledger.Method.Balance.descriptor: .command,
         Ledger_V1_Ledger.Method.Prepare.descriptor: .command,
@@ -99,28 +101,56 @@ extension RPCError {
 
 /// Logs and counts the connections refused during the TLS handshake (no certificate, another CA, expired, plaintext
 /// spoken to a TLS port), which never become calls. It sits right after the TLS handler and passes everything on.
-final class HandshakeRefusals: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+///
+/// Only an error before the handshake completes is a refusal. Once it has completed, the caller was let in: a client
+/// that closes its channel without sending close_notify (grpcio does, on every clean exit) makes NIOSSL report
+/// `uncleanShutdown`, and that and any later error are no refusal, so they are logged at debug level and not counted.
+/// A refused handshake may report more than one error (a failed private-key operation, then the handshake failure):
+/// it is counted once.
+final class HandshakeRefusals: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = Any
 
+    /// Where the connection's handshake is; only touched on the channel's event loop.
+    private enum Phase {
+        case handshaking
+        case refused
+        case established
+    }
+
     let logger: Logger
+    private var phase = Phase.handshaking
 
     init(logger: Logger) {
         self.logger = logger
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent, phase == .handshaking {
+            phase = .established
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is NIOSSLError || error is BoringSSLError {
-            logger.warning(
-                "TLS handshake refused",
-                metadata: [
-                    "peer": "\(context.remoteAddress.map { "\($0)" } ?? "unknown")", "reason": "\(error)",
-                ])
+        let peer: Logger.MetadataValue = "\(context.remoteAddress.map { "\($0)" } ?? "unknown")"
+        switch phase {
+        case .handshaking where error is NIOSSLError || error is BoringSSLError:
+            phase = .refused
+            logger.warning("TLS handshake refused", metadata: ["peer": peer, "reason": "\(error)"])
             Counter(label: "ledger_rpc_refused_total", dimensions: [("reason", "handshake")]).increment()
+        case .handshaking, .refused:
+            // Not TLS's word (a reset connection), or the same refusal again: counted at most once.
+            logger.debug("connection error during a TLS handshake", metadata: ["peer": peer, "reason": "\(error)"])
+        case .established:
+            // Most often `uncleanShutdown`: the client closed without close_notify, as grpcio does on every exit.
+            logger.debug("TLS connection error after the handshake", metadata: ["peer": peer, "reason": "\(error)"])
         }
         context.fireErrorCaught(error)
     }
 
     /// Installs the handler on an accepted connection, after its TLS handler (none: plaintext, nothing to watch).
+    /// The transport calls this from the accepted channel's initializer, before the handshake starts, so the
+    /// handler sees the handshake's completion.
     static func install(on channel: any Channel, logger: Logger) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations

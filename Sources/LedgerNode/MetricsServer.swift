@@ -5,7 +5,14 @@ import Prometheus
 import ServiceLifecycle
 
 /// Serves `GET /metrics` in the Prometheus text format from a registry; any other path is 404.
+///
+/// It is plain HTTP, without the mutual TLS of the replica's gRPC port, and anyone who reaches it learns the
+/// replica's load and whom it refused. So the replica binds it to the loopback address unless the cluster config's
+/// `metrics_address` names another (`ClusterConfig.metricsHost`): a scraper on another machine is a choice the
+/// operator writes down. Serving it behind the same mutual TLS would need a certificate in every scraper; loopback
+/// needs nothing from one on the replica's machine.
 public struct MetricsServer: Service {
+    /// The address to bind: an IPv4 or IPv6 address, or a host name.
     public let host: String
     public let port: Int
     public let registry: PrometheusCollectorRegistry
@@ -14,6 +21,15 @@ public struct MetricsServer: Service {
         self.host = host
         self.port = port
         self.registry = registry
+    }
+
+    /// Where a person reads the metrics of a server bound to `host` and `port` on the machine hosts.ini calls
+    /// `machine`: a wildcard address (`0.0.0.0`, `::`) is reached through the machine's own address, and an IPv6
+    /// address goes in brackets.
+    public static func url(host: String, port: Int, machine: String) -> String {
+        let reached = host == "0.0.0.0" || host == "::" ? machine : host
+        let bracketed = reached.contains(":") && !reached.hasPrefix("[") ? "[\(reached)]" : reached
+        return "http://\(bracketed):\(port)/metrics"
     }
 
     public func run() async throws {

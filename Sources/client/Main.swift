@@ -7,6 +7,11 @@ import LedgerRPC
 import LedgerStore
 import Paxos
 
+#if canImport(Glibc)
+    // `stdout` is a C global, which Swift 6 refuses to read from concurrent code unless its module is imported so.
+    @preconcurrency import SwiftGlibc
+#endif
+
 /// `client`: runs test-set files against the ledger, single transfers and reads for scripts, and the inspection
 /// commands of the prompt. Argument parsing and wiring only.
 @main
@@ -19,6 +24,13 @@ struct Client: AsyncParsableCommand {
         ],
         defaultSubcommand: Run.self
     )
+
+    /// Line-buffers standard output before anything is printed: redirected to a file or a pipe, it would otherwise
+    /// be block-buffered, and a script or test reading the client's answers would see them only at exit.
+    static func main() async {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        await main(nil)
+    }
 }
 
 /// The files every client command reads.

@@ -4,6 +4,11 @@ import LedgerCore
 import LedgerNode
 import LedgerStore
 
+#if canImport(Glibc)
+    // `stdout` is a C global, which Swift 6 refuses to read from concurrent code unless its module is imported so.
+    @preconcurrency import SwiftGlibc
+#endif
+
 /// `cluster configs/C1.yaml configs/hosts.ini`: starts every replica of a cluster as its own process and stops
 /// them on Ctrl-C; `--replica S2` (or `cluster replica ... --name S2`) runs one replica in this process.
 /// Argument parsing and wiring only.
@@ -14,6 +19,13 @@ struct Cluster: AsyncParsableCommand {
         subcommands: [Start.self, RunReplica.self],
         defaultSubcommand: Start.self
     )
+
+    /// Line-buffers standard output before anything is printed: redirected to a file or a pipe, it would otherwise
+    /// be block-buffered, and the banner of where each replica listens would arrive only when the cluster exits.
+    static func main() async {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        await main(nil)
+    }
 
     /// The files every replica reads.
     struct Files: ParsableArguments {
@@ -81,7 +93,9 @@ struct Cluster: AsyncParsableCommand {
             for name in cluster.replicaNames {
                 let address = addressBook.replica(named: name)!.address
                 let index = addressBook.replica(named: name)!.index
-                let metrics = cluster.metricsPort(ofReplica: index).map { "http://\(address.host):\($0)/metrics" }
+                let metrics = cluster.metricsPort(ofReplica: index).map { port in
+                    MetricsServer.url(host: cluster.metricsHost, port: port, machine: address.host)
+                }
                 print(
                     "\(name): gRPC \(address), metrics \(metrics ?? "off"), data \(cluster.dataDirectory)/\(name).sqlite"
                 )

@@ -95,7 +95,7 @@ struct ClusterConfigTests {
     }
 
     static let topKeys =
-        "cluster, replicas, data_dir, catalog, log_level, min_balance, initial_balance, metrics_port, test_controls, "
+        "cluster, replicas, data_dir, catalog, log_level, min_balance, initial_balance, metrics_port, metrics_address, test_controls, "
         + "paxos, batching, tls"
     static let paxosKeys = "leader_timeout, leader_ping_interval, consensus_timeout, tick, laggard_flush"
 

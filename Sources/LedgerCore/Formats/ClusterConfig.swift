@@ -158,6 +158,10 @@ public struct ClusterConfig: Sendable, Equatable {
     /// The Prometheus port of the first replica (`metrics_port`); replica `S<start + k>` serves on
     /// `metricsPortBase + k`; 0 turns the endpoints off.
     public var metricsPortBase: Int
+    /// The address every replica's metrics endpoint binds (`metrics_address`): an IPv4 or IPv6 address or a host
+    /// name. Nil binds `metricsAddressDefault`, the loopback address, as `/metrics` is plain HTTP without the mutual
+    /// TLS of every other port: only the replica's own machine may read it unless the file says otherwise.
+    public var metricsAddress: String?
     /// Whether the test-only disconnect and reconnect calls are allowed (`test_controls`).
     public var testControlsEnabled: Bool
     /// The Paxos timers (`paxos:`).
@@ -173,9 +177,9 @@ public struct ClusterConfig: Sendable, Equatable {
     public init(
         source: String, clusterName: String, replicaCount: Int, replicaStart: Int, portBase: Int,
         dataDirectory: String, catalogPath: String, logLevel: LogLevel = .info, balanceMin: Int64 = 0,
-        balanceInitial: Int64 = 10, metricsPortBase: Int = 0, testControlsEnabled: Bool = false,
-        paxos: PaxosTimings = .defaults, batching: Batching = .defaults, tls: TLS = .mutual(.defaults),
-        keyLines: [String: Int] = [:]
+        balanceInitial: Int64 = 10, metricsPortBase: Int = 0, metricsAddress: String? = nil,
+        testControlsEnabled: Bool = false, paxos: PaxosTimings = .defaults, batching: Batching = .defaults,
+        tls: TLS = .mutual(.defaults), keyLines: [String: Int] = [:]
     ) {
         self.source = source
         self.clusterName = clusterName
@@ -188,6 +192,7 @@ public struct ClusterConfig: Sendable, Equatable {
         self.balanceMin = balanceMin
         self.balanceInitial = balanceInitial
         self.metricsPortBase = metricsPortBase
+        self.metricsAddress = metricsAddress
         self.testControlsEnabled = testControlsEnabled
         self.paxos = paxos
         self.batching = batching
@@ -211,6 +216,13 @@ public struct ClusterConfig: Sendable, Equatable {
         guard metricsPortBase != 0, replicaIndexes.contains(index) else { return nil }
         return metricsPortBase + (index - replicaStart)
     }
+
+    /// Where the metrics endpoints bind when the file names no `metrics_address`: the loopback address, so a
+    /// replica's plain-HTTP metrics stay on its own machine.
+    public static let metricsAddressDefault = "127.0.0.1"
+
+    /// The address the metrics endpoints bind: `metricsAddress`, or the loopback address.
+    public var metricsHost: String { metricsAddress ?? Self.metricsAddressDefault }
 
     /// The Paxos configuration of replica `S<index>`: every duration in ticks, rounded up to at least one.
     public func paxosConfiguration(ofReplica index: Int) -> Configuration {
@@ -307,7 +319,7 @@ private struct ClusterConfigReader {
     static let keys: [String: [String]] = [
         "": [
             "cluster", "replicas", "data_dir", "catalog", "log_level", "min_balance", "initial_balance",
-            "metrics_port", "test_controls", "paxos", "batching", "tls",
+            "metrics_port", "metrics_address", "test_controls", "paxos", "batching", "tls",
         ],
         "tls": ["ca", "certificate", "key"],
         "replicas": ["count", "start", "subnet"],
@@ -325,6 +337,7 @@ private struct ClusterConfigReader {
         "cluster": "C1", "replicas": "{count: 3, start: 1, subnet: 6001}", "replicas.count": "3",
         "replicas.start": "1", "replicas.subnet": "6001", "data_dir": "data/C1", "catalog": "data/catalog.sqlite",
         "log_level": "info", "min_balance": "0", "initial_balance": "10", "metrics_port": "9101",
+        "metrics_address": "127.0.0.1",
         "test_controls": "true", "paxos.leader_timeout": "1000ms", "paxos.leader_ping_interval": "200ms",
         "paxos.consensus_timeout": "3000ms", "paxos.tick": "10ms", "paxos.laggard_flush": "50ms or off",
         "batching.batch_size_max": "512",
@@ -401,6 +414,9 @@ private struct ClusterConfigReader {
         let metricsPortBase = try top["metrics_port"].map { node throws(InputError) in
             try wholeNumber(node, path: "metrics_port")
         }
+        let metricsAddress = try top["metrics_address"].map { node throws(InputError) in
+            try host(node, path: "metrics_address")
+        }
         var testControlsEnabled = false
         if let node = top["test_controls"] {
             let written = try text(node, path: "test_controls")
@@ -442,9 +458,10 @@ private struct ClusterConfigReader {
             source: source, clusterName: clusterName, replicaCount: Int(replicaCount), replicaStart: Int(replicaStart),
             portBase: Int(portBase), dataDirectory: dataDirectory, catalogPath: catalogPath, logLevel: logLevel,
             balanceMin: balanceMin ?? 0, balanceInitial: balanceInitial ?? 10,
-            metricsPortBase: Int(metricsPortBase ?? 0), testControlsEnabled: testControlsEnabled, paxos: paxos,
-            batching: batching, tls: tls, keyLines: keyLines)
+            metricsPortBase: Int(metricsPortBase ?? 0), metricsAddress: metricsAddress,
+            testControlsEnabled: testControlsEnabled, paxos: paxos, batching: batching, tls: tls, keyLines: keyLines)
         try checkReplicas(config)
+        try checkMetricsAddress(config)
         try checkBalances(config)
         try checkTimings(config.paxos)
         try checkBatching(config.batching)
@@ -574,6 +591,118 @@ private struct ClusterConfigReader {
         return .milliseconds(Int64(value * scale))
     }
 
+    /// A host to bind: an IPv4 address (`127.0.0.1`, `0.0.0.0` for every interface), an IPv6 address without
+    /// brackets (`::1`, `::`), or a host name (`localhost`). Anything else would only fail when the replica binds,
+    /// after the cluster has started, so it is refused here with the file's line.
+    mutating func host(_ node: ConfigNode, path: String) throws(InputError) -> String {
+        let written = try text(node, path: path)
+        // hosts.ini writes host:port, so a port here is a likely slip; `::1` alone ends in digits too, hence the
+        // brackets an IPv6 address needs before a port.
+        if let colon = written.lastIndex(of: ":"), TextInput.isDigits(written[written.index(after: colon)...]) {
+            let address = written[..<colon]
+            let unbracketed = address.dropFirst().dropLast()
+            let bracketed = address.hasPrefix("[") && address.hasSuffix("]") && Self.isIPv6Address(unbracketed)
+            if bracketed || (!address.contains(":") && Self.isIPv4OrHostName(address)) {
+                throw error(
+                    line(path),
+                    "\(path) \"\(written)\" has a port; write only the address, "
+                        + "\(bracketed ? "\"\(unbracketed)\"" : String(address)), as metrics_port gives the ports")
+            }
+        }
+        if written.hasPrefix("[") && written.hasSuffix("]") {
+            throw error(
+                line(path),
+                "\(path) \"\(written)\" has brackets; write the address without them (in quotes if it has colons), "
+                    + "like \"\(written.dropFirst().dropLast())\"")
+        }
+        if written.contains(":") && written.allSatisfy({ $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }) {
+            guard Self.isIPv6Address(Substring(written)) else {
+                throw error(
+                    line(path),
+                    "\(path) \"\(written)\" is not an IPv6 address; write one like ::1, or \"::\" in quotes")
+            }
+            return written
+        }
+        if let last = written.split(separator: ".", omittingEmptySubsequences: false).last, TextInput.isDigits(last) {
+            // A host name's last label is never all digits (RFC 3696), so this was meant as an IPv4 address.
+            guard Self.isIPv4Address(Substring(written)) else {
+                throw error(
+                    line(path),
+                    "\(path) \"\(written)\" is not an IPv4 address; write four numbers from 0 to 255, like 127.0.0.1")
+            }
+            return written
+        }
+        guard Self.isIPv4OrHostName(Substring(written)) else {
+            throw error(
+                line(path),
+                "\(path) \"\(written)\" is not an address or a host name (letters, digits, hyphens and dots); "
+                    + "write one like 127.0.0.1 (this machine only), 0.0.0.0 (every interface), ::1 or localhost")
+        }
+        return written
+    }
+
+    /// An IPv4 address, or a host name whose last label is not all digits (RFC 3696), so that neither can pass for
+    /// the other.
+    static func isIPv4OrHostName(_ text: Substring) -> Bool {
+        let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard let last = labels.last, !TextInput.isDigits(last) else { return isIPv4Address(text) }
+        return isHostName(labels)
+    }
+
+    /// Four decimal numbers from 0 to 255 joined by dots, without leading zeros (which some parsers read as octal).
+    static func isIPv4Address(_ text: Substring) -> Bool {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4
+            && parts.allSatisfy { part in
+                part.count <= 3 && (part.count == 1 || part.first != "0")
+                    && (TextInput.unsignedValue(part).map { $0 <= 255 } ?? false)
+            }
+    }
+
+    /// Eight groups of one to four hexadecimal digits joined by colons, or fewer with one `::` standing for the
+    /// missing zero groups; the last two groups may be written as an IPv4 address (`::ffff:127.0.0.1`). A zone
+    /// (`%eth0`) is refused: it names an interface of one machine, not an address every replica has.
+    static func isIPv6Address(_ text: Substring) -> Bool {
+        guard let gap = text.firstRange(of: "::") else { return ipv6Groups(text, endsAddress: true) == 8 }
+        let head = text[..<gap.lowerBound]
+        let tail = text[gap.upperBound...]
+        if tail.contains("::") { return false }
+        guard let headGroups = head.isEmpty ? 0 : ipv6Groups(head, endsAddress: false),
+            let tailGroups = tail.isEmpty ? 0 : ipv6Groups(tail, endsAddress: true)
+        else { return false }
+        return headGroups + tailGroups <= 7
+    }
+
+    /// How many 16-bit groups `part` holds, colon-separated, or nil when it is not such groups. When `endsAddress`,
+    /// its last field may be an IPv4 address, which counts two.
+    static func ipv6Groups(_ part: Substring, endsAddress: Bool) -> Int? {
+        let fields = part.split(separator: ":", omittingEmptySubsequences: false)
+        var count = 0
+        for (position, field) in fields.enumerated() {
+            if endsAddress && position == fields.count - 1 && field.contains(".") {
+                guard isIPv4Address(field) else { return nil }
+                count += 2
+            } else {
+                guard (1...4).contains(field.count), field.allSatisfy({ $0.isASCII && $0.isHexDigit }) else {
+                    return nil
+                }
+                count += 1
+            }
+        }
+        return count
+    }
+
+    /// Labels of 1 to 63 ASCII letters, digits and hyphens, neither starting nor ending with a hyphen, at most 253
+    /// characters in all (RFC 1123).
+    static func isHostName(_ labels: [Substring]) -> Bool {
+        let length = labels.reduce(labels.count - 1) { $0 + $1.count }
+        return length <= 253
+            && labels.allSatisfy { label in
+                (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+                    && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+            }
+    }
+
     static func milliseconds(_ duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
@@ -615,6 +744,15 @@ private struct ClusterConfigReader {
                 "metrics_port is \(config.metricsPortBase), so S\(config.replicaStart + offset) would serve metrics "
                     + "on port \(port), the replica port of S\(owner); replica and metrics ports must all be distinct")
         }
+    }
+
+    /// An address for metrics that are off is a mistake: the operator meant them on, or the key is left over.
+    func checkMetricsAddress(_ config: ClusterConfig) throws(InputError) {
+        guard let address = config.metricsAddress, config.metricsPortBase == 0 else { return }
+        throw error(
+            line("metrics_address"),
+            "metrics_address is \(address) but metrics are off (metrics_port is \(shown("metrics_port", 0))); "
+                + "set metrics_port, like metrics_port: 9101, or remove metrics_address")
     }
 
     func checkPorts(base: Int, count: Int, path: String) throws(InputError) {
