@@ -109,7 +109,7 @@ extension LedgerConnection {
         }
 
         var decision = await submit(.commit(id), to: move.from)
-        if decision == .unavailable { decision = await askDecision(id, of: move.from) }
+        if decision == .unavailable { decision = await askStatus(id, of: move.from) }
         switch decision {
         case .applied(.committed):
             recordMove(account, to: move.to)
@@ -126,11 +126,8 @@ extension LedgerConnection {
     private func abortMove(_ id: TransactionID, _ move: AccountMove, because why: String, skipping: String?) async
         -> MoveOutcome
     {
-        await withTaskGroup(of: Void.self) { group in
-            for cluster in [move.from, move.to] where cluster != skipping {
-                group.addTask { _ = await self.submit(.abort(id), to: cluster) }
-            }
-        }
+        // The source (the home) first: a target that prepared follows it, and learns the abort once the source chose it.
+        for cluster in [move.from, move.to] where cluster != skipping { _ = await submit(.abort(id), to: cluster) }
         return .aborted(why)
     }
 }

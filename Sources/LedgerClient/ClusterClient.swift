@@ -86,19 +86,17 @@ public struct ClusterClient: Sendable {
     public func submit(
         _ command: LedgerCommand, contact: ReplicaID, deadline: ContinuousClock.Instant, uncertain: Bool = false
     ) async -> CommandOutcome {
-        // A cluster creates its own accounts; no client may propose it.
-        if case .createAccounts = command { return .applied(.refused("accounts are created by their cluster")) }
+        // A cluster creates its own accounts and its replicas propose the decisions; no client may.
+        if command.isReplicaOnly { return .applied(.refused("only replicas propose \(command.summary)")) }
         return await routeCommand(contact: contact, deadline: deadline, uncertain: uncertain) { api, options in
             switch command {
             case .transfer(let id, let from, let to, let amount):
                 return try await api.transfer(
                     Ledger_V1_TransferRequest(cluster: cluster, transaction: id, from: from, to: to, amount: amount),
                     options: options)
-            case .prepare(let id, let home, let participants, let changes):
+            case .prepare(let id, let transfer):
                 return try await api.prepare(
-                    Ledger_V1_PrepareRequest(
-                        cluster: cluster, transaction: id, home: home, participants: participants, changes: changes),
-                    options: options)
+                    Ledger_V1_PrepareRequest(cluster: cluster, transaction: id, transfer), options: options)
             case .prepareMove(let id, let home, let participants, let part):
                 var request = Ledger_V1_PrepareRequest()
                 request.cluster = cluster
@@ -110,7 +108,7 @@ public struct ClusterClient: Sendable {
                     Ledger_V1_CommitRequest(cluster: cluster, transaction: id), options: options)
             case .abort(let id):
                 return try await api.abort(Ledger_V1_AbortRequest(cluster: cluster, transaction: id), options: options)
-            case .createAccounts:
+            case .createAccounts, .decideCommit, .follow:
                 return nil
             }
         }
@@ -183,6 +181,32 @@ public struct ClusterClient: Sendable {
             try await api.decision(
                 Ledger_V1_DecisionRequest(cluster: cluster, transaction: id, asker: asker), options: options)
         }
+    }
+
+    /// Reads what became of transaction `id` at this cluster (`TransactionStatus`, which decides nothing). A replica
+    /// that is not the leader and knows one is asked again at the leader when it reports the transaction prepared or
+    /// unknown, so such an answer is as fresh as the cluster has; committed and aborted are final wherever read. Nil
+    /// when no replica answered before the deadline.
+    public func transactionStatus(
+        of id: TransactionID, contact: ReplicaID, deadline: ContinuousClock.Instant
+    ) async -> TransactionStatusAnswer? {
+        let (answer, _) = await route(contact: contact, deadline: deadline) {
+            api, options -> TransactionStatusAnswer?? in
+            .some(
+                try TransactionStatusAnswer(
+                    wire: try await api.transactionStatus(
+                        Ledger_V1_TransactionStatusRequest(cluster: cluster, transaction: id), options: options)))
+        } failure: { (answer: TransactionStatusAnswer?) -> RequestFailure? in
+            switch answer?.report {
+            case .prepared?, .unknown?: return answer?.leader.map { .notLeader(hint: $0) }
+            case .committed?, .aborted?, nil: return nil
+            }
+        } leaderHint: {
+            $0?.leader
+        } forbidden: { _ in
+            nil
+        }
+        return answer ?? nil
     }
 
     /// The retry rules of every call that goes through the leader: follow leader hints, move on from a replica that

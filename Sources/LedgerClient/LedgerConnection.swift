@@ -152,12 +152,10 @@ public final class LedgerConnection: Sendable {
             if source == target {
                 outcome = await intraShard(id, transfer, cluster: source)
             } else {
-                let changes = [
-                    source: [AccountChange(account: transfer.from, delta: -transfer.amount.value)],
-                    target: [AccountChange(account: transfer.to, delta: transfer.amount.value)],
-                ]
-                outcome = await TransactionDriver(connection: self).run(
-                    Coordinator(id: id, home: source, changes: changes))
+                let crossShard = CrossShardTransfer(
+                    from: transfer.from, to: transfer.to, amount: transfer.amount, home: source,
+                    participants: [source, target])
+                outcome = await TransactionDriver(connection: self).run(Coordinator(id: id, transfer: crossShard))
             }
             switch outcome {
             case .aborted(.wrongShard(let account, let owner?)) where owner != catalog.cluster(of: account):
@@ -260,12 +258,22 @@ public final class LedgerConnection: Sendable {
         Coordinator.Answer(await self.command(command, to: cluster))
     }
 
-    /// Asks `cluster`, the home of `id`, for its decision.
-    func askDecision(_ id: TransactionID, of cluster: String) async -> Coordinator.Answer {
+    /// What became of transaction `id` at `cluster` (`TransactionStatus`, read-only). Nil when no replica answered
+    /// in time.
+    public func transactionStatus(of id: TransactionID, at cluster: String) async -> TransactionStatusAnswer? {
         guard let client = connections[cluster]?.client, let contact = contact(of: cluster) ?? client.replicas.first
-        else { return .unavailable }
-        return Coordinator.Answer(
-            await client.decision(of: id, asker: "client", contact: contact, deadline: .now + stepTimeout))
+        else { return nil }
+        return await client.transactionStatus(of: id, contact: contact, deadline: .now + stepTimeout)
+    }
+
+    /// `transactionStatus`, as a coordinator sees the answer: a decision, undecided, or none.
+    func askStatus(_ id: TransactionID, of cluster: String) async -> Coordinator.Answer {
+        switch await transactionStatus(of: id, at: cluster)?.report {
+        case .committed?: return .applied(.committed)
+        case .aborted(let reason)?: return .applied(.aborted(reason))
+        case .prepared?, .unknown?: return .undecided
+        case nil: return .unavailable
+        }
     }
 
     /// The committed balance of `account`, read linearizably at the leader of its cluster.
@@ -364,8 +372,8 @@ struct TransactionDriver {
                         switch action {
                         case .submit(let command, let cluster):
                             return (action, await connection.submit(command, to: cluster))
-                        case .askDecision(let id, let cluster):
-                            return (action, await connection.askDecision(id, of: cluster))
+                        case .askStatus(let id, let cluster):
+                            return (action, await connection.askStatus(id, of: cluster))
                         }
                     }
                 }

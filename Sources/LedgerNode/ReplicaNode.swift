@@ -16,11 +16,16 @@ public protocol PeerSender: Sendable {
     func send(_ messages: [LedgerMessage], to peer: ReplicaID)
 }
 
-/// Where a participant in doubt learns the decision of a cross-shard transaction: the home cluster.
-public protocol DecisionSource: Sendable {
-    /// Asks `home` for its decision on `id`. The home answers through its log and chooses abort when it has no
-    /// decision, so the answer is final: `.committed`, or an abort. Nil when the home cluster did not answer.
+/// The other clusters of the deployment, as a replica asks them about the cross-shard transactions it shares with
+/// them: a home confirms what its other participants prepared before it commits; a participant learns its home's
+/// decision; a participant in doubt has its home decide.
+public protocol OtherClusters: Sendable {
+    /// Asks `home` to decide `id` (`Decision`, DESIGN §5.3). The home answers through its log and chooses abort when it
+    /// has no decision, so the answer is final: `.committed`, or an abort. Nil when the home cluster did not answer.
     func decision(of id: TransactionID, home: String) async -> CommandResult?
+    /// What `cluster` knows of `id` (`TransactionStatus`, from its leader when one is known). Nil when it did not
+    /// answer.
+    func report(of id: TransactionID, at cluster: String) async -> LedgerState.Report?
 }
 
 /// The replica cannot take requests: it is disconnected by the test control, or its storage failed.
@@ -74,15 +79,20 @@ public actor ReplicaNode {
     private var inDoubt: [TransactionID: Tick] = [:]
     private var resolving: Set<TransactionID> = []
     private let inDoubtTicksMax: Tick
-    private let decisions: (any DecisionSource)?
+    private let otherClusters: (any OtherClusters)?
+    /// The command each request id in flight stands for: the same id with other content is refused, never answered
+    /// with the first one's outcome.
+    private var inFlight: [RequestID: LedgerCommand] = [:]
     /// Called once if the replica cannot continue (its storage failed); the process should stop.
     private let onFailure: @Sendable (String) -> Void
 
     /// - Parameters:
     ///   - accounts: the account ranges this cluster owns; created with `initialBalance` when its first leader
     ///     finds the ledger empty.
-    ///   - decisions: where a prepared transaction in doubt for `inDoubtTicksMax` ticks asks its home cluster for the
-    ///     decision (nil: only transactions whose home is this cluster are resolved, by aborting them here).
+    ///   - otherClusters: where a home confirms what the other participants prepared before it commits, a participant
+    ///     learns its home's decision, and a prepared transaction in doubt for `inDoubtTicksMax` ticks asks its home
+    ///     cluster to decide (nil: no cross-shard commit can be confirmed or learned; transactions in doubt whose home
+    ///     is this cluster are still aborted here).
     public init(
         cluster: String,
         configuration: Configuration,
@@ -93,12 +103,12 @@ public actor ReplicaNode {
         initialBalance: Int64,
         seed: UInt64,
         logger: Logger,
-        decisions: (any DecisionSource)? = nil,
+        otherClusters: (any OtherClusters)? = nil,
         inDoubtTicksMax: Tick = 600,
         onFailure: @escaping @Sendable (String) -> Void
     ) {
         precondition(inDoubtTicksMax > 0, "a prepared transaction needs time to be decided")
-        self.decisions = decisions
+        self.otherClusters = otherClusters
         self.inDoubtTicksMax = inDoubtTicksMax
         self.cluster = cluster
         self.me = configuration.me
@@ -133,12 +143,15 @@ public actor ReplicaNode {
         var rejections: [MessageRejection] = []
         for message in messages {
             // A snapshot the store would refuse to install must not reach the core: it would stop this replica.
-            if case .catchUpReply(let snapshot?, _) = message, snapshot.state.state.minBalance != ledger.minBalance {
+            if case .catchUpReply(let snapshot?, _) = message,
+                snapshot.state.state.minBalance != ledger.minBalance || snapshot.state.state.cluster != cluster
+            {
                 rejections.append(
                     MessageRejection(
                         sender: sender,
-                        reason: "a snapshot with min_balance \(snapshot.state.state.minBalance); this replica's is "
-                            + "\(ledger.minBalance)"))
+                        reason: "a snapshot of \(snapshot.state.state.cluster) with min_balance "
+                            + "\(snapshot.state.state.minBalance); this replica's are \(cluster) and \(ledger.minBalance)"
+                    ))
                 continue
             }
             do {
@@ -158,18 +171,127 @@ public actor ReplicaNode {
 
     /// Submits many commands at once and waits for every outcome, in the order given. They reach the core together,
     /// so a leader proposes them in one slot with one storage write, and the caller waits once, not once per command.
+    ///
+    /// A client's commit or abort of a prepared cross-shard transaction is not proposed as it is (`LedgerState.route`):
+    /// at the home, a commit is proposed as `decideCommit` once every other participant reported the same terms; at
+    /// another participant, a commit or abort makes this replica ask the home and propose its decision (`follow`).
     public func submit(batch commands: [LedgerCommand]) async throws(ReplicaUnavailable) -> [CommandOutcome] {
         try checkAvailable()
         guard !commands.isEmpty else { return [] }
         metrics.requests.increment(by: commands.count)
+        var routed: [(index: Int, route: LedgerState.Route)] = []
+        var plain: [Int] = []
+        for (index, command) in commands.enumerated() {
+            let route = ledger.route(command)
+            if route == .propose { plain.append(index) } else { routed.append((index, route)) }
+        }
+        var outcomes = [CommandOutcome?](repeating: nil, count: commands.count)
+        if routed.isEmpty {
+            return await propose(commands)
+        }
+        let plainCommands = plain.map { commands[$0] }
+        await withTaskGroup(of: [(Int, CommandOutcome)].self) { group in
+            group.addTask { [plain] in zip(plain, await self.propose(plainCommands)).map { ($0, $1) } }
+            for (index, route) in routed { group.addTask { [(index, await self.decide(route))] } }
+            for await answers in group { for (index, outcome) in answers { outcomes[index] = outcome } }
+        }
+        for index in plain {
+            // This replica's state lagged when it routed the command: the ledger refused a commit or abort that must
+            // go the decision's way. Route it again, now that the state holds the prepare.
+            guard case .applied(.refused) = outcomes[index], case let route = ledger.route(commands[index]),
+                route != .propose
+            else { continue }
+            outcomes[index] = await decide(route)
+        }
+        return outcomes.map { $0! }
+    }
+
+    /// Proposes commands as they are and waits for their outcomes, in order.
+    private func propose(_ commands: [LedgerCommand]) async -> [CommandOutcome] {
+        guard !commands.isEmpty else { return [] }
         return await withCheckedContinuation { continuation in
             let batch = PendingBatch(count: commands.count, continuation: continuation)
             for (index, command) in commands.enumerated() {
-                waiting[command.requestID, default: []].append((batch, index))
-                replica.submit(Request(id: command.requestID, command: command))
+                let id = command.requestID
+                if let other = inFlight[id], other != command {
+                    batch.resolve(
+                        index,
+                        .applied(
+                            .refused(
+                                "request \(id) is in flight as \(other.summary); this one is \(command.summary): one "
+                                    + "transaction id names one transaction")))
+                    continue
+                }
+                inFlight[id] = command
+                waiting[id, default: []].append((batch, index))
+                replica.submit(Request(id: id, command: command))
             }
             schedulePump()
         }
+    }
+
+    /// The decision path of a client's commit or abort (`LedgerState.Route`): ask the other clusters, then propose
+    /// what they allow. Nothing is proposed when they do not allow it.
+    private func decide(_ route: LedgerState.Route) async -> CommandOutcome {
+        guard let otherClusters else {
+            return .applied(.refused("replica \(me) reaches no other cluster to confirm a cross-shard decision"))
+        }
+        switch route {
+        case .propose:
+            preconditionFailure("a command to propose as it is has no decision path")
+        case .confirm(let id, let terms, let participants):
+            for participant in participants {
+                switch await otherClusters.report(of: id, at: participant) {
+                case .prepared(terms, _)?, .committed?:
+                    // Committed there means it learned this home's commit: only a lagging replica asks again.
+                    continue
+                case .prepared(let other, _)?:
+                    return .applied(
+                        .refused(
+                            "\(participant) prepared \(id) as a \(other), but its home \(cluster) as a \(terms): the "
+                                + "commit is refused; abort"))
+                case .aborted?:
+                    return .applied(.refused("\(participant) aborted \(id): the commit is refused; abort"))
+                case .unknown?:
+                    return .applied(
+                        .refused("\(participant) has not prepared \(id): the commit is refused; abort, or prepare it"))
+                case nil:
+                    // Nothing was proposed; the commit can be sent again.
+                    return .failed(.noQuorum)
+                }
+            }
+            return await propose([.decideCommit(id, agreed: terms)])[0]
+        case .learn(let id, let home, let aborting):
+            var report = await otherClusters.report(of: id, at: home)
+            if aborting, report?.isDecided == false {
+                // A client may abort its transaction at the home at any time; here it asked this participant, so the
+                // home decides now (`Decision`: abort, unless it committed first), as recovery would later.
+                switch await otherClusters.decision(of: id, home: home) {
+                case .committed?: report = .committed
+                case .aborted(let reason)?: report = .aborted(reason)
+                default: report = nil
+                }
+            }
+            switch report {
+            case .committed?:
+                return await propose([.follow(id, committed: true)])[0]
+            case .aborted?:
+                return await propose([.follow(id, committed: false)])[0]
+            case .prepared?, .unknown?:
+                return .applied(
+                    .refused(
+                        "\(id) is undecided at its home \(home); \(cluster) applies only the home's decision: decide at "
+                            + "\(home) first"))
+            case nil:
+                return .failed(.noQuorum)
+            }
+        }
+    }
+
+    /// What this replica's applied state knows of a transaction (`TransactionStatus`).
+    public func transactionStatus(of id: TransactionID) -> TransactionStatusAnswer {
+        TransactionStatusAnswer(
+            replica: me, appliedThrough: ledgerSlot, report: ledger.report(of: id), leader: otherLeader)
     }
 
     /// What a linearizable read returns: the committed balance, or why there is none.
@@ -417,11 +539,11 @@ public actor ReplicaNode {
             // makes the ledger refuse the abort).
             command = .abort(id)
         } else {
-            guard let decisions, let decision = await decisions.decision(of: id, home: home) else {
+            guard let otherClusters, let decision = await otherClusters.decision(of: id, home: home) else {
                 logger.warning("home cluster gave no decision; retrying later", metadata: ["transaction": "\(id)"])
                 return
             }
-            command = decision == .committed ? .commit(id) : .abort(id)
+            command = .follow(id, committed: decision == .committed)
         }
         let outcome = try? await submit(command)
         logger.notice(
@@ -460,12 +582,14 @@ public actor ReplicaNode {
         } else {
             reply = .failed(RequestFailure(outcome.outcome) ?? .timedOut)
         }
+        inFlight[outcome.id] = nil
         for waiter in waiting.removeValue(forKey: outcome.id) ?? [] { waiter.batch.resolve(waiter.index, reply) }
     }
 
     private func failWaiting(_ failure: RequestFailure) {
         for waiter in waiting.values.joined() { waiter.batch.resolve(waiter.index, .failed(failure)) }
         waiting.removeAll()
+        inFlight.removeAll()
         for reader in reads.values.joined() { reader.continuation.resume(returning: .failure(failure)) }
         reads.removeAll()
     }

@@ -83,12 +83,12 @@ public struct ReplicaProcess: Sendable {
             },
             security: security, faults: linkFaults, logger: logger)
         let failure = FailureSignal()
-        let homes = try HomeClusters(
+        let otherClusters = try ClusterDirectory(
             asker: cluster.clusterName, hosts: hosts, patience: cluster.paxos.consensusTimeout * 2, security: security)
         let node = ReplicaNode(
             cluster: cluster.clusterName, configuration: configuration, store: store, recovered: recovered,
             peers: peers, accounts: accounts, initialBalance: cluster.balanceInitial,
-            seed: UInt64.random(in: .min ... .max), logger: logger, decisions: homes,
+            seed: UInt64.random(in: .min ... .max), logger: logger, otherClusters: otherClusters,
             inDoubtTicksMax: configuration.consensusTimeoutTicks * Self.inDoubtTimeoutsMax,
             onFailure: { failure.fire($0) })
         let server = GRPCServer(
@@ -117,9 +117,9 @@ public struct ReplicaProcess: Sendable {
                 who reaches its port. Turn it on with a tls: section in \(cluster.source)
                 """)
         }
-        var services: [any Service] = [peers, homes, Ticker(node: node, interval: cluster.paxos.tick), failure]
+        var services: [any Service] = [peers, otherClusters, Ticker(node: node, interval: cluster.paxos.tick), failure]
         if let metricsPort = cluster.metricsPort(ofReplica: replica.index) {
-            services.append(MetricsServer(host: Self.numericHost(replica.host), port: metricsPort, registry: registry))
+            services.append(MetricsServer(host: cluster.metricsHost, port: metricsPort, registry: registry))
         }
         // The group stops its services last to first, each after the one before has returned: the server first, so
         // the calls under way are answered while the peer links and the ticker still run.
@@ -129,11 +129,14 @@ public struct ReplicaProcess: Sendable {
                 services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
+        let metricsURL = cluster.metricsPort(ofReplica: replica.index).map { port in
+            MetricsServer.url(host: cluster.metricsHost, port: port, machine: replica.host)
+        }
         logger.notice(
             "listening",
             metadata: [
                 "address": "\(replica.host):\(replica.port)",
-                "metrics": "\(cluster.metricsPort(ofReplica: replica.index).map(String.init) ?? "off")",
+                "metrics": "\(metricsURL ?? "off")",
             ])
         try await group.run()
         if let reason = failure.reason { throw ReplicaStopped(description: reason) }

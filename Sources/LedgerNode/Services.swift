@@ -27,8 +27,8 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         try checkCluster(request.cluster)
         let account = try decoded { () throws(WireError) in try AccountID(wire: request.account) }
         var answer = try await available { () throws(ReplicaUnavailable) in try await node.read(account) }
-        if case .failure(.wrongShard(let account, nil)) = answer, let owner = catalogOwner(of: account) {
-            answer = .failure(.wrongShard(account, owner: owner))
+        if case .failure(.wrongShard(let account, nil)) = answer {
+            answer = .failure(.wrongShard(account, owner: catalogOwner(of: account)))
         }
         return Ledger_V1_BalanceReply(answer)
     }
@@ -51,18 +51,35 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         return try await reply(submit(command))
     }
 
-    /// A participant asks the home cluster what became of a transaction. The home cluster answers through its log:
-    /// it proposes an abort, which is refused if the transaction committed first. So a decision, once given, is
-    /// final, and a transaction without one is aborted (DESIGN §5.3).
+    /// A participant resolving doubt asks the home cluster to decide. The home cluster answers through its log: it
+    /// proposes an abort, which is refused if the transaction committed first. So a decision, once given, is final,
+    /// and a transaction without one is aborted (DESIGN §5.3). Replicas only (`AccessPolicy`).
     func decision(request: Ledger_V1_DecisionRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
         try checkCluster(request.cluster)
         let id = try decoded { () throws(WireError) in try TransactionID(wire: request) }
+        let caller: Logger.MetadataValue =
+            switch AccessControl.identity(of: context) {
+            case .success(let identity): "\(identity)"
+            case .failure: "no certificate"
+            }
+        logger.notice(
+            "asked to decide a transaction in doubt",
+            metadata: ["transaction": "\(id)", "asker": "\(request.asker)", "caller": caller])
         let outcome = try await submit(.abort(id))
         if case .applied(.refused) = outcome {
             // The only abort the ledger refuses is one of a committed transaction.
             return await reply(.applied(.committed))
         }
         return await reply(outcome)
+    }
+
+    /// What this replica's applied state knows of a transaction; decides nothing.
+    func transactionStatus(request: Ledger_V1_TransactionStatusRequest, context: ServerContext) async throws
+        -> Ledger_V1_TransactionStatusReply
+    {
+        try checkCluster(request.cluster, replica: request.replica)
+        let id = try decoded { () throws(WireError) in try TransactionID(wire: request) }
+        return Ledger_V1_TransactionStatusReply(await node.transactionStatus(of: id))
     }
 
     /// Many commands in one call, each answered as its own call would be: they reach the log together (one `Ready`,
@@ -103,12 +120,10 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     private func answer(_ request: Ledger_V1_CommandBatchRequest) async throws -> Ledger_V1_CommandBatchReply {
         try checkCluster(request.cluster)
         let commands = try decoded { () throws(WireError) in try LedgerCommand.batch(wire: request) }
-        // A cluster creates its own accounts; no client may propose it.
-        var outcomes = [CommandOutcome](
-            repeating: .applied(.refused("accounts are created by their cluster")), count: commands.count)
-        let proposed = commands.indices.filter {
-            if case .createAccounts = commands[$0] { false } else { true }
-        }
+        // A cluster creates its own accounts and its replicas propose the decisions of cross-shard transactions; no
+        // client may propose either.
+        var outcomes = commands.map { CommandOutcome.applied(.refused("only replicas propose \($0.summary)")) }
+        let proposed = commands.indices.filter { !commands[$0].isReplicaOnly }
         let answers = try await available { () throws(ReplicaUnavailable) in
             try await node.submit(batch: proposed.map { commands[$0] })
         }
@@ -190,15 +205,14 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
 
     /// Every command goes through the log, misrouted ones too: which accounts a cluster holds changes with moves, and
     /// only the log says it right (a lagging replica would not), after the transaction id was checked for a recorded
-    /// result. The ledger's "not here" answers become `wrongShard` with the owner: where the account moved, or else
-    /// the owner in the catalog this replica started with.
+    /// result. The ledger's "not here" answers become `wrongShard`, whichever call asked: with the owner where the
+    /// account moved, or else the owner in the catalog this replica started with (none when no cluster holds it).
     private func routed(_ outcome: CommandOutcome) -> CommandOutcome {
         switch outcome {
         case .applied(.aborted(.moved(let account, let owner))):
             return .failed(.wrongShard(account, owner: owner))
         case .applied(.aborted(.unknownAccount(let account))):
-            guard let owner = catalogOwner(of: account) else { return outcome }
-            return .failed(.wrongShard(account, owner: owner))
+            return .failed(.wrongShard(account, owner: catalogOwner(of: account)))
         default:
             return outcome
         }

@@ -113,14 +113,14 @@ extension Ledger_V1_TransactionId {
 
 extension TransactionID {
     /// Reads a transaction id that can name a transaction (`TransactionID.isValid`): client 0 is the cluster's
-    /// own, and sequences stay below 2^62.
+    /// own, and sequences stay below 2^61.
     public init(wire: Ledger_V1_TransactionId) throws(WireError) {
         let id = TransactionID(client: wire.client, sequence: wire.sequence)
         if wire.client == LedgerCommand.clusterClient {
             throw WireError(field: "client", "is \(wire.client), which is reserved for a cluster's own commands")
         }
         guard id.isValid else {
-            throw WireError(field: "sequence", "is \(wire.sequence); transaction sequences stay below 2^62")
+            throw WireError(field: "sequence", "is \(wire.sequence); transaction sequences stay below 2^61")
         }
         self = id
     }
@@ -225,12 +225,76 @@ extension Ledger_V1_TransferCommand {
 }
 
 extension Ledger_V1_PrepareCommand {
-    public init(transaction: TransactionID, home: String, participants: [String], changes: [AccountChange]) {
+    public init(transaction: TransactionID, _ transfer: CrossShardTransfer) {
         self.init()
         self.transaction = Ledger_V1_TransactionId(transaction)
-        self.home = home
-        self.participants = participants
-        self.changes = changes.map(Ledger_V1_AccountChange.init)
+        home = transfer.home
+        participants = transfer.participants
+        from = transfer.from.value
+        to = transfer.to.value
+        amount = UInt64(transfer.amount.value)
+    }
+}
+
+extension Ledger_V1_TransactionTerms {
+    public init(_ terms: TransactionTerms) {
+        self.init()
+        switch terms {
+        case .transfer(let transfer):
+            kind = .transfer(
+                Ledger_V1_TransferTerms.with {
+                    $0.from = transfer.from.value
+                    $0.to = transfer.to.value
+                    $0.amount = UInt64(transfer.amount.value)
+                    $0.home = transfer.home
+                    $0.participants = transfer.participants
+                })
+        case .move(let account, let balance, let source, let target):
+            kind = .move(
+                Ledger_V1_MoveTerms.with {
+                    $0.account = account.value
+                    $0.balance = balance
+                    $0.source = source
+                    $0.target = target
+                })
+        }
+    }
+}
+
+extension TransactionTerms {
+    /// Reads terms: a transfer (as a prepare names it) or a move, every field valid.
+    public init(wire: Ledger_V1_TransactionTerms) throws(WireError) {
+        switch wire.kind {
+        case .transfer(let terms):
+            self = .transfer(
+                try within("transfer") { () throws(WireError) in
+                    try CrossShardTransfer(
+                        from: terms.from, to: terms.to, amount: terms.amount, home: terms.home,
+                        participants: terms.participants)
+                })
+        case .move(let terms):
+            self = try within("move") { () throws(WireError) in
+                .move(
+                    try AccountID(wire: terms.account, field: "account"), balance: terms.balance,
+                    source: try clusterName(terms.source, field: "source"),
+                    target: try clusterName(terms.target, field: "target"))
+            }
+        case nil:
+            throw WireError(field: "kind", "is not set; terms are a transfer or a move")
+        }
+    }
+}
+
+extension CrossShardTransfer {
+    /// Reads a cross-shard transfer's fields: accounts >= 1, an amount, cluster names `C<n>`, bounded participants.
+    init(from: UInt64, to: UInt64, amount: UInt64, home: String, participants: [String]) throws(WireError) {
+        self.init(
+            from: try AccountID(wire: from, field: "from"), to: try AccountID(wire: to, field: "to"),
+            amount: try Amount(wire: amount, field: "amount"), home: try clusterName(home, field: "home"),
+            participants: try decodeEach(
+                participants, field: "participants", atMost: WireLimits.participantsPerTransactionMax,
+                limitName: "participantsPerTransactionMax"
+            ) { (name) throws(WireError) in try clusterName(name, field: "") })
     }
 }
 
@@ -273,9 +337,8 @@ extension Ledger_V1_Command {
         switch command {
         case .transfer(let id, let from, let to, let amount):
             kind = .transfer(Ledger_V1_TransferCommand(transaction: id, from: from, to: to, amount: amount))
-        case .prepare(let id, let home, let participants, let changes):
-            kind = .prepare(
-                Ledger_V1_PrepareCommand(transaction: id, home: home, participants: participants, changes: changes))
+        case .prepare(let id, let transfer):
+            kind = .prepare(Ledger_V1_PrepareCommand(transaction: id, transfer))
         case .prepareMove(let id, let home, let participants, let part):
             kind = .prepareMove(
                 Ledger_V1_PrepareMoveCommand(transaction: id, home: home, participants: participants, part: part))
@@ -283,6 +346,18 @@ extension Ledger_V1_Command {
             kind = .commit(Ledger_V1_CommitCommand(transaction: id))
         case .abort(let id):
             kind = .abort(Ledger_V1_AbortCommand(transaction: id))
+        case .decideCommit(let id, let agreed):
+            kind = .decideCommit(
+                Ledger_V1_DecideCommitCommand.with {
+                    $0.transaction = Ledger_V1_TransactionId(id)
+                    $0.agreed = Ledger_V1_TransactionTerms(agreed)
+                })
+        case .follow(let id, let committed):
+            kind = .follow(
+                Ledger_V1_FollowCommand.with {
+                    $0.transaction = Ledger_V1_TransactionId(id)
+                    $0.committed = committed
+                })
         case .createAccounts(let ranges, let balance):
             kind = .createAccounts(
                 Ledger_V1_CreateAccountsCommand.with {
@@ -315,6 +390,22 @@ extension LedgerCommand {
                     wire: abort.transaction, isPresent: abort.hasTransaction, field: "transaction")
             }
             self = .abort(id)
+        case .decideCommit(let decide):
+            self = try within("decide_commit") { () throws(WireError) in
+                let id = try TransactionID.required(
+                    wire: decide.transaction, isPresent: decide.hasTransaction, field: "transaction")
+                guard decide.hasAgreed else { throw WireError(field: "agreed", "is missing") }
+                let agreed = try within("agreed") { () throws(WireError) in
+                    try TransactionTerms(wire: decide.agreed)
+                }
+                return .decideCommit(id, agreed: agreed)
+            }
+        case .follow(let follow):
+            self = .follow(
+                try within("follow") { () throws(WireError) in
+                    try TransactionID.required(
+                        wire: follow.transaction, isPresent: follow.hasTransaction, field: "transaction")
+                }, committed: follow.committed)
         case .createAccounts(let create):
             let ranges = try within("create_accounts") { () throws(WireError) in
                 try decodeEach(
@@ -325,7 +416,8 @@ extension LedgerCommand {
         case nil:
             throw WireError(
                 field: "kind",
-                "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, create_accounts")
+                "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, decide_commit, follow, "
+                    + "create_accounts")
         }
     }
 
@@ -339,12 +431,15 @@ extension LedgerCommand {
         self = .transfer(id, from: from, to: to, amount: amount)
     }
 
-    /// Reads a 2PC prepare: cluster names `C<n>`, bounded participants and changes.
+    /// Reads a 2PC prepare of a cross-shard transfer: accounts, an amount, cluster names `C<n>`, bounded
+    /// participants.
     public init(wire: Ledger_V1_PrepareCommand) throws(WireError) {
-        let (id, home, participants) = try Self.prepareHeader(
-            wire.transaction, isPresent: wire.hasTransaction, home: wire.home, participants: wire.participants)
-        let changes = try accountChanges(wire.changes, field: "changes")
-        self = .prepare(id, home: home, participants: participants, changes: changes)
+        let id = try TransactionID.required(
+            wire: wire.transaction, isPresent: wire.hasTransaction, field: "transaction")
+        self = .prepare(
+            id,
+            try CrossShardTransfer(
+                from: wire.from, to: wire.to, amount: wire.amount, home: wire.home, participants: wire.participants))
     }
 
     /// Reads a 2PC prepare of an account move: cluster names `C<n>`, bounded participants, one direction set.
@@ -389,13 +484,19 @@ extension Ledger_V1_TransferRequest {
 }
 
 extension Ledger_V1_PrepareRequest {
-    public init(
-        cluster: String, transaction: TransactionID, home: String, participants: [String], changes: [AccountChange]
-    ) {
+    public init(cluster: String, transaction: TransactionID, _ transfer: CrossShardTransfer) {
         self.init()
         self.cluster = cluster
-        prepare = Ledger_V1_PrepareCommand(
-            transaction: transaction, home: home, participants: participants, changes: changes)
+        prepare = Ledger_V1_PrepareCommand(transaction: transaction, transfer)
+    }
+}
+
+extension Ledger_V1_TransactionStatusRequest {
+    public init(cluster: String, replica: String = "", transaction: TransactionID) {
+        self.init()
+        self.cluster = cluster
+        self.replica = replica
+        self.transaction = Ledger_V1_TransactionId(transaction)
     }
 }
 
@@ -477,6 +578,11 @@ extension LedgerCommand {
 extension TransactionID {
     /// The transaction a `Decision` call asks about.
     public init(wire: Ledger_V1_DecisionRequest) throws(WireError) {
+        self = try TransactionID.required(wire: wire.transaction, isPresent: wire.hasTransaction, field: "transaction")
+    }
+
+    /// The transaction a `TransactionStatus` call asks about.
+    public init(wire: Ledger_V1_TransactionStatusRequest) throws(WireError) {
         self = try TransactionID.required(wire: wire.transaction, isPresent: wire.hasTransaction, field: "transaction")
     }
 }

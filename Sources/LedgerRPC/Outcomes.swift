@@ -189,6 +189,7 @@ extension Ledger_V1_BalanceReply {
         case .success(let balance):
             result = Ledger_V1_Result(CommandOutcome.applied(.committed))
             result.message = "committed balance \(balance)"
+            result.balance = balance
             self.balance = balance
         case .failure(let failure):
             result = Ledger_V1_Result(failure)
@@ -311,5 +312,73 @@ extension CommandOutcome {
         return try decodeEach(
             wire.results, field: "results", atMost: WireLimits.commandsPerBatchMax, limitName: "commandsPerBatchMax"
         ) { (result) throws(WireError) in try CommandOutcome(wire: result) }
+    }
+}
+
+// MARK: - Transaction status
+
+/// A replica's answer to `TransactionStatus`: what its applied state knows of a transaction.
+public struct TransactionStatusAnswer: Hashable, Sendable {
+    public var replica: ReplicaID
+    /// The slot the answer reflects.
+    public var appliedThrough: Slot
+    public var report: LedgerState.Report
+    /// The leader the replica knows of, when it is another replica.
+    public var leader: ReplicaID?
+
+    public init(replica: ReplicaID, appliedThrough: Slot, report: LedgerState.Report, leader: ReplicaID?) {
+        self.replica = replica
+        self.appliedThrough = appliedThrough
+        self.report = report
+        self.leader = leader
+    }
+}
+
+extension Ledger_V1_TransactionStatusReply {
+    public init(_ answer: TransactionStatusAnswer) {
+        self.init()
+        replica = answer.replica.description
+        appliedThrough = answer.appliedThrough
+        leaderHint = answer.leader?.description ?? ""
+        switch answer.report {
+        case .committed:
+            state = .committed
+        case .aborted(let reason):
+            state = .aborted
+            abort = Ledger_V1_Result(.aborted(reason))
+        case .prepared(let terms, let home):
+            state = .prepared
+            self.home = home
+            self.terms = Ledger_V1_TransactionTerms(terms)
+        case .unknown:
+            state = .unknown
+        }
+    }
+}
+
+extension TransactionStatusAnswer {
+    /// Reads the reply of `TransactionStatus`: a replica name, a known state, and what that state needs.
+    public init(wire: Ledger_V1_TransactionStatusReply) throws(WireError) {
+        let replica = try ReplicaID(wireName: wire.replica, field: "replica")
+        let leader = try ReplicaID.optional(wireName: wire.leaderHint, field: "leader_hint")
+        let report: LedgerState.Report
+        switch wire.state {
+        case .committed: report = .committed
+        case .unknown: report = .unknown
+        case .aborted:
+            guard wire.hasAbort else { throw WireError(field: "abort", "is missing; an aborted state has a reason") }
+            let outcome = try within("abort") { () throws(WireError) in try CommandOutcome(wire: wire.abort) }
+            guard case .applied(.aborted(let reason)) = outcome else {
+                throw WireError(field: "abort", "is \"\(outcome)\"; an aborted state needs the ledger's abort reason")
+            }
+            report = .aborted(reason)
+        case .prepared:
+            guard wire.hasTerms else { throw WireError(field: "terms", "is missing; a prepared state has its terms") }
+            let terms = try within("terms") { () throws(WireError) in try TransactionTerms(wire: wire.terms) }
+            report = .prepared(terms, home: try clusterName(wire.home, field: "home"))
+        case .unspecified: throw WireError(field: "state", "is not set (TRANSACTION_STATE_UNSPECIFIED)")
+        case .UNRECOGNIZED(let value): throw WireError(field: "state", "is \(value), not a known transaction state")
+        }
+        self.init(replica: replica, appliedThrough: wire.appliedThrough, report: report, leader: leader)
     }
 }

@@ -278,16 +278,19 @@ public final class ReplicaStore: Sendable {
             )
         }
         var transactions: [TransactionID: LedgerState.Status] = [:]
+        var openings: [TransactionID: LedgerCommand] = [:]
         try forEachRow(
             db, table: "transactions", sql: "SELECT client, sequence, status FROM transactions"
         ) { row throws(StoreError) in
             let id = TransactionID(client: try row.unsigned(0, "client"), sequence: try row.unsigned(1, "sequence"))
-            transactions[id] = try row.decoded(2, "status", "the status of \(id)", LedgerCodec.decodeStatus)
+            let record = try row.decoded(2, "status", "the status of \(id)", LedgerCodec.decodeStatus)
+            transactions[id] = record.status
+            openings[id] = record.opening
         }
         do {
             return try LedgerState(
-                minBalance: minBalance, balances: balances, locks: locks, transactions: transactions,
-                movedOut: movedOut)
+                cluster: cluster, minBalance: minBalance, balances: balances, locks: locks,
+                transactions: transactions, openings: openings, movedOut: movedOut)
         } catch {
             throw .corrupt(path, "the ledger state breaks an invariant: \(error.description)")
         }
@@ -317,6 +320,11 @@ public final class ReplicaStore: Sendable {
                 path: path,
                 message: "cannot install a snapshot with min_balance \(installed.state.minBalance) in a replica "
                     + "with min_balance \(minBalance)")
+        }
+        for installed in batches.compactMap(\.installedSnapshot) where installed.state.cluster != cluster {
+            throw StoreError(
+                path: path,
+                message: "cannot install a snapshot of cluster \(installed.state.cluster) in a replica of \(cluster)")
         }
         try access { db throws(StoreError) in
             try run("committing") {
@@ -391,7 +399,10 @@ public final class ReplicaStore: Sendable {
         try writeBalances(snapshot.state.balances.mapValues { Optional($0) }, db)
         try writeMovedOut(snapshot.state.movedOut.mapValues { Optional($0) }, db)
         try writeLocks(snapshot.state.locks.mapValues { Optional($0) }, db)
-        try writeTransactions(snapshot.state.transactions, db)
+        try writeTransactions(
+            snapshot.state.transactions.map {
+                LedgerState.TransactionUpdate(id: $0.key, status: $0.value, opening: snapshot.state.openings[$0.key])
+            }, db)
         // One WAL row per run of records of one transaction, as applying would have written them.
         var group: [WALRecord] = []
         for record in snapshot.wal {
@@ -413,7 +424,7 @@ public final class ReplicaStore: Sendable {
         var balances: [AccountID: Int64?] = [:]
         var movedOut: [AccountID: String?] = [:]
         var locks: [AccountID: TransactionID?] = [:]
-        var transactions: [TransactionID: LedgerState.Status] = [:]
+        var transactions: [TransactionID: LedgerState.TransactionUpdate] = [:]
         for effects in applied {
             for (account, balance) in effects.balances { balances[account] = .some(balance) }
             for (account, cluster) in effects.movedOut {
@@ -423,12 +434,12 @@ public final class ReplicaStore: Sendable {
             }
             for account in effects.unlocked { locks.updateValue(nil, forKey: account) }
             for (account, owner) in effects.locked { locks.updateValue(owner, forKey: account) }
-            if let update = effects.transaction { transactions[update.id] = update.status }
+            if let update = effects.transaction { transactions[update.id] = update }
         }
         try writeBalances(balances, db)
         try writeMovedOut(movedOut, db)
         try writeLocks(locks, db)
-        try writeTransactions(transactions, db)
+        try writeTransactions(Array(transactions.values), db)
         for effects in applied {
             if !effects.wal.isEmpty { try appendWAL(effects.wal, db) }
             if let record = effects.datastore { try appendDatastore(record, db) }
@@ -480,14 +491,14 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    private func writeTransactions(_ transactions: [TransactionID: LedgerState.Status], _ db: Database) throws {
+    private func writeTransactions(_ transactions: [LedgerState.TransactionUpdate], _ db: Database) throws {
         guard !transactions.isEmpty else { return }
         let upsert = try db.cachedStatement(
             sql: "INSERT OR REPLACE INTO transactions (client, sequence, status) VALUES (?, ?, ?)")
-        for (id, status) in transactions {
+        for update in transactions {
             try upsert.run(
-                .integer(Int64(storing: id.client)), .integer(Int64(storing: id.sequence)),
-                .blob(LedgerCodec.encode(status)))
+                .integer(Int64(storing: update.id.client)), .integer(Int64(storing: update.id.sequence)),
+                .blob(LedgerCodec.encode(update.status, opening: update.opening)))
         }
     }
 

@@ -3,7 +3,9 @@ import GRDB
 import LedgerCore
 import Paxos
 
-/// The tables of a replica store, schema version 2 (kept in `PRAGMA user_version`).
+/// The tables of a replica store, schema version 3 (kept in `PRAGMA user_version`). Version 3 keeps, with each
+/// transaction's status, the command that opened it (`LedgerState.openings`), and its blobs are `LedgerCodec` format 3
+/// (cross-shard prepares carry the whole transfer); files of version 2 are refused.
 ///
 /// Unsigned 64-bit numbers (slots, account ids, client ids, sequence numbers, rounds) are stored as the `Int64` with
 /// the same bits, so every value fits; slots stay below 2^63 in any real run, which keeps `ORDER BY slot` right.
@@ -13,7 +15,7 @@ import Paxos
 /// datastore row.
 enum ReplicaStoreSchema {
     /// The schema this build writes and reads. A file with another version is refused, never migrated silently.
-    static let version: Int32 = 2
+    static let version: Int32 = 3
 
     static let create = """
         CREATE TABLE meta (

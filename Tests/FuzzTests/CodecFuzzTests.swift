@@ -10,7 +10,8 @@ struct CodecFuzzTests {
     static let corpus: [[UInt8]] = {
         let samples = CodecSamples.self
         return samples.commands.map(LedgerCodec.encode) + samples.slotValues.map(LedgerCodec.encode)
-            + samples.ballots.map(LedgerCodec.encode) + samples.statuses.map(LedgerCodec.encode)
+            + samples.ballots.map(LedgerCodec.encode)
+            + samples.statuses.map { LedgerCodec.encode($0, opening: samples.commands[0]) }
             + samples.walRecords.map { LedgerCodec.encode($0) } + [LedgerCodec.encode(samples.walRecords)]
             + samples.datastoreRecords.map(LedgerCodec.encode) + [LedgerCodec.encode(samples.snapshot)]
     }()
@@ -30,7 +31,7 @@ struct CodecFuzzTests {
             decoding(bytes, LedgerCodec.decodeCommand, LedgerCodec.encode),
             decoding(bytes, LedgerCodec.decodeSlotValue, LedgerCodec.encode),
             decoding(bytes, LedgerCodec.decodeBallot, LedgerCodec.encode),
-            decoding(bytes, LedgerCodec.decodeStatus, LedgerCodec.encode),
+            decoding(bytes, LedgerCodec.decodeStatus) { LedgerCodec.encode($0.status, opening: $0.opening) },
             decoding(bytes, LedgerCodec.decodeWALRecord, { LedgerCodec.encode($0) }),
             decoding(bytes, LedgerCodec.decodeWALRecords, { LedgerCodec.encode($0) }),
             decoding(bytes, LedgerCodec.decodeDatastoreRecord, LedgerCodec.encode),
@@ -70,12 +71,18 @@ enum CodecSamples {
         .transfer(TransactionID(client: 7, sequence: 1), from: AccountID(21), to: AccountID(700), amount: Amount(2)),
         .transfer(lastTransaction, from: maxAccount, to: AccountID(1), amount: Amount(Int64.max)),
         .prepare(
-            TransactionID(client: 9, sequence: 300), home: "C1", participants: ["C1", "C2"],
-            changes: [
-                AccountChange(account: AccountID(12), delta: -640),
-                AccountChange(account: maxAccount, delta: Int64.min),
-            ]),
-        .prepare(TransactionID(client: 1, sequence: 2), home: "Zürich-é", participants: [], changes: []),
+            TransactionID(client: 9, sequence: 300),
+            CrossShardTransfer(
+                from: AccountID(12), to: maxAccount, amount: Amount(Int64.max), home: "C1", participants: ["C1", "C2"])
+        ),
+        .prepare(
+            TransactionID(client: 1, sequence: 2),
+            CrossShardTransfer(
+                from: AccountID(1), to: AccountID(2), amount: Amount(1), home: "Zürich-é", participants: [])),
+        .decideCommit(
+            TransactionID(client: 9, sequence: 302), agreed: .move(maxAccount, balance: -1, source: "C2", target: "C1")
+        ),
+        .follow(TransactionID(client: 9, sequence: 303), committed: true),
         .prepareMove(
             TransactionID(client: 9, sequence: 301), home: "C2", participants: ["C1", "C2"],
             part: .out(maxAccount, to: "C1")),
@@ -148,7 +155,7 @@ enum CodecSamples {
 
     /// A state reached by applying real commands: balances, locks, committed and aborted transactions, moves.
     static let snapshot: LedgerSnapshot = {
-        var state = LedgerState(minBalance: -100)
+        var state = LedgerState(cluster: "C1", minBalance: -100)
         let ballot = Ballot(round: 2, replica: ReplicaID(3))
         let applied: [LedgerCommand] = [
             .createAccounts([AccountID(1)...AccountID(20)], balance: 10),
@@ -156,12 +163,16 @@ enum CodecSamples {
             .transfer(
                 TransactionID(client: 1, sequence: 2), from: AccountID(1), to: AccountID(2), amount: Amount(500)),
             .prepare(
-                TransactionID(client: 2, sequence: 1), home: "C1", participants: ["C1", "C2"],
-                changes: [AccountChange(account: AccountID(3), delta: -110)]),
+                TransactionID(client: 2, sequence: 1),
+                CrossShardTransfer(
+                    from: AccountID(3), to: AccountID(5000), amount: Amount(110), home: "C1",
+                    participants: ["C1", "C2"])),
             .prepare(
-                TransactionID(client: 2, sequence: 2), home: "C2", participants: ["C1", "C2"],
-                changes: [AccountChange(account: AccountID(4), delta: 7)]),
-            .commit(TransactionID(client: 2, sequence: 2)),
+                TransactionID(client: 2, sequence: 2),
+                CrossShardTransfer(
+                    from: AccountID(5000), to: AccountID(4), amount: Amount(7), home: "C2",
+                    participants: ["C1", "C2"])),
+            .follow(TransactionID(client: 2, sequence: 2), committed: true),
             .prepareMove(
                 TransactionID(client: 3, sequence: 1), home: "C1", participants: ["C1", "C2"],
                 part: .out(AccountID(5), to: "C2")),

@@ -171,16 +171,16 @@ func converting<Wire, Value: Equatable>(
 /// Valid values of every kind the wire carries (as in the LedgerRPC tests).
 enum WireSamples {
     static let transaction = TransactionID(client: 7, sequence: 1)
-    static let other = TransactionID(client: 9, sequence: 4_611_686_018_427_387_903)  // the largest valid sequence
+    static let other = TransactionID(client: 9, sequence: 2_305_843_009_213_693_951)  // the largest valid sequence
 
     static let commands: [LedgerCommand] = [
         .transfer(transaction, from: AccountID(21), to: AccountID(700), amount: Amount(2)),
         .transfer(other, from: AccountID(UInt64.max), to: AccountID(1), amount: Amount(Int64.max)),
         .prepare(
-            other, home: "C1", participants: ["C1", "C2"],
-            changes: [
-                AccountChange(account: AccountID(12), delta: -640), AccountChange(account: AccountID(13), delta: 640),
-            ]),
+            other,
+            CrossShardTransfer(
+                from: AccountID(12), to: AccountID(1013), amount: Amount(640), home: "C1", participants: ["C1", "C2"])),
+        .follow(other, committed: false),
         .prepareMove(other, home: "C2", participants: ["C1", "C2"], part: .out(AccountID(1997), to: "C1")),
         .prepareMove(
             other, home: "C2", participants: ["C1", "C2"], part: .into(AccountID(1997), balance: Int64.min, from: "C2")),
@@ -247,8 +247,9 @@ enum WireSamples {
 
     static let prepareRequests: [Ledger_V1_PrepareRequest] = [
         Ledger_V1_PrepareRequest(
-            cluster: "C1", transaction: other, home: "C1", participants: ["C1", "C2"],
-            changes: [AccountChange(account: AccountID(3), delta: -4)]),
+            cluster: "C1", transaction: other,
+            CrossShardTransfer(
+                from: AccountID(3), to: AccountID(1003), amount: Amount(4), home: "C1", participants: ["C1", "C2"])),
         {
             var request = Ledger_V1_PrepareRequest()
             request.cluster = "C1"

@@ -53,6 +53,9 @@ extension ClusterProcessTests {
         try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
             connection in
             try await deployment.waitUntilServing(connection)
+            // A participant that voted yes while its home had no quorum stays prepared until it learns the home's
+            // decision: its in-doubt recovery asks the home once the home serves again.
+            try await deployment.waitUntilNoLocks(connection, within: .seconds(60))
             // Every account the file names, including those of transfers reported not done: none may have been
             // applied after all.
             let named = Set(file.sets.flatMap { $0.transfers.flatMap { [$0.transfer.from, $0.transfer.to] } })
@@ -94,9 +97,7 @@ extension ClusterProcessTests {
 
             // Dies with both votes in hand, before any decision.
             let undecided = connection.nextTransaction()
-            var first = Coordinator(
-                id: undecided, home: "C1",
-                changes: ["C1": [change(1, -3)], "C2": [change(21, +3)]])
+            var first = Coordinator(id: undecided, transfer: crossShard(1, 21, 3))
             let next = await drive(&first, connection, stopBefore: isCommit)
             #expect(next == [.submit(.commit(undecided), to: "C1")], "both voted yes; the commit was next")
             #expect(await connection.locksHeld() ?? 0 > 0, "the prepares locked their accounts")
@@ -119,8 +120,7 @@ extension ClusterProcessTests {
 
             // Dies right after the commit point: the home chose commit, C2 was never told.
             let decided = connection.nextTransaction()
-            var second = Coordinator(
-                id: decided, home: "C1", changes: ["C1": [change(2, -3)], "C2": [change(22, +3)]])
+            var second = Coordinator(id: decided, transfer: crossShard(2, 22, 3))
             _ = await drive(&second, connection, stopBefore: { $0 == .submit(.commit(decided), to: "C2") })
             #expect(second.outcome == .committed)
             try await deployment.waitUntilNoLocks(connection, within: .seconds(30))
@@ -137,8 +137,7 @@ extension ClusterProcessTests {
         try await TestDeployment.withRunning(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms") {
             deployment, connection in
             let id = connection.nextTransaction()
-            var coordinator = Coordinator(
-                id: id, home: "C1", changes: ["C1": [change(5, -4)], "C2": [change(25, +4)]])
+            var coordinator = Coordinator(id: id, transfer: crossShard(5, 25, 4))
             let pending = await drive(&coordinator, connection, stopBefore: isCommit)
             #expect(pending == [.submit(.commit(id), to: "C1")], "both voted yes; the commit was next")
             let c2 = connection.cluster("C2")!
@@ -164,8 +163,10 @@ func isCommit(_ action: Coordinator.Action) -> Bool {
     return false
 }
 
-func change(_ account: UInt64, _ delta: Int64) -> AccountChange {
-    AccountChange(account: AccountID(account), delta: delta)
+/// A transfer of `amount` from account `from` of C1 (the home) to account `to` of C2.
+func crossShard(_ from: UInt64, _ to: UInt64, _ amount: Int64) -> CrossShardTransfer {
+    CrossShardTransfer(
+        from: AccountID(from), to: AccountID(to), amount: Amount(amount), home: "C1", participants: ["C1", "C2"])
 }
 
 /// Performs a coordinator's actions one at a time, as a client would, until `stopBefore` says the client dies
@@ -181,7 +182,7 @@ func drive(
         let answer: Coordinator.Answer
         switch action {
         case .submit(let command, let cluster): answer = await connection.submit(command, to: cluster)
-        case .askDecision(let id, let cluster): answer = await connection.askDecision(id, of: cluster)
+        case .askStatus(let id, let cluster): answer = await connection.askStatus(id, of: cluster)
         }
         queue += coordinator.receive(answer, for: action)
     }

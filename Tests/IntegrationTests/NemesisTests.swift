@@ -233,11 +233,10 @@ struct NemesisRun {
         let (home, target) = (catalog.cluster(of: transfer.from)!, catalog.cluster(of: transfer.to)!)
         let id = connection.nextTransaction()
         var coordinator = Coordinator(
-            id: id, home: home,
-            changes: [
-                home: [AccountChange(account: transfer.from, delta: -transfer.amount.value)],
-                target: [AccountChange(account: transfer.to, delta: transfer.amount.value)],
-            ])
+            id: id,
+            transfer: CrossShardTransfer(
+                from: transfer.from, to: transfer.to, amount: transfer.amount, home: home, participants: [home, target])
+        )
         let left = await drive(&coordinator, connection) { action in
             switch death {
             case .afterVotes: isCommit(action)

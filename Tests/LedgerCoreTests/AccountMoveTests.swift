@@ -11,8 +11,14 @@ struct AccountMoveTests {
     static let a = AccountID(5)
     static let b = AccountID(6)
 
-    static func ledger(_ pairs: [AccountID: Int64] = [a: 12, b: 10]) throws -> LedgerState {
-        try LedgerState(minBalance: 0, balances: pairs, locks: [:], transactions: [:])
+    /// C1, the source of the moves; C2 is their target.
+    static func ledger(_ pairs: [AccountID: Int64] = [a: 12, b: 10], cluster: String = "C1") throws -> LedgerState {
+        try LedgerState(cluster: cluster, minBalance: 0, balances: pairs, locks: [:], transactions: [:])
+    }
+
+    /// The source's commit, on the terms it prepared (its replicas propose it once the target reported the same).
+    static func decide(_ ledger: LedgerState, _ id: TransactionID = move) -> LedgerCommand {
+        .decideCommit(id, agreed: ledger.terms(of: id)!)
     }
 
     static func out(_ id: TransactionID = move, _ account: AccountID = a, to: String = "C2") -> LedgerCommand {
@@ -46,7 +52,7 @@ struct AccountMoveTests {
                 == .aborted(.moving(Self.a, to: "C2")))
         #expect(source.balances[Self.a] == 12)
 
-        let committed = source.apply(.commit(Self.move), slot: 4, ballot: Self.ballot)
+        let committed = source.apply(Self.decide(source), slot: 4, ballot: Self.ballot)
         #expect(committed.result == .committed)
         #expect(committed.unlocked == [Self.a] && committed.movedOut == [Self.a: "C2"])
         #expect(
@@ -71,7 +77,7 @@ struct AccountMoveTests {
 
     @Test("the target reserves the account, refuses transfers until the commit, then holds it")
     func target() throws {
-        var target = try Self.ledger([Self.b: 10])
+        var target = try Self.ledger([Self.b: 10], cluster: "C2")
         let prepared = target.apply(Self.into(), slot: 1, ballot: Self.ballot)
         #expect(prepared.result == .preparedYes)
         #expect(target.locks == [Self.a: Self.move] && target.balances[Self.a] == nil)
@@ -83,7 +89,12 @@ struct AccountMoveTests {
             target.apply(.createAccounts([AccountID(5)...AccountID(5)], balance: 10), slot: 3, ballot: Self.ballot)
                 .result == .accountsCreated(0))
 
-        let committed = target.apply(.commit(Self.move), slot: 4, ballot: Self.ballot)
+        // The target creates the account only by following its source's commit.
+        guard case .refused = target.apply(.commit(Self.move), slot: 4, ballot: Self.ballot).result else {
+            Issue.record("a client's commit at the target was not refused")
+            return
+        }
+        let committed = target.apply(.follow(Self.move, committed: true), slot: 4, ballot: Self.ballot)
         #expect(committed.result == .committed)
         #expect(committed.balances == [Self.a: 12] && committed.unlocked == [Self.a])
         #expect(committed.datastore?.kind == .moveIn(Self.a, balance: 12, from: "C1"))
@@ -95,15 +106,16 @@ struct AccountMoveTests {
     @Test("money is conserved across the two clusters, and an account can move back")
     func roundTrip() throws {
         var c1 = try Self.ledger()
-        var c2 = try Self.ledger([AccountID(100): 7])
+        var c2 = try Self.ledger([AccountID(100): 7], cluster: "C2")
         let there = Self.move
         guard case .preparedMove(let balance) = c1.apply(Self.out(there), slot: 1, ballot: Self.ballot).result else {
             Issue.record("the source did not vote yes")
             return
         }
         #expect(c2.apply(Self.into(there, balance: balance), slot: 1, ballot: Self.ballot).result == .preparedYes)
-        #expect(c1.apply(.commit(there), slot: 2, ballot: Self.ballot).result == .committed)
-        #expect(c2.apply(.commit(there), slot: 2, ballot: Self.ballot).result == .committed)
+        #expect(c2.terms(of: there) == c1.terms(of: there))
+        #expect(c1.apply(Self.decide(c1, there), slot: 2, ballot: Self.ballot).result == .committed)
+        #expect(c2.apply(.follow(there, committed: true), slot: 2, ballot: Self.ballot).result == .committed)
         #expect(c1.total + c2.total == 29)
 
         let back = TransactionID(client: 9, sequence: 2)
@@ -118,8 +130,8 @@ struct AccountMoveTests {
                     back, home: "C2", participants: ["C1", "C2"], part: .into(Self.a, balance: 12, from: "C2")),
                 slot: 3, ballot: Self.ballot
             ).result == .preparedYes)
-        #expect(c2.apply(.commit(back), slot: 4, ballot: Self.ballot).result == .committed)
-        let home = c1.apply(.commit(back), slot: 4, ballot: Self.ballot)
+        #expect(c2.apply(Self.decide(c2, back), slot: 4, ballot: Self.ballot).result == .committed)
+        let home = c1.apply(.follow(back, committed: true), slot: 4, ballot: Self.ballot)
         #expect(home.movedOut == [Self.a: nil] && home.movedOut.keys.contains(Self.a))
         #expect(c1.movedOut.isEmpty && c1.balances[Self.a] == 12 && c2.movedOut == [Self.a: "C1"])
         #expect(c1.total + c2.total == 29)
@@ -128,11 +140,11 @@ struct AccountMoveTests {
     @Test("an abort releases the account where it was; a late commit is refused")
     func abort() throws {
         var source = try Self.ledger()
-        var target = try Self.ledger([Self.b: 10])
+        var target = try Self.ledger([Self.b: 10], cluster: "C2")
         _ = source.apply(Self.out(), slot: 1, ballot: Self.ballot)
         _ = target.apply(Self.into(), slot: 1, ballot: Self.ballot)
         #expect(source.apply(.abort(Self.move), slot: 2, ballot: Self.ballot).unlocked == [Self.a])
-        #expect(target.apply(.abort(Self.move), slot: 2, ballot: Self.ballot).unlocked == [Self.a])
+        #expect(target.apply(.follow(Self.move, committed: false), slot: 2, ballot: Self.ballot).unlocked == [Self.a])
         #expect(source.balances[Self.a] == 12 && source.locks.isEmpty && source.movedOut.isEmpty)
         #expect(target.balances[Self.a] == nil && target.locks.isEmpty)
         #expect(
@@ -164,11 +176,14 @@ struct AccountMoveTests {
                 LedgerCommand.prepareMove(
                     AccountMoveTests.move, home: "C2", participants: ["C1", "C2"],
                     part: .into(AccountID(8), balance: 1, from: "C1")),
-                .invalid("a move of 8 into this cluster must have its source C1 as the home")
+                .invalid("a move of 8 into C2 has its source as the home, not C2")
             ),
         ])
     func refused(command: LedgerCommand, reason: AbortReason) throws {
-        var ledger = try Self.ledger()
+        // A move in is prepared at its target, C2 (holding the same accounts, to be refused for them).
+        guard case .prepareMove(_, _, _, let part) = command else { return }
+        var ledger: LedgerState
+        if case .into = part { ledger = try Self.ledger(cluster: "C2") } else { ledger = try Self.ledger() }
         let effects = ledger.apply(command, slot: 1, ballot: Self.ballot)
         #expect(effects.result == .aborted(reason))
         #expect(effects.locked.isEmpty && ledger.locks.isEmpty)
@@ -181,7 +196,9 @@ struct AccountMoveTests {
         let transfer = TransactionID(client: 4, sequence: 1)
         _ = ledger.apply(
             .prepare(
-                transfer, home: "C1", participants: ["C1", "C2"], changes: [AccountChange(account: Self.a, delta: -2)]),
+                transfer,
+                CrossShardTransfer(
+                    from: Self.a, to: AccountID(5000), amount: Amount(2), home: "C1", participants: ["C1", "C2"])),
             slot: 1, ballot: Self.ballot)
         #expect(
             ledger.apply(Self.out(), slot: 2, ballot: Self.ballot).result == .aborted(.locked(Self.a, by: transfer)))
@@ -191,7 +208,8 @@ struct AccountMoveTests {
     func restoredInvariants() {
         #expect(throws: LedgerStateError("account 5 was moved to C2 but still has a balance here")) {
             try LedgerState(
-                minBalance: 0, balances: [Self.a: 1], locks: [:], transactions: [:], movedOut: [Self.a: "C2"])
+                cluster: "C1", minBalance: 0, balances: [Self.a: 1], locks: [:], transactions: [:],
+                movedOut: [Self.a: "C2"])
         }
         let reserving = LedgerState.Status.prepared(
             LedgerState.Prepared(
@@ -199,15 +217,18 @@ struct AccountMoveTests {
                 slot: 1))
         #expect(throws: LedgerStateError("account 5 is reserved for a move in by T9.1 but exists")) {
             try LedgerState(
-                minBalance: 0, balances: [Self.a: 1], locks: [Self.a: Self.move], transactions: [Self.move: reserving])
+                cluster: "C1", minBalance: 0, balances: [Self.a: 1], locks: [Self.a: Self.move],
+                transactions: [Self.move: reserving])
         }
         #expect(throws: LedgerStateError("prepared move T9.1 does not hold the lock on 5")) {
-            try LedgerState(minBalance: 0, balances: [:], locks: [:], transactions: [Self.move: reserving])
+            try LedgerState(
+                cluster: "C1", minBalance: 0, balances: [:], locks: [:], transactions: [Self.move: reserving])
         }
         // A reservation holds the lock on an account that does not exist yet: that is the valid shape.
         #expect(throws: Never.self) {
             try LedgerState(
-                minBalance: 0, balances: [:], locks: [Self.a: Self.move], transactions: [Self.move: reserving])
+                cluster: "C2", minBalance: 0, balances: [:], locks: [Self.a: Self.move],
+                transactions: [Self.move: reserving], openings: [Self.move: Self.into()])
         }
     }
 }

@@ -12,11 +12,17 @@ private let commands: [LedgerCommand] = [
     .transfer(lastTransaction, from: maxAccount, to: AccountID(1), amount: Amount(Int64.max)),
     .transfer(TransactionID(client: 0, sequence: 0), from: AccountID(3), to: AccountID(3), amount: Amount(1)),
     .prepare(
-        TransactionID(client: 9, sequence: 300), home: "C1", participants: ["C1", "C2"],
-        changes: [
-            AccountChange(account: AccountID(12), delta: -640), AccountChange(account: maxAccount, delta: Int64.min),
-        ]),
-    .prepare(TransactionID(client: 1, sequence: 2), home: "Zürich-é", participants: [], changes: []),
+        TransactionID(client: 9, sequence: 300),
+        CrossShardTransfer(
+            from: AccountID(12), to: maxAccount, amount: Amount(Int64.max), home: "C1", participants: ["C1", "C2"])),
+    .prepare(
+        TransactionID(client: 1, sequence: 2),
+        CrossShardTransfer(from: AccountID(1), to: AccountID(2), amount: Amount(1), home: "Zürich-é", participants: [])),
+    .decideCommit(
+        TransactionID(client: 9, sequence: 302),
+        agreed: .move(maxAccount, balance: Int64.min, source: "C2", target: "C1")),
+    .follow(TransactionID(client: 9, sequence: 303), committed: true),
+    .follow(TransactionID(client: 9, sequence: 303), committed: false),
     .prepareMove(
         TransactionID(client: 9, sequence: 301), home: "C2", participants: ["C1", "C2"],
         part: .out(maxAccount, to: "C1")),
@@ -98,29 +104,32 @@ private let datastoreRecords: [DatastoreRecord] = [
 /// A state reached by applying real commands: balances, a lock held by a prepared transaction, and committed and
 /// aborted transactions; plus the WAL and datastore records those commands wrote.
 private func appliedSnapshot() -> LedgerSnapshot {
-    var state = LedgerState(minBalance: -100)
+    var state = LedgerState(cluster: "C1", minBalance: -100)
     let ballot = Ballot(round: 2, replica: ReplicaID(3))
     let applied: [LedgerCommand] = [
         .createAccounts([AccountID(1)...AccountID(20)], balance: 10),
         .transfer(TransactionID(client: 1, sequence: 1), from: AccountID(1), to: AccountID(2), amount: Amount(5)),
         .transfer(TransactionID(client: 1, sequence: 2), from: AccountID(1), to: AccountID(2), amount: Amount(500)),
         .prepare(
-            TransactionID(client: 2, sequence: 1), home: "C1", participants: ["C1", "C2"],
-            changes: [AccountChange(account: AccountID(3), delta: -110)]),
+            TransactionID(client: 2, sequence: 1),
+            CrossShardTransfer(
+                from: AccountID(3), to: AccountID(5000), amount: Amount(110), home: "C1", participants: ["C1", "C2"])),
         .prepare(
-            TransactionID(client: 2, sequence: 2), home: "C2", participants: ["C1", "C2"],
-            changes: [AccountChange(account: AccountID(4), delta: 7)]),
-        .commit(TransactionID(client: 2, sequence: 2)),
+            TransactionID(client: 2, sequence: 2),
+            CrossShardTransfer(
+                from: AccountID(5000), to: AccountID(4), amount: Amount(7), home: "C2", participants: ["C1", "C2"])),
+        .follow(TransactionID(client: 2, sequence: 2), committed: true),
         .abort(TransactionID(client: 2, sequence: 3)),
         // Account 5 leaves for C2; account 30 arrives from C3; account 6 is on its way out (locked).
         .prepareMove(
             TransactionID(client: 3, sequence: 1), home: "C1", participants: ["C1", "C2"],
             part: .out(AccountID(5), to: "C2")),
-        .commit(TransactionID(client: 3, sequence: 1)),
+        .decideCommit(
+            TransactionID(client: 3, sequence: 1), agreed: .move(AccountID(5), balance: 10, source: "C1", target: "C2")),
         .prepareMove(
             TransactionID(client: 3, sequence: 2), home: "C3", participants: ["C1", "C3"],
             part: .into(AccountID(30), balance: 4, from: "C3")),
-        .commit(TransactionID(client: 3, sequence: 2)),
+        .follow(TransactionID(client: 3, sequence: 2), committed: true),
         .prepareMove(
             TransactionID(client: 3, sequence: 3), home: "C1", participants: ["C1", "C3"],
             part: .out(AccountID(6), to: "C3")),
@@ -139,7 +148,7 @@ private func appliedSnapshot() -> LedgerSnapshot {
 }
 
 private let snapshots: [LedgerSnapshot] = [
-    LedgerSnapshot(state: LedgerState(minBalance: 0), wal: [], datastore: []),
+    LedgerSnapshot(state: LedgerState(cluster: "C1", minBalance: 0), wal: [], datastore: []),
     appliedSnapshot(),
 ]
 
@@ -204,8 +213,11 @@ private func reencoding<Value>(
     }
 
     @Test(arguments: statuses) func status(_ status: LedgerState.Status) {
-        checkRoundTrip(
-            status, kind: "a transaction status", encode: LedgerCodec.encode, decode: LedgerCodec.decodeStatus)
+        for opening in [nil, commands[0]] {
+            let bytes = LedgerCodec.encode(status, opening: opening)
+            let decoded = try? LedgerCodec.decodeStatus(bytes)
+            #expect(decoded?.status == status && decoded?.opening == opening)
+        }
     }
 
     @Test(arguments: walRecords) func walRecord(_ record: WALRecord) {
@@ -248,16 +260,18 @@ private func reencoding<Value>(
         // Dictionaries iterate in a per-instance order; the encoding sorts their keys.
         let snapshot = appliedSnapshot()
         let rebuilt = try! LedgerState(
-            minBalance: snapshot.state.minBalance, balances: snapshot.state.balances, locks: snapshot.state.locks,
-            transactions: snapshot.state.transactions, movedOut: snapshot.state.movedOut)
+            cluster: "C1", minBalance: snapshot.state.minBalance, balances: snapshot.state.balances,
+            locks: snapshot.state.locks,
+            transactions: snapshot.state.transactions, openings: snapshot.state.openings,
+            movedOut: snapshot.state.movedOut)
         let copy = LedgerSnapshot(state: rebuilt, wal: snapshot.wal, datastore: snapshot.datastore)
         #expect(LedgerCodec.encode(copy) == LedgerCodec.encode(snapshot))
     }
 
     @Test func smallValuesStaySmall() {
-        #expect(LedgerCodec.encode(commands[0]) == [2, 1, 1, 7, 1, 21, 0xBC, 0x05, 2])
-        #expect(LedgerCodec.encode(Ballot(round: 5, replica: ReplicaID(3))) == [2, 3, 5, 6])
-        #expect(LedgerCodec.encode(LedgerState.Status.committed) == [2, 4, 1])
+        #expect(LedgerCodec.encode(commands[0]) == [3, 1, 1, 7, 1, 21, 0xBC, 0x05, 2])
+        #expect(LedgerCodec.encode(Ballot(round: 5, replica: ReplicaID(3))) == [3, 3, 5, 6])
+        #expect(LedgerCodec.encode(LedgerState.Status.committed, opening: nil) == [3, 4, 1, 0])
     }
 }
 
@@ -292,147 +306,153 @@ private let malformedCases: [MalformedCase] = [
         name: "empty input", bytes: [], decode: command,
         expected: CodecError("the input ends inside the format version", offset: 0)),
     MalformedCase(
-        name: "newer format version", bytes: [3, 1, 3, 7, 1], decode: command,
-        expected: CodecError("format version 3 is not supported; this build reads version 2", offset: 0)),
+        name: "newer format version", bytes: [4, 1, 3, 7, 1], decode: command,
+        expected: CodecError("format version 4 is not supported; this build reads version 3", offset: 0)),
     MalformedCase(
-        name: "no kind", bytes: [2], decode: command,
+        name: "no kind", bytes: [3], decode: command,
         expected: CodecError("the input ends inside the kind of value", offset: 1)),
     MalformedCase(
-        name: "another kind", bytes: [2, 3, 0, 0], decode: command,
+        name: "another kind", bytes: [3, 3, 0, 0], decode: command,
         expected: CodecError("holds a ballot; expected a ledger command", offset: 1)),
     MalformedCase(
-        name: "unknown kind", bytes: [2, 99], decode: snapshot,
+        name: "unknown kind", bytes: [3, 99], decode: snapshot,
         expected: CodecError("has unknown kind 99; expected a ledger snapshot", offset: 1)),
     MalformedCase(
-        name: "one trailing byte", bytes: [2, 3, 1, 2, 0], decode: ballot,
+        name: "one trailing byte", bytes: [3, 3, 1, 2, 0], decode: ballot,
         expected: CodecError("1 trailing byte after a ballot", offset: 4)),
 
     // Tags.
     MalformedCase(
-        name: "command tag 0", bytes: [2, 1, 0], decode: command,
+        name: "command tag 0", bytes: [3, 1, 0], decode: command,
         expected: CodecError("unknown tag 0 of a command", offset: 2)),
     MalformedCase(
-        name: "command tag 7", bytes: [2, 1, 7, 7, 1], decode: command,
-        expected: CodecError("unknown tag 7 of a command", offset: 2)),
+        name: "command tag 9", bytes: [3, 1, 9, 7, 1], decode: command,
+        expected: CodecError("unknown tag 9 of a command", offset: 2)),
     MalformedCase(
-        name: "slot value tag 3", bytes: [2, 2, 3], decode: slotValue,
+        name: "slot value tag 3", bytes: [3, 2, 3], decode: slotValue,
         expected: CodecError("unknown tag 3 of a slot value", offset: 2)),
     MalformedCase(
-        name: "status tag 5", bytes: [2, 4, 5], decode: status,
+        name: "status tag 5", bytes: [3, 4, 5], decode: status,
         expected: CodecError("unknown tag 5 of a transaction status", offset: 2)),
     MalformedCase(
-        name: "abort reason tag 9", bytes: [2, 4, 2, 9], decode: status,
+        name: "abort reason tag 9", bytes: [3, 4, 2, 9], decode: status,
         expected: CodecError("unknown tag 9 of an abort reason", offset: 3)),
     MalformedCase(
-        name: "WAL record tag 7", bytes: [2, 5, 7, 1, 7], decode: walRecord,
+        name: "WAL record tag 7", bytes: [3, 5, 7, 1, 7], decode: walRecord,
         expected: CodecError("unknown tag 7 of a WAL record", offset: 4)),
     MalformedCase(
-        name: "datastore record tag 5", bytes: [2, 7, 7, 1, 5], decode: datastoreRecord,
+        name: "datastore record tag 5", bytes: [3, 7, 7, 1, 5], decode: datastoreRecord,
         expected: CodecError("unknown tag 5 of a datastore record", offset: 4)),
 
     // Varints.
     MalformedCase(
-        name: "varint over 64 bits", bytes: [2, 3] + Array(repeating: 0xFF, count: 9) + [0x02, 0], decode: ballot,
+        name: "varint over 64 bits", bytes: [3, 3] + Array(repeating: 0xFF, count: 9) + [0x02, 0], decode: ballot,
         expected: CodecError("the round of the ballot does not fit in 64 bits", offset: 2)),
     MalformedCase(
-        name: "varint with 11 bytes", bytes: [2, 3] + Array(repeating: 0x80, count: 10) + [0x01, 0], decode: ballot,
+        name: "varint with 11 bytes", bytes: [3, 3] + Array(repeating: 0x80, count: 10) + [0x01, 0], decode: ballot,
         expected: CodecError("the round of the ballot does not fit in 64 bits", offset: 2)),
     MalformedCase(
-        name: "varint not in shortest form", bytes: [2, 3, 0x85, 0x00, 1], decode: ballot,
+        name: "varint not in shortest form", bytes: [3, 3, 0x85, 0x00, 1], decode: ballot,
         expected: CodecError("the round of the ballot is not in its shortest form", offset: 2)),
     MalformedCase(
-        name: "truncated varint", bytes: [2, 3, 0x85], decode: ballot,
+        name: "truncated varint", bytes: [3, 3, 0x85], decode: ballot,
         expected: CodecError("the input ends inside the round of the ballot", offset: 3)),
 
     // Invalid values.
     MalformedCase(
-        name: "account id 0", bytes: [2, 1, 1, 7, 1, 0, 2, 5], decode: command,
+        name: "account id 0", bytes: [3, 1, 1, 7, 1, 0, 2, 5], decode: command,
         expected: CodecError("the from account of a transfer is 0; account ids start at 1", offset: 5)),
     MalformedCase(
-        name: "amount 0", bytes: [2, 1, 1, 7, 1, 3, 4, 0], decode: command,
+        name: "amount 0", bytes: [3, 1, 1, 7, 1, 3, 4, 0], decode: command,
         expected: CodecError("the amount of a transfer is 0; amounts are positive", offset: 7)),
     MalformedCase(
-        name: "amount over Int64.max", bytes: [2, 1, 1, 7, 1, 3, 4] + Array(repeating: 0x80, count: 9) + [1],
+        name: "amount over Int64.max", bytes: [3, 1, 1, 7, 1, 3, 4] + Array(repeating: 0x80, count: 9) + [1],
         decode: command,
         expected: CodecError(
             "the amount of a transfer 9223372036854775808 is over the largest amount 9223372036854775807", offset: 7)
     ),
     MalformedCase(
-        name: "zero delta", bytes: [2, 1, 2, 7, 1] + c1 + [1] + c1 + [1, 5, 0], decode: command,
-        expected: CodecError("the change to account 5 is 0; a change moves money", offset: 14)),
+        name: "zero amount in a prepare", bytes: [3, 1, 2, 7, 1, 5, 6, 0] + c1 + [1] + c1, decode: command,
+        expected: CodecError("the amount of a cross-shard transfer is 0; amounts are positive", offset: 7)),
     MalformedCase(
-        name: "zero delta in a datastore record", bytes: [2, 7, 7, 1, 2, 1, 5, 0, 1, 1, 1], decode: datastoreRecord,
+        name: "followed decision neither commit nor abort", bytes: [3, 1, 8, 7, 1, 2], decode: command,
+        expected: CodecError("decision 2 is neither 0 (abort) nor 1 (commit)", offset: 5)),
+    MalformedCase(
+        name: "zero delta in a datastore record", bytes: [3, 7, 7, 1, 2, 1, 5, 0, 1, 1, 1], decode: datastoreRecord,
         expected: CodecError("the change to account 5 is 0; a change moves money", offset: 7)),
     MalformedCase(
-        name: "account 0 in a WAL update", bytes: [2, 5, 7, 1, 2, 0, 20, 4], decode: walRecord,
+        name: "account 0 in a WAL update", bytes: [3, 5, 7, 1, 2, 0, 20, 4], decode: walRecord,
         expected: CodecError("the account of a WAL update is 0; account ids start at 1", offset: 5)),
     MalformedCase(
-        name: "reversed account range", bytes: [2, 1, 5, 1, 9, 3, 20], decode: command,
+        name: "reversed account range", bytes: [3, 1, 5, 1, 9, 3, 20], decode: command,
         expected: CodecError("account range 9...3 ends before it starts", offset: 4)),
     MalformedCase(
-        name: "no-op without its proposer's ballot", bytes: [2, 2, 1], decode: slotValue,
+        name: "no-op without its proposer's ballot", bytes: [3, 2, 1], decode: slotValue,
         expected: CodecError("the input ends inside the round of the ballot that proposed a slot value", offset: 3)),
     MalformedCase(
-        name: "slot value stamped with round 0", bytes: [2, 2, 1, 0, 2], decode: slotValue,
+        name: "slot value stamped with round 0", bytes: [3, 2, 1, 0, 2], decode: slotValue,
         expected: CodecError(
             "the round of the ballot that proposed a slot value is 0; proposals have round 1 or more", offset: 3)),
     MalformedCase(
-        name: "slot value stamped by replica 0", bytes: [2, 2, 2, 4, 0, 0], decode: slotValue,
+        name: "slot value stamped by replica 0", bytes: [3, 2, 2, 4, 0, 0], decode: slotValue,
         expected: CodecError(
             "the replica of the ballot that proposed a slot value is 0; replica indices start at 1", offset: 3)),
     MalformedCase(
-        name: "cluster name not UTF-8", bytes: [2, 1, 2, 7, 1, 2, 0xFF, 0xFE, 0, 0], decode: command,
-        expected: CodecError("the home cluster is not valid UTF-8", offset: 6)),
+        name: "cluster name not UTF-8", bytes: [3, 1, 2, 7, 1, 5, 6, 1, 2, 0xFF, 0xFE, 0], decode: command,
+        expected: CodecError("the home cluster is not valid UTF-8", offset: 9)),
 
     // Lengths over their limits, or over the bytes left.
     MalformedCase(
-        name: "batch over the slot limit", bytes: [2, 2, 2, 1, 2, 0x81, 0x04], decode: slotValue,
+        name: "batch over the slot limit", bytes: [3, 2, 2, 1, 2, 0x81, 0x04], decode: slotValue,
         expected: CodecError("513 requests of a slot exceed the limit of 512 (requestsPerSlotMax)", offset: 5)),
     MalformedCase(
-        name: "batch longer than the input", bytes: [2, 2, 2, 1, 2, 3, 0, 0], decode: slotValue,
+        name: "batch longer than the input", bytes: [3, 2, 2, 1, 2, 3, 0, 0], decode: slotValue,
         expected: CodecError("3 requests of a slot cannot fit in the 2 bytes left", offset: 5)),
     MalformedCase(
-        name: "cluster name over its limit", bytes: [2, 1, 2, 7, 1, 0x80, 0x02], decode: command,
+        name: "cluster name over its limit", bytes: [3, 1, 2, 7, 1, 5, 6, 1, 0x80, 0x02], decode: command,
         expected: CodecError(
-            "256 bytes of the home cluster exceed the limit of 255 (clusterNameBytesMax)", offset: 5)),
+            "256 bytes of the home cluster exceed the limit of 255 (clusterNameBytesMax)", offset: 8)),
     MalformedCase(
-        name: "participants over their limit", bytes: [2, 1, 2, 7, 1] + c1 + [0x81, 0x08], decode: command,
-        expected: CodecError("1025 participants exceed the limit of 1024 (participantsMax)", offset: 8)),
+        name: "participants over their limit", bytes: [3, 1, 2, 7, 1, 5, 6, 1] + c1 + [0x81, 0x08], decode: command,
+        expected: CodecError("1025 participants exceed the limit of 1024 (participantsMax)", offset: 11)),
     MalformedCase(
-        name: "changes over their limit", bytes: [2, 4, 3] + c1 + [0] + [0x81, 0x20], decode: status,
+        name: "changes over their limit", bytes: [3, 4, 3] + c1 + [0] + [0x81, 0x20], decode: status,
         expected: CodecError("4097 account changes exceed the limit of 4096 (changesPerPrepareMax)", offset: 7)),
     MalformedCase(
-        name: "ranges over their limit", bytes: [2, 1, 5, 0x81, 0x20], decode: command,
+        name: "ranges over their limit", bytes: [3, 1, 5, 0x81, 0x20], decode: command,
         expected: CodecError("4097 account ranges exceed the limit of 4096 (rangesPerCommandMax)", offset: 3)),
     MalformedCase(
-        name: "WAL list over its limit", bytes: [2, 6, 0x83, 0x20], decode: walRecordList,
+        name: "WAL list over its limit", bytes: [3, 6, 0x83, 0x20], decode: walRecordList,
         expected: CodecError("4099 WAL records exceed the limit of 4098 (walRecordsPerListMax)", offset: 2)),
     MalformedCase(
-        name: "abort explanation over its limit", bytes: [2, 4, 2, 6, 0x81, 0x20], decode: status,
+        name: "abort explanation over its limit", bytes: [3, 4, 2, 6, 0x81, 0x20], decode: status,
         expected: CodecError(
             "4097 bytes of the abort explanation exceed the limit of 4096 (textBytesMax)", offset: 4)),
     MalformedCase(
-        name: "snapshot count over its limit", bytes: [2, 8, 0, 0x80, 0x80, 0x80, 0x80, 0x10], decode: snapshot,
-        expected: CodecError("4294967296 balances exceed the limit of 4294967295 (snapshotEntriesMax)", offset: 3)),
+        name: "snapshot count over its limit", bytes: [3, 8] + c1 + [0, 0x80, 0x80, 0x80, 0x80, 0x10],
+        decode: snapshot,
+        expected: CodecError("4294967296 balances exceed the limit of 4294967295 (snapshotEntriesMax)", offset: 6)),
 
     // Snapshot maps and invariants.
     MalformedCase(
-        name: "an account twice", bytes: [2, 8, 0, 2, 5, 20, 5, 20, 0, 0, 0, 0], decode: snapshot,
-        expected: CodecError("account 5 appears twice in the balances", offset: 6)),
+        name: "an account twice", bytes: [3, 8] + c1 + [0, 2, 5, 20, 5, 20, 0, 0, 0, 0], decode: snapshot,
+        expected: CodecError("account 5 appears twice in the balances", offset: 9)),
     MalformedCase(
-        name: "accounts out of order", bytes: [2, 8, 0, 2, 7, 20, 5, 20, 0, 0, 0, 0], decode: snapshot,
-        expected: CodecError("account 5 follows account 7 in the balances; keys must ascend", offset: 6)),
+        name: "accounts out of order", bytes: [3, 8] + c1 + [0, 2, 7, 20, 5, 20, 0, 0, 0, 0], decode: snapshot,
+        expected: CodecError("account 5 follows account 7 in the balances; keys must ascend", offset: 9)),
     MalformedCase(
-        name: "transactions out of order", bytes: [2, 8, 0, 0, 0, 2, 7, 2, 1, 7, 1, 1, 0, 0], decode: snapshot,
+        name: "transactions out of order", bytes: [3, 8] + c1 + [0, 0, 0, 2, 7, 2, 1, 0, 7, 1, 1, 0, 0, 0, 0],
+        decode: snapshot,
         expected: CodecError(
-            "transaction T7.1 follows transaction T7.2 in the transactions; keys must ascend", offset: 9)
+            "transaction T7.1 follows transaction T7.2 in the transactions; keys must ascend", offset: 13)
     ),
     MalformedCase(
-        name: "a balance below the minimum", bytes: [2, 8, 0, 1, 5, 1, 0, 0, 0, 0], decode: snapshot,
+        name: "a balance below the minimum", bytes: [3, 8] + c1 + [0, 1, 5, 1, 0, 0, 0, 0], decode: snapshot,
         expected: CodecError(
             "the ledger state breaks an invariant: account 5 has balance -1, below the minimum 0", offset: 2)),
     MalformedCase(
-        name: "a lock without its prepare", bytes: [2, 8, 0, 1, 5, 20, 1, 5, 7, 1, 0, 0, 0], decode: snapshot,
+        name: "a lock without its prepare", bytes: [3, 8] + c1 + [0, 1, 5, 20, 1, 5, 7, 1, 0, 0, 0],
+        decode: snapshot,
         expected: CodecError(
             "the ledger state breaks an invariant: account 5 is locked by T7.1, which is not prepared on it",
             offset: 2)),
@@ -457,7 +477,15 @@ private let malformedCases: [MalformedCase] = [
             commands.map { (LedgerCodec.encode($0), reencoding(LedgerCodec.encode, LedgerCodec.decodeCommand)) }
             + slotValues.map { (LedgerCodec.encode($0), reencoding(LedgerCodec.encode, LedgerCodec.decodeSlotValue)) }
             + ballots.map { (LedgerCodec.encode($0), reencoding(LedgerCodec.encode, LedgerCodec.decodeBallot)) }
-            + statuses.map { (LedgerCodec.encode($0), reencoding(LedgerCodec.encode, LedgerCodec.decodeStatus)) }
+            + statuses.map { status in
+                (
+                    LedgerCodec.encode(status, opening: commands[0]),
+                    { (bytes: [UInt8]) throws(CodecError) -> [UInt8] in
+                        let record = try LedgerCodec.decodeStatus(bytes)
+                        return LedgerCodec.encode(record.status, opening: record.opening)
+                    }
+                )
+            }
             + [(LedgerCodec.encode(walRecords), reencoding(LedgerCodec.encode, LedgerCodec.decodeWALRecords))]
             + datastoreRecords.map {
                 (LedgerCodec.encode($0), reencoding(LedgerCodec.encode, LedgerCodec.decodeDatastoreRecord))
@@ -490,7 +518,9 @@ private let malformedCases: [MalformedCase] = [
     @Test func limitViolationsAreNamedBeforeEncoding() {
         let longName = String(repeating: "x", count: 256)
         let tooLong = LedgerCommand.prepare(
-            TransactionID(client: 1, sequence: 1), home: longName, participants: [longName], changes: [])
+            TransactionID(client: 1, sequence: 1),
+            CrossShardTransfer(
+                from: AccountID(1), to: AccountID(2), amount: Amount(1), home: longName, participants: [longName]))
         #expect(
             LedgerCodec.limitViolation(in: tooLong) == "cluster name of 256 bytes is over the limit of 255")
         let manyRanges = LedgerCommand.createAccounts(

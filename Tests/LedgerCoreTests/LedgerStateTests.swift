@@ -21,27 +21,40 @@ struct LedgerStateTests {
 
     /// A ledger holding exactly these balances (restored, so any balance at or above `minBalance` is possible).
     static func ledger(minBalance: Int64 = 0, _ pairs: KeyValuePairs<UInt64, Int64>) throws -> LedgerState {
-        try LedgerState(minBalance: minBalance, balances: balances(pairs), locks: [:], transactions: [:])
+        try LedgerState(cluster: "C1", minBalance: minBalance, balances: balances(pairs), locks: [:], transactions: [:])
     }
 
     static func transfer(_ id: TransactionID, _ from: UInt64, _ to: UInt64, _ amount: Int64) -> LedgerCommand {
         .transfer(id, from: AccountID(from), to: AccountID(to), amount: Amount(amount))
     }
 
+    /// The whole transfer of a cross-shard prepare as this cluster (C1) takes it: a debit of `account` makes C1 the home
+    /// of a transfer to account 5000 of C2; a credit makes C2 the home of a transfer from account 5000.
     static func prepare(
-        _ id: TransactionID, _ changes: KeyValuePairs<UInt64, Int64>, home: String = "C1",
+        _ id: TransactionID, _ change: KeyValuePairs<UInt64, Int64>, home: String? = nil,
         participants: [String] = ["C1", "C2"]
     ) -> LedgerCommand {
-        .prepare(
-            id, home: home, participants: participants,
-            changes: changes.map { AccountChange(account: AccountID($0.key), delta: $0.value) })
+        let (account, delta) = change.first!
+        let other = AccountID(5000)
+        return .prepare(
+            id,
+            CrossShardTransfer(
+                from: delta < 0 ? AccountID(account) : other, to: delta < 0 ? other : AccountID(account),
+                amount: Amount(delta.magnitude == 0 ? 1 : Int64(delta.magnitude)),
+                home: home ?? (delta < 0 ? "C1" : "C2"),
+                participants: participants))
+    }
+
+    /// The home's commit on its own terms, as its replicas propose it once the other participant reported the same.
+    static func decideCommit(_ ledger: LedgerState, _ id: TransactionID) -> LedgerCommand {
+        .decideCommit(id, agreed: ledger.terms(of: id)!)
     }
 
     // MARK: - Creating accounts
 
     @Test("createAccounts creates the missing accounts, counts them, and is idempotent")
     func createAccounts() {
-        var ledger = LedgerState(minBalance: 0)
+        var ledger = LedgerState(cluster: "C1", minBalance: 0)
         let first = ledger.apply(
             .createAccounts([Self.account(1)...Self.account(3)], balance: 10), slot: 1, ballot: Self.ballot)
         #expect(first.result == .accountsCreated(3))
@@ -74,7 +87,7 @@ struct LedgerStateTests {
             (-5, -6, .refused("initial balance -6 is below the minimum -5")),
         ])
     func createAccountsBelowMinimum(minBalance: Int64, balance: Int64, expected: CommandResult) {
-        var ledger = LedgerState(minBalance: minBalance)
+        var ledger = LedgerState(cluster: "C1", minBalance: minBalance)
         let effects = ledger.apply(
             .createAccounts([Self.account(1)...Self.account(2)], balance: balance), slot: 1, ballot: Self.ballot)
         #expect(effects.result == expected)
@@ -208,7 +221,7 @@ struct LedgerStateTests {
         arguments: [(UInt64(1), Int64(0)), (2, 0), (3, -5), (4, -20)])
     func moneyIsConserved(seed: UInt64, minBalance: Int64) {
         var random = SeededRandom(seed: seed)
-        var ledger = LedgerState(minBalance: minBalance)
+        var ledger = LedgerState(cluster: "C1", minBalance: minBalance)
         _ = ledger.apply(
             .createAccounts([Self.account(1)...Self.account(8)], balance: 10), slot: 1, ballot: Self.ballot)
         var committed = 0
@@ -227,47 +240,54 @@ struct LedgerStateTests {
 
     // MARK: - 2PC participant
 
-    @Test("prepare locks the accounts, records the planned updates, and blocks transfers on them")
+    @Test("prepare at the home locks the debited account, records the planned update, and blocks transfers on it")
     func prepareLocks() throws {
         var ledger = try Self.ledger([21: 10, 8: 10, 5: 10])
         let id = Self.id(2, 1)
-        let effects = ledger.apply(Self.prepare(id, [21: -3, 8: 5]), slot: 9, ballot: Self.ballot)
+        let effects = ledger.apply(Self.prepare(id, [21: -3]), slot: 9, ballot: Self.ballot)
         #expect(effects.result == .preparedYes)
-        #expect(effects.wal.map(\.description) == ["<T2.1, Start>", "<T2.1, Update, 21, 7>", "<T2.1, Update, 8, 15>"])
-        #expect(
-            effects.wal.map(\.kind) == [
-                .start, .update(Self.account(21), old: 10, new: 7), .update(Self.account(8), old: 10, new: 15),
-            ])
-        #expect(effects.locked == [Self.account(21): id, Self.account(8): id])
+        #expect(effects.wal.map(\.description) == ["<T2.1, Start>", "<T2.1, Update, 21, 7>"])
+        #expect(effects.wal.map(\.kind) == [.start, .update(Self.account(21), old: 10, new: 7)])
+        #expect(effects.locked == [Self.account(21): id])
         #expect(effects.balances.isEmpty && effects.datastore == nil)
         #expect(ledger.balances == Self.balances([21: 10, 8: 10, 5: 10]))
-        #expect(ledger.locks == [Self.account(21): id, Self.account(8): id])
-        let changes = [
-            AccountChange(account: Self.account(21), delta: -3), AccountChange(account: Self.account(8), delta: 5),
-        ]
+        #expect(ledger.locks == [Self.account(21): id])
         guard case .prepared(let prepared) = ledger.transactions[id] else {
             Issue.record("\(id) is not prepared: \(String(describing: ledger.transactions[id]))")
             return
         }
         #expect(prepared.home == "C1" && prepared.participants == ["C1", "C2"])
-        #expect(prepared.changes == changes && prepared.slot == 9)
+        #expect(prepared.changes == [AccountChange(account: Self.account(21), delta: -3)] && prepared.slot == 9)
         #expect(ledger.recordedResult(of: id) == .preparedYes)
+        #expect(ledger.openings[id] == Self.prepare(id, [21: -3]))
 
         // A transfer touching a locked account, as debit or credit, is rejected without waiting.
         let debit = ledger.apply(Self.transfer(Self.id(3, 1), 21, 5, 1), slot: 10, ballot: Self.ballot)
         #expect(debit.result == .aborted(.locked(Self.account(21), by: id)))
         #expect(debit.wal.map(\.description) == ["<T3.1, Start>", "<T3.1, Abort>"])
-        let credit = ledger.apply(Self.transfer(Self.id(3, 2), 5, 8, 1), slot: 10, ballot: Self.ballot)
-        #expect(credit.result == .aborted(.locked(Self.account(8), by: id)))
+        let credit = ledger.apply(Self.transfer(Self.id(3, 2), 5, 21, 1), slot: 10, ballot: Self.ballot)
+        #expect(credit.result == .aborted(.locked(Self.account(21), by: id)))
         #expect(credit.balances.isEmpty && credit.datastore == nil)
         #expect(ledger.balances == Self.balances([21: 10, 8: 10, 5: 10]))
         // A retried prepare answers its vote again and changes nothing.
         let before = ledger
-        #expect(ledger.apply(Self.prepare(id, [21: -3, 8: 5]), slot: 11, ballot: Self.ballot).result == .preparedYes)
+        #expect(ledger.apply(Self.prepare(id, [21: -3]), slot: 11, ballot: Self.ballot).result == .preparedYes)
         #expect(ledger == before)
     }
 
-    /// One row: a prepare against a ledger where account 1 (balance 10) is locked by T1.1, and its vote.
+    @Test("prepare at the other participant locks the credited account")
+    func prepareCredit() throws {
+        var ledger = try Self.ledger([8: 10])
+        let id = Self.id(2, 2)
+        let effects = ledger.apply(Self.prepare(id, [8: 5]), slot: 3, ballot: Self.ballot)
+        #expect(effects.result == .preparedYes)
+        #expect(effects.wal.map(\.description) == ["<T2.2, Start>", "<T2.2, Update, 8, 15>"])
+        #expect(ledger.locks == [Self.account(8): id])
+        #expect(ledger.route(.commit(id)) == .learn(id, home: "C2", aborting: false))
+        #expect(ledger.route(.abort(id)) == .learn(id, home: "C2", aborting: true))
+    }
+
+    /// One row: a prepare against a ledger of C1 where account 1 (balance 10) is locked by T1.1, and its vote.
     struct PrepareCase: Sendable, CustomTestStringConvertible {
         var name: String
         var command: LedgerCommand
@@ -275,27 +295,62 @@ struct LedgerStateTests {
         var testDescription: String { name }
     }
 
+    static func crossShard(
+        _ from: UInt64, _ to: UInt64, _ amount: Int64, home: String = "C1", participants: [String] = ["C1", "C2"]
+    ) -> LedgerCommand {
+        .prepare(
+            id(4, 1),
+            CrossShardTransfer(
+                from: AccountID(from), to: AccountID(to), amount: Amount(amount), home: home,
+                participants: participants))
+    }
+
     @Test(
         "a prepare that cannot hold votes no and remembers the abort",
         arguments: [
             PrepareCase(
-                name: "touches a locked account", command: prepare(id(4, 1), [2: 1, 1: 1]),
+                name: "debits a locked account", command: crossShard(1, 5000, 1),
                 expected: .aborted(.locked(AccountID(1), by: id(1, 1)))),
             PrepareCase(
-                name: "debit not covered", command: prepare(id(4, 1), [2: -11]),
+                name: "credits a locked account", command: crossShard(5000, 1, 1, home: "C2"),
+                expected: .aborted(.locked(AccountID(1), by: id(1, 1)))),
+            PrepareCase(
+                name: "debit not covered", command: crossShard(2, 5000, 11),
                 expected: .aborted(.insufficientFunds(AccountID(2), balance: 10))),
             PrepareCase(
-                name: "unknown account", command: prepare(id(4, 1), [77: 5]),
+                name: "debit of an account not here", command: crossShard(77, 5000, 5),
                 expected: .aborted(.unknownAccount(AccountID(77)))),
             PrepareCase(
-                name: "no changes", command: prepare(id(4, 1), [:]),
-                expected: .aborted(.invalid("a prepare with no changes"))),
+                name: "credit of an account not here", command: crossShard(5000, 77, 5, home: "C2"),
+                expected: .aborted(.unknownAccount(AccountID(77)))),
             PrepareCase(
-                name: "an account twice", command: prepare(id(4, 1), [2: -1, 2: 1]),
-                expected: .aborted(.invalid("a prepare that names an account twice"))),
+                name: "a transfer to itself", command: crossShard(2, 2, 1),
+                expected: .aborted(.invalid("a transfer from 2 to itself"))),
             PrepareCase(
-                name: "home not a participant", command: prepare(id(4, 1), [2: -1], home: "C3"),
-                expected: .aborted(.invalid("home cluster C3 is not among the participants"))),
+                name: "one participant", command: crossShard(2, 5000, 1, participants: ["C1"]),
+                expected: .aborted(
+                    .invalid(
+                        "a cross-shard transfer has two participants, the clusters of its accounts; this one names "
+                            + "[\"C1\"]"))),
+            PrepareCase(
+                name: "the same participant twice", command: crossShard(2, 5000, 1, participants: ["C1", "C1"]),
+                expected: .aborted(
+                    .invalid(
+                        "a cross-shard transfer has two participants, the clusters of its accounts; this one names "
+                            + "[\"C1\", \"C1\"]"))),
+            PrepareCase(
+                name: "this cluster not a participant",
+                command: crossShard(5000, 2, 1, home: "C2", participants: ["C2", "C3"]),
+                expected: .aborted(.invalid("C1 is not among the participants [\"C2\", \"C3\"]"))),
+            PrepareCase(
+                name: "home not a participant", command: crossShard(5000, 2, 1, home: "C3"),
+                expected: .aborted(.invalid("the home C3 is not among the participants [\"C1\", \"C2\"]"))),
+            PrepareCase(
+                name: "the debit's cluster is not the home", command: crossShard(2, 5000, 1, home: "C2"),
+                expected: .aborted(.invalid("account 2 is in C1, so C1 is the home of a transfer from it, not C2"))),
+            PrepareCase(
+                name: "both accounts here", command: crossShard(2, 1, 1),
+                expected: .aborted(.invalid("accounts 2 and 1 are both in C1: send an intra-shard transfer"))),
         ])
     func prepareVotesNo(row: PrepareCase) throws {
         var ledger = try Self.ledger([1: 10, 2: 10])
@@ -314,26 +369,31 @@ struct LedgerStateTests {
                 == .refused("T4.1 was aborted; it cannot commit"))
     }
 
-    @Test("commit applies the recorded changes, releases the locks, and is idempotent")
+    @Test("the home commits on the agreed terms: the change applies, the lock goes, and a repeat changes nothing")
     func commit() throws {
         var ledger = try Self.ledger([21: 10, 8: 10])
         let id = Self.id(2, 1)
-        _ = ledger.apply(Self.prepare(id, [21: -3, 8: 5]), slot: 4, ballot: Self.ballot)
+        _ = ledger.apply(Self.prepare(id, [21: -3]), slot: 4, ballot: Self.ballot)
         let commitBallot = Ballot(round: 5, replica: ReplicaID(1))
-        let effects = ledger.apply(.commit(id), slot: 9, ballot: commitBallot)
+        // A client's commit as it is decides nothing: the home commits only on the participants' agreement.
+        let bare = ledger.apply(.commit(id), slot: 8, ballot: commitBallot)
+        guard case .refused = bare.result else {
+            Issue.record("a bare commit of a prepared transaction was not refused: \(bare.result)")
+            return
+        }
+        #expect(ledger.locks == [Self.account(21): id])
+        let effects = ledger.apply(Self.decideCommit(ledger, id), slot: 9, ballot: commitBallot)
         #expect(effects.result == .committed)
-        #expect(ledger.balances == Self.balances([21: 7, 8: 15]))
-        #expect(effects.balances == Self.balances([21: 7, 8: 15]))
+        #expect(ledger.balances == Self.balances([21: 7, 8: 10]))
+        #expect(effects.balances == Self.balances([21: 7]))
         #expect(ledger.locks.isEmpty)
-        #expect(Set(effects.unlocked) == [Self.account(21), Self.account(8)])
+        #expect(effects.unlocked == [Self.account(21)])
         // The updates were logged at prepare; commit adds only its mark.
         #expect(effects.wal.map(\.description) == ["<T2.1, Commit>"])
-        let changes = [
-            AccountChange(account: Self.account(21), delta: -3), AccountChange(account: Self.account(8), delta: 5),
-        ]
+        let changes = [AccountChange(account: Self.account(21), delta: -3)]
         let record = DatastoreRecord(transaction: id, kind: .crossShard(changes), slot: 9, ballot: commitBallot)
         #expect(effects.datastore == record)
-        #expect(record.description == "T2.1 21 -3, 8 +5 slot 9 ballot (5,S1)")
+        #expect(record.description == "T2.1 21 -3 slot 9 ballot (5,S1)")
         #expect(ledger.transactions == [id: .committed])
 
         let after = ledger
@@ -341,9 +401,9 @@ struct LedgerStateTests {
         #expect(again.result == .committed)
         #expect(again.wal.isEmpty && again.datastore == nil && again.balances.isEmpty && again.unlocked.isEmpty)
         #expect(ledger == after)
-        // The accounts are free again.
+        // The account is free again.
         #expect(
-            ledger.apply(Self.transfer(Self.id(3, 1), 8, 21, 15), slot: 11, ballot: Self.ballot).result == .committed)
+            ledger.apply(Self.transfer(Self.id(3, 1), 8, 21, 10), slot: 11, ballot: Self.ballot).result == .committed)
     }
 
     @Test("commit of an unknown or aborted transaction is refused and changes nothing")
@@ -356,24 +416,27 @@ struct LedgerStateTests {
         #expect(ledger == before)
 
         _ = ledger.apply(Self.prepare(Self.id(1, 1), [1: -2]), slot: 2, ballot: Self.ballot)
+        let terms = try #require(ledger.terms(of: Self.id(1, 1)))
         _ = ledger.apply(.abort(Self.id(1, 1)), slot: 3, ballot: Self.ballot)
         let afterAbort = ledger
         let aborted = ledger.apply(.commit(Self.id(1, 1)), slot: 4, ballot: Self.ballot)
         #expect(aborted.result == .refused("T1.1 was aborted; it cannot commit"))
         #expect(aborted.wal.isEmpty && aborted.datastore == nil)
+        let decided = ledger.apply(.decideCommit(Self.id(1, 1), agreed: terms), slot: 5, ballot: Self.ballot)
+        #expect(decided.result == .refused("T1.1 was aborted; it cannot commit"))
         #expect(ledger == afterAbort)
         #expect(ledger.balances == Self.balances([1: 10, 2: 10]))
     }
 
-    @Test("abort of a prepared transaction releases its locks and drops its changes")
+    @Test("abort of a prepared transaction at its home releases its lock and drops its change")
     func abortPrepared() throws {
         var ledger = try Self.ledger([1: 10, 2: 10])
         let id = Self.id(1, 1)
-        _ = ledger.apply(Self.prepare(id, [1: -2, 2: 2]), slot: 1, ballot: Self.ballot)
+        _ = ledger.apply(Self.prepare(id, [1: -2]), slot: 1, ballot: Self.ballot)
         let effects = ledger.apply(.abort(id), slot: 2, ballot: Self.ballot)
         #expect(effects.result == .aborted(.aborted))
         #expect(effects.wal.map(\.description) == ["<T1.1, Abort>"])
-        #expect(Set(effects.unlocked) == [Self.account(1), Self.account(2)])
+        #expect(effects.unlocked == [Self.account(1)])
         #expect(effects.balances.isEmpty && effects.datastore == nil)
         #expect(ledger.locks.isEmpty)
         #expect(ledger.balances == Self.balances([1: 10, 2: 10]))
@@ -382,6 +445,35 @@ struct LedgerStateTests {
         let again = ledger.apply(.abort(id), slot: 3, ballot: Self.ballot)
         #expect(again.result == .aborted(.aborted) && again.wal.isEmpty && again.unlocked.isEmpty)
         #expect(ledger == after)
+    }
+
+    @Test("a participant other than the home applies only the home's decision, learned from the home")
+    func participantFollowsItsHome() throws {
+        var ledger = try Self.ledger([1: 10])
+        let id = Self.id(1, 1)
+        _ = ledger.apply(Self.prepare(id, [1: 4]), slot: 1, ballot: Self.ballot)
+        let prepared = ledger
+        // A client's abort or commit, and a forged home's commit, are refused: the home C2 decides.
+        for command in [LedgerCommand.abort(id), .commit(id), Self.decideCommit(ledger, id)] {
+            guard case .refused = ledger.apply(command, slot: 2, ballot: Self.ballot).result else {
+                Issue.record("\(command.summary) was not refused at a participant")
+                return
+            }
+            #expect(ledger == prepared)
+        }
+        let effects = ledger.apply(.follow(id, committed: true), slot: 3, ballot: Self.ballot)
+        #expect(effects.result == .committed)
+        #expect(ledger.balances == Self.balances([1: 14]) && ledger.locks.isEmpty)
+        // The decision stands: following the opposite is refused.
+        #expect(
+            ledger.apply(.follow(id, committed: false), slot: 4, ballot: Self.ballot).result
+                == .refused("T1.1 is committed; it cannot abort"))
+        // At the home, following is refused: it decides.
+        var home = try Self.ledger([2: 10])
+        _ = home.apply(Self.prepare(Self.id(1, 2), [2: -1]), slot: 1, ballot: Self.ballot)
+        #expect(
+            home.apply(.follow(Self.id(1, 2), committed: true), slot: 2, ballot: Self.ballot).result
+                == .refused("C1 is the home of T1.2: it decides and follows no one"))
     }
 
     @Test("abort of an unknown transaction records it, so a late prepare and commit are refused")
@@ -407,7 +499,7 @@ struct LedgerStateTests {
         var ledger = try Self.ledger([1: 10, 2: 10])
         let id = Self.id(1, 1)
         _ = ledger.apply(Self.prepare(id, [1: -2]), slot: 1, ballot: Self.ballot)
-        _ = ledger.apply(.commit(id), slot: 2, ballot: Self.ballot)
+        _ = ledger.apply(Self.decideCommit(ledger, id), slot: 2, ballot: Self.ballot)
         let before = ledger
         let effects = ledger.apply(.abort(id), slot: 3, ballot: Self.ballot)
         #expect(effects.result == .refused("T1.1 is committed; it cannot abort"))
@@ -416,19 +508,39 @@ struct LedgerStateTests {
         #expect(ledger.balances == Self.balances([1: 8, 2: 10]))
     }
 
+    @Test("an id used again with other content is refused, naming both; the same content gets the first outcome")
+    func idempotencyKeys() throws {
+        var ledger = try Self.ledger([1: 10, 2: 10])
+        let id = Self.id(6, 1)
+        #expect(ledger.apply(Self.transfer(id, 1, 2, 2), slot: 1, ballot: Self.ballot).result == .committed)
+        let before = ledger
+        #expect(ledger.apply(Self.transfer(id, 1, 2, 2), slot: 2, ballot: Self.ballot).result == .committed)
+        let other = ledger.apply(Self.transfer(id, 1, 2, 3), slot: 3, ballot: Self.ballot)
+        #expect(
+            other.result
+                == .refused(
+                    "transaction T6.1 was first used for a transfer of 2 from 1 to 2; this request is a transfer of 3 "
+                        + "from 1 to 2: one id names one transaction"))
+        guard case .refused = ledger.apply(Self.prepare(id, [1: -1]), slot: 4, ballot: Self.ballot).result else {
+            Issue.record("a prepare reusing a transfer's id was not refused")
+            return
+        }
+        #expect(ledger == before)
+    }
+
     // MARK: - Restoring
 
     @Test("restoring from parts gives back the same state")
     func restoreRoundTrip() throws {
-        var ledger = LedgerState(minBalance: -5)
+        var ledger = LedgerState(cluster: "C1", minBalance: -5)
         _ = ledger.apply(
             .createAccounts([Self.account(1)...Self.account(4)], balance: 10), slot: 1, ballot: Self.ballot)
         _ = ledger.apply(Self.transfer(Self.id(1, 1), 1, 2, 15), slot: 2, ballot: Self.ballot)
-        _ = ledger.apply(Self.prepare(Self.id(1, 2), [3: -4, 4: 1]), slot: 3, ballot: Self.ballot)
+        _ = ledger.apply(Self.prepare(Self.id(1, 2), [3: -4]), slot: 3, ballot: Self.ballot)
         _ = ledger.apply(.abort(Self.id(1, 3)), slot: 4, ballot: Self.ballot)
         let restored = try LedgerState(
-            minBalance: ledger.minBalance, balances: ledger.balances, locks: ledger.locks,
-            transactions: ledger.transactions)
+            cluster: "C1", minBalance: ledger.minBalance, balances: ledger.balances, locks: ledger.locks,
+            transactions: ledger.transactions, openings: ledger.openings)
         #expect(restored == ledger)
     }
 
@@ -444,7 +556,7 @@ struct LedgerStateTests {
 
     /// T1.1 prepared with a debit of 2 on account 1, as applying its prepare records it.
     static let prepared: LedgerState.Status = {
-        var ledger = LedgerState(minBalance: 0)
+        var ledger = LedgerState(cluster: "C1", minBalance: 0)
         _ = ledger.apply(.createAccounts([AccountID(1)...AccountID(1)], balance: 10), slot: 1, ballot: ballot)
         _ = ledger.apply(prepare(id(1, 1), [1: -2]), slot: 3, ballot: ballot)
         return ledger.transactions[id(1, 1)]!
@@ -476,7 +588,8 @@ struct LedgerStateTests {
         ])
     func restoreRefusesBrokenParts(row: BrokenPartsCase) {
         #expect(throws: LedgerStateError(row.error)) {
-            try LedgerState(minBalance: 0, balances: row.balances, locks: row.locks, transactions: row.transactions)
+            try LedgerState(
+                cluster: "C1", minBalance: 0, balances: row.balances, locks: row.locks, transactions: row.transactions)
         }
     }
 
@@ -516,19 +629,40 @@ struct LedgerStateTests {
         ])
     func restoreRefusesUnapplicablePrepare(row: BrokenPartsCase) {
         #expect(throws: LedgerStateError(row.error)) {
-            try LedgerState(minBalance: 0, balances: row.balances, locks: row.locks, transactions: row.transactions)
+            try LedgerState(
+                cluster: "C1", minBalance: 0, balances: row.balances, locks: row.locks, transactions: row.transactions)
         }
     }
 
     @Test("restoring accepts a prepared debit down to the minimum and a credit up to Int64.max")
     func restoreAcceptsPrepareAtTheLimits() throws {
+        let (debit, credit) = (Self.id(1, 1), Self.id(1, 2))
+        let debitPrepare = Self.prepare(debit, [1: -5])
+        let creditPrepare = Self.prepare(credit, [2: 3])
         let restored = try LedgerState(
-            minBalance: -5, balances: Self.balances([1: 0, 2: Int64.max - 3]),
-            locks: Self.locks([1: Self.id(1, 1), 2: Self.id(1, 1)]),
-            transactions: [Self.id(1, 1): Self.prepared([1: -5, 2: 3])])
+            cluster: "C1", minBalance: -5, balances: Self.balances([1: 0, 2: Int64.max - 3]),
+            locks: Self.locks([1: debit, 2: credit]),
+            transactions: [
+                debit: .prepared(
+                    LedgerState.Prepared(
+                        home: "C1", participants: ["C1", "C2"],
+                        changes: [AccountChange(account: AccountID(1), delta: -5)], slot: 3)),
+                credit: .prepared(
+                    LedgerState.Prepared(
+                        home: "C2", participants: ["C1", "C2"],
+                        changes: [AccountChange(account: AccountID(2), delta: 3)], slot: 3)),
+            ],
+            openings: [debit: debitPrepare, credit: creditPrepare])
         var ledger = restored
-        #expect(ledger.apply(.commit(Self.id(1, 1)), slot: 4, ballot: Self.ballot).result == .committed)
+        #expect(ledger.apply(Self.decideCommit(ledger, debit), slot: 4, ballot: Self.ballot).result == .committed)
+        #expect(ledger.apply(.follow(credit, committed: true), slot: 5, ballot: Self.ballot).result == .committed)
         #expect(ledger.balances == Self.balances([1: -5, 2: Int64.max]))
+        // A prepared transaction must come with the prepare that opened it.
+        #expect(throws: LedgerStateError("prepared T1.1 has no prepare that opened it")) {
+            try LedgerState(
+                cluster: "C1", minBalance: -5, balances: Self.balances([1: 0]), locks: Self.locks([1: debit]),
+                transactions: [debit: restored.transactions[debit]!])
+        }
     }
 
     // Dictionaries iterate in an order seeded per process: with several faults, the error must still be the same
@@ -537,12 +671,12 @@ struct LedgerStateTests {
     func restoreErrorsAreDeterministic() {
         let low = Dictionary(uniqueKeysWithValues: (1...50).map { (AccountID(UInt64($0)), Int64(-$0)) })
         #expect(throws: LedgerStateError("account 1 has balance -1, below the minimum 0")) {
-            try LedgerState(minBalance: 0, balances: low, locks: [:], transactions: [:])
+            try LedgerState(cluster: "C1", minBalance: 0, balances: low, locks: [:], transactions: [:])
         }
         let orphans = Dictionary(uniqueKeysWithValues: (1...50).map { (AccountID(UInt64($0)), Self.id(9, UInt64($0))) })
         #expect(throws: LedgerStateError("account 1 is locked by T9.1, which is not prepared on it")) {
             try LedgerState(
-                minBalance: 0, balances: Dictionary(uniqueKeysWithValues: orphans.keys.map { ($0, 10) }),
+                cluster: "C1", minBalance: 0, balances: Dictionary(uniqueKeysWithValues: orphans.keys.map { ($0, 10) }),
                 locks: orphans,
                 transactions: [:])
         }
@@ -567,7 +701,7 @@ struct LedgerStateTests {
         #expect(
             throws: LedgerStateError("prepared T1.1 would debit account 1 by 2 from balance 1, below the minimum 0")
         ) {
-            try LedgerState(minBalance: 0, balances: balances, locks: locks, transactions: transactions)
+            try LedgerState(cluster: "C1", minBalance: 0, balances: balances, locks: locks, transactions: transactions)
         }
     }
 

@@ -196,7 +196,7 @@ import Testing
                     .applied(.committed),
                     .applied(.aborted(.insufficientFunds(AccountID(3), balance: 10))),
                     .failed(.wrongShard(AccountID(15), owner: "C2")),
-                    .applied(.refused("accounts are created by their cluster")),
+                    .applied(.refused("only replicas propose an account creation")),
                     .applied(.committed),  // the same transaction again: applied once
                 ])
             #expect(reply.leaderHint.isEmpty, "the only replica leads")
@@ -293,11 +293,11 @@ import Testing
             store: store, recovered: recovered, peers: NoPeers(), accounts: [AccountID(1)...AccountID(10)],
             initialBalance: 10, seed: 1, logger: Logger(label: "test"),
             onFailure: { reason in stopped.withLock { $0.append(reason) } })
-        var state = LedgerState(minBalance: -100)
+        var state = LedgerState(cluster: "C1", minBalance: -100)
         _ = state.apply(.createAccounts([AccountID(1)...AccountID(20)], balance: 10), slot: 1, ballot: Self.ballot)
         let snapshot = Snapshot(slot: 4, state: LedgerSnapshot(state: state, wal: [], datastore: []))
         let rejections = await node.receive([.catchUpReply(snapshot: snapshot, entries: [])], from: ReplicaID(1))
-        #expect(rejections.map(\.reason) == ["a snapshot with min_balance -100; this replica's is 0"])
+        #expect(rejections.map(\.reason) == ["a snapshot of C1 with min_balance -100; this replica's are C1 and 0"])
         // A message that follows is still taken: the replica did not stop.
         #expect(await node.receive([.phase1a(ballot: Self.ballot, firstSlot: 1)], from: ReplicaID(1)).isEmpty)
         #expect(await node.status().ballot == Self.ballot)

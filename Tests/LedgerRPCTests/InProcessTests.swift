@@ -48,6 +48,12 @@ struct StatusOnlyLedger: Ledger_V1_Ledger.SimpleServiceProtocol {
         throw Self.unimplemented
     }
 
+    func transactionStatus(request: Ledger_V1_TransactionStatusRequest, context: ServerContext) async throws
+        -> Ledger_V1_TransactionStatusReply
+    {
+        throw Self.unimplemented
+    }
+
     func submitBatch(request: Ledger_V1_CommandBatchRequest, context: ServerContext) async throws
         -> Ledger_V1_CommandBatchReply
     {

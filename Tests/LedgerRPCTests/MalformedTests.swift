@@ -45,7 +45,8 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
             wireError { () throws(WireError) in try LedgerCommand(wire: Ledger_V1_Command()) }
                 == WireError(
                     field: "kind",
-                    "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, create_accounts"))
+                    "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, decide_commit, "
+                        + "follow, create_accounts"))
         #expect(valueError([]) == WireError(field: "phase2a.proposals[0].value", "is missing"))
         var record = Ledger_V1_DatastoreRecord(Samples.datastoreRecords[0])
         record.kind = nil
@@ -111,12 +112,12 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
                     "is 9223372036854775808, which overflows; the largest amount is 9223372036854775807"))
     }
 
-    @Test func zeroDelta() {
+    @Test func zeroPrepareAmount() {
         var prepare = Ledger_V1_Command(Samples.prepare)
-        prepare.prepare.changes[1].delta = 0
+        prepare.prepare.amount = 0
         #expect(
             wireError { () throws(WireError) in try LedgerCommand(wire: prepare) }
-                == WireError(field: "prepare.changes[1].delta", "is 0; a change moves money"))
+                == WireError(field: "prepare.amount", "is 0; a transfer moves at least 1"))
     }
 
     @Test func backwardsRange() {
@@ -138,12 +139,12 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
                 == WireError(
                     field: "transfer.transaction.client", "is 0, which is reserved for a cluster's own commands"))
         transfer.transfer.transaction.client = 1
-        transfer.transfer.transaction.sequence = 1 << 62
+        transfer.transfer.transaction.sequence = 1 << 61
         #expect(
             wireError { () throws(WireError) in try LedgerCommand(wire: transfer) }
                 == WireError(
                     field: "transfer.transaction.sequence",
-                    "is 4611686018427387904; transaction sequences stay below 2^62"))
+                    "is 2305843009213693952; transaction sequences stay below 2^61"))
     }
 
     @Test func unknownEnumValues() {
@@ -353,7 +354,7 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
 
     @Test func nestedPathInABatch() {
         var message = Ledger_V1_PeerMessage(.forward(requests: Samples.requests))
-        message.forward.requests[2].command.prepare.changes[0].account = 0
+        message.forward.requests[2].command.prepare.from = 0
         var batch = Ledger_V1_PeerBatch(
             PeerBatch(
                 cluster: "C1", from: ReplicaID(1), to: ReplicaID(2),
@@ -363,11 +364,11 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         #expect(
             error
                 == WireError(
-                    field: "messages[1].forward.requests[2].command.prepare.changes[0].account",
+                    field: "messages[1].forward.requests[2].command.prepare.from",
                     "is 0; account ids start at 1"))
         #expect(
             error?.description
-                == "malformed messages[1].forward.requests[2].command.prepare.changes[0].account: is 0; account ids "
+                == "malformed messages[1].forward.requests[2].command.prepare.from: is 0; account ids "
                 + "start at 1")
     }
 

@@ -44,12 +44,11 @@ import Testing
         #expect(transfer.cluster == "C1")
         #expect(try LedgerCommand(wire: overTheWire(transfer)) == Samples.transfer)
 
-        guard case .prepare(let id, let home, let participants, let changes) = Samples.prepare else {
+        guard case .prepare(let id, let crossShard) = Samples.prepare else {
             Issue.record("the sample prepare is not a prepare")
             return
         }
-        let prepare = Ledger_V1_PrepareRequest(
-            cluster: "C2", transaction: id, home: home, participants: participants, changes: changes)
+        let prepare = Ledger_V1_PrepareRequest(cluster: "C2", transaction: id, crossShard)
         #expect(try LedgerCommand(wire: overTheWire(prepare)) == Samples.prepare)
 
         var moveRequest = Ledger_V1_PrepareRequest()

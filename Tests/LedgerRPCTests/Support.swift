@@ -5,17 +5,26 @@ import Paxos
 /// Values covering every case the wire carries, shared by the round-trip and malformed-input tests.
 enum Samples {
     static let transaction = TransactionID(client: 7, sequence: 1)
-    static let other = TransactionID(client: 9, sequence: 4_611_686_018_427_387_903)  // the largest valid sequence
+    static let other = TransactionID(client: 9, sequence: 2_305_843_009_213_693_951)  // the largest valid sequence
 
     static let transfer = LedgerCommand.transfer(
         transaction, from: AccountID(21), to: AccountID(700), amount: Amount(2))
     static let largestTransfer = LedgerCommand.transfer(
         other, from: AccountID(UInt64.max), to: AccountID(1), amount: Amount(Int64.max))
     static let prepare = LedgerCommand.prepare(
-        other, home: "C1", participants: ["C1", "C2"],
-        changes: [
-            AccountChange(account: AccountID(12), delta: -640), AccountChange(account: AccountID(13), delta: 640),
-        ])
+        other,
+        CrossShardTransfer(
+            from: AccountID(12), to: AccountID(1013), amount: Amount(640), home: "C1", participants: ["C1", "C2"]))
+    static let decideCommit = LedgerCommand.decideCommit(
+        other, agreed: .move(AccountID(1997), balance: Int64.min, source: "C2", target: "C1"))
+    static let decideCommitTransfer = LedgerCommand.decideCommit(
+        transaction,
+        agreed: .transfer(
+            CrossShardTransfer(
+                from: AccountID(UInt64.max), to: AccountID(1), amount: Amount(Int64.max), home: "C3",
+                participants: ["C3", "C1"])))
+    static let followCommit = LedgerCommand.follow(transaction, committed: true)
+    static let followAbort = LedgerCommand.follow(other, committed: false)
     static let moveOut = LedgerCommand.prepareMove(
         other, home: "C2", participants: ["C1", "C2"], part: .out(AccountID(1997), to: "C1"))
     static let moveIn = LedgerCommand.prepareMove(
@@ -26,7 +35,10 @@ enum Samples {
         [AccountID(1)...AccountID(1000), AccountID(2001)...AccountID(2001)], balance: 10)
 
     /// Every kind of command, with extreme values where a field has a range.
-    static let commands = [transfer, largestTransfer, prepare, moveOut, moveIn, commit, abort, createAccounts]
+    static let commands = [
+        transfer, largestTransfer, prepare, moveOut, moveIn, commit, abort, decideCommit, decideCommitTransfer,
+        followCommit, followAbort, createAccounts,
+    ]
 
     static let requests = commands.map { Request(id: $0.requestID, command: $0) }
 
@@ -48,7 +60,7 @@ enum Samples {
 
     /// A ledger snapshot with balances, a lock, every transaction status and history.
     static let snapshot: LedgerSnapshot = {
-        var state = LedgerState(minBalance: 0)
+        var state = LedgerState(cluster: "C1", minBalance: 0)
         var wal: [WALRecord] = []
         var datastore: [DatastoreRecord] = []
         let commands: [LedgerCommand] = [
@@ -56,8 +68,10 @@ enum Samples {
             .transfer(TransactionID(client: 1, sequence: 1), from: AccountID(1), to: AccountID(2), amount: Amount(3)),
             .transfer(TransactionID(client: 1, sequence: 2), from: AccountID(1), to: AccountID(2), amount: Amount(300)),
             .prepare(
-                TransactionID(client: 2, sequence: 1), home: "C1", participants: ["C1", "C2"],
-                changes: [AccountChange(account: AccountID(5), delta: -4)]),
+                TransactionID(client: 2, sequence: 1),
+                CrossShardTransfer(
+                    from: AccountID(5), to: AccountID(5000), amount: Amount(4), home: "C1",
+                    participants: ["C1", "C2"])),
         ]
         for (index, command) in commands.enumerated() {
             let effects = state.apply(command, slot: Slot(index + 1), ballot: leaderBallot)

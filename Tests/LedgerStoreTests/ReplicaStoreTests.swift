@@ -47,7 +47,7 @@ private func tamper(_ path: String, _ sql: String) throws {
 /// Plays the shell of a replica without a Paxos core: each call chooses one slot holding some commands, applies them
 /// to the ledger state and returns the batch that makes it durable, while remembering what recovery must return.
 private struct Shell {
-    var state = LedgerState(minBalance: 0)
+    var state = LedgerState(cluster: "C1", minBalance: 0)
     var durable = DurableState<LedgerCommand, LedgerSnapshot>()
     var wal: [WALRecord] = []
     var datastore: [DatastoreRecord] = []
@@ -121,20 +121,28 @@ private let history: [[LedgerCommand]] = [
     [transfer(1, 1, 2, 3), transfer(1, 2, 3, 4), transfer(1, 3, 1, 100)],
     [
         .prepare(
-            TransactionID(client: 2, sequence: 1), home: "C1", participants: ["C1", "C2"],
-            changes: [AccountChange(account: AccountID(4), delta: -5)]),
+            TransactionID(client: 2, sequence: 1),
+            CrossShardTransfer(
+                from: AccountID(4), to: AccountID(5000), amount: Amount(5), home: "C1",
+                participants: ["C1", "C2"])),
         .prepare(
-            TransactionID(client: 2, sequence: 2), home: "C2", participants: ["C1", "C2"],
-            changes: [AccountChange(account: AccountID(5), delta: 6), AccountChange(account: AccountID(6), delta: -1)]),
+            TransactionID(client: 2, sequence: 2),
+            CrossShardTransfer(
+                from: AccountID(5000), to: AccountID(5), amount: Amount(6), home: "C2",
+                participants: ["C1", "C2"])),
         .prepare(
-            TransactionID(client: 2, sequence: 3), home: "C1", participants: ["C1", "C2"],
-            changes: [AccountChange(account: AccountID(7), delta: -50)]),
+            TransactionID(client: 2, sequence: 3),
+            CrossShardTransfer(
+                from: AccountID(7), to: AccountID(5000), amount: Amount(50), home: "C1",
+                participants: ["C1", "C2"])),
     ],
-    [transfer(1, 4, 8, 1), .commit(TransactionID(client: 2, sequence: 2)), transfer(1, 5, 8, 1)],
+    [transfer(1, 4, 8, 1), .follow(TransactionID(client: 2, sequence: 2), committed: true), transfer(1, 5, 8, 1)],
     [
         .prepare(
-            TransactionID(client: 2, sequence: 4), home: "C1", participants: ["C1"],
-            changes: [AccountChange(account: AccountID(9), delta: -2)])
+            TransactionID(client: 2, sequence: 4),
+            CrossShardTransfer(
+                from: AccountID(9), to: AccountID(5000), amount: Amount(2), home: "C1",
+                participants: ["C1", "C2"]))
     ],
     [.abort(TransactionID(client: 2, sequence: 4)), .abort(TransactionID(client: 2, sequence: 5))],
     [
@@ -142,11 +150,13 @@ private let history: [[LedgerCommand]] = [
         .prepareMove(
             TransactionID(client: 3, sequence: 1), home: "C1", participants: ["C1", "C2"],
             part: .out(AccountID(10), to: "C2")),
-        .commit(TransactionID(client: 3, sequence: 1)),
+        .decideCommit(
+            TransactionID(client: 3, sequence: 1),
+            agreed: .move(AccountID(10), balance: 9, source: "C1", target: "C2")),
         .prepareMove(
             TransactionID(client: 3, sequence: 2), home: "C2", participants: ["C1", "C2"],
             part: .into(AccountID(12), balance: 3, from: "C2")),
-        .commit(TransactionID(client: 3, sequence: 2)),
+        .follow(TransactionID(client: 3, sequence: 2), committed: true),
         .prepareMove(
             TransactionID(client: 3, sequence: 3), home: "C2", participants: ["C1", "C2"],
             part: .into(AccountID(13), balance: 1, from: "C2")),
@@ -175,7 +185,7 @@ struct ReplicaStoreTests {
         let path = directory.path("nested/C1/S1.sqlite")
         let (_, recovered) = try openS1(path)
         #expect(recovered.durable == DurableState())
-        #expect(recovered.state == LedgerState(minBalance: 0))
+        #expect(recovered.state == LedgerState(cluster: "C1", minBalance: 0))
         #expect(FileManager.default.fileExists(atPath: path))
         let (_, again) = try openS1(path)
         #expect(again.durable == DurableState())
@@ -206,7 +216,7 @@ struct ReplicaStoreTests {
         #expect(recovered.durable.entries[Slot(history.count + 2)]?.isChosen == false)
         #expect(try store.walRecords() == shell.wal)
         #expect(try store.datastoreRecords() == shell.datastore)
-        #expect(shell.wal.count == 41)
+        #expect(shell.wal.count == 40)
         #expect(shell.datastore.count == 7)
         #expect(
             try store.snapshot(of: recovered.state)
@@ -335,7 +345,7 @@ struct ReplicaStoreTests {
         let configuration = Paxos.Configuration(
             me: ReplicaID(1), members: [ReplicaID(1)], leaderTimeoutTicks: 4, heartbeatIntervalTicks: 1,
             consensusTimeoutTicks: 30, snapshotIntervalSlots: 3)
-        var expected = LedgerState(minBalance: 0)
+        var expected = LedgerState(cluster: "C1", minBalance: 0)
         var sequence: UInt64 = 0
 
         func run(_ commands: [[LedgerCommand]]) throws {
@@ -378,7 +388,15 @@ struct ReplicaStoreTests {
         try run(history)
         try run([
             [transfer(6, 1, 2, 1)], [transfer(6, 2, 3, 1)],
-            [.commit(TransactionID(client: 2, sequence: 1)), .commit(TransactionID(client: 3, sequence: 3))],
+            [
+                .decideCommit(
+                    TransactionID(client: 2, sequence: 1),
+                    agreed: .transfer(
+                        CrossShardTransfer(
+                            from: AccountID(4), to: AccountID(5000), amount: Amount(5), home: "C1",
+                            participants: ["C1", "C2"]))),
+                .follow(TransactionID(client: 3, sequence: 3), committed: true),
+            ],
         ])
         let (_, recovered) = try openS1(path)
         #expect(recovered.state == expected)
@@ -476,10 +494,10 @@ struct ReplicaStoreTests {
         let directory = StoreDirectory()
         let path = directory.path("S1.sqlite")
         _ = try openS1(path)
-        try tamper(path, "PRAGMA user_version = 3")
+        try tamper(path, "PRAGMA user_version = 4")
         #expect(
             storeErrorDescription { () throws(StoreError) in try openS1(path) }
-                == "\(path): was written by a newer ledger (store schema 3; this build reads 2); run a newer build")
+                == "\(path): was written by a newer ledger (store schema 4; this build reads 3); run a newer build")
     }
 
     @Test("a file in use by a running replica is refused")
@@ -504,11 +522,11 @@ struct ReplicaStoreTests {
     static let corruptions: [Corruption] = [
         Corruption(
             name: "an undecodable status",
-            sql: "UPDATE transactions SET status = x'020409' WHERE client = 2 AND sequence = 1",
+            sql: "UPDATE transactions SET status = x'030409' WHERE client = 2 AND sequence = 1",
             problem: "the status of T2.1 in table transactions does not decode (malformed encoding at byte 2: unknown "
                 + "tag 9 of a transaction status)"),
         Corruption(
-            name: "a slot value of another kind", sql: "UPDATE paxos_log SET value = x'020301' WHERE slot = 2",
+            name: "a slot value of another kind", sql: "UPDATE paxos_log SET value = x'030301' WHERE slot = 2",
             problem: "the value of log slot 2 in table paxos_log does not decode (malformed encoding at byte 1: holds "
                 + "a ballot; expected a slot value)"),
         Corruption(
@@ -563,7 +581,7 @@ struct ReplicaStoreTests {
         let directory = StoreDirectory()
         let path = directory.path("S1.sqlite")
         let (store, _) = try openS1(path)
-        let foreign = LedgerSnapshot(state: LedgerState(minBalance: 5), wal: [], datastore: [])
+        let foreign = LedgerSnapshot(state: LedgerState(cluster: "C1", minBalance: 5), wal: [], datastore: [])
         #expect(
             storeErrorDescription { () throws(StoreError) in
                 try store.commit(StoreBatch(installedSnapshot: foreign, appliedThrough: 4))

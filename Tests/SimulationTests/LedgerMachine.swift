@@ -37,7 +37,9 @@ struct LedgerMachine: SimulatedMachine {
 
     static func initial(random: inout SeededRandom) -> LedgerMachine {
         let minBalance: Int64 = Bool.random(using: &random) ? 0 : -5
-        return LedgerMachine(ledger: LedgerSnapshot(state: LedgerState(minBalance: minBalance), wal: [], datastore: []))
+        return LedgerMachine(
+            ledger: LedgerSnapshot(
+                state: LedgerState(cluster: LedgerMachine.cluster, minBalance: minBalance), wal: [], datastore: []))
     }
 
     /// The Paxos request id of a ledger command: a transaction's commands are distinct requests (kind in the low
@@ -53,9 +55,7 @@ struct LedgerMachine: SimulatedMachine {
             let before = request.command.transaction.flatMap { ledger.state.transactions[$0] }
             // What an account leaving by this command holds before it goes.
             var leaving: Int64 = 0
-            if case .commit = request.command, case .prepared(let prepared)? = before,
-                case .out(let account, _)? = prepared.move
-            {
+            if case .prepared(let prepared)? = before, case .out(let account, _)? = prepared.move {
                 leaving = ledger.state.balances[account] ?? 0
             }
             let effects = ledger.state.apply(request.command, slot: slot, ballot: ballot)
@@ -64,7 +64,8 @@ struct LedgerMachine: SimulatedMachine {
             switch (request.command, effects.result, before) {
             case (.createAccounts(_, let balance), .accountsCreated(let created), _):
                 expectedTotal += Int128(created) * Int128(balance)
-            case (.commit, .committed, .prepared(let prepared)?):
+            case (.commit, .committed, .prepared(let prepared)?), (.decideCommit, .committed, .prepared(let prepared)?),
+                (.follow, .committed, .prepared(let prepared)?):
                 switch prepared.move {
                 case nil: expectedTotal += prepared.changes.reduce(0) { $0 + Int128($1.delta) }
                 case .out?: expectedTotal -= Int128(leaving)
@@ -236,6 +237,8 @@ struct LedgerMachine: SimulatedMachine {
         case .prepareMove: kind = "move"
         case .commit: kind = "commit"
         case .abort: kind = "abort"
+        case .decideCommit: kind = "decide"
+        case .follow: kind = "follow"
         case .createAccounts: kind = "create"
         }
         let outcome: String
@@ -282,8 +285,8 @@ struct LedgerMachine: SimulatedMachine {
         for command in run.submitted.values {
             guard let id = command.transaction, canonical.transactions[id] == .committed else { continue }
             switch command {
-            case .prepare(_, _, _, let changes):
-                crossShardNet += changes.reduce(0) { $0 + Int128($1.delta) }
+            case .prepare(_, let transfer):
+                crossShardNet += Int128(transfer.home == cluster ? -transfer.amount.value : transfer.amount.value)
             case .prepareMove(_, _, _, .into(_, let balance, _)):
                 crossShardNet += Int128(balance)
             case .prepareMove(_, _, _, .out(let account, _)):
@@ -304,10 +307,61 @@ struct LedgerMachine: SimulatedMachine {
                 "\(member) holds \(state.ledger.state.total) in all; created \(created) plus committed cross-shard "
                     + "changes \(crossShardNet) make \(created + crossShardNet): money was created or destroyed")
         }
+        found += agreementViolations(run)
         for (member, state) in run.replicas {
             found += state.prepareViolations(member: member)
             found += state.walViolations(member: member)
             found += state.datastoreViolations(member: member, run: run)
+        }
+        return found
+    }
+
+    /// The request id of a transaction's prepare (a cross-shard transfer's or a move's).
+    static func prepareRequestID(_ id: TransactionID) -> RequestID {
+        RequestID(client: id.client, sequence: id.sequence << 3 | 1)
+    }
+
+    /// Money across the two clusters: a cross-shard transaction committed here was committed by the home's own
+    /// decision on the terms the other participant reported (`decideCommit` with this cluster's terms, this cluster
+    /// being the home), or by following the home's commit. The workload plays the other cluster `C2` and proposes those
+    /// only as its replicas would (`Workload.otherPrepared`), so a commit here without one of them, or with other terms,
+    /// is money the other cluster never moved.
+    static func agreementViolations(_ run: FinalRun<LedgerMachine>) -> [String] {
+        var found: [String] = []
+        let canonical = run.canonical.ledger.state
+        for (id, status) in canonical.transactions.sorted(by: { $0.key < $1.key }) where status == .committed {
+            let prepare = run.submitted[prepareRequestID(id)]
+            let home: String
+            switch prepare {
+            case .prepare(_, let transfer)?: home = transfer.home
+            case .prepareMove(_, let moveHome, _, _)?: home = moveHome
+            default: continue
+            }
+            if home == cluster {
+                guard
+                    case .decideCommit(_, let agreed)? = run.submitted[
+                        RequestID(client: id.client, sequence: id.sequence << 3 | 4)]
+                else {
+                    found.append("\(id) committed at its home \(cluster) without the other participant's agreement")
+                    continue
+                }
+                let own: TransactionTerms?
+                switch prepare {
+                case .prepare(_, let transfer)?: own = .transfer(transfer)
+                case .prepareMove(_, _, _, .out(let account, let to))?:
+                    let left = run.canonical.ledger.datastore.first { $0.transaction == id }
+                    guard case .moveOut(account, let balance, _)? = left?.kind else { continue }
+                    own = .move(account, balance: balance, source: cluster, target: to)
+                default: own = nil
+                }
+                if agreed != own {
+                    found.append(
+                        "\(id) committed at \(cluster) as \(String(describing: own)); \(otherCluster) agreed on \(agreed)"
+                    )
+                }
+            } else if run.submitted[LedgerCommand.follow(id, committed: true).requestID] == nil {
+                found.append("\(id) committed at \(cluster) although its home \(home) never chose commit")
+            }
         }
         return found
     }
@@ -393,16 +447,19 @@ struct LedgerMachine: SimulatedMachine {
                     continue
                 }
                 expected = .transfer(from: from, to: to, amount: amount)
-            case .commit(let transaction)?:
-                let prepare = run.submitted[
-                    Self.requestID(for: .prepare(transaction, home: "", participants: [], changes: []))]
+            case .commit(let transaction)?, .decideCommit(let transaction, _)?, .follow(let transaction, true)?:
+                let prepare = run.submitted[Self.prepareRequestID(transaction)]
                 guard let record = records[transaction] else {
                     found.append("\(member): commit of \(transaction) was acknowledged but is not in the datastore")
                     continue
                 }
                 switch prepare {
-                case .prepare(_, _, _, let changes)?:
-                    expected = .crossShard(changes)
+                case .prepare(_, let transfer)?:
+                    expected = .crossShard([
+                        transfer.home == LedgerMachine.cluster
+                            ? AccountChange(account: transfer.from, delta: -transfer.amount.value)
+                            : AccountChange(account: transfer.to, delta: transfer.amount.value)
+                    ])
                 case .prepareMove(_, _, _, .into(let account, let balance, let from))?:
                     expected = .moveIn(account, balance: balance, from: from)
                 case .prepareMove(_, _, _, .out(let account, let to))?:
@@ -433,15 +490,25 @@ struct LedgerMachine: SimulatedMachine {
     // MARK: - Workload
 
     /// Each client sends, from the seed: intra-shard transfers between random accounts (some to itself, some with a
-    /// foreign account, amounts above the balance), cross-shard prepares of this cluster's part followed by the
-    /// client's decision once the vote is known, aborts of transactions never prepared here, late decisions against
-    /// the earlier one, and re-sends of answered requests under their id. The first request of the run creates the
-    /// accounts.
+    /// foreign account, amounts above the balance), cross-shard prepares of whole transfers with the other cluster
+    /// (some malformed: a wrong home, participants that leave this cluster out or name one cluster, accounts on the
+    /// wrong side) and account moves, then decisions: mostly as the replicas would propose them (the home's commit on
+    /// the terms the other cluster reported, or this cluster following the other cluster's decision), and also as a
+    /// hostile client would (a bare commit or abort of a prepared transaction, a commit on terms the other cluster did
+    /// not prepare, following a decision at the home, deciding where the other cluster is the home). Aborts of
+    /// transactions never prepared here, late decisions against the earlier one, and re-sends of answered requests
+    /// under their id. The first request of the run creates the accounts.
+    ///
+    /// The workload plays the other cluster `C2`: for each cross-shard transaction it records what `C2` prepared (the
+    /// client may have told it something else than this cluster) and, where `C2` is the home, what `C2` decided: it
+    /// commits only when both clusters voted yes on the same terms, as its replicas would check.
     struct Workload: SimulatedWorkload {
         /// A prepare answered (or given up) whose decision the client has not sent yet.
         struct Undecided {
             var id: TransactionID
-            var votedYes: Bool
+            /// This cluster's terms when it voted yes (nil: it voted no, or the prepare was given up).
+            var terms: TransactionTerms?
+            var homeHere: Bool
         }
 
         var accountsProposed = false
@@ -449,6 +516,9 @@ struct LedgerMachine: SimulatedMachine {
         var accountsCreated = false
         var nextTransaction: [UInt64: UInt64] = [:]
         var undecided: [UInt64: [Undecided]] = [:]
+        /// What the other cluster prepared for each cross-shard transaction (nil: it voted no). A move's source balance
+        /// is filled in once this cluster, the source, answers.
+        var otherPrepared: [TransactionID: TransactionTerms?] = [:]
         /// Decisions the client will send after their opposite was answered (a commit after an abort and so on).
         var lateDecisions: [UInt64: [LedgerCommand]] = [:]
         var followedByOpposite: Set<RequestID> = []
@@ -477,8 +547,7 @@ struct LedgerMachine: SimulatedMachine {
             let roll = Int.random(in: 0..<100, using: &random)
             if roll < 40, !undecided[client]!.isEmpty {
                 let transaction = undecided[client]!.removeFirst()
-                let commits = Int.random(in: 0..<100, using: &random) < (transaction.votedYes ? 70 : 15)
-                let decision = Self.request(commits ? .commit(transaction.id) : .abort(transaction.id))
+                let decision = Self.request(decision(for: transaction, random: &random))
                 if Int.random(in: 0..<100, using: &random) < 15 { followedByOpposite.insert(decision.id) }
                 return decision
             }
@@ -500,18 +569,7 @@ struct LedgerMachine: SimulatedMachine {
                 return Self.request(.transfer(id, from: from, to: to, amount: amount))
             }
             if kind < 90 {
-                let home = Bool.random(using: &random) ? LedgerMachine.cluster : LedgerMachine.otherCluster
-                var changes: [AccountChange] = []
-                for _ in 0..<(Int.random(in: 0..<5, using: &random) == 0 ? 2 : 1) {
-                    let account = Self.account(random: &random)
-                    let amount = Int64.random(in: 1...LedgerMachine.amountMax, using: &random)
-                    let delta = Bool.random(using: &random) ? amount : -amount
-                    if !changes.contains(where: { $0.account == account }) {
-                        changes.append(AccountChange(account: account, delta: delta))
-                    }
-                }
-                let participants = [LedgerMachine.cluster, LedgerMachine.otherCluster]
-                return Self.request(.prepare(id, home: home, participants: participants, changes: changes))
+                return Self.request(.prepare(id, crossShardTransfer(id, random: &random)))
             }
             if kind < 95 {
                 // An account move: one of the shard's accounts leaves (this cluster is the home), or an account of
@@ -519,6 +577,9 @@ struct LedgerMachine: SimulatedMachine {
                 let participants = [LedgerMachine.cluster, LedgerMachine.otherCluster]
                 if Bool.random(using: &random) {
                     let part = MovePart.out(Self.account(random: &random), to: LedgerMachine.otherCluster)
+                    // The other cluster prepares the arrival once this cluster answers with the balance (`answered`);
+                    // until then it holds nothing.
+                    otherPrepared[id] = .some(nil)
                     return Self.request(
                         .prepareMove(id, home: LedgerMachine.cluster, participants: participants, part: part))
                 }
@@ -527,11 +588,85 @@ struct LedgerMachine: SimulatedMachine {
                     ? Self.account(random: &random) : LedgerMachine.arrivals.randomElement(using: &random)!
                 let balance = Int64.random(in: -1...LedgerMachine.amountMax, using: &random)
                 let part = MovePart.into(account, balance: balance, from: LedgerMachine.otherCluster)
+                // The source locked the account with this balance (or, a hostile client, with another).
+                let locked = Int.random(in: 0..<10, using: &random) == 0 ? balance + 1 : balance
+                otherPrepared[id] = .some(
+                    .move(account, balance: locked, source: LedgerMachine.otherCluster, target: LedgerMachine.cluster))
                 return Self.request(
                     .prepareMove(id, home: LedgerMachine.otherCluster, participants: participants, part: part))
             }
             return Self.request(.abort(id))  // Never prepared here: the abort is remembered, to refuse a late prepare.
         }
+
+        /// A cross-shard transfer between one of this shard's accounts and the other cluster's account, with the home
+        /// the cluster of `from`; sometimes malformed the way a hostile client would send it. Records what the other
+        /// cluster prepared: the same transfer (it votes no one time in five), or, one time in ten, a transfer of
+        /// another amount the client told it instead.
+        mutating func crossShardTransfer(_ id: TransactionID, random: inout SeededRandom) -> CrossShardTransfer {
+            let here = Self.account(random: &random)
+            let there = LedgerMachine.foreignAccount
+            let amount = Amount(Int64.random(in: 1...LedgerMachine.amountMax, using: &random))
+            let homeHere = Bool.random(using: &random)
+            let (cluster, other) = (LedgerMachine.cluster, LedgerMachine.otherCluster)
+            var transfer = CrossShardTransfer(
+                from: homeHere ? here : there, to: homeHere ? there : here, amount: amount,
+                home: homeHere ? cluster : other, participants: [cluster, other])
+            switch Int.random(in: 0..<40, using: &random) {
+            case 0: transfer.home = homeHere ? other : cluster
+            case 1: transfer.participants = [other, "C3"]
+            case 2: transfer.participants = [transfer.home]
+            case 3: transfer.participants = [cluster, cluster]
+            case 4: swap(&transfer.from, &transfer.to)
+            case 5: transfer.to = transfer.from
+            default: break
+            }
+            var toldOther = transfer
+            if Int.random(in: 0..<10, using: &random) == 0 { toldOther.amount = Amount(amount.value + 1) }
+            otherPrepared[id] = .some(Int.random(in: 0..<5, using: &random) == 0 ? nil : .transfer(toldOther))
+            return transfer
+        }
+
+        /// The decision a client's transaction gets: what the replicas would propose (mostly), or a hostile client's.
+        mutating func decision(for transaction: Undecided, random: inout SeededRandom) -> LedgerCommand {
+            let id = transaction.id
+            let other = otherPrepared[id] ?? nil
+            let hostile = Int.random(in: 0..<100, using: &random) < 15
+            if transaction.homeHere {
+                if hostile {
+                    switch Int.random(in: 0..<3, using: &random) {
+                    case 0: return .commit(id)
+                    case 1: return .follow(id, committed: true)
+                    default:
+                        // A commit on terms the other cluster did not report, forged.
+                        if case .transfer(var forged)? = transaction.terms {
+                            forged.amount = Amount(forged.amount.value + 1)
+                            return .decideCommit(id, agreed: .transfer(forged))
+                        }
+                        return .commit(id)
+                    }
+                }
+                // The home's replicas commit on the terms the other cluster reported, if it prepared; else abort.
+                if let other, transaction.terms != nil, Int.random(in: 0..<100, using: &random) < 75 {
+                    return .decideCommit(id, agreed: other)
+                }
+                return .abort(id)
+            }
+            // The other cluster is the home: it commits only when both voted yes on the same terms.
+            let otherCommits =
+                transaction.terms != nil && transaction.terms == other && Int.random(in: 0..<100, using: &random) < 70
+            if hostile {
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: return .commit(id)
+                case 1: return .abort(id)
+                default: return .decideCommit(id, agreed: transaction.terms ?? other ?? .transfer(Self.anyTransfer))
+                }
+            }
+            return .follow(id, committed: otherCommits)
+        }
+
+        static let anyTransfer = CrossShardTransfer(
+            from: LedgerMachine.foreignAccount, to: AccountID(1), amount: Amount(1), home: LedgerMachine.otherCluster,
+            participants: [LedgerMachine.cluster, LedgerMachine.otherCluster])
 
         /// Mostly one of the shard's accounts, sometimes one that lives elsewhere.
         static func account(random: inout SeededRandom) -> AccountID {
@@ -550,7 +685,7 @@ struct LedgerMachine: SimulatedMachine {
             guard !resent.contains(request.id) else { return false }
             switch request.command {
             case .transfer, .prepare, .prepareMove: return true
-            case .commit, .abort, .createAccounts: return false
+            case .commit, .abort, .decideCommit, .follow, .createAccounts: return false
             }
         }
 
@@ -560,19 +695,30 @@ struct LedgerMachine: SimulatedMachine {
             answered[client]!.append(request)
             if answered[client]!.count > 8 { answered[client]!.removeFirst() }
             switch request.command {
-            case .prepare(let id, _, _, _), .prepareMove(let id, _, _, _):
-                if !resent.contains(request.id) {
-                    let yes: Bool
-                    switch result {
-                    case .preparedYes, .preparedMove: yes = true
-                    default: yes = false
-                    }
-                    undecided[client]!.append(Undecided(id: id, votedYes: yes))
+            case .prepare(let id, let transfer) where !resent.contains(request.id):
+                let terms: TransactionTerms? = result == .preparedYes ? .transfer(transfer) : nil
+                undecided[client]!.append(
+                    Undecided(id: id, terms: terms, homeHere: transfer.home == LedgerMachine.cluster))
+            case .prepareMove(let id, let home, _, let part) where !resent.contains(request.id):
+                var terms: TransactionTerms?
+                switch (part, result) {
+                case (.out(let account, let to), .preparedMove(let balance)):
+                    terms = .move(account, balance: balance, source: LedgerMachine.cluster, target: to)
+                    // The target prepares the arrival with the balance the source reported (a hostile client: another).
+                    // (Answers carry no random source: the choice is a hash of the id, the same in every replay.)
+                    let told = StableDigest.mix(id.client ^ id.sequence) % 10 == 0 ? balance + 1 : balance
+                    otherPrepared[id] = .some(
+                        .move(account, balance: told, source: LedgerMachine.cluster, target: to))
+                case (.into(let account, let balance, let from), .preparedYes):
+                    terms = .move(account, balance: balance, source: from, target: LedgerMachine.cluster)
+                default:
+                    terms = nil
                 }
-            case .commit(let id) where followedByOpposite.remove(request.id) != nil:
-                lateDecisions[client]!.append(.abort(id))
-            case .abort(let id) where followedByOpposite.remove(request.id) != nil:
-                lateDecisions[client]!.append(.commit(id))
+                undecided[client]!.append(Undecided(id: id, terms: terms, homeHere: home == LedgerMachine.cluster))
+            case .commit(let id), .decideCommit(let id, _), .follow(let id, true):
+                if followedByOpposite.remove(request.id) != nil { lateDecisions[client]!.append(.abort(id)) }
+            case .abort(let id), .follow(let id, false):
+                if followedByOpposite.remove(request.id) != nil { lateDecisions[client]!.append(.commit(id)) }
             default:
                 break
             }
@@ -581,8 +727,11 @@ struct LedgerMachine: SimulatedMachine {
         /// A prepare given up was never applied: the client aborts it (an abort of a transaction unknown here).
         mutating func abandoned(_ request: Request<LedgerCommand>) {
             switch request.command {
-            case .prepare(let id, _, _, _), .prepareMove(let id, _, _, _):
-                undecided[id.client]!.append(Undecided(id: id, votedYes: false))
+            case .prepare(let id, let transfer):
+                undecided[id.client]!.append(
+                    Undecided(id: id, terms: nil, homeHere: transfer.home == LedgerMachine.cluster))
+            case .prepareMove(let id, let home, _, _):
+                undecided[id.client]!.append(Undecided(id: id, terms: nil, homeHere: home == LedgerMachine.cluster))
             default:
                 break
             }

@@ -105,7 +105,9 @@ import Testing
 
     /// Whole ledger shards under faults: every replica keeps the ledger's invariants after every slot and ends with
     /// the same balances, locks, transactions, WAL and datastore as the canonical application of the chosen log;
-    /// money is conserved; every transfer acknowledged as committed is in every replica's datastore.
+    /// money is conserved, here and across the two clusters (a cross-shard transaction commits here only on the home's
+    /// decision, on the terms the other cluster prepared, whatever hostile clients send); every transfer acknowledged as
+    /// committed is in every replica's datastore.
     @Test func ledgerShardsHoldUnderFaults() async {
         let reports = await Self.run(LedgerMachine.self, seeds: Self.ledgerSeeds, steps: Self.steps, fault: nil)
         let failed = reports.filter { !$0.violations.isEmpty }
@@ -135,7 +137,9 @@ import Testing
         let twoPhase =
             "prepares \(count("prepare")) (yes \(count("prepare yes")), no "
             + "\(count("prepare") - count("prepare yes"))); moves prepared \(count("move")) (yes \(count("move yes")), "
-            + "\(outcomes("move", ["moving", "moved", "invalid", "locked"]))); commits \(count("commit")) "
+            + "\(outcomes("move", ["moving", "moved", "invalid", "locked"]))); home commits \(count("decide")) "
+            + "(\(outcomes("decide", ["committed", "refused"]))); followed decisions \(count("follow")) "
+            + "(\(outcomes("follow", ["committed", "aborted", "refused"]))); client commits \(count("commit")) "
             + "(\(outcomes("commit", ["committed", "refused"]))); aborts \(count("abort")) "
             + "(\(outcomes("abort", ["aborted", "refused"])))"
         let reads =
@@ -152,7 +156,8 @@ import Testing
             #expect(sum(\.snapshotsInstalled) > 0)
             for key in [
                 "transfer committed", "transfer insufficient funds", "transfer locked", "transfer unknown account",
-                "transfer invalid", "prepare yes", "prepare locked", "commit committed", "commit refused",
+                "transfer invalid", "prepare yes", "prepare locked", "prepare invalid", "decide committed",
+                "decide refused", "follow committed", "follow aborted", "follow refused", "commit refused",
                 "abort aborted", "abort refused", "move yes", "move moving", "move moved", "transfer moving",
                 "transfer moved",
             ] {

@@ -10,7 +10,7 @@ import Paxos
 /// `CodecError` naming the offset: bytes from a disk or a peer never crash the process.
 public enum LedgerCodec {
     /// The format this build writes and reads. A change to any encoding gets a new version.
-    public static let formatVersion: UInt8 = 2
+    public static let formatVersion: UInt8 = 3
 
     /// What an encoding holds (its second byte).
     enum Kind: UInt8, CaseIterable {
@@ -51,8 +51,9 @@ public enum LedgerCodec {
         encoding(.ballot) { $0.ballot(ballot) }
     }
 
-    public static func encode(_ status: LedgerState.Status) -> [UInt8] {
-        encoding(.status) { $0.status(status) }
+    /// A transaction's status and the command that opened it (nil for an abort recorded before any prepare).
+    public static func encode(_ status: LedgerState.Status, opening: LedgerCommand?) -> [UInt8] {
+        encoding(.status) { $0.transactionRecord(status, opening: opening) }
     }
 
     public static func encode(_ record: WALRecord) -> [UInt8] {
@@ -89,8 +90,10 @@ public enum LedgerCodec {
         try decoding(bytes, .ballot) { reader throws(CodecError) in try reader.ballot("the ballot") }
     }
 
-    public static func decodeStatus(_ bytes: [UInt8]) throws(CodecError) -> LedgerState.Status {
-        try decoding(bytes, .status) { reader throws(CodecError) in try reader.status() }
+    public static func decodeStatus(_ bytes: [UInt8]) throws(CodecError) -> (
+        status: LedgerState.Status, opening: LedgerCommand?
+    ) {
+        try decoding(bytes, .status) { reader throws(CodecError) in try reader.transactionRecord() }
     }
 
     public static func decodeWALRecord(_ bytes: [UInt8]) throws(CodecError) -> WALRecord {
@@ -124,8 +127,10 @@ public enum LedgerCodec {
     /// outside the process are checked with this before they are proposed; encoding one over a limit traps.
     public static func limitViolation(in command: LedgerCommand) -> String? {
         switch command {
-        case .transfer, .commit, .abort:
+        case .transfer, .commit, .abort, .follow, .decideCommit(_, .move):
             return nil
+        case .decideCommit(_, .transfer(let transfer)):
+            return limitViolation(in: .prepare(TransactionID(client: 1, sequence: 1), transfer))
         case .prepareMove(_, let home, let participants, let part):
             let other: String
             switch part {
@@ -140,16 +145,15 @@ public enum LedgerCodec {
                 return "\(participants.count) participants are over the limit of \(CodecLimits.participantsMax)"
             }
             return nil
-        case .prepare(_, let home, let participants, let changes):
-            for name in [home] + participants where name.utf8.count > CodecLimits.clusterNameBytesMax {
+        case .prepare(_, let transfer):
+            for name in [transfer.home] + transfer.participants
+            where name.utf8.count > CodecLimits.clusterNameBytesMax {
                 return
                     "cluster name of \(name.utf8.count) bytes is over the limit of \(CodecLimits.clusterNameBytesMax)"
             }
-            if participants.count > CodecLimits.participantsMax {
-                return "\(participants.count) participants are over the limit of \(CodecLimits.participantsMax)"
-            }
-            if changes.count > CodecLimits.changesPerPrepareMax {
-                return "\(changes.count) account changes are over the limit of \(CodecLimits.changesPerPrepareMax)"
+            if transfer.participants.count > CodecLimits.participantsMax {
+                return
+                    "\(transfer.participants.count) participants are over the limit of \(CodecLimits.participantsMax)"
             }
             return nil
         case .createAccounts(let ranges, _):
@@ -236,12 +240,10 @@ extension BinaryWriter {
             account(from)
             account(to)
             self.amount(amount)
-        case .prepare(let id, let home, let participants, let changes):
+        case .prepare(let id, let transfer):
             byte(2)
             transaction(id)
-            clusterName(home)
-            clusterNames(participants)
-            self.changes(changes)
+            crossShardTransfer(transfer)
         case .prepareMove(let id, let home, let participants, let part):
             byte(6)
             transaction(id)
@@ -254,6 +256,14 @@ extension BinaryWriter {
         case .abort(let id):
             byte(4)
             transaction(id)
+        case .decideCommit(let id, let agreed):
+            byte(7)
+            transaction(id)
+            terms(agreed)
+        case .follow(let id, let committed):
+            byte(8)
+            transaction(id)
+            byte(committed ? 1 : 0)
         case .createAccounts(let ranges, let balance):
             byte(5)
             count(ranges.count, limit: CodecLimits.rangesPerCommandMax, "account ranges")
@@ -262,6 +272,38 @@ extension BinaryWriter {
                 account(range.upperBound)
             }
             signed(balance)
+        }
+    }
+
+    mutating func crossShardTransfer(_ transfer: CrossShardTransfer) {
+        account(transfer.from)
+        account(transfer.to)
+        amount(transfer.amount)
+        clusterName(transfer.home)
+        clusterNames(transfer.participants)
+    }
+
+    mutating func terms(_ terms: TransactionTerms) {
+        switch terms {
+        case .transfer(let transfer):
+            byte(1)
+            crossShardTransfer(transfer)
+        case .move(let account, let balance, let source, let target):
+            byte(2)
+            self.account(account)
+            signed(balance)
+            clusterName(source)
+            clusterName(target)
+        }
+    }
+
+    mutating func transactionRecord(_ status: LedgerState.Status, opening: LedgerCommand?) {
+        self.status(status)
+        if let opening {
+            byte(1)
+            command(opening)
+        } else {
+            byte(0)
         }
     }
 
@@ -401,6 +443,7 @@ extension BinaryWriter {
     mutating func snapshot(_ snapshot: LedgerSnapshot) {
         let state = snapshot.state
         let entriesMax = CodecLimits.snapshotEntriesMax
+        clusterName(state.cluster)
         signed(state.minBalance)
         count(state.balances.count, limit: entriesMax, "balances")
         for (account, balance) in state.balances.sorted(by: { $0.key < $1.key }) {
@@ -415,7 +458,7 @@ extension BinaryWriter {
         count(state.transactions.count, limit: entriesMax, "transactions")
         for (id, status) in state.transactions.sorted(by: { $0.key < $1.key }) {
             transaction(id)
-            self.status(status)
+            transactionRecord(status, opening: state.openings[id])
         }
         count(state.movedOut.count, limit: entriesMax, "moved-out accounts")
         for (account, cluster) in state.movedOut.sorted(by: { $0.key < $1.key }) {
@@ -515,8 +558,39 @@ extension BinaryReader {
         return changes
     }
 
+    mutating func crossShardTransfer() throws(CodecError) -> CrossShardTransfer {
+        let from = try account("the from account of a cross-shard transfer")
+        let to = try account("the to account of a cross-shard transfer")
+        let amount = try self.amount("the amount of a cross-shard transfer")
+        let home = try clusterName("the home cluster")
+        return CrossShardTransfer(from: from, to: to, amount: amount, home: home, participants: try clusterNames())
+    }
+
+    mutating func terms() throws(CodecError) -> TransactionTerms {
+        guard try tag("the terms of a transaction", max: 2) == 2 else { return .transfer(try crossShardTransfer()) }
+        let account = try self.account("the account of a move")
+        let balance = try signed("the balance of moving account \(account)")
+        let source = try clusterName("the source of a move")
+        return .move(account, balance: balance, source: source, target: try clusterName("the target of a move"))
+    }
+
+    mutating func transactionRecord() throws(CodecError) -> (status: LedgerState.Status, opening: LedgerCommand?) {
+        let status = try self.status()
+        let start = offset
+        switch try byte("whether a transaction has its opening") {
+        case 0: return (status, nil)
+        case 1:
+            let opening = try command()
+            switch opening {
+            case .transfer, .prepare, .prepareMove: return (status, opening)
+            default: throw failure("a transaction is opened by \(opening.summary)", at: start)
+            }
+        case let flag: throw failure("flag \(flag) of a transaction's opening is neither 0 nor 1", at: start)
+        }
+    }
+
     mutating func command() throws(CodecError) -> LedgerCommand {
-        switch try tag("a command", max: 6) {
+        switch try tag("a command", max: 8) {
         case 1:
             let id = try transaction("a transfer")
             let from = try account("the from account of a transfer")
@@ -525,10 +599,7 @@ extension BinaryReader {
             return .transfer(id, from: from, to: to, amount: amount)
         case 2:
             let id = try transaction("a prepare")
-            let home = try clusterName("the home cluster")
-            let participants = try clusterNames()
-            let changes = try self.changes()
-            return .prepare(id, home: home, participants: participants, changes: changes)
+            return .prepare(id, try crossShardTransfer())
         case 3:
             return .commit(try transaction("a commit"))
         case 4:
@@ -538,6 +609,17 @@ extension BinaryReader {
             let home = try clusterName("the home cluster")
             let participants = try clusterNames()
             return .prepareMove(id, home: home, participants: participants, part: try movePart())
+        case 7:
+            let id = try transaction("the home's commit")
+            return .decideCommit(id, agreed: try terms())
+        case 8:
+            let id = try transaction("a followed decision")
+            let start = offset
+            switch try byte("the decision followed") {
+            case 0: return .follow(id, committed: false)
+            case 1: return .follow(id, committed: true)
+            case let flag: throw failure("decision \(flag) is neither 0 (abort) nor 1 (commit)", at: start)
+            }
         default:
             let count = try self.count(
                 "account ranges", limit: CodecLimits.rangesPerCommandMax, limitName: "rangesPerCommandMax")
@@ -700,6 +782,7 @@ extension BinaryReader {
 
     mutating func snapshot() throws(CodecError) -> LedgerSnapshot {
         let stateStart = offset
+        let cluster = try clusterName("the cluster of the ledger")
         let minBalance = try signed("the minimum balance")
 
         var balances: [AccountID: Int64] = [:]
@@ -725,6 +808,7 @@ extension BinaryReader {
         }
 
         var transactions: [TransactionID: LedgerState.Status] = [:]
+        var openings: [TransactionID: LedgerCommand] = [:]
         var previousTransaction: TransactionID?
         let transactionCount = try snapshotCount("transactions")
         transactions.reserveCapacity(transactionCount)
@@ -732,7 +816,9 @@ extension BinaryReader {
             let start = offset
             let id = try transaction("a transaction")
             try ascending(id, after: previousTransaction, name: { "transaction \($0)" }, in: "transactions", at: start)
-            transactions[id] = try status()
+            let record = try transactionRecord()
+            transactions[id] = record.status
+            openings[id] = record.opening
             previousTransaction = id
         }
 
@@ -750,8 +836,8 @@ extension BinaryReader {
         let state: LedgerState
         do {
             state = try LedgerState(
-                minBalance: minBalance, balances: balances, locks: locks, transactions: transactions,
-                movedOut: movedOut)
+                cluster: cluster, minBalance: minBalance, balances: balances, locks: locks,
+                transactions: transactions, openings: openings, movedOut: movedOut)
         } catch {
             throw failure("the ledger state breaks an invariant: \(error.description)", at: stateStart)
         }

@@ -48,21 +48,75 @@ public enum MovePart: Hashable, Sendable {
     }
 }
 
+/// A transfer between accounts of two clusters, as every participant of its two-phase commit receives it: the whole
+/// transfer, not one cluster's part, so each participant derives its own part and checks it (DESIGN §5.5). The home is
+/// the cluster of `from` (the debit): its decision is final. `participants` are the two clusters, home included.
+public struct CrossShardTransfer: Hashable, Sendable, CustomStringConvertible {
+    public var from: AccountID
+    public var to: AccountID
+    public var amount: Amount
+    public var home: String
+    public var participants: [String]
+
+    public init(from: AccountID, to: AccountID, amount: Amount, home: String, participants: [String]) {
+        self.from = from
+        self.to = to
+        self.amount = amount
+        self.home = home
+        self.participants = participants
+    }
+
+    public var description: String {
+        "\(amount) from \(from) (home \(home)) to \(to), participants \(participants.joined(separator: ", "))"
+    }
+}
+
+/// What a participant of a cross-shard transaction prepared, in a form every participant computes alike from its own
+/// record: the home commits only when every other participant reports exactly the home's own terms, so the debit at
+/// the home and the credit elsewhere are one amount (DESIGN §5.5).
+public enum TransactionTerms: Hashable, Sendable, CustomStringConvertible {
+    case transfer(CrossShardTransfer)
+    /// An account move: `account` leaves `source` (the home) holding `balance` and arrives at `target` with it.
+    case move(AccountID, balance: Int64, source: String, target: String)
+
+    public var description: String {
+        switch self {
+        case .transfer(let transfer): return "transfer of \(transfer)"
+        case .move(let account, let balance, let source, let target):
+            return "move of account \(account) with balance \(balance) from \(source) to \(target)"
+        }
+    }
+}
+
 /// A command the replicas of one cluster order with Paxos and apply to `LedgerState`.
+///
+/// Clients send `transfer`, `prepare`, `prepareMove`, `commit` and `abort`. A decision on a prepared cross-shard
+/// transaction reaches the log only as `decideCommit` (the home, once every other participant reported the same
+/// terms) or `follow` (another participant, once it learned the home's decision): replicas propose those, never
+/// clients, so a client cannot make a cluster commit what its home did not.
 public enum LedgerCommand: Hashable, Sendable {
     /// An intra-shard transfer: both accounts live in this cluster; one consensus decision.
     case transfer(TransactionID, from: AccountID, to: AccountID, amount: Amount)
-    /// 2PC prepare: lock the accounts and record the planned changes if every account is here, free, and every
-    /// debit is covered (vote yes); otherwise remember the abort (vote no). `home` is the cluster whose decision
-    /// is final; `participants` are every cluster involved, home included.
-    case prepare(TransactionID, home: String, participants: [String], changes: [AccountChange])
-    /// 2PC prepare of an account move: this cluster's part (`MovePart`). Commit and abort are the transfers' own.
+    /// 2PC prepare of a cross-shard transfer. The home (the cluster of `from`) locks `from` and plans the debit; the
+    /// other participant locks `to` and plans the credit. Each checks its own part (vote yes) or records the abort
+    /// (vote no).
+    case prepare(TransactionID, CrossShardTransfer)
+    /// 2PC prepare of an account move: this cluster's part (`MovePart`). The source is the home.
     case prepareMove(TransactionID, home: String, participants: [String], part: MovePart)
-    /// 2PC commit: apply the recorded changes and release the locks. Refused for an unknown or aborted transaction.
+    /// A client's commit. At the home of a prepared transaction it becomes `decideCommit` once the other participants
+    /// agree; at another participant, `follow` once the home chose commit. Applied as it is, it only answers what is
+    /// already decided: committed, or refused.
     case commit(TransactionID)
-    /// 2PC abort: drop the recorded changes and release the locks. For an unknown transaction it records the abort,
-    /// so a late prepare or commit is refused.
+    /// Abort. At the home it is the decision (refused once committed); at another participant it records the abort of
+    /// a transaction not prepared there (so a late prepare is refused) and is refused for a prepared one, which
+    /// follows its home.
     case abort(TransactionID)
+    /// The home's commit: every other participant reported it prepared `agreed`, which must be this cluster's own
+    /// terms. Proposed by the home's replicas only.
+    case decideCommit(TransactionID, agreed: TransactionTerms)
+    /// A participant other than the home applies the home's decision, learned from the home. Proposed by replicas
+    /// only.
+    case follow(TransactionID, committed: Bool)
     /// Creates the accounts of these ranges that do not exist yet, each with `balance` (from the catalog at first
     /// start). Idempotent.
     case createAccounts([ClosedRange<AccountID>], balance: Int64)
@@ -70,10 +124,18 @@ public enum LedgerCommand: Hashable, Sendable {
     /// The transaction a command belongs to, if any.
     public var transaction: TransactionID? {
         switch self {
-        case .transfer(let id, _, _, _), .prepare(let id, _, _, _), .prepareMove(let id, _, _, _), .commit(let id),
-            .abort(let id):
+        case .transfer(let id, _, _, _), .prepare(let id, _), .prepareMove(let id, _, _, _), .commit(let id),
+            .abort(let id), .decideCommit(let id, _), .follow(let id, _):
             return id
         case .createAccounts: return nil
+        }
+    }
+
+    /// Whether only a replica may propose the command (a client sending one is refused).
+    public var isReplicaOnly: Bool {
+        switch self {
+        case .decideCommit, .follow, .createAccounts: return true
+        case .transfer, .prepare, .prepareMove, .commit, .abort: return false
         }
     }
 }
@@ -103,7 +165,7 @@ public enum AbortReason: Hashable, Sendable, CustomStringConvertible {
         case .insufficientFunds(let account, let balance):
             return "insufficient funds in \(account) (balance \(balance))"
         case .locked(let account, let owner): return "account \(account) is locked by \(owner)"
-        case .unknownAccount(let account): return "account \(account) is not in this shard"
+        case .unknownAccount(let account): return "account \(account) is not held by this cluster"
         case .balanceOverflow(let account): return "balance of \(account) would overflow"
         case .aborted: return "transaction aborted"
         case .invalid(let text): return "invalid: \(text)"
@@ -133,23 +195,48 @@ extension LedgerCommand {
     /// The client id reserved for commands a cluster proposes for itself (account creation).
     public static let clusterClient: UInt64 = 0
 
-    /// The Paxos request id of this command. The commands of one transaction (prepare, then commit or abort) are
-    /// different requests, so each gets its own id: the transaction's sequence times four plus the command kind.
-    /// A retried command keeps its id. Transaction sequences must stay below 2^62 (`isValidSequence`).
+    /// The Paxos request id of this command. The commands of one transaction (prepare, then commit or abort, and the
+    /// replicas' own decisions) are different requests, so each gets its own id: the transaction's sequence times
+    /// eight plus the command kind. A retried command keeps its id. Transaction sequences must stay below 2^61
+    /// (`TransactionID.isValid`).
     public var requestID: RequestID {
+        let kind: UInt64
         switch self {
-        case .transfer(let id, _, _, _): return RequestID(client: id.client, sequence: id.sequence << 2)
-        case .prepare(let id, _, _, _), .prepareMove(let id, _, _, _):
-            return RequestID(client: id.client, sequence: id.sequence << 2 | 1)
-        case .commit(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 2)
-        case .abort(let id): return RequestID(client: id.client, sequence: id.sequence << 2 | 3)
+        case .transfer: kind = 0
+        case .prepare, .prepareMove: kind = 1
+        case .commit: kind = 2
+        case .abort: kind = 3
+        case .decideCommit: kind = 4
+        case .follow(_, true): kind = 5
+        case .follow(_, false): kind = 6
         case .createAccounts: return RequestID(client: LedgerCommand.clusterClient, sequence: 1)
         }
+        let id = transaction!
+        return RequestID(client: id.client, sequence: id.sequence << 3 | kind)
     }
 }
 
 extension TransactionID {
-    /// Whether the id can name a transaction: sequences are at most 2^62 - 1 (see `LedgerCommand.requestID`), and
+    /// Whether the id can name a transaction: sequences are at most 2^61 - 1 (see `LedgerCommand.requestID`), and
     /// client 0 is the cluster's own.
-    public var isValid: Bool { client != LedgerCommand.clusterClient && sequence < (1 << 62) }
+    public var isValid: Bool { client != LedgerCommand.clusterClient && sequence < (1 << 61) }
+}
+
+extension LedgerCommand {
+    /// The command in words, for refusals that name it: `transfer of 2 from 1 to 2`.
+    public var summary: String {
+        switch self {
+        case .transfer(_, let from, let to, let amount): return "a transfer of \(amount) from \(from) to \(to)"
+        case .prepare(_, let transfer): return "a prepare of \(transfer)"
+        case .prepareMove(_, let home, _, .out(let account, let to)):
+            return "a prepare of the move of account \(account) from \(home) to \(to)"
+        case .prepareMove(_, _, _, .into(let account, let balance, let from)):
+            return "a prepare of the move of account \(account) with balance \(balance) from \(from)"
+        case .commit(let id): return "a commit of \(id)"
+        case .abort(let id): return "an abort of \(id)"
+        case .decideCommit(let id, let agreed): return "the home's commit of \(id) as a \(agreed)"
+        case .follow(let id, let committed): return "the home's decision to \(committed ? "commit" : "abort") \(id)"
+        case .createAccounts: return "an account creation"
+        }
+    }
 }

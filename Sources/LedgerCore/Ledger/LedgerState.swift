@@ -2,13 +2,19 @@ import Paxos
 
 /// The replicated state of one cluster's shard: balances, the lock table and every transaction seen.
 ///
+/// The state knows which cluster it is, so that each participant of a cross-shard transaction derives and checks its
+/// own part of it, and applies a decision only from where it may come: the home decides, after every other participant
+/// reported the same terms (`decideCommit`); the others follow the home (`follow`). Whatever commands a client sends,
+/// no cluster credits what its home did not debit (DESIGN §5.5).
+///
 /// Applying is deterministic and identical on every replica: the same commands in the same order give the same
 /// state, the same `Effects` and the same results. Invariants (checked by the tests and the simulator):
 /// - no balance is below `minBalance`;
 /// - an account is locked only by a transaction recorded as prepared, and that transaction's changes (or move) touch
 ///   it; a locked account exists, unless a prepared move into this cluster reserves it;
 /// - an account moved out (`movedOut`) has no balance here;
-/// - a transaction id takes effect at most once: a retried command returns the recorded result, changing nothing.
+/// - a transaction id takes effect at most once: a retried command returns the recorded result, changing nothing; the
+///   same id with other content is refused (`openings` keeps what each id was first used for).
 public struct LedgerState: Hashable, Sendable {
     /// A transaction as this cluster knows it.
     public enum Status: Hashable, Sendable {
@@ -42,14 +48,20 @@ public struct LedgerState: Hashable, Sendable {
         public var accounts: [AccountID] { move.map { [$0.account] } ?? changes.map(\.account) }
     }
 
+    /// The cluster whose shard this is.
+    public let cluster: String
     public let minBalance: Int64
     public private(set) var balances: [AccountID: Int64] = [:]
     public private(set) var locks: [AccountID: TransactionID] = [:]
     public private(set) var transactions: [TransactionID: Status] = [:]
+    /// The command that opened each transaction (a transfer, a prepare or a move's prepare); absent for a transaction
+    /// an abort recorded before any prepare arrived.
+    public private(set) var openings: [TransactionID: LedgerCommand] = [:]
     /// Accounts moved out of this cluster by a rebalance, with the cluster each went to.
     public private(set) var movedOut: [AccountID: String] = [:]
 
-    public init(minBalance: Int64) {
+    public init(cluster: String, minBalance: Int64) {
+        self.cluster = cluster
         self.minBalance = minBalance
     }
 
@@ -77,10 +89,17 @@ public struct LedgerState: Hashable, Sendable {
         }
     }
 
-    /// A transaction's new status.
+    /// A transaction's new status, with the command that opened it.
     public struct TransactionUpdate: Hashable, Sendable {
         public var id: TransactionID
         public var status: Status
+        public var opening: LedgerCommand?
+
+        public init(id: TransactionID, status: Status, opening: LedgerCommand?) {
+            self.id = id
+            self.status = status
+            self.opening = opening
+        }
     }
 
     /// Applies one chosen command. `slot` is the slot that chose it and `ballot` the ballot of the leader that
@@ -89,14 +108,18 @@ public struct LedgerState: Hashable, Sendable {
         switch command {
         case .transfer(let id, let from, let to, let amount):
             return transfer(id, from: from, to: to, amount: amount, slot: slot, ballot: ballot)
-        case .prepare(let id, let home, let participants, let changes):
-            return prepare(id, home: home, participants: participants, changes: changes, slot: slot)
+        case .prepare(let id, let transfer):
+            return prepare(id, transfer, slot: slot)
         case .prepareMove(let id, let home, let participants, let part):
             return prepareMove(id, home: home, participants: participants, part: part, slot: slot)
         case .commit(let id):
-            return commit(id, slot: slot, ballot: ballot)
+            return clientCommit(id)
         case .abort(let id):
             return abort(id)
+        case .decideCommit(let id, let agreed):
+            return decideCommit(id, agreed: agreed, slot: slot, ballot: ballot)
+        case .follow(let id, let committed):
+            return follow(id, committed: committed, slot: slot, ballot: ballot)
         case .createAccounts(let ranges, let balance):
             return createAccounts(ranges, balance: balance)
         }
@@ -114,12 +137,96 @@ public struct LedgerState: Hashable, Sendable {
         }
     }
 
+    /// What this cluster knows of a transaction, for `TransactionStatus` and for the other participants.
+    public enum Report: Hashable, Sendable {
+        case committed
+        case aborted(AbortReason)
+        /// Prepared here and undecided; `terms` as this cluster prepared them.
+        case prepared(TransactionTerms, home: String)
+        case unknown
+
+        /// Committed or aborted: final wherever it is read.
+        public var isDecided: Bool {
+            switch self {
+            case .committed, .aborted: return true
+            case .prepared, .unknown: return false
+            }
+        }
+    }
+
+    public func report(of id: TransactionID) -> Report {
+        switch transactions[id] {
+        case .committed: return .committed
+        case .aborted(let reason): return .aborted(reason)
+        case .prepared(let prepared): return .prepared(terms(of: id)!, home: prepared.home)
+        case nil: return .unknown
+        }
+    }
+
+    /// The terms of a transaction prepared here, computed from what opened it: the home and the other participant
+    /// compute equal terms exactly when they prepared the same transaction (a move's source contributes the balance it
+    /// locked, its target the balance it was told).
+    public func terms(of id: TransactionID) -> TransactionTerms? {
+        guard case .prepared = transactions[id] else { return nil }
+        switch openings[id] {
+        case .prepare(_, let transfer)?:
+            return .transfer(transfer)
+        case .prepareMove(_, let home, _, .out(let account, let to))?:
+            return .move(account, balance: balances[account]!, source: home, target: to)
+        case .prepareMove(_, _, _, .into(let account, let balance, let from))?:
+            return .move(account, balance: balance, source: from, target: cluster)
+        default:
+            return nil
+        }
+    }
+
+    /// How a replica must handle a client's command before it proposes it: most go to the log as they are; a commit at
+    /// the home of a prepared transaction waits for the other participants to confirm the same terms; a commit or abort
+    /// at another participant of a prepared transaction waits for the home's decision. From this replica's applied
+    /// state, which may lag: the ledger refuses a command that arrives in the log on the wrong path.
+    public enum Route: Hashable, Sendable {
+        case propose
+        /// Ask each of `participants` for its report; propose `decideCommit(id, agreed: terms)` if all report `terms`.
+        case confirm(TransactionID, terms: TransactionTerms, participants: [String])
+        /// Ask `home` for its decision; propose `follow` once it has one. `aborting`: a client's abort, which may
+        /// have the home decide now (it may abort at the home itself).
+        case learn(TransactionID, home: String, aborting: Bool)
+    }
+
+    public func route(_ command: LedgerCommand) -> Route {
+        switch command {
+        case .commit(let id):
+            guard case .prepared(let prepared) = transactions[id] else { return .propose }
+            guard prepared.home == cluster else { return .learn(id, home: prepared.home, aborting: false) }
+            return .confirm(id, terms: terms(of: id)!, participants: prepared.participants.filter { $0 != cluster })
+        case .abort(let id):
+            guard case .prepared(let prepared) = transactions[id], prepared.home != cluster else { return .propose }
+            return .learn(id, home: prepared.home, aborting: true)
+        default:
+            return .propose
+        }
+    }
+
     // MARK: - Commands
+
+    /// The answer to a command that opens a transaction whose id is known here: the recorded result when it is the
+    /// same command (a retry), a refusal naming both when it is another. Nil for a new id.
+    private func repeated(_ command: LedgerCommand, _ id: TransactionID) -> Effects? {
+        guard let recorded = recordedResult(of: id) else { return nil }
+        if let first = openings[id], first != command {
+            return Effects(
+                result: .refused(
+                    "transaction \(id) was first used for \(first.summary); this request is \(command.summary): one id "
+                        + "names one transaction"))
+        }
+        return Effects(result: recorded)
+    }
 
     private mutating func transfer(
         _ id: TransactionID, from: AccountID, to: AccountID, amount: Amount, slot: Slot, ballot: Ballot
     ) -> Effects {
-        if let recorded = recordedResult(of: id) { return Effects(result: recorded) }
+        let command = LedgerCommand.transfer(id, from: from, to: to, amount: amount)
+        if let answer = repeated(command, id) { return answer }
         let reason: AbortReason?
         if from == to {
             reason = .invalid("transfer from \(from) to itself")
@@ -133,7 +240,7 @@ public struct LedgerState: Hashable, Sendable {
         if let reason {
             effects = Effects(result: .aborted(reason))
             effects.wal = [WALRecord(transaction: id, kind: .start), WALRecord(transaction: id, kind: .abort)]
-            record(id, .aborted(reason), in: &effects)
+            record(id, .aborted(reason), opening: command, in: &effects)
             return effects
         }
         effects = Effects(result: .committed)
@@ -143,44 +250,60 @@ public struct LedgerState: Hashable, Sendable {
         effects.wal.append(WALRecord(transaction: id, kind: .commit))
         effects.datastore = DatastoreRecord(
             transaction: id, kind: .transfer(from: from, to: to, amount: amount), slot: slot, ballot: ballot)
-        record(id, .committed, in: &effects)
+        record(id, .committed, opening: command, in: &effects)
         return effects
     }
 
-    private mutating func prepare(
-        _ id: TransactionID, home: String, participants: [String], changes: [AccountChange], slot: Slot
-    ) -> Effects {
-        if let recorded = recordedResult(of: id) { return Effects(result: recorded) }
-        var reason: AbortReason?
-        if changes.isEmpty {
-            reason = .invalid("a prepare with no changes")
-        } else if Set(changes.map(\.account)).count != changes.count {
-            reason = .invalid("a prepare that names an account twice")
-        } else if !participants.contains(home) {
-            reason = .invalid("home cluster \(home) is not among the participants")
+    private mutating func prepare(_ id: TransactionID, _ transfer: CrossShardTransfer, slot: Slot) -> Effects {
+        let command = LedgerCommand.prepare(id, transfer)
+        if let answer = repeated(command, id) { return answer }
+        let isHome = transfer.home == cluster
+        let change =
+            isHome
+            ? AccountChange(account: transfer.from, delta: -transfer.amount.value)
+            : AccountChange(account: transfer.to, delta: transfer.amount.value)
+        let reason: AbortReason?
+        if transfer.from == transfer.to {
+            reason = .invalid("a transfer from \(transfer.from) to itself")
+        } else if transfer.participants.count != 2 || transfer.participants[0] == transfer.participants[1] {
+            reason = .invalid(
+                "a cross-shard transfer has two participants, the clusters of its accounts; this one names "
+                    + "\(transfer.participants)")
+        } else if !transfer.participants.contains(cluster) {
+            reason = .invalid("\(cluster) is not among the participants \(transfer.participants)")
+        } else if !transfer.participants.contains(transfer.home) {
+            reason = .invalid("the home \(transfer.home) is not among the participants \(transfer.participants)")
+        } else if isHome, balances[transfer.to] != nil {
+            reason = .invalid(
+                "accounts \(transfer.from) and \(transfer.to) are both in \(cluster): send an intra-shard transfer")
+        } else if !isHome, balances[transfer.from] != nil {
+            reason = .invalid(
+                "account \(transfer.from) is in \(cluster), so \(cluster) is the home of a transfer from it, not "
+                    + "\(transfer.home)")
         } else {
-            reason = refusal(for: changes)
+            // The home debits `from`, which must be here; the other participant credits `to`, which must be here.
+            reason = refusal(for: [change])
         }
         var effects = Effects(result: reason.map { .aborted($0) } ?? .preparedYes)
         effects.wal.append(WALRecord(transaction: id, kind: .start))
         if let reason {
             effects.wal.append(WALRecord(transaction: id, kind: .abort))
-            record(id, .aborted(reason), in: &effects)
+            record(id, .aborted(reason), opening: command, in: &effects)
             return effects
         }
-        for change in changes {
-            let old = balances[change.account]!
-            locks[change.account] = id
-            effects.locked[change.account] = id
-            effects.wal.append(
-                WALRecord(transaction: id, kind: .update(change.account, old: old, new: old + change.delta)))
-        }
-        let prepared = Prepared(home: home, participants: participants, changes: changes, slot: slot)
-        record(id, .prepared(prepared), in: &effects)
+        let old = balances[change.account]!
+        locks[change.account] = id
+        effects.locked[change.account] = id
+        effects.wal.append(WALRecord(transaction: id, kind: .update(change.account, old: old, new: old + change.delta)))
+        let prepared = Prepared(
+            home: transfer.home, participants: transfer.participants, changes: [change], slot: slot)
+        record(id, .prepared(prepared), opening: command, in: &effects)
         return effects
     }
 
-    private mutating func commit(_ id: TransactionID, slot: Slot, ballot: Ballot) -> Effects {
+    /// A client's commit applied as it is: it answers what is decided and decides nothing (`route` sends a commit of a
+    /// prepared transaction on its way to `decideCommit` or `follow`).
+    private func clientCommit(_ id: TransactionID) -> Effects {
         switch transactions[id] {
         case .committed:
             return Effects(result: .committed)
@@ -188,21 +311,75 @@ public struct LedgerState: Hashable, Sendable {
             return Effects(result: .refused("\(id) was aborted; it cannot commit"))
         case nil:
             return Effects(result: .refused("\(id) is unknown here; commit needs a prepare first"))
+        case .prepared(let prepared) where prepared.home == cluster:
+            return Effects(
+                result: .refused(
+                    "\(id) is prepared and undecided; \(cluster), its home, commits it only once every other "
+                        + "participant confirms the same terms: send the commit again"))
         case .prepared(let prepared):
-            if let move = prepared.move { return commitMove(id, move, slot: slot, ballot: ballot) }
-            var effects = Effects(result: .committed)
-            for change in prepared.changes {
-                // The prepare checked the debit and nothing else could touch the locked account since.
-                adjust(change.account, by: change.delta, transaction: id, effects: &effects, logged: false)
-                locks[change.account] = nil
-                effects.unlocked.append(change.account)
-            }
-            effects.wal.append(WALRecord(transaction: id, kind: .commit))
-            effects.datastore = DatastoreRecord(
-                transaction: id, kind: .crossShard(prepared.changes), slot: slot, ballot: ballot)
-            record(id, .committed, in: &effects)
-            return effects
+            return Effects(
+                result: .refused(
+                    "\(id) is prepared here and follows its home \(prepared.home), which had not chosen commit: send "
+                        + "the commit again once the home committed"))
         }
+    }
+
+    /// The home's commit, once every other participant reported `agreed` prepared.
+    private mutating func decideCommit(
+        _ id: TransactionID, agreed: TransactionTerms, slot: Slot, ballot: Ballot
+    ) -> Effects {
+        guard case .prepared(let prepared) = transactions[id] else { return clientCommit(id) }
+        guard prepared.home == cluster else {
+            return Effects(result: .refused("\(cluster) is not the home of \(id); it follows \(prepared.home)"))
+        }
+        let own = terms(of: id)!
+        guard own == agreed else {
+            return Effects(
+                result: .refused("\(id) was prepared here as a \(own), but the participants agreed on a \(agreed)"))
+        }
+        return commitPrepared(id, prepared, slot: slot, ballot: ballot)
+    }
+
+    /// A participant other than the home applies the home's decision.
+    private mutating func follow(_ id: TransactionID, committed: Bool, slot: Slot, ballot: Ballot) -> Effects {
+        switch transactions[id] {
+        case .prepared(let prepared) where prepared.home == cluster:
+            return Effects(result: .refused("\(cluster) is the home of \(id): it decides and follows no one"))
+        case .prepared(let prepared):
+            return committed ? commitPrepared(id, prepared, slot: slot, ballot: ballot) : abortPrepared(id, prepared)
+        case .committed, .aborted, nil:
+            // A decided transaction keeps its decision; an abort of one never prepared here is recorded.
+            return committed ? clientCommit(id) : abort(id)
+        }
+    }
+
+    private mutating func commitPrepared(_ id: TransactionID, _ prepared: Prepared, slot: Slot, ballot: Ballot)
+        -> Effects
+    {
+        if let move = prepared.move { return commitMove(id, move, slot: slot, ballot: ballot) }
+        var effects = Effects(result: .committed)
+        for change in prepared.changes {
+            // The prepare checked the debit and nothing else could touch the locked account since.
+            adjust(change.account, by: change.delta, transaction: id, effects: &effects, logged: false)
+            locks[change.account] = nil
+            effects.unlocked.append(change.account)
+        }
+        effects.wal.append(WALRecord(transaction: id, kind: .commit))
+        effects.datastore = DatastoreRecord(
+            transaction: id, kind: .crossShard(prepared.changes), slot: slot, ballot: ballot)
+        record(id, .committed, in: &effects)
+        return effects
+    }
+
+    private mutating func abortPrepared(_ id: TransactionID, _ prepared: Prepared) -> Effects {
+        var effects = Effects(result: .aborted(.aborted))
+        for account in prepared.accounts {
+            locks[account] = nil
+            effects.unlocked.append(account)
+        }
+        effects.wal.append(WALRecord(transaction: id, kind: .abort))
+        record(id, .aborted(.aborted), in: &effects)
+        return effects
     }
 
     private mutating func abort(_ id: TransactionID) -> Effects {
@@ -211,15 +388,13 @@ public struct LedgerState: Hashable, Sendable {
             return Effects(result: .aborted(reason))
         case .committed:
             return Effects(result: .refused("\(id) is committed; it cannot abort"))
+        case .prepared(let prepared) where prepared.home != cluster:
+            return Effects(
+                result: .refused(
+                    "\(id) is prepared here and follows its home \(prepared.home): abort it there, and this cluster "
+                        + "learns the decision"))
         case .prepared(let prepared):
-            var effects = Effects(result: .aborted(.aborted))
-            for account in prepared.accounts {
-                locks[account] = nil
-                effects.unlocked.append(account)
-            }
-            effects.wal.append(WALRecord(transaction: id, kind: .abort))
-            record(id, .aborted(.aborted), in: &effects)
-            return effects
+            return abortPrepared(id, prepared)
         case nil:
             // Remember the abort so that a prepare or commit arriving late is refused.
             var effects = Effects(result: .aborted(.aborted))
@@ -232,7 +407,8 @@ public struct LedgerState: Hashable, Sendable {
     private mutating func prepareMove(
         _ id: TransactionID, home: String, participants: [String], part: MovePart, slot: Slot
     ) -> Effects {
-        if let recorded = recordedResult(of: id) { return Effects(result: recorded) }
+        let command = LedgerCommand.prepareMove(id, home: home, participants: participants, part: part)
+        if let answer = repeated(command, id) { return answer }
         let account = part.account
         var reason: AbortReason?
         let other: String
@@ -242,6 +418,12 @@ public struct LedgerState: Hashable, Sendable {
         }
         if participants.count != 2 || !participants.contains(home) || !participants.contains(other) {
             reason = .invalid("a move names the participants \(participants) and the home \(home); it has two")
+        } else if !participants.contains(cluster) {
+            reason = .invalid("\(cluster) is not among the participants \(participants)")
+        } else if case .out = part, home != cluster {
+            reason = .invalid("a move of \(account) out of \(cluster) has \(cluster) as its home, not \(home)")
+        } else if case .into = part, home == cluster {
+            reason = .invalid("a move of \(account) into \(cluster) has its source as the home, not \(cluster)")
         } else if case .out(_, let to) = part, to == home {
             reason = .invalid("a move of \(account) from \(home) to itself")
         } else if case .into(_, _, let from) = part, from != home {
@@ -261,7 +443,7 @@ public struct LedgerState: Hashable, Sendable {
         if let reason {
             effects.result = .aborted(reason)
             effects.wal.append(WALRecord(transaction: id, kind: .abort))
-            record(id, .aborted(reason), in: &effects)
+            record(id, .aborted(reason), opening: command, in: &effects)
             return effects
         }
         locks[account] = id
@@ -275,7 +457,7 @@ public struct LedgerState: Hashable, Sendable {
             effects.wal.append(WALRecord(transaction: id, kind: .moveIn(account, balance: balance, from: from)))
         }
         let prepared = Prepared(home: home, participants: participants, changes: [], move: part, slot: slot)
-        record(id, .prepared(prepared), in: &effects)
+        record(id, .prepared(prepared), opening: command, in: &effects)
         return effects
     }
 
@@ -374,9 +556,13 @@ public struct LedgerState: Hashable, Sendable {
         }
     }
 
-    private mutating func record(_ id: TransactionID, _ status: Status, in effects: inout Effects) {
+    /// Records a transaction's new status; `opening` when the command opens the transaction.
+    private mutating func record(
+        _ id: TransactionID, _ status: Status, opening: LedgerCommand? = nil, in effects: inout Effects
+    ) {
         transactions[id] = status
-        effects.transaction = TransactionUpdate(id: id, status: status)
+        if let opening { openings[id] = opening }
+        effects.transaction = TransactionUpdate(id: id, status: status, opening: openings[id])
     }
 }
 
@@ -385,18 +571,30 @@ extension LedgerState {
     /// invariants: a balance below the minimum; a lock whose transaction is not prepared or does not touch the
     /// account, or on an account that does not exist; a prepared transaction that names an account twice, does not
     /// hold the locks of all its accounts, or whose commit could not be applied (a debit below the minimum, a credit
-    /// that overflows), since commit applies the planned changes without checking them again.
+    /// that overflows), since commit applies the planned changes without checking them again; a prepared transaction
+    /// without the command that opened it, or an opening of another transaction.
     ///
     /// Accounts and transactions are checked in ascending order, so parts with several faults always report the same
     /// one.
     public init(
+        cluster: String,
         minBalance: Int64,
         balances: [AccountID: Int64],
         locks: [AccountID: TransactionID],
         transactions: [TransactionID: Status],
+        openings: [TransactionID: LedgerCommand] = [:],
         movedOut: [AccountID: String] = [:]
     ) throws(LedgerStateError) {
-        self.init(minBalance: minBalance)
+        self.init(cluster: cluster, minBalance: minBalance)
+        for id in openings.keys.sorted() {
+            guard transactions[id] != nil, openings[id]!.transaction == id else {
+                throw LedgerStateError("the opening of \(id) belongs to no transaction of that id")
+            }
+            switch openings[id]! {
+            case .transfer, .prepare, .prepareMove: break
+            default: throw LedgerStateError("transaction \(id) was opened by \(openings[id]!.summary)")
+            }
+        }
         for account in balances.keys.sorted() where balances[account]! < minBalance {
             throw LedgerStateError(
                 "account \(account) has balance \(balances[account]!), below the minimum \(minBalance)")
@@ -451,9 +649,17 @@ extension LedgerState {
                 }
             }
         }
+        for id in transactions.keys.sorted() {
+            guard case .prepared(let prepared) = transactions[id]! else { continue }
+            switch (openings[id], prepared.move) {
+            case (.prepare?, nil), (.prepareMove?, _?): break
+            default: throw LedgerStateError("prepared \(id) has no prepare that opened it")
+            }
+        }
         self.balances = balances
         self.locks = locks
         self.transactions = transactions
+        self.openings = openings
         self.movedOut = movedOut
     }
 }

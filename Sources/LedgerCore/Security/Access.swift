@@ -71,8 +71,10 @@ public struct AccessRefusal: Error, Sendable, Equatable, CustomStringConvertible
 /// Which calls of a replica each identity may make. Pure: the replica asks it for every call when TLS is on.
 ///
 /// - Peer streams (Paxos, catch-up): replicas of this cluster only, never the replica itself.
-/// - Decision questions (2PC recovery): any replica of the deployment (a participant asking its home cluster), and
-///   clients and operators (a coordinator that lost the commit answer).
+/// - Decision (2PC recovery, which aborts an undecided transaction at its home): replicas of the deployment only (a
+///   participant resolving doubt asks its home cluster). A client reads a transaction's fate with TransactionStatus.
+/// - TransactionStatus (read-only): any replica of the deployment (a home confirming what its participants prepared,
+///   a participant learning its home's decision), clients and operators.
 /// - Commands and the inspection calls: clients and operators.
 /// - Test controls: operators, and only where the cluster's config enables them.
 public struct AccessPolicy: Sendable {
@@ -80,6 +82,7 @@ public struct AccessPolicy: Sendable {
     public enum Call: Sendable, Equatable {
         case peerStream
         case decision
+        case transactionStatus
         case command
         case inspection
         case testControl
@@ -116,6 +119,16 @@ public struct AccessPolicy: Sendable {
             guard identity.name != me else { return denied("replica \(me) may not send peer messages to itself") }
             return nil
         case .decision:
+            guard identity.role == .replica else {
+                return denied(
+                    "\(identity) may not call Decision, which aborts an undecided transaction: only replicas resolving "
+                        + "doubt may; read a transaction's fate with TransactionStatus")
+            }
+            guard replicas.contains(identity.name) else {
+                return denied("replica \(identity.name) is not a replica of this deployment")
+            }
+            return nil
+        case .transactionStatus:
             if identity.role == .replica, !replicas.contains(identity.name) {
                 return denied("replica \(identity.name) is not a replica of this deployment")
             }

@@ -45,19 +45,21 @@ public enum TransferAbort: Hashable, Sendable, CustomStringConvertible {
 /// The client side of one cross-shard transaction (DESIGN §5) as a pure state machine: the shell (the client's
 /// `TransactionDriver`) performs each `Action` and feeds the answer back with `receive`.
 ///
-/// 1. `start`: a prepare to every participant at once. 2. All yes: commit at the home cluster, the commit point.
-/// 3. The home chose commit: commit at the other participants. Any no, a home that refuses the commit, or a
-/// participant that cannot vote in time: abort everywhere. If the home's answer is lost, ask it for its decision
-/// (it chooses abort when it has none, so the answer is final).
+/// 1. `start`: the same prepare (the whole transfer) to both participants at once. 2. All yes: commit at the home
+/// cluster, the commit point (the home checks with the other participant that it prepared the same transfer). 3. The
+/// home chose commit: commit at the other participant, which learns the home's decision and applies it. Any no, a
+/// home that refuses the commit, or a participant that cannot vote in time: abort at the home first, then at the
+/// other participant. If the home's answer to the commit is lost, read its status: committed or aborted is final;
+/// still prepared, send the commit once more; else the outcome is unknown and the replicas' recovery settles it.
 ///
 /// Invariants: commit is sent to a non-home participant only after the home cluster chose commit; abort is never
 /// sent after the home chose commit; the outcome, once set, never changes.
 public struct Coordinator: Sendable {
     /// What the shell must do: submit `command` to `cluster` (through its leader, retrying until the deadline), or
-    /// ask `cluster` for its decision on the transaction.
+    /// read the transaction's status at `cluster` (`TransactionStatus`, which decides nothing).
     public enum Action: Hashable, Sendable {
         case submit(LedgerCommand, to: String)
-        case askDecision(TransactionID, of: String)
+        case askStatus(TransactionID, of: String)
     }
 
     /// A cluster's answer to an action: the ledger's result, or why there is none.
@@ -66,6 +68,8 @@ public struct Coordinator: Sendable {
         /// No answer before the deadline (no quorum, unreachable, timed out): the fate of the command is unknown.
         case unavailable
         case wrongShard(AccountID, owner: String?)
+        /// A status read: the transaction is prepared and undecided there, or unknown there.
+        case undecided
     }
 
     public enum Phase: Hashable, Sendable {
@@ -77,9 +81,9 @@ public struct Coordinator: Sendable {
     }
 
     public let id: TransactionID
-    public let home: String
-    /// The changes of each participant cluster, home included.
-    public let changes: [String: [AccountChange]]
+    public let transfer: CrossShardTransfer
+    public var home: String { transfer.home }
+    public var participants: [String] { transfer.participants }
     public private(set) var phase: Phase = .preparing
     /// Set once the decision is known; never changes after.
     public private(set) var outcome: TransferOutcome?
@@ -87,24 +91,23 @@ public struct Coordinator: Sendable {
     /// Participants that could not answer a prepare in time (no quorum, unreachable).
     private var unavailable: Set<String> = []
     private var awaiting: Set<String> = []
+    /// Commits sent to the home: a lost answer whose status read finds the transaction still undecided sends one more.
+    private var commitsSent = 0
+    /// The participants other than the home that an abort goes to once the home answered its own.
+    private var abortsAfterHome: [String] = []
 
-    public var participants: [String] { changes.keys.sorted() }
-
-    public init(id: TransactionID, home: String, changes: [String: [AccountChange]]) {
-        precondition(changes[home] != nil, "the home cluster \(home) must be a participant")
-        precondition(changes.count >= 2, "a cross-shard transaction has at least two participants")
+    public init(id: TransactionID, transfer: CrossShardTransfer) {
+        precondition(transfer.participants.contains(transfer.home), "the home cluster must be a participant")
+        precondition(Set(transfer.participants).count == 2, "a cross-shard transfer has two participants")
         self.id = id
-        self.home = home
-        self.changes = changes
+        self.transfer = transfer
     }
 
     /// The prepares, one per participant, to send at once.
     public mutating func start() -> [Action] {
         precondition(phase == .preparing && awaiting.isEmpty, "start is called once")
         awaiting = Set(participants)
-        return participants.map {
-            .submit(.prepare(id, home: home, participants: participants, changes: changes[$0]!), to: $0)
-        }
+        return participants.map { .submit(.prepare(id, transfer), to: $0) }
     }
 
     /// Feeds back a cluster's answer to `action`; returns the next actions. Answers to actions of an earlier phase
@@ -116,43 +119,58 @@ public struct Coordinator: Sendable {
             switch answer {
             case .applied(.preparedYes):
                 yes.insert(cluster)
-                guard yes.count == changes.count else { return [] }
+                guard yes.count == participants.count else { return [] }
                 phase = .committingAtHome
                 awaiting = [home]
+                commitsSent = 1
                 return [.submit(.commit(id), to: home)]
             case .applied(.aborted(let reason)):
                 return abort(.refused(reason, cluster: cluster))
             case .applied(.committed), .applied(.refused), .applied(.accountsCreated), .applied(.preparedMove):
                 // Not an answer a prepare gets for a fresh transaction id: refuse to go on with it.
                 return abort(.refused(.invalid("unexpected answer to prepare: \(answer)"), cluster: cluster))
-            case .unavailable:
+            case .unavailable, .undecided:
                 unavailable.insert(cluster)
                 return abort(.noQuorum(cluster: cluster))
             case .wrongShard(let account, let owner):
                 return abort(.wrongShard(account, owner: owner))
             }
-        case (.committingAtHome, .submit(.commit, _)), (.askingHome, .askDecision):
+        case (.committingAtHome, .submit(.commit, _)), (.askingHome, .askStatus):
             switch answer {
             case .applied(.committed):
                 return decideCommit()
             case .applied(.aborted), .applied(.refused):
-                // The home cluster aborted first (a participant's recovery asked it): the abort stands everywhere.
+                // The home aborted first (a participant's recovery asked it), or refused to commit because the other
+                // participant did not confirm the same transfer: the abort stands everywhere.
                 return abort(.abortedAtHome(cluster: home))
-            case .unavailable, .wrongShard, .applied(.preparedYes), .applied(.preparedMove), .applied(.accountsCreated):
+            case .undecided where commitsSent < 2:
+                // The commit's answer was lost and the home has not decided: send it once more.
+                phase = .committingAtHome
+                commitsSent += 1
+                return [.submit(.commit(id), to: home)]
+            case .unavailable, .wrongShard, .undecided, .applied(.preparedYes), .applied(.preparedMove),
+                .applied(.accountsCreated):
                 guard phase == .committingAtHome else {
                     phase = .done
                     outcome = .unknown("the home cluster \(home) did not answer with its decision")
                     return []
                 }
                 phase = .askingHome
-                return [.askDecision(id, of: home)]
+                return [.askStatus(id, of: home)]
             }
         case (.finishing, .submit(.commit, let cluster)), (.finishing, .submit(.abort, let cluster)):
             // A participant that did not confirm learns the decision from the home cluster when its own
             // recovery timer fires; the outcome stands either way.
             awaiting.remove(cluster)
+            var next: [Action] = []
+            if cluster == home, !abortsAfterHome.isEmpty {
+                // The home's abort is in its log: the other participant can now learn it.
+                next = abortsAfterHome.map { .submit(.abort(id), to: $0) }
+                awaiting.formUnion(abortsAfterHome)
+                abortsAfterHome = []
+            }
             if awaiting.isEmpty { phase = .done }
-            return []
+            return next
         default:
             return []
         }
@@ -171,11 +189,17 @@ public struct Coordinator: Sendable {
         outcome = .aborted(reason)
         phase = .finishing
         // Abort at every participant that can answer, including one whose vote is still in flight: an abort for a
-        // transaction a cluster has not seen is recorded, so a late prepare is refused there. A participant that
-        // could not answer its prepare in time would not answer this either; should its prepare be applied after
-        // all, its in-doubt recovery asks the home cluster, which has the abort (or, being that participant itself,
-        // aborts on its own).
+        // transaction a cluster has not seen is recorded, so a late prepare is refused there. The home first: a
+        // participant that prepared follows the home, so it can learn the abort only once the home chose it. A
+        // participant that could not answer its prepare in time would not answer this either; should its prepare be
+        // applied after all, its in-doubt recovery asks the home cluster, which has the abort (or, being that
+        // participant itself, aborts on its own).
         let told = participants.filter { !unavailable.contains($0) }
+        if told.contains(home) {
+            abortsAfterHome = told.filter { $0 != home }
+            awaiting = [home]
+            return [.submit(.abort(id), to: home)]
+        }
         awaiting = Set(told)
         if awaiting.isEmpty { phase = .done }
         return told.map { .submit(.abort(id), to: $0) }

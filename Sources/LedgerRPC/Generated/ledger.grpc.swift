@@ -98,6 +98,19 @@ public enum Ledger_V1_Ledger: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "TransactionStatus" metadata.
+        public enum TransactionStatus: Sendable {
+            /// Request type for "TransactionStatus".
+            public typealias Input = Ledger_V1_TransactionStatusRequest
+            /// Response type for "TransactionStatus".
+            public typealias Output = Ledger_V1_TransactionStatusReply
+            /// Descriptor for "TransactionStatus".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ledger.v1.Ledger"),
+                method: "TransactionStatus",
+                type: .unary
+            )
+        }
         /// Namespace for "Decision" metadata.
         public enum Decision: Sendable {
             /// Request type for "Decision".
@@ -222,6 +235,7 @@ public enum Ledger_V1_Ledger: Sendable {
             Prepare.descriptor,
             Commit.descriptor,
             Abort.descriptor,
+            TransactionStatus.descriptor,
             Decision.descriptor,
             SubmitBatch.descriptor,
             SubmitStream.descriptor,
@@ -259,9 +273,10 @@ extension Ledger_V1_Ledger {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The client API of one replica. Ledger operations (Transfer, Balance, Prepare, Commit, Abort, Decision) go to
-    /// > the leader of the cluster that owns the accounts; a follower forwards them or answers NOT_LEADER. The
-    /// > inspection calls (LocalBalance, Logs, Datastore, Status, SetConnectivity) answer from the replica asked.
+    /// > The client API of one replica. Ledger operations (Transfer, Balance, Prepare, Commit, Abort) go to the leader of
+    /// > the cluster that owns the accounts; a follower forwards them or answers NOT_LEADER, and every reply of a
+    /// > follower names the leader in `leader_hint`: send there next. The inspection calls (LocalBalance, Logs, Datastore,
+    /// > Status, TransactionStatus) answer from the replica asked. docs/CLIENT-PROTOCOL.md shows how a program uses them.
     public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
         /// Handle the "Transfer" method.
         ///
@@ -345,12 +360,34 @@ extension Ledger_V1_Ledger {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_CommandReply>
 
+        /// Handle the "TransactionStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
+        /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
+        /// > may be stale on a lagging replica. Any client may call it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ledger_V1_TransactionStatusRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ledger_V1_TransactionStatusReply` messages.
+        func transactionStatus(
+            request: GRPCCore.StreamingServerRequest<Ledger_V1_TransactionStatusRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_TransactionStatusReply>
+
         /// Handle the "Decision" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A participant asks the home cluster what became of a transaction: COMMITTED, ABORTED, or PREPARED
-        /// > (undecided at home). A home cluster that never heard of it chooses abort and answers ABORTED.
+        /// > Replicas only (clients are refused): a participant resolving a transaction in doubt asks its home cluster to
+        /// > decide. The home answers through its log: it proposes an abort, refused if it committed first, so the answer
+        /// > (COMMITTED, or ABORTED) is final and an undecided transaction is aborted. A client wanting to know what became
+        /// > of a transaction calls TransactionStatus.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Ledger_V1_DecisionRequest` messages.
@@ -524,9 +561,10 @@ extension Ledger_V1_Ledger {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The client API of one replica. Ledger operations (Transfer, Balance, Prepare, Commit, Abort, Decision) go to
-    /// > the leader of the cluster that owns the accounts; a follower forwards them or answers NOT_LEADER. The
-    /// > inspection calls (LocalBalance, Logs, Datastore, Status, SetConnectivity) answer from the replica asked.
+    /// > The client API of one replica. Ledger operations (Transfer, Balance, Prepare, Commit, Abort) go to the leader of
+    /// > the cluster that owns the accounts; a follower forwards them or answers NOT_LEADER, and every reply of a
+    /// > follower names the leader in `leader_hint`: send there next. The inspection calls (LocalBalance, Logs, Datastore,
+    /// > Status, TransactionStatus) answer from the replica asked. docs/CLIENT-PROTOCOL.md shows how a program uses them.
     public protocol ServiceProtocol: Ledger_V1_Ledger.StreamingServiceProtocol {
         /// Handle the "Transfer" method.
         ///
@@ -610,12 +648,34 @@ extension Ledger_V1_Ledger {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Ledger_V1_CommandReply>
 
+        /// Handle the "TransactionStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
+        /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
+        /// > may be stale on a lagging replica. Any client may call it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_TransactionStatusRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Ledger_V1_TransactionStatusReply` message.
+        func transactionStatus(
+            request: GRPCCore.ServerRequest<Ledger_V1_TransactionStatusRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Ledger_V1_TransactionStatusReply>
+
         /// Handle the "Decision" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A participant asks the home cluster what became of a transaction: COMMITTED, ABORTED, or PREPARED
-        /// > (undecided at home). A home cluster that never heard of it chooses abort and answers ABORTED.
+        /// > Replicas only (clients are refused): a participant resolving a transaction in doubt asks its home cluster to
+        /// > decide. The home answers through its log: it proposes an abort, refused if it committed first, so the answer
+        /// > (COMMITTED, or ABORTED) is final and an undecided transaction is aborted. A client wanting to know what became
+        /// > of a transaction calls TransactionStatus.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Ledger_V1_DecisionRequest` message.
@@ -787,9 +847,10 @@ extension Ledger_V1_Ledger {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The client API of one replica. Ledger operations (Transfer, Balance, Prepare, Commit, Abort, Decision) go to
-    /// > the leader of the cluster that owns the accounts; a follower forwards them or answers NOT_LEADER. The
-    /// > inspection calls (LocalBalance, Logs, Datastore, Status, SetConnectivity) answer from the replica asked.
+    /// > The client API of one replica. Ledger operations (Transfer, Balance, Prepare, Commit, Abort) go to the leader of
+    /// > the cluster that owns the accounts; a follower forwards them or answers NOT_LEADER, and every reply of a
+    /// > follower names the leader in `leader_hint`: send there next. The inspection calls (LocalBalance, Logs, Datastore,
+    /// > Status, TransactionStatus) answer from the replica asked. docs/CLIENT-PROTOCOL.md shows how a program uses them.
     public protocol SimpleServiceProtocol: Ledger_V1_Ledger.ServiceProtocol {
         /// Handle the "Transfer" method.
         ///
@@ -873,12 +934,34 @@ extension Ledger_V1_Ledger {
             context: GRPCCore.ServerContext
         ) async throws -> Ledger_V1_CommandReply
 
+        /// Handle the "TransactionStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
+        /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
+        /// > may be stale on a lagging replica. Any client may call it.
+        ///
+        /// - Parameters:
+        ///   - request: A `Ledger_V1_TransactionStatusRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Ledger_V1_TransactionStatusReply` to respond with.
+        func transactionStatus(
+            request: Ledger_V1_TransactionStatusRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Ledger_V1_TransactionStatusReply
+
         /// Handle the "Decision" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A participant asks the home cluster what became of a transaction: COMMITTED, ABORTED, or PREPARED
-        /// > (undecided at home). A home cluster that never heard of it chooses abort and answers ABORTED.
+        /// > Replicas only (clients are refused): a participant resolving a transaction in doubt asks its home cluster to
+        /// > decide. The home answers through its log: it proposes an abort, refused if it committed first, so the answer
+        /// > (COMMITTED, or ABORTED) is final and an undecided transaction is aborted. A client wanting to know what became
+        /// > of a transaction calls TransactionStatus.
         ///
         /// - Parameters:
         ///   - request: A `Ledger_V1_DecisionRequest` message.
@@ -1104,6 +1187,17 @@ extension Ledger_V1_Ledger.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Ledger_V1_Ledger.Method.TransactionStatus.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_TransactionStatusRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_TransactionStatusReply>(),
+            handler: { request, context in
+                try await self.transactionStatus(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Ledger_V1_Ledger.Method.Decision.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_DecisionRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_CommandReply>(),
@@ -1257,6 +1351,17 @@ extension Ledger_V1_Ledger.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_CommandReply> {
         let response = try await self.abort(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func transactionStatus(
+        request: GRPCCore.StreamingServerRequest<Ledger_V1_TransactionStatusRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_TransactionStatusReply> {
+        let response = try await self.transactionStatus(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1420,6 +1525,19 @@ extension Ledger_V1_Ledger.SimpleServiceProtocol {
         )
     }
 
+    public func transactionStatus(
+        request: GRPCCore.ServerRequest<Ledger_V1_TransactionStatusRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Ledger_V1_TransactionStatusReply> {
+        return GRPCCore.ServerResponse<Ledger_V1_TransactionStatusReply>(
+            message: try await self.transactionStatus(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
     public func decision(
         request: GRPCCore.ServerRequest<Ledger_V1_DecisionRequest>,
         context: GRPCCore.ServerContext
@@ -1553,9 +1671,10 @@ extension Ledger_V1_Ledger {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The client API of one replica. Ledger operations (Transfer, Balance, Prepare, Commit, Abort, Decision) go to
-    /// > the leader of the cluster that owns the accounts; a follower forwards them or answers NOT_LEADER. The
-    /// > inspection calls (LocalBalance, Logs, Datastore, Status, SetConnectivity) answer from the replica asked.
+    /// > The client API of one replica. Ledger operations (Transfer, Balance, Prepare, Commit, Abort) go to the leader of
+    /// > the cluster that owns the accounts; a follower forwards them or answers NOT_LEADER, and every reply of a
+    /// > follower names the leader in `leader_hint`: send there next. The inspection calls (LocalBalance, Logs, Datastore,
+    /// > Status, TransactionStatus) answer from the replica asked. docs/CLIENT-PROTOCOL.md shows how a program uses them.
     public protocol ClientProtocol: Sendable {
         /// Call the "Transfer" method.
         ///
@@ -1664,12 +1783,39 @@ extension Ledger_V1_Ledger {
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_CommandReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
+        /// Call the "TransactionStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
+        /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
+        /// > may be stale on a lagging replica. Any client may call it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_TransactionStatusRequest` message.
+        ///   - serializer: A serializer for `Ledger_V1_TransactionStatusRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_TransactionStatusReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func transactionStatus<Result>(
+            request: GRPCCore.ClientRequest<Ledger_V1_TransactionStatusRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_TransactionStatusRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_TransactionStatusReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_TransactionStatusReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
         /// Call the "Decision" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A participant asks the home cluster what became of a transaction: COMMITTED, ABORTED, or PREPARED
-        /// > (undecided at home). A home cluster that never heard of it chooses abort and answers ABORTED.
+        /// > Replicas only (clients are refused): a participant resolving a transaction in doubt asks its home cluster to
+        /// > decide. The home answers through its log: it proposes an abort, refused if it committed first, so the answer
+        /// > (COMMITTED, or ABORTED) is final and an undecided transaction is aborted. A client wanting to know what became
+        /// > of a transaction calls TransactionStatus.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Ledger_V1_DecisionRequest` message.
@@ -1886,9 +2032,10 @@ extension Ledger_V1_Ledger {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The client API of one replica. Ledger operations (Transfer, Balance, Prepare, Commit, Abort, Decision) go to
-    /// > the leader of the cluster that owns the accounts; a follower forwards them or answers NOT_LEADER. The
-    /// > inspection calls (LocalBalance, Logs, Datastore, Status, SetConnectivity) answer from the replica asked.
+    /// > The client API of one replica. Ledger operations (Transfer, Balance, Prepare, Commit, Abort) go to the leader of
+    /// > the cluster that owns the accounts; a follower forwards them or answers NOT_LEADER, and every reply of a
+    /// > follower names the leader in `leader_hint`: send there next. The inspection calls (LocalBalance, Logs, Datastore,
+    /// > Status, TransactionStatus) answer from the replica asked. docs/CLIENT-PROTOCOL.md shows how a program uses them.
     public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
         private let client: GRPCCore.GRPCClient<Transport>
 
@@ -2062,12 +2209,50 @@ extension Ledger_V1_Ledger {
             )
         }
 
+        /// Call the "TransactionStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
+        /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
+        /// > may be stale on a lagging replica. Any client may call it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_TransactionStatusRequest` message.
+        ///   - serializer: A serializer for `Ledger_V1_TransactionStatusRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_TransactionStatusReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func transactionStatus<Result>(
+            request: GRPCCore.ClientRequest<Ledger_V1_TransactionStatusRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_TransactionStatusRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_TransactionStatusReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_TransactionStatusReply>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Ledger_V1_Ledger.Method.TransactionStatus.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "Decision" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A participant asks the home cluster what became of a transaction: COMMITTED, ABORTED, or PREPARED
-        /// > (undecided at home). A home cluster that never heard of it chooses abort and answers ABORTED.
+        /// > Replicas only (clients are refused): a participant resolving a transaction in doubt asks its home cluster to
+        /// > decide. The home answers through its log: it proposes an abort, refused if it committed first, so the answer
+        /// > (COMMITTED, or ABORTED) is final and an undecided transaction is aborted. A client wanting to know what became
+        /// > of a transaction calls TransactionStatus.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Ledger_V1_DecisionRequest` message.
@@ -2514,12 +2699,45 @@ extension Ledger_V1_Ledger.ClientProtocol {
         )
     }
 
+    /// Call the "TransactionStatus" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
+    /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
+    /// > may be stale on a lagging replica. Any client may call it.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Ledger_V1_TransactionStatusRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func transactionStatus<Result>(
+        request: GRPCCore.ClientRequest<Ledger_V1_TransactionStatusRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_TransactionStatusReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.transactionStatus(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_TransactionStatusRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_TransactionStatusReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "Decision" method.
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A participant asks the home cluster what became of a transaction: COMMITTED, ABORTED, or PREPARED
-    /// > (undecided at home). A home cluster that never heard of it chooses abort and answers ABORTED.
+    /// > Replicas only (clients are refused): a participant resolving a transaction in doubt asks its home cluster to
+    /// > decide. The home answers through its log: it proposes an abort, refused if it committed first, so the answer
+    /// > (COMMITTED, or ABORTED) is final and an undecided transaction is aborted. A client wanting to know what became
+    /// > of a transaction calls TransactionStatus.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Ledger_V1_DecisionRequest` message.
@@ -2940,12 +3158,49 @@ extension Ledger_V1_Ledger.ClientProtocol {
         )
     }
 
+    /// Call the "TransactionStatus" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
+    /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
+    /// > may be stale on a lagging replica. Any client may call it.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func transactionStatus<Result>(
+        _ message: Ledger_V1_TransactionStatusRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_TransactionStatusReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Ledger_V1_TransactionStatusRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.transactionStatus(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "Decision" method.
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A participant asks the home cluster what became of a transaction: COMMITTED, ABORTED, or PREPARED
-    /// > (undecided at home). A home cluster that never heard of it chooses abort and answers ABORTED.
+    /// > Replicas only (clients are refused): a participant resolving a transaction in doubt asks its home cluster to
+    /// > decide. The home answers through its log: it proposes an abort, refused if it committed first, so the answer
+    /// > (COMMITTED, or ABORTED) is final and an undecided transaction is aborted. A client wanting to know what became
+    /// > of a transaction calls TransactionStatus.
     ///
     /// - Parameters:
     ///   - message: request message to send.

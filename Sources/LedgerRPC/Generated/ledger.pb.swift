@@ -55,7 +55,9 @@ public nonisolated enum Ledger_V1_Outcome: SwiftProtobuf.Enum, Swift.CaseIterabl
   /// 2PC prepare: vote yes (accounts locked, changes recorded). For Decision: prepared at home, undecided.
   case prepared // = 3
 
-  /// Refused without effect: commit of an unknown or aborted transaction, abort of a committed one. See detail.
+  /// Refused without effect: commit of an unknown or aborted transaction, abort of a committed one, a commit the
+  /// other participants did not confirm, a decision a participant must learn from its home, a transaction id
+  /// already used with other content. `message` says which.
   case refused // = 4
 
   /// Accounts created (accounts_created says how many were new).
@@ -119,10 +121,11 @@ public nonisolated enum Ledger_V1_AbortReason: SwiftProtobuf.Enum, Swift.CaseIte
   /// `account` is locked by the prepared cross-shard transaction `locked_by`.
   case locked // = 2
 
-  /// The ledger of this cluster has no `account`.
+  /// Not sent by replicas since protocol version 3 (an account a cluster does not hold is WRONG_SHARD).
   case unknownAccount // = 3
 
-  /// `account` belongs to another cluster: `owner_cluster` when the replica knows it. Nothing was applied.
+  /// This cluster does not hold `account`: `owner_cluster` names the cluster that does when the replica knows it
+  /// (empty: no cluster holds it, as far as this replica knows). Nothing was applied.
   case wrongShard // = 4
 
   /// The credit would overflow the balance of `account`.
@@ -277,6 +280,54 @@ public nonisolated enum Ledger_V1_WalRecordKind: SwiftProtobuf.Enum, Swift.CaseI
 
 }
 
+public nonisolated enum Ledger_V1_TransactionState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case committed // = 1
+  case aborted // = 2
+  case prepared // = 3
+
+  /// No command of this transaction was applied here (yet).
+  case unknown // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .committed
+    case 2: self = .aborted
+    case 3: self = .prepared
+    case 4: self = .unknown
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .committed: return 1
+    case .aborted: return 2
+    case .prepared: return 3
+    case .unknown: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Ledger_V1_TransactionState] = [
+    .unspecified,
+    .committed,
+    .aborted,
+    .prepared,
+    .unknown,
+  ]
+
+}
+
 public nonisolated enum Ledger_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -367,14 +418,19 @@ public nonisolated enum Ledger_V1_LinkDirection: SwiftProtobuf.Enum, Swift.CaseI
 }
 
 /// A transaction across every cluster it touches: the client that started it and that client's sequence
-/// number. Client 0 is reserved for a cluster's own commands; sequences stay below 2^62.
+/// number. This pair is the idempotency key of everything the transaction does: a retry (after a timeout, a lost
+/// reply, a leader change) sends the same id with the same content and gets the first outcome, applied at most once.
+/// An id already used with other content is refused (OUTCOME_REFUSED naming both): never reuse one. Pick a random
+/// 64-bit client id per process (or per session) and count sequences up from 1.
 public nonisolated struct Ledger_V1_TransactionId: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Any value but 0 (client 0 is reserved for a cluster's own commands).
   public var client: UInt64 = 0
 
+  /// 1 ... 2^61 - 1.
   public var sequence: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -382,7 +438,8 @@ public nonisolated struct Ledger_V1_TransactionId: Sendable {
   public init() {}
 }
 
-/// One client request inside the Paxos log (see LedgerCommand.requestID for how it derives from a command).
+/// Internal: one request inside the Paxos log (LedgerCommand.requestID derives it from a command). Clients never
+/// set it; replicas use it when a follower forwards requests to its leader.
 public nonisolated struct Ledger_V1_RequestId: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -413,7 +470,7 @@ public nonisolated struct Ledger_V1_Ballot: Sendable {
   public init() {}
 }
 
-/// An intra-shard transfer: both accounts live in this cluster.
+/// An intra-shard transfer: both accounts live in this cluster. from != to.
 public nonisolated struct Ledger_V1_TransferCommand: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -428,10 +485,13 @@ public nonisolated struct Ledger_V1_TransferCommand: Sendable {
   /// Clears the value of `transaction`. Subsequent reads from it will return its default value.
   public mutating func clearTransaction() {self._transaction = nil}
 
+  /// The account debited (at least 1).
   public var from: UInt64 = 0
 
+  /// The account credited (at least 1).
   public var to: UInt64 = 0
 
+  /// 1 ... 2^63 - 1.
   public var amount: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -456,8 +516,11 @@ public nonisolated struct Ledger_V1_AccountChange: Sendable {
   public init() {}
 }
 
-/// 2PC prepare at one cluster: lock the accounts and record the changes (vote yes) or vote no. `home` is the
-/// cluster whose decision is final; `participants` are every cluster involved, home included.
+/// 2PC prepare of a cross-shard transfer of `amount` from `from` to `to`. Send the same whole transfer to both
+/// participants: each derives its own part and checks it. The home (the cluster that holds `from`) locks `from` and
+/// plans the debit; the other participant locks `to` and plans the credit. A prepare whose home is not the cluster of
+/// `from`, that names the receiving cluster not among two distinct participants, or whose account is not held there
+/// is refused (INVALID, or WRONG_SHARD with the owner); a debit not covered votes no (INSUFFICIENT_FUNDS).
 public nonisolated struct Ledger_V1_PrepareCommand: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -472,11 +535,18 @@ public nonisolated struct Ledger_V1_PrepareCommand: Sendable {
   /// Clears the value of `transaction`. Subsequent reads from it will return its default value.
   public mutating func clearTransaction() {self._transaction = nil}
 
+  /// The cluster of `from`, whose decision is final ("C<n>").
   public var home: String = String()
 
+  /// Exactly two clusters: the home and the cluster of `to`.
   public var participants: [String] = []
 
-  public var changes: [Ledger_V1_AccountChange] = []
+  public var from: UInt64 = 0
+
+  public var to: UInt64 = 0
+
+  /// 1 ... 2^63 - 1.
+  public var amount: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -485,7 +555,11 @@ public nonisolated struct Ledger_V1_PrepareCommand: Sendable {
   fileprivate var _transaction: Ledger_V1_TransactionId? = nil
 }
 
-/// 2PC commit at one cluster: apply the prepared changes, release the locks.
+/// 2PC commit. Sent to the home, it is the commit point: the home asks every other participant what it prepared,
+/// and commits only if each prepared exactly the same transfer (else OUTCOME_REFUSED: abort). Sent to another
+/// participant, it is a hint: that cluster asks the home for its decision, applies it and answers with it
+/// (COMMITTED, or ABORTED if the home aborted); while the home is undecided it is refused, and nothing changes. A
+/// client whose commit the home refuses must abort.
 public nonisolated struct Ledger_V1_CommitCommand: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -507,8 +581,10 @@ public nonisolated struct Ledger_V1_CommitCommand: Sendable {
   fileprivate var _transaction: Ledger_V1_TransactionId? = nil
 }
 
-/// 2PC abort at one cluster: drop the prepared changes, release the locks; an unknown transaction is recorded
-/// as aborted so a late prepare or commit is refused.
+/// 2PC abort. At the home it is the decision (refused once the home committed). At another participant it records
+/// the abort of a transaction not prepared there, so a late prepare is refused; a transaction prepared there follows
+/// its home: that cluster has the home decide (the home aborts unless it committed first) and answers with the
+/// home's decision. Abort the home first.
 public nonisolated struct Ledger_V1_AbortCommand: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -528,6 +604,138 @@ public nonisolated struct Ledger_V1_AbortCommand: Sendable {
   public init() {}
 
   fileprivate var _transaction: Ledger_V1_TransactionId? = nil
+}
+
+/// Internal (replicas only; a client sending one is refused): the home commits, every other participant having
+/// reported these terms prepared.
+public nonisolated struct Ledger_V1_DecideCommitCommand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var transaction: Ledger_V1_TransactionId {
+    get {_transaction ?? Ledger_V1_TransactionId()}
+    set {_transaction = newValue}
+  }
+  /// Returns true if `transaction` has been explicitly set.
+  public var hasTransaction: Bool {self._transaction != nil}
+  /// Clears the value of `transaction`. Subsequent reads from it will return its default value.
+  public mutating func clearTransaction() {self._transaction = nil}
+
+  public var agreed: Ledger_V1_TransactionTerms {
+    get {_agreed ?? Ledger_V1_TransactionTerms()}
+    set {_agreed = newValue}
+  }
+  /// Returns true if `agreed` has been explicitly set.
+  public var hasAgreed: Bool {self._agreed != nil}
+  /// Clears the value of `agreed`. Subsequent reads from it will return its default value.
+  public mutating func clearAgreed() {self._agreed = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _transaction: Ledger_V1_TransactionId? = nil
+  fileprivate var _agreed: Ledger_V1_TransactionTerms? = nil
+}
+
+/// Internal (replicas only): a participant other than the home applies the home's decision, learned from the home.
+public nonisolated struct Ledger_V1_FollowCommand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var transaction: Ledger_V1_TransactionId {
+    get {_transaction ?? Ledger_V1_TransactionId()}
+    set {_transaction = newValue}
+  }
+  /// Returns true if `transaction` has been explicitly set.
+  public var hasTransaction: Bool {self._transaction != nil}
+  /// Clears the value of `transaction`. Subsequent reads from it will return its default value.
+  public mutating func clearTransaction() {self._transaction = nil}
+
+  public var committed: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _transaction: Ledger_V1_TransactionId? = nil
+}
+
+/// What a participant prepared, as every participant computes it alike: the whole transfer, or a move's account,
+/// balance, source and target.
+public nonisolated struct Ledger_V1_TransactionTerms: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kind: Ledger_V1_TransactionTerms.OneOf_Kind? = nil
+
+  public var transfer: Ledger_V1_TransferTerms {
+    get {
+      if case .transfer(let v)? = kind {return v}
+      return Ledger_V1_TransferTerms()
+    }
+    set {kind = .transfer(newValue)}
+  }
+
+  public var move: Ledger_V1_MoveTerms {
+    get {
+      if case .move(let v)? = kind {return v}
+      return Ledger_V1_MoveTerms()
+    }
+    set {kind = .move(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Kind: Equatable, Sendable {
+    case transfer(Ledger_V1_TransferTerms)
+    case move(Ledger_V1_MoveTerms)
+
+  }
+
+  public init() {}
+}
+
+/// A cross-shard transfer as its prepare names it.
+public nonisolated struct Ledger_V1_TransferTerms: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var from: UInt64 = 0
+
+  public var to: UInt64 = 0
+
+  public var amount: UInt64 = 0
+
+  public var home: String = String()
+
+  public var participants: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ledger_V1_MoveTerms: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var account: UInt64 = 0
+
+  public var balance: Int64 = 0
+
+  public var source: String = String()
+
+  public var target: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// The accounts first ... last (inclusive, first <= last).
@@ -616,6 +824,23 @@ public nonisolated struct Ledger_V1_Command: Sendable {
     set {kind = .prepareMove(newValue)}
   }
 
+  /// Internal: replicas only.
+  public var decideCommit: Ledger_V1_DecideCommitCommand {
+    get {
+      if case .decideCommit(let v)? = kind {return v}
+      return Ledger_V1_DecideCommitCommand()
+    }
+    set {kind = .decideCommit(newValue)}
+  }
+
+  public var follow: Ledger_V1_FollowCommand {
+    get {
+      if case .follow(let v)? = kind {return v}
+      return Ledger_V1_FollowCommand()
+    }
+    set {kind = .follow(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -625,6 +850,9 @@ public nonisolated struct Ledger_V1_Command: Sendable {
     case abort(Ledger_V1_AbortCommand)
     case createAccounts(Ledger_V1_CreateAccountsCommand)
     case prepareMove(Ledger_V1_PrepareMoveCommand)
+    /// Internal: replicas only.
+    case decideCommit(Ledger_V1_DecideCommitCommand)
+    case follow(Ledger_V1_FollowCommand)
 
   }
 
@@ -675,7 +903,8 @@ public nonisolated struct Ledger_V1_MovePart: Sendable {
   public init() {}
 }
 
-/// 2PC prepare of an account move (commit and abort are the transfers' own).
+/// 2PC prepare of an account move (commit and abort are the transfers' own). The source is the home; the target
+/// creates the account only once the source committed, with the balance the source locked.
 public nonisolated struct Ledger_V1_PrepareMoveCommand: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -909,6 +1138,7 @@ public nonisolated struct Ledger_V1_DatastoreRecord: Sendable {
   fileprivate var _ballot: Ledger_V1_Ballot? = nil
 }
 
+/// Every request names the cluster it is for ("C<n>"); a replica of another cluster refuses it (FAILED_PRECONDITION).
 public nonisolated struct Ledger_V1_TransferRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1028,7 +1258,7 @@ public nonisolated struct Ledger_V1_DecisionRequest: Sendable {
   /// Clears the value of `transaction`. Subsequent reads from it will return its default value.
   public mutating func clearTransaction() {self._transaction = nil}
 
-  /// The participant cluster that asks (for the home cluster's log).
+  /// The participant cluster that asks ("C<n>"): informational, the home logs it with the caller's certificate.
   public var asker: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1036,6 +1266,91 @@ public nonisolated struct Ledger_V1_DecisionRequest: Sendable {
   public init() {}
 
   fileprivate var _transaction: Ledger_V1_TransactionId? = nil
+}
+
+public nonisolated struct Ledger_V1_TransactionStatusRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The cluster asked, and optionally one replica of it ("S<n>"; empty: any).
+  public var cluster: String = String()
+
+  public var replica: String = String()
+
+  public var transaction: Ledger_V1_TransactionId {
+    get {_transaction ?? Ledger_V1_TransactionId()}
+    set {_transaction = newValue}
+  }
+  /// Returns true if `transaction` has been explicitly set.
+  public var hasTransaction: Bool {self._transaction != nil}
+  /// Clears the value of `transaction`. Subsequent reads from it will return its default value.
+  public mutating func clearTransaction() {self._transaction = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _transaction: Ledger_V1_TransactionId? = nil
+}
+
+public nonisolated struct Ledger_V1_TransactionStatusReply: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The replica that answered, and the slot its state reflects.
+  public var replica: String {
+    get {_storage._replica}
+    set {_uniqueStorage()._replica = newValue}
+  }
+
+  public var appliedThrough: UInt64 {
+    get {_storage._appliedThrough}
+    set {_uniqueStorage()._appliedThrough = newValue}
+  }
+
+  public var state: Ledger_V1_TransactionState {
+    get {_storage._state}
+    set {_uniqueStorage()._state = newValue}
+  }
+
+  /// With PREPARED: the home cluster and the terms prepared here.
+  public var home: String {
+    get {_storage._home}
+    set {_uniqueStorage()._home = newValue}
+  }
+
+  public var terms: Ledger_V1_TransactionTerms {
+    get {_storage._terms ?? Ledger_V1_TransactionTerms()}
+    set {_uniqueStorage()._terms = newValue}
+  }
+  /// Returns true if `terms` has been explicitly set.
+  public var hasTerms: Bool {_storage._terms != nil}
+  /// Clears the value of `terms`. Subsequent reads from it will return its default value.
+  public mutating func clearTerms() {_uniqueStorage()._terms = nil}
+
+  /// With ABORTED: why (result.reason, result.message, and the fields the reason uses).
+  public var abort: Ledger_V1_Result {
+    get {_storage._abort ?? Ledger_V1_Result()}
+    set {_uniqueStorage()._abort = newValue}
+  }
+  /// Returns true if `abort` has been explicitly set.
+  public var hasAbort: Bool {_storage._abort != nil}
+  /// Clears the value of `abort`. Subsequent reads from it will return its default value.
+  public mutating func clearAbort() {_uniqueStorage()._abort = nil}
+
+  /// The leader this replica knows of, when it is another replica.
+  public var leaderHint: String {
+    get {_storage._leaderHint}
+    set {_uniqueStorage()._leaderHint = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Ledger_V1_CommandReply: Sendable {
@@ -1066,7 +1381,8 @@ public nonisolated struct Ledger_V1_CommandBatchRequest: Sendable {
 
   public var cluster: String = String()
 
-  /// Transfers, prepares, prepare_moves, commits and aborts; create_accounts is refused.
+  /// Transfers, prepares, prepare_moves, commits and aborts; create_accounts, decide_commit and follow are refused
+  /// (each answered OUTCOME_REFUSED).
   public var commands: [Ledger_V1_Command] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1104,8 +1420,9 @@ public nonisolated struct Ledger_V1_BalanceRequest: Sendable {
   public init() {}
 }
 
-/// result.outcome is COMMITTED when `balance` holds the committed balance; otherwise ABORTED with the reason
-/// (WRONG_SHARD, NOT_LEADER, NO_QUORUM, BUSY, TIMED_OUT).
+/// result.outcome is COMMITTED when `balance` (and result.balance, the same value) holds the committed balance;
+/// otherwise ABORTED with the reason (WRONG_SHARD, NOT_LEADER, NO_QUORUM, BUSY, TIMED_OUT, or LOCKED: a prepared
+/// cross-shard transaction `locked_by` holds the account and its balance is in doubt until it is decided).
 public nonisolated struct Ledger_V1_BalanceReply: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1920,6 +2237,10 @@ nonisolated extension Ledger_V1_WalRecordKind: SwiftProtobuf._ProtoNameProviding
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0WAL_RECORD_KIND_UNSPECIFIED\0\u{1}WAL_RECORD_KIND_START\0\u{1}WAL_RECORD_KIND_UPDATE\0\u{1}WAL_RECORD_KIND_COMMIT\0\u{1}WAL_RECORD_KIND_ABORT\0\u{1}WAL_RECORD_KIND_MOVE_OUT\0\u{1}WAL_RECORD_KIND_MOVE_IN\0")
 }
 
+nonisolated extension Ledger_V1_TransactionState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TRANSACTION_STATE_UNSPECIFIED\0\u{1}TRANSACTION_STATE_COMMITTED\0\u{1}TRANSACTION_STATE_ABORTED\0\u{1}TRANSACTION_STATE_PREPARED\0\u{1}TRANSACTION_STATE_UNKNOWN\0")
+}
+
 nonisolated extension Ledger_V1_Role: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_FOLLOWER\0\u{1}ROLE_CANDIDATE\0\u{1}ROLE_LEADER\0")
 }
@@ -2119,7 +2440,7 @@ nonisolated extension Ledger_V1_AccountChange: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Ledger_V1_PrepareCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PrepareCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}home\0\u{1}participants\0\u{1}changes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}home\0\u{1}participants\0\u{2}\u{2}from\0\u{1}to\0\u{1}amount\0\u{c}\u{4}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2130,7 +2451,9 @@ nonisolated extension Ledger_V1_PrepareCommand: SwiftProtobuf.Message, SwiftProt
       case 1: try { try decoder.decodeSingularMessageField(value: &self._transaction) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.home) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.participants) }()
-      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.changes) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.from) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.to) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.amount) }()
       default: break
       }
     }
@@ -2150,8 +2473,14 @@ nonisolated extension Ledger_V1_PrepareCommand: SwiftProtobuf.Message, SwiftProt
     if !self.participants.isEmpty {
       try visitor.visitRepeatedStringField(value: self.participants, fieldNumber: 3)
     }
-    if !self.changes.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.changes, fieldNumber: 4)
+    if self.from != 0 {
+      try visitor.visitSingularUInt64Field(value: self.from, fieldNumber: 5)
+    }
+    if self.to != 0 {
+      try visitor.visitSingularUInt64Field(value: self.to, fieldNumber: 6)
+    }
+    if self.amount != 0 {
+      try visitor.visitSingularUInt64Field(value: self.amount, fieldNumber: 7)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2160,7 +2489,9 @@ nonisolated extension Ledger_V1_PrepareCommand: SwiftProtobuf.Message, SwiftProt
     if lhs._transaction != rhs._transaction {return false}
     if lhs.home != rhs.home {return false}
     if lhs.participants != rhs.participants {return false}
-    if lhs.changes != rhs.changes {return false}
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.amount != rhs.amount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2229,6 +2560,246 @@ nonisolated extension Ledger_V1_AbortCommand: SwiftProtobuf.Message, SwiftProtob
 
   public static func ==(lhs: Ledger_V1_AbortCommand, rhs: Ledger_V1_AbortCommand) -> Bool {
     if lhs._transaction != rhs._transaction {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_DecideCommitCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DecideCommitCommand"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}agreed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._transaction) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._agreed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._transaction {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._agreed {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_DecideCommitCommand, rhs: Ledger_V1_DecideCommitCommand) -> Bool {
+    if lhs._transaction != rhs._transaction {return false}
+    if lhs._agreed != rhs._agreed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_FollowCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FollowCommand"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}committed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._transaction) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.committed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._transaction {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.committed != false {
+      try visitor.visitSingularBoolField(value: self.committed, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_FollowCommand, rhs: Ledger_V1_FollowCommand) -> Bool {
+    if lhs._transaction != rhs._transaction {return false}
+    if lhs.committed != rhs.committed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_TransactionTerms: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TransactionTerms"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transfer\0\u{1}move\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Ledger_V1_TransferTerms?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .transfer(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .transfer(v)
+        }
+      }()
+      case 2: try {
+        var v: Ledger_V1_MoveTerms?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .move(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .move(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.kind {
+    case .transfer?: try {
+      guard case .transfer(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .move?: try {
+      guard case .move(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_TransactionTerms, rhs: Ledger_V1_TransactionTerms) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_TransferTerms: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TransferTerms"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{1}amount\0\u{1}home\0\u{1}participants\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.from) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.to) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.amount) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.home) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.participants) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.from != 0 {
+      try visitor.visitSingularUInt64Field(value: self.from, fieldNumber: 1)
+    }
+    if self.to != 0 {
+      try visitor.visitSingularUInt64Field(value: self.to, fieldNumber: 2)
+    }
+    if self.amount != 0 {
+      try visitor.visitSingularUInt64Field(value: self.amount, fieldNumber: 3)
+    }
+    if !self.home.isEmpty {
+      try visitor.visitSingularStringField(value: self.home, fieldNumber: 4)
+    }
+    if !self.participants.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.participants, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_TransferTerms, rhs: Ledger_V1_TransferTerms) -> Bool {
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.amount != rhs.amount {return false}
+    if lhs.home != rhs.home {return false}
+    if lhs.participants != rhs.participants {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_MoveTerms: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MoveTerms"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{1}balance\0\u{1}source\0\u{1}target\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.account) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.balance) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.source) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.target) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.account != 0 {
+      try visitor.visitSingularUInt64Field(value: self.account, fieldNumber: 1)
+    }
+    if self.balance != 0 {
+      try visitor.visitSingularInt64Field(value: self.balance, fieldNumber: 2)
+    }
+    if !self.source.isEmpty {
+      try visitor.visitSingularStringField(value: self.source, fieldNumber: 3)
+    }
+    if !self.target.isEmpty {
+      try visitor.visitSingularStringField(value: self.target, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_MoveTerms, rhs: Ledger_V1_MoveTerms) -> Bool {
+    if lhs.account != rhs.account {return false}
+    if lhs.balance != rhs.balance {return false}
+    if lhs.source != rhs.source {return false}
+    if lhs.target != rhs.target {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2306,7 +2877,7 @@ nonisolated extension Ledger_V1_CreateAccountsCommand: SwiftProtobuf.Message, Sw
 
 nonisolated extension Ledger_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Command"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transfer\0\u{1}prepare\0\u{1}commit\0\u{1}abort\0\u{3}create_accounts\0\u{3}prepare_move\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transfer\0\u{1}prepare\0\u{1}commit\0\u{1}abort\0\u{3}create_accounts\0\u{3}prepare_move\0\u{3}decide_commit\0\u{1}follow\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2392,6 +2963,32 @@ nonisolated extension Ledger_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._M
           self.kind = .prepareMove(v)
         }
       }()
+      case 7: try {
+        var v: Ledger_V1_DecideCommitCommand?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .decideCommit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .decideCommit(v)
+        }
+      }()
+      case 8: try {
+        var v: Ledger_V1_FollowCommand?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .follow(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .follow(v)
+        }
+      }()
       default: break
       }
     }
@@ -2426,6 +3023,14 @@ nonisolated extension Ledger_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._M
     case .prepareMove?: try {
       guard case .prepareMove(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .decideCommit?: try {
+      guard case .decideCommit(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .follow?: try {
+      guard case .follow(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     }()
     case nil: break
     }
@@ -3122,6 +3727,162 @@ nonisolated extension Ledger_V1_DecisionRequest: SwiftProtobuf.Message, SwiftPro
     if lhs.cluster != rhs.cluster {return false}
     if lhs._transaction != rhs._transaction {return false}
     if lhs.asker != rhs.asker {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_TransactionStatusRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TransactionStatusRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}replica\0\u{1}transaction\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.replica) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._transaction) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.cluster.isEmpty {
+      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 1)
+    }
+    if !self.replica.isEmpty {
+      try visitor.visitSingularStringField(value: self.replica, fieldNumber: 2)
+    }
+    try { if let v = self._transaction {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_TransactionStatusRequest, rhs: Ledger_V1_TransactionStatusRequest) -> Bool {
+    if lhs.cluster != rhs.cluster {return false}
+    if lhs.replica != rhs.replica {return false}
+    if lhs._transaction != rhs._transaction {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_TransactionStatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TransactionStatusReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}replica\0\u{3}applied_through\0\u{1}state\0\u{1}home\0\u{1}terms\0\u{1}abort\0\u{3}leader_hint\0")
+
+  fileprivate class _StorageClass {
+    var _replica: String = String()
+    var _appliedThrough: UInt64 = 0
+    var _state: Ledger_V1_TransactionState = .unspecified
+    var _home: String = String()
+    var _terms: Ledger_V1_TransactionTerms? = nil
+    var _abort: Ledger_V1_Result? = nil
+    var _leaderHint: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _replica = source._replica
+      _appliedThrough = source._appliedThrough
+      _state = source._state
+      _home = source._home
+      _terms = source._terms
+      _abort = source._abort
+      _leaderHint = source._leaderHint
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._replica) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._appliedThrough) }()
+        case 3: try { try decoder.decodeSingularEnumField(value: &_storage._state) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._home) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._terms) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._abort) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._leaderHint) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._replica.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._replica, fieldNumber: 1)
+      }
+      if _storage._appliedThrough != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._appliedThrough, fieldNumber: 2)
+      }
+      if _storage._state != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._state, fieldNumber: 3)
+      }
+      if !_storage._home.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._home, fieldNumber: 4)
+      }
+      try { if let v = _storage._terms {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._abort {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      if !_storage._leaderHint.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._leaderHint, fieldNumber: 7)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_TransactionStatusReply, rhs: Ledger_V1_TransactionStatusReply) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._replica != rhs_storage._replica {return false}
+        if _storage._appliedThrough != rhs_storage._appliedThrough {return false}
+        if _storage._state != rhs_storage._state {return false}
+        if _storage._home != rhs_storage._home {return false}
+        if _storage._terms != rhs_storage._terms {return false}
+        if _storage._abort != rhs_storage._abort {return false}
+        if _storage._leaderHint != rhs_storage._leaderHint {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -4,10 +4,9 @@ import LedgerRPC
 import Paxos
 import ServiceLifecycle
 
-/// The other clusters of the deployment, as a replica sees them when it asks a home cluster for the decision of a
-/// transaction in doubt (DESIGN §5.3). One set of long-lived connections per cluster, run as a service of the
-/// replica's group.
-final class HomeClusters: DecisionSource, Service {
+/// The other clusters of the deployment, as a replica reaches them about the cross-shard transactions it shares with
+/// them (DESIGN §5.3, §5.5). One set of long-lived connections per cluster, run as a service of the replica's group.
+final class ClusterDirectory: OtherClusters, Service {
     private let asker: String
     private let connections: [String: ClusterConnections]
     private let contacts: [String: ReplicaID]
@@ -31,6 +30,13 @@ final class HomeClusters: DecisionSource, Service {
         }
         self.connections = connections
         self.contacts = contacts
+    }
+
+    func report(of id: TransactionID, at cluster: String) async -> LedgerState.Report? {
+        guard let client = connections[cluster]?.client, let contact = contacts[cluster] ?? client.replicas.first else {
+            return nil
+        }
+        return await client.transactionStatus(of: id, contact: contact, deadline: .now + patience)?.report
     }
 
     func decision(of id: TransactionID, home: String) async -> CommandResult? {
