@@ -161,6 +161,31 @@ import Testing
         }
     }
 
+    /// Seeds that once failed, each replayed exactly (at the default 2,000 ticks) by every `swift test`, whatever
+    /// `SIM_SEED`, `SIM_SEEDS` and `SIM_STEPS` say. Add a seed here when its failure is fixed.
+    static let payloadRegressionSeeds: [UInt64] = []
+    /// 77751 (issue 26): stale forwarded requests and their retries kept a one-slot pipeline busy past the run's end.
+    static let ledgerRegressionSeeds: [UInt64] = [77751]
+
+    @Test(arguments: payloadRegressionSeeds) func protocolRegressionSeedHolds(seed: UInt64) {
+        Self.expectHolds(Simulation<SimState>(seed: seed, steps: 2_000))
+    }
+
+    @Test(arguments: ledgerRegressionSeeds) func ledgerRegressionSeedHolds(seed: UInt64) {
+        Self.expectHolds(Simulation<LedgerMachine>(seed: seed, steps: 2_000))
+    }
+
+    static func expectHolds<Machine: SimulatedMachine>(_ simulation: Simulation<Machine>) {
+        var simulation = simulation
+        let report = simulation.run()
+        #expect(
+            report.violations.isEmpty,
+            """
+            seed \(report.seed) (\(report.parameters)):
+            \(report.violations.joined(separator: "\n"))
+            """)
+    }
+
     /// Same seed, same ledger run, down to every replica's WAL and datastore.
     @Test func ledgerRunsReplayExactly() {
         var first = Simulation<LedgerMachine>(seed: 42, steps: 600)
