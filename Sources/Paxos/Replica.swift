@@ -126,6 +126,35 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// True when this replica leads and has heard from a majority within the leader timeout.
     public var leadsWithQuorum: Bool { leadership != nil && hasQuorumContact() }
 
+    /// What this replica is waiting for: unchosen proposals, queued and waiting requests, missing chosen slots.
+    public var outstanding: Outstanding {
+        var outstanding = Outstanding()
+        if let leadership {
+            outstanding.proposals = leadership.proposals.sorted { $0.key < $1.key }.map { slot, proposal in
+                Outstanding.Proposal(
+                    slot: slot, acceptedBy: proposal.acceptedBy.sorted(), sentAgo: now - proposal.sentAt)
+            }
+            outstanding.queuedRequests = leadership.queued.count
+            outstanding.laggardSlots = leadership.laggardSlots
+            if configuration.laggardFlushTicks > 0 { outstanding.promptPeers = leadership.promptPeers.sorted() }
+            outstanding.announcedChosenThrough = leadership.announcedChosenThrough
+            outstanding.readsWaiting = leadership.reads.count
+        }
+        if let candidacy {
+            outstanding.promisesMissing = configuration.peers.filter { candidacy.promises[$0] == nil }
+        }
+        if announcedChosenThrough > chosenThrough {
+            outstanding.catchUp = Outstanding.CatchUp(
+                chosenThrough: chosenThrough, announcedThrough: announcedChosenThrough, source: catchUpSource,
+                askedAgo: catchUpRequestedAt.map { now - $0 })
+        }
+        let waiting = waiters.sorted { ($0.value.deadline, $0.key) < ($1.value.deadline, $1.key) }
+        outstanding.waiting = waiting.prefix(4).map(\.key)
+        outstanding.waitingCount = waiters.count
+        outstanding.forwardsUnsent = forwardBuffer.count
+        return outstanding
+    }
+
     // MARK: - Inputs
 
     /// Hands the shell everything accumulated since the last call. The leader proposes queued requests here, so

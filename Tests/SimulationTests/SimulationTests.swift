@@ -38,7 +38,7 @@ import Testing
                 """
                 seed \(report.seed) violated the protocol (\(report.parameters)); replay with \
                 SIM_SEED=\(report.seed) swift test --filter SimulationTests:
-                \(report.violations.prefix(12).joined(separator: "\n"))
+                \(report.details)
                 """)
         }
         let leaderTicks = reports.compactMap(\.ticksToLeaderAfterHeal)
@@ -114,7 +114,7 @@ import Testing
                 """
                 seed \(report.seed) broke the ledger (\(report.parameters)); replay with \
                 SIM_SEED=\(report.seed) swift test --filter SimulationTests.ledgerShardsHoldUnderFaults:
-                \(report.violations.prefix(12).joined(separator: "\n"))
+                \(report.details)
                 """)
         }
         var tally: [String: Int] = [:]
@@ -182,7 +182,7 @@ import Testing
             report.violations.isEmpty,
             """
             seed \(report.seed) (\(report.parameters)):
-            \(report.violations.joined(separator: "\n"))
+            \(report.details)
             """)
     }
 
@@ -222,5 +222,13 @@ import Testing
             for await reports in group { all += reports }
             return all.sorted { $0.seed < $1.seed }
         }
+    }
+}
+
+extension SimulationReport {
+    /// The first violations, then the explanation (each replica's state, what it waits for, its last inputs).
+    var details: String {
+        let more = violations.count > 12 ? ["... \(violations.count - 12) more violations"] : []
+        return (violations.prefix(12) + more + explanation).joined(separator: "\n")
     }
 }
