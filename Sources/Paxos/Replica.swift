@@ -126,6 +126,35 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// True when this replica leads and has heard from a majority within the leader timeout.
     public var leadsWithQuorum: Bool { leadership != nil && hasQuorumContact() }
 
+    /// What this replica is waiting for: unchosen proposals, queued and waiting requests, missing chosen slots.
+    public var outstanding: Outstanding {
+        var outstanding = Outstanding()
+        if let leadership {
+            outstanding.proposals = leadership.proposals.sorted { $0.key < $1.key }.map { slot, proposal in
+                Outstanding.Proposal(
+                    slot: slot, acceptedBy: proposal.acceptedBy.sorted(), sentAgo: now - proposal.sentAt)
+            }
+            outstanding.queuedRequests = leadership.queued.count
+            outstanding.laggardSlots = leadership.laggardSlots
+            if configuration.laggardFlushTicks > 0 { outstanding.promptPeers = leadership.promptPeers.sorted() }
+            outstanding.announcedChosenThrough = leadership.announcedChosenThrough
+            outstanding.readsWaiting = leadership.reads.count
+        }
+        if let candidacy {
+            outstanding.promisesMissing = configuration.peers.filter { candidacy.promises[$0] == nil }
+        }
+        if announcedChosenThrough > chosenThrough {
+            outstanding.catchUp = Outstanding.CatchUp(
+                chosenThrough: chosenThrough, announcedThrough: announcedChosenThrough, source: catchUpSource,
+                askedAgo: catchUpRequestedAt.map { now - $0 })
+        }
+        let waiting = waiters.sorted { ($0.value.deadline, $0.key) < ($1.value.deadline, $1.key) }
+        outstanding.waiting = waiting.prefix(4).map(\.key)
+        outstanding.waitingCount = waiters.count
+        outstanding.forwardsUnsent = forwardBuffer.count
+        return outstanding
+    }
+
     // MARK: - Inputs
 
     /// Hands the shell everything accumulated since the last call. The leader proposes queued requests here, so
@@ -429,22 +458,31 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         }
     }
 
-    /// Proposes queued requests while the pipeline has room, as many per slot as the batch limit allows.
+    /// Proposes queued requests while the pipeline has room, as many per slot as the batch limit allows. A request
+    /// whose queue deadline passed is dropped instead: whoever submitted it has been answered by now (`timedOut` at a
+    /// forwarding follower), and its client retries it; proposing it anyway spends a slot on a request nobody waits
+    /// for, which under load delays the requests still waited for past their own deadlines in turn.
     private mutating func proposeQueued() {
         guard leadership != nil, hasQuorumContact() else { return }
         while leadership!.proposals.count < configuration.slotsInFlightMax,
             leadership!.queueHead < leadership!.queue.count
         {
-            let end = min(leadership!.queue.count, leadership!.queueHead + configuration.batchSizeMax)
-            let batch = Array(leadership!.queue[leadership!.queueHead..<end])
-            leadership!.queueHead = end
+            var batch: [Request<Command>] = []
+            while batch.count < configuration.batchSizeMax, leadership!.queueHead < leadership!.queue.count {
+                let request = leadership!.queue[leadership!.queueHead]
+                leadership!.queueHead += 1
+                guard let deadline = leadership!.queued.removeValue(forKey: request.id), deadline > now else {
+                    continue
+                }
+                batch.append(request)
+            }
             if leadership!.queueHead == leadership!.queue.count {
                 leadership!.queue.removeAll(keepingCapacity: true)
                 leadership!.queueHead = 0
             }
+            guard !batch.isEmpty else { break }
             let slot = leadership!.nextSlot
             for request in batch {
-                leadership!.queued.remove(request.id)
                 leadership!.inFlight[request.id] = slot
             }
             propose(.batch(batch, ballot: leadership!.ballot), in: slot)
@@ -785,7 +823,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     private mutating func route(_ id: RequestID) {
         guard let waiter = waiters[id] else { return }
         if leadership != nil {
-            enqueue(waiter.request)
+            enqueue(waiter.request, until: waiter.deadline)
         } else if let leader = leaderHint, leader != configuration.me {
             if configuration.forwardsRequests {
                 forwardBuffer.append(waiter.request)
@@ -798,15 +836,21 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         }
     }
 
-    private mutating func enqueue(_ request: Request<Command>) {
-        guard leadership!.inFlight[request.id] == nil, !leadership!.queued.contains(request.id) else { return }
+    /// Queues `request` for a slot unless it is queued or in flight already; `deadline` is when whoever waits for
+    /// it gives up (a queued one keeps the later of its deadlines).
+    private mutating func enqueue(_ request: Request<Command>, until deadline: Tick) {
+        guard leadership!.inFlight[request.id] == nil else { return }
+        if let queued = leadership!.queued[request.id] {
+            leadership!.queued[request.id] = max(queued, deadline)
+            return
+        }
         if leadership!.queued.count >= Limits.queuedRequestsMax {
             if waiters.removeValue(forKey: request.id) != nil {
                 pending.outcomes.append(RequestOutcome(id: request.id, outcome: .busy))
             }
             return
         }
-        leadership!.queued.insert(request.id)
+        leadership!.queued[request.id] = deadline
         leadership!.queue.append(request)
     }
 
@@ -822,7 +866,11 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
 
     private mutating func onForward(_ requests: [Request<Command>]) {
         guard leadership != nil else { return }  // The forwarding replica forwards again later (`reforwardStale`).
-        for request in requests { enqueue(request) }
+        // The forwarding follower gives up within a consensus timeout of its first forward; forwarding again while
+        // it waits (`reforwardStale`) does not put that off.
+        for request in requests where leadership!.queued[request.id] == nil {
+            enqueue(request, until: now + configuration.consensusTimeoutTicks)
+        }
     }
 
     private mutating func flushForwards() {
@@ -842,7 +890,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             guard let waiter = waiters[id], waiter.deadline <= now else { continue }
             expired[id] = waiter
             waiters[id] = nil
-            leadership?.queued.remove(id)
+            leadership?.queued[id] = nil
             pending.outcomes.append(RequestOutcome(id: id, outcome: waiter.mayBeChosen ? .timedOut : .noQuorum))
         }
         if deadlinesHead > 1024, deadlinesHead * 2 > deadlines.count {
@@ -1006,7 +1054,8 @@ extension Replica {
         /// Requests waiting for a slot; `queue[queueHead...]` is still to propose.
         var queue: [Request<Command>] = []
         var queueHead = 0
-        var queued: Set<RequestID> = []
+        /// The requests in `queue[queueHead...]`, each with the tick from which it is dropped unproposed.
+        var queued: [RequestID: Tick] = [:]
         /// Requests proposed and not yet chosen, with their slot: a retry of one is not proposed twice.
         var inFlight: [RequestID: Slot] = [:]
         var lastHeard: [ReplicaID: Tick] = [:]

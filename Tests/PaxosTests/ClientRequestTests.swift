@@ -106,4 +106,34 @@ import Testing
         #expect(outcomes == [RequestOutcome(id: t.id, outcome: .timedOut)])
         #expect(cluster[s1].waitingCount == 0)
     }
+    // Issue 26 (simulation seed 77751): a forwarded request that waited in a busy leader's queue past the consensus
+    // timeout was still proposed, after its follower had answered `timedOut` and its client had moved on. Under load
+    // such stale copies, and their clients' retries, took most slots, and the backlog outlasted the run. A forwarded
+    // request the leader could not propose in time is dropped unproposed; the follower's `timedOut` stays true.
+    @Test func leaderDropsForwardedRequestItCouldNotProposeInTime() {
+        var cluster = Cluster {
+            $0.slotsInFlightMax = 1
+            $0.batchSizeMax = 1
+        }
+        cluster.elect(s1)
+        cluster.heartbeat(s1)
+        // One slot at a time, one request per slot: the leader's own backlog outlasts the consensus timeout.
+        let backlog = (1...40).map { request("b\($0)", UInt64($0)) }
+        for item in backlog { cluster.submit(item, at: s1) }
+        let f = request("f", 100)
+        cluster.submit(f, at: s2)
+        #expect(cluster.takeReady(s2).messages == [envelope(to: s1, .forward(requests: [f]))])
+        cluster.deliver()
+
+        var outcomes: [ReplicaID: [RequestOutcome]] = [:]
+        for _ in 0..<45 {
+            for (member, ready) in cluster.step() { outcomes[member, default: []] += ready.outcomes }
+        }
+        #expect(cluster[s1].role == .leader)
+        #expect(outcomes[s1, default: []].contains { $0.outcome == .noQuorum })
+        #expect(outcomes[s2, default: []] == [RequestOutcome(id: f.id, outcome: .timedOut)])
+        // The pipeline had room again once the backlog's waiters gave up, but nobody waited for `f` any more.
+        #expect(!cluster.sent.contains { $0.proposes(f) })
+        #expect(!cluster.journals[s2]!.applied.contains("f"))
+    }
 }

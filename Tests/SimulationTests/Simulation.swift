@@ -73,6 +73,8 @@ struct SimulationReport {
     var slotsChosen: Slot = 0
     var snapshotsInstalled = 0
     var ticksToLeaderAfterHeal: Int?
+    /// For a failing run: each replica's state, what it waits for, and its last inputs (see `Simulation.explain`).
+    var explanation: [String] = []
     /// The machine's own counts of what the chosen log did (see `SimulatedMachine.tally`).
     var tally: [String: Int] = [:]
     /// Linearizable reads the clients issued, those answered `readable` (and checked), and those refused
@@ -127,6 +129,8 @@ struct Simulation<Machine: SimulatedMachine> {
         var downUntil = 0
         /// The answers of the slots applied while performing the current `Ready`, for its outcomes.
         var answers: [Slot: [RequestID: Machine.Result]] = [:]
+        /// The replica's last inputs, to explain a run that ends unhealed.
+        var recent = InputRing<Command, Machine>(capacity: Simulation.recentInputsKept)
 
         init(state: Machine) {
             self.durable = DurableState()
@@ -202,6 +206,8 @@ struct Simulation<Machine: SimulatedMachine> {
     let leaderBoundTicks = 150
     /// The last ticks of a run submit nothing new.
     let drainTicks = 100
+    /// How many inputs per replica a failing run's explanation shows.
+    static var recentInputsKept: Int { 12 }
 
     var random: SeededRandom
     /// Draws crashes during a write and power losses from a stream of their own, so the rest of a seed's run (its
@@ -269,22 +275,35 @@ struct Simulation<Machine: SimulatedMachine> {
             step()
         }
         if report.violations.isEmpty { checkFinal() }
-        if !report.violations.isEmpty {
-            for member in members {
-                guard let replica = nodes[member].replica else {
-                    report.violations.append("state: \(member) down")
-                    continue
-                }
-                report.violations.append(
-                    "state: \(member) \(replica.role) ballot \(replica.ballot) promised \(replica.promised) leader "
-                        + "\(replica.leaderHint.map(String.init(describing:)) ?? "-") chosen \(replica.chosenThrough) "
-                        + "applied \(replica.appliedThrough) snapshot \(replica.snapshotSlot) log \(replica.log.count) "
-                        + "waiting \(replica.waitingCount)")
-            }
-        }
+        if !report.violations.isEmpty { report.explanation = explain() }
         report.ticks = now
         report.slotsChosen = UInt64(chosen.count)
         return report
+    }
+
+    /// Per replica: its state, what it waits for (`Replica.outstanding`), and its last inputs, oldest first; then
+    /// the messages still in flight. Enough to tell a lost message from a timer that never fired.
+    func explain() -> [String] {
+        var lines: [String] = []
+        for member in members {
+            let inputs = nodes[member].recent.inputs.map(\.description).joined(separator: "; ")
+            guard let replica = nodes[member].replica else {
+                lines.append("state: \(member) down until tick \(nodes[member].downUntil)\n  last inputs: \(inputs)")
+                continue
+            }
+            lines.append(
+                "state: \(member) \(replica.role) ballot \(replica.ballot) promised \(replica.promised) leader "
+                    + "\(replica.leaderHint.map(String.init(describing:)) ?? "-") chosen \(replica.chosenThrough) "
+                    + "applied \(replica.appliedThrough) snapshot \(replica.snapshotSlot) log \(replica.log.count) "
+                    + "waiting \(replica.waitingCount)\n  waits for: \(replica.outstanding)\n  last inputs: \(inputs)")
+        }
+        let inFlight = network.sorted { ($0.deliverAt, $0.order) < ($1.deliverAt, $1.order) }
+        let shown = inFlight.prefix(12).map { item in
+            "t\(item.deliverAt) \(item.from)->\(item.to): \(SimInput<Command, Machine>.summary(item.message))"
+        }
+        let more = inFlight.count > shown.count ? "; ... \(inFlight.count - shown.count) more" : ""
+        lines.append("in flight: \(shown.isEmpty ? "nothing" : shown.joined(separator: "; "))\(more)")
+        return lines
     }
 
     // MARK: - One tick
@@ -294,6 +313,7 @@ struct Simulation<Machine: SimulatedMachine> {
         deliverDueMessages()
         for member in members where nodes[member].replica != nil {
             nodes[member].replica!.tick()
+            nodes[member].recent.tick(now)
         }
         clientsAct()
         for member in members where nodes[member].replica != nil {
@@ -317,6 +337,7 @@ struct Simulation<Machine: SimulatedMachine> {
                 continue
             }
             report.messagesDelivered += 1
+            nodes[item.to].recent.append(.received(at: now, from: item.from, message: item.message))
             do {
                 try nodes[item.to].replica!.receive(item.message, from: item.from)
             } catch {
@@ -533,6 +554,18 @@ struct Simulation<Machine: SimulatedMachine> {
     mutating func checkFinal() {
         let applied = members.map { nodes[$0].state.slot }
         let highest = chosen.keys.max() ?? 0
+        // A slot a majority accepted that no replica knows chosen: the leader never learned its acceptances.
+        let unknown = chosen.keys.sorted().filter { slot in
+            members.allSatisfy { member in
+                guard let replica = nodes[member].replica else { return true }
+                return replica.chosenThrough < slot && replica.log[slot]?.isChosen != true
+            }
+        }
+        if !unknown.isEmpty {
+            violation(
+                "slots \(SimInput<Command, Machine>.slots(unknown)) are chosen (a majority accepted) but no replica "
+                    + "knows it after healing")
+        }
         for member in members where nodes[member].state.slot < highest {
             violation("\(member) applied through \(nodes[member].state.slot) of \(highest) chosen slots after healing")
         }
@@ -630,7 +663,9 @@ struct Simulation<Machine: SimulatedMachine> {
         clients[index].read = id
         report.readsIssued += 1
         // A read sent to a crashed replica is lost; the client gives it up after `readTimeoutTicks`.
-        nodes[target].replica?.read(id)
+        guard nodes[target].replica != nil else { return }
+        nodes[target].recent.append(.read(at: now, id: id))
+        nodes[target].replica!.read(id)
     }
 
     /// Checks a read's answer for linearizability (see the type's comment).
@@ -677,7 +712,9 @@ struct Simulation<Machine: SimulatedMachine> {
         request.uncertain = request.uncertain || uncertain
         clients[index].outstanding[id] = request
         // A request to a crashed replica is lost; the client's timer retries it.
-        nodes[target].replica?.submit(request.request)
+        guard nodes[target].replica != nil else { return }
+        nodes[target].recent.append(.submitted(at: now, id: id, attempt: request.attempts))
+        nodes[target].replica!.submit(request.request)
     }
 
     mutating func deliver(_ outcome: RequestOutcome, from member: ReplicaID) {
@@ -756,6 +793,7 @@ struct Simulation<Machine: SimulatedMachine> {
         // Restart from what was persisted: the durable log and snapshot, and the state machine as last applied.
         let replica = SimReplica(configuration: configuration, durable: nodes[member].durable, seed: random.next())
         nodes[member].replica = replica
+        nodes[member].recent.append(.started(at: now))
     }
 
     mutating func crash(_ member: ReplicaID) {
