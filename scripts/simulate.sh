@@ -132,7 +132,8 @@ for simulation in "${simulations[@]}"; do
         "$(sum "$simulation" 'messages dropped'), duplicated $(sum "$simulation" 'duplicated'), crashes" \
         "$(sum "$simulation" 'crashes') (lazy writes lost $(sum "$simulation" 'lazy writes lost')), partitions" \
         "$(sum "$simulation" 'partitions'), leader isolations $(sum "$simulation" 'leader isolations')"
-    echo "  violations: $violations failing seeds"
+    worst=$(summaries "$simulation" | grep -oE 'settled within [0-9]+' | grep -oE '[0-9]+' | sort -n | tail -1)
+    echo "  settled within ${worst:-?} ticks past the end (worst); violations: $violations failing seeds"
     [ "$violations" -eq 0 ] && [ "$finished" -eq "$expected" ] || status=1
 done
 
