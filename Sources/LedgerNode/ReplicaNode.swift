@@ -185,10 +185,8 @@ public actor ReplicaNode {
             let route = ledger.route(command)
             if route == .propose { plain.append(index) } else { routed.append((index, route)) }
         }
+        if routed.isEmpty { return await propose(commands) }
         var outcomes = [CommandOutcome?](repeating: nil, count: commands.count)
-        if routed.isEmpty {
-            return await propose(commands)
-        }
         let plainCommands = plain.map { commands[$0] }
         await withTaskGroup(of: [(Int, CommandOutcome)].self) { group in
             group.addTask { [plain] in zip(plain, await self.propose(plainCommands)).map { ($0, $1) } }

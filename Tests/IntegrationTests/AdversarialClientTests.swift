@@ -21,8 +21,8 @@ import Testing
             let c1 = try #require(connection.clusters.first { $0.cluster == "C1" })
             let c2 = try #require(connection.clusters.first { $0.cluster == "C2" })
             let leaders = [
-                "C1": try await deployment.waitForLeader(c1, within: .seconds(30)),
-                "C2": try await deployment.waitForLeader(c2, within: .seconds(30)),
+                "C1": try await deployment.waitForLeader(c1, within: .seconds(60)),
+                "C2": try await deployment.waitForLeader(c2, within: .seconds(60)),
             ]
             let clients = ["C1": c1, "C2": c2]
             func send(_ command: LedgerCommand, to cluster: String) async -> CommandOutcome {

@@ -230,29 +230,51 @@ func runClient(_ arguments: [String], in directory: URL, within limit: Duration)
 }
 
 /// Runs a built executable of this package (`client`, `shardctl`) to its end, or stops it after `limit`; returns its
-/// exit status and its output.
+/// exit status and its output (standard output and error together).
 func runTool(_ name: String, _ arguments: [String], in directory: URL, within limit: Duration) throws -> (
     status: Int32, output: String
 ) {
+    let run = try runProcess(
+        TestDeployment.executable(name), arguments, in: directory, within: limit, mergeErrors: true)
+    return (run.status, run.output)
+}
+
+/// Runs `executable` to its end, or stops it after `limit` (SIGTERM, then SIGKILL 5 s later); returns its exit status,
+/// its standard output, and its standard error (with `mergeErrors`, empty: the errors are in the output). Output goes
+/// to files in `directory`, so a chatty process never blocks on a full pipe.
+func runProcess(
+    _ executable: URL, _ arguments: [String], in directory: URL, within limit: Duration, mergeErrors: Bool = false
+) throws -> (status: Int32, output: String, errors: String) {
     let process = Process()
-    process.executableURL = TestDeployment.executable(name)
+    process.executableURL = executable
     process.arguments = arguments
     process.currentDirectoryURL = directory
-    let output = directory.appendingPathComponent("client-\(UUID().uuidString).out")
-    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-    let handle = try FileHandle(forWritingTo: output)
-    process.standardOutput = handle
-    process.standardError = handle
+    let output = directory.appendingPathComponent("run-\(UUID().uuidString).out")
+    let errors = directory.appendingPathComponent("run-\(UUID().uuidString).err")
+    for file in [output, errors] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
+    let outputHandle = try FileHandle(forWritingTo: output)
+    let errorHandle = try FileHandle(forWritingTo: errors)
+    process.standardOutput = outputHandle
+    process.standardError = mergeErrors ? outputHandle : errorHandle
     process.standardInput = FileHandle.nullDevice
     try process.run()
     let deadline = ContinuousClock.now + limit
     while process.isRunning && ContinuousClock.now < deadline { usleep(50_000) }
-    if process.isRunning {
+    let timedOut = process.isRunning
+    if timedOut {
         process.terminate()
+        let grace = ContinuousClock.now + .seconds(5)
+        while process.isRunning && ContinuousClock.now < grace { usleep(50_000) }
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
-    try handle.close()
-    return (process.terminationStatus, try String(contentsOf: output, encoding: .utf8))
+    try outputHandle.close()
+    try errorHandle.close()
+    let stderr = try String(contentsOf: errors, encoding: .utf8)
+    return (
+        process.terminationStatus, try String(contentsOf: output, encoding: .utf8),
+        timedOut ? stderr + "\n(stopped after \(limit))" : stderr
+    )
 }
 
 extension TestDeployment {

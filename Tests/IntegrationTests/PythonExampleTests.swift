@@ -17,8 +17,10 @@ struct PythonExampleTests {
             deployment, _ in
             // C1 owns accounts 1...10, C2 owns 11...20 (TestDeployment's layout).
             let perCluster = deployment.accountsPerCluster
-            let run = try Self.runExample(
+            let run = try runProcess(
+                URL(fileURLWithPath: "/bin/bash"),
                 [
+                    Self.script.path,
                     "--hosts", deployment.hostsPath,
                     "--certs", deployment.directory.appendingPathComponent("certs").path,
                     "--identity", "client",
@@ -29,43 +31,5 @@ struct PythonExampleTests {
             #expect(run.output.contains(Self.successLine), "stdout:\n\(run.output)\nstderr:\n\(run.errors)")
             #expect(run.output.contains("account 1 is in C1, 2 in C1, \(perCluster + 1) in C2"), "\(run.output)")
         }
-    }
-
-    /// Runs `examples/python/run.sh` to its end, or stops it after `limit` (the first run installs grpcio); returns
-    /// its exit status, its standard output and its standard error.
-    static func runExample(_ arguments: [String], in directory: URL, within limit: Duration) throws -> (
-        status: Int32, output: String, errors: String
-    ) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script.path] + arguments
-        process.currentDirectoryURL = directory
-        let output = directory.appendingPathComponent("python-\(UUID().uuidString).out")
-        let errors = directory.appendingPathComponent("python-\(UUID().uuidString).err")
-        for file in [output, errors] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
-        let outputHandle = try FileHandle(forWritingTo: output)
-        let errorHandle = try FileHandle(forWritingTo: errors)
-        process.standardOutput = outputHandle
-        process.standardError = errorHandle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = ContinuousClock.now + limit
-        while process.isRunning && ContinuousClock.now < deadline { usleep(50_000) }
-        var timedOut = false
-        if process.isRunning {
-            timedOut = true
-            process.terminate()
-            let grace = ContinuousClock.now + .seconds(5)
-            while process.isRunning && ContinuousClock.now < grace { usleep(50_000) }
-            if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
-        try outputHandle.close()
-        try errorHandle.close()
-        let stderr = try String(contentsOf: errors, encoding: .utf8)
-        return (
-            process.terminationStatus, try String(contentsOf: output, encoding: .utf8),
-            timedOut ? stderr + "\n(stopped after \(limit))" : stderr
-        )
     }
 }
