@@ -273,6 +273,9 @@ public struct LedgerState: Hashable, Sendable {
             reason = .invalid("\(cluster) is not among the participants \(transfer.participants)")
         } else if !transfer.participants.contains(transfer.home) {
             reason = .invalid("the home \(transfer.home) is not among the participants \(transfer.participants)")
+        } else if balances[change.account] == nil {
+            // The home debits `from`, which must be here; the other participant credits `to`, which must be here.
+            reason = absence(of: change.account)
         } else if isHome, balances[transfer.to] != nil {
             reason = .invalid(
                 "accounts \(transfer.from) and \(transfer.to) are both in \(cluster): send an intra-shard transfer")
@@ -281,7 +284,6 @@ public struct LedgerState: Hashable, Sendable {
                 "account \(transfer.from) is in \(cluster), so \(cluster) is the home of a transfer from it, not "
                     + "\(transfer.home)")
         } else {
-            // The home debits `from`, which must be here; the other participant credits `to`, which must be here.
             reason = refusal(for: [change])
         }
         var effects = Effects(result: reason.map { .aborted($0) } ?? .preparedYes)
