@@ -291,11 +291,16 @@ extension CrossShardTransfer {
         self.init(
             from: try AccountID(wire: from, field: "from"), to: try AccountID(wire: to, field: "to"),
             amount: try Amount(wire: amount, field: "amount"), home: try clusterName(home, field: "home"),
-            participants: try decodeEach(
-                participants, field: "participants", atMost: WireLimits.participantsPerTransactionMax,
-                limitName: "participantsPerTransactionMax"
-            ) { (name) throws(WireError) in try clusterName(name, field: "") })
+            participants: try participantNames(participants))
     }
+}
+
+/// Reads the participants of a transaction: cluster names `C<n>`, at most `participantsPerTransactionMax`.
+func participantNames(_ names: [String]) throws(WireError) -> [String] {
+    try decodeEach(
+        names, field: "participants", atMost: WireLimits.participantsPerTransactionMax,
+        limitName: "participantsPerTransactionMax"
+    ) { (name) throws(WireError) in try clusterName(name, field: "") }
 }
 
 extension Ledger_V1_PrepareMoveCommand {
@@ -464,12 +469,7 @@ extension LedgerCommand {
         _ transaction: Ledger_V1_TransactionId, isPresent: Bool, home: String, participants: [String]
     ) throws(WireError) -> (TransactionID, String, [String]) {
         let id = try TransactionID.required(wire: transaction, isPresent: isPresent, field: "transaction")
-        let home = try clusterName(home, field: "home")
-        let participants = try decodeEach(
-            participants, field: "participants", atMost: WireLimits.participantsPerTransactionMax,
-            limitName: "participantsPerTransactionMax"
-        ) { (name) throws(WireError) in try clusterName(name, field: "") }
-        return (id, home, participants)
+        return (id, try clusterName(home, field: "home"), try participantNames(participants))
     }
 }
 

@@ -316,9 +316,10 @@ struct LedgerMachine: SimulatedMachine {
         return found
     }
 
-    /// The request id of a transaction's prepare (a cross-shard transfer's or a move's).
+    /// The request id of a transaction's prepare (a cross-shard transfer's or a move's): a command's request id
+    /// depends on its kind and transaction only.
     static func prepareRequestID(_ id: TransactionID) -> RequestID {
-        RequestID(client: id.client, sequence: id.sequence << 3 | 1)
+        LedgerCommand.prepare(id, Workload.anyTransfer).requestID
     }
 
     /// Money across the two clusters: a cross-shard transaction committed here was committed by the home's own
@@ -340,7 +341,7 @@ struct LedgerMachine: SimulatedMachine {
             if home == cluster {
                 guard
                     case .decideCommit(_, let agreed)? = run.submitted[
-                        RequestID(client: id.client, sequence: id.sequence << 3 | 4)]
+                        LedgerCommand.decideCommit(id, agreed: .transfer(Workload.anyTransfer)).requestID]
                 else {
                     found.append("\(id) committed at its home \(cluster) without the other participant's agreement")
                     continue

@@ -129,8 +129,6 @@ public enum LedgerCodec {
         switch command {
         case .transfer, .commit, .abort, .follow, .decideCommit(_, .move):
             return nil
-        case .decideCommit(_, .transfer(let transfer)):
-            return limitViolation(in: .prepare(TransactionID(client: 1, sequence: 1), transfer))
         case .prepareMove(_, let home, let participants, let part):
             let other: String
             switch part {
@@ -145,7 +143,7 @@ public enum LedgerCodec {
                 return "\(participants.count) participants are over the limit of \(CodecLimits.participantsMax)"
             }
             return nil
-        case .prepare(_, let transfer):
+        case .prepare(_, let transfer), .decideCommit(_, .transfer(let transfer)):
             for name in [transfer.home] + transfer.participants
             where name.utf8.count > CodecLimits.clusterNameBytesMax {
                 return
