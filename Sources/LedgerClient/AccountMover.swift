@@ -63,6 +63,7 @@ extension LedgerConnection {
 
     private func attempt(_ move: AccountMove) async -> Attempt {
         let id = nextTransaction()
+        defer { finish(id) }
         let participants = [move.from, move.to].sorted()
         let account = move.account
         let balance: Int64

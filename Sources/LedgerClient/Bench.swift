@@ -18,10 +18,13 @@ public struct BenchOptions: Sendable, Codable {
     /// Zipf exponent of the account choice inside a cluster; 0 is uniform.
     public var skew: Double
     public var seed: UInt64
+    /// Seconds between two client sessions: the load goes on under a new client id each time, as clients come and go
+    /// (`LedgerConnection.startNewSession`); nil: one client id for the whole run.
+    public var sessionSeconds: Int?
 
     public init(
         duration: Duration, warmup: Duration, concurrency: Int, crossShard: Double, accounts: Int?, amount: Int64,
-        skew: Double, seed: UInt64
+        skew: Double, seed: UInt64, sessionSeconds: Int? = nil
     ) {
         self.duration = duration
         self.warmup = warmup
@@ -31,6 +34,7 @@ public struct BenchOptions: Sendable, Codable {
         self.amount = amount
         self.skew = skew
         self.seed = seed
+        self.sessionSeconds = sessionSeconds
     }
 }
 
@@ -203,6 +207,17 @@ public struct Bench: Sendable {
                     progress(committedSoFar.value.load(ordering: .relaxed))
                 }
                 return nil
+            }
+            if let sessionSeconds = options.sessionSeconds {
+                group.addTask {
+                    var next = start + .seconds(sessionSeconds)
+                    while next < end {
+                        try? await Task.sleep(until: next)
+                        connection.startNewSession()
+                        next += .seconds(sessionSeconds)
+                    }
+                    return nil
+                }
             }
             for await result in group { if let result { tally.add(result) } }
         }

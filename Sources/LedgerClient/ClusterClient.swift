@@ -108,7 +108,8 @@ public struct ClusterClient: Sendable {
                     Ledger_V1_CommitRequest(cluster: cluster, transaction: id), options: options)
             case .abort(let id):
                 return try await api.abort(Ledger_V1_AbortRequest(cluster: cluster, transaction: id), options: options)
-            case .createAccounts, .decideCommit, .follow:
+            case .createAccounts, .decideCommit, .follow, .delivered, .release:
+                // A release goes only with a batch (`submitOnce`); the others are the replicas' own.
                 return nil
             }
         }
@@ -199,7 +200,7 @@ public struct ClusterClient: Sendable {
         } failure: { (answer: TransactionStatusAnswer?) -> RequestFailure? in
             switch answer?.report {
             case .prepared?, .unknown?: return answer?.leader.map { .notLeader(hint: $0) }
-            case .committed?, .aborted?, nil: return nil
+            case .committed?, .aborted?, .expired?, nil: return nil
             }
         } leaderHint: {
             $0?.leader

@@ -1,3 +1,4 @@
+import Foundation
 import LedgerCore
 import LedgerRPC
 import LedgerStore
@@ -12,7 +13,8 @@ import Synchronization
 /// transfer is tried again on the owner.
 public final class LedgerConnection: Sendable {
     public let deployment: Deployment
-    public let clientID: UInt64
+    /// The client id of new transactions (`startNewSession` changes it).
+    public var clientID: UInt64 { state.withLock { $0.clientID } }
     /// How long one step of a transfer (a command at one cluster) may take before the client gives up on it:
     /// `stepTimeoutsMax` times the longest consensus timeout of the clusters, long enough for a leader election and a
     /// consensus round, short enough that a cluster without quorum is reported.
@@ -28,7 +30,21 @@ public final class LedgerConnection: Sendable {
     private struct State {
         var catalog: Catalog
         var contacts: [String: ReplicaID]
+        var clientID: UInt64
         var nextSequence: UInt64 = 1
+        /// Transactions handed out and not finished, of every client id this connection used.
+        var open: Set<TransactionID> = []
+        /// The floor each cluster was last told, per client id (`release`).
+        var released: [UInt64: [String: UInt64]] = [:]
+        /// Client ids given up by `startNewSession`, with their final floor: each is released everywhere once its
+        /// last transaction is finished.
+        var retiring: [UInt64: UInt64] = [:]
+
+        /// The lowest sequence `client` still waits on (every one below it is finished).
+        func floor(of client: UInt64) -> UInt64 {
+            open.filter { $0.client == client }.map(\.sequence).min()
+                ?? (client == clientID ? nextSequence : retiring[client] ?? nextSequence)
+        }
     }
 
     /// The most tries of one transfer that find its accounts elsewhere (`wrongShard`, each one moving the routing) or
@@ -40,7 +56,6 @@ public final class LedgerConnection: Sendable {
     init(deployment: Deployment, catalog: Catalog, clientID: UInt64, security: ConnectionSecurity) throws {
         precondition(clientID != LedgerCommand.clusterClient, "client id 0 is the clusters' own")
         self.deployment = deployment
-        self.clientID = clientID
         stepTimeout = deployment.clusters.map(\.paxos.consensusTimeout).max()! * Self.stepTimeoutsMax
         var connections: [String: ClusterConnections] = [:]
         var contacts: [String: ReplicaID] = [:]
@@ -51,13 +66,21 @@ public final class LedgerConnection: Sendable {
             contacts[cluster.name] = deployment.hosts.replica(named: cluster.contact).map { ReplicaID($0.index) }
         }
         self.connections = connections
-        state = Mutex(State(catalog: catalog, contacts: contacts))
+        state = Mutex(State(catalog: catalog, contacts: contacts, clientID: clientID))
+    }
+
+    /// A new client id, time-ordered as the clusters expect (DESIGN §3): the milliseconds since 1970 in the high
+    /// 44 bits, 20 random bits below them. A cluster that evicted the session of some client id refuses every older id
+    /// without a session, so a client id is made fresh for each session and never reused.
+    public static func newClientID() -> UInt64 {
+        let milliseconds = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        return milliseconds << 20 | UInt64.random(in: 0..<(1 << 20))
     }
 
     /// Connects to every cluster for the duration of `body`, presenting the certificate of identity `name` (`client`,
     /// or `operator` for the test controls) when the deployment uses TLS.
     public static func with<Result: Sendable>(
-        deployment: Deployment, catalog: Catalog, clientID: UInt64 = UInt64.random(in: 1 ... .max),
+        deployment: Deployment, catalog: Catalog, clientID: UInt64 = LedgerConnection.newClientID(),
         as name: String = LedgerConnection.clientIdentity,
         _ body: (LedgerConnection) async throws -> Result
     ) async throws -> Result {
@@ -113,11 +136,73 @@ public final class LedgerConnection: Sendable {
         state.withLock { $0.catalog.move(account, to: cluster) }
     }
 
-    /// A new transaction id: this client's id and the next sequence number.
+    /// A new transaction id: this client's id and the next sequence number. The transaction stays open, holding this
+    /// client's floor below it, until `finish`.
     public func nextTransaction() -> TransactionID {
         state.withLock { state in
             defer { state.nextSequence += 1 }
-            return TransactionID(client: clientID, sequence: state.nextSequence)
+            let id = TransactionID(client: state.clientID, sequence: state.nextSequence)
+            state.open.insert(id)
+            return id
+        }
+    }
+
+    /// This client waits on `id` no more: once every transaction below it is finished too, the clusters are told with
+    /// the next commands they get (`release`), and forget it.
+    public func finish(_ id: TransactionID) {
+        let retired = state.withLock { state -> (client: UInt64, floor: UInt64)? in
+            state.open.remove(id)
+            guard let floor = state.retiring[id.client], !state.open.contains(where: { $0.client == id.client })
+            else { return nil }
+            state.retiring[id.client] = nil
+            return (id.client, floor)
+        }
+        if let retired { releaseEverywhere(retired.client, floor: retired.floor) }
+    }
+
+    /// Starts a new client session: later transactions get a new client id (sequences from 1), as a new client would.
+    /// The old id's transactions still open finish under it; then it is released everywhere, so the clusters forget
+    /// it (a client that leaves should do the same).
+    public func startNewSession() {
+        let old = state.withLock { state -> (client: UInt64, floor: UInt64, done: Bool) in
+            let old = (state.clientID, state.nextSequence, !state.open.contains { $0.client == state.clientID })
+            if !old.2 { state.retiring[state.clientID] = state.nextSequence }
+            var fresh = Self.newClientID()
+            while fresh <= state.clientID { fresh += 1 }
+            state.clientID = fresh
+            state.nextSequence = 1
+            return old
+        }
+        if old.done { releaseEverywhere(old.client, floor: old.floor) }
+    }
+
+    private func releaseEverywhere(_ client: UInt64, floor: UInt64) {
+        let clusters = state.withLock { $0.released.removeValue(forKey: client).map { Array($0.keys) } ?? [] }
+        for cluster in clusters { Task { _ = await self.command(.release(client: client, floor: floor), to: cluster) } }
+    }
+
+    /// The release to send with the next batch to `cluster`: this client's floor, when it rose since the cluster was
+    /// last told (nil otherwise). A cluster that never got a command of this client gets none.
+    private func releaseDue(at cluster: String, carrying commands: [LedgerCommand]) -> LedgerCommand? {
+        state.withLock { state in
+            let client = state.clientID
+            let floor = state.floor(of: client)
+            var told = state.released[client]?[cluster]
+            if told == nil, commands.contains(where: { $0.transaction?.client == client }) {
+                told = 1  // The cluster learns of this client now: it is told its floor from the next rise on.
+                state.released[client, default: [:]][cluster] = 1
+            }
+            guard let told, floor > told else { return nil }
+            state.released[client]![cluster] = floor
+            return .release(client: client, floor: floor)
+        }
+    }
+
+    /// A release that did not get through is sent again with a later batch.
+    private func releaseFailed(_ release: LedgerCommand, at cluster: String) {
+        guard case .release(let client, let floor) = release else { return }
+        state.withLock { state in
+            if state.released[client]?[cluster] == floor { state.released[client]?[cluster] = 1 }
         }
     }
 
@@ -148,6 +233,7 @@ public final class LedgerConnection: Sendable {
                 return (.aborted(.wrongShard(transfer.to, owner: nil)), lastID)
             }
             let id = nextTransaction()
+            defer { finish(id) }
             lastID = id
             if source == target {
                 outcome = await intraShard(id, transfer, cluster: source)
@@ -179,6 +265,7 @@ public final class LedgerConnection: Sendable {
         switch outcome {
         case .applied(.committed): return .committed
         case .applied(.aborted(let reason)): return .aborted(.refused(reason, cluster: cluster))
+        case .applied(.expired(let why)): return .unknown("\(cluster) answered expired: \(why)")
         case .applied(let other): return .unknown("unexpected answer from \(cluster): \(other)")
         case .failed(.wrongShard(let account, let owner)): return .aborted(.wrongShard(account, owner: owner))
         // Proposed (or maybe delivered) but not confirmed in time: it may still be applied.
@@ -222,8 +309,14 @@ public final class LedgerConnection: Sendable {
         let deadline = started + stepTimeout
         // Each command's answer when final; otherwise whether this try may still take effect.
         let answers: [Result<CommandOutcome, Retry>]
-        switch await client.submitOnce(batch.map(\.command), contact: contact, deadline: deadline) {
-        case .answered(let outcomes):
+        var commands = batch.map(\.command)
+        let release = releaseDue(at: cluster, carrying: commands)
+        if let release { commands.append(release) }
+        switch await client.submitOnce(commands, contact: contact, deadline: deadline) {
+        case .answered(var outcomes):
+            if let release, outcomes.count == commands.count {
+                if case .applied(.released) = outcomes.removeLast() {} else { releaseFailed(release, at: cluster) }
+            }
             // As in `ClusterClient.route`: a sure "not applied" stands when a new try could not be answered in time
             // (the replica would hold it, and might apply it later).
             let noTimeToRetry = ClusterClient.noTimeToRetry(since: started, deadline: deadline)
@@ -236,6 +329,7 @@ public final class LedgerConnection: Sendable {
                 }
             }
         case .failed(let uncertain):
+            if let release { releaseFailed(release, at: cluster) }
             answers = Array(repeating: .failure(Retry(uncertain: uncertain)), count: batch.count)
         }
         for (pending, answer) in zip(batch, answers) {
@@ -272,6 +366,8 @@ public final class LedgerConnection: Sendable {
         case .committed?: return .applied(.committed)
         case .aborted(let reason)?: return .applied(.aborted(reason))
         case .prepared?, .unknown?: return .undecided
+        case .expired?:
+            return .applied(.expired("\(cluster) no longer remembers \(id); its fate is in \(cluster)'s datastore"))
         case nil: return .unavailable
         }
     }

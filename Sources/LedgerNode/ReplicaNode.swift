@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import LedgerCore
 import LedgerRPC
 import LedgerStore
@@ -78,6 +79,11 @@ public actor ReplicaNode {
     /// transaction in doubt while leading, and which ones it is resolving now.
     private var inDoubt: [TransactionID: Tick] = [:]
     private var resolving: Set<TransactionID> = []
+    /// Delivery of this cluster's commits as a home (DESIGN §3): ticks until each undelivered commit's participant
+    /// is asked (again) whether it applied it, and the ones being asked now.
+    private var deliveryDue: [TransactionID: Tick] = [:]
+    private var delivering: Set<TransactionID> = []
+    private var ticks: UInt64 = 0
     private let inDoubtTicksMax: Tick
     private let otherClusters: (any OtherClusters)?
     /// The command each request id in flight stands for: the same id with other content is refused, never answered
@@ -133,8 +139,14 @@ public actor ReplicaNode {
         replica.tick()
         createAccountsIfLeaderOfEmptyLedger()
         resolveTransactionsInDoubt()
+        confirmDeliveries()
+        ticks += 1
+        if ticks % Self.metricsTicks == 0 { metrics.observe(ledger, snapshot: store.lastSnapshotWrite) }
         schedulePump()
     }
+
+    /// Ticks between two updates of the memory gauges (about a second at the usual 10 ms tick).
+    static let metricsTicks: UInt64 = 100
 
     /// Messages from a peer. Refused messages (non-member sender, malformed) are returned for logging; they change
     /// nothing.
@@ -250,6 +262,9 @@ public actor ReplicaNode {
                                 + "commit is refused; abort"))
                 case .aborted?:
                     return .applied(.refused("\(participant) aborted \(id): the commit is refused; abort"))
+                case .expired?:
+                    return .applied(
+                        .refused("\(participant) no longer remembers \(id): the commit is refused; abort"))
                 case .unknown?:
                     return .applied(
                         .refused("\(participant) has not prepared \(id): the commit is refused; abort, or prepare it"))
@@ -273,7 +288,8 @@ public actor ReplicaNode {
             switch report {
             case .committed?:
                 return await propose([.follow(id, committed: true)])[0]
-            case .aborted?:
+            case .aborted?, .expired?:
+                // A home forgets a commit only once this participant applied it; this one is still prepared here.
                 return await propose([.follow(id, committed: false)])[0]
             case .prepared?, .unknown?:
                 return .applied(
@@ -529,6 +545,53 @@ public actor ReplicaNode {
         }
     }
 
+    /// The leader's side of delivery: a commit this cluster made as the home stays in its state until the other
+    /// participant is seen to have applied it (it reports the transaction committed, or forgotten: it forgets only
+    /// decided transactions); then `delivered` lets the home forget it too. Asked `deliveryFirstTicks` after the
+    /// commit (the client's commit to the participant usually got there first), then every `deliveryRetryTicks`;
+    /// at most `deliveriesInFlightMax` questions at once.
+    private func confirmDeliveries() {
+        guard replica.role == .leader, replica.leadsWithQuorum, let otherClusters else {
+            deliveryDue.removeAll()
+            return
+        }
+        deliveryDue = deliveryDue.filter { ledger.undelivered.contains($0.key) }
+        for id in ledger.undelivered where delivering.count < Self.deliveriesInFlightMax {
+            let due = deliveryDue[id, default: Self.deliveryFirstTicks]
+            guard due <= 1 else {
+                deliveryDue[id] = due - 1
+                continue
+            }
+            guard !delivering.contains(id),
+                let participant = ledger.openings[id]?.crossShard?.participants.first(where: { $0 != cluster })
+            else { continue }
+            delivering.insert(id)
+            deliveryDue[id] = Self.deliveryRetryTicks
+            Task { await self.confirmDelivery(id, at: participant, otherClusters) }
+        }
+    }
+
+    static let deliveryFirstTicks: Tick = 5
+    static let deliveryRetryTicks: Tick = 100
+    static let deliveriesInFlightMax = 64
+
+    private func confirmDelivery(_ id: TransactionID, at participant: String, _ otherClusters: any OtherClusters)
+        async
+    {
+        defer { delivering.remove(id) }
+        switch await otherClusters.report(of: id, at: participant) {
+        case .committed?, .expired?:
+            _ = try? await submit(.delivered(id))
+        case .aborted?:
+            logger.error(
+                "a participant aborted a transaction its home committed",
+                metadata: ["transaction": "\(id)", "participant": "\(participant)"])
+        case .prepared?, .unknown?, nil:
+            // Not applied there yet (its recovery asks this home), or a replica that lags: ask again later.
+            break
+        }
+    }
+
     private func resolve(_ id: TransactionID, home: String) async {
         defer { resolving.remove(id) }
         let command: LedgerCommand
@@ -633,6 +696,35 @@ struct NodeMetrics: Sendable {
     let commandsApplied = Counter(label: "ledger_commands_applied_total")
     let messagesSent = Counter(label: "ledger_peer_messages_sent_total")
     let requests = Counter(label: "ledger_client_requests_total")
+    /// What the replicated state remembers (DESIGN §3): transactions, client sessions, and commits awaiting delivery.
+    let transactionsRemembered = Gauge(label: "ledger_transactions_remembered")
+    let clientSessions = Gauge(label: "ledger_client_sessions")
+    let commitsUndelivered = Gauge(label: "ledger_commits_undelivered")
+    /// The last compaction: its snapshot's encoded size, and the time encoding and writing it took.
+    let snapshotBytes = Gauge(label: "ledger_snapshot_bytes")
+    let compactionSeconds = Gauge(label: "ledger_compaction_seconds")
+    /// The process's resident memory (RSS), from /proc/self/statm.
+    let residentMemory = Gauge(label: "ledger_resident_memory_bytes")
+
+    /// Sets the gauges of what the state remembers and what the process holds.
+    func observe(_ ledger: LedgerState, snapshot: ReplicaStore.SnapshotWrite?) {
+        transactionsRemembered.record(ledger.transactions.count)
+        clientSessions.record(ledger.sessions.count)
+        commitsUndelivered.record(ledger.undelivered.count)
+        if let snapshot {
+            snapshotBytes.record(snapshot.bytes)
+            compactionSeconds.record(snapshot.seconds)
+        }
+        if let resident = Self.residentBytes() { residentMemory.record(resident) }
+    }
+
+    /// Resident pages times the page size; nil where /proc is not there.
+    static func residentBytes() -> Int? {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = statm.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
 }
 
 extension Metrics.Timer {

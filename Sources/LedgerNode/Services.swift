@@ -66,11 +66,17 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
             "asked to decide a transaction in doubt",
             metadata: ["transaction": "\(id)", "asker": "\(request.asker)", "caller": caller])
         let outcome = try await submit(.abort(id))
-        if case .applied(.refused) = outcome {
+        switch outcome {
+        case .applied(.refused):
             // The only abort the ledger refuses is one of a committed transaction.
             return await reply(.applied(.committed))
+        case .applied(.expired):
+            // Forgotten here, so not a commit still owed to a participant (those stay until delivered): a participant
+            // still in doubt was never told commit, and abort is the decision.
+            return await reply(.applied(.aborted(.aborted)))
+        default:
+            return await reply(outcome)
         }
-        return await reply(outcome)
     }
 
     /// What this replica's applied state knows of a transaction; decides nothing.

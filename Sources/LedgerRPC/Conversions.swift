@@ -113,14 +113,14 @@ extension Ledger_V1_TransactionId {
 
 extension TransactionID {
     /// Reads a transaction id that can name a transaction (`TransactionID.isValid`): client 0 is the cluster's
-    /// own, and sequences stay below 2^61.
+    /// own, and sequences stay below 2^60 (`LedgerCommand.sequenceMax`).
     public init(wire: Ledger_V1_TransactionId) throws(WireError) {
         let id = TransactionID(client: wire.client, sequence: wire.sequence)
         if wire.client == LedgerCommand.clusterClient {
             throw WireError(field: "client", "is \(wire.client), which is reserved for a cluster's own commands")
         }
         guard id.isValid else {
-            throw WireError(field: "sequence", "is \(wire.sequence); transaction sequences stay below 2^61")
+            throw WireError(field: "sequence", "is \(wire.sequence); transaction sequences stay below 2^60")
         }
         self = id
     }
@@ -369,6 +369,14 @@ extension Ledger_V1_Command {
                     $0.ranges = ranges.map(Ledger_V1_AccountRange.init)
                     $0.balance = balance
                 })
+        case .release(let client, let floor):
+            kind = .release(
+                Ledger_V1_ReleaseCommand.with {
+                    $0.client = client
+                    $0.floor = floor
+                })
+        case .delivered(let id):
+            kind = .delivered(Ledger_V1_DeliveredCommand.with { $0.transaction = Ledger_V1_TransactionId(id) })
         }
     }
 }
@@ -418,11 +426,28 @@ extension LedgerCommand {
                     limitName: "accountRangesPerCommandMax", accountRange)
             }
             self = .createAccounts(ranges, balance: create.balance)
+        case .release(let release):
+            self = try within("release") { () throws(WireError) in
+                guard release.client != LedgerCommand.clusterClient else {
+                    throw WireError(field: "client", "is 0, the cluster's own client id")
+                }
+                guard release.floor <= LedgerCommand.sequenceMax else {
+                    throw WireError(
+                        field: "floor", "is \(release.floor), above the largest sequence \(LedgerCommand.sequenceMax)")
+                }
+                return .release(client: release.client, floor: release.floor)
+            }
+        case .delivered(let delivered):
+            self = .delivered(
+                try within("delivered") { () throws(WireError) in
+                    try TransactionID.required(
+                        wire: delivered.transaction, isPresent: delivered.hasTransaction, field: "transaction")
+                })
         case nil:
             throw WireError(
                 field: "kind",
-                "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, decide_commit, follow, "
-                    + "create_accounts")
+                "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, release, decide_commit, "
+                    + "follow, delivered, create_accounts")
         }
     }
 

@@ -8,5 +8,5 @@ public enum LedgerRPC {
     /// Version of the wire protocol; a node refuses peers that speak another one. Version 2 carries slot values
     /// between replicas in `LedgerCodec`'s format instead of nested messages; version 3 (`LedgerCodec` format 3)
     /// carries the whole transfer in a cross-shard prepare and the replicas' own decisions (`decide_commit`, `follow`).
-    public static let protocolVersion = 3
+    public static let protocolVersion = 4
 }

@@ -74,6 +74,8 @@ public enum CommandOutcome: Hashable, Sendable, CustomStringConvertible {
         case .applied(.preparedMove(let balance)): return "move prepared (vote yes; balance \(balance))"
         case .applied(.refused(let why)): return "refused: \(why)"
         case .applied(.accountsCreated(let count)): return "\(count) accounts created"
+        case .applied(.released(let count)): return "released (\(count) transactions forgotten)"
+        case .applied(.expired(let why)): return "expired: \(why)"
         case .failed(let failure): return failure.description
         }
     }
@@ -104,6 +106,13 @@ extension Ledger_V1_Result {
             self.outcome = .accountsCreated
             precondition(count >= 0, "a count of created accounts is never negative")
             accountsCreated = UInt64(count)
+        case .applied(.released(let count)):
+            self.outcome = .released
+            precondition(count >= 0, "a count of forgotten transactions is never negative")
+            forgotten = UInt64(count)
+        case .applied(.expired(let why)):
+            self.outcome = .expired
+            detail = why
         case .failed(let failure):
             self.outcome = .aborted
             setFailure(failure)
@@ -212,6 +221,12 @@ extension CommandOutcome {
                 throw WireError(field: "accounts_created", "is \(wire.accountsCreated), more than a count can be")
             }
             self = .applied(.accountsCreated(count))
+        case .released:
+            guard let count = Int(exactly: wire.forgotten) else {
+                throw WireError(field: "forgotten", "is \(wire.forgotten), more than a count can be")
+            }
+            self = .applied(.released(forgotten: count))
+        case .expired: self = .applied(.expired(wire.detail))
         case .aborted: self = try CommandOutcome.aborted(wire: wire)
         case .unspecified: throw WireError(field: "outcome", "is not set (OUTCOME_UNSPECIFIED)")
         case .UNRECOGNIZED(let value): throw WireError(field: "outcome", "is \(value), not a known outcome")
@@ -352,6 +367,8 @@ extension Ledger_V1_TransactionStatusReply {
             self.terms = Ledger_V1_TransactionTerms(terms)
         case .unknown:
             state = .unknown
+        case .expired:
+            state = .expired
         }
     }
 }
@@ -365,6 +382,7 @@ extension TransactionStatusAnswer {
         switch wire.state {
         case .committed: report = .committed
         case .unknown: report = .unknown
+        case .expired: report = .expired
         case .aborted:
             guard wire.hasAbort else { throw WireError(field: "abort", "is missing; an aborted state has a reason") }
             let outcome = try within("abort") { () throws(WireError) in try CommandOutcome(wire: wire.abort) }

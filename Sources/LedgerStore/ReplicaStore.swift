@@ -3,6 +3,7 @@ import GRDB
 import GRDBSQLite
 import LedgerCore
 import Paxos
+import Synchronization
 
 /// What one `ReplicaStore.commit(_:durable:)` writes, in this order, in one SQLite transaction.
 public struct StoreBatch: Sendable {
@@ -55,6 +56,17 @@ public final class ReplicaStore: Sendable {
     public let minBalance: Int64
 
     private let database: DatabaseQueue
+    private let lastSnapshot = Mutex<SnapshotWrite?>(nil)
+
+    /// The last snapshot this store wrote at a compaction: its encoded size, and how long encoding and writing it
+    /// took (in the storage transaction, so the compaction's cost on the replica's writes).
+    public struct SnapshotWrite: Sendable, Equatable {
+        public var slot: Slot
+        public var bytes: Int
+        public var seconds: Double
+    }
+
+    public var lastSnapshotWrite: SnapshotWrite? { lastSnapshot.withLock { $0 } }
 
     /// What recovery found in the file: the Paxos replica's durable state and the ledger state at its applied slot.
     public struct Recovered: Sendable {
@@ -171,7 +183,9 @@ public final class ReplicaStore: Sendable {
             }
             return
         }
-        guard version == expected else {
+        if version == 3 {
+            try migrateFrom3(db)
+        } else if version != expected {
             if let version, version > expected {
                 throw StoreError(
                     path: path,
@@ -180,8 +194,9 @@ public final class ReplicaStore: Sendable {
             }
             throw StoreError(
                 path: path,
-                message: "has unknown store schema \(version.map(String.init) ?? "NULL") (this build reads \(expected))"
-            )
+                message:
+                    "has unknown store schema \(version.map(String.init) ?? "NULL") (this build reads \(expected), "
+                    + "and migrates 3)")
         }
         let rows = try fetchRows(db, table: "meta", sql: "SELECT cluster, replica, min_balance FROM meta")
         guard rows.count == 1 else { throw .corrupt(path, "table meta has \(rows.count) rows, expected 1") }
@@ -200,6 +215,50 @@ public final class ReplicaStore: Sendable {
                 message: "was created with min_balance \(storedMinBalance), but the configuration says \(minBalance); "
                     + "the minimum balance cannot change once a cluster has started")
         }
+    }
+
+    /// Schema 3 to 4, in one transaction: the new tables and columns, then the remembered transactions cut to what
+    /// the window keeps, in the tables and in the Paxos snapshot (`LedgerState.upgradedFromFormat3`).
+    private func migrateFrom3(_ db: Database) throws(StoreError) {
+        try access(inTransaction: db, "migrating store schema 3 to 4") { () throws(StoreError) in
+            try run("adding the tables of schema 4") { try db.execute(sql: ReplicaStoreSchema.migrateFrom3) }
+            let state = try ledgerState(db)
+            let upgraded = state.upgradedFromFormat3()
+            try run("cutting the transactions to the window") {
+                let delete = try db.cachedStatement(sql: "DELETE FROM transactions WHERE client = ? AND sequence = ?")
+                for id in state.transactions.keys where upgraded.transactions[id] == nil {
+                    try delete.run(.integer(Int64(storing: id.client)), .integer(Int64(storing: id.sequence)))
+                }
+                try writeUndelivered(upgraded.undelivered.map { ($0, true) }, db)
+                try writeSessions(upgraded.sessions.mapValues { Optional($0) }, db)
+            }
+            let snapshots = try fetchRows(db, table: "paxos_snapshot", sql: "SELECT snapshot FROM paxos_snapshot")
+            if let row = snapshots.first {
+                let snapshot = try row.decoded(0, "snapshot", "the snapshot", LedgerCodec.decodeSnapshot)
+                let upgraded = LedgerSnapshot(state: snapshot.state.upgradedFromFormat3())
+                try run("rewriting the snapshot") {
+                    try db.cachedStatement(sql: "UPDATE paxos_snapshot SET snapshot = ? WHERE id = 1")
+                        .run(.blob(LedgerCodec.encode(upgraded)))
+                }
+            }
+            try run("setting the schema version") {
+                try db.execute(sql: "PRAGMA user_version = \(ReplicaStoreSchema.version)")
+            }
+        }
+    }
+
+    /// Runs `body` in one SQLite transaction, rolled back if it throws.
+    private func access(inTransaction db: Database, _ doing: String, _ body: () throws(StoreError) -> Void)
+        throws(StoreError)
+    {
+        try run(doing) { try db.execute(sql: "BEGIN IMMEDIATE") }
+        do {
+            try body()
+        } catch {
+            try? db.execute(sql: "ROLLBACK")
+            throw error
+        }
+        try run(doing) { try db.execute(sql: "COMMIT") }
     }
 
     /// Reads everything back and checks the invariants `Replica` and `LedgerState` rely on.
@@ -277,6 +336,20 @@ public final class ReplicaStore: Sendable {
                 client: try row.unsigned(1, "transaction_client"), sequence: try row.unsigned(2, "transaction_sequence")
             )
         }
+        var sessions: [UInt64: LedgerState.Session] = [:]
+        try forEachRow(db, table: "sessions", sql: "SELECT client, floor, last_slot FROM sessions") {
+            row throws(StoreError) in
+            sessions[try row.unsigned(0, "client")] = LedgerState.Session(
+                floor: try row.unsigned(1, "floor"), lastSlot: try row.unsigned(2, "last_slot"))
+        }
+        var undelivered: Set<TransactionID> = []
+        try forEachRow(db, table: "undelivered", sql: "SELECT client, sequence FROM undelivered") {
+            row throws(StoreError) in
+            undelivered.insert(
+                TransactionID(client: try row.unsigned(0, "client"), sequence: try row.unsigned(1, "sequence")))
+        }
+        let retiredClients = try fetchRows(db, table: "meta", sql: "SELECT retired_clients FROM meta")[0]
+            .unsigned(0, "retired_clients")
         var transactions: [TransactionID: LedgerState.Status] = [:]
         var openings: [TransactionID: LedgerCommand] = [:]
         try forEachRow(
@@ -290,7 +363,8 @@ public final class ReplicaStore: Sendable {
         do {
             return try LedgerState(
                 cluster: cluster, minBalance: minBalance, balances: balances, locks: locks,
-                transactions: transactions, openings: openings, movedOut: movedOut)
+                transactions: transactions, openings: openings, movedOut: movedOut, sessions: sessions,
+                retiredClients: retiredClients, undelivered: undelivered)
         } catch {
             throw .corrupt(path, "the ledger state breaks an invariant: \(error.description)")
         }
@@ -360,10 +434,16 @@ public final class ReplicaStore: Sendable {
         if let snapshot = persist.snapshot {
             snapshotSlot = snapshot.slot
             // The history is in the wal and datastore tables already (an installed snapshot's too, below).
+            let started = ContinuousClock.now
+            let encoded = LedgerCodec.encode(snapshot.state.withoutHistory)
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO paxos_snapshot (id, slot, snapshot) VALUES (1, ?, ?)")
-                .run(
-                    .integer(Int64(storing: snapshot.slot)),
-                    .blob(LedgerCodec.encode(snapshot.state.withoutHistory)))
+                .run(.integer(Int64(storing: snapshot.slot)), .blob(encoded))
+            let elapsed = ContinuousClock.now - started
+            lastSnapshot.withLock {
+                $0 = SnapshotWrite(
+                    slot: snapshot.slot, bytes: encoded.count,
+                    seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            }
             try db.cachedStatement(sql: "DELETE FROM paxos_log WHERE slot <= ?")
                 .run(.integer(Int64(storing: snapshot.slot)))
         }
@@ -381,7 +461,7 @@ public final class ReplicaStore: Sendable {
             }
         }
         if let installed = batch.installedSnapshot {
-            try replaceLedger(with: installed, db)
+            try replaceLedger(with: installed, label: batch.appliedThrough ?? 0, db)
         }
         if !batch.applied.isEmpty {
             try writeEffects(batch.applied, db)
@@ -392,16 +472,23 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    private func replaceLedger(with snapshot: LedgerSnapshot, _ db: Database) throws {
-        for table in ["balances", "moved_out", "locks", "transactions", "wal", "datastore"] {
+    /// Replaces the ledger with an installed snapshot's. Its history rows carry `label`, the slot the snapshot brings
+    /// the replica to: they are the history at or below it (`meta.history_slots_from`).
+    private func replaceLedger(with snapshot: LedgerSnapshot, label: Slot, _ db: Database) throws {
+        for table in ["balances", "moved_out", "locks", "transactions", "wal", "datastore", "sessions", "undelivered"] {
             try db.execute(sql: "DELETE FROM \(table)")
         }
+        try db.cachedStatement(sql: "UPDATE meta SET retired_clients = ?, history_slots_from = ? WHERE id = 1")
+            .run(.integer(Int64(storing: snapshot.state.retiredClients)), .integer(Int64(storing: label)))
+        try writeSessions(snapshot.state.sessions.mapValues { Optional($0) }, db)
+        try writeUndelivered(snapshot.state.undelivered.map { ($0, true) }, db)
         try writeBalances(snapshot.state.balances.mapValues { Optional($0) }, db)
         try writeMovedOut(snapshot.state.movedOut.mapValues { Optional($0) }, db)
         try writeLocks(snapshot.state.locks.mapValues { Optional($0) }, db)
         try writeTransactions(
-            snapshot.state.transactions.map {
-                LedgerState.TransactionUpdate(id: $0.key, status: $0.value, opening: snapshot.state.openings[$0.key])
+            snapshot.state.transactions.reduce(into: [:]) { updates, entry in
+                updates[entry.key] = LedgerState.TransactionUpdate(
+                    id: entry.key, status: entry.value, opening: snapshot.state.openings[entry.key])
             }, db)
         // One WAL row per run of records of one transaction, as applying would have written them.
         var group: [WALRecord] = []
@@ -409,13 +496,13 @@ public final class ReplicaStore: Sendable {
             if let first = group.first,
                 first.transaction != record.transaction || group.count == CodecLimits.walRecordsPerListMax
             {
-                try appendWAL(group, db)
+                try appendWAL(group, slot: label, db)
                 group = []
             }
             group.append(record)
         }
-        if !group.isEmpty { try appendWAL(group, db) }
-        for record in snapshot.datastore { try appendDatastore(record, db) }
+        if !group.isEmpty { try appendWAL(group, slot: label, db) }
+        for record in snapshot.datastore { try appendDatastore(record, slot: label, db) }
     }
 
     /// Writes the net result of many commands: each account's last balance (or its removal by a move), lock, move
@@ -424,7 +511,10 @@ public final class ReplicaStore: Sendable {
         var balances: [AccountID: Int64?] = [:]
         var movedOut: [AccountID: String?] = [:]
         var locks: [AccountID: TransactionID?] = [:]
-        var transactions: [TransactionID: LedgerState.TransactionUpdate] = [:]
+        var transactions: [TransactionID: LedgerState.TransactionUpdate?] = [:]
+        var sessions: [UInt64: LedgerState.Session?] = [:]
+        var undelivered: [TransactionID: Bool] = [:]
+        var retiredClients: UInt64?
         for effects in applied {
             for (account, balance) in effects.balances { balances[account] = .some(balance) }
             for (account, cluster) in effects.movedOut {
@@ -435,14 +525,24 @@ public final class ReplicaStore: Sendable {
             for account in effects.unlocked { locks.updateValue(nil, forKey: account) }
             for (account, owner) in effects.locked { locks.updateValue(owner, forKey: account) }
             if let update = effects.transaction { transactions[update.id] = update }
+            for id in effects.forgotten { transactions.updateValue(nil, forKey: id) }
+            for (client, session) in effects.sessions { sessions.updateValue(session, forKey: client) }
+            for (id, pinned) in effects.undelivered { undelivered[id] = pinned }
+            if let retired = effects.retiredClients { retiredClients = retired }
         }
         try writeBalances(balances, db)
         try writeMovedOut(movedOut, db)
         try writeLocks(locks, db)
-        try writeTransactions(Array(transactions.values), db)
+        try writeTransactions(transactions, db)
+        try writeSessions(sessions, db)
+        try writeUndelivered(Array(undelivered), db)
+        if let retiredClients {
+            try db.cachedStatement(sql: "UPDATE meta SET retired_clients = ? WHERE id = 1")
+                .run(.integer(Int64(storing: retiredClients)))
+        }
         for effects in applied {
-            if !effects.wal.isEmpty { try appendWAL(effects.wal, db) }
-            if let record = effects.datastore { try appendDatastore(record, db) }
+            if !effects.wal.isEmpty { try appendWAL(effects.wal, slot: effects.slot, db) }
+            if let record = effects.datastore { try appendDatastore(record, slot: effects.slot, db) }
         }
     }
 
@@ -491,23 +591,62 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    private func writeTransactions(_ transactions: [LedgerState.TransactionUpdate], _ db: Database) throws {
+    /// Sets each transaction's status, or forgets the transaction for nil.
+    private func writeTransactions(_ transactions: [TransactionID: LedgerState.TransactionUpdate?], _ db: Database)
+        throws
+    {
         guard !transactions.isEmpty else { return }
         let upsert = try db.cachedStatement(
             sql: "INSERT OR REPLACE INTO transactions (client, sequence, status) VALUES (?, ?, ?)")
-        for update in transactions {
-            try upsert.run(
-                .integer(Int64(storing: update.id.client)), .integer(Int64(storing: update.id.sequence)),
-                .blob(LedgerCodec.encode(update.status, opening: update.opening)))
+        let delete = try db.cachedStatement(sql: "DELETE FROM transactions WHERE client = ? AND sequence = ?")
+        for (id, update) in transactions {
+            if let update {
+                try upsert.run(
+                    .integer(Int64(storing: id.client)), .integer(Int64(storing: id.sequence)),
+                    .blob(LedgerCodec.encode(update.status, opening: update.opening)))
+            } else {
+                try delete.run(.integer(Int64(storing: id.client)), .integer(Int64(storing: id.sequence)))
+            }
         }
     }
 
-    private func appendWAL(_ records: [WALRecord], _ db: Database) throws {
-        try db.cachedStatement(sql: "INSERT INTO wal (records) VALUES (?)").run(.blob(LedgerCodec.encode(records)))
+    /// Sets each client's session, or removes it for nil (evicted).
+    private func writeSessions(_ sessions: [UInt64: LedgerState.Session?], _ db: Database) throws {
+        guard !sessions.isEmpty else { return }
+        let upsert = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO sessions (client, floor, last_slot) VALUES (?, ?, ?)")
+        let delete = try db.cachedStatement(sql: "DELETE FROM sessions WHERE client = ?")
+        for (client, session) in sessions {
+            if let session {
+                try upsert.run(
+                    .integer(Int64(storing: client)), .integer(Int64(storing: session.floor)),
+                    .integer(Int64(storing: session.lastSlot)))
+            } else {
+                try delete.run(.integer(Int64(storing: client)))
+            }
+        }
     }
 
-    private func appendDatastore(_ record: DatastoreRecord, _ db: Database) throws {
-        try db.cachedStatement(sql: "INSERT INTO datastore (record) VALUES (?)").run(.blob(LedgerCodec.encode(record)))
+    /// Marks each transaction as awaiting delivery (true) or not (false).
+    private func writeUndelivered(_ changes: [(TransactionID, Bool)], _ db: Database) throws {
+        guard !changes.isEmpty else { return }
+        let insert = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO undelivered (client, sequence) VALUES (?, ?)")
+        let delete = try db.cachedStatement(sql: "DELETE FROM undelivered WHERE client = ? AND sequence = ?")
+        for (id, pinned) in changes {
+            try (pinned ? insert : delete).run(
+                .integer(Int64(storing: id.client)), .integer(Int64(storing: id.sequence)))
+        }
+    }
+
+    private func appendWAL(_ records: [WALRecord], slot: Slot, _ db: Database) throws {
+        try db.cachedStatement(sql: "INSERT INTO wal (records, slot) VALUES (?, ?)")
+            .run(.blob(LedgerCodec.encode(records)), .integer(Int64(storing: slot)))
+    }
+
+    private func appendDatastore(_ record: DatastoreRecord, slot: Slot, _ db: Database) throws {
+        try db.cachedStatement(sql: "INSERT INTO datastore (record, slot) VALUES (?, ?)")
+            .run(.blob(LedgerCodec.encode(record)), .integer(Int64(storing: slot)))
     }
 
     // MARK: - Reading

@@ -3,9 +3,10 @@ import GRDB
 import LedgerCore
 import Paxos
 
-/// The tables of a replica store, schema version 3 (kept in `PRAGMA user_version`). Version 3 keeps, with each
-/// transaction's status, the command that opened it (`LedgerState.openings`), and its blobs are `LedgerCodec` format 3
-/// (cross-shard prepares carry the whole transfer); files of version 2 are refused.
+/// The tables of a replica store, schema version 4 (kept in `PRAGMA user_version`). Version 4 keeps the window of
+/// DESIGN §3 (client sessions, retired clients, commits awaiting delivery; only the remembered transactions) and the
+/// slot of every history row, and writes `LedgerCodec` format 4. A file of version 3 is migrated when it is opened
+/// (`migrateFrom3`); files of version 2 are refused.
 ///
 /// Unsigned 64-bit numbers (slots, account ids, client ids, sequence numbers, rounds) are stored as the `Int64` with
 /// the same bits, so every value fits; slots stay below 2^63 in any real run, which keeps `ORDER BY slot` right.
@@ -15,7 +16,7 @@ import Paxos
 /// datastore row.
 enum ReplicaStoreSchema {
     /// The schema this build writes and reads. A file with another version is refused, never migrated silently.
-    static let version: Int32 = 3
+    static let version: Int32 = 4
 
     static let create = """
         CREATE TABLE meta (
@@ -25,7 +26,9 @@ enum ReplicaStoreSchema {
             min_balance INTEGER NOT NULL,
             promised_round INTEGER NOT NULL,
             promised_replica INTEGER NOT NULL,
-            applied_through INTEGER NOT NULL
+            applied_through INTEGER NOT NULL,
+            retired_clients INTEGER NOT NULL DEFAULT 0,
+            history_slots_from INTEGER NOT NULL DEFAULT 0
         ) STRICT;
         CREATE TABLE paxos_snapshot (
             id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -60,16 +63,50 @@ enum ReplicaStoreSchema {
         ) STRICT, WITHOUT ROWID;
         CREATE TABLE wal (
             position INTEGER PRIMARY KEY,
-            records BLOB NOT NULL
+            records BLOB NOT NULL,
+            slot INTEGER NOT NULL DEFAULT 0
         ) STRICT;
         CREATE TABLE datastore (
             position INTEGER PRIMARY KEY,
-            record BLOB NOT NULL
+            record BLOB NOT NULL,
+            slot INTEGER NOT NULL DEFAULT 0
         ) STRICT;
+        """ + windowTables
+
+    /// The tables version 4 added. `meta.history_slots_from`: history rows at or below this slot may carry it instead
+    /// of their own (rows migrated from version 3, or installed from a snapshot), so only the history after it can be
+    /// told apart by slot.
+    static let windowTables = """
+        CREATE TABLE sessions (
+            client INTEGER PRIMARY KEY,
+            floor INTEGER NOT NULL,
+            last_slot INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE undelivered (
+            client INTEGER NOT NULL,
+            sequence INTEGER NOT NULL,
+            PRIMARY KEY (client, sequence)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX wal_slot ON wal (slot);
+        CREATE INDEX datastore_slot ON datastore (slot);
         """
+
+    /// Version 3 to 4, in the transaction that opens the file: the new columns and tables; every history row labelled
+    /// with the applied slot. The remembered transactions are cut to the window afterwards
+    /// (`LedgerState.upgradedFromFormat3`).
+    static let migrateFrom3 = """
+        ALTER TABLE meta ADD COLUMN retired_clients INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE meta ADD COLUMN history_slots_from INTEGER NOT NULL DEFAULT 0;
+        UPDATE meta SET history_slots_from = applied_through;
+        ALTER TABLE wal ADD COLUMN slot INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE datastore ADD COLUMN slot INTEGER NOT NULL DEFAULT 0;
+        UPDATE wal SET slot = (SELECT applied_through FROM meta);
+        UPDATE datastore SET slot = (SELECT applied_through FROM meta);
+        """ + windowTables
 
     static let tables = [
         "meta", "paxos_snapshot", "paxos_log", "balances", "moved_out", "locks", "transactions", "wal", "datastore",
+        "sessions", "undelivered",
     ]
 }
 

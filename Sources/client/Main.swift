@@ -323,6 +323,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Amount of each transfer.") var amount: Int64 = 1
     @Option(help: "Zipf exponent of the account choice; 0 is uniform.") var skew = 0.0
     @Option(help: "Seed of the workload.") var seed: UInt64 = 1
+    @Option(
+        name: .customLong("session-seconds"),
+        help: "Start a new client session (a new client id) every N seconds, as clients come and go.")
+    var sessionSeconds: Int?
     @Option(help: "Also write the full result as JSON to this file.") var json: String?
 
     func validate() throws {
@@ -333,6 +337,9 @@ struct BenchCommand: AsyncParsableCommand {
         guard accounts.map({ $0 >= 2 }) ?? true else { throw ValidationError("--accounts must be at least 2") }
         guard amount >= 1 else { throw ValidationError("--amount must be a positive whole number") }
         guard skew >= 0, skew <= 10 else { throw ValidationError("--skew must be 0 to 10") }
+        guard sessionSeconds.map({ $0 >= 1 }) ?? true else {
+            throw ValidationError("--session-seconds must be at least 1")
+        }
     }
 
     func run() async throws {
@@ -340,7 +347,7 @@ struct BenchCommand: AsyncParsableCommand {
         ProcessRuntime.adoptOneEventLoop()
         let options = BenchOptions(
             duration: .seconds(duration), warmup: .seconds(warmup), concurrency: concurrency, crossShard: crossShard,
-            accounts: accounts, amount: amount, skew: skew, seed: seed)
+            accounts: accounts, amount: amount, skew: skew, seed: seed, sessionSeconds: sessionSeconds)
         let showProgress = isatty(STDOUT_FILENO) == 1
         let result = try await deploy.connect { connection in
             try await connection.waitUntilServing(within: .seconds(30))

@@ -541,9 +541,13 @@ struct LedgerStateTests {
         _ = ledger.apply(Self.transfer(Self.id(1, 1), 1, 2, 15), slot: 2, ballot: Self.ballot)
         _ = ledger.apply(Self.prepare(Self.id(1, 2), [3: -4]), slot: 3, ballot: Self.ballot)
         _ = ledger.apply(.abort(Self.id(1, 3)), slot: 4, ballot: Self.ballot)
+        _ = ledger.apply(.release(client: 1, floor: 3), slot: 5, ballot: Self.ballot)
+        #expect(ledger.sessions[1] == LedgerState.Session(floor: 3, lastSlot: 5))
+        #expect(ledger.transactions[Self.id(1, 1)] == nil)
         let restored = try LedgerState(
             cluster: "C1", minBalance: ledger.minBalance, balances: ledger.balances, locks: ledger.locks,
-            transactions: ledger.transactions, openings: ledger.openings)
+            transactions: ledger.transactions, openings: ledger.openings, sessions: ledger.sessions,
+            retiredClients: ledger.retiredClients, undelivered: ledger.undelivered)
         #expect(restored == ledger)
     }
 

@@ -45,8 +45,8 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
             wireError { () throws(WireError) in try LedgerCommand(wire: Ledger_V1_Command()) }
                 == WireError(
                     field: "kind",
-                    "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, decide_commit, "
-                        + "follow, create_accounts"))
+                    "is not set; a command is one of transfer, prepare, prepare_move, commit, abort, release, "
+                        + "decide_commit, follow, delivered, create_accounts"))
         #expect(valueError([]) == WireError(field: "phase2a.proposals[0].value", "is missing"))
         var record = Ledger_V1_DatastoreRecord(Samples.datastoreRecords[0])
         record.kind = nil
@@ -139,12 +139,12 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
                 == WireError(
                     field: "transfer.transaction.client", "is 0, which is reserved for a cluster's own commands"))
         transfer.transfer.transaction.client = 1
-        transfer.transfer.transaction.sequence = 1 << 61
+        transfer.transfer.transaction.sequence = 1 << 60
         #expect(
             wireError { () throws(WireError) in try LedgerCommand(wire: transfer) }
                 == WireError(
                     field: "transfer.transaction.sequence",
-                    "is 2305843009213693952; transaction sequences stay below 2^61"))
+                    "is 1152921504606846976; transaction sequences stay below 2^60"))
     }
 
     @Test func unknownEnumValues() {

@@ -5,7 +5,7 @@ import Paxos
 /// Values covering every case the wire carries, shared by the round-trip and malformed-input tests.
 enum Samples {
     static let transaction = TransactionID(client: 7, sequence: 1)
-    static let other = TransactionID(client: 9, sequence: 2_305_843_009_213_693_951)  // the largest valid sequence
+    static let other = TransactionID(client: 9, sequence: LedgerCommand.sequenceMax)  // the largest valid sequence
 
     static let transfer = LedgerCommand.transfer(
         transaction, from: AccountID(21), to: AccountID(700), amount: Amount(2))

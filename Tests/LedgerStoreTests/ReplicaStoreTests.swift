@@ -494,10 +494,10 @@ struct ReplicaStoreTests {
         let directory = StoreDirectory()
         let path = directory.path("S1.sqlite")
         _ = try openS1(path)
-        try tamper(path, "PRAGMA user_version = 4")
+        try tamper(path, "PRAGMA user_version = 5")
         #expect(
             storeErrorDescription { () throws(StoreError) in try openS1(path) }
-                == "\(path): was written by a newer ledger (store schema 4; this build reads 3); run a newer build")
+                == "\(path): was written by a newer ledger (store schema 5; this build reads 4); run a newer build")
     }
 
     @Test("a file in use by a running replica is refused")

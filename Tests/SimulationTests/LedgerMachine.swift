@@ -6,7 +6,9 @@ import Paxos
 /// replaces all three, as a `LedgerSnapshot` does in a deployment.
 ///
 /// Invariants checked after every applied slot: no balance below the minimum; every lock is held by a transaction
-/// prepared on that account; the total is the money created plus the net of committed cross-shard changes.
+/// prepared on that account; the total is the money created plus the net of committed cross-shard changes; what the
+/// state remembers stays within its `WindowLimits` (small ones, drawn per seed, so trims and evictions happen); no
+/// command of a transaction takes effect after a command of it was answered `expired`.
 ///
 /// Replicas are compared in full, datastore ballots included: Paxos applies every slot under the ballot of the leader
 /// that first proposed its value, the same on every replica.
@@ -34,12 +36,20 @@ struct LedgerMachine: SimulatedMachine {
     /// The money created plus the net of committed cross-shard changes, from the commands applied (not from their
     /// effects): what `ledger.state.total` must equal after every slot.
     var expectedTotal: Int128 = 0
+    /// Transactions a command of which was answered `expired`, and the commands that took effect on one later.
+    var expired: Set<TransactionID> = []
+    var appliedAfterExpiry: [String] = []
 
     static func initial(random: inout SeededRandom) -> LedgerMachine {
         let minBalance: Int64 = Bool.random(using: &random) ? 0 : -5
+        let perClient = Int.random(in: 6...32, using: &random)
+        let limits = WindowLimits(
+            transactionsPerClient: perClient, clientSessions: Int.random(in: 2...8, using: &random),
+            transactionsRemembered: Int.random(in: perClient...64, using: &random))
         return LedgerMachine(
             ledger: LedgerSnapshot(
-                state: LedgerState(cluster: LedgerMachine.cluster, minBalance: minBalance), wal: [], datastore: []))
+                state: LedgerState(cluster: LedgerMachine.cluster, minBalance: minBalance, limits: limits), wal: [],
+                datastore: []))
     }
 
     /// The Paxos request id of a ledger command: a transaction's commands are distinct requests (kind in the low
@@ -59,6 +69,13 @@ struct LedgerMachine: SimulatedMachine {
                 leaving = ledger.state.balances[account] ?? 0
             }
             let effects = ledger.state.apply(request.command, slot: slot, ballot: ballot)
+            if let id = request.command.transaction {
+                if case .expired = effects.result {
+                    expired.insert(id)
+                } else if expired.contains(id), effects.transaction != nil || !effects.wal.isEmpty {
+                    appliedAfterExpiry.append("\(request.command.summary) took effect in slot \(slot) after expiring")
+                }
+            }
             ledger.wal += effects.wal
             if let record = effects.datastore { ledger.datastore.append(record) }
             switch (request.command, effects.result, before) {
@@ -103,6 +120,10 @@ struct LedgerMachine: SimulatedMachine {
             digest.add(UInt64(6))
             digest.add(balance)
         case .accountsCreated(let count): digest.add(UInt64(3) << 32 | UInt64(count))
+        case .released(let count): digest.add(UInt64(7) << 32 | UInt64(count))
+        case .expired(let text):
+            digest.add(UInt64(8))
+            digest.add(text)
         case .refused(let text):
             digest.add(UInt64(4))
             digest.add(text)
@@ -173,7 +194,43 @@ struct LedgerMachine: SimulatedMachine {
         if state.total != expectedTotal {
             found.append("the shard holds \(state.total), but the commands applied make \(expectedTotal)")
         }
+        found += appliedAfterExpiry
+        found += windowViolations()
         return found.sorted()
+    }
+
+    /// What the state remembers is within its limits: pinned records (prepared, or committed here as home and not
+    /// delivered) aside, at most `transactionsPerClient` per client and `transactionsRemembered` in all; at most
+    /// `clientSessions` sessions, besides those that hold pinned records (they cannot be evicted).
+    func windowViolations() -> [String] {
+        let state = ledger.state
+        let limits = state.limits
+        func pinned(_ id: TransactionID) -> Bool {
+            if case .prepared = state.transactions[id] { return true }
+            return state.undelivered.contains(id)
+        }
+        var found: [String] = []
+        var unpinned: [UInt64: Int] = [:]
+        var holdsPinned: Set<UInt64> = []
+        for id in state.transactions.keys {
+            if pinned(id) { holdsPinned.insert(id.client) } else { unpinned[id.client, default: 0] += 1 }
+            if let session = state.sessions[id.client], id.sequence < session.floor, !pinned(id) {
+                found.append("\(id) is decided and below its client's floor \(session.floor), yet remembered")
+            }
+        }
+        for (client, count) in unpinned where count > limits.transactionsPerClient {
+            found.append("client \(client) has \(count) transactions remembered, over \(limits.transactionsPerClient)")
+        }
+        let total = unpinned.values.reduce(0, +)
+        if total > limits.transactionsRemembered {
+            found.append("\(total) transactions remembered, over \(limits.transactionsRemembered)")
+        }
+        if state.sessions.count > limits.clientSessions + holdsPinned.count {
+            found.append(
+                "\(state.sessions.count) sessions remembered, over \(limits.clientSessions) and the "
+                    + "\(holdsPinned.count) holding pinned records")
+        }
+        return found
     }
 
     func differences(from other: LedgerMachine) -> String {
@@ -191,6 +248,10 @@ struct LedgerMachine: SimulatedMachine {
                     + "\(theirs.balances[account].map(String.init) ?? "-")")
         }
         if mine.locks != theirs.locks { parts.append("locks \(mine.locks.count) vs \(theirs.locks.count)") }
+        if mine.sessions != theirs.sessions || mine.retiredClients != theirs.retiredClients {
+            parts.append("sessions \(mine.sessions.count) vs \(theirs.sessions.count)")
+        }
+        if mine.undelivered != theirs.undelivered { parts.append("undelivered commits differ") }
         for id in Set(mine.transactions.keys).union(theirs.transactions.keys).sorted()
         where mine.transactions[id] != theirs.transactions[id] {
             parts.append("transaction \(id) differs")
@@ -226,8 +287,12 @@ struct LedgerMachine: SimulatedMachine {
         index < items.count ? String(describing: items[index]) : "none"
     }
 
-    /// Every ledger answer is definite: there are no client sessions to expire (transaction ids make retries safe).
-    static func acknowledges(_ result: CommandResult, appliedByLog: Bool) -> Bool { true }
+    /// Every ledger answer is definite; `expired` says the command was not applied (its transaction is below its
+    /// client's window), so it acknowledges nothing.
+    static func acknowledges(_ result: CommandResult, appliedByLog: Bool) -> Bool {
+        if case .expired = result { return false }
+        return true
+    }
 
     static func tally(_ command: LedgerCommand, _ result: CommandResult, into tally: inout [String: Int]) {
         let kind: String
@@ -240,6 +305,8 @@ struct LedgerMachine: SimulatedMachine {
         case .decideCommit: kind = "decide"
         case .follow: kind = "follow"
         case .createAccounts: kind = "create"
+        case .release: kind = "release"
+        case .delivered: kind = "delivered"
         }
         let outcome: String
         switch result {
@@ -247,6 +314,8 @@ struct LedgerMachine: SimulatedMachine {
         case .preparedYes, .preparedMove: outcome = "yes"
         case .refused: outcome = "refused"
         case .accountsCreated: outcome = "created"
+        case .released: outcome = "released"
+        case .expired: outcome = "expired"
         case .aborted(let reason):
             switch reason {
             case .insufficientFunds: outcome = "insufficient funds"
@@ -281,9 +350,11 @@ struct LedgerMachine: SimulatedMachine {
             }
             created = Int128(accounts.count) * Int128(balance)
         }
+        // Committed transactions are known from the history: the state forgets them once their client released them.
+        let committed = Set(run.canonical.ledger.datastore.map(\.transaction))
         var crossShardNet: Int128 = 0
         for command in run.submitted.values {
-            guard let id = command.transaction, canonical.transactions[id] == .committed else { continue }
+            guard let id = command.transaction, committed.contains(id) else { continue }
             switch command {
             case .prepare(_, let transfer):
                 crossShardNet += Int128(transfer.home == cluster ? -transfer.amount.value : transfer.amount.value)
@@ -329,8 +400,7 @@ struct LedgerMachine: SimulatedMachine {
     /// is money the other cluster never moved.
     static func agreementViolations(_ run: FinalRun<LedgerMachine>) -> [String] {
         var found: [String] = []
-        let canonical = run.canonical.ledger.state
-        for (id, status) in canonical.transactions.sorted(by: { $0.key < $1.key }) where status == .committed {
+        for id in Set(run.canonical.ledger.datastore.map(\.transaction)).sorted() {
             let prepare = run.submitted[prepareRequestID(id)]
             let home: String
             switch prepare {
@@ -380,7 +450,8 @@ struct LedgerMachine: SimulatedMachine {
     }
 
     /// Each transaction's WAL reads `Start, Update*, (Commit | Abort)?` and agrees with its status; every
-    /// transaction the state knows has one.
+    /// transaction the state remembers has one, and every one the WAL leaves prepared is remembered (a prepared
+    /// transaction is never forgotten).
     func walViolations(member: ReplicaID) -> [String] {
         enum Phase: Equatable {
             case started
@@ -410,9 +481,9 @@ struct LedgerMachine: SimulatedMachine {
                     "\(member): \(id) is \(status) but its WAL says \(phases[id].map { "\($0)" } ?? "nothing")")
             }
         }
-        if phases.count != ledger.state.transactions.count {
-            found.append(
-                "\(member): the WAL names \(phases.count) transactions, the state \(ledger.state.transactions.count)")
+        for (id, phase) in phases.sorted(by: { $0.key < $1.key })
+        where phase == .started && ledger.state.transactions[id] == nil {
+            found.append("\(member): \(id) is prepared by its WAL but forgotten by the state")
         }
         return found
     }
@@ -421,22 +492,24 @@ struct LedgerMachine: SimulatedMachine {
     /// client was told is committed is there, as the client sent it.
     func datastoreViolations(member: ReplicaID, run: FinalRun<LedgerMachine>) -> [String] {
         var found: [String] = []
+        let committedByWAL = Set(ledger.wal.filter { $0.kind == .commit }.map(\.transaction))
         var records: [TransactionID: DatastoreRecord] = [:]
         for record in ledger.datastore {
             if records.updateValue(record, forKey: record.transaction) != nil {
                 found.append("\(member): \(record.transaction) is in the datastore twice")
             }
-            if ledger.state.transactions[record.transaction] != .committed {
-                found.append("\(member): datastore record \(record) of a transaction that is not committed")
+            if !committedByWAL.contains(record.transaction) {
+                found.append("\(member): datastore record \(record) of a transaction its WAL does not commit")
             }
             let chosenHere = run.chosen[record.slot]?.requests.contains { $0.command.transaction == record.transaction }
             if chosenHere != true {
                 found.append("\(member): datastore record \(record) names a slot that does not hold its transaction")
             }
         }
-        let committed = ledger.state.transactions.filter { $0.value == .committed }.count
-        if records.count != committed {
-            found.append("\(member): \(committed) committed transactions, \(records.count) in the datastore")
+        if records.count != committedByWAL.count {
+            found.append(
+                "\(member): \(committedByWAL.count) transactions committed by the WAL, \(records.count) in the datastore"
+            )
         }
         for (id, answer) in run.acknowledged.sorted(by: { $0.key < $1.key }) where answer.result == .committed {
             let expected: DatastoreRecord.Kind
@@ -500,6 +573,11 @@ struct LedgerMachine: SimulatedMachine {
     /// transactions never prepared here, late decisions against the earlier one, and re-sends of answered requests
     /// under their id. The first request of the run creates the accounts.
     ///
+    /// The window (DESIGN §3): clients release their floor now and then (a few lie, releasing past transactions they
+    /// still decide), re-send very old requests (answered `expired` once forgotten, never applied again), and die
+    /// without releasing: the client then goes on under a new client id, above every id before it as time-ordered ids
+    /// are, and one whose session was evicted does the same when it is answered `expired`.
+    ///
     /// The workload plays the other cluster `C2`: for each cross-shard transaction it records what `C2` prepared (the
     /// client may have told it something else than this cluster) and, where `C2` is the home, what `C2` decided: it
     /// commits only when both clusters voted yes on the same terms, as its replicas would check.
@@ -526,6 +604,16 @@ struct LedgerMachine: SimulatedMachine {
         /// Requests answered lately, for re-sends; and the re-sent ones, which were applied before.
         var answered: [UInt64: [Request<LedgerCommand>]] = [:]
         var resent: Set<RequestID> = []
+        /// The first requests each client had answered, re-sent much later (mostly expired by then).
+        var oldest: [UInt64: [Request<LedgerCommand>]] = [:]
+        /// The client id each simulated client sends its transactions under now, and the client owning each id.
+        var incarnation: [UInt64: UInt64] = [:]
+        var owner: [UInt64: UInt64] = [:]
+        var nextIncarnation: UInt64 = 100
+        /// The highest floor each client id released.
+        var released: [UInt64: UInt64] = [:]
+        /// Sequences of requests sent and not answered or given up, per client id: the floor stays at or below them.
+        var inFlight: [UInt64: [UInt64: Int]] = [:]
 
         init(clients: [UInt64]) {
             for client in clients {
@@ -533,7 +621,36 @@ struct LedgerMachine: SimulatedMachine {
                 undecided[client] = []
                 lateDecisions[client] = []
                 answered[client] = []
+                oldest[client] = []
+                incarnation[client] = client
+                owner[client] = client
             }
+        }
+
+        /// The lowest sequence client id `id` of `client` still waits on.
+        func floor(_ client: UInt64, _ id: UInt64) -> UInt64 {
+            var waiting = (inFlight[id] ?? [:]).keys.map { $0 }
+            waiting += undecided[client]!.filter { $0.id.client == id }.map(\.id.sequence)
+            waiting += lateDecisions[client]!.compactMap { $0.transaction }.filter { $0.client == id }.map(\.sequence)
+            return waiting.min() ?? (incarnation[client] == id ? nextTransaction[client]! : .max >> 4)
+        }
+
+        /// Starts a new client id for `client`: a client that died and came back, or whose session was evicted.
+        mutating func reincarnate(_ client: UInt64) {
+            incarnation[client] = nextIncarnation
+            owner[nextIncarnation] = client
+            nextIncarnation += 1
+            nextTransaction[client] = 1
+        }
+
+        mutating func sent(_ request: Request<LedgerCommand>) -> Request<LedgerCommand> {
+            if let id = request.command.transaction { inFlight[id.client, default: [:]][id.sequence, default: 0] += 1 }
+            return request
+        }
+
+        mutating func done(_ request: Request<LedgerCommand>) {
+            guard let id = request.command.transaction, let count = inFlight[id.client]?[id.sequence] else { return }
+            inFlight[id.client]![id.sequence] = count > 1 ? count - 1 : nil
         }
 
         static func request(_ command: LedgerCommand) -> Request<LedgerCommand> {
@@ -541,9 +658,33 @@ struct LedgerMachine: SimulatedMachine {
         }
 
         mutating func nextRequest(client: UInt64, random: inout SeededRandom) -> Request<LedgerCommand>? {
+            guard let request = chooseRequest(client: client, random: &random) else { return nil }
+            return sent(request)
+        }
+
+        mutating func chooseRequest(client: UInt64, random: inout SeededRandom) -> Request<LedgerCommand>? {
             if !accountsProposed {
                 accountsProposed = true
                 return Self.request(.createAccounts([LedgerMachine.accounts], balance: LedgerMachine.initialBalance))
+            }
+            let current = incarnation[client]!
+            switch Int.random(in: 0..<200, using: &random) {
+            case 0..<8:
+                // The floor: mostly the true one; one time in ten a lie past the transactions still undecided. Each
+                // is sent once (a release's request id is its client and floor).
+                let lie = Int.random(in: 0..<10, using: &random) == 0
+                let floor = lie ? nextTransaction[client]! : floor(client, current)
+                guard floor > released[current, default: 0] else { break }
+                released[current] = floor
+                return Self.request(.release(client: current, floor: floor))
+            case 8..<10 where !oldest[client]!.isEmpty:
+                let old = oldest[client]![Int.random(in: 0..<oldest[client]!.count, using: &random)]
+                resent.insert(old.id)
+                return old
+            case 10:
+                reincarnate(client)  // Died without releasing: its session lingers until evicted.
+            default:
+                break
             }
             let roll = Int.random(in: 0..<100, using: &random)
             if roll < 40, !undecided[client]!.isEmpty {
@@ -560,7 +701,7 @@ struct LedgerMachine: SimulatedMachine {
                 resent.insert(earlier.id)
                 return earlier
             }
-            let id = TransactionID(client: client, sequence: nextTransaction[client]!)
+            let id = TransactionID(client: incarnation[client]!, sequence: nextTransaction[client]!)
             nextTransaction[client]! += 1
             let kind = Int.random(in: 0..<100, using: &random)
             if kind < 60 {
@@ -685,16 +826,29 @@ struct LedgerMachine: SimulatedMachine {
         func abandons(_ request: Request<LedgerCommand>) -> Bool {
             guard !resent.contains(request.id) else { return false }
             switch request.command {
-            case .transfer, .prepare, .prepareMove: return true
-            case .commit, .abort, .decideCommit, .follow, .createAccounts: return false
+            case .transfer, .prepare, .prepareMove, .release: return true
+            case .commit, .abort, .decideCommit, .follow, .createAccounts, .delivered: return false
+            }
+        }
+
+        mutating func expired(_ request: Request<LedgerCommand>, result: CommandResult) {
+            done(request)
+            // The session of its client id was evicted: go on under a new one (a re-send of an old request may also
+            // be expired; that says nothing of the current session).
+            if let id = request.command.transaction, !resent.contains(request.id), let client = owner[id.client],
+                incarnation[client] == id.client
+            {
+                reincarnate(client)
             }
         }
 
         mutating func answered(_ request: Request<LedgerCommand>, result: CommandResult) {
             if case .createAccounts = request.command { accountsCreated = true }
-            guard let client = request.command.transaction?.client else { return }
+            done(request)
+            guard let id = request.command.transaction?.client, let client = owner[id] else { return }
             answered[client]!.append(request)
             if answered[client]!.count > 8 { answered[client]!.removeFirst() }
+            if oldest[client]!.count < 4 { oldest[client]!.append(request) }
             switch request.command {
             case .prepare(let id, let transfer) where !resent.contains(request.id):
                 let terms: TransactionTerms? = result == .preparedYes ? .transfer(transfer) : nil
@@ -718,6 +872,10 @@ struct LedgerMachine: SimulatedMachine {
                 undecided[client]!.append(Undecided(id: id, terms: terms, homeHere: home == LedgerMachine.cluster))
             case .commit(let id), .decideCommit(let id, _), .follow(let id, true):
                 if followedByOpposite.remove(request.id) != nil { lateDecisions[client]!.append(.abort(id)) }
+                // The home's replicas, once the other cluster applied the commit (as it does, sooner or later).
+                if case .decideCommit = request.command, result == .committed {
+                    lateDecisions[client]!.append(.delivered(id))
+                }
             case .abort(let id), .follow(let id, false):
                 if followedByOpposite.remove(request.id) != nil { lateDecisions[client]!.append(.commit(id)) }
             default:
@@ -727,12 +885,14 @@ struct LedgerMachine: SimulatedMachine {
 
         /// A prepare given up was never applied: the client aborts it (an abort of a transaction unknown here).
         mutating func abandoned(_ request: Request<LedgerCommand>) {
+            done(request)
             switch request.command {
             case .prepare(let id, let transfer):
-                undecided[id.client]!.append(
+                undecided[owner[id.client]!]!.append(
                     Undecided(id: id, terms: nil, homeHere: transfer.home == LedgerMachine.cluster))
             case .prepareMove(let id, let home, _, _):
-                undecided[id.client]!.append(Undecided(id: id, terms: nil, homeHere: home == LedgerMachine.cluster))
+                undecided[owner[id.client]!]!.append(
+                    Undecided(id: id, terms: nil, homeHere: home == LedgerMachine.cluster))
             default:
                 break
             }

@@ -90,12 +90,16 @@ protocol SimulatedWorkload<Command, Result> {
 
     /// The client gave the request up (see `abandons`): it was never applied.
     mutating func abandoned(_ request: Request<Command>)
+
+    /// The request was answered with a result that acknowledges nothing (`SimulatedMachine.acknowledges`).
+    mutating func expired(_ request: Request<Command>, result: Result)
 }
 
 extension SimulatedWorkload {
     func abandons(_ request: Request<Command>) -> Bool { true }
     mutating func answered(_ request: Request<Command>, result: Result) {}
     mutating func abandoned(_ request: Request<Command>) {}
+    mutating func expired(_ request: Request<Command>, result: Result) {}
 }
 
 /// A digest that is the same in every process (Swift's `Hasher` is seeded per process): each word is folded in with

@@ -765,6 +765,7 @@ struct Simulation<Machine: SimulatedMachine> {
                 workload.answered(request.request, result: result)
             } else {
                 report.requestsExpired += 1  // Retried after its client's floor passed it: answered `expired`.
+                workload.expired(request.request, result: result)
             }
             clients[index].outstanding[outcome.id] = nil
             clients[index].believedLeader = member

@@ -145,9 +145,13 @@ import Testing
             + "(\(outcomes("abort", ["aborted", "refused"])))"
         let reads =
             "reads issued \(sum(\.readsIssued)), answered \(sum(\.readsAnswered)), refused \(sum(\.readsRefused))"
+        let expiredFirst = tally.filter { $0.key.hasSuffix(" expired") }.values.reduce(0, +)
+        let window =
+            "releases \(count("release")) (\(outcomes("release", ["released", "expired"]))), commands expired "
+            + "\(expiredFirst), requests answered expired \(sum(\.requestsExpired)), delivered \(count("delivered"))"
         print(
             "ledger simulation: \(reports.count) seeds x \(Self.steps) ticks, \(sum(\.ticks)) ticks in all; \(faults); "
-                + "\(transfers); \(twoPhase); requests acknowledged \(sum(\.requestsAcknowledged)); \(reads); "
+                + "\(transfers); \(twoPhase); \(window); requests acknowledged \(sum(\.requestsAcknowledged)); \(reads); "
                 + "snapshots installed \(sum(\.snapshotsInstalled)); settled within "
                 + "\(reports.map(\.settleTicks).max() ?? 0) ticks past the end (worst); violations found \(failed.count)"
         )
@@ -162,7 +166,7 @@ import Testing
                 "transfer invalid", "prepare yes", "prepare locked", "prepare invalid", "decide committed",
                 "decide refused", "follow committed", "follow aborted", "follow refused", "commit refused",
                 "abort aborted", "abort refused", "move yes", "move moving", "move moved", "transfer moving",
-                "transfer moved",
+                "transfer moved", "release released", "transfer expired", "commit expired", "delivered committed",
             ] {
                 #expect(count(key) > 0, "no \(key) in \(reports.count) seeds")
             }

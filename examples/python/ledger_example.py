@@ -187,10 +187,11 @@ class Ledger:
 
 
 class TransactionIds:
-    """A random 64-bit client id for this run (never 0) and sequences counted up from 1 (section "Transaction ids")."""
+    """A fresh time-ordered client id for this run (milliseconds since 1970 above 20 random bits) and sequences counted
+    up from 1 (section "Transaction ids and retries")."""
 
     def __init__(self):
-        self.client = random.SystemRandom().randrange(1, 2**64)
+        self.client = (int(time.time() * 1000) << 20) | random.SystemRandom().randrange(0, 2**20)
         self.sequence = 0
 
     def next(self):

@@ -102,6 +102,8 @@ struct BinaryWriter {
 struct BinaryReader {
     let bytes: [UInt8]
     private(set) var offset = 0
+    /// The format version of what is read, for readers of several (`LedgerCodec.oldestReadableVersion`).
+    var version: UInt8 = 0
 
     init(_ bytes: [UInt8]) {
         self.bytes = bytes

@@ -9,8 +9,12 @@ import Paxos
 /// truncated input, unknown tags, lengths over `CodecLimits`, non-shortest varints and trailing bytes with a
 /// `CodecError` naming the offset: bytes from a disk or a peer never crash the process.
 public enum LedgerCodec {
-    /// The format this build writes and reads. A change to any encoding gets a new version.
-    public static let formatVersion: UInt8 = 3
+    /// The format this build writes. A change to any encoding gets a new version.
+    public static let formatVersion: UInt8 = 4
+    /// The oldest format this build reads: format 3 differs only in its snapshots, which have no sessions, retired
+    /// clients or undelivered commits (read as none), and lacks the commands `release` and `delivered`. A store of
+    /// schema 3 is migrated with it.
+    public static let oldestReadableVersion: UInt8 = 3
 
     /// What an encoding holds (its second byte).
     enum Kind: UInt8, CaseIterable {
@@ -127,7 +131,7 @@ public enum LedgerCodec {
     /// outside the process are checked with this before they are proposed; encoding one over a limit traps.
     public static func limitViolation(in command: LedgerCommand) -> String? {
         switch command {
-        case .transfer, .commit, .abort, .follow, .decideCommit(_, .move):
+        case .transfer, .commit, .abort, .follow, .decideCommit(_, .move), .release, .delivered:
             return nil
         case .prepareMove(_, let home, let participants, let part):
             let other: String
@@ -177,10 +181,12 @@ public enum LedgerCodec {
     ) throws(CodecError) -> Value {
         var reader = BinaryReader(bytes)
         let version = try reader.byte("the format version")
-        guard version == formatVersion else {
+        guard (oldestReadableVersion...formatVersion).contains(version) else {
             throw CodecError(
-                "format version \(version) is not supported; this build reads version \(formatVersion)", offset: 0)
+                "format version \(version) is not supported; this build reads versions \(oldestReadableVersion) to "
+                    + "\(formatVersion)", offset: 0)
         }
+        reader.version = version
         let tag = try reader.byte("the kind of value")
         guard tag == kind.rawValue else {
             let found = Kind(rawValue: tag).map { "holds \($0.name)" } ?? "has unknown kind \(tag)"
@@ -270,6 +276,13 @@ extension BinaryWriter {
                 account(range.upperBound)
             }
             signed(balance)
+        case .release(let client, let floor):
+            byte(9)
+            unsigned(client)
+            unsigned(floor)
+        case .delivered(let id):
+            byte(10)
+            transaction(id)
         }
     }
 
@@ -463,6 +476,15 @@ extension BinaryWriter {
             self.account(account)
             clusterName(cluster)
         }
+        count(state.sessions.count, limit: entriesMax, "client sessions")
+        for (client, session) in state.sessions.sorted(by: { $0.key < $1.key }) {
+            unsigned(client)
+            unsigned(session.floor)
+            unsigned(session.lastSlot)
+        }
+        unsigned(state.retiredClients)
+        count(state.undelivered.count, limit: entriesMax, "undelivered commits")
+        for id in state.undelivered.sorted() { transaction(id) }
         count(snapshot.wal.count, limit: entriesMax, "WAL records")
         for record in snapshot.wal { walRecord(record) }
         count(snapshot.datastore.count, limit: entriesMax, "datastore records")
@@ -588,7 +610,7 @@ extension BinaryReader {
     }
 
     mutating func command() throws(CodecError) -> LedgerCommand {
-        switch try tag("a command", max: 8) {
+        switch try tag("a command", max: version >= 4 ? 10 : 8) {
         case 1:
             let id = try transaction("a transfer")
             let from = try account("the from account of a transfer")
@@ -618,6 +640,11 @@ extension BinaryReader {
             case 1: return .follow(id, committed: true)
             case let flag: throw failure("decision \(flag) is neither 0 (abort) nor 1 (commit)", at: start)
             }
+        case 9:
+            let client = try unsigned("the client of a release")
+            return .release(client: client, floor: try unsigned("the floor of a release"))
+        case 10:
+            return .delivered(try transaction("a delivered commit"))
         default:
             let count = try self.count(
                 "account ranges", limit: CodecLimits.rangesPerCommandMax, limitName: "rangesPerCommandMax")
@@ -831,11 +858,38 @@ extension BinaryReader {
             previousAccount = account
         }
 
+        var sessions: [UInt64: LedgerState.Session] = [:]
+        var retiredClients: UInt64 = 0
+        var undelivered: Set<TransactionID> = []
+        if version >= 4 {
+            var previousClient: UInt64?
+            for _ in 0..<(try snapshotCount("client sessions")) {
+                let start = offset
+                let client = try unsigned("the client of a session")
+                try ascending(client, after: previousClient, name: { "client \($0)" }, in: "client sessions", at: start)
+                let floor = try unsigned("the floor of client \(client)")
+                sessions[client] = LedgerState.Session(
+                    floor: floor, lastSlot: try unsigned("the last slot of client \(client)"))
+                previousClient = client
+            }
+            retiredClients = try unsigned("the retired clients")
+            previousTransaction = nil
+            for _ in 0..<(try snapshotCount("undelivered commits")) {
+                let start = offset
+                let id = try transaction("an undelivered commit")
+                try ascending(
+                    id, after: previousTransaction, name: { "transaction \($0)" }, in: "undelivered commits", at: start)
+                undelivered.insert(id)
+                previousTransaction = id
+            }
+        }
+
         let state: LedgerState
         do {
             state = try LedgerState(
                 cluster: cluster, minBalance: minBalance, balances: balances, locks: locks,
-                transactions: transactions, openings: openings, movedOut: movedOut)
+                transactions: transactions, openings: openings, movedOut: movedOut, sessions: sessions,
+                retiredClients: retiredClients, undelivered: undelivered)
         } catch {
             throw failure("the ledger state breaks an invariant: \(error.description)", at: stateStart)
         }

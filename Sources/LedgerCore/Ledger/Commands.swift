@@ -120,22 +120,37 @@ public enum LedgerCommand: Hashable, Sendable {
     /// Creates the accounts of these ranges that do not exist yet, each with `balance` (from the catalog at first
     /// start). Idempotent.
     case createAccounts([ClosedRange<AccountID>], balance: Int64)
+    /// A client's acknowledged floor: it waits on no transaction of its own below sequence `floor` any more, so the
+    /// cluster forgets the decided ones (`LedgerState.Session`). A command for a forgotten transaction is `expired`.
+    case release(client: UInt64, floor: UInt64)
+    /// The home learned that every other participant applied its commit of the transaction, so it need not keep the
+    /// decision for them any more. Proposed by the home's replicas only.
+    case delivered(TransactionID)
 
     /// The transaction a command belongs to, if any.
     public var transaction: TransactionID? {
         switch self {
         case .transfer(let id, _, _, _), .prepare(let id, _), .prepareMove(let id, _, _, _), .commit(let id),
-            .abort(let id), .decideCommit(let id, _), .follow(let id, _):
+            .abort(let id), .decideCommit(let id, _), .follow(let id, _), .delivered(let id):
             return id
-        case .createAccounts: return nil
+        case .createAccounts, .release: return nil
+        }
+    }
+
+    /// The home and participants a command that opens a cross-shard transaction names (nil for the others).
+    public var crossShard: (home: String, participants: [String])? {
+        switch self {
+        case .prepare(_, let transfer): return (transfer.home, transfer.participants)
+        case .prepareMove(_, let home, let participants, _): return (home, participants)
+        default: return nil
         }
     }
 
     /// Whether only a replica may propose the command (a client sending one is refused).
     public var isReplicaOnly: Bool {
         switch self {
-        case .decideCommit, .follow, .createAccounts: return true
-        case .transfer, .prepare, .prepareMove, .commit, .abort: return false
+        case .decideCommit, .follow, .createAccounts, .delivered: return true
+        case .transfer, .prepare, .prepareMove, .commit, .abort, .release: return false
         }
     }
 }
@@ -189,6 +204,12 @@ public enum CommandResult: Hashable, Sendable {
     case refused(String)
     /// Accounts created (how many were new).
     case accountsCreated(Int)
+    /// A client's floor recorded (`release`); `forgotten` transactions of that client were forgotten by it.
+    case released(forgotten: Int)
+    /// Nothing applied: the command names a transaction below its client's window, whose record this cluster no
+    /// longer keeps (the message says where its fate can be read). Never applied again, never answered with another
+    /// transaction's result.
+    case expired(String)
 }
 
 extension LedgerCommand {
@@ -197,8 +218,8 @@ extension LedgerCommand {
 
     /// The Paxos request id of this command. The commands of one transaction (prepare, then commit or abort, and the
     /// replicas' own decisions) are different requests, so each gets its own id: the transaction's sequence times
-    /// eight plus the command kind. A retried command keeps its id. Transaction sequences must stay below 2^61
-    /// (`TransactionID.isValid`).
+    /// sixteen plus the command kind; a release is its client's floor times sixteen plus its kind. A retried command
+    /// keeps its id. Transaction sequences and floors must stay below 2^60 (`TransactionID.isValid`).
     public var requestID: RequestID {
         let kind: UInt64
         switch self {
@@ -209,17 +230,22 @@ extension LedgerCommand {
         case .decideCommit: kind = 4
         case .follow(_, true): kind = 5
         case .follow(_, false): kind = 6
+        case .delivered: kind = 7
+        case .release(let client, let floor): return RequestID(client: client, sequence: floor << 4 | 8)
         case .createAccounts: return RequestID(client: LedgerCommand.clusterClient, sequence: 1)
         }
         let id = transaction!
-        return RequestID(client: id.client, sequence: id.sequence << 3 | kind)
+        return RequestID(client: id.client, sequence: id.sequence << 4 | kind)
     }
+
+    /// The largest transaction sequence, and the largest floor a release may name.
+    public static let sequenceMax: UInt64 = (1 << 60) - 1
 }
 
 extension TransactionID {
-    /// Whether the id can name a transaction: sequences are at most 2^61 - 1 (see `LedgerCommand.requestID`), and
-    /// client 0 is the cluster's own.
-    public var isValid: Bool { client != LedgerCommand.clusterClient && sequence < (1 << 61) }
+    /// Whether the id can name a transaction: sequences are at most `LedgerCommand.sequenceMax` (see
+    /// `LedgerCommand.requestID`), and client 0 is the cluster's own.
+    public var isValid: Bool { client != LedgerCommand.clusterClient && sequence <= LedgerCommand.sequenceMax }
 }
 
 extension LedgerCommand {
@@ -237,6 +263,8 @@ extension LedgerCommand {
         case .decideCommit(let id, let agreed): return "the home's commit of \(id) as a \(agreed)"
         case .follow(let id, let committed): return "the home's decision to \(committed ? "commit" : "abort") \(id)"
         case .createAccounts: return "an account creation"
+        case .release(let client, let floor): return "client \(client)'s release of its transactions below \(floor)"
+        case .delivered(let id): return "the home's note that \(id)'s commit reached every participant"
         }
     }
 }

@@ -14,7 +14,10 @@ import Paxos
 ///   it; a locked account exists, unless a prepared move into this cluster reserves it;
 /// - an account moved out (`movedOut`) has no balance here;
 /// - a transaction id takes effect at most once: a retried command returns the recorded result, changing nothing; the
-///   same id with other content is refused (`openings` keeps what each id was first used for).
+///   same id with other content is refused (`openings` keeps what each id was first used for); a command for a
+///   transaction no longer remembered (below its client's floor, or of a retired client) is `expired`, never applied;
+/// - what is remembered stays bounded (`WindowLimits`): per client, the transactions at or above its floor; pinned
+///   records (prepared, or committed here as home and not yet `delivered`) stay until they are not pinned.
 public struct LedgerState: Hashable, Sendable {
     /// A transaction as this cluster knows it.
     public enum Status: Hashable, Sendable {
@@ -24,6 +27,12 @@ public struct LedgerState: Hashable, Sendable {
         case aborted(AbortReason)
         /// Cross-shard transaction prepared here (vote yes): its accounts are locked until commit or abort.
         case prepared(Prepared)
+
+        /// Committed or aborted.
+        public var isFinal: Bool {
+            if case .prepared = self { return false }
+            return true
+        }
     }
 
     /// A prepared cross-shard transaction: what commit will do and who decides.
@@ -59,10 +68,37 @@ public struct LedgerState: Hashable, Sendable {
     public private(set) var openings: [TransactionID: LedgerCommand] = [:]
     /// Accounts moved out of this cluster by a rebalance, with the cluster each went to.
     public private(set) var movedOut: [AccountID: String] = [:]
+    /// What is remembered of each client that has transactions here (DESIGN §3).
+    public private(set) var sessions: [UInt64: Session] = [:]
+    /// Every client id up to this one is retired unless it has a session: a session was evicted at this id, and client
+    /// ids are time-ordered, so a command from a retired client without a session is `expired`.
+    public private(set) var retiredClients: UInt64 = 0
+    /// Transactions this cluster committed as their home whose other participant was not yet seen to apply the commit:
+    /// the decision is kept for it (`delivered` ends that).
+    public private(set) var undelivered: Set<TransactionID> = []
+    public let limits: WindowLimits
+    /// The sequences of each session's remembered transactions (derived from `transactions`; the index that lets a
+    /// release or an eviction find a client's records).
+    private var remembered: [UInt64: Set<UInt64>] = [:]
 
-    public init(cluster: String, minBalance: Int64) {
+    /// What the state remembers of one client besides its transactions.
+    public struct Session: Hashable, Sendable {
+        /// The client's acknowledged floor: it waits on none of its transactions below this sequence, and this cluster
+        /// remembers none of them that is not pinned.
+        public var floor: UInt64
+        /// The slot of the client's last command here: the session idle longest is evicted first.
+        public var lastSlot: Slot
+
+        public init(floor: UInt64, lastSlot: Slot) {
+            self.floor = floor
+            self.lastSlot = lastSlot
+        }
+    }
+
+    public init(cluster: String, minBalance: Int64, limits: WindowLimits = .standard) {
         self.cluster = cluster
         self.minBalance = minBalance
+        self.limits = limits
     }
 
     /// Total money held by the accounts of this shard. In `Int128`: each balance fits in `Int64` but their sum may
@@ -72,6 +108,8 @@ public struct LedgerState: Hashable, Sendable {
     /// What one command changed, for the storage layer to write in the same transaction as the applied slot.
     public struct Effects: Hashable, Sendable {
         public var result: CommandResult
+        /// The slot that applied the command (the history rows carry it).
+        public var slot: Slot = 0
         /// New balances of the accounts this command changed (created accounts included).
         public var balances: [AccountID: Int64] = [:]
         /// Accounts locked (with their transaction) and unlocked by this command.
@@ -83,6 +121,13 @@ public struct LedgerState: Hashable, Sendable {
         public var transaction: TransactionUpdate?
         public var wal: [WALRecord] = []
         public var datastore: DatastoreRecord?
+        /// Transactions forgotten by this command, after `transaction` was updated.
+        public var forgotten: [TransactionID] = []
+        /// Sessions changed by this command (nil: evicted), and the new `retiredClients` when it rose.
+        public var sessions: [UInt64: Session?] = [:]
+        public var retiredClients: UInt64?
+        /// Transactions that became (true) or stopped being (false) `undelivered`.
+        public var undelivered: [TransactionID: Bool] = [:]
 
         init(result: CommandResult) {
             self.result = result
@@ -105,6 +150,26 @@ public struct LedgerState: Hashable, Sendable {
     /// Applies one chosen command. `slot` is the slot that chose it and `ballot` the ballot of the leader that
     /// proposed it (`ApplyStep.slot`'s, the same on every replica); the datastore keeps both.
     public mutating func apply(_ command: LedgerCommand, slot: Slot, ballot: Ballot) -> Effects {
+        var effects = windowed(command, slot: slot, ballot: ballot)
+        effects.slot = slot
+        return effects
+    }
+
+    /// Applies a command within the window: a command for a forgotten transaction is expired; any other updates its
+    /// client's session, and what nobody needs any more is forgotten.
+    private mutating func windowed(_ command: LedgerCommand, slot: Slot, ballot: Ballot) -> Effects {
+        guard let id = command.transaction else {
+            if case .release(let client, let floor) = command { return release(client, below: floor, slot: slot) }
+            return perform(command, slot: slot, ballot: ballot)
+        }
+        if let reason = expiry(of: id) { return Effects(result: .expired(reason)) }
+        let existed = transactions[id] != nil
+        var effects = perform(command, slot: slot, ballot: ballot)
+        settle(id, existed: existed, slot: slot, effects: &effects)
+        return effects
+    }
+
+    private mutating func perform(_ command: LedgerCommand, slot: Slot, ballot: Ballot) -> Effects {
         switch command {
         case .transfer(let id, let from, let to, let amount):
             return transfer(id, from: from, to: to, amount: amount, slot: slot, ballot: ballot)
@@ -122,6 +187,10 @@ public struct LedgerState: Hashable, Sendable {
             return follow(id, committed: committed, slot: slot, ballot: ballot)
         case .createAccounts(let ranges, let balance):
             return createAccounts(ranges, balance: balance)
+        case .delivered(let id):
+            return deliver(id)
+        case .release:
+            preconditionFailure("a release is applied by apply")
         }
     }
 
@@ -144,12 +213,15 @@ public struct LedgerState: Hashable, Sendable {
         /// Prepared here and undecided; `terms` as this cluster prepared them.
         case prepared(TransactionTerms, home: String)
         case unknown
+        /// Below its client's window here, and not remembered: decided long ago (a record that could still change is
+        /// pinned), its fate is in the history (PrintDatastore, the WAL).
+        case expired
 
         /// Committed or aborted: final wherever it is read.
         public var isDecided: Bool {
             switch self {
             case .committed, .aborted: return true
-            case .prepared, .unknown: return false
+            case .prepared, .unknown, .expired: return false
             }
         }
     }
@@ -159,7 +231,7 @@ public struct LedgerState: Hashable, Sendable {
         case .committed: return .committed
         case .aborted(let reason): return .aborted(reason)
         case .prepared(let prepared): return .prepared(terms(of: id)!, home: prepared.home)
-        case nil: return .unknown
+        case nil: return expiry(of: id) == nil ? .unknown : .expired
         }
     }
 
@@ -358,18 +430,35 @@ public struct LedgerState: Hashable, Sendable {
     private mutating func commitPrepared(_ id: TransactionID, _ prepared: Prepared, slot: Slot, ballot: Ballot)
         -> Effects
     {
-        if let move = prepared.move { return commitMove(id, move, slot: slot, ballot: ballot) }
         var effects = Effects(result: .committed)
-        for change in prepared.changes {
-            // The prepare checked the debit and nothing else could touch the locked account since.
-            adjust(change.account, by: change.delta, transaction: id, effects: &effects, logged: false)
-            locks[change.account] = nil
-            effects.unlocked.append(change.account)
+        if let move = prepared.move {
+            effects = commitMove(id, move, slot: slot, ballot: ballot)
+        } else {
+            for change in prepared.changes {
+                // The prepare checked the debit and nothing else could touch the locked account since.
+                adjust(change.account, by: change.delta, transaction: id, effects: &effects, logged: false)
+                locks[change.account] = nil
+                effects.unlocked.append(change.account)
+            }
+            effects.wal.append(WALRecord(transaction: id, kind: .commit))
+            effects.datastore = DatastoreRecord(
+                transaction: id, kind: .crossShard(prepared.changes), slot: slot, ballot: ballot)
+            record(id, .committed, in: &effects)
         }
-        effects.wal.append(WALRecord(transaction: id, kind: .commit))
-        effects.datastore = DatastoreRecord(
-            transaction: id, kind: .crossShard(prepared.changes), slot: slot, ballot: ballot)
-        record(id, .committed, in: &effects)
+        if prepared.home == cluster {
+            // The other participant, still prepared, may ask for the decision until it is seen to have applied it.
+            undelivered.insert(id)
+            effects.undelivered[id] = true
+        }
+        return effects
+    }
+
+    private mutating func deliver(_ id: TransactionID) -> Effects {
+        guard undelivered.remove(id) != nil else {
+            return Effects(result: .refused("\(id) is not a commit of \(cluster) awaiting delivery"))
+        }
+        var effects = Effects(result: .committed)
+        effects.undelivered[id] = false
         return effects
     }
 
@@ -558,6 +647,140 @@ public struct LedgerState: Hashable, Sendable {
         }
     }
 
+    // MARK: - The window (DESIGN §3)
+
+    /// Why a command for `id` is not applied because its record was forgotten; nil when it is remembered or new.
+    private func expiry(of id: TransactionID) -> String? {
+        guard transactions[id] == nil else { return nil }
+        if let session = sessions[id.client] {
+            guard id.sequence < session.floor else { return nil }
+            return
+                "\(id) is below client \(id.client)'s floor \(session.floor) at \(cluster), which no longer remembers it: "
+                + "nothing was applied; read its fate with TransactionStatus at its home, or in PrintDatastore"
+        }
+        guard id.client <= retiredClients else { return nil }
+        return
+            "client \(id.client) has no session at \(cluster) (client ids up to \(retiredClients) are retired: their "
+            + "sessions were evicted): nothing was applied; read the fate of \(id) in PrintDatastore, and use a new "
+            + "client id"
+    }
+
+    /// Whether a record must stay whatever its client's floor: prepared (it holds locks and awaits a decision), or
+    /// committed here as the home and not yet delivered to the other participant.
+    private func isPinned(_ id: TransactionID) -> Bool {
+        if case .prepared = transactions[id] { return true }
+        return undelivered.contains(id)
+    }
+
+    /// After a command of `id` was applied: when it changed the transaction's record, its client's session notes the
+    /// command (a command that changed nothing, like a retry or a refusal, changes no session either), and the record
+    /// is forgotten if nothing needs it any more. A record that existed without a session (kept from a store of
+    /// format 3, whose clients cannot speak this protocol) opens none, and goes once it is not pinned.
+    private mutating func settle(_ id: TransactionID, existed: Bool, slot: Slot, effects: inout Effects) {
+        let client = id.client
+        guard effects.transaction != nil || !effects.undelivered.isEmpty else { return }
+        if sessions[client] != nil || !existed {
+            var session = sessions[client] ?? Session(floor: 0, lastSlot: slot)
+            session.lastSlot = slot
+            sessions[client] = session
+            effects.sessions[client] = session
+        }
+        guard transactions[id] != nil else { return }
+        if let session = sessions[client] {
+            remembered[client, default: []].insert(id.sequence)
+            if id.sequence < session.floor, !isPinned(id) { forget(id, &effects) }
+        } else if !isPinned(id) {
+            forget(id, &effects)
+        }
+        trim(client, slot: slot, effects: &effects)
+    }
+
+    /// A client's acknowledged floor: its decided transactions below it are forgotten.
+    private mutating func release(_ client: UInt64, below floor: UInt64, slot: Slot) -> Effects {
+        if sessions[client] == nil, client <= retiredClients {
+            return Effects(
+                result: .expired(
+                    "client \(client) has no session at \(cluster) (client ids up to \(retiredClients) are retired): "
+                        + "use a new client id"))
+        }
+        var session = sessions[client] ?? Session(floor: 0, lastSlot: slot)
+        session.lastSlot = slot
+        var effects = Effects(result: .released(forgotten: 0))
+        if floor > session.floor {
+            session.floor = floor
+            for sequence in remembered[client] ?? [] where sequence < floor {
+                let id = TransactionID(client: client, sequence: sequence)
+                if !isPinned(id) { forget(id, &effects) }
+            }
+        }
+        sessions[client] = session
+        effects.sessions[client] = session
+        trim(client, slot: slot, effects: &effects)
+        effects.result = .released(forgotten: effects.forgotten.count)
+        return effects
+    }
+
+    private mutating func forget(_ id: TransactionID, _ effects: inout Effects) {
+        transactions[id] = nil
+        openings[id] = nil
+        remembered[id.client]?.remove(id.sequence)
+        effects.forgotten.append(id)
+    }
+
+    /// Keeps what is remembered within `limits`: a client over its share has its oldest decided transactions
+    /// forgotten (its floor rises past them); past the sessions or transactions in all, the sessions idle longest are
+    /// evicted, never `client`'s (the one applying now). Both go down to three quarters of the limit, so the work is
+    /// paid once per many commands.
+    private mutating func trim(_ client: UInt64, slot: Slot, effects: inout Effects) {
+        if let sequences = remembered[client], sequences.count > limits.transactionsPerClient,
+            var session = sessions[client]
+        {
+            var count = sequences.count
+            for sequence in sequences.sorted() where count > limits.transactionsPerClient * 3 / 4 {
+                let id = TransactionID(client: client, sequence: sequence)
+                guard !isPinned(id) else { continue }
+                forget(id, &effects)
+                count -= 1
+                session.floor = max(session.floor, sequence + 1)
+            }
+            sessions[client] = session
+            effects.sessions[client] = session
+        }
+        // Pinned records do not count: they cannot be evicted. Each prepared transaction holds one lock here.
+        func overLimits(_ fraction: Int) -> Bool {
+            sessions.count > limits.clientSessions * fraction / 4
+                || transactions.count - undelivered.count - locks.count > limits.transactionsRemembered * fraction / 4
+        }
+        guard overLimits(4) else { return }
+        let idlest = sessions.keys.filter { $0 != client }.sorted {
+            (sessions[$0]!.lastSlot, $0) < (sessions[$1]!.lastSlot, $1)
+        }
+        for other in idlest {
+            guard overLimits(3) else { break }
+            let sequences = remembered[other] ?? []
+            if sequences.contains(where: { isPinned(TransactionID(client: other, sequence: $0)) }) {
+                // The session stays for its pinned records; its others go, and its floor rises past them.
+                var session = sessions[other]!
+                for sequence in sequences where !isPinned(TransactionID(client: other, sequence: sequence)) {
+                    forget(TransactionID(client: other, sequence: sequence), &effects)
+                    session.floor = max(session.floor, sequence + 1)
+                }
+                sessions[other] = session
+                effects.sessions[other] = session
+                continue
+            }
+            for sequence in sequences { forget(TransactionID(client: other, sequence: sequence), &effects) }
+            remembered[other] = nil
+            let carriedOver = sessions.removeValue(forKey: other)?.lastSlot == 0
+            effects.sessions.updateValue(nil, forKey: other)
+            // A session carried over from format 3 retires nothing: its client cannot speak this protocol.
+            if other > retiredClients, !carriedOver {
+                retiredClients = other
+                effects.retiredClients = other
+            }
+        }
+    }
+
     /// Records a transaction's new status; `opening` when the command opens the transaction.
     private mutating func record(
         _ id: TransactionID, _ status: Status, opening: LedgerCommand? = nil, in effects: inout Effects
@@ -585,9 +808,13 @@ extension LedgerState {
         locks: [AccountID: TransactionID],
         transactions: [TransactionID: Status],
         openings: [TransactionID: LedgerCommand] = [:],
-        movedOut: [AccountID: String] = [:]
+        movedOut: [AccountID: String] = [:],
+        sessions: [UInt64: Session] = [:],
+        retiredClients: UInt64 = 0,
+        undelivered: Set<TransactionID> = [],
+        limits: WindowLimits = .standard
     ) throws(LedgerStateError) {
-        self.init(cluster: cluster, minBalance: minBalance)
+        self.init(cluster: cluster, minBalance: minBalance, limits: limits)
         for id in openings.keys.sorted() {
             guard transactions[id] != nil, openings[id]!.transaction == id else {
                 throw LedgerStateError("the opening of \(id) belongs to no transaction of that id")
@@ -658,11 +885,57 @@ extension LedgerState {
             default: throw LedgerStateError("prepared \(id) has no prepare that opened it")
             }
         }
+        for id in undelivered.sorted() {
+            guard transactions[id] == .committed, openings[id]?.crossShard?.home == cluster else {
+                throw LedgerStateError("\(id) awaits delivery but is not a commit of \(cluster) as its home")
+            }
+        }
+        if sessions[LedgerCommand.clusterClient] != nil {
+            throw LedgerStateError("client id \(LedgerCommand.clusterClient) is the cluster's own; it has no session")
+        }
+        var remembered: [UInt64: Set<UInt64>] = [:]
+        for id in transactions.keys.sorted() {
+            guard let session = sessions[id.client] else { continue }
+            if id.sequence < session.floor, transactions[id]!.isFinal, !undelivered.contains(id) {
+                throw LedgerStateError(
+                    "\(id) is decided and below its client's floor \(session.floor), yet still remembered")
+            }
+            remembered[id.client, default: []].insert(id.sequence)
+        }
         self.balances = balances
         self.locks = locks
         self.transactions = transactions
         self.openings = openings
         self.movedOut = movedOut
+        self.sessions = sessions
+        self.retiredClients = retiredClients
+        self.undelivered = undelivered
+        self.remembered = remembered
+    }
+}
+
+extension LedgerState {
+    /// The state a replica of format 3 (no window) keeps after its upgrade. Its clients cannot speak this protocol, so
+    /// each gets a session that released everything (its floor above its last sequence) and is marked as carried over
+    /// (`lastSlot` 0: evicted first, retiring nothing). Only what another cluster may still ask about stays: prepared
+    /// transactions, and the commits this cluster made as their home, kept for the other participant until it is
+    /// seen to have applied them (`undelivered`). A participant that dropped its followed commit reports it `expired`.
+    public func upgradedFromFormat3() -> LedgerState {
+        var upgraded = self
+        upgraded.sessions = [:]
+        upgraded.remembered = [:]
+        for (id, status) in transactions {
+            let floor = max(upgraded.sessions[id.client]?.floor ?? 0, id.sequence + 1)
+            upgraded.sessions[id.client] = Session(floor: floor, lastSlot: 0)
+            if status == .committed, openings[id]?.crossShard?.home == cluster { upgraded.undelivered.insert(id) }
+            if upgraded.isPinned(id) {
+                upgraded.remembered[id.client, default: []].insert(id.sequence)
+            } else {
+                upgraded.transactions[id] = nil
+                upgraded.openings[id] = nil
+            }
+        }
+        return upgraded
     }
 }
 

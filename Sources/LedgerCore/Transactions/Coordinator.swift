@@ -126,7 +126,11 @@ public struct Coordinator: Sendable {
                 return [.submit(.commit(id), to: home)]
             case .applied(.aborted(let reason)):
                 return abort(.refused(reason, cluster: cluster))
-            case .applied(.committed), .applied(.refused), .applied(.accountsCreated), .applied(.preparedMove):
+            case .applied(.expired(let message)):
+                // Nothing was applied there: this client's session was evicted at that cluster.
+                return abort(.refused(.invalid("expired: \(message)"), cluster: cluster))
+            case .applied(.committed), .applied(.refused), .applied(.accountsCreated), .applied(.preparedMove),
+                .applied(.released):
                 // Not an answer a prepare gets for a fresh transaction id: refuse to go on with it.
                 return abort(.refused(.invalid("unexpected answer to prepare: \(answer)"), cluster: cluster))
             case .unavailable, .undecided:
@@ -143,13 +147,18 @@ public struct Coordinator: Sendable {
                 // The home aborted first (a participant's recovery asked it), or refused to commit because the other
                 // participant did not confirm the same transfer: the abort stands everywhere.
                 return abort(.abortedAtHome(cluster: home))
+            case .applied(.expired(let message)):
+                // The home forgot the transaction: its fate is in the home's history, not in this answer.
+                phase = .done
+                outcome = .unknown("the home cluster \(home) no longer remembers the transaction: \(message)")
+                return []
             case .undecided where commitsSent < 2:
                 // The commit's answer was lost and the home has not decided: send it once more.
                 phase = .committingAtHome
                 commitsSent += 1
                 return [.submit(.commit(id), to: home)]
             case .unavailable, .wrongShard, .undecided, .applied(.preparedYes), .applied(.preparedMove),
-                .applied(.accountsCreated):
+                .applied(.accountsCreated), .applied(.released):
                 guard phase == .committingAtHome else {
                     phase = .done
                     outcome = .unknown("the home cluster \(home) did not answer with its decision")

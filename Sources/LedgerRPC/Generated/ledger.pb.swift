@@ -65,6 +65,14 @@ public nonisolated enum Ledger_V1_Outcome: SwiftProtobuf.Enum, Swift.CaseIterabl
 
   /// 2PC prepare of a move at its source: vote yes; the locked account holds `balance`.
   case movePrepared // = 6
+
+  /// A release recorded; `forgotten` says how many of the client's transactions this cluster could forget.
+  case released // = 7
+
+  /// Not applied, and never will be: the command names a transaction below its client's window here (its floor, or a
+  /// session evicted), which this cluster no longer remembers. `message` says where its fate can be read
+  /// (TransactionStatus at its home, PrintDatastore). Not a retryable failure.
+  case expired // = 8
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -80,6 +88,8 @@ public nonisolated enum Ledger_V1_Outcome: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 4: self = .refused
     case 5: self = .accountsCreated
     case 6: self = .movePrepared
+    case 7: self = .released
+    case 8: self = .expired
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -93,6 +103,8 @@ public nonisolated enum Ledger_V1_Outcome: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .refused: return 4
     case .accountsCreated: return 5
     case .movePrepared: return 6
+    case .released: return 7
+    case .expired: return 8
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -106,6 +118,8 @@ public nonisolated enum Ledger_V1_Outcome: SwiftProtobuf.Enum, Swift.CaseIterabl
     .refused,
     .accountsCreated,
     .movePrepared,
+    .released,
+    .expired,
   ]
 
 }
@@ -289,6 +303,10 @@ public nonisolated enum Ledger_V1_TransactionState: SwiftProtobuf.Enum, Swift.Ca
 
   /// No command of this transaction was applied here (yet).
   case unknown // = 4
+
+  /// Below its client's window here and no longer remembered: decided long ago; its fate is in the history
+  /// (PrintDatastore, PrintLogs).
+  case expired // = 5
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -302,6 +320,7 @@ public nonisolated enum Ledger_V1_TransactionState: SwiftProtobuf.Enum, Swift.Ca
     case 2: self = .aborted
     case 3: self = .prepared
     case 4: self = .unknown
+    case 5: self = .expired
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -313,6 +332,7 @@ public nonisolated enum Ledger_V1_TransactionState: SwiftProtobuf.Enum, Swift.Ca
     case .aborted: return 2
     case .prepared: return 3
     case .unknown: return 4
+    case .expired: return 5
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -324,6 +344,7 @@ public nonisolated enum Ledger_V1_TransactionState: SwiftProtobuf.Enum, Swift.Ca
     .aborted,
     .prepared,
     .unknown,
+    .expired,
   ]
 
 }
@@ -663,6 +684,46 @@ public nonisolated struct Ledger_V1_FollowCommand: Sendable {
   fileprivate var _transaction: Ledger_V1_TransactionId? = nil
 }
 
+/// The client's acknowledged floor: it waits on none of its transactions below sequence `floor` any more, so each
+/// cluster forgets the decided ones (DESIGN §3); a later command for one of them is answered OUTCOME_EXPIRED. A client
+/// library sends one with its commands whenever its floor rose.
+public nonisolated struct Ledger_V1_ReleaseCommand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var client: UInt64 = 0
+
+  public var floor: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Internal (replicas only): the home saw the other participant apply its commit, so it stops keeping the decision for
+/// that participant.
+public nonisolated struct Ledger_V1_DeliveredCommand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var transaction: Ledger_V1_TransactionId {
+    get {_transaction ?? Ledger_V1_TransactionId()}
+    set {_transaction = newValue}
+  }
+  /// Returns true if `transaction` has been explicitly set.
+  public var hasTransaction: Bool {self._transaction != nil}
+  /// Clears the value of `transaction`. Subsequent reads from it will return its default value.
+  public mutating func clearTransaction() {self._transaction = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _transaction: Ledger_V1_TransactionId? = nil
+}
+
 /// What a participant prepared, as every participant computes it alike: the whole transfer, or a move's account,
 /// balance, source and target.
 public nonisolated struct Ledger_V1_TransactionTerms: Sendable {
@@ -841,6 +902,23 @@ public nonisolated struct Ledger_V1_Command: Sendable {
     set {kind = .follow(newValue)}
   }
 
+  public var release: Ledger_V1_ReleaseCommand {
+    get {
+      if case .release(let v)? = kind {return v}
+      return Ledger_V1_ReleaseCommand()
+    }
+    set {kind = .release(newValue)}
+  }
+
+  /// Internal: replicas only.
+  public var delivered: Ledger_V1_DeliveredCommand {
+    get {
+      if case .delivered(let v)? = kind {return v}
+      return Ledger_V1_DeliveredCommand()
+    }
+    set {kind = .delivered(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -853,6 +931,9 @@ public nonisolated struct Ledger_V1_Command: Sendable {
     /// Internal: replicas only.
     case decideCommit(Ledger_V1_DecideCommitCommand)
     case follow(Ledger_V1_FollowCommand)
+    case release(Ledger_V1_ReleaseCommand)
+    /// Internal: replicas only.
+    case delivered(Ledger_V1_DeliveredCommand)
 
   }
 
@@ -973,6 +1054,8 @@ public nonisolated struct Ledger_V1_Result: Sendable {
   public var detail: String = String()
 
   public var accountsCreated: UInt64 = 0
+
+  public var forgotten: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1381,8 +1464,8 @@ public nonisolated struct Ledger_V1_CommandBatchRequest: Sendable {
 
   public var cluster: String = String()
 
-  /// Transfers, prepares, prepare_moves, commits and aborts; create_accounts, decide_commit and follow are refused
-  /// (each answered OUTCOME_REFUSED).
+  /// Transfers, prepares, prepare_moves, commits, aborts and releases; create_accounts, decide_commit, follow and
+  /// delivered are refused (each answered OUTCOME_REFUSED).
   public var commands: [Ledger_V1_Command] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2226,7 +2309,7 @@ public nonisolated struct Ledger_V1_PeerStreamSummary: Sendable {
 fileprivate nonisolated let _protobuf_package = "ledger.v1"
 
 nonisolated extension Ledger_V1_Outcome: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTCOME_UNSPECIFIED\0\u{1}OUTCOME_COMMITTED\0\u{1}OUTCOME_ABORTED\0\u{1}OUTCOME_PREPARED\0\u{1}OUTCOME_REFUSED\0\u{1}OUTCOME_ACCOUNTS_CREATED\0\u{1}OUTCOME_MOVE_PREPARED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTCOME_UNSPECIFIED\0\u{1}OUTCOME_COMMITTED\0\u{1}OUTCOME_ABORTED\0\u{1}OUTCOME_PREPARED\0\u{1}OUTCOME_REFUSED\0\u{1}OUTCOME_ACCOUNTS_CREATED\0\u{1}OUTCOME_MOVE_PREPARED\0\u{1}OUTCOME_RELEASED\0\u{1}OUTCOME_EXPIRED\0")
 }
 
 nonisolated extension Ledger_V1_AbortReason: SwiftProtobuf._ProtoNameProviding {
@@ -2238,7 +2321,7 @@ nonisolated extension Ledger_V1_WalRecordKind: SwiftProtobuf._ProtoNameProviding
 }
 
 nonisolated extension Ledger_V1_TransactionState: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TRANSACTION_STATE_UNSPECIFIED\0\u{1}TRANSACTION_STATE_COMMITTED\0\u{1}TRANSACTION_STATE_ABORTED\0\u{1}TRANSACTION_STATE_PREPARED\0\u{1}TRANSACTION_STATE_UNKNOWN\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TRANSACTION_STATE_UNSPECIFIED\0\u{1}TRANSACTION_STATE_COMMITTED\0\u{1}TRANSACTION_STATE_ABORTED\0\u{1}TRANSACTION_STATE_PREPARED\0\u{1}TRANSACTION_STATE_UNKNOWN\0\u{1}TRANSACTION_STATE_EXPIRED\0")
 }
 
 nonisolated extension Ledger_V1_Role: SwiftProtobuf._ProtoNameProviding {
@@ -2643,6 +2726,75 @@ nonisolated extension Ledger_V1_FollowCommand: SwiftProtobuf.Message, SwiftProto
   }
 }
 
+nonisolated extension Ledger_V1_ReleaseCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReleaseCommand"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}client\0\u{1}floor\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.client) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.floor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.client != 0 {
+      try visitor.visitSingularUInt64Field(value: self.client, fieldNumber: 1)
+    }
+    if self.floor != 0 {
+      try visitor.visitSingularUInt64Field(value: self.floor, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_ReleaseCommand, rhs: Ledger_V1_ReleaseCommand) -> Bool {
+    if lhs.client != rhs.client {return false}
+    if lhs.floor != rhs.floor {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_DeliveredCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeliveredCommand"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._transaction) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._transaction {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_DeliveredCommand, rhs: Ledger_V1_DeliveredCommand) -> Bool {
+    if lhs._transaction != rhs._transaction {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Ledger_V1_TransactionTerms: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TransactionTerms"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transfer\0\u{1}move\0")
@@ -2877,7 +3029,7 @@ nonisolated extension Ledger_V1_CreateAccountsCommand: SwiftProtobuf.Message, Sw
 
 nonisolated extension Ledger_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Command"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transfer\0\u{1}prepare\0\u{1}commit\0\u{1}abort\0\u{3}create_accounts\0\u{3}prepare_move\0\u{3}decide_commit\0\u{1}follow\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transfer\0\u{1}prepare\0\u{1}commit\0\u{1}abort\0\u{3}create_accounts\0\u{3}prepare_move\0\u{3}decide_commit\0\u{1}follow\0\u{1}release\0\u{1}delivered\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2989,6 +3141,32 @@ nonisolated extension Ledger_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._M
           self.kind = .follow(v)
         }
       }()
+      case 9: try {
+        var v: Ledger_V1_ReleaseCommand?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .release(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .release(v)
+        }
+      }()
+      case 10: try {
+        var v: Ledger_V1_DeliveredCommand?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .delivered(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .delivered(v)
+        }
+      }()
       default: break
       }
     }
@@ -3031,6 +3209,14 @@ nonisolated extension Ledger_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._M
     case .follow?: try {
       guard case .follow(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .release?: try {
+      guard case .release(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case .delivered?: try {
+      guard case .delivered(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
     }()
     case nil: break
     }
@@ -3162,7 +3348,7 @@ nonisolated extension Ledger_V1_PrepareMoveCommand: SwiftProtobuf.Message, Swift
 
 nonisolated extension Ledger_V1_Result: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Result"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}outcome\0\u{1}reason\0\u{1}message\0\u{1}account\0\u{1}balance\0\u{3}locked_by\0\u{3}owner_cluster\0\u{3}leader_hint\0\u{1}detail\0\u{3}accounts_created\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}outcome\0\u{1}reason\0\u{1}message\0\u{1}account\0\u{1}balance\0\u{3}locked_by\0\u{3}owner_cluster\0\u{3}leader_hint\0\u{1}detail\0\u{3}accounts_created\0\u{1}forgotten\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3180,6 +3366,7 @@ nonisolated extension Ledger_V1_Result: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 8: try { try decoder.decodeSingularStringField(value: &self.leaderHint) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.detail) }()
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.accountsCreated) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.forgotten) }()
       default: break
       }
     }
@@ -3220,6 +3407,9 @@ nonisolated extension Ledger_V1_Result: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.accountsCreated != 0 {
       try visitor.visitSingularUInt64Field(value: self.accountsCreated, fieldNumber: 10)
     }
+    if self.forgotten != 0 {
+      try visitor.visitSingularUInt64Field(value: self.forgotten, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3234,6 +3424,7 @@ nonisolated extension Ledger_V1_Result: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.leaderHint != rhs.leaderHint {return false}
     if lhs.detail != rhs.detail {return false}
     if lhs.accountsCreated != rhs.accountsCreated {return false}
+    if lhs.forgotten != rhs.forgotten {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

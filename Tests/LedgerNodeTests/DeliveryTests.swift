@@ -1,0 +1,102 @@
+import Foundation
+import LedgerCore
+import LedgerNode
+import LedgerRPC
+import LedgerStore
+import Logging
+import Paxos
+import Synchronization
+import Testing
+
+/// A home keeps its commit of a cross-shard transaction until the other participant is seen to have applied it
+/// (DESIGN §3), whatever the client releases; then it forgets it.
+@Suite struct DeliveryTests {
+    /// The other participant, C2, as this home sees it: whatever the test says it reports.
+    final class Participant: OtherClusters {
+        let reported = Mutex<LedgerState.Report?>(nil)
+        let asked = Mutex(0)
+
+        func decision(of id: TransactionID, home: String) async -> CommandResult? { nil }
+
+        func report(of id: TransactionID, at cluster: String) async -> LedgerState.Report? {
+            asked.withLock { $0 += 1 }
+            return reported.withLock { $0 }
+        }
+    }
+
+    struct NoPeers: PeerSender {
+        func send(_ messages: [LedgerMessage], to peer: ReplicaID) {}
+    }
+
+    static let id = TransactionID(client: 9, sequence: 1)
+    static let transfer = CrossShardTransfer(
+        from: AccountID(1), to: AccountID(11), amount: Amount(4), home: "C1", participants: ["C1", "C2"])
+
+    /// A one-replica C1 (accounts 1-10 at balance 10) that asks `participant` about C2.
+    static func withHome(_ participant: Participant, _ body: (ReplicaNode) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-delivery-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (store, recovered) = try ReplicaStore.open(
+            path: directory.appendingPathComponent("S1.sqlite").path, cluster: "C1", replica: "S1", minBalance: 0)
+        let node = ReplicaNode(
+            cluster: "C1",
+            configuration: Configuration(
+                me: ReplicaID(1), members: [ReplicaID(1)], leaderTimeoutTicks: 3, heartbeatIntervalTicks: 1,
+                consensusTimeoutTicks: 50),
+            store: store, recovered: recovered, peers: NoPeers(), accounts: [AccountID(1)...AccountID(10)],
+            initialBalance: 10, seed: 1, logger: Logger(label: "test"), otherClusters: participant,
+            onFailure: { _ in })
+        let ticker = Task {
+            while !Task.isCancelled {
+                await node.tick()
+                try? await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        defer { ticker.cancel() }
+        for _ in 0..<2_000 where await node.localBalance(of: AccountID(1)).balance == nil {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        try await body(node)
+    }
+
+    /// Waits (a bounded number of ticks' worth) until `condition` holds of the node's state.
+    static func eventually(_ node: ReplicaNode, _ condition: (LedgerState) -> Bool) async throws -> Bool {
+        for _ in 0..<1_000 {
+            if condition(await node.state) { return true }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        return false
+    }
+
+    @Test func theHomeForgetsItsCommitOnlyOnceTheParticipantAppliedIt() async throws {
+        let participant = Participant()
+        try await Self.withHome(participant) { node in
+            #expect(try await node.submit(.prepare(Self.id, Self.transfer)) == .applied(.preparedYes))
+            participant.reported.withLock { $0 = .prepared(.transfer(Self.transfer), home: "C1") }
+            #expect(try await node.submit(.commit(Self.id)) == .applied(.committed))
+            #expect(await node.state.undelivered == [Self.id])
+
+            // The client releases it; the participant still reports it prepared, then unknown (a replica that lags):
+            // neither is an acknowledgement, so the home keeps answering committed.
+            _ = try await node.submit(.release(client: 9, floor: 2))
+            let askedBefore = participant.asked.withLock { $0 }
+            #expect(try await Self.eventually(node) { _ in participant.asked.withLock { $0 } > askedBefore })
+            participant.reported.withLock { $0 = .unknown }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(await node.state.undelivered == [Self.id])
+            #expect(await node.transactionStatus(of: Self.id).report == .committed)
+
+            // It applied the commit: the home proposes `delivered` and, the client having released it, forgets it.
+            participant.reported.withLock { $0 = .committed }
+            #expect(try await Self.eventually(node) { $0.undelivered.isEmpty && $0.transactions[Self.id] == nil })
+            #expect(await node.transactionStatus(of: Self.id).report == .expired)
+            // A retry of the commit is answered expired, and changes nothing.
+            let balance = await node.localBalance(of: AccountID(1)).balance
+            guard case .applied(.expired) = try await node.submit(.commit(Self.id)) else {
+                Issue.record("a commit below the floor was not answered expired")
+                return
+            }
+            #expect(await node.localBalance(of: AccountID(1)).balance == balance)
+        }
+    }
+}
