@@ -83,6 +83,8 @@ public actor ReplicaNode {
     /// is asked (again) whether it applied it, and the ones being asked now.
     private var deliveryDue: [TransactionID: Tick] = [:]
     private var delivering: Set<TransactionID> = []
+    /// The first slot each peer last asked to catch up from.
+    private var catchUpFrom: [ReplicaID: Slot] = [:]
     private var ticks: UInt64 = 0
     private let inDoubtTicksMax: Tick
     private let otherClusters: (any OtherClusters)?
@@ -154,6 +156,12 @@ public actor ReplicaNode {
         guard connected, failure == nil else { return [] }
         var rejections: [MessageRejection] = []
         for message in messages {
+            if case .catchUpRequest(let firstSlot) = message {
+                // The peer holds the history through the slot before it (it applied every slot it knows chosen, and
+                // wrote them before it installs what it gets back): a snapshot shipped to it carries only the history
+                // after that (`withHistory`).
+                catchUpFrom[sender] = firstSlot
+            }
             // A snapshot the store would refuse to install must not reach the core: it would stop this replica.
             if case .catchUpReply(let snapshot?, _) = message,
                 snapshot.state.state.minBalance != ledger.minBalance || snapshot.state.state.cluster != cluster
@@ -456,25 +464,32 @@ public actor ReplicaNode {
         }
     }
 
-    /// Catch-up replies leave with a snapshot complete with its history: the applied ledger state and the store's
-    /// WAL and datastore, at the slot the ledger is applied through (at or past the core's snapshot, whose log was
-    /// truncated). Reading the whole history is paid only when a peer needs a snapshot, not at every compaction.
+    /// Catch-up replies leave with a snapshot and the history its receiver lacks: the applied ledger state, at the slot
+    /// the ledger is applied through (at or past the core's snapshot, whose log was truncated), and the store's WAL
+    /// and datastore rows after the slot the receiver asked from (its whole history if this store cannot tell those
+    /// rows apart, or it never asked). Reading history is paid only when a peer needs a snapshot, never at a
+    /// compaction, and a laggard gets only what it lacks.
     private func withHistory(
         _ envelopes: [Envelope<LedgerCommand, LedgerSnapshot>]
     ) -> [Envelope<LedgerCommand, LedgerSnapshot>] {
         guard envelopes.contains(where: { if case .catchUpReply(_?, _) = $0.message { true } else { false } })
         else { return envelopes }
         commitLazyWrites()
-        let complete: Snapshot<LedgerSnapshot>
-        do {
-            complete = Snapshot(slot: ledgerSlot, state: try store.snapshot(of: ledger))
-        } catch {
-            fail("snapshot failed: \(error)")
-            return []
-        }
-        return envelopes.map { envelope in
+        var shipped: [ReplicaID: Snapshot<LedgerSnapshot>] = [:]
+        return envelopes.compactMap { envelope in
             guard case .catchUpReply(_?, let entries) = envelope.message else { return envelope }
-            return Envelope(to: envelope.to, message: .catchUpReply(snapshot: complete, entries: entries))
+            let peer = envelope.to
+            if shipped[peer] == nil {
+                let after = catchUpFrom.removeValue(forKey: peer).map { $0 - 1 }
+                do {
+                    shipped[peer] = Snapshot(
+                        slot: ledgerSlot, state: try store.snapshot(of: ledger, historyAfter: after))
+                } catch {
+                    fail("snapshot failed: \(error)")
+                    return nil
+                }
+            }
+            return Envelope(to: peer, message: .catchUpReply(snapshot: shipped[peer]!, entries: entries))
         }
     }
 

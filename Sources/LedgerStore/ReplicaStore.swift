@@ -472,14 +472,23 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    /// Replaces the ledger with an installed snapshot's. Its history rows carry `label`, the slot the snapshot brings
-    /// the replica to: they are the history at or below it (`meta.history_slots_from`).
+    /// Replaces the ledger with an installed snapshot's. The history: a whole one replaces this replica's, its rows
+    /// labelled `label`, the slot the snapshot brings the replica to (`meta.history_slots_from`: the rows at or below it
+    /// are the history up to there, whatever slot they name); a partial one (`historyAfter`) adds the rows of the
+    /// slots after this replica's applied slot, the history it lacks.
     private func replaceLedger(with snapshot: LedgerSnapshot, label: Slot, _ db: Database) throws {
-        for table in ["balances", "moved_out", "locks", "transactions", "wal", "datastore", "sessions", "undelivered"] {
-            try db.execute(sql: "DELETE FROM \(table)")
+        var tables = ["balances", "moved_out", "locks", "transactions", "sessions", "undelivered"]
+        var after: Slot = 0
+        if snapshot.historyAfter != nil {
+            after = UInt64(bitPattern: try Int64.fetchOne(db, sql: "SELECT applied_through FROM meta") ?? 0)
+        } else {
+            tables += ["wal", "datastore"]
+            try db.cachedStatement(sql: "UPDATE meta SET history_slots_from = ? WHERE id = 1")
+                .run(.integer(Int64(storing: label)))
         }
-        try db.cachedStatement(sql: "UPDATE meta SET retired_clients = ?, history_slots_from = ? WHERE id = 1")
-            .run(.integer(Int64(storing: snapshot.state.retiredClients)), .integer(Int64(storing: label)))
+        for table in tables { try db.execute(sql: "DELETE FROM \(table)") }
+        try db.cachedStatement(sql: "UPDATE meta SET retired_clients = ? WHERE id = 1")
+            .run(.integer(Int64(storing: snapshot.state.retiredClients)))
         try writeSessions(snapshot.state.sessions.mapValues { Optional($0) }, db)
         try writeUndelivered(snapshot.state.undelivered.map { ($0, true) }, db)
         try writeBalances(snapshot.state.balances.mapValues { Optional($0) }, db)
@@ -490,19 +499,13 @@ public final class ReplicaStore: Sendable {
                 updates[entry.key] = LedgerState.TransactionUpdate(
                     id: entry.key, status: entry.value, opening: snapshot.state.openings[entry.key])
             }, db)
-        // One WAL row per run of records of one transaction, as applying would have written them.
-        var group: [WALRecord] = []
-        for record in snapshot.wal {
-            if let first = group.first,
-                first.transaction != record.transaction || group.count == CodecLimits.walRecordsPerListMax
-            {
-                try appendWAL(group, slot: label, db)
-                group = []
-            }
-            group.append(record)
+        let whole = snapshot.historyAfter == nil
+        for entry in snapshot.walEntries where whole || entry.slot > after {
+            try appendWAL(entry.records, slot: whole ? label : entry.slot, db)
         }
-        if !group.isEmpty { try appendWAL(group, slot: label, db) }
-        for record in snapshot.datastore { try appendDatastore(record, slot: label, db) }
+        for record in snapshot.datastore where whole || record.slot > after {
+            try appendDatastore(record, slot: whole ? label : record.slot, db)
+        }
     }
 
     /// Writes the net result of many commands: each account's last balance (or its removal by a move), lock, move
@@ -651,12 +654,20 @@ public final class ReplicaStore: Sendable {
 
     // MARK: - Reading
 
-    /// The ledger snapshot at the current applied slot, history included, as it is shipped to a replica that catches
-    /// up: `state` (the caller's in-memory state, which must be the state at the stored applied slot) plus the stored
-    /// WAL and datastore. Reads the whole history.
-    public func snapshot(of state: LedgerState) throws(StoreError) -> LedgerSnapshot {
+    /// The ledger snapshot at the current applied slot, as it is shipped to a replica that catches up: `state` (the
+    /// caller's in-memory state, which must be the state at the stored applied slot) and the stored history that
+    /// replica lacks. `after`: the replica holds the history through this slot, so only the rows of later slots go,
+    /// when this store can tell them apart (`after` is at or past `meta.history_slots_from`); otherwise, or for nil,
+    /// the whole history.
+    public func snapshot(of state: LedgerState, historyAfter after: Slot?) throws(StoreError) -> LedgerSnapshot {
         try access { db throws(StoreError) in
-            LedgerSnapshot(state: state, wal: try walRecords(db), datastore: try datastoreRecords(db))
+            let exactFrom = try fetchRows(db, table: "meta", sql: "SELECT history_slots_from FROM meta")[0]
+                .unsigned(0, "history_slots_from")
+            let from = after.flatMap { $0 >= exactFrom ? $0 : nil }
+            return LedgerSnapshot(
+                state: state, walEntries: try walEntries(db, after: from),
+                datastore: try datastoreRecords(db, after: from),
+                historyAfter: from)
         }
     }
 
@@ -671,19 +682,35 @@ public final class ReplicaStore: Sendable {
     }
 
     private func walRecords(_ db: Database) throws(StoreError) -> [WALRecord] {
-        var records: [WALRecord] = []
-        try forEachRow(db, table: "wal", sql: "SELECT position, records FROM wal ORDER BY position") {
-            row throws(StoreError) in
-            let position = try row.integer(0, "position")
-            records += try row.decoded(
-                1, "records", "the WAL records at position \(position)", LedgerCodec.decodeWALRecords)
-        }
-        return records
+        try walEntries(db, after: nil).flatMap(\.records)
     }
 
-    private func datastoreRecords(_ db: Database) throws(StoreError) -> [DatastoreRecord] {
+    /// `WHERE` clause of the history rows of the slots after `after` (every row for nil).
+    private static func rows(after: Slot?) -> String {
+        after.map { "WHERE slot > \(Int64(storing: $0))" } ?? ""
+    }
+
+    /// The WAL rows of the slots after `after` (every row for nil), in the order written.
+    private func walEntries(_ db: Database, after: Slot?) throws(StoreError) -> [WALEntry] {
+        var entries: [WALEntry] = []
+        try forEachRow(
+            db, table: "wal",
+            sql: "SELECT position, records, slot FROM wal \(Self.rows(after: after)) ORDER BY position"
+        ) { row throws(StoreError) in
+            let position = try row.integer(0, "position")
+            let records = try row.decoded(
+                1, "records", "the WAL records at position \(position)", LedgerCodec.decodeWALRecords)
+            entries.append(WALEntry(slot: try row.unsigned(2, "slot"), records: records))
+        }
+        return entries
+    }
+
+    private func datastoreRecords(_ db: Database, after: Slot? = nil) throws(StoreError) -> [DatastoreRecord] {
         var records: [DatastoreRecord] = []
-        try forEachRow(db, table: "datastore", sql: "SELECT position, record FROM datastore ORDER BY position") {
+        try forEachRow(
+            db, table: "datastore",
+            sql: "SELECT position, record FROM datastore \(Self.rows(after: after)) ORDER BY position"
+        ) {
             row throws(StoreError) in
             let position = try row.integer(0, "position")
             records.append(

@@ -10,7 +10,7 @@ import Testing
 @testable import LedgerNode
 
 /// A replica keeps its own snapshot without the history (its store holds that), and a snapshot it ships to a replica
-/// that catches up carries the whole history, so that replica prints the same WAL and datastore as the others.
+/// that catches up carries the history that replica lacks, so it prints the same WAL and datastore as the others.
 @Suite struct SnapshotShippingTests {
     /// Keeps every batch of messages the node sends.
     final class Recorder: PeerSender, Sendable {
@@ -98,7 +98,17 @@ import Testing
             #expect(wal.count == 16 && datastore.count == 4)
             #expect(snapshot.state.wal == wal)
             #expect(snapshot.state.datastore == datastore)
+            #expect(snapshot.state.historyAfter == 0)
             #expect(reply.entries.map(\.slot) == [4])
+
+            // A laggard that applied slots 1 and 2 gets only the history of slots 3 and 4.
+            #expect(await node.receive([.catchUpRequest(firstSlot: 3)], from: ReplicaID(3)).isEmpty)
+            try await Self.eventually { recorder.catchUpReplies.count == 2 }
+            let partial = try #require(recorder.catchUpReplies.last?.snapshot)
+            #expect(partial.state.historyAfter == 2)
+            #expect(partial.state.walEntries.map(\.slot) == [3, 4])
+            #expect(partial.state.wal == Array(wal.suffix(8)))
+            #expect(partial.state.datastore.map(\.slot) == [3, 4])
             await node.commitLazyWrites()
         }
 

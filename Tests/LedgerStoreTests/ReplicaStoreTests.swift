@@ -218,9 +218,9 @@ struct ReplicaStoreTests {
         #expect(try store.datastoreRecords() == shell.datastore)
         #expect(shell.wal.count == 40)
         #expect(shell.datastore.count == 7)
-        #expect(
-            try store.snapshot(of: recovered.state)
-                == LedgerSnapshot(state: shell.state, wal: shell.wal, datastore: shell.datastore))
+        let snapshot = try store.snapshot(of: recovered.state, historyAfter: nil)
+        #expect(snapshot.state == shell.state && snapshot.historyAfter == nil)
+        #expect(snapshot.wal == shell.wal && snapshot.datastore == shell.datastore)
 
         // The Paxos core accepts what was recovered and applies nothing twice.
         var replica = Replica<LedgerCommand, LedgerSnapshot>(
@@ -311,7 +311,9 @@ struct ReplicaStoreTests {
         for commands in history + [[transfer(4, 2, 3, 2)], [transfer(4, 3, 10, 1)], [], []] {
             try peerStore.commit(peer.choose(commands))
         }
-        let shipped = Snapshot(slot: peer.durable.appliedThrough, state: try peerStore.snapshot(of: peer.state))
+        let shipped = Snapshot(
+            slot: peer.durable.appliedThrough, state: try peerStore.snapshot(of: peer.state, historyAfter: nil))
+        #expect(shipped.state.historyAfter == nil)
 
         let path = directory.path("S1.sqlite")
         var shell = try buildHistory(at: path)
@@ -336,6 +338,41 @@ struct ReplicaStoreTests {
         #expect(try store.walRecords() == shell.wal)
         #expect(try store.datastoreRecords() == shell.datastore)
         #expect(try store.walRecords().count == peer.wal.count + 4)
+        // Its history up to the installed slot carries that slot, not each row's own: a laggard behind it gets the
+        // whole history from this replica; one at or past it, only the rows after.
+        #expect(try store.snapshot(of: recovered.state, historyAfter: 1).historyAfter == nil)
+        #expect(try store.snapshot(of: recovered.state, historyAfter: shipped.slot).walEntries.count == 1)
+    }
+
+    @Test("a laggard that installs a snapshot gets only the history it lacks, and ends with the same")
+    func installedSnapshotAddsTheHistoryALaggardLacks() throws {
+        let directory = StoreDirectory()
+        // The peer applied the same slots as the laggard, then four more.
+        var peer = Shell()
+        let (peerStore, _) = try ReplicaStore.open(
+            path: directory.path("S2.sqlite"), cluster: "C1", replica: "S2", minBalance: 0)
+        var laggard = Shell()
+        let path = directory.path("S1.sqlite")
+        let (store, _) = try openS1(path)
+        for commands in history {
+            try peerStore.commit(peer.choose(commands))
+            try store.commit(laggard.choose(commands))
+        }
+        let applied = laggard.durable.appliedThrough
+        for commands in [[transfer(4, 2, 3, 2)], [transfer(4, 3, 10, 1)], [], [transfer(5, 1, 2, 1)]] {
+            try peerStore.commit(peer.choose(commands))
+        }
+        let shipped = try peerStore.snapshot(of: peer.state, historyAfter: applied)
+        let whole = try peerStore.snapshot(of: peer.state, historyAfter: nil)
+        #expect(shipped.historyAfter == applied)
+        #expect(!shipped.walEntries.isEmpty && shipped.walEntries == whole.walEntries.filter { $0.slot > applied })
+        #expect(!shipped.datastore.isEmpty && shipped.datastore == whole.datastore.filter { $0.slot > applied })
+
+        var batch = StoreBatch(installedSnapshot: shipped, appliedThrough: peer.durable.appliedThrough)
+        batch.persist.snapshot = Snapshot(slot: peer.durable.appliedThrough, state: shipped)
+        try store.commit(batch)
+        #expect(try store.walRecords() == (try peerStore.walRecords()))
+        #expect(try store.datastoreRecords() == (try peerStore.datastoreRecords()))
     }
 
     @Test("a real Paxos replica runs on the store, takes snapshots and restarts where it stopped")

@@ -122,10 +122,11 @@ struct StoreMigrationTests {
                     arguments: [Data(format3(LedgerCodec.encode(record)))])
             }
             // A format 3 snapshot ends with the moved-out accounts, the WAL and the datastore; format 4 has the
-            // sessions, the retired clients and the undelivered commits (three zero counts here) before the last two.
+            // sessions, the retired clients, the undelivered commits and the history flag (four zeros here) before
+            // the last two.
             var snapshot = format3(LedgerCodec.encode(LedgerSnapshot(state: state)))
-            #expect(Array(snapshot.suffix(5)) == [0, 0, 0, 0, 0])
-            snapshot.removeSubrange((snapshot.count - 5)..<(snapshot.count - 2))
+            #expect(Array(snapshot.suffix(6)) == [0, 0, 0, 0, 0, 0])
+            snapshot.removeSubrange((snapshot.count - 6)..<(snapshot.count - 2))
             try db.execute(sql: "INSERT INTO paxos_snapshot VALUES (1, 7, ?)", arguments: [Data(snapshot)])
             try db.execute(sql: "PRAGMA user_version = 3")
         }

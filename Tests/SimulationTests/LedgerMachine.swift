@@ -76,7 +76,7 @@ struct LedgerMachine: SimulatedMachine {
                     appliedAfterExpiry.append("\(request.command.summary) took effect in slot \(slot) after expiring")
                 }
             }
-            ledger.wal += effects.wal
+            if !effects.wal.isEmpty { ledger.walEntries.append(WALEntry(slot: slot, records: effects.wal)) }
             if let record = effects.datastore { ledger.datastore.append(record) }
             switch (request.command, effects.result, before) {
             case (.createAccounts(_, let balance), .accountsCreated(let created), _):

@@ -485,8 +485,18 @@ extension BinaryWriter {
         unsigned(state.retiredClients)
         count(state.undelivered.count, limit: entriesMax, "undelivered commits")
         for id in state.undelivered.sorted() { transaction(id) }
-        count(snapshot.wal.count, limit: entriesMax, "WAL records")
-        for record in snapshot.wal { walRecord(record) }
+        if let after = snapshot.historyAfter {
+            byte(1)
+            unsigned(after)
+        } else {
+            byte(0)
+        }
+        count(snapshot.walEntries.count, limit: entriesMax, "WAL rows")
+        for entry in snapshot.walEntries {
+            unsigned(entry.slot)
+            count(entry.records.count, limit: CodecLimits.walRecordsPerListMax, "WAL records of a row")
+            for record in entry.records { walRecord(record) }
+        }
         count(snapshot.datastore.count, limit: entriesMax, "datastore records")
         for record in snapshot.datastore { datastoreRecord(record) }
     }
@@ -894,16 +904,36 @@ extension BinaryReader {
             throw failure("the ledger state breaks an invariant: \(error.description)", at: stateStart)
         }
 
-        var wal: [WALRecord] = []
-        let walCount = try snapshotCount("WAL records")
-        wal.reserveCapacity(walCount)
-        for _ in 0..<walCount { wal.append(try walRecord()) }
+        var historyAfter: Slot?
+        var entries: [WALEntry] = []
+        if version >= 4 {
+            let start = offset
+            switch try byte("whether the history is partial") {
+            case 0: historyAfter = nil
+            case 1: historyAfter = try unsigned("the slot the history follows")
+            case let flag: throw failure("history flag \(flag) is neither 0 (whole) nor 1 (after a slot)", at: start)
+            }
+            let rows = try snapshotCount("WAL rows")
+            entries.reserveCapacity(rows)
+            for _ in 0..<rows {
+                let slot = try unsigned("the slot of a WAL row")
+                let count = try self.count(
+                    "WAL records of a row", limit: CodecLimits.walRecordsPerListMax, limitName: "walRecordsPerListMax")
+                var records: [WALRecord] = []
+                for _ in 0..<count { records.append(try walRecord()) }
+                entries.append(WALEntry(slot: slot, records: records))
+            }
+        } else {
+            for _ in 0..<(try snapshotCount("WAL records")) {
+                entries.append(WALEntry(slot: 0, records: [try walRecord()]))
+            }
+        }
 
         var datastore: [DatastoreRecord] = []
         let datastoreCount = try snapshotCount("datastore records")
         datastore.reserveCapacity(datastoreCount)
         for _ in 0..<datastoreCount { datastore.append(try datastoreRecord()) }
 
-        return LedgerSnapshot(state: state, wal: wal, datastore: datastore)
+        return LedgerSnapshot(state: state, walEntries: entries, datastore: datastore, historyAfter: historyAfter)
     }
 }

@@ -949,20 +949,47 @@ public struct LedgerStateError: Error, Equatable, Sendable, CustomStringConverti
 }
 
 /// What a Paxos snapshot of a ledger replica holds: the replicated state and, when it is shipped to a replica that
-/// catches up by snapshot, the history (WAL and datastore) up to the snapshot's slot, so that replica ends with the
-/// same records as the others. A replica keeps its own snapshot without the history (`withoutHistory`): its store
-/// holds the history, and copying it at every compaction would cost time and memory in proportion to all of it.
+/// catches up by snapshot, the history (WAL and datastore) that replica lacks, so it ends with the same records as the
+/// others. A replica keeps its own snapshot without the history (`withoutHistory`): its store holds the history, and
+/// copying it at every compaction would cost time and memory in proportion to all of it.
 public struct LedgerSnapshot: Hashable, Sendable {
     public var state: LedgerState
-    public var wal: [WALRecord]
+    /// The WAL rows shipped, oldest first: the records each command wrote, with the slot that applied it.
+    public var walEntries: [WALEntry]
+    /// The datastore records shipped, in commit order (each carries its slot).
     public var datastore: [DatastoreRecord]
+    /// Where the shipped history starts. Nil: it is the whole history, which replaces the receiver's. A slot: it holds
+    /// only the rows of later slots, after the history the receiver has.
+    public var historyAfter: Slot?
 
-    public init(state: LedgerState, wal: [WALRecord] = [], datastore: [DatastoreRecord] = []) {
+    public init(
+        state: LedgerState, walEntries: [WALEntry] = [], datastore: [DatastoreRecord] = [], historyAfter: Slot? = nil
+    ) {
         self.state = state
-        self.wal = wal
+        self.walEntries = walEntries
         self.datastore = datastore
+        self.historyAfter = historyAfter
     }
+
+    /// A snapshot with the whole history given as records whose slots are not known (one row each, at slot 0).
+    public init(state: LedgerState, wal: [WALRecord], datastore: [DatastoreRecord] = []) {
+        self.init(state: state, walEntries: wal.map { WALEntry(slot: 0, records: [$0]) }, datastore: datastore)
+    }
+
+    /// Every shipped WAL record, in order.
+    public var wal: [WALRecord] { walEntries.flatMap(\.records) }
 
     /// The same state with no history.
     public var withoutHistory: LedgerSnapshot { LedgerSnapshot(state: state) }
+}
+
+/// The WAL records one command wrote, with the slot that applied it: one row of a replica's WAL.
+public struct WALEntry: Hashable, Sendable {
+    public var slot: Slot
+    public var records: [WALRecord]
+
+    public init(slot: Slot, records: [WALRecord]) {
+        self.slot = slot
+        self.records = records
+    }
 }
