@@ -16,6 +16,8 @@ final class TestDeployment: @unchecked Sendable {
     let clusterNames: [String]
     let accountsPerCluster: Int
     let initialBalance: Int64
+    /// Replica name (`S1`) to its `/metrics` port, when the deployment serves them.
+    let metricsPorts: [String: Int]
     private let lock = NSLock()
     private var processes: [String: Process] = [:]
 
@@ -25,7 +27,7 @@ final class TestDeployment: @unchecked Sendable {
     /// made for this deployment.
     init(
         clusters: Int, accountsPerCluster: Int, initialBalance: Int64 = 10, consensusTimeout: String = "1500ms",
-        tls: Bool = true
+        tls: Bool = true, metrics: Bool = false
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -34,6 +36,7 @@ final class TestDeployment: @unchecked Sendable {
         clusterNames = (1...clusters).map { "C\($0)" }
         let certs = directory.appendingPathComponent("certs").path
         var ports: [String: Int] = [:]
+        var metricsPorts: [String: Int] = [:]
         var hosts = ""
         var shards = "Shard, Cluster, Range\n"
         for number in 1...clusters {
@@ -45,6 +48,8 @@ final class TestDeployment: @unchecked Sendable {
                 hosts += "\(name)-127.0.0.1:\(base + offset)\n"
             }
             hosts += "C\(number)-\(names[0])\nEC\(number)-\(names.joined(separator: ":"))\n"
+            let metricsBase = metrics ? try Self.freeConsecutivePorts(3) : 0
+            if metrics { for (offset, name) in names.enumerated() { metricsPorts[name] = metricsBase + offset } }
             let config = """
                 cluster: C\(number)
                 replicas:
@@ -56,7 +61,7 @@ final class TestDeployment: @unchecked Sendable {
                 log_level: info
                 min_balance: 0
                 initial_balance: \(initialBalance)
-                metrics_port: 0
+                metrics_port: \(metricsBase)
                 test_controls: true
                 paxos:
                   leader_timeout: 300ms
@@ -74,6 +79,7 @@ final class TestDeployment: @unchecked Sendable {
             shards += "D\(number), C\(number), \(first)-\(first + accountsPerCluster - 1)\n"
         }
         self.ports = ports
+        self.metricsPorts = metricsPorts
         try hosts.write(to: directory.appendingPathComponent("hosts.ini"), atomically: true, encoding: .utf8)
         if tls {
             _ = try Certificates.issueDeployment(
@@ -158,6 +164,11 @@ final class TestDeployment: @unchecked Sendable {
                 process.waitUntilExit()
             }
         }
+    }
+
+    /// The process id of a running replica.
+    func pid(of replica: String) -> Int32? {
+        lock.withLock { processes[replica].flatMap { $0.isRunning ? $0.processIdentifier : nil } }
     }
 
     /// Whether the replica's process is running (a replica that crashed or stopped is not).
