@@ -16,8 +16,6 @@ final class TestDeployment: @unchecked Sendable {
     let clusterNames: [String]
     let accountsPerCluster: Int
     let initialBalance: Int64
-    /// Replica name (`S1`) to its `/metrics` port, when the deployment serves them.
-    let metricsPorts: [String: Int]
     private let lock = NSLock()
     private var processes: [String: Process] = [:]
 
@@ -27,7 +25,7 @@ final class TestDeployment: @unchecked Sendable {
     /// made for this deployment.
     init(
         clusters: Int, accountsPerCluster: Int, initialBalance: Int64 = 10, consensusTimeout: String = "1500ms",
-        tls: Bool = true, metrics: Bool = false
+        tls: Bool = true
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -36,7 +34,6 @@ final class TestDeployment: @unchecked Sendable {
         clusterNames = (1...clusters).map { "C\($0)" }
         let certs = directory.appendingPathComponent("certs").path
         var ports: [String: Int] = [:]
-        var metricsPorts: [String: Int] = [:]
         var hosts = ""
         var shards = "Shard, Cluster, Range\n"
         for number in 1...clusters {
@@ -48,8 +45,6 @@ final class TestDeployment: @unchecked Sendable {
                 hosts += "\(name)-127.0.0.1:\(base + offset)\n"
             }
             hosts += "C\(number)-\(names[0])\nEC\(number)-\(names.joined(separator: ":"))\n"
-            let metricsBase = metrics ? try Self.freeConsecutivePorts(3) : 0
-            if metrics { for (offset, name) in names.enumerated() { metricsPorts[name] = metricsBase + offset } }
             let config = """
                 cluster: C\(number)
                 replicas:
@@ -61,7 +56,7 @@ final class TestDeployment: @unchecked Sendable {
                 log_level: info
                 min_balance: 0
                 initial_balance: \(initialBalance)
-                metrics_port: \(metricsBase)
+                metrics_port: 0
                 test_controls: true
                 paxos:
                   leader_timeout: 300ms
@@ -79,7 +74,6 @@ final class TestDeployment: @unchecked Sendable {
             shards += "D\(number), C\(number), \(first)-\(first + accountsPerCluster - 1)\n"
         }
         self.ports = ports
-        self.metricsPorts = metricsPorts
         try hosts.write(to: directory.appendingPathComponent("hosts.ini"), atomically: true, encoding: .utf8)
         if tls {
             _ = try Certificates.issueDeployment(
@@ -164,11 +158,6 @@ final class TestDeployment: @unchecked Sendable {
                 process.waitUntilExit()
             }
         }
-    }
-
-    /// The process id of a running replica.
-    func pid(of replica: String) -> Int32? {
-        lock.withLock { processes[replica].flatMap { $0.isRunning ? $0.processIdentifier : nil } }
     }
 
     /// Whether the replica's process is running (a replica that crashed or stopped is not).
