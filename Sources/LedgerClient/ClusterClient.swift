@@ -184,10 +184,11 @@ public struct ClusterClient: Sendable {
         }
     }
 
-    /// Reads what became of transaction `id` at this cluster (`TransactionStatus`, which decides nothing). A replica
-    /// that is not the leader and knows one is asked again at the leader when it reports the transaction prepared or
-    /// unknown, so such an answer is as fresh as the cluster has; committed and aborted are final wherever read. Nil
-    /// when no replica answered before the deadline.
+    /// Reads what became of transaction `id` at this cluster (`TransactionStatus`, which decides nothing). An answer
+    /// of prepared or unknown that is not linearizable (a follower's, or a leader's that could not confirm it leads) is
+    /// asked again at the leader, or the next replica, until the deadline; committed, aborted and expired are final
+    /// wherever read. The last answer, which may still be a follower's (`clusterReport` says); nil when no replica
+    /// answered before the deadline.
     public func transactionStatus(
         of id: TransactionID, contact: ReplicaID, deadline: ContinuousClock.Instant
     ) async -> TransactionStatusAnswer? {
@@ -198,10 +199,9 @@ public struct ClusterClient: Sendable {
                     wire: try await api.transactionStatus(
                         Ledger_V1_TransactionStatusRequest(cluster: cluster, transaction: id), options: options)))
         } failure: { (answer: TransactionStatusAnswer?) -> RequestFailure? in
-            switch answer?.report {
-            case .prepared?, .unknown?: return answer?.leader.map { .notLeader(hint: $0) }
-            case .committed?, .aborted?, .expired?, nil: return nil
-            }
+            // An undecided report from a follower may lag: ask the leader (or, with no hint, the next replica).
+            guard let answer, answer.clusterReport == nil else { return nil }
+            return .notLeader(hint: answer.leader)
         } leaderHint: {
             $0?.leader
         } forbidden: { _ in

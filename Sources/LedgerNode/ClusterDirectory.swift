@@ -36,7 +36,7 @@ final class ClusterDirectory: OtherClusters, Service {
         guard let client = connections[cluster]?.client, let contact = contacts[cluster] ?? client.replicas.first else {
             return nil
         }
-        return await client.transactionStatus(of: id, contact: contact, deadline: .now + patience)?.report
+        return await client.transactionStatus(of: id, contact: contact, deadline: .now + patience)?.clusterReport
     }
 
     func decision(of id: TransactionID, home: String) async -> CommandResult? {

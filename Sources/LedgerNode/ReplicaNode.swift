@@ -24,8 +24,8 @@ public protocol OtherClusters: Sendable {
     /// Asks `home` to decide `id` (`Decision`, DESIGN §5.3). The home answers through its log and chooses abort when it
     /// has no decision, so the answer is final: `.committed`, or an abort. Nil when the home cluster did not answer.
     func decision(of id: TransactionID, home: String) async -> CommandResult?
-    /// What `cluster` knows of `id` (`TransactionStatus`, from its leader when one is known). Nil when it did not
-    /// answer.
+    /// What `cluster` knows of `id` (`TransactionStatus`): a final report from any replica, an undecided one only
+    /// from its leader's linearizable answer. Nil when no such answer came.
     func report(of id: TransactionID, at cluster: String) async -> LedgerState.Report?
 }
 
@@ -61,7 +61,8 @@ public actor ReplicaNode {
     private let initialBalance: Int64
     /// Who waits for each request's outcome: a place in the batch of a `submit` call.
     private var waiting: [RequestID: [(batch: PendingBatch, index: Int)]] = [:]
-    private var reads: [RequestID: [(account: AccountID, continuation: CheckedContinuation<ReadOutcome, Never>)]] = [:]
+    /// Read indexes waiting for their round: each resumed with nil once readable, or with why not.
+    private var reads: [RequestID: [CheckedContinuation<RequestFailure?, Never>]] = [:]
     private var readSequence: UInt64 = 0
     /// Inputs changed the core since the last `Ready` was taken.
     private var pumpScheduled = false
@@ -310,10 +311,21 @@ public actor ReplicaNode {
         }
     }
 
-    /// What this replica's applied state knows of a transaction (`TransactionStatus`).
-    public func transactionStatus(of id: TransactionID) -> TransactionStatusAnswer {
-        TransactionStatusAnswer(
-            replica: me, appliedThrough: ledgerSlot, report: ledger.report(of: id), leader: otherLeader)
+    /// What this replica's applied state knows of a transaction (`TransactionStatus`). A final report (committed,
+    /// aborted, expired) is answered at once; an undecided one (prepared, unknown) is linearizable when this replica
+    /// leads and confirms it with a read index first, so that a prepare its cluster chose and a follower has not yet
+    /// applied is never reported as unknown for the cluster.
+    public func transactionStatus(of id: TransactionID) async -> TransactionStatusAnswer {
+        var linearizable = false
+        switch ledger.report(of: id) {
+        case .committed, .aborted, .expired:
+            break
+        case .prepared, .unknown:
+            linearizable = (try? await confirmCurrent()) == .some(nil)
+        }
+        return TransactionStatusAnswer(
+            replica: me, appliedThrough: ledgerSlot, report: ledger.report(of: id), leader: otherLeader,
+            linearizable: linearizable)
     }
 
     /// What a linearizable read returns: the committed balance, or why there is none.
@@ -322,12 +334,23 @@ public actor ReplicaNode {
     /// Reads an account's committed balance linearizably: only a leader answers, after a majority confirmed it
     /// still leads (read index), from a state that includes every write chosen before the read began.
     public func read(_ account: AccountID) async throws(ReplicaUnavailable) -> ReadOutcome {
+        if let failure = try await confirmCurrent() { return .failure(failure) }
+        // A prepared transaction's account has no committed balance here until its decision is applied: the home may
+        // have committed it already, and its client been told so.
+        if let owner = ledger.locks[account] { return .failure(.inDoubt(account, by: owner)) }
+        return ledger.balances[account].map { .success($0) }
+            ?? .failure(.wrongShard(account, owner: ledger.movedOut[account]))
+    }
+
+    /// The read index: returns nil once this replica's applied state includes every command chosen before the call,
+    /// confirmed by a majority that still takes this replica as leader; otherwise why not (not the leader, no quorum).
+    private func confirmCurrent() async throws(ReplicaUnavailable) -> RequestFailure? {
         try checkAvailable()
         readSequence += 1
         // Reads are not commands: their ids only match answers to callers, under the cluster's own client id.
         let id = RequestID(client: LedgerCommand.clusterClient, sequence: (1 << 63) | readSequence)
         return await withCheckedContinuation { continuation in
-            reads[id, default: []].append((account, continuation))
+            reads[id, default: []].append(continuation)
             replica.read(id)
             schedulePump()
         }
@@ -632,23 +655,9 @@ public actor ReplicaNode {
 
     private func answer(_ outcome: RequestOutcome, results: [RequestID: CommandResult]) {
         if let readers = reads.removeValue(forKey: outcome.id) {
-            for reader in readers {
-                let answer: ReadOutcome
-                if case .readable = outcome.outcome {
-                    // A prepared transaction's account has no committed balance here until its decision is applied:
-                    // the home may have committed it already, and its client been told so.
-                    if let owner = ledger.locks[reader.account] {
-                        answer = .failure(.inDoubt(reader.account, by: owner))
-                    } else {
-                        answer =
-                            ledger.balances[reader.account].map { .success($0) }
-                            ?? .failure(.wrongShard(reader.account, owner: ledger.movedOut[reader.account]))
-                    }
-                } else {
-                    answer = .failure(RequestFailure(outcome.outcome) ?? .timedOut)
-                }
-                reader.continuation.resume(returning: answer)
-            }
+            var failure: RequestFailure?
+            if case .readable = outcome.outcome {} else { failure = RequestFailure(outcome.outcome) ?? .timedOut }
+            for reader in readers { reader.resume(returning: failure) }
             return
         }
         let reply: CommandOutcome
@@ -666,7 +675,7 @@ public actor ReplicaNode {
         for waiter in waiting.values.joined() { waiter.batch.resolve(waiter.index, .failed(failure)) }
         waiting.removeAll()
         inFlight.removeAll()
-        for reader in reads.values.joined() { reader.continuation.resume(returning: .failure(failure)) }
+        for reader in reads.values.joined() { reader.resume(returning: failure) }
         reads.removeAll()
     }
 

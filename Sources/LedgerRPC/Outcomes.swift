@@ -340,12 +340,27 @@ public struct TransactionStatusAnswer: Hashable, Sendable {
     public var report: LedgerState.Report
     /// The leader the replica knows of, when it is another replica.
     public var leader: ReplicaID?
+    /// The state includes every command chosen before the question arrived: the leader answered after a majority
+    /// confirmed it still leads. A `prepared` or `unknown` report speaks for the cluster only then.
+    public var linearizable: Bool
 
-    public init(replica: ReplicaID, appliedThrough: Slot, report: LedgerState.Report, leader: ReplicaID?) {
+    public init(
+        replica: ReplicaID, appliedThrough: Slot, report: LedgerState.Report, leader: ReplicaID?, linearizable: Bool
+    ) {
         self.replica = replica
         self.appliedThrough = appliedThrough
         self.report = report
         self.leader = leader
+        self.linearizable = linearizable
+    }
+
+    /// The report, when it speaks for the whole cluster: a final one from any replica, an undecided one only from a
+    /// linearizable answer (a follower may not have applied a prepare its cluster chose).
+    public var clusterReport: LedgerState.Report? {
+        switch report {
+        case .committed, .aborted, .expired: return report
+        case .prepared, .unknown: return linearizable ? report : nil
+        }
     }
 }
 
@@ -355,6 +370,7 @@ extension Ledger_V1_TransactionStatusReply {
         replica = answer.replica.description
         appliedThrough = answer.appliedThrough
         leaderHint = answer.leader?.description ?? ""
+        linearizable = answer.linearizable
         switch answer.report {
         case .committed:
             state = .committed
@@ -397,6 +413,8 @@ extension TransactionStatusAnswer {
         case .unspecified: throw WireError(field: "state", "is not set (TRANSACTION_STATE_UNSPECIFIED)")
         case .UNRECOGNIZED(let value): throw WireError(field: "state", "is \(value), not a known transaction state")
         }
-        self.init(replica: replica, appliedThrough: wire.appliedThrough, report: report, leader: leader)
+        self.init(
+            replica: replica, appliedThrough: wire.appliedThrough, report: report, leader: leader,
+            linearizable: wire.linearizable)
     }
 }

@@ -32,8 +32,11 @@ import Testing
     static let transfer = CrossShardTransfer(
         from: AccountID(1), to: AccountID(11), amount: Amount(4), home: "C1", participants: ["C1", "C2"])
 
-    /// A one-replica C1 (accounts 1-10 at balance 10) that asks `participant` about C2.
-    static func withHome(_ participant: Participant, _ body: (ReplicaNode) async throws -> Void) async throws {
+    /// A one-replica C1 (accounts 1-10 at balance 10) that asks `participant` about C2; with `members` above 1, a
+    /// replica of a larger C1 that never hears from its peers, so it never leads nor applies anything.
+    static func withHome(
+        _ participant: Participant, members: Int = 1, _ body: (ReplicaNode) async throws -> Void
+    ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-delivery-\(UUID())")
         defer { try? FileManager.default.removeItem(at: directory) }
         let (store, recovered) = try ReplicaStore.open(
@@ -41,7 +44,8 @@ import Testing
         let node = ReplicaNode(
             cluster: "C1",
             configuration: Configuration(
-                me: ReplicaID(1), members: [ReplicaID(1)], leaderTimeoutTicks: 3, heartbeatIntervalTicks: 1,
+                me: ReplicaID(1), members: (1...members).map(ReplicaID.init), leaderTimeoutTicks: 3,
+                heartbeatIntervalTicks: 1,
                 consensusTimeoutTicks: 50),
             store: store, recovered: recovered, peers: NoPeers(), accounts: [AccountID(1)...AccountID(10)],
             initialBalance: 10, seed: 1, logger: Logger(label: "test"), otherClusters: participant,
@@ -53,7 +57,7 @@ import Testing
             }
         }
         defer { ticker.cancel() }
-        for _ in 0..<2_000 where await node.localBalance(of: AccountID(1)).balance == nil {
+        for _ in 0..<(members == 1 ? 2_000 : 0) where await node.localBalance(of: AccountID(1)).balance == nil {
             try await Task.sleep(for: .milliseconds(2))
         }
         try await body(node)
@@ -97,6 +101,25 @@ import Testing
                 return
             }
             #expect(await node.localBalance(of: AccountID(1)).balance == balance)
+        }
+    }
+
+    /// An undecided status speaks for the cluster only from its leader, after a read index: a follower may not yet
+    /// have applied a prepare its cluster chose (its leader died before telling it), and a home that took its
+    /// "unknown" for the cluster's would refuse a commit both participants voted for.
+    @Test func anUndecidedStatusSpeaksForTheClusterOnlyFromItsLeader() async throws {
+        try await Self.withHome(Participant()) { (leader: ReplicaNode) async throws in
+            let unknown = await leader.transactionStatus(of: Self.id)
+            #expect(unknown.report == .unknown && unknown.linearizable)
+            #expect(unknown.clusterReport == .unknown)
+            #expect(try await leader.submit(.prepare(Self.id, Self.transfer)) == .applied(.preparedYes))
+            let prepared = await leader.transactionStatus(of: Self.id)
+            #expect(prepared.linearizable && prepared.clusterReport == .prepared(.transfer(Self.transfer), home: "C1"))
+        }
+        try await Self.withHome(Participant(), members: 3) { follower in
+            let unknown = await follower.transactionStatus(of: Self.id)
+            #expect(unknown.report == .unknown && !unknown.linearizable)
+            #expect(unknown.clusterReport == nil, "a follower's unknown is not the cluster's")
         }
     }
 }

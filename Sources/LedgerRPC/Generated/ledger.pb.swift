@@ -685,7 +685,7 @@ public nonisolated struct Ledger_V1_FollowCommand: Sendable {
 }
 
 /// The client's acknowledged floor: it waits on none of its transactions below sequence `floor` any more, so each
-/// cluster forgets the decided ones (DESIGN §3); a later command for one of them is answered OUTCOME_EXPIRED. A client
+/// cluster forgets the decided ones (DESIGN §4.3); a later command for one of them is answered OUTCOME_EXPIRED. A client
 /// library sends one with its commands whenever its floor rose.
 public nonisolated struct Ledger_V1_ReleaseCommand: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1427,6 +1427,14 @@ public nonisolated struct Ledger_V1_TransactionStatusReply: @unchecked Sendable 
   public var leaderHint: String {
     get {_storage._leaderHint}
     set {_uniqueStorage()._leaderHint = newValue}
+  }
+
+  /// The state includes every command chosen before the question arrived: the leader answered after a majority
+  /// confirmed it still leads (as a balance read). Only such an answer says PREPARED or UNKNOWN for the cluster; a
+  /// follower's may lag (COMMITTED, ABORTED and EXPIRED are final from any replica).
+  public var linearizable: Bool {
+    get {_storage._linearizable}
+    set {_uniqueStorage()._linearizable = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -3969,7 +3977,7 @@ nonisolated extension Ledger_V1_TransactionStatusRequest: SwiftProtobuf.Message,
 
 nonisolated extension Ledger_V1_TransactionStatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TransactionStatusReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}replica\0\u{3}applied_through\0\u{1}state\0\u{1}home\0\u{1}terms\0\u{1}abort\0\u{3}leader_hint\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}replica\0\u{3}applied_through\0\u{1}state\0\u{1}home\0\u{1}terms\0\u{1}abort\0\u{3}leader_hint\0\u{1}linearizable\0")
 
   fileprivate class _StorageClass {
     var _replica: String = String()
@@ -3979,6 +3987,7 @@ nonisolated extension Ledger_V1_TransactionStatusReply: SwiftProtobuf.Message, S
     var _terms: Ledger_V1_TransactionTerms? = nil
     var _abort: Ledger_V1_Result? = nil
     var _leaderHint: String = String()
+    var _linearizable: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3996,6 +4005,7 @@ nonisolated extension Ledger_V1_TransactionStatusReply: SwiftProtobuf.Message, S
       _terms = source._terms
       _abort = source._abort
       _leaderHint = source._leaderHint
+      _linearizable = source._linearizable
     }
   }
 
@@ -4021,6 +4031,7 @@ nonisolated extension Ledger_V1_TransactionStatusReply: SwiftProtobuf.Message, S
         case 5: try { try decoder.decodeSingularMessageField(value: &_storage._terms) }()
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._abort) }()
         case 7: try { try decoder.decodeSingularStringField(value: &_storage._leaderHint) }()
+        case 8: try { try decoder.decodeSingularBoolField(value: &_storage._linearizable) }()
         default: break
         }
       }
@@ -4054,6 +4065,9 @@ nonisolated extension Ledger_V1_TransactionStatusReply: SwiftProtobuf.Message, S
       if !_storage._leaderHint.isEmpty {
         try visitor.visitSingularStringField(value: _storage._leaderHint, fieldNumber: 7)
       }
+      if _storage._linearizable != false {
+        try visitor.visitSingularBoolField(value: _storage._linearizable, fieldNumber: 8)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4070,6 +4084,7 @@ nonisolated extension Ledger_V1_TransactionStatusReply: SwiftProtobuf.Message, S
         if _storage._terms != rhs_storage._terms {return false}
         if _storage._abort != rhs_storage._abort {return false}
         if _storage._leaderHint != rhs_storage._leaderHint {return false}
+        if _storage._linearizable != rhs_storage._linearizable {return false}
         return true
       }
       if !storagesAreEqual {return false}
