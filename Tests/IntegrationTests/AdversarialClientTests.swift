@@ -11,7 +11,7 @@ import Testing
 /// home did not make, different terms at each participant, decisions only replicas may propose, reused transaction
 /// ids. Each is refused or has no effect; at the end the total over every account is the initial total, the replicas
 /// of each cluster agree, and no lock is held.
-@Suite(.serialized) struct AdversarialClientTests {
+@Suite(.serialized, .sharesMachine) struct AdversarialClientTests {
     /// C1 holds accounts 1...10, C2 11...20, each with 10.
     static let total: Int64 = 200
 

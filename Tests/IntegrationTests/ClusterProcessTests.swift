@@ -9,7 +9,7 @@ import Testing
 /// while its leader is killed with SIGKILL; the killed replica restarts from its SQLite file and catches up. At the
 /// end every replica holds identical balances, total money is unchanged, and every transfer acknowledged as
 /// committed is in every replica's datastore.
-@Suite(.serialized) struct ClusterProcessTests {
+@Suite(.serialized, .sharesMachine) struct ClusterProcessTests {
     static let accounts = 60
     static let initialBalance: Int64 = 10
     static let transfers = 300

@@ -410,7 +410,7 @@ extension ClusterProcessTests {
 extension ClusterProcessTests {
     /// A short `client bench` run: it commits transfers of both kinds, reports latencies, and its audit finds the
     /// total unchanged. (Figures are not judged here: benchmarks are not timed tests.)
-    @Test(.timeLimit(.minutes(2))) func benchSmokeRun() async throws {
+    @Test(.timeLimit(.minutes(4))) func benchSmokeRun() async throws {
         let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 50, consensusTimeout: "1000ms")
         defer { deployment.stopAll() }
         try deployment.startAll()
@@ -439,7 +439,7 @@ extension ClusterProcessTests {
 }
 
 /// The bench's workload is what it claims: workers draw different transfers, spread over the accounts.
-@Suite struct BenchWorkloadTests {
+@Suite(.sharesMachine) struct BenchWorkloadTests {
     @Test func workersDrawIndependentUniformTransfers() throws {
         let map = try ShardMap.parse("D1, C1, 1-1000\nD2, C2, 1001-2000\n", source: "shards.csv")
         let options = BenchOptions(

@@ -13,7 +13,7 @@ import Testing
 /// `NEMESIS_SEED` (default 1) picks the schedule and the workload; `NEMESIS_DURATION` (seconds of faults, default
 /// 30 here) scales the run; `scripts/nemesis.sh` runs it longer and with several seeds. Every run prints its seed,
 /// the faults it injected and its figures; a failing run prints how to replay it.
-@Suite("Nemesis", .serialized)
+@Suite("Nemesis", .serialized, .sharesMachine)
 struct NemesisTests {
     static let environment = ProcessInfo.processInfo.environment
     static let seed = UInt64(environment["NEMESIS_SEED"] ?? "") ?? 1

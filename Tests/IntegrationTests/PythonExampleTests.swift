@@ -5,7 +5,7 @@ import Testing
 /// processes with mutual TLS: leader discovery, an intra-shard transfer, balances, a cross-shard transfer by hand with
 /// 2PC, TransactionStatus, a refused reuse of a transaction id and an aborted 2PC, each checked by the example itself.
 /// `run.sh` builds its virtualenv (`LEDGER_PY_VENV`, default `.build/python-venv`) on first use, from PyPI.
-@Suite("Python example", .serialized)
+@Suite("Python example", .serialized, .sharesMachine)
 struct PythonExampleTests {
     static let packageDirectory = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -7,7 +7,7 @@ import Testing
 /// Raw bytes on the gRPC port of running replicas: garbage, truncated and oversized frames at the TLS, HTTP/2 and
 /// gRPC layers, and connections dropped mid-frame or left hanging. Each attacked replica must stay up and keep
 /// serving: it answers its status, and the cluster commits a transfer afterwards.
-@Suite("Raw frames", .serialized)
+@Suite("Raw frames", .serialized, .sharesMachine)
 struct RawFrameTests {
     @Test(.timeLimit(.minutes(3))) func plaintextPortSurvivesMalformedHTTP2AndGRPCFrames() async throws {
         try await attack(tls: false, with: Attack.http2)

@@ -11,7 +11,7 @@ import X509
 
 /// Real replica processes with mutual TLS on, called by every kind of caller that must be refused: each refusal gets
 /// its gRPC status, changes no state, and is logged by the replica with the caller's address.
-@Suite("Mutual TLS", .serialized)
+@Suite("Mutual TLS", .serialized, .sharesMachine)
 struct TLSTests {
     static let s1 = ReplicaID(1)
 
@@ -124,7 +124,7 @@ struct TLSTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(2))) func aClusterWithTLSOffServesPlaintextAndWarns() async throws {
+    @Test(.timeLimit(.minutes(4))) func aClusterWithTLSOffServesPlaintextAndWarns() async throws {
         let deployment = try TestDeployment(clusters: 1, accountsPerCluster: 5, tls: false)
         defer { deployment.stopAll() }
         try deployment.startAll()

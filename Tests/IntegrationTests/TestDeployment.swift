@@ -16,16 +16,19 @@ final class TestDeployment: @unchecked Sendable {
     let clusterNames: [String]
     let accountsPerCluster: Int
     let initialBalance: Int64
+    /// Replica name (`S1`) to its `/metrics` port, when the deployment serves them.
+    let metricsPorts: [String: Int]
     private let lock = NSLock()
     private var processes: [String: Process] = [:]
 
     /// `clusters` clusters of 3 replicas; cluster `C<n>` owns accounts `(n-1)*accountsPerCluster+1 ...
     /// n*accountsPerCluster`. Timings are short so that elections and in-doubt recovery happen within a test. With
     /// `tls` (the default, as in production) every replica, the client and the operator get a certificate from a CA
-    /// made for this deployment.
+    /// made for this deployment. `snapshotInterval` (slots) makes replicas compact, and ship snapshots to laggards,
+    /// within a short test; `metrics` serves every replica's `/metrics`.
     init(
         clusters: Int, accountsPerCluster: Int, initialBalance: Int64 = 10, consensusTimeout: String = "1500ms",
-        tls: Bool = true
+        snapshotInterval: Int? = nil, tls: Bool = true, metrics: Bool = false
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -34,6 +37,7 @@ final class TestDeployment: @unchecked Sendable {
         clusterNames = (1...clusters).map { "C\($0)" }
         let certs = directory.appendingPathComponent("certs").path
         var ports: [String: Int] = [:]
+        var metricsPorts: [String: Int] = [:]
         var hosts = ""
         var shards = "Shard, Cluster, Range\n"
         for number in 1...clusters {
@@ -45,6 +49,8 @@ final class TestDeployment: @unchecked Sendable {
                 hosts += "\(name)-127.0.0.1:\(base + offset)\n"
             }
             hosts += "C\(number)-\(names[0])\nEC\(number)-\(names.joined(separator: ":"))\n"
+            let metricsBase = metrics ? try Self.freeConsecutivePorts(3) : 0
+            if metrics { for (offset, name) in names.enumerated() { metricsPorts[name] = metricsBase + offset } }
             let config = """
                 cluster: C\(number)
                 replicas:
@@ -56,14 +62,14 @@ final class TestDeployment: @unchecked Sendable {
                 log_level: info
                 min_balance: 0
                 initial_balance: \(initialBalance)
-                metrics_port: 0
+                metrics_port: \(metricsBase)
                 test_controls: true
                 paxos:
                   leader_timeout: 300ms
                   leader_ping_interval: 50ms
                   consensus_timeout: \(consensusTimeout)
                   tick: 10ms
-                tls: \(tls ? "" : "off")
+                \(snapshotInterval.map { "  snapshot_interval: \($0)\n" } ?? "")tls: \(tls ? "" : "off")
                 """
                 + (tls
                     ? "\n  ca: \(certs)/ca.pem\n  certificate: \(certs)/{name}.pem\n  key: \(certs)/{name}-key.pem"
@@ -74,6 +80,7 @@ final class TestDeployment: @unchecked Sendable {
             shards += "D\(number), C\(number), \(first)-\(first + accountsPerCluster - 1)\n"
         }
         self.ports = ports
+        self.metricsPorts = metricsPorts
         try hosts.write(to: directory.appendingPathComponent("hosts.ini"), atomically: true, encoding: .utf8)
         if tls {
             _ = try Certificates.issueDeployment(
@@ -158,6 +165,27 @@ final class TestDeployment: @unchecked Sendable {
                 process.waitUntilExit()
             }
         }
+    }
+
+    /// The process id of a running replica.
+    func pid(of replica: String) -> Int32? {
+        lock.withLock { processes[replica].flatMap { $0.isRunning ? $0.processIdentifier : nil } }
+    }
+
+    /// The unlabelled gauges and counters of a replica's `/metrics` (with `metrics`), as whole numbers; nil when it
+    /// did not answer.
+    func metrics(of replica: String) -> [String: Int]? {
+        guard let port = metricsPorts[replica], let socket = RawSocket(port: port) else { return nil }
+        defer { socket.close() }
+        socket.send(Array("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+        let (bytes, _) = socket.receive(upTo: 1 << 20, within: .milliseconds(500))
+        var values: [String: Int] = [:]
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let value = Double(parts[1]) else { continue }
+            values[String(parts[0])] = Int(value)
+        }
+        return values.isEmpty ? nil : values
     }
 
     /// Whether the replica's process is running (a replica that crashed or stopped is not).

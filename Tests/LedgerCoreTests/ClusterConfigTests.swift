@@ -35,6 +35,7 @@ struct ClusterConfigTests {
           consensus_timeout: 5s
           tick: 20ms
           laggard_flush: 100ms
+          snapshot_interval: 5000
         batching:
           batch_size_max: 256
           slots_in_flight_max: 32
@@ -90,14 +91,17 @@ struct ClusterConfigTests {
             config.paxos
                 == ClusterConfig.PaxosTimings(
                     leaderTimeout: .seconds(2), leaderPingInterval: .milliseconds(500),
-                    consensusTimeout: .seconds(5), tick: .milliseconds(20), laggardFlush: .milliseconds(100)))
+                    consensusTimeout: .seconds(5), tick: .milliseconds(20), laggardFlush: .milliseconds(100),
+                    snapshotIntervalSlots: 5_000))
+        #expect(config.paxosConfiguration(ofReplica: 4).snapshotIntervalSlots == 5_000)
         #expect(config.batching == ClusterConfig.Batching(batchSizeMax: 256, slotsInFlightMax: 32))
     }
 
     static let topKeys =
         "cluster, replicas, data_dir, catalog, log_level, min_balance, initial_balance, metrics_port, metrics_address, test_controls, "
         + "paxos, batching, tls"
-    static let paxosKeys = "leader_timeout, leader_ping_interval, consensus_timeout, tick, laggard_flush"
+    static let paxosKeys =
+        "leader_timeout, leader_ping_interval, consensus_timeout, tick, laggard_flush, snapshot_interval"
 
     static let badConfigs: [(String, String)] = [
         (minimal + "colour: blue", "C1.yaml:8: unknown key \"colour\"; expected one of: \(topKeys)"),
@@ -154,7 +158,7 @@ struct ClusterConfigTests {
         (
             minimal + "paxos: fast",
             "C1.yaml:8: paxos is \"fast\"; expected a mapping with leader_timeout, leader_ping_interval, "
-                + "consensus_timeout, tick and laggard_flush"
+                + "consensus_timeout, tick, laggard_flush and snapshot_interval"
         ),
         (
             minimal.replacing("data_dir: data/C1", with: "data_dir:"),
@@ -322,6 +326,14 @@ struct ClusterConfigTests {
             minimal + "paxos:\n  laggard_flush: 200ms",
             "C1.yaml:9: paxos.laggard_flush (200ms) must be shorter than paxos.leader_ping_interval (200ms, the "
                 + "default)"
+        ),
+        (
+            minimal + "paxos:\n  snapshot_interval: 8",
+            "C1.yaml:9: paxos.snapshot_interval is 8 slots; write 16 to 1000000"
+        ),
+        (
+            minimal + "paxos:\n  snapshot_interval: 10ms",
+            "C1.yaml:9: paxos.snapshot_interval \"10ms\" is not a whole number; write digits only, like 10000"
         ),
         (
             minimal + "paxos:\n  tick: 20ms\n  laggard_flush: 15ms",

@@ -15,10 +15,11 @@ public struct ClusterConfig: Sendable, Equatable {
         case trace, debug, info, notice, warning, error, critical
     }
 
-    /// The Paxos timers of every replica of the cluster.
+    /// The Paxos timers of every replica of the cluster, in time and, for snapshots, in slots.
     ///
     /// Invariant (of a validated config): `tick <= leaderPingInterval < leaderTimeout <= consensusTimeout`, and
-    /// `tick <= laggardFlush < leaderPingInterval` unless `laggardFlush` is nil.
+    /// `tick <= laggardFlush < leaderPingInterval` unless `laggardFlush` is nil; `snapshotIntervalSlots` in
+    /// `Limits.snapshotIntervalSlotsRange`.
     public struct PaxosTimings: Sendable, Equatable {
         /// How long a follower waits without hearing the leader before it starts Phase 1.
         public var leaderTimeout: Duration
@@ -32,16 +33,20 @@ public struct ClusterConfig: Sendable, Equatable {
         /// Phase 2); nil (`off`) sends every slot to every peer at once. Longer means fewer messages and fsyncs on a
         /// laggard, which then trails the leader by as much.
         public var laggardFlush: Duration?
+        /// Applied slots between two snapshots (`paxos.snapshot_interval`): a replica then truncates its log, and a
+        /// peer further behind than the log reaches is sent a snapshot.
+        public var snapshotIntervalSlots: UInt64
 
         public init(
             leaderTimeout: Duration, leaderPingInterval: Duration, consensusTimeout: Duration, tick: Duration,
-            laggardFlush: Duration?
+            laggardFlush: Duration?, snapshotIntervalSlots: UInt64 = Paxos.Limits.snapshotIntervalSlots
         ) {
             self.leaderTimeout = leaderTimeout
             self.leaderPingInterval = leaderPingInterval
             self.consensusTimeout = consensusTimeout
             self.tick = tick
             self.laggardFlush = laggardFlush
+            self.snapshotIntervalSlots = snapshotIntervalSlots
         }
 
         /// The values used for keys the file leaves out. A laggard flush of 50 ms is a few ticks, so a laggard's
@@ -133,6 +138,9 @@ public struct ClusterConfig: Sendable, Equatable {
         // Every slot in flight holds its batch in memory on every replica; past 1,024 the pipeline only
         // adds queueing delay, it cannot add throughput once the disk's group commit is saturated.
         public static let slotsInFlightMaxCeiling = 1_024
+        // A snapshot costs a state encoding and an fsync: every 16 slots at least, or compaction would be most of a
+        // replica's work; a million slots of log is a few GB of memory on every replica, the most a log may hold.
+        public static let snapshotIntervalSlotsRange: ClosedRange<UInt64> = 16...1_000_000
     }
 
     /// The file the settings came from, as the user named it; used in messages.
@@ -236,6 +244,7 @@ public struct ClusterConfig: Sendable, Equatable {
             consensusTimeoutTicks: ticks(paxos.consensusTimeout),
             batchSizeMax: batching.batchSizeMax,
             slotsInFlightMax: batching.slotsInFlightMax,
+            snapshotIntervalSlots: paxos.snapshotIntervalSlots,
             // Below the heartbeat, as a laggard must hear from the leader between heartbeats; a written
             // `laggard_flush` is already, the default may be cut. Off (0) when the heartbeat is one tick.
             laggardFlushTicks: paxos.laggardFlush.map { min(ticks($0), heartbeat - 1) } ?? 0)
@@ -323,7 +332,9 @@ private struct ClusterConfigReader {
         ],
         "tls": ["ca", "certificate", "key"],
         "replicas": ["count", "start", "subnet"],
-        "paxos": ["leader_timeout", "leader_ping_interval", "consensus_timeout", "tick", "laggard_flush"],
+        "paxos": [
+            "leader_timeout", "leader_ping_interval", "consensus_timeout", "tick", "laggard_flush", "snapshot_interval",
+        ],
         "batching": ["batch_size_max", "slots_in_flight_max"],
     ]
 
@@ -340,6 +351,7 @@ private struct ClusterConfigReader {
         "metrics_address": "127.0.0.1",
         "test_controls": "true", "paxos.leader_timeout": "1000ms", "paxos.leader_ping_interval": "200ms",
         "paxos.consensus_timeout": "3000ms", "paxos.tick": "10ms", "paxos.laggard_flush": "50ms or off",
+        "paxos.snapshot_interval": "10000",
         "batching.batch_size_max": "512",
         "batching.slots_in_flight_max": "16", "tls": "{ca: certs/ca.pem, certificate: certs/{name}.pem, ...} or off",
         "tls.ca": "certs/ca.pem", "tls.certificate": "certs/{name}.pem", "tls.key": "certs/{name}-key.pem",
@@ -444,6 +456,16 @@ private struct ClusterConfigReader {
         if let node = paxosNode["laggard_flush"] {
             let off = (try? text(node, path: "paxos.laggard_flush"))?.lowercased() == "off"
             paxos.laggardFlush = off ? nil : try duration(node, path: "paxos.laggard_flush")
+        }
+        if let node = paxosNode["snapshot_interval"] {
+            let slots = try wholeNumber(node, path: "paxos.snapshot_interval")
+            let range = ClusterConfig.Limits.snapshotIntervalSlotsRange
+            guard range.contains(UInt64(slots)) else {
+                throw error(
+                    line("paxos.snapshot_interval"),
+                    "paxos.snapshot_interval is \(slots) slots; write \(range.lowerBound) to \(range.upperBound)")
+            }
+            paxos.snapshotIntervalSlots = UInt64(slots)
         }
         let tls = try top["tls"].map { node throws(InputError) in try self.tls(node) } ?? .mutual(.defaults)
         var batching = ClusterConfig.Batching.defaults
