@@ -160,6 +160,8 @@ let package = Package(
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
+            // Files the tests read from the checkout (`#filePath`): old replica files, and how they were made.
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(name: "SimulationTests", dependencies: ["Paxos", "LedgerCore"], swiftSettings: strict),

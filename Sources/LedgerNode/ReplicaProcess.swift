@@ -67,6 +67,14 @@ public struct ReplicaProcess: Sendable {
     public func run(logger: Logger, registry: PrometheusCollectorRegistry) async throws {
         let (store, recovered) = try ReplicaStore.open(
             path: databasePath, cluster: cluster.clusterName, replica: replica.name, minBalance: cluster.balanceMin)
+        if let version = recovered.migratedFrom {
+            logger.notice(
+                "store migrated",
+                metadata: [
+                    "file": "\(databasePath)", "from schema": "\(version)",
+                    "to schema": "\(ReplicaStore.schemaVersion)",
+                ])
+        }
         logger.info(
             "recovered",
             metadata: [

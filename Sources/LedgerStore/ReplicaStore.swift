@@ -75,6 +75,8 @@ public final class ReplicaStore: Sendable {
         public var durable: DurableState<LedgerCommand, LedgerSnapshot>
         /// The ledger state after applying every slot through `durable.appliedThrough`.
         public var state: LedgerState
+        /// The store schema this open migrated the file from; nil when it was current (or new).
+        public var migratedFrom: Int32?
     }
 
     private init(path: String, cluster: String, replica: String, minBalance: Int64, database: DatabaseQueue) {
@@ -86,6 +88,9 @@ public final class ReplicaStore: Sendable {
     }
 
     // MARK: - Opening
+
+    /// The store schema this build writes (`PRAGMA user_version`).
+    public static var schemaVersion: Int32 { ReplicaStoreSchema.version }
 
     /// Opens or creates; recovers exactly where it was. A missing file is created (with its parent directory) for
     /// this replica; an unreadable, corrupt (not a database, failed `PRAGMA quick_check`, undecodable rows, broken
@@ -121,8 +126,10 @@ public final class ReplicaStore: Sendable {
             path: path, cluster: cluster, replica: replica, minBalance: minBalance, database: database)
         let recovered = try store.access { db throws(StoreError) in
             try store.checkIntegrity(db)
-            try store.createOrCheckIdentity(db)
-            return try store.recover(db)
+            let migratedFrom = try store.createOrCheckIdentity(db)
+            var recovered = try store.recover(db)
+            recovered.migratedFrom = migratedFrom
+            return recovered
         }
         return (store, recovered)
     }
@@ -152,9 +159,9 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    /// Creates the schema and identity in an empty file; in an existing one, checks the schema version and that the
-    /// file belongs to this replica.
-    private func createOrCheckIdentity(_ db: Database) throws(StoreError) {
+    /// Creates the schema and identity in an empty file; in an existing one, checks the schema version (migrating an
+    /// older one it knows; returns that version) and that the file belongs to this replica.
+    private func createOrCheckIdentity(_ db: Database) throws(StoreError) -> Int32? {
         let version = try run("reading the schema version") { try Int32.fetchOne(db, sql: "PRAGMA user_version") }
         let expected = ReplicaStoreSchema.version
         if version == 0 {
@@ -181,10 +188,12 @@ public final class ReplicaStore: Sendable {
                     return .commit
                 }
             }
-            return
+            return nil
         }
+        var migratedFrom: Int32?
         if version == 3 {
             try migrateFrom3(db)
+            migratedFrom = version
         } else if version != expected {
             if let version, version > expected {
                 throw StoreError(
@@ -215,6 +224,7 @@ public final class ReplicaStore: Sendable {
                 message: "was created with min_balance \(storedMinBalance), but the configuration says \(minBalance); "
                     + "the minimum balance cannot change once a cluster has started")
         }
+        return migratedFrom
     }
 
     /// Schema 3 to 4, in one transaction: the new tables and columns, then the remembered transactions cut to what

@@ -157,7 +157,7 @@ struct StoreMigrationTests {
         // applied it.
         do {
             let (again, reopened) = try ReplicaStore.open(path: path, cluster: "C1", replica: "S1", minBalance: 0)
-            #expect(reopened.state == state)
+            #expect(reopened.state == state && reopened.migratedFrom == nil)
             var next = reopened.state
             let command = LedgerCommand.delivered(Self.homeCommit)
             let effects = next.apply(command, slot: 8, ballot: Self.ballot)
@@ -178,6 +178,7 @@ struct StoreMigrationTests {
         -> LedgerState
     {
         let (store, recovered) = try ReplicaStore.open(path: path, cluster: "C1", replica: "S1", minBalance: 0)
+        #expect(recovered.migratedFrom == 3)
         let state = recovered.state
         #expect(state.balances == old.state.balances && state.locks == old.state.locks)
         #expect(state.transactions.keys.sorted() == [prepared, homeCommit])
