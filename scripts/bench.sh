@@ -7,6 +7,7 @@
 # the default matrix takes about 5 minutes after the build. SCRATCH_PATH names another build folder (.build-NAME).
 # CONCURRENCY (default "1 8 64") and CROSS (default "0 0.1 1") pick the matrix. Mutual TLS is on, as configs/ ship
 # (certificates made by `shardctl certs` in the temporary folder); TLS=off runs plaintext, to measure what TLS costs.
+# BIN names a folder of prebuilt `cluster`, `client` and `shardctl` instead (an A/B of two commits built alike).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -16,11 +17,15 @@ CONCURRENCY=${CONCURRENCY:-1 8 64}
 CROSS=${CROSS:-0 0.1 1}
 TLS=${TLS:-on}
 
-echo "== release build"
-scratch=()
-if [ -n "${SCRATCH_PATH:-}" ]; then scratch=(--scratch-path "$SCRATCH_PATH"); fi
-swift build -c release "${scratch[@]}"
-bin=$(swift build -c release "${scratch[@]}" --show-bin-path)
+if [ -n "${BIN:-}" ]; then
+    bin=$(cd "$BIN" && pwd)
+else
+    echo "== release build"
+    scratch=()
+    if [ -n "${SCRATCH_PATH:-}" ]; then scratch=(--scratch-path "$SCRATCH_PATH"); fi
+    swift build -c release "${scratch[@]}"
+    bin=$(swift build -c release "${scratch[@]}" --show-bin-path)
+fi
 
 work=$(mktemp -d /tmp/ledger-bench.XXXXXX)
 cp -r configs tests-data "$work/"
