@@ -184,11 +184,11 @@ public struct ClusterClient: Sendable {
         }
     }
 
-    /// Reads what became of transaction `id` at this cluster (`TransactionStatus`, which decides nothing). An answer
-    /// of prepared or unknown that is not linearizable (a follower's, or a leader's that could not confirm it leads) is
-    /// asked again at the leader, or the next replica, until the deadline; committed, aborted and expired are final
-    /// wherever read. The last answer, which may still be a follower's (`clusterReport` says); nil when no replica
-    /// answered before the deadline.
+    /// Reads what became of transaction `id` at this cluster (`TransactionStatus`, which decides nothing). Committed,
+    /// aborted and expired are final wherever read; prepared from a follower that names a leader is asked again
+    /// there, and unknown that is not linearizable (a follower's, or a leader's that could not confirm it leads) at
+    /// the leader or the next replica, until the deadline. The last answer, which may still be a follower's
+    /// (`clusterReport` says); nil when no replica answered before the deadline.
     public func transactionStatus(
         of id: TransactionID, contact: ReplicaID, deadline: ContinuousClock.Instant
     ) async -> TransactionStatusAnswer? {
@@ -199,11 +199,39 @@ public struct ClusterClient: Sendable {
                     wire: try await api.transactionStatus(
                         Ledger_V1_TransactionStatusRequest(cluster: cluster, transaction: id), options: options)))
         } failure: { (answer: TransactionStatusAnswer?) -> RequestFailure? in
-            // An undecided report from a follower may lag: ask the leader (or, with no hint, the next replica).
-            guard let answer, answer.clusterReport == nil else { return nil }
-            return .notLeader(hint: answer.leader)
+            // An undecided report from a follower may lag: ask the leader it names. An unknown one does not speak for
+            // the cluster unless linearizable: ask the leader, or with no hint the next replica.
+            guard let answer else { return nil }
+            switch answer.report {
+            case .committed, .aborted, .expired: return nil
+            case .prepared: return answer.leader.map { .notLeader(hint: $0) }
+            case .unknown: return answer.linearizable ? nil : .notLeader(hint: answer.leader)
+            }
         } leaderHint: {
             $0?.leader
+        } forbidden: { _ in
+            nil
+        }
+        return answer ?? nil
+    }
+
+    /// What one replica of this cluster applied of each of `ids` (`TransactionStatusBatch`, no read index), in order:
+    /// the learned leader's or the contact's, else the next replica's that answers. Prepared and unknown may lag.
+    /// Nil when no replica answered before the deadline.
+    public func transactionStatusBatch(
+        of ids: [TransactionID], contact: ReplicaID, deadline: ContinuousClock.Instant
+    ) async -> [TransactionStatusAnswer]? {
+        let (answer, _) = await route(contact: contact, deadline: deadline) {
+            api, options -> [TransactionStatusAnswer]?? in
+            .some(
+                try TransactionStatusAnswer.batch(
+                    wire: try await api.transactionStatusBatch(
+                        Ledger_V1_TransactionStatusBatchRequest(cluster: cluster, transactions: ids), options: options),
+                    count: ids.count))
+        } failure: { _ in
+            nil
+        } leaderHint: {
+            $0?.first?.leader
         } forbidden: { _ in
             nil
         }

@@ -23,6 +23,7 @@ struct AccessControl: ServerInterceptor {
         Ledger_V1_Peer.Method.Stream.descriptor: .peerStream,
         Ledger_V1_Ledger.Method.Decision.descriptor: .decision,
         Ledger_V1_Ledger.Method.TransactionStatus.descriptor: .transactionStatus,
+        Ledger_V1_Ledger.Method.TransactionStatusBatch.descriptor: .transactionStatus,
         Ledger_V1_Ledger.Method.Transfer.descriptor: .command,
         Ledger_V1_Ledger.Method.Balance.descriptor: .command,
         Ledger_V1_Ledger.Method.Prepare.descriptor: .command,

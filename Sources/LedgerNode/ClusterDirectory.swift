@@ -39,6 +39,22 @@ final class ClusterDirectory: OtherClusters, Service {
         return await client.transactionStatus(of: id, contact: contact, deadline: .now + patience)?.clusterReport
     }
 
+    func finalReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]? {
+        guard let client = connections[cluster]?.client, let contact = contacts[cluster] ?? client.replicas.first else {
+            return nil
+        }
+        guard let answers = await client.transactionStatusBatch(of: ids, contact: contact, deadline: .now + patience)
+        else { return nil }
+        var reports: [TransactionID: LedgerState.Report] = [:]
+        for (id, answer) in zip(ids, answers) {
+            switch answer.report {
+            case .committed, .aborted, .expired: reports[id] = answer.report
+            case .prepared, .unknown: break
+            }
+        }
+        return reports
+    }
+
     func decision(of id: TransactionID, home: String) async -> CommandResult? {
         guard let client = connections[home]?.client, let contact = contacts[home] ?? client.replicas.first else {
             return nil

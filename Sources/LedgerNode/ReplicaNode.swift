@@ -24,9 +24,13 @@ public protocol OtherClusters: Sendable {
     /// Asks `home` to decide `id` (`Decision`, DESIGN §5.3). The home answers through its log and chooses abort when it
     /// has no decision, so the answer is final: `.committed`, or an abort. Nil when the home cluster did not answer.
     func decision(of id: TransactionID, home: String) async -> CommandResult?
-    /// What `cluster` knows of `id` (`TransactionStatus`): a final report from any replica, an undecided one only
-    /// from its leader's linearizable answer. Nil when no such answer came.
+    /// What `cluster` knows of `id` (`TransactionStatus`): committed, aborted, expired or prepared from any replica
+    /// (prepared from its leader when it names one), unknown only from its leader's linearizable answer. Nil when no
+    /// such answer came.
     func report(of id: TransactionID, at cluster: String) async -> LedgerState.Report?
+    /// The final reports (committed, aborted, expired) among what one replica of `cluster` applied of `ids`
+    /// (`TransactionStatusBatch`); the others are left out. Nil when no replica answered.
+    func finalReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]?
 }
 
 /// The replica cannot take requests: it is disconnected by the test control, or its storage failed.
@@ -82,8 +86,10 @@ public actor ReplicaNode {
     private var resolving: Set<TransactionID> = []
     /// Delivery of this cluster's commits as a home (DESIGN §3): ticks until each undelivered commit's participant
     /// is asked (again) whether it applied it, and the ones being asked now.
-    private var deliveryDue: [TransactionID: Tick] = [:]
-    private var delivering: Set<TransactionID> = []
+    /// Delivery rounds until each undelivered commit is asked about (again).
+    private var deliveryDue: [TransactionID: Int] = [:]
+    /// The participants with a delivery question in flight.
+    private var delivering: Set<String> = []
     /// The first slot each peer last asked to catch up from.
     private var catchUpFrom: [ReplicaID: Slot] = [:]
     private var ticks: UInt64 = 0
@@ -142,7 +148,7 @@ public actor ReplicaNode {
         replica.tick()
         createAccountsIfLeaderOfEmptyLedger()
         resolveTransactionsInDoubt()
-        confirmDeliveries()
+        if ticks % Self.deliveryEveryTicks == 0 { confirmDeliveries() }
         ticks += 1
         if ticks % Self.metricsTicks == 0 { metrics.observe(ledger, snapshot: store.lastSnapshotWrite) }
         schedulePump()
@@ -311,21 +317,29 @@ public actor ReplicaNode {
         }
     }
 
-    /// What this replica's applied state knows of a transaction (`TransactionStatus`). A final report (committed,
-    /// aborted, expired) is answered at once; an undecided one (prepared, unknown) is linearizable when this replica
-    /// leads and confirms it with a read index first, so that a prepare its cluster chose and a follower has not yet
-    /// applied is never reported as unknown for the cluster.
+    /// What this replica's applied state knows of a transaction (`TransactionStatus`). Every report but unknown is
+    /// answered at once: committed, aborted and expired are final, and prepared is true of the cluster (it chose the
+    /// prepare) though perhaps decided since. Unknown is linearizable when this replica leads and confirms it with a
+    /// read index first, so that a prepare its cluster chose and a follower has not yet applied is never reported as
+    /// unknown for the cluster.
     public func transactionStatus(of id: TransactionID) async -> TransactionStatusAnswer {
         var linearizable = false
-        switch ledger.report(of: id) {
-        case .committed, .aborted, .expired:
-            break
-        case .prepared, .unknown:
+        if ledger.report(of: id) == .unknown {
             linearizable = (try? await confirmCurrent()) == .some(nil)
         }
         return TransactionStatusAnswer(
             replica: me, appliedThrough: ledgerSlot, report: ledger.report(of: id), leader: otherLeader,
             linearizable: linearizable)
+    }
+
+    /// What this replica's applied state knows of each of `ids`, as it is (`TransactionStatusBatch`: no read index,
+    /// so prepared and unknown may lag; the home's delivery check acts only on final reports).
+    public func appliedStatuses(of ids: [TransactionID]) -> [TransactionStatusAnswer] {
+        ids.map {
+            TransactionStatusAnswer(
+                replica: me, appliedThrough: ledgerSlot, report: ledger.report(of: $0), leader: otherLeader,
+                linearizable: false)
+        }
     }
 
     /// What a linearizable read returns: the committed balance, or why there is none.
@@ -585,49 +599,61 @@ public actor ReplicaNode {
 
     /// The leader's side of delivery: a commit this cluster made as the home stays in its state until the other
     /// participant is seen to have applied it (it reports the transaction committed, or forgotten: it forgets only
-    /// decided transactions); then `delivered` lets the home forget it too. Asked `deliveryFirstTicks` after the
-    /// commit (the client's commit to the participant usually got there first), then every `deliveryRetryTicks`;
-    /// at most `deliveriesInFlightMax` questions at once.
+    /// decided transactions); then `delivered` lets the home forget it too. Every `deliveryEveryTicks` ticks, each
+    /// participant with no question in flight is asked, in one `TransactionStatusBatch`, about the commits due: a
+    /// commit is first due `deliveryFirstRounds` rounds after it was made (the client's commit to the participant
+    /// usually got there first), then every `deliveryRetryRounds` rounds.
     private func confirmDeliveries() {
         guard replica.role == .leader, replica.leadsWithQuorum, let otherClusters else {
             deliveryDue.removeAll()
             return
         }
         deliveryDue = deliveryDue.filter { ledger.undelivered.contains($0.key) }
-        for id in ledger.undelivered where delivering.count < Self.deliveriesInFlightMax {
-            let due = deliveryDue[id, default: Self.deliveryFirstTicks]
-            guard due <= 1 else {
-                deliveryDue[id] = due - 1
+        var batches: [String: [TransactionID]] = [:]
+        for id in ledger.undelivered {
+            let rounds = deliveryDue[id] ?? Self.deliveryFirstRounds
+            guard rounds <= 1 else {
+                deliveryDue[id] = rounds - 1
                 continue
             }
-            guard !delivering.contains(id),
-                let participant = ledger.openings[id]?.crossShard?.participants.first(where: { $0 != cluster })
+            guard let participant = ledger.openings[id]?.crossShard?.participants.first(where: { $0 != cluster }),
+                !delivering.contains(participant), batches[participant, default: []].count < Self.deliveryBatchMax
             else { continue }
-            delivering.insert(id)
-            deliveryDue[id] = Self.deliveryRetryTicks
-            Task { await self.confirmDelivery(id, at: participant, otherClusters) }
+            batches[participant, default: []].append(id)
+            deliveryDue[id] = Self.deliveryRetryRounds
+        }
+        for (participant, ids) in batches {
+            delivering.insert(participant)
+            Task { await self.confirmDeliveries(ids, at: participant, otherClusters) }
         }
     }
 
-    static let deliveryFirstTicks: Tick = 5
-    static let deliveryRetryTicks: Tick = 100
-    static let deliveriesInFlightMax = 64
+    static let deliveryEveryTicks: UInt64 = 10
+    static let deliveryFirstRounds = 2
+    static let deliveryRetryRounds = 10
+    static let deliveryBatchMax = WireLimits.commandsPerBatchMax
 
-    private func confirmDelivery(_ id: TransactionID, at participant: String, _ otherClusters: any OtherClusters)
+    private func confirmDeliveries(_ ids: [TransactionID], at participant: String, _ otherClusters: any OtherClusters)
         async
     {
-        defer { delivering.remove(id) }
-        switch await otherClusters.report(of: id, at: participant) {
-        case .committed?, .expired?:
-            _ = try? await submit(.delivered(id))
-        case .aborted?:
-            logger.error(
-                "a participant aborted a transaction its home committed",
-                metadata: ["transaction": "\(id)", "participant": "\(participant)"])
-        case .prepared?, .unknown?, nil:
-            // Not applied there yet (its recovery asks this home), or a replica that lags: ask again later.
-            break
+        defer { delivering.remove(participant) }
+        // No answer: every one of them is asked again later.
+        guard let reports = await otherClusters.finalReports(of: ids, at: participant) else { return }
+        var delivered: [LedgerCommand] = []
+        for id in ids {
+            switch reports[id] {
+            case .committed?, .expired?:
+                delivered.append(.delivered(id))
+            case .aborted?:
+                logger.error(
+                    "a participant aborted a transaction its home committed",
+                    metadata: ["transaction": "\(id)", "participant": "\(participant)"])
+            case .prepared?, .unknown?, nil:
+                // Not applied there yet (its recovery asks this home), or a replica that lags: asked again later.
+                break
+            }
         }
+        _ = await propose(delivered)
     }
 
     private func resolve(_ id: TransactionID, home: String) async {

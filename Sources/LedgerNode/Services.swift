@@ -88,6 +88,15 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         return Ledger_V1_TransactionStatusReply(await node.transactionStatus(of: id))
     }
 
+    /// What this replica's applied state knows of many transactions, as it is (no read index); decides nothing.
+    func transactionStatusBatch(request: Ledger_V1_TransactionStatusBatchRequest, context: ServerContext) async throws
+        -> Ledger_V1_TransactionStatusBatchReply
+    {
+        try checkCluster(request.cluster, replica: request.replica)
+        let ids = try decoded { () throws(WireError) in try TransactionID.batch(wire: request) }
+        return Ledger_V1_TransactionStatusBatchReply(await node.appliedStatuses(of: ids))
+    }
+
     /// Many commands in one call, each answered as its own call would be: they reach the log together (one `Ready`,
     /// one slot when this replica leads) and are answered in order. A replica that refuses calls (disconnected,
     /// stopped) refuses the whole batch.

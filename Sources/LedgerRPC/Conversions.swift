@@ -525,6 +525,15 @@ extension Ledger_V1_TransactionStatusRequest {
     }
 }
 
+extension Ledger_V1_TransactionStatusBatchRequest {
+    public init(cluster: String, replica: String = "", transactions: [TransactionID]) {
+        self.init()
+        self.cluster = cluster
+        self.replica = replica
+        self.transactions = transactions.map(Ledger_V1_TransactionId.init)
+    }
+}
+
 extension Ledger_V1_CommitRequest {
     public init(cluster: String, transaction: TransactionID) {
         self.init()
@@ -609,5 +618,17 @@ extension TransactionID {
     /// The transaction a `TransactionStatus` call asks about.
     public init(wire: Ledger_V1_TransactionStatusRequest) throws(WireError) {
         self = try TransactionID.required(wire: wire.transaction, isPresent: wire.hasTransaction, field: "transaction")
+    }
+
+    /// The transactions a `TransactionStatusBatch` call asks about: at least one, at most
+    /// `WireLimits.commandsPerBatchMax`.
+    public static func batch(wire: Ledger_V1_TransactionStatusBatchRequest) throws(WireError) -> [TransactionID] {
+        guard !wire.transactions.isEmpty else {
+            throw WireError(field: "transactions", "is empty; a batch asks about a transaction")
+        }
+        return try decodeEach(
+            wire.transactions, field: "transactions", atMost: WireLimits.commandsPerBatchMax,
+            limitName: "commandsPerBatchMax"
+        ) { (transaction) throws(WireError) in try TransactionID(wire: transaction) }
     }
 }

@@ -341,7 +341,7 @@ public struct TransactionStatusAnswer: Hashable, Sendable {
     /// The leader the replica knows of, when it is another replica.
     public var leader: ReplicaID?
     /// The state includes every command chosen before the question arrived: the leader answered after a majority
-    /// confirmed it still leads. A `prepared` or `unknown` report speaks for the cluster only then.
+    /// confirmed it still leads. An `unknown` report speaks for the cluster only then.
     public var linearizable: Bool
 
     public init(
@@ -354,13 +354,11 @@ public struct TransactionStatusAnswer: Hashable, Sendable {
         self.linearizable = linearizable
     }
 
-    /// The report, when it speaks for the whole cluster: a final one from any replica, an undecided one only from a
+    /// The report, when it speaks for the whole cluster: committed, aborted and expired are final, and prepared is
+    /// true of the cluster (it chose the prepare; it may have decided since), from any replica; unknown only from a
     /// linearizable answer (a follower may not have applied a prepare its cluster chose).
     public var clusterReport: LedgerState.Report? {
-        switch report {
-        case .committed, .aborted, .expired: return report
-        case .prepared, .unknown: return linearizable ? report : nil
-        }
+        report == .unknown && !linearizable ? nil : report
     }
 }
 
@@ -416,5 +414,26 @@ extension TransactionStatusAnswer {
         self.init(
             replica: replica, appliedThrough: wire.appliedThrough, report: report, leader: leader,
             linearizable: wire.linearizable)
+    }
+}
+
+extension Ledger_V1_TransactionStatusBatchReply {
+    public init(_ answers: [TransactionStatusAnswer]) {
+        self.init()
+        statuses = answers.map(Ledger_V1_TransactionStatusReply.init)
+    }
+}
+
+extension TransactionStatusAnswer {
+    /// Reads the reply of `TransactionStatusBatch` to `count` transactions: one valid status each, in order.
+    public static func batch(wire: Ledger_V1_TransactionStatusBatchReply, count: Int) throws(WireError)
+        -> [TransactionStatusAnswer]
+    {
+        guard wire.statuses.count == count else {
+            throw WireError(field: "statuses", "holds \(wire.statuses.count) statuses for \(count) transactions")
+        }
+        return try decodeEach(
+            wire.statuses, field: "statuses", atMost: WireLimits.commandsPerBatchMax, limitName: "commandsPerBatchMax"
+        ) { (status) throws(WireError) in try TransactionStatusAnswer(wire: status) }
     }
 }

@@ -209,6 +209,44 @@ import Testing
         }
     }
 
+    /// `TransactionStatusBatch` answers each transaction in order from the replica's applied state; an empty or
+    /// oversized batch, or an invalid id, is refused as a whole with the field named.
+    @Test func aStatusBatchIsAnsweredInOrderAndMalformedOnesAreRefused() async throws {
+        try await Self.withService { ledger, _ in
+            _ = try await ledger.transfer(
+                Ledger_V1_TransferRequest(
+                    cluster: "C1", transaction: Self.t1, from: AccountID(1), to: AccountID(2), amount: Amount(11)))
+            let committed = TransactionID(client: 9, sequence: 2)
+            _ = try await ledger.transfer(
+                Ledger_V1_TransferRequest(
+                    cluster: "C1", transaction: committed, from: AccountID(1), to: AccountID(2), amount: Amount(1)))
+            let ids = [committed, TransactionID(client: 9, sequence: 3), Self.t1]
+            let reply = try await ledger.transactionStatusBatch(
+                Ledger_V1_TransactionStatusBatchRequest(cluster: "C1", transactions: ids))
+            let answers = try TransactionStatusAnswer.batch(wire: reply, count: ids.count)
+            #expect(
+                answers.map(\.report) == [
+                    .committed, .unknown, .aborted(.insufficientFunds(AccountID(1), balance: 10)),
+                ])
+            #expect(answers.allSatisfy { $0.replica == ReplicaID(1) && !$0.linearizable })
+
+            for bad in [[], Array(repeating: committed, count: WireLimits.commandsPerBatchMax + 1)] {
+                await #expect {
+                    _ = try await ledger.transactionStatusBatch(
+                        Ledger_V1_TransactionStatusBatchRequest(cluster: "C1", transactions: bad))
+                } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+            }
+            var invalid = Ledger_V1_TransactionStatusBatchRequest(cluster: "C1", transactions: [committed])
+            invalid.transactions[0].sequence = 1 << 62
+            await #expect {
+                _ = try await ledger.transactionStatusBatch(invalid)
+            } throws: { error in
+                let error = error as? RPCError
+                return error?.code == .invalidArgument && error?.message.contains("transactions[0].sequence") == true
+            }
+        }
+    }
+
     @Test func aStreamAnswersBatchesInOrderUntilOneIsRefused() async throws {
         try await Self.withService { ledger, _ in
             func transfer(_ sequence: UInt64, from: UInt64 = 1, amount: Int64) -> LedgerCommand {

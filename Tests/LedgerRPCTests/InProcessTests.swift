@@ -54,6 +54,12 @@ struct StatusOnlyLedger: Ledger_V1_Ledger.SimpleServiceProtocol {
         throw Self.unimplemented
     }
 
+    func transactionStatusBatch(request: Ledger_V1_TransactionStatusBatchRequest, context: ServerContext) async throws
+        -> Ledger_V1_TransactionStatusBatchReply
+    {
+        throw Self.unimplemented
+    }
+
     func submitBatch(request: Ledger_V1_CommandBatchRequest, context: ServerContext) async throws
         -> Ledger_V1_CommandBatchReply
     {

@@ -111,6 +111,19 @@ public enum Ledger_V1_Ledger: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "TransactionStatusBatch" metadata.
+        public enum TransactionStatusBatch: Sendable {
+            /// Request type for "TransactionStatusBatch".
+            public typealias Input = Ledger_V1_TransactionStatusBatchRequest
+            /// Response type for "TransactionStatusBatch".
+            public typealias Output = Ledger_V1_TransactionStatusBatchReply
+            /// Descriptor for "TransactionStatusBatch".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ledger.v1.Ledger"),
+                method: "TransactionStatusBatch",
+                type: .unary
+            )
+        }
         /// Namespace for "Decision" metadata.
         public enum Decision: Sendable {
             /// Request type for "Decision".
@@ -236,6 +249,7 @@ public enum Ledger_V1_Ledger: Sendable {
             Commit.descriptor,
             Abort.descriptor,
             TransactionStatus.descriptor,
+            TransactionStatusBatch.descriptor,
             Decision.descriptor,
             SubmitBatch.descriptor,
             SubmitStream.descriptor,
@@ -365,8 +379,9 @@ extension Ledger_V1_Ledger {
         /// > Source IDL Documentation:
         /// >
         /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
-        /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
-        /// > may be stale on a lagging replica. Any client may call it.
+        /// > (undecided here, with the terms it prepared), UNKNOWN or EXPIRED. COMMITTED, ABORTED and EXPIRED are final;
+        /// > PREPARED is true of the cluster (it chose the prepare) but may have been decided since: the leader knows;
+        /// > UNKNOWN speaks for the cluster only when the reply is `linearizable`. Any client may call it.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Ledger_V1_TransactionStatusRequest` messages.
@@ -379,6 +394,26 @@ extension Ledger_V1_Ledger {
             request: GRPCCore.StreamingServerRequest<Ledger_V1_TransactionStatusRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_TransactionStatusReply>
+
+        /// Handle the "TransactionStatusBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
+        /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
+        /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ledger_V1_TransactionStatusBatchRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ledger_V1_TransactionStatusBatchReply` messages.
+        func transactionStatusBatch(
+            request: GRPCCore.StreamingServerRequest<Ledger_V1_TransactionStatusBatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_TransactionStatusBatchReply>
 
         /// Handle the "Decision" method.
         ///
@@ -653,8 +688,9 @@ extension Ledger_V1_Ledger {
         /// > Source IDL Documentation:
         /// >
         /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
-        /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
-        /// > may be stale on a lagging replica. Any client may call it.
+        /// > (undecided here, with the terms it prepared), UNKNOWN or EXPIRED. COMMITTED, ABORTED and EXPIRED are final;
+        /// > PREPARED is true of the cluster (it chose the prepare) but may have been decided since: the leader knows;
+        /// > UNKNOWN speaks for the cluster only when the reply is `linearizable`. Any client may call it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Ledger_V1_TransactionStatusRequest` message.
@@ -667,6 +703,26 @@ extension Ledger_V1_Ledger {
             request: GRPCCore.ServerRequest<Ledger_V1_TransactionStatusRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Ledger_V1_TransactionStatusReply>
+
+        /// Handle the "TransactionStatusBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
+        /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
+        /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_TransactionStatusBatchRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Ledger_V1_TransactionStatusBatchReply` message.
+        func transactionStatusBatch(
+            request: GRPCCore.ServerRequest<Ledger_V1_TransactionStatusBatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Ledger_V1_TransactionStatusBatchReply>
 
         /// Handle the "Decision" method.
         ///
@@ -939,8 +995,9 @@ extension Ledger_V1_Ledger {
         /// > Source IDL Documentation:
         /// >
         /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
-        /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
-        /// > may be stale on a lagging replica. Any client may call it.
+        /// > (undecided here, with the terms it prepared), UNKNOWN or EXPIRED. COMMITTED, ABORTED and EXPIRED are final;
+        /// > PREPARED is true of the cluster (it chose the prepare) but may have been decided since: the leader knows;
+        /// > UNKNOWN speaks for the cluster only when the reply is `linearizable`. Any client may call it.
         ///
         /// - Parameters:
         ///   - request: A `Ledger_V1_TransactionStatusRequest` message.
@@ -953,6 +1010,26 @@ extension Ledger_V1_Ledger {
             request: Ledger_V1_TransactionStatusRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Ledger_V1_TransactionStatusReply
+
+        /// Handle the "TransactionStatusBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
+        /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
+        /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+        ///
+        /// - Parameters:
+        ///   - request: A `Ledger_V1_TransactionStatusBatchRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Ledger_V1_TransactionStatusBatchReply` to respond with.
+        func transactionStatusBatch(
+            request: Ledger_V1_TransactionStatusBatchRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Ledger_V1_TransactionStatusBatchReply
 
         /// Handle the "Decision" method.
         ///
@@ -1198,6 +1275,17 @@ extension Ledger_V1_Ledger.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Ledger_V1_Ledger.Method.TransactionStatusBatch.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_TransactionStatusBatchRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_TransactionStatusBatchReply>(),
+            handler: { request, context in
+                try await self.transactionStatusBatch(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Ledger_V1_Ledger.Method.Decision.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_DecisionRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_CommandReply>(),
@@ -1368,6 +1456,17 @@ extension Ledger_V1_Ledger.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
+    public func transactionStatusBatch(
+        request: GRPCCore.StreamingServerRequest<Ledger_V1_TransactionStatusBatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_TransactionStatusBatchReply> {
+        let response = try await self.transactionStatusBatch(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
     public func decision(
         request: GRPCCore.StreamingServerRequest<Ledger_V1_DecisionRequest>,
         context: GRPCCore.ServerContext
@@ -1531,6 +1630,19 @@ extension Ledger_V1_Ledger.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Ledger_V1_TransactionStatusReply> {
         return GRPCCore.ServerResponse<Ledger_V1_TransactionStatusReply>(
             message: try await self.transactionStatus(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func transactionStatusBatch(
+        request: GRPCCore.ServerRequest<Ledger_V1_TransactionStatusBatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Ledger_V1_TransactionStatusBatchReply> {
+        return GRPCCore.ServerResponse<Ledger_V1_TransactionStatusBatchReply>(
+            message: try await self.transactionStatusBatch(
                 request: request.message,
                 context: context
             ),
@@ -1788,8 +1900,9 @@ extension Ledger_V1_Ledger {
         /// > Source IDL Documentation:
         /// >
         /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
-        /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
-        /// > may be stale on a lagging replica. Any client may call it.
+        /// > (undecided here, with the terms it prepared), UNKNOWN or EXPIRED. COMMITTED, ABORTED and EXPIRED are final;
+        /// > PREPARED is true of the cluster (it chose the prepare) but may have been decided since: the leader knows;
+        /// > UNKNOWN speaks for the cluster only when the reply is `linearizable`. Any client may call it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Ledger_V1_TransactionStatusRequest` message.
@@ -1806,6 +1919,31 @@ extension Ledger_V1_Ledger {
             deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_TransactionStatusReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_TransactionStatusReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "TransactionStatusBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
+        /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
+        /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_TransactionStatusBatchRequest` message.
+        ///   - serializer: A serializer for `Ledger_V1_TransactionStatusBatchRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_TransactionStatusBatchReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func transactionStatusBatch<Result>(
+            request: GRPCCore.ClientRequest<Ledger_V1_TransactionStatusBatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_TransactionStatusBatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_TransactionStatusBatchReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_TransactionStatusBatchReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "Decision" method.
@@ -2214,8 +2352,9 @@ extension Ledger_V1_Ledger {
         /// > Source IDL Documentation:
         /// >
         /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
-        /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
-        /// > may be stale on a lagging replica. Any client may call it.
+        /// > (undecided here, with the terms it prepared), UNKNOWN or EXPIRED. COMMITTED, ABORTED and EXPIRED are final;
+        /// > PREPARED is true of the cluster (it chose the prepare) but may have been decided since: the leader knows;
+        /// > UNKNOWN speaks for the cluster only when the reply is `linearizable`. Any client may call it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Ledger_V1_TransactionStatusRequest` message.
@@ -2238,6 +2377,42 @@ extension Ledger_V1_Ledger {
             try await self.client.unary(
                 request: request,
                 descriptor: Ledger_V1_Ledger.Method.TransactionStatus.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "TransactionStatusBatch" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
+        /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
+        /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_TransactionStatusBatchRequest` message.
+        ///   - serializer: A serializer for `Ledger_V1_TransactionStatusBatchRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_TransactionStatusBatchReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func transactionStatusBatch<Result>(
+            request: GRPCCore.ClientRequest<Ledger_V1_TransactionStatusBatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_TransactionStatusBatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_TransactionStatusBatchReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_TransactionStatusBatchReply>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Ledger_V1_Ledger.Method.TransactionStatusBatch.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2704,8 +2879,9 @@ extension Ledger_V1_Ledger.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
-    /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
-    /// > may be stale on a lagging replica. Any client may call it.
+    /// > (undecided here, with the terms it prepared), UNKNOWN or EXPIRED. COMMITTED, ABORTED and EXPIRED are final;
+    /// > PREPARED is true of the cluster (it chose the prepare) but may have been decided since: the leader knows;
+    /// > UNKNOWN speaks for the cluster only when the reply is `linearizable`. Any client may call it.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Ledger_V1_TransactionStatusRequest` message.
@@ -2725,6 +2901,37 @@ extension Ledger_V1_Ledger.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_TransactionStatusRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_TransactionStatusReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "TransactionStatusBatch" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
+    /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
+    /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Ledger_V1_TransactionStatusBatchRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func transactionStatusBatch<Result>(
+        request: GRPCCore.ClientRequest<Ledger_V1_TransactionStatusBatchRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_TransactionStatusBatchReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.transactionStatusBatch(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_TransactionStatusBatchRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_TransactionStatusBatchReply>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3163,8 +3370,9 @@ extension Ledger_V1_Ledger.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > What became of a transaction at this cluster, read-only, from the replica asked: COMMITTED, ABORTED, PREPARED
-    /// > (undecided here, with the terms it prepared) or UNKNOWN. COMMITTED and ABORTED are final; PREPARED and UNKNOWN
-    /// > may be stale on a lagging replica. Any client may call it.
+    /// > (undecided here, with the terms it prepared), UNKNOWN or EXPIRED. COMMITTED, ABORTED and EXPIRED are final;
+    /// > PREPARED is true of the cluster (it chose the prepare) but may have been decided since: the leader knows;
+    /// > UNKNOWN speaks for the cluster only when the reply is `linearizable`. Any client may call it.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -3187,6 +3395,41 @@ extension Ledger_V1_Ledger.ClientProtocol {
             metadata: metadata
         )
         return try await self.transactionStatus(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "TransactionStatusBatch" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
+    /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
+    /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func transactionStatusBatch<Result>(
+        _ message: Ledger_V1_TransactionStatusBatchRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_TransactionStatusBatchReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Ledger_V1_TransactionStatusBatchRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.transactionStatusBatch(
             request: request,
             options: options,
             onResponse: handleResponse

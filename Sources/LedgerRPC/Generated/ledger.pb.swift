@@ -1377,6 +1377,36 @@ public nonisolated struct Ledger_V1_TransactionStatusRequest: Sendable {
   fileprivate var _transaction: Ledger_V1_TransactionId? = nil
 }
 
+public nonisolated struct Ledger_V1_TransactionStatusBatchRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The cluster asked, and optionally one replica of it ("S<n>"; empty: any).
+  public var cluster: String = String()
+
+  public var replica: String = String()
+
+  public var transactions: [Ledger_V1_TransactionId] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ledger_V1_TransactionStatusBatchReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// One per transaction asked, in order.
+  public var statuses: [Ledger_V1_TransactionStatusReply] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Ledger_V1_TransactionStatusReply: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1429,9 +1459,9 @@ public nonisolated struct Ledger_V1_TransactionStatusReply: @unchecked Sendable 
     set {_uniqueStorage()._leaderHint = newValue}
   }
 
-  /// The state includes every command chosen before the question arrived: the leader answered after a majority
-  /// confirmed it still leads (as a balance read). Only such an answer says PREPARED or UNKNOWN for the cluster; a
-  /// follower's may lag (COMMITTED, ABORTED and EXPIRED are final from any replica).
+  /// With UNKNOWN: the state includes every command chosen before the question arrived (the leader answered after a
+  /// majority confirmed it still leads, as for a balance read). Only such an UNKNOWN speaks for the cluster; a
+  /// follower's may lag behind a prepare its cluster chose.
   public var linearizable: Bool {
     get {_storage._linearizable}
     set {_uniqueStorage()._linearizable = newValue}
@@ -3970,6 +4000,76 @@ nonisolated extension Ledger_V1_TransactionStatusRequest: SwiftProtobuf.Message,
     if lhs.cluster != rhs.cluster {return false}
     if lhs.replica != rhs.replica {return false}
     if lhs._transaction != rhs._transaction {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_TransactionStatusBatchRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TransactionStatusBatchRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}replica\0\u{1}transactions\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.replica) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.transactions) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cluster.isEmpty {
+      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 1)
+    }
+    if !self.replica.isEmpty {
+      try visitor.visitSingularStringField(value: self.replica, fieldNumber: 2)
+    }
+    if !self.transactions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.transactions, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_TransactionStatusBatchRequest, rhs: Ledger_V1_TransactionStatusBatchRequest) -> Bool {
+    if lhs.cluster != rhs.cluster {return false}
+    if lhs.replica != rhs.replica {return false}
+    if lhs.transactions != rhs.transactions {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_TransactionStatusBatchReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TransactionStatusBatchReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}statuses\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.statuses) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.statuses.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.statuses, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_TransactionStatusBatchReply, rhs: Ledger_V1_TransactionStatusBatchReply) -> Bool {
+    if lhs.statuses != rhs.statuses {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
