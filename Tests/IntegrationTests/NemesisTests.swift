@@ -32,8 +32,8 @@ struct NemesisTests {
             + "logs in \(deployment.directory.path)"
         #expect(report.violations.isEmpty, "\(report.violations.count) violations; \(replay)")
         #expect(report.committed > 0, "no transfer committed: the workload did not run")
-        #expect(report.faults.count >= 3, "the nemesis injected \(report.faults.count) faults")
-        #expect(report.coordinatorDeaths > 0, "no coordinator died mid-transaction")
+        #expect(report.faults.count >= RunEnd.faultsMin, "the nemesis injected \(report.faults.count) faults")
+        #expect(report.coordinatorDeaths >= RunEnd.deathsMin, "no coordinator died mid-transaction")
     }
 }
 
@@ -112,6 +112,31 @@ struct NemesisReport {
     }
 }
 
+/// When a nemesis run ends: once its duration passed and it did what the test checks it did (3 faults, a coordinator
+/// death), and at 4 times its duration in any case. A slow machine gets a longer run, not a run that tested less.
+final class RunEnd: Sendable {
+    private let started = ContinuousClock.now
+    private let duration: Duration
+    private let done = Mutex((faults: 0, deaths: 0))
+
+    static let faultsMin = 3
+    static let deathsMin = 1
+
+    init(duration: Duration) {
+        self.duration = duration
+    }
+
+    var isOver: Bool {
+        let elapsed = ContinuousClock.now - started
+        let (faults, deaths) = done.withLock { ($0.faults, $0.deaths) }
+        return elapsed >= duration * 4
+            || (elapsed >= duration && faults >= Self.faultsMin && deaths >= Self.deathsMin)
+    }
+
+    func faultInjected() { done.withLock { $0.faults += 1 } }
+    func coordinatorDied() { done.withLock { $0.deaths += 1 } }
+}
+
 /// One nemesis run over a started deployment.
 struct NemesisRun {
     let deployment: TestDeployment
@@ -132,14 +157,14 @@ struct NemesisRun {
         try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
             connection in
             try await deployment.waitUntilServing(connection)
-            let end = ContinuousClock.now + duration
+            let end = RunEnd(duration: duration)
             // The workload and the nemesis run side by side until `end`.
             // Each task returns the faults it injected and the coordinators it let die.
             let (faults, deaths) = try await withThrowingTaskGroup(of: ([String], Int).self) { group in
                 for client in 0..<transferClients {
                     group.addTask {
                         var random = SeededRandom(seed: seed &* 1_000 &+ UInt64(client))
-                        while ContinuousClock.now < end {
+                        while !end.isOver {
                             let from = accounts[Int(random.next() % UInt64(accounts.count))]
                             var to = accounts[Int(random.next() % UInt64(accounts.count))]
                             if to == from { to = accounts[(Int(to.value) % accounts.count)] }
@@ -157,7 +182,7 @@ struct NemesisRun {
                 for client in 0..<readClients {
                     group.addTask {
                         var random = SeededRandom(seed: seed &* 1_000 &+ 500 &+ UInt64(client))
-                        while ContinuousClock.now < end {
+                        while !end.isOver {
                             let account = accounts[Int(random.next() % UInt64(accounts.count))]
                             let start = ContinuousClock.now
                             let value = try? await connection.balance(of: account).get()
@@ -171,7 +196,7 @@ struct NemesisRun {
                     group.addTask {
                         var random = SeededRandom(seed: seed &* 1_000 &+ 700 &+ UInt64(client))
                         var deaths = 0
-                        while ContinuousClock.now < end {
+                        while !end.isOver {
                             try await Task.sleep(for: .milliseconds(200 + Int64(random.next() % 500)))
                             let from = accounts[Int(random.next() % UInt64(accounts.count))]
                             let others = accounts.filter {
@@ -183,7 +208,10 @@ struct NemesisRun {
                             let transfer = try Transfer(from: from, to: to, amount: Amount(1))
                             let start = ContinuousClock.now
                             let (outcome, id, died) = await Self.dyingTransfer(transfer, death, connection)
-                            if died { deaths += 1 }
+                            if died {
+                                deaths += 1
+                                end.coordinatorDied()
+                            }
                             let entry = HistoryEntry(
                                 start: start, end: .now, kind: .transfer(transfer, id: id, outcome: outcome))
                             history.append(entry)
@@ -256,13 +284,13 @@ struct Nemesis {
     let security: ConnectionSecurity
     let seed: UInt64
 
-    func run(until end: ContinuousClock.Instant) async throws -> [String] {
+    func run(until end: RunEnd) async throws -> [String] {
         var random = SeededRandom(seed: seed)
         var injected: [String] = []
         try await ClusterClientPool.with(deployment: deployment, security: security) { clusters in
-            while ContinuousClock.now < end {
+            while !end.isOver {
                 try await Task.sleep(for: .milliseconds(300 + Int64(random.next() % 1_200)))
-                guard ContinuousClock.now < end else { break }
+                guard !end.isOver else { break }
                 let name = deployment.clusterNames[Int(random.next() % UInt64(deployment.clusterNames.count))]
                 let cluster = clusters[name]!
                 let fault = Fault.allCases[Int(random.next() % UInt64(Fault.allCases.count))]
@@ -329,6 +357,7 @@ struct Nemesis {
                 }
                 let target = fault == .flakyLinks ? name : "\(victim) of \(name)"
                 injected.append("\(fault.rawValue): \(target) for \(hold)\(detail)")
+                end.faultInjected()
             }
         }
         return injected
