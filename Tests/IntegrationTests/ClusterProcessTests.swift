@@ -34,7 +34,7 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(3))) func leaderKilledMidLoadThenRestartedReplicaCatchesUp() async throws {
+    @Test(.timeLimit(.minutes(5))) func leaderKilledMidLoadThenRestartedReplicaCatchesUp() async throws {
         try await withCluster { cluster, client, firstLeader in
 
             // Load, with the leader killed a third of the way through.
@@ -138,7 +138,7 @@ import Testing
     /// them, so a replica that waited for them would never stop. It answers what it can, ends every stream and
     /// exits cleanly; the transfers it did not answer go to the others, so each ends committed or rejected and no
     /// money is lost. Restarted, it catches up with the others.
-    @Test(.timeLimit(.minutes(3))) func leaderStoppedMidLoadEndsItsStreamsAndExits() async throws {
+    @Test(.timeLimit(.minutes(5))) func leaderStoppedMidLoadEndsItsStreamsAndExits() async throws {
         try await withCluster { cluster, client, leader in
             let progress = Counter()
             var exit: (reason: Process.TerminationReason, status: Int32)?

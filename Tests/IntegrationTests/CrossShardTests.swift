@@ -19,7 +19,7 @@ extension ClusterProcessTests {
     /// shards.csv), compared outcome by outcome with `ReferenceLedger`; then the replicas are started again from
     /// their files and every account the file names must hold the model's balance on every replica, with total money
     /// unchanged.
-    @Test(.timeLimit(.minutes(4))) func shippedTestSetsMatchTheSequentialModel() async throws {
+    @Test(.timeLimit(.minutes(6))) func shippedTestSetsMatchTheSequentialModel() async throws {
         let deployment = try TestDeployment(clusters: 3, accountsPerCluster: 1000)
         defer { deployment.stopAll() }
         try FileManager.default.removeItem(atPath: try deployment.deployment().catalogPath)
@@ -70,7 +70,7 @@ extension ClusterProcessTests {
 
     /// The same file with each set's transfers issued at once: outcomes may differ from the sequential order
     /// (locks), but money is conserved, every replica of a cluster holds the same balances and no lock is left.
-    @Test(.timeLimit(.minutes(4))) func concurrentTestSetsConserveMoney() async throws {
+    @Test(.timeLimit(.minutes(6))) func concurrentTestSetsConserveMoney() async throws {
         try await TestDeployment.withRunning(clusters: 3, accountsPerCluster: 1000, consensusTimeout: "1500ms") {
             deployment, connection in
             let run = try runClient(
@@ -91,7 +91,7 @@ extension ClusterProcessTests {
     /// A coordinator that dies after collecting the votes leaves no lock once the in-doubt timeout passes: the
     /// transaction is aborted everywhere and a late commit is refused. One that dies after the home cluster chose
     /// commit still commits everywhere.
-    @Test(.timeLimit(.minutes(3))) func deadCoordinatorsLeaveNoTransactionInDoubt() async throws {
+    @Test(.timeLimit(.minutes(5))) func deadCoordinatorsLeaveNoTransactionInDoubt() async throws {
         try await TestDeployment.withRunning(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms") {
             deployment, connection in
 
@@ -133,7 +133,7 @@ extension ClusterProcessTests {
 
     /// The leader of a participant cluster is killed between prepare and commit: the transaction still completes
     /// on every participant, and the killed replica, restarted, agrees.
-    @Test(.timeLimit(.minutes(3))) func participantLeaderKilledBetweenPrepareAndCommit() async throws {
+    @Test(.timeLimit(.minutes(5))) func participantLeaderKilledBetweenPrepareAndCommit() async throws {
         try await TestDeployment.withRunning(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms") {
             deployment, connection in
             let id = connection.nextTransaction()
@@ -357,7 +357,7 @@ extension TestDeployment {
 extension ClusterProcessTests {
     /// A client whose catalog is stale is told the owner by `wrongShard`, routes there and completes the transfer;
     /// the script commands print what the README promises, with its exit codes.
-    @Test(.timeLimit(.minutes(3))) func staleRoutingAndScriptCommands() async throws {
+    @Test(.timeLimit(.minutes(5))) func staleRoutingAndScriptCommands() async throws {
         let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms")
         defer { deployment.stopAll() }
         try deployment.startAll()
@@ -410,7 +410,7 @@ extension ClusterProcessTests {
 extension ClusterProcessTests {
     /// A short `client bench` run: it commits transfers of both kinds, reports latencies, and its audit finds the
     /// total unchanged. (Figures are not judged here: benchmarks are not timed tests.)
-    @Test(.timeLimit(.minutes(4))) func benchSmokeRun() async throws {
+    @Test(.timeLimit(.minutes(6))) func benchSmokeRun() async throws {
         let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 50, consensusTimeout: "1000ms")
         defer { deployment.stopAll() }
         try deployment.startAll()

@@ -33,8 +33,9 @@ extension Trait where Self == MachineShare {
     static var needsMachineAlone: Self { MachineShare(alone: true) }
 }
 
-/// A readers-writer gate that favours sharers: a test that needs the machine alone waits until no sharer runs (in a
-/// parallel run, often until the end), so a sharer waits at most one such test and keeps its own time limit.
+/// A readers-writer gate that favours sharers: a test that needs the machine alone waits until no sharer runs (at the
+/// start of a run, or between two tests of the last serialized suite), so a sharer waits at most one such test. A
+/// test's time limit counts that wait: every sharer's limit allows about 2 minutes of it beside its own run.
 actor MachineGate {
     static let shared = MachineGate()
 

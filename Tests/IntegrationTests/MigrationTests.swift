@@ -11,7 +11,7 @@ extension ClusterProcessTests {
     /// `make.sh`): each file migrates in place and says so in its log; the balances and the history of the old run
     /// are all there, the same on every replica; a retry of an old transfer is answered expired, not applied again;
     /// the homes' old cross-shard commits are confirmed delivered; and new transfers commit.
-    @Test(.timeLimit(.minutes(3))) func replicasStartOnTheFilesOfStoreSchema3() async throws {
+    @Test(.timeLimit(.minutes(5))) func replicasStartOnTheFilesOfStoreSchema3() async throws {
         let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, tls: false, metrics: true)
         defer { deployment.stopAll() }
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

@@ -9,11 +9,11 @@ import Testing
 /// serving: it answers its status, and the cluster commits a transfer afterwards.
 @Suite("Raw frames", .serialized, .sharesMachine)
 struct RawFrameTests {
-    @Test(.timeLimit(.minutes(3))) func plaintextPortSurvivesMalformedHTTP2AndGRPCFrames() async throws {
+    @Test(.timeLimit(.minutes(5))) func plaintextPortSurvivesMalformedHTTP2AndGRPCFrames() async throws {
         try await attack(tls: false, with: Attack.http2)
     }
 
-    @Test(.timeLimit(.minutes(3))) func tlsPortSurvivesGarbageAndBrokenHandshakes() async throws {
+    @Test(.timeLimit(.minutes(5))) func tlsPortSurvivesGarbageAndBrokenHandshakes() async throws {
         try await attack(tls: true, with: Attack.tls)
     }
 

@@ -14,7 +14,7 @@ extension ClusterProcessTests {
     /// Four clients keep transferring between all accounts while ten accounts move to the other cluster and five of
     /// them move back: every move completes, transfers that met a move were applied before it or routed after it,
     /// and nothing is lost.
-    @Test(.timeLimit(.minutes(4))) func movesRaceTransfersWithoutLosingMoney() async throws {
+    @Test(.timeLimit(.minutes(6))) func movesRaceTransfersWithoutLosingMoney() async throws {
         try await TestDeployment.withRunning(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms") {
             deployment, connection in
             let movesDone = Flag()
@@ -71,7 +71,7 @@ extension ClusterProcessTests {
     /// A move whose client dies with both votes in hand is aborted by the source's recovery (the account stays,
     /// a late commit is refused); one whose client dies right after the source committed is finished by the
     /// target's recovery; one whose source leader is killed after its vote completes on the new leader.
-    @Test(.timeLimit(.minutes(4))) func aMoveSurvivesItsClientAndLeaders() async throws {
+    @Test(.timeLimit(.minutes(6))) func aMoveSurvivesItsClientAndLeaders() async throws {
         try await TestDeployment.withRunning(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms") {
             deployment, connection in
             let participants = ["C1", "C2"]
@@ -189,7 +189,7 @@ extension ClusterProcessTests {
     /// The whole path a user takes: a workload whose accounts transact in triples spread over three clusters is
     /// replayed, `shardctl rebalance` plans from the clusters' committed history, `client rebalance` applies the plan
     /// while another client keeps transferring, and the same workload replayed again is (nearly) all intra-shard.
-    @Test(.timeLimit(.minutes(5))) func planAndApplyOnlineCutsCrossShardTraffic() async throws {
+    @Test(.timeLimit(.minutes(7))) func planAndApplyOnlineCutsCrossShardTraffic() async throws {
         let deployment = try TestDeployment(clusters: 3, accountsPerCluster: 30, consensusTimeout: "1000ms")
         defer { deployment.stopAll() }
         try deployment.startAll()

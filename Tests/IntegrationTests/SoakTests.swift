@@ -16,7 +16,7 @@ import Testing
         var sessions: Int
     }
 
-    /// Short enough that a test waiting for the machine keeps its own time limit.
+    /// Short enough that a test waiting for the machine keeps its own time limit (each allows about 2 minutes).
     static let load = Duration.seconds(100)
     static let samples = 10
 

@@ -15,7 +15,7 @@ import X509
 struct TLSTests {
     static let s1 = ReplicaID(1)
 
-    @Test(.timeLimit(.minutes(4))) func everyCallerWithoutTheRightCertificateIsRefused() async throws {
+    @Test(.timeLimit(.minutes(6))) func everyCallerWithoutTheRightCertificateIsRefused() async throws {
         let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 10)
         defer { deployment.stopAll() }
         try deployment.startAll()
@@ -124,7 +124,7 @@ struct TLSTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(4))) func aClusterWithTLSOffServesPlaintextAndWarns() async throws {
+    @Test(.timeLimit(.minutes(6))) func aClusterWithTLSOffServesPlaintextAndWarns() async throws {
         let deployment = try TestDeployment(clusters: 1, accountsPerCluster: 5, tls: false)
         defer { deployment.stopAll() }
         try deployment.startAll()

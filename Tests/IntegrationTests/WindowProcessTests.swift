@@ -13,7 +13,7 @@ extension ClusterProcessTests {
     /// a leader killed and restarted afterwards recovers from its file. Then every replica of a cluster holds the same
     /// balances, the same WAL and datastore rows and the same window, and a retry of a released transfer is answered
     /// expired, not applied again.
-    @Test(.timeLimit(.minutes(4))) func aLaggardAndARestartedReplicaRecoverAfterTheWindowMoved() async throws {
+    @Test(.timeLimit(.minutes(6))) func aLaggardAndARestartedReplicaRecoverAfterTheWindowMoved() async throws {
         let deployment = try TestDeployment(
             clusters: 2, accountsPerCluster: 20, snapshotInterval: 32, metrics: true)
         defer { deployment.stopAll() }
