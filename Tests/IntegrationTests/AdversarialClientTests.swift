@@ -25,8 +25,11 @@ import Testing
                 "C2": try await deployment.waitForLeader(c2, within: .seconds(60)),
             ]
             let clients = ["C1": c1, "C2": c2]
+            // The client retries a command whose outcome is unknown (same id) until its deadline: long, since what is
+            // checked is each answer, not how soon it comes on a machine running every suite at once.
+            let patience = Duration.seconds(60)
             func send(_ command: LedgerCommand, to cluster: String) async -> CommandOutcome {
-                await clients[cluster]!.submit(command, contact: leaders[cluster]!, deadline: .now + .seconds(10))
+                await clients[cluster]!.submit(command, contact: leaders[cluster]!, deadline: .now + patience)
             }
             func transfer(
                 _ from: UInt64, _ to: UInt64, _ amount: Int64, home: String = "C1",
@@ -104,7 +107,7 @@ import Testing
             #expect(await send(.prepare(forged, transfer(5, 15, 2)), to: "C2") == .applied(.preparedYes))
             let batch = await c2.submitOnce(
                 [.follow(forged, committed: true), .decideCommit(forged, agreed: .transfer(transfer(5, 15, 2)))],
-                contact: leaders["C2"]!, deadline: .now + .seconds(10))
+                contact: leaders["C2"]!, deadline: .now + patience)
             guard case .answered(let answers) = batch else {
                 Issue.record("the batch of forged decisions got no answer: \(batch)")
                 return
@@ -114,16 +117,16 @@ import Testing
 
             // 9. A client may not make a home decide (`Decision`), but may read any transaction's status.
             let decision = await c1.decision(
-                of: connection.nextTransaction(), asker: "C2", contact: leaders["C1"]!, deadline: .now + .seconds(5))
+                of: connection.nextTransaction(), asker: "C2", contact: leaders["C1"]!, deadline: .now + patience)
             guard case .failed(.forbidden) = decision else {
                 Issue.record("a client's Decision call was not refused: \(decision)")
                 return
             }
             let status = await c1.transactionStatus(
-                of: committed, contact: leaders["C1"]!, deadline: .now + .seconds(5))
+                of: committed, contact: leaders["C1"]!, deadline: .now + patience)
             #expect(status?.report == .committed)
             let other = await c2.transactionStatus(
-                of: mismatched, contact: leaders["C2"]!, deadline: .now + .seconds(5))
+                of: mismatched, contact: leaders["C2"]!, deadline: .now + patience)
             #expect(other?.report == .aborted(.aborted))
 
             // 10. A transaction id reused with other content.
