@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the two simulations of Tests/SimulationTests over many fresh seeds before a change to the Paxos core lands:
 # the payload simulation (protocolHoldsUnderFaults) and the ledger simulation (ledgerShardsHoldUnderFaults), each
-# over seeds FIRST ... FIRST + SEEDS - 1, on every core (one `swift test` process per core, each on its own chunks of
+# over seeds FIRST ... FIRST + SEEDS - 1, on every core (one test process per core, each on its own chunks of
 # the window). Prints progress per chunk, then the totals (seeds, ticks, faults by kind, violations) and every failing
 # seed with the command that replays it.
 #
@@ -50,6 +50,9 @@ if ! swift build --build-tests ${scratch[@]+"${scratch[@]}"} > "$logs/build.txt"
     exit 2
 fi
 tail -1 "$logs/build.txt"
+# The test binary itself, one per lane: `swift test` would hold the build folder's lock for its whole run, and the
+# lanes would take turns instead of running side by side.
+tests="$(swift build ${scratch[@]+"${scratch[@]}"} --show-bin-path)/LedgerPackageTests.xctest"
 simulations=()
 case "$only" in
     "") simulations=(payload ledger) ;;
@@ -81,7 +84,7 @@ run_lane() {
             log="$logs/$simulation-$start.log"
             status=0
             SIM_FIRST_SEED=$start SIM_SEEDS=$count SIM_STEPS=$steps \
-                swift test --skip-build ${scratch[@]+"${scratch[@]}"} --filter "SimulationTests.$(test_of "$simulation")" \
+                "$tests" --testing-library swift-testing --filter "SimulationTests.$(test_of "$simulation")" \
                 > "$log" 2>&1 || status=$?
             local line failed
             line=$(grep -E '^(ledger )?simulation: ' "$log" | tail -1 || true)
