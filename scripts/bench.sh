@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The benchmark matrix: starts the three clusters of configs/ fresh (a copy in a temporary folder, release build,
+# The benchmark matrix: starts the three clusters fresh (a copy of configs/ in a temporary folder, release build,
 # fsync on), runs `client bench` for concurrency 1 / 8 / 64 x cross-shard 0 / 0.1 / 1, writes
 # bench-results/<date>.md and .csv, and stops everything. Every run starts from fresh clusters (3000 accounts at
-# balance 10), as the peer scripts of ../shared/peers do, since balances random-walk to zero over a run. Needs the ports of configs/hosts.ini (6001-6009) and the
-# metrics ports (9101-9309) free. DURATION (seconds measured per run, default 20) and WARMUP (default 2) scale it;
+# balance 10), as the peer scripts of ../shared/peers do, since balances random-walk to zero over a run.
+# LAYOUT=nodes (the default) runs configs/nodes/: 3 node processes, each hosting one replica of every cluster (ports
+# 6101-6103, metrics 9201-9209); LAYOUT=replicas runs configs/: 9 replica processes (ports 6001-6009, metrics
+# 9101-9109). Those ports must be free. DURATION (seconds measured per run, default 20) and WARMUP (default 2) scale it;
 # the default matrix takes about 5 minutes after the build. SCRATCH_PATH names another build folder (.build-NAME).
 # CONCURRENCY (default "1 8 64") and CROSS (default "0 0.1 1") pick the matrix. Mutual TLS is on, as configs/ ship
 # (certificates made by `shardctl certs` in the temporary folder); TLS=off runs plaintext, to measure what TLS costs.
@@ -16,6 +18,12 @@ WARMUP=${WARMUP:-2}
 CONCURRENCY=${CONCURRENCY:-1 8 64}
 CROSS=${CROSS:-0 0.1 1}
 TLS=${TLS:-on}
+LAYOUT=${LAYOUT:-nodes}
+case "$LAYOUT" in
+    nodes) hosts=configs/nodes/hosts.ini ;;
+    replicas) hosts=configs/hosts.ini ;;
+    *) echo "LAYOUT is nodes or replicas, not $LAYOUT" >&2; exit 2 ;;
+esac
 
 if [ -n "${BIN:-}" ]; then
     bin=$(cd "$BIN" && pwd)
@@ -31,12 +39,12 @@ work=$(mktemp -d /tmp/ledger-bench.XXXXXX)
 cp -r configs tests-data "$work/"
 cd "$work"
 if [ "$TLS" = off ]; then
-    for config in configs/C*.yaml; do
+    for config in configs/C*.yaml configs/nodes/C*.yaml; do
         sed -i '/^tls:/,/^  key:/d' "$config"
         echo "tls: off" >> "$config"
     done
 else
-    "$bin/shardctl" certs > /dev/null
+    "$bin/shardctl" certs --hosts "$hosts" > /dev/null
 fi
 pids=()
 stop() {
@@ -54,7 +62,7 @@ echo "concurrency,cross_shard,committed_per_s,aborted_per_s,p50_ms,p99_ms,cross_
 {
     echo "# Ledger benchmark $stamp"
     echo
-    echo "3 clusters x 3 replicas on one machine ($(nproc) cores), release build, SQLite synchronous=FULL, TLS $TLS;"
+    echo "3 clusters x 3 replicas on one machine ($(nproc) cores), layout $LAYOUT, release build, SQLite synchronous=FULL, TLS $TLS;"
     echo "3000 accounts at balance 10, uniform pairs, amount 1, closed loop, ${DURATION} s measured after ${WARMUP} s."
     echo
     echo "| concurrency | cross-shard | committed/s | aborted/s | p50 ms | p99 ms | cross p99 ms | slowest second | total ok |"
@@ -65,13 +73,18 @@ for concurrency in $CONCURRENCY; do
     for cross in $CROSS; do
         echo "== concurrency $concurrency, cross-shard $cross"
         rm -rf data
-        "$bin/shardctl" shard tests-data/shards.csv > /dev/null
+        "$bin/shardctl" shard tests-data/shards.csv --hosts "$hosts" > /dev/null
         pids=()
-        for cluster in C1 C2 C3; do
-            "$bin/cluster" "configs/$cluster.yaml" configs/hosts.ini > "cluster-$cluster.out" 2>&1 &
+        if [ "$LAYOUT" = nodes ]; then
+            "$bin/cluster" node "$hosts" > cluster-nodes.out 2>&1 &
             pids+=($!)
-        done
-        line=$("$bin/client" bench --duration "$DURATION" --warmup "$WARMUP" --concurrency "$concurrency" \
+        else
+            for cluster in C1 C2 C3; do
+                "$bin/cluster" "configs/$cluster.yaml" "$hosts" > "cluster-$cluster.out" 2>&1 &
+                pids+=($!)
+            done
+        fi
+        line=$("$bin/client" bench --hosts "$hosts" --duration "$DURATION" --warmup "$WARMUP" --concurrency "$concurrency" \
             --cross-shard "$cross" --json "bench-$concurrency-$cross.json" | tee /dev/stderr | tail -n 1)
         value() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
         echo "$concurrency,$cross,$(value committed_per_s),$(value aborted_per_s),$(value p50_ms),$(value p99_ms),$(value cross_p99_ms),$(value slowest_second),$(value total_ok)" >> "$csv"

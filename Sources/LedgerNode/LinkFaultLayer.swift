@@ -19,12 +19,17 @@ final class LinkFaultLayer: Sendable {
     /// The replica's peers: the links a fault can name.
     let peers: [ReplicaID]
     private let faults = Mutex<[Link: LinkFault]>([:])
-    private let dropped = Counter(label: "ledger_link_fault_messages_total", dimensions: [("effect", "dropped")])
-    private let duplicated = Counter(label: "ledger_link_fault_messages_total", dimensions: [("effect", "duplicated")])
-    private let delayed = Counter(label: "ledger_link_fault_messages_total", dimensions: [("effect", "delayed")])
+    private let dropped: Counter
+    private let duplicated: Counter
+    private let delayed: Counter
 
-    init(peers: [ReplicaID]) {
+    /// - Parameter factory: where the counters go (the replica's own registry when its node hosts several).
+    init(peers: [ReplicaID], factory: any MetricsFactory = MetricsSystem.factory) {
         self.peers = peers
+        let label = "ledger_link_fault_messages_total"
+        dropped = Counter(label: label, dimensions: [("effect", "dropped")], factory: factory)
+        duplicated = Counter(label: label, dimensions: [("effect", "duplicated")], factory: factory)
+        delayed = Counter(label: label, dimensions: [("effect", "delayed")], factory: factory)
     }
 
     /// Replaces every fault with `list` (empty heals every link); returns how many links are faulty now. A fault

@@ -4,7 +4,8 @@ import NIOPosix
 import Prometheus
 import ServiceLifecycle
 
-/// Serves `GET /metrics` in the Prometheus text format from a registry; any other path is 404.
+/// Serves `GET /metrics` in the Prometheus text format from its registries (a replica's own, then its process's);
+/// any other path is 404.
 ///
 /// It is plain HTTP, without the mutual TLS of the replica's gRPC port, and anyone who reaches it learns the
 /// replica's load and whom it refused. So the replica binds it to the loopback address unless the cluster config's
@@ -15,12 +16,12 @@ public struct MetricsServer: Service {
     /// The address to bind: an IPv4 or IPv6 address, or a host name.
     public let host: String
     public let port: Int
-    public let registry: PrometheusCollectorRegistry
+    public let registries: [PrometheusCollectorRegistry]
 
-    public init(host: String, port: Int, registry: PrometheusCollectorRegistry) {
+    public init(host: String, port: Int, registries: [PrometheusCollectorRegistry]) {
         self.host = host
         self.port = port
-        self.registry = registry
+        self.registries = registries
     }
 
     /// Where a person reads the metrics of a server bound to `host` and `port` on the machine hosts.ini calls
@@ -33,12 +34,12 @@ public struct MetricsServer: Service {
     }
 
     public func run() async throws {
-        let registry = self.registry
+        let registries = self.registries
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(MetricsHandler(registry: registry))
+                    channel.pipeline.addHandler(MetricsHandler(registries: registries))
                 }
             }
             .bind(host: host, port: port).get()
@@ -50,16 +51,16 @@ public struct MetricsServer: Service {
     }
 }
 
-/// Answers one HTTP request per message with the registry's current text.
+/// Answers one HTTP request per message with the registries' current text.
 final class MetricsHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let registry: PrometheusCollectorRegistry
+    let registries: [PrometheusCollectorRegistry]
     private var path = ""
 
-    init(registry: PrometheusCollectorRegistry) {
-        self.registry = registry
+    init(registries: [PrometheusCollectorRegistry]) {
+        self.registries = registries
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -70,7 +71,7 @@ final class MetricsHandler: ChannelInboundHandler, @unchecked Sendable {
             break
         case .end:
             let found = path == "/metrics"
-            let body = found ? registry.emitToBuffer() : Array("not found; try /metrics\n".utf8)
+            let body = found ? registries.flatMap { $0.emitToBuffer() } : Array("not found; try /metrics\n".utf8)
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: found ? "text/plain; version=0.0.4" : "text/plain")
             headers.add(name: "Content-Length", value: String(body.count))

@@ -7,80 +7,89 @@ import Logging
 import Paxos
 import ServiceLifecycle
 
-/// The outbound half of replica-to-replica traffic: one long-lived client stream to each peer, carrying every
-/// `Ready`'s messages for that peer as one `PeerBatch`. A stream that fails (the peer restarted or is unreachable)
-/// is opened again with backoff; what was queued meanwhile is bounded and the oldest is dropped first, because Paxos
-/// retransmits whatever still matters.
-public final class PeerLinks: PeerSender, Service {
-    /// A peer's address.
-    public struct Peer: Sendable {
-        public var replica: ReplicaID
+/// The outbound half of replica-to-replica traffic of a node (the process hosting one or more replicas): one
+/// long-lived client stream to each other node, carrying every hosted replica's messages for the replicas of that
+/// node, one `PeerBatch` per replica pair and `Ready`; a stream's writer takes everything queued at once. A stream
+/// that fails (the node restarted or is unreachable) is opened again with backoff; what was queued meanwhile is
+/// bounded and the oldest is dropped first, because Paxos retransmits whatever still matters.
+public final class PeerLinks: Service {
+    /// A node to reach, and the replicas it hosts that replicas of this node talk to.
+    public struct Destination: Sendable {
         public var host: String
         public var port: Int
+        public var replicas: [ReplicaID]
 
-        public init(replica: ReplicaID, host: String, port: Int) {
-            self.replica = replica
+        public init(host: String, port: Int, replicas: [ReplicaID]) {
             self.host = host
             self.port = port
+            self.replicas = replicas
         }
     }
 
-    /// Batches queued per peer while its stream is down. A leader sends at most one batch per peer per `Ready`, so
-    /// this is a few hundred milliseconds of traffic; older batches are stale by the time the peer is back.
+    /// Batches queued per hosted replica and destination node while its stream is down. A leader sends at most one
+    /// batch per peer per `Ready`, so this is a few hundred milliseconds of traffic; older batches are stale by the
+    /// time the node is back.
     static let queuedBatchesMax = 1_024
     /// Reconnection backoff: quick enough to rejoin within a heartbeat interval after a restart, capped so a dead
-    /// peer costs one connection attempt a second.
+    /// node costs one connection attempt a second.
     static let backoffInitial = Duration.milliseconds(20)
     static let backoffMax = Duration.seconds(1)
 
-    private let cluster: String
-    private let me: ReplicaID
-    private let peers: [Peer]
+    private let destinations: [Destination]
     private let logger: Logger
-    private let queues: [ReplicaID: PeerQueue]
+    /// One queue per destination, by its index in `destinations`.
+    private let queues: [PeerQueue]
+    /// The destination index of every replica a hosted replica talks to.
+    private let route: [ReplicaID: Int]
     private let security: ConnectionSecurity
-    private let faults: LinkFaultLayer
 
-    init(
-        cluster: String, me: ReplicaID, peers: [Peer], security: ConnectionSecurity, faults: LinkFaultLayer,
-        logger: Logger
-    ) {
-        self.cluster = cluster
+    /// - Parameter hostedCount: how many replicas this node hosts (they share each destination's queue).
+    public init(destinations: [Destination], hostedCount: Int, security: ConnectionSecurity, logger: Logger) {
+        self.destinations = destinations
         self.security = security
-        self.faults = faults
-        self.me = me
-        self.peers = peers
         self.logger = logger
-        self.queues = Dictionary(
-            uniqueKeysWithValues: peers.map { ($0.replica, PeerQueue(capacity: Self.queuedBatchesMax)) })
+        self.queues = destinations.map { _ in PeerQueue(capacity: Self.queuedBatchesMax * max(1, hostedCount)) }
+        var route: [ReplicaID: Int] = [:]
+        for (index, destination) in destinations.enumerated() {
+            for replica in destination.replicas { route[replica] = index }
+        }
+        self.route = route
     }
 
-    public func send(_ messages: [LedgerMessage], to peer: ReplicaID) {
-        guard let queue = queues[peer] else { return }
-        let now = faults.pass(messages, peer: peer, inbound: false) { queue.push($0) }
-        if !now.isEmpty { queue.push(now) }
+    /// What one hosted replica sends through: its messages, after its fault layer, go on its destination's stream.
+    func sender(cluster: String, me: ReplicaID, faults: LinkFaultLayer) -> any PeerSender {
+        ReplicaLinks(links: self, cluster: cluster, me: me, faults: faults)
     }
 
-    /// Keeps one stream per peer open until shutdown.
+    fileprivate func enqueue(_ messages: [LedgerMessage], cluster: String, from: ReplicaID, to peer: ReplicaID) {
+        guard let index = route[peer], !messages.isEmpty else { return }
+        queues[index].push(
+            stride(from: 0, to: messages.count, by: WireLimits.messagesPerBatchMax).map { start in
+                let end = min(messages.count, start + WireLimits.messagesPerBatchMax)
+                return PeerBatch(cluster: cluster, from: from, to: peer, messages: Array(messages[start..<end]))
+            })
+    }
+
+    /// Keeps one stream per destination open until shutdown.
     public func run() async throws {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
-                for peer in peers {
-                    group.addTask { await self.maintain(peer) }
+                for index in destinations.indices {
+                    group.addTask { await self.maintain(index) }
                 }
             }
         } onGracefulShutdown: {
-            for queue in self.queues.values { queue.close() }
+            for queue in self.queues { queue.close() }
         }
     }
 
-    private func maintain(_ peer: Peer) async {
-        guard let queue = queues[peer.replica] else { return }
+    private func maintain(_ index: Int) async {
+        let (destination, queue) = (destinations[index], queues[index])
         var backoff = Self.backoffInitial
         while !queue.isClosed {
             do {
                 let transport = try HTTP2ClientTransport.Posix(
-                    target: .ipv4(address: peer.host, port: peer.port),
+                    target: .ipv4(address: destination.host, port: destination.port),
                     transportSecurity: security.client,
                     config: .defaults {
                         $0.backoff = .init(
@@ -91,39 +100,48 @@ public final class PeerLinks: PeerSender, Service {
                     let request = StreamingClientRequest<Ledger_V1_PeerBatch> { writer in
                         // `next()` returns nil when this stream's task is cancelled (the call failed) or the queue
                         // closed; the queue keeps what it holds for the next stream either way.
-                        while let messages = await queue.next() {
-                            for batch in self.batches(messages, to: peer.replica) { try await writer.write(batch) }
+                        while let batches = await queue.next() {
+                            try await writer.write(contentsOf: batches.map(Ledger_V1_PeerBatch.init))
                         }
                     }
                     _ = try await api.stream(request: request)
                 }
                 backoff = Self.backoffInitial
             } catch {
-                logger.debug("stream to \(peer.replica) at \(peer.host):\(peer.port) broke: \(error); retrying")
+                logger.debug(
+                    "stream to \(destination.replicas) at \(destination.host):\(destination.port) broke: \(error); retrying"
+                )
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, Self.backoffMax)
             }
         }
     }
+}
 
-    /// The messages as wire batches of at most `WireLimits.messagesPerBatchMax` messages each.
-    private func batches(_ messages: [LedgerMessage], to peer: ReplicaID) -> [Ledger_V1_PeerBatch] {
-        stride(from: 0, to: messages.count, by: WireLimits.messagesPerBatchMax).map { start in
-            let end = min(messages.count, start + WireLimits.messagesPerBatchMax)
-            return Ledger_V1_PeerBatch(
-                PeerBatch(cluster: cluster, from: me, to: peer, messages: Array(messages[start..<end])))
+/// One hosted replica's view of its node's `PeerLinks`.
+private struct ReplicaLinks: PeerSender {
+    let links: PeerLinks
+    let cluster: String
+    let me: ReplicaID
+    let faults: LinkFaultLayer
+
+    func send(_ messages: [LedgerMessage], to peer: ReplicaID) {
+        let (links, cluster, me) = (links, cluster, me)
+        let now = faults.pass(messages, peer: peer, inbound: false) { delayed in
+            links.enqueue(delayed, cluster: cluster, from: me, to: peer)
         }
+        links.enqueue(now, cluster: cluster, from: me, to: peer)
     }
 }
 
-/// A bounded FIFO of batches for one peer with one consumer at a time. Unlike `AsyncStream`, a consumer whose task is
-/// cancelled (its stream broke) leaves the queue open for the next stream; when full, the oldest batch is dropped.
+/// A bounded FIFO of peer batches for one destination with one consumer at a time. Unlike `AsyncStream`, a consumer
+/// whose task is cancelled (its stream broke) leaves the queue open for the next stream; when full, the oldest batch
+/// is dropped. The consumer takes everything queued at once.
 final class PeerQueue: @unchecked Sendable {
     private let lock = NSLock()
     private let capacity: Int
-    private var items: [[LedgerMessage]] = []
-    private var head = 0
-    private var waiter: CheckedContinuation<[LedgerMessage]?, Never>?
+    private var items: [PeerBatch] = []
+    private var waiter: CheckedContinuation<[PeerBatch]?, Never>?
     private var closed = false
 
     init(capacity: Int) {
@@ -132,33 +150,28 @@ final class PeerQueue: @unchecked Sendable {
 
     var isClosed: Bool { lock.withLock { closed } }
 
-    func push(_ messages: [LedgerMessage]) {
-        let resumed: CheckedContinuation<[LedgerMessage]?, Never>? = lock.withLock {
+    func push(_ batches: [PeerBatch]) {
+        let resumed: CheckedContinuation<[PeerBatch]?, Never>? = lock.withLock {
             guard !closed else { return nil }
             if let waiter {
                 self.waiter = nil
                 return waiter
             }
-            items.append(messages)
-            if items.count - head > capacity { head += 1 }
-            if head > capacity {
-                items.removeFirst(head)
-                head = 0
-            }
+            items.append(contentsOf: batches)
+            if items.count > capacity { items.removeFirst(items.count - capacity) }
             return nil
         }
-        resumed?.resume(returning: messages)
+        resumed?.resume(returning: batches)
     }
 
-    /// The next batch; nil when the queue is closed or the calling task is cancelled.
-    func next() async -> [LedgerMessage]? {
+    /// Every batch queued, at least one; nil when the queue is closed or the calling task is cancelled.
+    func next() async -> [PeerBatch]? {
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<[LedgerMessage]?, Never>) in
-                let immediate: [LedgerMessage]?? = lock.withLock {
-                    if head < items.count {
-                        let item = items[head]
-                        head += 1
-                        return .some(item)
+            await withCheckedContinuation { (continuation: CheckedContinuation<[PeerBatch]?, Never>) in
+                let immediate: [PeerBatch]?? = lock.withLock {
+                    if !items.isEmpty {
+                        defer { items.removeAll(keepingCapacity: true) }
+                        return .some(items)
                     }
                     if closed || Task.isCancelled { return .some(nil) }
                     waiter = continuation

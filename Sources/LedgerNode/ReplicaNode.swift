@@ -79,7 +79,7 @@ public actor ReplicaNode {
     private var lazyWrites: [StoreBatch] = []
     private var connected = true
     private var failure: String?
-    private let metrics = NodeMetrics()
+    private let metrics: NodeMetrics
     /// Recovery of cross-shard transactions (DESIGN §5.3): how long, in ticks, this replica has seen each prepared
     /// transaction in doubt while leading, and which ones it is resolving now.
     private var inDoubt: [TransactionID: Tick] = [:]
@@ -108,6 +108,7 @@ public actor ReplicaNode {
     ///     learns its home's decision, and a prepared transaction in doubt for `inDoubtTicksMax` ticks asks its home
     ///     cluster to decide (nil: no cross-shard commit can be confirmed or learned; transactions in doubt whose home
     ///     is this cluster are still aborted here).
+    ///   - metricsFactory: where the replica's metrics go (its own registry when its node hosts several).
     public init(
         cluster: String,
         configuration: Configuration,
@@ -120,8 +121,10 @@ public actor ReplicaNode {
         logger: Logger,
         otherClusters: (any OtherClusters)? = nil,
         inDoubtTicksMax: Tick = 600,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
         onFailure: @escaping @Sendable (String) -> Void
     ) {
+        self.metrics = NodeMetrics(factory: metricsFactory)
         precondition(inDoubtTicksMax > 0, "a prepared transaction needs time to be decided")
         self.otherClusters = otherClusters
         self.inDoubtTicksMax = inDoubtTicksMax
@@ -738,23 +741,40 @@ private final class PendingBatch {
 struct NodeMetrics: Sendable {
     /// Durable storage transactions (one fsync each): one per performed `Ready` that had a promise or an acceptance
     /// to write.
-    let commits = Counter(label: "ledger_store_commits_total")
+    let commits: Counter
     /// Storage transactions without an fsync: chosen marks and applied slots only (`Ready.persistMustBeDurable`).
-    let lazyCommits = Counter(label: "ledger_store_lazy_commits_total")
-    let commitDuration = Metrics.Timer(label: "ledger_store_commit_seconds")
-    let slotsApplied = Counter(label: "ledger_slots_applied_total")
-    let commandsApplied = Counter(label: "ledger_commands_applied_total")
-    let messagesSent = Counter(label: "ledger_peer_messages_sent_total")
-    let requests = Counter(label: "ledger_client_requests_total")
+    let lazyCommits: Counter
+    let commitDuration: Metrics.Timer
+    let slotsApplied: Counter
+    let commandsApplied: Counter
+    let messagesSent: Counter
+    let requests: Counter
     /// What the replicated state remembers (DESIGN §3): transactions, client sessions, and commits awaiting delivery.
-    let transactionsRemembered = Gauge(label: "ledger_transactions_remembered")
-    let clientSessions = Gauge(label: "ledger_client_sessions")
-    let commitsUndelivered = Gauge(label: "ledger_commits_undelivered")
+    let transactionsRemembered: Gauge
+    let clientSessions: Gauge
+    let commitsUndelivered: Gauge
     /// The last compaction: its snapshot's encoded size, and the time encoding and writing it took.
-    let snapshotBytes = Gauge(label: "ledger_snapshot_bytes")
-    let compactionSeconds = Gauge(label: "ledger_compaction_seconds")
+    let snapshotBytes: Gauge
+    let compactionSeconds: Gauge
     /// The process's resident memory (RSS), from /proc/self/statm.
-    let residentMemory = Gauge(label: "ledger_resident_memory_bytes")
+    let residentMemory: Gauge
+
+    /// The metrics in `factory`'s registry (a replica's own, when its node hosts several).
+    init(factory: any MetricsFactory) {
+        commits = Counter(label: "ledger_store_commits_total", factory: factory)
+        lazyCommits = Counter(label: "ledger_store_lazy_commits_total", factory: factory)
+        commitDuration = Metrics.Timer(label: "ledger_store_commit_seconds", factory: factory)
+        slotsApplied = Counter(label: "ledger_slots_applied_total", factory: factory)
+        commandsApplied = Counter(label: "ledger_commands_applied_total", factory: factory)
+        messagesSent = Counter(label: "ledger_peer_messages_sent_total", factory: factory)
+        requests = Counter(label: "ledger_client_requests_total", factory: factory)
+        transactionsRemembered = Gauge(label: "ledger_transactions_remembered", factory: factory)
+        clientSessions = Gauge(label: "ledger_client_sessions", factory: factory)
+        commitsUndelivered = Gauge(label: "ledger_commits_undelivered", factory: factory)
+        snapshotBytes = Gauge(label: "ledger_snapshot_bytes", factory: factory)
+        compactionSeconds = Gauge(label: "ledger_compaction_seconds", factory: factory)
+        residentMemory = Gauge(label: "ledger_resident_memory_bytes", factory: factory)
+    }
 
     /// Sets the gauges of what the state remembers and what the process holds.
     func observe(_ ledger: LedgerState, snapshot: ReplicaStore.SnapshotWrite?) {

@@ -10,9 +10,8 @@ import Paxos
 import Prometheus
 import ServiceLifecycle
 
-/// Everything one replica process runs, assembled from its config files: the store, the `ReplicaNode`, the gRPC
-/// server (client and peer APIs), the outbound peer streams, the ticker and the metrics endpoint, under one
-/// `ServiceGroup` that shuts down gracefully on SIGINT or SIGTERM.
+/// One replica as its node runs it, checked against its config files: its cluster's config, the address book, the
+/// catalog, and its certificate. `NodeProcess` runs one or more of them.
 public struct ReplicaProcess: Sendable {
     public let cluster: ClusterConfig
     public let hosts: HostsFile
@@ -50,104 +49,17 @@ public struct ReplicaProcess: Sendable {
         security = try ConnectionSecurity.load(cluster.tls, as: replica.name)
     }
 
-    /// Who may call this replica when TLS is on.
-    var accessPolicy: AccessPolicy {
-        AccessPolicy(
-            cluster: cluster.clusterName, me: replica.name, members: Set(cluster.replicaNames),
-            replicas: Set(hosts.replicas.map(\.name)), testControlsEnabled: cluster.testControlsEnabled)
-    }
-
     /// The replica's SQLite file.
     public var databasePath: String { "\(cluster.dataDirectory)/\(replica.name).sqlite" }
 
-    /// The Paxos timings of the config, in ticks.
-    public var configuration: Configuration { cluster.paxosConfiguration(ofReplica: replica.index) }
-
-    /// Runs until SIGINT/SIGTERM, or until the replica's storage fails (then throws).
-    public func run(logger: Logger, registry: PrometheusCollectorRegistry) async throws {
-        let (store, recovered) = try ReplicaStore.open(
-            path: databasePath, cluster: cluster.clusterName, replica: replica.name, minBalance: cluster.balanceMin)
-        if let version = recovered.migratedFrom {
-            logger.notice(
-                "store migrated",
-                metadata: [
-                    "file": "\(databasePath)", "from schema": "\(version)",
-                    "to schema": "\(ReplicaStore.schemaVersion)",
-                ])
-        }
-        logger.info(
-            "recovered",
-            metadata: [
-                "file": "\(databasePath)", "applied": "\(recovered.durable.appliedThrough)",
-                "promised": "\(recovered.durable.promised)",
-            ])
-        let configuration = self.configuration
-        let linkFaults = LinkFaultLayer(peers: configuration.peers)
-        let peers = PeerLinks(
-            cluster: cluster.clusterName, me: configuration.me,
-            peers: configuration.peers.map { peer in
-                let address = hosts.replica(named: peer.description)!
-                return PeerLinks.Peer(replica: peer, host: Self.numericHost(address.host), port: address.port)
-            },
-            security: security, faults: linkFaults, logger: logger)
-        let failure = FailureSignal()
-        let otherClusters = try ClusterDirectory(
-            asker: cluster.clusterName, hosts: hosts, patience: cluster.paxos.consensusTimeout * 2, security: security)
-        let node = ReplicaNode(
-            cluster: cluster.clusterName, configuration: configuration, store: store, recovered: recovered,
-            peers: peers, accounts: accounts, initialBalance: cluster.balanceInitial,
-            seed: UInt64.random(in: .min ... .max), logger: logger, otherClusters: otherClusters,
-            inDoubtTicksMax: configuration.consensusTimeoutTicks * Self.inDoubtTimeoutsMax,
-            onFailure: { failure.fire($0) })
-        let server = GRPCServer(
-            transport: .http2NIOPosix(
-                address: .ipv4(host: Self.numericHost(replica.host), port: replica.port),
-                transportSecurity: security.server,
-                config: .defaults {
-                    $0.rpc.maxRequestPayloadSize = Self.requestPayloadMax
-                    $0.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-                        HandshakeRefusals.install(on: channel, logger: logger)
-                    }
-                }),
-            services: [
-                LedgerService(
-                    node: node, catalog: catalog, testControlsEnabled: cluster.testControlsEnabled,
-                    linkFaults: linkFaults, logger: logger),
-                PeerService(
-                    node: node, members: configuration.members, linkFaults: linkFaults,
-                    authenticatesSenders: security.identity != nil, logger: logger),
-            ],
-            interceptors: security.identity == nil ? [] : [AccessControl(policy: accessPolicy, logger: logger)])
-        if security.identity == nil {
-            logger.warning(
-                """
-                TLS is off: this replica accepts every call, Paxos messages and test controls included, from anyone \
-                who reaches its port. Turn it on with a tls: section in \(cluster.source)
-                """)
-        }
-        var services: [any Service] = [peers, otherClusters, Ticker(node: node, interval: cluster.paxos.tick), failure]
-        if let metricsPort = cluster.metricsPort(ofReplica: replica.index) {
-            services.append(MetricsServer(host: cluster.metricsHost, port: metricsPort, registry: registry))
-        }
-        // The group stops its services last to first, each after the one before has returned: the server first, so
-        // the calls under way are answered while the peer links and the ticker still run.
-        services.append(ServerService(server: server))
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        let metricsURL = cluster.metricsPort(ofReplica: replica.index).map { port in
-            MetricsServer.url(host: cluster.metricsHost, port: port, machine: replica.host)
-        }
-        logger.notice(
-            "listening",
-            metadata: [
-                "address": "\(replica.host):\(replica.port)",
-                "metrics": "\(metricsURL ?? "off")",
-            ])
-        try await group.run()
-        if let reason = failure.reason { throw ReplicaStopped(description: reason) }
+    /// The Paxos timings of the config, in ticks, with the cluster's contact as its preferred leader.
+    public var configuration: Configuration {
+        var configuration = cluster.paxosConfiguration(ofReplica: replica.index)
+        // The cluster's contact in hosts.ini leads when it can: clients try it first, and contacts on different nodes
+        // spread the leaders over the nodes.
+        configuration.preferredLeader = hosts.cluster(named: cluster.clusterName)
+            .flatMap { hosts.replica(named: $0.contact) }.map { ReplicaID($0.index) }
+        return configuration
     }
 
     /// A prepared transaction is in doubt after this many consensus timeouts. A live coordinator needs at most two

@@ -6,9 +6,9 @@ import Logging
 import Paxos
 import ServiceLifecycle
 
-/// The client API of one replica (`ledger.v1.Ledger`): commands go through the replica's Paxos log; the
-/// inspection calls answer from this replica's own state.
-struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
+/// The client API of one replica (`ledger.v1.Ledger`, through its node's `LedgerService`): commands go through the
+/// replica's Paxos log; the inspection calls answer from this replica's own state.
+struct ReplicaEndpoint: Sendable {
     let node: ReplicaNode
     let catalog: Catalog
     let testControlsEnabled: Bool
@@ -106,33 +106,7 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         try await answer(request)
     }
 
-    /// `submitBatch` for each batch of a long-lived stream. Batches are taken as they come, each as soon as it is read
-    /// (a client may send the next before the last is answered), and answered in the order they came. A batch refused
-    /// as a whole ends the stream with its error; the batches taken before it still go through the log.
-    func submitStream(
-        request: RPCAsyncSequence<Ledger_V1_CommandBatchRequest, any Error>,
-        response: RPCWriter<Ledger_V1_CommandBatchReply>,
-        context: ServerContext
-    ) async throws {
-        let (answers, pending) = AsyncStream.makeStream(of: Task<Ledger_V1_CommandBatchReply, any Error>.self)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                defer { pending.finish() }
-                // A stopping replica takes no more batches but still writes the answers under way, then ends the
-                // call; the client fails the batches it wrote after and sends them again elsewhere.
-                try await untilShutdown(stopped: ()) {
-                    for try await batch in request { pending.yield(Task { try await answer(batch) }) }
-                }
-            }
-            group.addTask {
-                for await answer in answers { try await response.write(try await answer.value) }
-            }
-            // The first error ends the stream: leaving the group by throwing cancels the other side.
-            while try await group.next() != nil {}
-        }
-    }
-
-    private func answer(_ request: Ledger_V1_CommandBatchRequest) async throws -> Ledger_V1_CommandBatchReply {
+    func answer(_ request: Ledger_V1_CommandBatchRequest) async throws -> Ledger_V1_CommandBatchReply {
         try checkCluster(request.cluster)
         let commands = try decoded { () throws(WireError) in try LedgerCommand.batch(wire: request) }
         // A cluster creates its own accounts and its replicas propose the decisions of cross-shard transactions; no
@@ -296,28 +270,184 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
     }
 }
 
-/// The replica-to-replica API (`ledger.v1.Peer`): each peer streams its messages here in batches.
+/// The client API of a node (`ledger.v1.Ledger`): every request names its cluster and goes to the replica of that
+/// cluster the node hosts.
+struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
+    /// The hosted replicas' endpoints by cluster.
+    let endpoints: [String: ReplicaEndpoint]
+
+    init(endpoints: [ReplicaEndpoint]) {
+        self.endpoints = Dictionary(uniqueKeysWithValues: endpoints.map { ($0.cluster, $0) })
+    }
+
+    /// The service of a node hosting only `node`.
+    init(node: ReplicaNode, catalog: Catalog, testControlsEnabled: Bool, linkFaults: LinkFaultLayer, logger: Logger) {
+        self.init(endpoints: [
+            ReplicaEndpoint(
+                node: node, catalog: catalog, testControlsEnabled: testControlsEnabled, linkFaults: linkFaults,
+                logger: logger)
+        ])
+    }
+
+    /// The endpoint of `cluster`'s replica. A node hosting one replica lets it refuse another cluster's request
+    /// itself (naming the replica).
+    private func endpoint(_ cluster: String) throws -> ReplicaEndpoint {
+        if let endpoint = endpoints[cluster] ?? (endpoints.count == 1 ? endpoints.values.first : nil) {
+            return endpoint
+        }
+        let hosted = endpoints.values.map { "\($0.node.me) of \($0.cluster)" }.sorted().joined(separator: ", ")
+        throw RPCError(
+            code: .failedPrecondition, message: "this node hosts \(hosted); the request is for cluster \(cluster)")
+    }
+
+    func transfer(request: Ledger_V1_TransferRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
+        try await endpoint(request.cluster).transfer(request: request, context: context)
+    }
+
+    func balance(request: Ledger_V1_BalanceRequest, context: ServerContext) async throws -> Ledger_V1_BalanceReply {
+        try await endpoint(request.cluster).balance(request: request, context: context)
+    }
+
+    func prepare(request: Ledger_V1_PrepareRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
+        try await endpoint(request.cluster).prepare(request: request, context: context)
+    }
+
+    func commit(request: Ledger_V1_CommitRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
+        try await endpoint(request.cluster).commit(request: request, context: context)
+    }
+
+    func abort(request: Ledger_V1_AbortRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
+        try await endpoint(request.cluster).abort(request: request, context: context)
+    }
+
+    func decision(request: Ledger_V1_DecisionRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
+        try await endpoint(request.cluster).decision(request: request, context: context)
+    }
+
+    func transactionStatus(request: Ledger_V1_TransactionStatusRequest, context: ServerContext) async throws
+        -> Ledger_V1_TransactionStatusReply
+    {
+        try await endpoint(request.cluster).transactionStatus(request: request, context: context)
+    }
+
+    func transactionStatusBatch(request: Ledger_V1_TransactionStatusBatchRequest, context: ServerContext) async throws
+        -> Ledger_V1_TransactionStatusBatchReply
+    {
+        try await endpoint(request.cluster).transactionStatusBatch(request: request, context: context)
+    }
+
+    func submitBatch(request: Ledger_V1_CommandBatchRequest, context: ServerContext) async throws
+        -> Ledger_V1_CommandBatchReply
+    {
+        try await endpoint(request.cluster).submitBatch(request: request, context: context)
+    }
+
+    func localBalance(request: Ledger_V1_LocalBalanceRequest, context: ServerContext) async throws
+        -> Ledger_V1_LocalBalanceReply
+    {
+        try await endpoint(request.cluster).localBalance(request: request, context: context)
+    }
+
+    func logs(request: Ledger_V1_LogsRequest, context: ServerContext) async throws -> Ledger_V1_LogsReply {
+        try await endpoint(request.cluster).logs(request: request, context: context)
+    }
+
+    func datastore(request: Ledger_V1_DatastoreRequest, context: ServerContext) async throws -> Ledger_V1_DatastoreReply
+    {
+        try await endpoint(request.cluster).datastore(request: request, context: context)
+    }
+
+    func status(request: Ledger_V1_StatusRequest, context: ServerContext) async throws -> Ledger_V1_StatusReply {
+        try await endpoint(request.cluster).status(request: request, context: context)
+    }
+
+    func setConnectivity(request: Ledger_V1_SetConnectivityRequest, context: ServerContext) async throws
+        -> Ledger_V1_SetConnectivityReply
+    {
+        try await endpoint(request.cluster).setConnectivity(request: request, context: context)
+    }
+
+    func setLinkFaults(request: Ledger_V1_SetLinkFaultsRequest, context: ServerContext) async throws
+        -> Ledger_V1_SetLinkFaultsReply
+    {
+        try await endpoint(request.cluster).setLinkFaults(request: request, context: context)
+    }
+
+    /// `submitBatch` for each batch of a long-lived stream. Batches are taken as they come, each as soon as it is read
+    /// (a client may send the next before the last is answered), and answered in the order they came. A batch refused
+    /// as a whole ends the stream with its error; the batches taken before it still go through the log.
+    func submitStream(
+        request: RPCAsyncSequence<Ledger_V1_CommandBatchRequest, any Error>,
+        response: RPCWriter<Ledger_V1_CommandBatchReply>,
+        context: ServerContext
+    ) async throws {
+        let (answers, pending) = AsyncStream.makeStream(of: Task<Ledger_V1_CommandBatchReply, any Error>.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { pending.finish() }
+                // A stopping replica takes no more batches but still writes the answers under way, then ends the
+                // call; the client fails the batches it wrote after and sends them again elsewhere.
+                try await untilShutdown(stopped: ()) {
+                    for try await batch in request {
+                        pending.yield(Task { try await endpoint(batch.cluster).answer(batch) })
+                    }
+                }
+            }
+            group.addTask {
+                for await answer in answers { try await response.write(try await answer.value) }
+            }
+            // The first error ends the stream: leaving the group by throwing cancels the other side.
+            while try await group.next() != nil {}
+        }
+    }
+}
+
+/// The replica-to-replica API of a node (`ledger.v1.Peer`): each other node streams its replicas' messages here in
+/// batches, each naming its cluster, sender and receiver.
 struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
-    let node: ReplicaNode
-    let members: [ReplicaID]
-    let linkFaults: LinkFaultLayer
-    /// With TLS on, a batch must come from the replica the caller's certificate names: a member may not speak for
-    /// another.
-    let authenticatesSenders: Bool
+    /// A hosted replica, as its peers reach it.
+    struct Hosted: Sendable {
+        let node: ReplicaNode
+        let members: [ReplicaID]
+        let linkFaults: LinkFaultLayer
+    }
+
+    /// The hosted replicas by cluster.
+    let replicas: [String: Hosted]
+    /// With TLS on, whether a caller whose certificate names `identity` may send as `replica`: a node's certificate
+    /// speaks for its own replicas only, so a member may not speak for another. Nil without TLS.
+    let speaks: (@Sendable (_ replica: String, _ identity: String) -> Bool)?
     let logger: Logger
+
+    init(replicas: [Hosted], speaks: (@Sendable (_ replica: String, _ identity: String) -> Bool)?, logger: Logger) {
+        self.replicas = Dictionary(uniqueKeysWithValues: replicas.map { ($0.node.cluster, $0) })
+        self.speaks = speaks
+        self.logger = logger
+    }
+
+    /// The service of a node hosting only `node`; with `authenticatesSenders`, a batch must come from the replica
+    /// the caller's certificate names.
+    init(
+        node: ReplicaNode, members: [ReplicaID], linkFaults: LinkFaultLayer, authenticatesSenders: Bool, logger: Logger
+    ) {
+        let sameReplica: @Sendable (String, String) -> Bool = { replica, identity in replica == identity }
+        self.init(
+            replicas: [Hosted(node: node, members: members, linkFaults: linkFaults)],
+            speaks: authenticatesSenders ? sameReplica : nil, logger: logger)
+    }
 
     func stream(
         request: RPCAsyncSequence<Ledger_V1_PeerBatch, any Error>,
         context: ServerContext
     ) async throws -> Ledger_V1_PeerStreamSummary {
         var sender: String?
-        if authenticatesSenders {
+        if speaks != nil {
             switch AccessControl.identity(of: context) {
             case .success(let identity): sender = identity.name
             case .failure(let refusal): throw AccessControl.refuse(refusal, context: context, logger: logger)
             }
         }
-        // A stopping replica ends the stream; the peer opens it again when this replica is back.
+        // A stopping node ends the stream; the peer opens it again when this node is back.
         return try await untilShutdown(stopped: Ledger_V1_PeerStreamSummary()) { [sender] in
             try await receive(request, sender: sender, context: context)
         }
@@ -335,24 +465,26 @@ struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
                 logger.warning("malformed peer batch refused: \(error)")
                 throw RPCError(error)
             }
-            guard batch.cluster == node.cluster, batch.to == node.me,
+            guard let hosted = replicas[batch.cluster], batch.to == hosted.node.me,
                 batch.protocolVersion == LedgerRPC.protocolVersion,
-                members.contains(batch.from), batch.from != node.me
+                hosted.members.contains(batch.from), batch.from != hosted.node.me
             else {
+                let here = replicas.values.map { "\($0.node.me) of \($0.node.cluster) with members \($0.members)" }
+                    .sorted().joined(separator: "; ")
                 let reason =
                     "peer stream from \(batch.from) of \(batch.cluster) to \(batch.to) (protocol \(batch.protocolVersion)) refused: "
-                    + "this is \(node.me) of \(node.cluster) with members \(members), protocol \(LedgerRPC.protocolVersion)"
+                    + "this is \(here), protocol \(LedgerRPC.protocolVersion)"
                 logger.warning("\(reason)")
                 throw RPCError(code: .failedPrecondition, message: reason)
             }
-            if let sender, sender != batch.from.description {
+            if let sender, let speaks, !speaks(batch.from.description, sender) {
                 let refusal = AccessRefusal(
                     .permissionDenied,
                     "a peer batch from \(batch.from) refused: the caller's certificate names \(sender)")
                 throw AccessControl.refuse(refusal, context: context, logger: logger)
             }
-            let (node, logger, from) = (node, logger, batch.from)
-            let now = linkFaults.pass(batch.messages, peer: from, inbound: true) { delayed in
+            let (node, logger, from) = (hosted.node, logger, batch.from)
+            let now = hosted.linkFaults.pass(batch.messages, peer: from, inbound: true) { delayed in
                 for rejection in await node.receive(delayed, from: from) { logger.warning("\(rejection)") }
             }
             for rejection in await node.receive(now, from: from) { logger.warning("\(rejection)") }

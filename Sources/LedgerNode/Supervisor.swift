@@ -1,11 +1,12 @@
 import Foundation
+import LedgerStore
 import Logging
 
-/// Starts each replica of a cluster as its own OS process (the same executable with the `replica` subcommand),
-/// tells where each listens and logs, and stops them all on SIGINT or SIGTERM. It never restarts a replica
+/// Starts each replica or node as its own OS process (the same executable with the `replica` or `node` subcommand),
+/// tells where each listens and logs, and stops them all on SIGINT or SIGTERM. It never restarts a process
 /// silently: an exit is reported, and the others keep running.
 public final class Supervisor: @unchecked Sendable {
-    /// One replica to start: its name, what to run, and where its output goes.
+    /// One replica or node to start: its name, what to run, and where its output goes.
     public struct Child: Sendable {
         public var name: String
         public var executable: String
@@ -118,7 +119,7 @@ public final class Supervisor: @unchecked Sendable {
         stopping = true
         let running = processes.values.filter(\.isRunning)
         lock.unlock()
-        Self.say("\(reason): stopping \(running.count) replica(s)")
+        Self.say("\(reason): stopping \(running.count) process(es)")
         for process in running { process.terminate() }
         DispatchQueue.global().asyncAfter(deadline: .now() + 10) {
             for process in running where process.isRunning { kill(process.processIdentifier, SIGKILL) }
@@ -132,5 +133,27 @@ public struct SupervisorError: Error, CustomStringConvertible {
 
     public init(_ description: String) {
         self.description = description
+    }
+}
+
+extension Supervisor.Child {
+    /// One process per node of the deployment, run by `executable`: a node of one replica as `replica CONFIG HOSTS
+    /// --name S1` logging to `<data_dir>/S1.log`, a node of several as `node HOSTS --name N1` logging to its first
+    /// replica's `<data_dir>/N1.log`.
+    public static func nodes(of deployment: Deployment, executable: String) -> [Supervisor.Child] {
+        deployment.hosts.nodes.map { node in
+            let cluster = deployment.clusters.first { $0.replicaNames.contains(node.replicas[0]) }!
+            guard node.replicas.count > 1 else {
+                let config = Deployment.configPath(of: cluster.clusterName, hostsPath: deployment.hostsPath)
+                return Supervisor.Child(
+                    name: node.replicas[0], executable: executable,
+                    arguments: ["replica", config, deployment.hostsPath, "--name", node.replicas[0]],
+                    logFile: "\(cluster.dataDirectory)/\(node.replicas[0]).log")
+            }
+            return Supervisor.Child(
+                name: node.name, executable: executable,
+                arguments: ["node", deployment.hostsPath, "--name", node.name],
+                logFile: "\(cluster.dataDirectory)/\(node.name).log")
+        }
     }
 }

@@ -27,6 +27,12 @@ public struct Configuration: Sendable, Equatable {
     /// most two ticks, never a stall. Must stay below `heartbeatIntervalTicks`, so a laggard still hears from the
     /// leader between heartbeats.
     public var laggardFlushTicks: Tick
+    /// The member that should lead when it can (nil: none). It draws its election timeouts from
+    /// [leaderTimeoutTicks / 2, leaderTimeoutTicks) (at least a heartbeat interval), below every other member's, so at
+    /// a fresh start, and whenever a leader is gone, it usually campaigns first; it cannot depose a live leader
+    /// (acceptors that heard from one within `leaderTimeoutTicks` refuse). A deployment whose nodes host a replica of
+    /// every cluster prefers a different node for each cluster, so that no node leads them all.
+    public var preferredLeader: ReplicaID?
     /// Deliberately broken behaviour for the simulator's canary test. Always `nil` in a real deployment.
     public var fault: InjectedFault?
 
@@ -42,6 +48,7 @@ public struct Configuration: Sendable, Equatable {
         catchUpEntriesMax: Int = Limits.catchUpEntriesMax,
         forwardsRequests: Bool = true,
         laggardFlushTicks: Tick = 0,
+        preferredLeader: ReplicaID? = nil,
         fault: InjectedFault? = nil
     ) {
         precondition(members.contains(me), "replica \(me) is not a member of \(members)")
@@ -52,6 +59,7 @@ public struct Configuration: Sendable, Equatable {
         precondition(snapshotIntervalSlots >= 1 && catchUpEntriesMax >= 1)
         precondition(
             laggardFlushTicks < heartbeatIntervalTicks, "laggards must hear from the leader between heartbeats")
+        precondition(preferredLeader.map(members.contains) ?? true, "the preferred leader is not a member")
         self.me = me
         self.members = members.sorted()
         self.leaderTimeoutTicks = leaderTimeoutTicks
@@ -63,6 +71,7 @@ public struct Configuration: Sendable, Equatable {
         self.catchUpEntriesMax = catchUpEntriesMax
         self.forwardsRequests = forwardsRequests
         self.laggardFlushTicks = laggardFlushTicks
+        self.preferredLeader = preferredLeader
         self.fault = fault
     }
 
@@ -71,6 +80,14 @@ public struct Configuration: Sendable, Equatable {
 
     /// Every member except this replica.
     public var peers: [ReplicaID] { members.filter { $0 != me } }
+
+    /// The ticks a follower waits for a leader before it campaigns, drawn from this range: [T, 2T) for T =
+    /// `leaderTimeoutTicks`, or below T for the preferred leader.
+    public var electionTimeoutTicks: Range<Tick> {
+        let timeout = leaderTimeoutTicks
+        guard preferredLeader == me else { return timeout..<(2 * timeout) }
+        return min(max(heartbeatIntervalTicks + 1, timeout / 2), timeout - 1)..<timeout
+    }
 }
 
 /// A deliberate protocol bug, used only to prove that the simulator catches broken replicas.

@@ -959,8 +959,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     }
 
     private mutating func resetElectionTimer() {
-        let timeout = configuration.leaderTimeoutTicks
-        electionDeadline = now + Tick.random(in: timeout..<(2 * timeout), using: &random)
+        electionDeadline = now + Tick.random(in: configuration.electionTimeoutTicks, using: &random)
     }
 
     private func entries(from firstSlot: Slot) -> [SlotEntry<Command>] {

@@ -20,7 +20,7 @@ struct Client: AsyncParsableCommand {
         abstract: "Run test sets, transfers and inspections against the ledger.",
         subcommands: [
             Run.self, Transfer.self, Balance.self, PrintBalance.self, PrintLogs.self, PrintDatastore.self,
-            Status.self, BenchCommand.self, RebalanceCommand.self, LocalReplica.self,
+            Status.self, BenchCommand.self, RebalanceCommand.self, LocalReplica.self, LocalNode.self,
         ],
         defaultSubcommand: Run.self
     )
@@ -35,8 +35,19 @@ struct Client: AsyncParsableCommand {
 
 /// The files every client command reads.
 struct Deploy: ParsableArguments {
-    @Option(help: "The address book; the cluster configs <cluster>.yaml sit beside it.")
-    var hosts = "configs/hosts.ini"
+    @Option(
+        name: .customLong("hosts"),
+        help: """
+            The address book; the cluster configs <cluster>.yaml sit beside it (default: configs/hosts.ini; with \
+            --local, configs/nodes/hosts.ini: three nodes, each hosting one replica of every cluster).
+            """)
+    var hostsOption: String?
+
+    /// The address book this command reads: the one given, else the replica layout's, or with `local` the node
+    /// layout's.
+    func hosts(local: Bool = false) -> String {
+        hostsOption ?? (local ? "configs/nodes/hosts.ini" : "configs/hosts.ini")
+    }
 
     @Option(help: "The shard catalog (default: the `catalog` of the cluster configs).")
     var catalog: String?
@@ -48,7 +59,7 @@ struct Deploy: ParsableArguments {
             """)
     var identity: String?
 
-    func deployment() throws -> Deployment { try Deployment.load(hostsPath: hosts) }
+    func deployment(local: Bool = false) throws -> Deployment { try Deployment.load(hostsPath: hosts(local: local)) }
 
     func readCatalog(_ deployment: Deployment) throws -> Catalog {
         let catalog = try CatalogFile.read(path: self.catalog ?? deployment.catalogPath)
@@ -105,7 +116,7 @@ struct Run: AsyncParsableCommand {
     var check = false
 
     func run() async throws {
-        let deployment = try deploy.deployment()
+        let deployment = try deploy.deployment(local: local)
         let tests = try ConfigFiles.loadTestSets(path: file)
         if local {
             try LocalDeployment.prepareCatalog(deployment, catalogPath: deploy.catalog, shards: shards)
@@ -115,7 +126,7 @@ struct Run: AsyncParsableCommand {
         try tests.check(against: deployment.hosts, shards: catalog.shards)
         if check {
             print(
-                "\(file): \(tests.sets.count) sets valid against \(deploy.hosts) and catalog version \(catalog.version)"
+                "\(file): \(tests.sets.count) sets valid against \(deployment.hostsPath) and catalog version \(catalog.version)"
             )
             return
         }
@@ -434,7 +445,22 @@ struct LocalReplica: AsyncParsableCommand {
     }
 }
 
-/// The one-command demo's clusters: every replica of the address book as a child process of this client.
+/// The node process the local demo starts (`client --local`) where replicas share an address; the same code as
+/// `cluster node`.
+struct LocalNode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node", abstract: "Run one node (started by --local).", shouldDisplay: false)
+
+    @Argument var hosts: String
+    @Option var name: String
+
+    func run() async throws {
+        try await NodeProcess.main(hostsPath: hosts, name: name)
+    }
+}
+
+/// The one-command demo's clusters: every node of the address book (a replica with an address of its own, or the
+/// replicas sharing one) as a child process of this client.
 enum LocalDeployment {
     /// Builds the catalog from `shards` when there is none yet.
     static func prepareCatalog(_ deployment: Deployment, catalogPath: String?, shards: String) throws {
@@ -461,18 +487,7 @@ enum LocalDeployment {
         guard let executable = Bundle.main.executablePath else {
             throw ValidationError("cannot find this program's own path to start the replicas")
         }
-        var children: [Supervisor.Child] = []
-        for cluster in deployment.clusters {
-            let config = Deployment.configPath(of: cluster.clusterName, hostsPath: deployment.hostsPath)
-            for name in cluster.replicaNames {
-                children.append(
-                    Supervisor.Child(
-                        name: name, executable: executable,
-                        arguments: ["replica", config, deployment.hostsPath, "--name", name],
-                        logFile: "\(cluster.dataDirectory)/\(name).log"))
-            }
-        }
-        let supervisor = Supervisor(children: children)
+        let supervisor = Supervisor(children: Supervisor.Child.nodes(of: deployment, executable: executable))
         try supervisor.start()
         return supervisor
     }

@@ -11,12 +11,14 @@ import LedgerStore
 
 /// `cluster configs/C1.yaml configs/hosts.ini`: starts every replica of a cluster as its own process and stops
 /// them on Ctrl-C; `--replica S2` (or `cluster replica ... --name S2`) runs one replica in this process.
+/// `cluster node configs/nodes/hosts.ini`: starts every node of the deployment (the replicas sharing an address, one
+/// of each cluster) as its own process; `--name N1` runs one node in this process.
 /// Argument parsing and wiring only.
 @main
 struct Cluster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start the replicas of a cluster.",
-        subcommands: [Start.self, RunReplica.self],
+        subcommands: [Start.self, RunReplica.self, RunNode.self],
         defaultSubcommand: Start.self
     )
 
@@ -124,6 +126,53 @@ struct Cluster: AsyncParsableCommand {
 
         static func run(files: Files, name: String) async throws {
             try await ReplicaProcess.main(configPath: files.config, hostsPath: files.hosts, name: name)
+        }
+    }
+
+    struct RunNode: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "node",
+            abstract:
+                "Start every node of the deployment (the replicas sharing an address) as its own process, or only "
+                + "--name, in this process.")
+
+        @Argument(help: "The address book, e.g. configs/nodes/hosts.ini; every cluster's config is beside it.")
+        var hosts: String
+
+        @Option(help: "Run only this node (N1, N2, ...: numbered by their first replica), in this process.")
+        var name: String?
+
+        @Flag(help: "Only check the configuration.")
+        var check = false
+
+        func run() async throws {
+            let deployment = try Deployment.load(hostsPath: hosts)
+            let nodes = deployment.hosts.nodes.filter { name == nil || $0.name == name }
+            for node in nodes { _ = try NodeProcess.load(hostsPath: hosts, name: node.name) }
+            if let name, nodes.isEmpty { _ = try NodeProcess.load(hostsPath: hosts, name: name) }
+            if check {
+                for node in nodes {
+                    print("\(node.name): \(node.address) hosts \(node.replicas.joined(separator: ", "))")
+                }
+                print(
+                    "configuration valid (\(hosts), catalog \(deployment.catalogPath), tls \(deployment.tls.summary))")
+                return
+            }
+            if let name {
+                try await NodeProcess.main(hostsPath: hosts, name: name)
+                return
+            }
+            guard let executable = Bundle.main.executablePath else {
+                throw ValidationError("cannot find this program's own path to start the nodes")
+            }
+            let children = Supervisor.Child.nodes(of: deployment, executable: executable)
+            for (node, child) in zip(deployment.hosts.nodes, children) {
+                print(
+                    "\(node.name): gRPC \(node.address), replicas \(node.replicas.joined(separator: ", ")), log \(child.logFile)"
+                )
+            }
+            let failures = try Supervisor(children: children).run()
+            if failures > 0 { throw ExitCode(1) }
         }
     }
 }

@@ -18,6 +18,9 @@ final class TestDeployment: @unchecked Sendable {
     let initialBalance: Int64
     /// Replica name (`S1`) to its `/metrics` port, when the deployment serves them.
     let metricsPorts: [String: Int]
+    /// Whether the replicas run as three nodes (`N1` hosts S1, S4, S7; `N2` S2, S5, S8; ...: one process each) instead
+    /// of one process per replica.
+    let nodes: Bool
     private let lock = NSLock()
     private var processes: [String: Process] = [:]
 
@@ -25,11 +28,13 @@ final class TestDeployment: @unchecked Sendable {
     /// n*accountsPerCluster`. Timings are short so that elections and in-doubt recovery happen within a test. With
     /// `tls` (the default, as in production) every replica, the client and the operator get a certificate from a CA
     /// made for this deployment. `snapshotInterval` (slots) makes replicas compact, and ship snapshots to laggards,
-    /// within a short test; `metrics` serves every replica's `/metrics`.
+    /// within a short test; `metrics` serves every replica's `/metrics`. With `nodes`, the replicas of all clusters
+    /// share three addresses: three node processes, each hosting one replica of every cluster.
     init(
         clusters: Int, accountsPerCluster: Int, initialBalance: Int64 = 10, consensusTimeout: String = "1500ms",
-        snapshotInterval: Int? = nil, tls: Bool = true, metrics: Bool = false
+        snapshotInterval: Int? = nil, tls: Bool = true, metrics: Bool = false, nodes: Bool = false
     ) throws {
+        self.nodes = nodes
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.accountsPerCluster = accountsPerCluster
@@ -40,9 +45,10 @@ final class TestDeployment: @unchecked Sendable {
         var metricsPorts: [String: Int] = [:]
         var hosts = ""
         var shards = "Shard, Cluster, Range\n"
+        let nodePorts = nodes ? try Self.freeConsecutivePorts(3) : nil
         for number in 1...clusters {
             // A cluster config names a base port and its replicas take consecutive ports, so find three in a row.
-            let base = try Self.freeConsecutivePorts(3)
+            let base = try nodePorts ?? Self.freeConsecutivePorts(3)
             let names = (1...3).map { "S\(3 * (number - 1) + $0)" }
             for (offset, name) in names.enumerated() {
                 ports[name] = base + offset
@@ -132,18 +138,30 @@ final class TestDeployment: @unchecked Sendable {
         return URL(fileURLWithPath: name)
     }
 
+    /// The process that runs `replica` (`S4`): the replica itself, or with `nodes` its node (`N1`).
+    func processName(of replica: String) -> String {
+        guard nodes, replica.hasPrefix("S") else { return replica }
+        return "N\((Int(replica.dropFirst())! - 1) % 3 + 1)"
+    }
+
     /// Starts every replica of every cluster.
     func startAll() throws {
         try start(clusterNames.flatMap(replicas(of:)))
     }
 
+    /// Starts the processes of `names` (replicas, or nodes `N1`; a node once however many of its replicas are named).
     func start(_ names: [String]) throws {
-        for name in names {
+        var started: Set<String> = []
+        for name in names.map(processName(of:)) where started.insert(name).inserted {
             let process = Process()
-            let cluster = "C\((Int(name.dropFirst())! - 1) / 3 + 1)"
             process.executableURL = Self.executable("cluster")
             process.currentDirectoryURL = directory
-            process.arguments = ["replica", "\(cluster).yaml", "hosts.ini", "--name", name]
+            if name.hasPrefix("N") {
+                process.arguments = ["node", "hosts.ini", "--name", name]
+            } else {
+                let cluster = "C\((Int(name.dropFirst())! - 1) / 3 + 1)"
+                process.arguments = ["replica", "\(cluster).yaml", "hosts.ini", "--name", name]
+            }
             let log = directory.appendingPathComponent("\(name).log")
             if !FileManager.default.fileExists(atPath: log.path) {
                 _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -157,10 +175,10 @@ final class TestDeployment: @unchecked Sendable {
         }
     }
 
-    /// SIGKILL: the replica gets no chance to flush or say goodbye.
+    /// SIGKILL: the replica (with `nodes`, its node and every replica there) gets no chance to flush or say goodbye.
     func kill(_ replica: ReplicaID) {
         lock.withLock {
-            if let process = processes[replica.description], process.isRunning {
+            if let process = processes[processName(of: replica.description)], process.isRunning {
                 Foundation.kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
             }
@@ -169,7 +187,7 @@ final class TestDeployment: @unchecked Sendable {
 
     /// The process id of a running replica.
     func pid(of replica: String) -> Int32? {
-        lock.withLock { processes[replica].flatMap { $0.isRunning ? $0.processIdentifier : nil } }
+        lock.withLock { processes[processName(of: replica)].flatMap { $0.isRunning ? $0.processIdentifier : nil } }
     }
 
     /// The unlabelled gauges and counters of a replica's `/metrics` (with `metrics`), as whole numbers; nil when it
@@ -190,14 +208,14 @@ final class TestDeployment: @unchecked Sendable {
 
     /// Whether the replica's process is running (a replica that crashed or stopped is not).
     func isRunning(_ replica: ReplicaID) -> Bool {
-        lock.withLock { processes[replica.description]?.isRunning ?? false }
+        lock.withLock { processes[processName(of: replica.description)]?.isRunning ?? false }
     }
 
     /// Waits up to `limit` for the replica's process to end; how it ended, or nil if it still runs.
     func waitForExit(_ replica: ReplicaID, within limit: Duration) -> (
         reason: Process.TerminationReason, status: Int32
     )? {
-        guard let process = lock.withLock({ processes[replica.description] }) else { return nil }
+        guard let process = lock.withLock({ processes[processName(of: replica.description)] }) else { return nil }
         let deadline = ContinuousClock.now + limit
         while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
         return process.isRunning ? nil : (process.terminationReason, process.terminationStatus)
@@ -206,7 +224,7 @@ final class TestDeployment: @unchecked Sendable {
     /// Sends `signal` to a running replica (SIGSTOP pauses it, SIGCONT resumes it).
     func signal(_ replica: ReplicaID, _ signal: Int32) {
         lock.withLock {
-            if let process = processes[replica.description], process.isRunning {
+            if let process = processes[processName(of: replica.description)], process.isRunning {
                 _ = Foundation.kill(process.processIdentifier, signal)
             }
         }

@@ -3,11 +3,13 @@ import Testing
 
 @Suite("Access policy")
 struct AccessPolicyTests {
-    /// Replica S1 of C1 (S1-S3) in a deployment of S1-S6, test controls on unless said otherwise.
-    static func policy(testControls: Bool = true) -> AccessPolicy {
-        AccessPolicy(
-            cluster: "C1", me: "S1", members: ["S1", "S2", "S3"], replicas: ["S1", "S2", "S3", "S4", "S5", "S6"],
-            testControlsEnabled: testControls)
+    /// Replica S1 of C1 (S1-S3) in a deployment of S1-S6, each replica its own node, test controls on unless said
+    /// otherwise.
+    static func policy(testControls: Bool = true) throws -> AccessPolicy {
+        let hosts = try HostsFile.parse(
+            (1...6).map { "S\($0)-localhost:600\($0)" }.joined(separator: "\n") + "\nEC1-S1:S2:S3\nEC2-S4:S5:S6",
+            source: "hosts.ini")
+        return AccessPolicy(hosts: hosts, node: hosts.node(of: "S1")!, testControlsEnabled: testControls)
     }
 
     static let member = NodeIdentity(role: .replica, name: "S2")
@@ -33,18 +35,22 @@ struct AccessPolicyTests {
     ]
 
     @Test("each role may make exactly its calls", arguments: table)
-    func roles(identity: NodeIdentity, call: AccessPolicy.Call, allowed: Bool) {
-        let refusal = Self.policy().refusal(of: call, by: identity)
+    func roles(identity: NodeIdentity, call: AccessPolicy.Call, allowed: Bool) throws {
+        let refusal = try Self.policy().refusal(of: call, by: identity)
         #expect((refusal == nil) == allowed, "\(identity) \(call): \(refusal?.reason ?? "allowed")")
         if let refusal { #expect(refusal.kind == .permissionDenied) }
     }
 
     @Test("the reasons say who was refused and why")
-    func reasons() {
-        let policy = Self.policy()
+    func reasons() throws {
+        let policy = try Self.policy()
         #expect(
             policy.refusal(of: .peerStream, by: Self.otherCluster)?.reason
-                == "replica S4 is not a member of C1; only its members send it peer messages")
+                == "replica S4 is not a member of C1, nor is any replica of its node; only their members send peer "
+                + "messages here")
+        #expect(
+            policy.refusal(of: .peerStream, by: Self.itself)?.reason
+                == "replica S1 may not send peer messages to its own node")
         #expect(
             policy.refusal(of: .peerStream, by: Self.client)?.reason
                 == "client client may not send peer messages; only replicas of C1 may")
@@ -57,13 +63,36 @@ struct AccessPolicyTests {
     }
 
     @Test("test controls are refused even to an operator where the config turns them off")
-    func testControlsOff() {
-        let refusal = Self.policy(testControls: false).refusal(of: .testControl, by: Self.operatorIdentity)
+    func testControlsOff() throws {
+        let refusal = try Self.policy(testControls: false).refusal(of: .testControl, by: Self.operatorIdentity)
         #expect(
             refusal
                 == AccessRefusal(
                     .permissionDenied,
                     "test controls are off for C1; set test_controls: true in its config to use them"))
+    }
+
+    @Test("a node's certificate speaks for every replica of its node, and for no other")
+    func nodes() throws {
+        // Three nodes, each hosting one replica of C1 and one of C2.
+        let hosts = try HostsFile.parse(
+            "S1-localhost:6001\nS2-localhost:6002\nS3-localhost:6003\nS4-localhost:6001\nS5-localhost:6002\n"
+                + "S6-localhost:6003\nEC1-S1:S2:S3\nEC2-S4:S5:S6",
+            source: "hosts.ini")
+        let policy = AccessPolicy(hosts: hosts, node: hosts.node(named: "N1")!, testControlsEnabled: false)
+        #expect(policy.clusters == ["C1", "C2"])
+        #expect(policy.refusal(of: .peerStream, by: NodeIdentity(role: .replica, name: "S2")) == nil)
+        #expect(policy.refusal(of: .peerStream, by: NodeIdentity(role: .replica, name: "S6")) == nil)
+        #expect(
+            policy.refusal(of: .peerStream, by: NodeIdentity(role: .replica, name: "S4"))?.reason
+                == "replica S4 may not send peer messages to its own node")
+        #expect(policy.speaks(as: "S5", identity: "S2"))
+        #expect(policy.speaks(as: "S2", identity: "S2"))
+        #expect(!policy.speaks(as: "S3", identity: "S2"))
+        #expect(!policy.speaks(as: "S2", identity: "S9"))
+        #expect(
+            policy.refusal(of: .testControl, by: Self.operatorIdentity)?.reason
+                == "test controls are off for C1, C2; set test_controls: true in its config to use them")
     }
 
     @Test("an identity comes from the subject's OU and CN, and odd subjects are refused")

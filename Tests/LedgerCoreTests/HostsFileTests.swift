@@ -25,6 +25,35 @@ struct HostsFileTests {
 
         """
 
+    @Test("replicas of different clusters sharing an address form a node")
+    func nodes() throws {
+        let hosts = try HostsFile.parse(
+            """
+            S1-localhost:6001
+            S2-localhost:6002
+            S3-localhost:6003
+            S4-localhost:6001
+            S5-localhost:6002
+            S6-localhost:6004
+            EC1-S1:S2:S3
+            EC2-S4:S5:S6
+            """, source: "hosts.ini")
+        let local = { (port: Int) in HostsFile.Address(host: "localhost", port: port) }
+        #expect(
+            hosts.nodes == [
+                HostsFile.Node(name: "N1", index: 1, address: local(6001), replicas: ["S1", "S4"]),
+                HostsFile.Node(name: "N2", index: 2, address: local(6002), replicas: ["S2", "S5"]),
+                HostsFile.Node(name: "N3", index: 3, address: local(6003), replicas: ["S3"]),
+                HostsFile.Node(name: "N4", index: 4, address: local(6004), replicas: ["S6"]),
+            ])
+        #expect(hosts.node(of: "S5")?.name == "N2")
+        #expect(hosts.node(named: "N3")?.replicas == ["S3"])
+        #expect(hosts.node(named: "N5") == nil)
+        // Every replica on its own address: one node per replica.
+        let apart = try HostsFile.parse(Self.deployment, source: "hosts.ini")
+        #expect(apart.nodes.map(\.replicas) == apart.replicas.map { [$0.name] })
+    }
+
     @Test("a full deployment")
     func deploymentValues() throws {
         let hosts = try HostsFile.parse(Self.deployment, source: "hosts.ini")
@@ -110,14 +139,19 @@ struct HostsFileTests {
             "hosts.ini:1: replica S1 port 99999999999999999999 is out of range; write a port from 1 to 65535"
         ),
         (
-            "S1-localhost:6001\nS2-localhost:6001",
-            "hosts.ini:2: address localhost:6001 of S2 is already used by S1 (line 1); every replica and the client "
-                + "need their own host:port"
+            "S1-localhost:6001\nS2-localhost:6001\nS3-localhost:6003\nEC1-S1:S2:S3",
+            "hosts.ini:2: replica S2 has the address localhost:6001 of S1 (line 1), and both are members of cluster C1 "
+                + "(line 4); replicas sharing an address are one node, which hosts at most one replica of a cluster"
         ),
         (
             three + "client-localhost:6002",
-            "hosts.ini:5: address localhost:6002 of the client is already used by S2 (line 2); every replica and the "
-                + "client need their own host:port"
+            "hosts.ini:5: address localhost:6002 of the client is already used by S2 (line 2); the client needs a "
+                + "host:port no replica uses"
+        ),
+        (
+            "client-localhost:6001\n" + three,
+            "hosts.ini:2: address localhost:6001 of S1 is already used by the client (line 1); the client needs a "
+                + "host:port no replica uses"
         ),
         (
             three + "client-localhost:5001\nclient-localhost:5002",

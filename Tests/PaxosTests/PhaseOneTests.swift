@@ -230,4 +230,35 @@ import Testing
             #expect(cluster.applied[member]?.first == .slot(1, ballot: old, value: batch(old, a)))
         }
     }
+
+    // A preferred leader's election timer runs out before anyone else's can: at a fresh start, ticking every replica
+    // alike, it campaigns first and leads, whatever the seeds. It cannot depose a live leader.
+    @Test func preferredLeaderCampaignsFirstButCannotDeposeALiveLeader() {
+        for preferred in Cluster.members {
+            var cluster = Cluster { $0.preferredLeader = preferred }
+            #expect(cluster.configurations[preferred]!.electionTimeoutTicks == 5..<10)
+            #expect(cluster.configurations[Cluster.members.first { $0 != preferred }!]!.electionTimeoutTicks == 10..<20)
+            var ticks = 0
+            while !Cluster.members.contains(where: { cluster[$0].role != .follower }) && ticks < 20 {
+                for member in Cluster.members { cluster.tick(member) }
+                ticks += 1
+            }
+            #expect(Cluster.members.filter { cluster[$0].role != .follower } == [preferred], "after \(ticks) ticks")
+            cluster.stabilize()
+            #expect(cluster[preferred].role == .leader)
+        }
+
+        // S2 leads; S1, preferred, restarts and hears S2's heartbeats: it never campaigns, and S2 keeps leading.
+        var cluster = Cluster { $0.preferredLeader = s1 }
+        _ = cluster.campaign(s2)
+        cluster.stabilize()
+        #expect(cluster[s2].role == .leader)
+        cluster.restart(s1, seed: 7)
+        for _ in 0..<40 {
+            for member in Cluster.members { cluster.tick(member) }
+            cluster.stabilize()
+        }
+        #expect(cluster[s2].role == .leader)
+        #expect(cluster[s1].role == .follower)
+    }
 }

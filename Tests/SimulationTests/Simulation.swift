@@ -19,6 +19,9 @@ struct SimulationParameters: CustomStringConvertible {
     var readRate: Double
     /// Thrifty Phase 2 (`Configuration.laggardFlushTicks`): 0 (off), 1 or 2; the heartbeat is 3 ticks.
     var laggardFlushTicks: Tick
+    /// `Configuration.preferredLeader`, by member index from 1 (nil: none). Drawn from a generator of its own, so
+    /// every other draw of a seed stays what it was before it existed.
+    var preferredLeader: Int?
 
     /// - Parameter harsh: many more crashes and partitions, for runs that hunt a planted bug.
     init(random: inout SeededRandom, harsh: Bool) {
@@ -40,6 +43,11 @@ struct SimulationParameters: CustomStringConvertible {
         laggardFlushTicks = Tick.random(in: 0...2, using: &random)
     }
 
+    /// Draws the parameters that came later, from `random` (not the run's generator).
+    mutating func drawLater(random: inout SeededRandom) {
+        preferredLeader = Bool.random(using: &random) ? Int.random(in: 1...replicaCount, using: &random) : nil
+    }
+
     var description: String {
         let rates = "drop \(percent(dropRate)) dup \(percent(duplicateRate)) delay<=\(delayMax)"
         let faults = "crash/tick \(percent(crashRate)) partition/tick \(percent(partitionRate))"
@@ -48,6 +56,7 @@ struct SimulationParameters: CustomStringConvertible {
             + "\(clients) clients x \(clientWindow) in flight, submit \(percent(submitRate))/tick, "
             + "reads \(percent(readRate))/tick, "
             + (laggardFlushTicks == 0 ? "every peer prompt" : "laggards every \(laggardFlushTicks) ticks")
+            + (preferredLeader.map { ", S\($0) preferred leader" } ?? "")
     }
 
     private func percent(_ value: Double) -> String { "\(Int((value * 1000).rounded()) / 10)%" }
@@ -260,7 +269,10 @@ struct Simulation<Machine: SimulatedMachine> {
         self.fault = fault
         var random = SeededRandom(seed: seed)
         storageRandom = SeededRandom(seed: seed ^ 0x5EED_D15C)
-        parameters = SimulationParameters(random: &random, harsh: fault != nil)
+        var parameters = SimulationParameters(random: &random, harsh: fault != nil)
+        var laterRandom = SeededRandom(seed: seed ^ 0x1EAD_E7)
+        parameters.drawLater(random: &laterRandom)
+        self.parameters = parameters
         let initial = Machine.initial(random: &random)
         self.random = random
         canonicalState = initial
@@ -808,6 +820,7 @@ struct Simulation<Machine: SimulatedMachine> {
             catchUpEntriesMax: 8,
             forwardsRequests: parameters.forwardsRequests,
             laggardFlushTicks: parameters.laggardFlushTicks,
+            preferredLeader: parameters.preferredLeader.map { ReplicaID($0) },
             fault: fault
         )
         // Restart from what was persisted: the durable log and snapshot, and the state machine as last applied.

@@ -2,14 +2,14 @@
 /// replicas form each cluster, each cluster's default contact, and the client's callback address.
 ///
 /// Invariants (checked by `parse`): at least one replica; replica names `S<n>` and cluster names
-/// `C<n>` are unique; every address `host:port` is used once; every replica is a member of exactly
-/// one cluster; every cluster has an odd number of members, all defined replicas, and a contact
-/// among them. `replicas` are sorted by index, `clusters` by index; a cluster's position in
+/// `C<n>` are unique; the client's address is no replica's; replicas that share an address form a node (one
+/// process), which hosts at most one replica of each cluster; every replica is a member of exactly one cluster;
+/// every cluster has an odd number of members, all defined replicas, and a contact among them. `replicas` are sorted by index, `clusters` by index; a cluster's position in
 /// `clusters` is its position in a test file's contact list.
 ///
 /// The format, one entry per line, split on the first `-`; `#` starts a comment:
 /// ```
-/// S1-localhost:6001        # replica S1 and its address
+/// S1-localhost:6001        # replica S1 and its address (S4-localhost:6001: S1 and S4 share a node)
 /// client-localhost:5001    # the client's callback address (optional)
 /// C1-S1                    # the default contact of cluster C1 (optional; default: the first member)
 /// EC1-S1:S2:S3             # the members of cluster C1
@@ -100,6 +100,48 @@ public struct HostsFile: Sendable, Equatable {
     /// The cluster called `name` (like `"C2"`), if defined.
     public func cluster(named name: String) -> Cluster? {
         clusters.first { $0.name == name }
+    }
+
+    /// A process that hosts every replica written with its address: one replica of each of some clusters.
+    ///
+    /// Invariant: `name == "N\(index)"`; `replicas` is non-empty, sorted by index, at most one per cluster.
+    public struct Node: Sendable, Equatable {
+        public var name: String
+        public var index: Int
+        public var address: Address
+        /// The names of the replicas it hosts, by index.
+        public var replicas: [String]
+
+        public init(name: String, index: Int, address: Address, replicas: [String]) {
+            self.name = name
+            self.index = index
+            self.address = address
+            self.replicas = replicas
+        }
+    }
+
+    /// The nodes, numbered `N1`, `N2`, ... in the order of their first replica's index. A deployment whose replicas
+    /// all have addresses of their own has one node per replica.
+    public var nodes: [Node] {
+        var order: [Address] = []
+        var hosted: [Address: [String]] = [:]
+        for replica in replicas {
+            if hosted[replica.address] == nil { order.append(replica.address) }
+            hosted[replica.address, default: []].append(replica.name)
+        }
+        return order.enumerated().map { offset, address in
+            Node(name: "N\(offset + 1)", index: offset + 1, address: address, replicas: hosted[address]!)
+        }
+    }
+
+    /// The node called `name` (like `"N2"`), if defined.
+    public func node(named name: String) -> Node? {
+        nodes.first { $0.name == name }
+    }
+
+    /// The node hosting the replica called `replica`, if it is defined.
+    public func node(of replica: String) -> Node? {
+        nodes.first { $0.replicas.contains(replica) }
     }
 
     /// The cluster the replica called `replica` belongs to, if it is defined.
@@ -202,15 +244,18 @@ private struct HostsReader {
         clientLine = line
     }
 
+    /// Replicas may share an address (a node hosting them), checked against their clusters in `finish`; the client
+    /// shares none.
     mutating func claim(_ address: HostsFile.Address, owner: String, line: Int) throws(InputError) {
-        if let earlier = addressOwners[address] {
+        let isClient = owner == "the client"
+        if let earlier = addressOwners[address], isClient || earlier.owner == "the client" {
             throw error(
                 line,
                 "address \(address) of \(owner) is already used by \(earlier.owner) (line \(earlier.line)); "
-                    + "every replica and the client need their own host:port"
+                    + "the client needs a host:port no replica uses"
             )
         }
-        addressOwners[address] = (owner, line)
+        if addressOwners[address] == nil || isClient { addressOwners[address] = (owner, line) }
     }
 
     func readAddress(_ value: Substring, owner: String, line: Int) throws(InputError) -> HostsFile.Address {
@@ -363,6 +408,22 @@ private struct HostsReader {
                 problems.append(
                     error(
                         allNames.line, "\"all\" does not match the replicas defined: " + parts.joined(separator: "; ")))
+            }
+        }
+        // A node hosts at most one replica of a cluster: two on one address would be one process voting twice.
+        for entry in members.values {
+            var seen: [HostsFile.Address: HostsFile.Replica] = [:]
+            for replica in entry.names.compactMap({ replicas[$0] }).sorted(by: { $0.line < $1.line }) {
+                if let earlier = seen[replica.address] {
+                    problems.append(
+                        error(
+                            replica.line,
+                            "replica \(replica.name) has the address \(replica.address) of \(earlier.name) (line "
+                                + "\(earlier.line)), and both are members of cluster C\(entry.index) (line \(entry.line)); "
+                                + "replicas sharing an address are one node, which hosts at most one replica of a cluster"
+                        ))
+                }
+                seen[replica.address] = replica
             }
         }
         for replica in replicas.values where clusterOfReplica[replica.name] == nil {

@@ -68,15 +68,20 @@ public struct AccessRefusal: Error, Sendable, Equatable, CustomStringConvertible
     public var description: String { reason }
 }
 
-/// Which calls of a replica each identity may make. Pure: the replica asks it for every call when TLS is on.
+/// Which calls of a node (the process hosting one or more replicas, at most one per cluster) each identity may make.
+/// Pure: the node asks it for every call when TLS is on.
 ///
-/// - Peer streams (Paxos, catch-up): replicas of this cluster only, never the replica itself.
+/// A node's connections carry the certificate of one of its replicas, and a replica's certificate speaks for every
+/// replica of its node (they are one process, which holds all their keys).
+///
+/// - Peer streams (Paxos, catch-up): nodes hosting a member of a cluster hosted here, never this node itself.
 /// - Decision (2PC recovery, which aborts an undecided transaction at its home): replicas of the deployment only (a
 ///   participant resolving doubt asks its home cluster). A client reads a transaction's fate with TransactionStatus.
 /// - TransactionStatus (read-only): any replica of the deployment (a home confirming what its participants prepared,
 ///   a participant learning its home's decision), clients and operators.
 /// - Commands and the inspection calls: clients and operators.
-/// - Test controls: operators, and only where the cluster's config enables them.
+/// - Test controls: operators, and only where a hosted cluster's config enables them (the service checks the
+///   cluster of each call).
 public struct AccessPolicy: Sendable {
     /// The calls, grouped by who may make them.
     public enum Call: Sendable, Equatable {
@@ -88,35 +93,62 @@ public struct AccessPolicy: Sendable {
         case testControl
     }
 
-    public let cluster: String
-    public let me: String
-    /// The replicas of this cluster, `S<n>`.
+    /// The clusters hosted here, `C<n>`, for messages.
+    public let clusters: [String]
+    /// The replicas hosted here.
+    public let hosted: Set<String>
+    /// Every member of the hosted clusters.
     public let members: Set<String>
-    /// Every replica of the deployment.
-    public let replicas: Set<String>
+    /// Every replica of the deployment, with the replicas its certificate speaks for (those of its node).
+    public let nodeOf: [String: Set<String>]
     public let testControlsEnabled: Bool
 
-    public init(cluster: String, me: String, members: Set<String>, replicas: Set<String>, testControlsEnabled: Bool) {
-        self.cluster = cluster
-        self.me = me
+    public init(
+        clusters: [String], hosted: Set<String>, members: Set<String>, nodeOf: [String: Set<String>],
+        testControlsEnabled: Bool
+    ) {
+        self.clusters = clusters
+        self.hosted = hosted
         self.members = members
-        self.replicas = replicas
+        self.nodeOf = nodeOf
         self.testControlsEnabled = testControlsEnabled
+    }
+
+    /// The policy of `node` of `hosts`: its replicas' clusters, and who shares a node with whom.
+    public init(hosts: HostsFile, node: HostsFile.Node, testControlsEnabled: Bool) {
+        let clusters = node.replicas.compactMap { hosts.cluster(of: $0) }
+        var nodeOf: [String: Set<String>] = [:]
+        for other in hosts.nodes {
+            for replica in other.replicas { nodeOf[replica] = Set(other.replicas) }
+        }
+        self.init(
+            clusters: clusters.map(\.name), hosted: Set(node.replicas), members: Set(clusters.flatMap(\.members)),
+            nodeOf: nodeOf, testControlsEnabled: testControlsEnabled)
+    }
+
+    /// Whether a caller presenting `identity`'s certificate may send as `replica`.
+    public func speaks(as replica: String, identity: String) -> Bool {
+        nodeOf[identity]?.contains(replica) == true
     }
 
     /// Nil when `identity` may make `call`; otherwise why not.
     public func refusal(of call: Call, by identity: NodeIdentity) -> AccessRefusal? {
         func denied(_ reason: String) -> AccessRefusal { AccessRefusal(.permissionDenied, reason) }
+        let clusterList = clusters.joined(separator: ", ")
         switch call {
         case .peerStream:
             guard identity.role == .replica else {
-                return denied("\(identity) may not send peer messages; only replicas of \(cluster) may")
+                return denied("\(identity) may not send peer messages; only replicas of \(clusterList) may")
             }
-            guard members.contains(identity.name) else {
+            let node = nodeOf[identity.name] ?? []
+            guard !node.isDisjoint(with: members) else {
                 return denied(
-                    "replica \(identity.name) is not a member of \(cluster); only its members send it peer messages")
+                    "replica \(identity.name) is not a member of \(clusterList), nor is any replica of its node; only "
+                        + "their members send peer messages here")
             }
-            guard identity.name != me else { return denied("replica \(me) may not send peer messages to itself") }
+            guard node.isDisjoint(with: hosted) else {
+                return denied("replica \(identity.name) may not send peer messages to its own node")
+            }
             return nil
         case .decision:
             guard identity.role == .replica else {
@@ -124,12 +156,12 @@ public struct AccessPolicy: Sendable {
                     "\(identity) may not call Decision, which aborts an undecided transaction: only replicas resolving "
                         + "doubt may; read a transaction's fate with TransactionStatus")
             }
-            guard replicas.contains(identity.name) else {
+            guard nodeOf[identity.name] != nil else {
                 return denied("replica \(identity.name) is not a replica of this deployment")
             }
             return nil
         case .transactionStatus:
-            if identity.role == .replica, !replicas.contains(identity.name) {
+            if identity.role == .replica, nodeOf[identity.name] == nil {
                 return denied("replica \(identity.name) is not a replica of this deployment")
             }
             return nil
@@ -143,7 +175,8 @@ public struct AccessPolicy: Sendable {
                 return denied("\(identity) may not use the test controls; only an operator may")
             }
             guard testControlsEnabled else {
-                return denied("test controls are off for \(cluster); set test_controls: true in its config to use them")
+                return denied(
+                    "test controls are off for \(clusterList); set test_controls: true in its config to use them")
             }
             return nil
         }
