@@ -25,8 +25,8 @@ public struct ClusterClient: Sendable {
     public let cluster: String
     public let replicas: [ReplicaID]
     private let apis: [ReplicaID: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>]
-    /// The batch stream to each replica, opened when a batch first goes there.
-    private let streams: [ReplicaID: BatchStream]
+    /// The batch streams to each replica, one per lane, opened when a batch first goes there.
+    private let streams: [Lane: [ReplicaID: BatchStream]]
     /// The leader the cluster's replies named last, shared by every copy of this client: calls go there first, so a
     /// contact that is a follower forwards only the first one.
     private let leader: LearnedLeader
@@ -36,13 +36,31 @@ public struct ClusterClient: Sendable {
         self.cluster = cluster
         self.replicas = replicas
         self.apis = apis
-        streams = apis.mapValues { BatchStream(api: $0) }
+        streams = Dictionary(uniqueKeysWithValues: Lane.allCases.map { ($0, apis.mapValues { BatchStream(api: $0) }) })
         self.leader = LearnedLeader()
+    }
+
+    /// Which batch stream to a replica a batch travels on. A replica answers a stream's batches in the order they
+    /// came, and a batch once its slowest command is answered. A cross-shard decision (a commit or an abort) first
+    /// asks another cluster (the home confirms what the other participant prepared; a participant learns the home's
+    /// decision), then takes a consensus round of its own: on the stream of the transfers and prepares it would hold
+    /// up every batch behind it, so decisions have a stream of their own.
+    public enum Lane: Sendable, Hashable, CaseIterable {
+        case commands
+        case decisions
+
+        /// The lane of `command`.
+        public init(_ command: LedgerCommand) {
+            switch command {
+            case .commit, .abort: self = .decisions
+            default: self = .commands
+            }
+        }
     }
 
     /// Ends the batch streams (before the connections close: a call still open holds them up).
     func closeStreams() {
-        for stream in streams.values { stream.close() }
+        for stream in streams.values.flatMap(\.values) { stream.close() }
     }
 
     /// The leader learned from replies, where the next call goes first.
@@ -121,13 +139,14 @@ public struct ClusterClient: Sendable {
         case failed(uncertain: Bool)
     }
 
-    /// One try of many commands as one batch on the stream to the leader learned from replies (else `contact`). No
-    /// retry: the caller retries each command that did not get a final answer on its own, with `submit`.
+    /// One try of many commands as one batch on the `lane` stream to the leader learned from replies (else
+    /// `contact`). No retry: the caller retries each command that did not get a final answer on its own, with
+    /// `submit`.
     public func submitOnce(
-        _ commands: [LedgerCommand], contact: ReplicaID, deadline: ContinuousClock.Instant
+        _ commands: [LedgerCommand], contact: ReplicaID, deadline: ContinuousClock.Instant, lane: Lane = .commands
     ) async -> BatchTry {
         let target = firstTarget(contact: contact)
-        guard let stream = streams[target] else { return .failed(uncertain: false) }
+        guard let stream = streams[lane]?[target] else { return .failed(uncertain: false) }
         let answer = await stream.send(
             Ledger_V1_CommandBatchRequest(cluster: cluster, commands: commands),
             deadline: min(deadline, ContinuousClock.now + Self.callTimeout))

@@ -24,7 +24,7 @@ public final class LedgerConnection: Sendable {
     /// transaction themselves (`ReplicaProcess.inDoubtTimeoutsMax`).
     public static let stepTimeoutsMax = 2
     private let connections: [String: ClusterConnections]
-    private let batchers: Mutex<[String: CommandBatcher]> = Mutex([:])
+    private let batchers: Mutex<[BatcherKey: CommandBatcher]> = Mutex([:])
     private let state: Mutex<State>
 
     private struct State {
@@ -275,31 +275,37 @@ public final class LedgerConnection: Sendable {
         }
     }
 
-    /// Submits a command to `cluster` within one step's time, batched with the other commands sent to it at the same
-    /// time (`CommandBatcher`).
+    /// Submits a command to `cluster` within one step's time, batched with the other commands of its lane sent to it
+    /// at the same time (`CommandBatcher`; decisions travel apart, `ClusterClient.Lane`).
     func command(_ command: LedgerCommand, to cluster: String) async -> CommandOutcome {
         guard connections[cluster] != nil else { return .failed(.noQuorum) }
-        return await batcher(of: cluster).submit(command)
+        return await batcher(of: BatcherKey(cluster: cluster, lane: ClusterClient.Lane(command))).submit(command)
     }
 
-    private func batcher(of cluster: String) -> CommandBatcher {
+    /// A cluster's batcher of one lane.
+    private struct BatcherKey: Hashable {
+        var cluster: String
+        var lane: ClusterClient.Lane
+    }
+
+    private func batcher(of key: BatcherKey) -> CommandBatcher {
         batchers.withLock { batchers in
-            if let batcher = batchers[cluster] { return batcher }
+            if let batcher = batchers[key] { return batcher }
             let batcher = CommandBatcher { [weak self] batch in
                 guard let self else {
                     for pending in batch { pending.resume(.failed(.noQuorum)) }
                     return
                 }
-                await self.send(batch, to: cluster)
+                await self.send(batch, to: key.cluster, lane: key.lane)
             }
-            batchers[cluster] = batcher
+            batchers[key] = batcher
             return batcher
         }
     }
 
     /// One try of the whole batch (through the learned leader, else the contact); every command that did not get a
     /// final answer is then retried on its own until the step's deadline, without holding up the next batch.
-    private func send(_ batch: [CommandBatcher.Pending], to cluster: String) async {
+    private func send(_ batch: [CommandBatcher.Pending], to cluster: String, lane: ClusterClient.Lane) async {
         guard let client = connections[cluster]?.client, let contact = contact(of: cluster) ?? client.replicas.first
         else {
             for pending in batch { pending.resume(.failed(.noQuorum)) }
@@ -310,9 +316,10 @@ public final class LedgerConnection: Sendable {
         // Each command's answer when final; otherwise whether this try may still take effect.
         let answers: [Result<CommandOutcome, Retry>]
         var commands = batch.map(\.command)
-        let release = releaseDue(at: cluster, carrying: commands)
+        // A raised floor rides with the transfers and prepares, never behind a decision.
+        let release = lane == .commands ? releaseDue(at: cluster, carrying: commands) : nil
         if let release { commands.append(release) }
-        switch await client.submitOnce(commands, contact: contact, deadline: deadline) {
+        switch await client.submitOnce(commands, contact: contact, deadline: deadline, lane: lane) {
         case .answered(var outcomes):
             if let release, outcomes.count == commands.count {
                 if case .applied(.released) = outcomes.removeLast() {} else { releaseFailed(release, at: cluster) }

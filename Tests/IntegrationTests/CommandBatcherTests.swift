@@ -12,6 +12,18 @@ struct CommandBatcherTests {
             TransactionID(client: 7, sequence: sequence), from: AccountID(1), to: AccountID(2), amount: Amount(1))
     }
 
+    @Test("commits and aborts travel on the decisions lane; transfers, prepares and releases on the commands lane")
+    func lanes() {
+        let id = TransactionID(client: 7, sequence: 9)
+        let transfer = CrossShardTransfer(
+            from: AccountID(1), to: AccountID(2), amount: Amount(1), home: "C1", participants: ["C1", "C2"])
+        #expect(ClusterClient.Lane(.commit(id)) == .decisions)
+        #expect(ClusterClient.Lane(.abort(id)) == .decisions)
+        #expect(ClusterClient.Lane(self.transfer(1)) == .commands)
+        #expect(ClusterClient.Lane(.prepare(id, transfer)) == .commands)
+        #expect(ClusterClient.Lane(.release(client: 7, floor: 3)) == .commands)
+    }
+
     @Test("a lone command leaves at once; commands sent while a call is out leave together when it returns")
     func batchesWhileACallIsOut() async throws {
         let calls = Mutex<[[LedgerCommand]]>([])

@@ -19,13 +19,17 @@ struct NemesisTests {
     static let seed = UInt64(environment["NEMESIS_SEED"] ?? "") ?? 1
     static let duration = Duration.seconds(Int(environment["NEMESIS_DURATION"] ?? "") ?? 30)
 
-    @Test(.timeLimit(.minutes(30))) func bankWorkloadSurvivesTheNemesis() async throws {
-        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1500ms")
+    /// On one process per replica, and on three nodes each hosting one replica of both clusters (where a kill or a
+    /// pause takes a replica of every cluster at once, and a disconnection or a link fault one replica only).
+    @Test(.timeLimit(.minutes(30)), arguments: [false, true])
+    func bankWorkloadSurvivesTheNemesis(onNodes nodes: Bool) async throws {
+        let deployment = try TestDeployment(
+            clusters: 2, accountsPerCluster: 20, consensusTimeout: "1500ms", nodes: nodes)
         defer { deployment.stopAll() }
         try deployment.startAll()
         let report = try await NemesisRun(deployment: deployment, seed: Self.seed, duration: Self.duration).run()
         for fault in report.faults { print("nemesis fault: \(fault)") }
-        print("nemesis: \(report.summary)")
+        print("nemesis\(nodes ? " on nodes" : ""): \(report.summary)")
         for violation in report.violations.prefix(20) { print("nemesis violation: \(violation)") }
         let replay =
             "replay with NEMESIS_SEED=\(Self.seed) NEMESIS_DURATION=\(Self.duration.components.seconds); "
