@@ -24,37 +24,93 @@ import Testing
         testControls: Bool = false,
         _ body: (Ledger_V1_Ledger.Client<InProcessTransport.Client>, ReplicaNode) async throws -> Void
     ) async throws {
+        try await withNodes(["C1"]) { nodes in
+            let service = LedgerService(
+                node: nodes[0], catalog: Catalog(version: 1, shards: shards), testControlsEnabled: testControls,
+                linkFaults: LinkFaultLayer(peers: [ReplicaID(2), ReplicaID(3)]), logger: Logger(label: "test"))
+            try await serve([service]) { try await body($0, nodes[0]) }
+        }
+    }
+
+    static let shards = try! ShardMap.parse("D1, C1, 1-10\nD2, C2, 11-20\n", source: "shards.csv")
+
+    /// Runs `body` with a one-replica cluster per name (`C1`: replica S1 owning accounts 1-10; `C2`: S2 owning 11-20),
+    /// each leading and holding its accounts, its ticks driven by the test, over a real SQLite store.
+    static func withNodes(_ clusters: [String], _ body: ([ReplicaNode]) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "ledger-node-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let (store, recovered) = try ReplicaStore.open(
-            path: directory.appendingPathComponent("S1.sqlite").path, cluster: "C1", replica: "S1", minBalance: 0)
-        let shards = try ShardMap.parse("D1, C1, 1-10\nD2, C2, 11-20\n", source: "shards.csv")
-        let node = ReplicaNode(
-            cluster: "C1",
-            configuration: Configuration(
-                me: ReplicaID(1), members: [ReplicaID(1)], leaderTimeoutTicks: 3, heartbeatIntervalTicks: 1,
-                consensusTimeoutTicks: 50),
-            store: store, recovered: recovered, peers: NoPeers(), accounts: shards.accounts(of: "C1"),
-            initialBalance: 10, seed: 1, logger: Logger(label: "test"), onFailure: { _ in })
-        let ticker = Task {
+        var nodes: [ReplicaNode] = []
+        for cluster in clusters {
+            let index = Int(cluster.dropFirst())!
+            let (store, recovered) = try ReplicaStore.open(
+                path: directory.appendingPathComponent("S\(index).sqlite").path, cluster: cluster,
+                replica: "S\(index)", minBalance: 0)
+            nodes.append(
+                ReplicaNode(
+                    cluster: cluster,
+                    configuration: Configuration(
+                        me: ReplicaID(index), members: [ReplicaID(index)], leaderTimeoutTicks: 3,
+                        heartbeatIntervalTicks: 1, consensusTimeoutTicks: 50),
+                    store: store, recovered: recovered, peers: NoPeers(), accounts: shards.accounts(of: cluster),
+                    initialBalance: 10, seed: 1, logger: Logger(label: "test"), onFailure: { _ in }))
+        }
+        let ticker = Task { [nodes] in
             while !Task.isCancelled {
-                await node.tick()
+                for node in nodes { await node.tick() }
                 try? await Task.sleep(for: .milliseconds(2))
             }
         }
         defer { ticker.cancel() }
-        // Wait until the replica leads and created its accounts.
-        for _ in 0..<2_000 where await node.localBalance(of: AccountID(1)).balance == nil {
-            try await Task.sleep(for: .milliseconds(2))
+        // Wait until each replica leads and created its accounts.
+        for (node, cluster) in zip(nodes, clusters) {
+            let first = shards.accounts(of: cluster)[0].lowerBound
+            for _ in 0..<2_000 where await node.localBalance(of: first).balance == nil {
+                try await Task.sleep(for: .milliseconds(2))
+            }
         }
-        let service = LedgerService(
-            node: node, catalog: Catalog(version: 1, shards: shards), testControlsEnabled: testControls,
-            linkFaults: LinkFaultLayer(peers: [ReplicaID(2), ReplicaID(3)]), logger: Logger(label: "test"))
+        try await body(nodes)
+    }
+
+    /// Serves `services` in process for the duration of `body`.
+    static func serve(
+        _ services: [any RegistrableRPCService],
+        _ body: (Ledger_V1_Ledger.Client<InProcessTransport.Client>) async throws -> Void
+    ) async throws {
         let transport = InProcessTransport()
-        try await withGRPCServer(transport: transport.server, services: [service]) { _ in
+        try await withGRPCServer(transport: transport.server, services: services) { _ in
             try await withGRPCClient(transport: transport.client) { client in
-                try await body(Ledger_V1_Ledger.Client(wrapping: client), node)
+                try await body(Ledger_V1_Ledger.Client(wrapping: client))
+            }
+        }
+    }
+
+    @Test func aNodeRoutesEachCallToTheReplicaOfItsCluster() async throws {
+        try await Self.withNodes(["C1", "C2"]) { nodes in
+            let endpoints = nodes.map { node in
+                ReplicaEndpoint(
+                    node: node, catalog: Catalog(version: 1, shards: Self.shards), testControlsEnabled: false,
+                    linkFaults: LinkFaultLayer(peers: []), logger: Logger(label: "test"))
+            }
+            try await Self.serve([LedgerService(endpoints: endpoints)]) { ledger in
+                for (cluster, from, to) in [("C1", 1, 2), ("C2", 11, 12)] {
+                    let reply = try await ledger.transfer(
+                        Ledger_V1_TransferRequest(
+                            cluster: cluster, transaction: TransactionID(client: 9, sequence: UInt64(from)),
+                            from: AccountID(UInt64(from)), to: AccountID(UInt64(to)), amount: Amount(3)))
+                    #expect(try CommandOutcome(wire: reply) == .applied(.committed))
+                }
+                #expect(await nodes[0].state.balances[AccountID(1)] == 7)
+                #expect(await nodes[1].state.balances[AccountID(11)] == 7)
+                let status = try await ledger.status(.with { $0.cluster = "C2" })
+                #expect(status.replica == "S2")
+                await #expect {
+                    _ = try await ledger.status(.with { $0.cluster = "C3" })
+                } throws: { error in
+                    let error = error as? RPCError
+                    return error?.code == .failedPrecondition
+                        && error?.message == "this node hosts S1 of C1, S2 of C2; the request is for cluster C3"
+                }
             }
         }
     }
