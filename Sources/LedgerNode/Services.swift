@@ -18,13 +18,11 @@ struct ReplicaEndpoint: Sendable {
     var cluster: String { node.cluster }
 
     func transfer(request: Ledger_V1_TransferRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
-        try checkCluster(request.cluster)
         let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
         return try await reply(submit(command))
     }
 
     func balance(request: Ledger_V1_BalanceRequest, context: ServerContext) async throws -> Ledger_V1_BalanceReply {
-        try checkCluster(request.cluster)
         let account = try decoded { () throws(WireError) in try AccountID(wire: request.account) }
         var answer = try await available { () throws(ReplicaUnavailable) in try await node.read(account) }
         if case .failure(.wrongShard(let account, nil)) = answer {
@@ -34,19 +32,16 @@ struct ReplicaEndpoint: Sendable {
     }
 
     func prepare(request: Ledger_V1_PrepareRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
-        try checkCluster(request.cluster)
         let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
         return try await reply(submit(command))
     }
 
     func commit(request: Ledger_V1_CommitRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
-        try checkCluster(request.cluster)
         let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
         return try await reply(submit(command))
     }
 
     func abort(request: Ledger_V1_AbortRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
-        try checkCluster(request.cluster)
         let command = try decoded { () throws(WireError) in try LedgerCommand(wire: request) }
         return try await reply(submit(command))
     }
@@ -55,7 +50,6 @@ struct ReplicaEndpoint: Sendable {
     /// proposes an abort, which is refused if the transaction committed first. So a decision, once given, is final,
     /// and a transaction without one is aborted (DESIGN §5.3). Replicas only (`AccessPolicy`).
     func decision(request: Ledger_V1_DecisionRequest, context: ServerContext) async throws -> Ledger_V1_CommandReply {
-        try checkCluster(request.cluster)
         let id = try decoded { () throws(WireError) in try TransactionID(wire: request) }
         let caller: Logger.MetadataValue =
             switch AccessControl.identity(of: context) {
@@ -83,7 +77,7 @@ struct ReplicaEndpoint: Sendable {
     func transactionStatus(request: Ledger_V1_TransactionStatusRequest, context: ServerContext) async throws
         -> Ledger_V1_TransactionStatusReply
     {
-        try checkCluster(request.cluster, replica: request.replica)
+        try checkReplica(request.replica)
         let id = try decoded { () throws(WireError) in try TransactionID(wire: request) }
         return Ledger_V1_TransactionStatusReply(await node.transactionStatus(of: id))
     }
@@ -92,7 +86,7 @@ struct ReplicaEndpoint: Sendable {
     func transactionStatusBatch(request: Ledger_V1_TransactionStatusBatchRequest, context: ServerContext) async throws
         -> Ledger_V1_TransactionStatusBatchReply
     {
-        try checkCluster(request.cluster, replica: request.replica)
+        try checkReplica(request.replica)
         let ids = try decoded { () throws(WireError) in try TransactionID.batch(wire: request) }
         return Ledger_V1_TransactionStatusBatchReply(await node.appliedStatuses(of: ids))
     }
@@ -107,7 +101,6 @@ struct ReplicaEndpoint: Sendable {
     }
 
     func answer(_ request: Ledger_V1_CommandBatchRequest) async throws -> Ledger_V1_CommandBatchReply {
-        try checkCluster(request.cluster)
         let commands = try decoded { () throws(WireError) in try LedgerCommand.batch(wire: request) }
         // A cluster creates its own accounts and its replicas propose the decisions of cross-shard transactions; no
         // client may propose either.
@@ -123,13 +116,13 @@ struct ReplicaEndpoint: Sendable {
     func localBalance(request: Ledger_V1_LocalBalanceRequest, context: ServerContext) async throws
         -> Ledger_V1_LocalBalanceReply
     {
-        try checkCluster(request.cluster, replica: request.replica)
+        try checkReplica(request.replica)
         let account = try decoded { () throws(WireError) in try AccountID(wire: request.account) }
         return Ledger_V1_LocalBalanceReply(await node.localBalance(of: account))
     }
 
     func logs(request: Ledger_V1_LogsRequest, context: ServerContext) async throws -> Ledger_V1_LogsReply {
-        try checkCluster(request.cluster, replica: request.replica)
+        try checkReplica(request.replica)
         let records = try await stored { () throws(StoreError) in try await node.walRecords() }
         return Ledger_V1_LogsReply(page(records, start: request.start, limit: request.limit))
     }
@@ -137,20 +130,20 @@ struct ReplicaEndpoint: Sendable {
     func datastore(request: Ledger_V1_DatastoreRequest, context: ServerContext) async throws
         -> Ledger_V1_DatastoreReply
     {
-        try checkCluster(request.cluster, replica: request.replica)
+        try checkReplica(request.replica)
         let records = try await stored { () throws(StoreError) in try await node.datastoreRecords() }
         return Ledger_V1_DatastoreReply(page(records, start: request.start, limit: request.limit))
     }
 
     func status(request: Ledger_V1_StatusRequest, context: ServerContext) async throws -> Ledger_V1_StatusReply {
-        try checkCluster(request.cluster, replica: request.replica)
+        try checkReplica(request.replica)
         return Ledger_V1_StatusReply(await node.status())
     }
 
     func setConnectivity(request: Ledger_V1_SetConnectivityRequest, context: ServerContext) async throws
         -> Ledger_V1_SetConnectivityReply
     {
-        try checkCluster(request.cluster, replica: request.replica)
+        try checkReplica(request.replica)
         try checkTestControls()
         await node.setConnected(request.connected)
         var reply = Ledger_V1_SetConnectivityReply()
@@ -161,7 +154,7 @@ struct ReplicaEndpoint: Sendable {
     func setLinkFaults(request: Ledger_V1_SetLinkFaultsRequest, context: ServerContext) async throws
         -> Ledger_V1_SetLinkFaultsReply
     {
-        try checkCluster(request.cluster, replica: request.replica)
+        try checkReplica(request.replica)
         try checkTestControls()
         let faults = try decoded { () throws(WireError) in
             try LinkFault.list(wire: request, members: linkFaults.peers.count + 1)
@@ -220,12 +213,8 @@ struct ReplicaEndpoint: Sendable {
         }
     }
 
-    private func checkCluster(_ requested: String, replica: String = "") throws {
-        guard requested == cluster else {
-            throw RPCError(
-                code: .failedPrecondition,
-                message: "this is cluster \(cluster) (replica \(node.me)); the request is for \(requested)")
-        }
+    /// The node's `LedgerService` routed the request by its cluster; a request that names a replica must name this one.
+    private func checkReplica(_ replica: String) throws {
         guard replica.isEmpty || replica == node.me.description else {
             throw RPCError(
                 code: .failedPrecondition, message: "this is replica \(node.me); the request is for \(replica)")
@@ -289,12 +278,9 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         ])
     }
 
-    /// The endpoint of `cluster`'s replica. A node hosting one replica lets it refuse another cluster's request
-    /// itself (naming the replica).
+    /// The endpoint of `cluster`'s replica; a cluster not hosted here is refused with the replicas that are.
     private func endpoint(_ cluster: String) throws -> ReplicaEndpoint {
-        if let endpoint = endpoints[cluster] ?? (endpoints.count == 1 ? endpoints.values.first : nil) {
-            return endpoint
-        }
+        if let endpoint = endpoints[cluster] { return endpoint }
         let hosted = endpoints.values.map { "\($0.node.me) of \($0.cluster)" }.sorted().joined(separator: ", ")
         throw RPCError(
             code: .failedPrecondition, message: "this node hosts \(hosted); the request is for cluster \(cluster)")

@@ -455,7 +455,9 @@ struct LocalNode: AsyncParsableCommand {
     @Option var name: String
 
     func run() async throws {
-        try await NodeProcess.main(hostsPath: hosts, name: name)
+        let deployment = try Deployment.load(hostsPath: hosts)
+        let catalog = try CatalogFile.read(path: deployment.catalogPath)
+        try await NodeProcess(deployment: deployment, catalog: catalog, name: name).runAsMain()
     }
 }
 

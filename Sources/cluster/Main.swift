@@ -146,20 +146,24 @@ struct Cluster: AsyncParsableCommand {
         var check = false
 
         func run() async throws {
+            // Every node this command runs is read and checked before any starts.
             let deployment = try Deployment.load(hostsPath: hosts)
-            let nodes = deployment.hosts.nodes.filter { name == nil || $0.name == name }
-            for node in nodes { _ = try NodeProcess.load(hostsPath: hosts, name: node.name) }
-            if let name, nodes.isEmpty { _ = try NodeProcess.load(hostsPath: hosts, name: name) }
+            let catalog = try CatalogFile.read(path: deployment.catalogPath)
+            let processes = try (name.map { [$0] } ?? deployment.hosts.nodes.map(\.name)).map { node in
+                try NodeProcess(deployment: deployment, catalog: catalog, name: node)
+            }
             if check {
-                for node in nodes {
-                    print("\(node.name): \(node.address) hosts \(node.replicas.joined(separator: ", "))")
+                for process in processes {
+                    print(
+                        "\(process.node.name): \(process.node.address) hosts \(process.node.replicas.joined(separator: ", "))"
+                    )
                 }
                 print(
                     "configuration valid (\(hosts), catalog \(deployment.catalogPath), tls \(deployment.tls.summary))")
                 return
             }
-            if let name {
-                try await NodeProcess.main(hostsPath: hosts, name: name)
+            if name != nil {
+                try await processes[0].runAsMain()
                 return
             }
             guard let executable = Bundle.main.executablePath else {
