@@ -218,14 +218,7 @@ public struct ClusterClient: Sendable {
                     wire: try await api.transactionStatus(
                         Ledger_V1_TransactionStatusRequest(cluster: cluster, transaction: id), options: options)))
         } failure: { (answer: TransactionStatusAnswer?) -> RequestFailure? in
-            // An undecided report from a follower may lag: ask the leader it names. An unknown one does not speak for
-            // the cluster unless linearizable: ask the leader, or with no hint the next replica.
-            guard let answer else { return nil }
-            switch answer.report {
-            case .committed, .aborted, .expired: return nil
-            case .prepared: return answer.leader.map { .notLeader(hint: $0) }
-            case .unknown: return answer.linearizable ? nil : .notLeader(hint: answer.leader)
-            }
+            answer.flatMap(Self.unsettled)
         } leaderHint: {
             $0?.leader
         } forbidden: { _ in
@@ -234,21 +227,37 @@ public struct ClusterClient: Sendable {
         return answer ?? nil
     }
 
-    /// What one replica of this cluster applied of each of `ids` (`TransactionStatusBatch`, no read index), in order:
-    /// the learned leader's or the contact's, else the next replica's that answers. Prepared and unknown may lag.
-    /// Nil when no replica answered before the deadline.
+    /// Why a status answer does not settle what the cluster knows, or nil when it does. An undecided report from a
+    /// follower may lag: ask the leader it names. An unknown one does not speak for the cluster unless linearizable:
+    /// ask the leader, or with no hint the next replica.
+    private static func unsettled(_ answer: TransactionStatusAnswer) -> RequestFailure? {
+        switch answer.report {
+        case .committed, .aborted, .expired: return nil
+        case .prepared: return answer.leader.map { .notLeader(hint: $0) }
+        case .unknown: return answer.linearizable ? nil : .notLeader(hint: answer.leader)
+        }
+    }
+
+    /// What this cluster knows of each of `ids` (`TransactionStatusBatch`), in order. Not `linearizable`: what one
+    /// replica applied, the learned leader's or the contact's, else the next replica's that answers (prepared and
+    /// unknown may lag). `linearizable`: each as `transactionStatus` reads it, the whole batch asked again where any
+    /// answer does not settle (the last answers may still include such). Nil when no replica answered before the
+    /// deadline.
     public func transactionStatusBatch(
-        of ids: [TransactionID], contact: ReplicaID, deadline: ContinuousClock.Instant
+        of ids: [TransactionID], contact: ReplicaID, deadline: ContinuousClock.Instant, linearizable: Bool = false
     ) async -> [TransactionStatusAnswer]? {
         let (answer, _) = await route(contact: contact, deadline: deadline) {
             api, options -> [TransactionStatusAnswer]?? in
             .some(
                 try TransactionStatusAnswer.batch(
                     wire: try await api.transactionStatusBatch(
-                        Ledger_V1_TransactionStatusBatchRequest(cluster: cluster, transactions: ids), options: options),
+                        Ledger_V1_TransactionStatusBatchRequest(
+                            cluster: cluster, transactions: ids, linearizable: linearizable),
+                        options: options),
                     count: ids.count))
-        } failure: { _ in
-            nil
+        } failure: { (answers: [TransactionStatusAnswer]?) -> RequestFailure? in
+            guard linearizable, let answers else { return nil }
+            return answers.lazy.compactMap(Self.unsettled).first
         } leaderHint: {
             $0?.first?.leader
         } forbidden: { _ in

@@ -32,11 +32,20 @@ final class ClusterDirectory: OtherClusters, Service {
         self.contacts = contacts
     }
 
-    func report(of id: TransactionID, at cluster: String) async -> LedgerState.Report? {
+    func reports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]? {
         guard let client = connections[cluster]?.client, let contact = contacts[cluster] ?? client.replicas.first else {
             return nil
         }
-        return await client.transactionStatus(of: id, contact: contact, deadline: .now + patience)?.clusterReport
+        var reports: [TransactionID: LedgerState.Report] = [:]
+        for start in stride(from: 0, to: ids.count, by: WireLimits.commandsPerBatchMax) {
+            let chunk = Array(ids[start..<min(start + WireLimits.commandsPerBatchMax, ids.count)])
+            guard
+                let answers = await client.transactionStatusBatch(
+                    of: chunk, contact: contact, deadline: .now + patience, linearizable: true)
+            else { return nil }
+            for (id, answer) in zip(chunk, answers) { reports[id] = answer.clusterReport }
+        }
+        return reports
     }
 
     func finalReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]? {

@@ -24,10 +24,10 @@ public protocol OtherClusters: Sendable {
     /// Asks `home` to decide `id` (`Decision`, DESIGN §5.3). The home answers through its log and chooses abort when it
     /// has no decision, so the answer is final: `.committed`, or an abort. Nil when the home cluster did not answer.
     func decision(of id: TransactionID, home: String) async -> CommandResult?
-    /// What `cluster` knows of `id` (`TransactionStatus`): committed, aborted, expired or prepared from any replica
-    /// (prepared from its leader when it names one), unknown only from its leader's linearizable answer. Nil when no
-    /// such answer came.
-    func report(of id: TransactionID, at cluster: String) async -> LedgerState.Report?
+    /// What `cluster` knows of each of `ids` (`TransactionStatusBatch`, linearizable, in one call): committed, aborted,
+    /// expired or prepared from any replica (prepared from its leader when it names one), unknown only from its
+    /// leader's linearizable answer; an id with no such answer is left out. Nil when the cluster did not answer.
+    func reports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]?
     /// The final reports (committed, aborted, expired) among what one replica of `cluster` applied of `ids`
     /// (`TransactionStatusBatch`); the others are left out. Nil when no replica answered.
     func finalReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]?
@@ -220,17 +220,18 @@ public actor ReplicaNode {
         let plainCommands = plain.map { commands[$0] }
         await withTaskGroup(of: [(Int, CommandOutcome)].self) { group in
             group.addTask { [plain] in zip(plain, await self.propose(plainCommands)).map { ($0, $1) } }
-            for (index, route) in routed { group.addTask { [(index, await self.decide(route))] } }
+            group.addTask { [routed] in await self.decide(routed) }
             for await answers in group { for (index, outcome) in answers { outcomes[index] = outcome } }
         }
-        for index in plain {
-            // This replica's state lagged when it routed the command: the ledger refused a commit or abort that must
-            // go the decision's way. Route it again, now that the state holds the prepare.
+        // This replica's state lagged when it routed these commands: the ledger refused a commit or abort that must
+        // go the decision's way. Route them again, now that the state holds the prepare.
+        let rerouted = plain.compactMap { index -> (index: Int, route: LedgerState.Route)? in
             guard case .applied(.refused) = outcomes[index], case let route = ledger.route(commands[index]),
                 route != .propose
-            else { continue }
-            outcomes[index] = await decide(route)
+            else { return nil }
+            return (index, route)
         }
+        for (index, outcome) in await decide(rerouted) { outcomes[index] = outcome }
         return outcomes.map { $0! }
     }
 
@@ -258,81 +259,141 @@ public actor ReplicaNode {
         }
     }
 
-    /// The decision path of a client's commit or abort (`LedgerState.Route`): ask the other clusters, then propose
-    /// what they allow. Nothing is proposed when they do not allow it.
-    private func decide(_ route: LedgerState.Route) async -> CommandOutcome {
+    /// The decision path of a batch's commits and aborts (`LedgerState.Route`): ask the other clusters, one question
+    /// per cluster for the whole batch, then propose together what they allow. Nothing is proposed for a command they
+    /// do not allow. Returns each command's outcome with its index.
+    private func decide(_ routes: [(index: Int, route: LedgerState.Route)]) async -> [(Int, CommandOutcome)] {
+        guard !routes.isEmpty else { return [] }
         guard let otherClusters else {
-            return .applied(.refused("replica \(me) reaches no other cluster to confirm a cross-shard decision"))
+            return routes.map {
+                (
+                    $0.index,
+                    .applied(.refused("replica \(me) reaches no other cluster to confirm a cross-shard decision"))
+                )
+            }
         }
+        var questions: [String: [TransactionID]] = [:]
+        for (_, route) in routes {
+            switch route {
+            case .propose:
+                preconditionFailure("a command to propose as it is has no decision path")
+            case .confirm(let id, _, let participants):
+                for participant in participants { questions[participant, default: []].append(id) }
+            case .learn(let id, let home, _):
+                questions[home, default: []].append(id)
+            }
+        }
+        // A cluster that did not answer is left out, and so is an answer that does not speak for its cluster.
+        var reports = await withTaskGroup(of: (String, [TransactionID: LedgerState.Report]?).self) { group in
+            for (cluster, ids) in questions {
+                group.addTask { (cluster, await otherClusters.reports(of: ids, at: cluster)) }
+            }
+            var reports: [String: [TransactionID: LedgerState.Report]] = [:]
+            for await (cluster, answer) in group { reports[cluster] = answer }
+            return reports
+        }
+        // A client may abort its transaction at the home at any time; here it asked a participant, so the home decides
+        // now (`Decision`: abort, unless it committed first), as recovery would later.
+        let undecided = routes.compactMap { _, route -> (TransactionID, home: String)? in
+            guard case .learn(let id, let home, aborting: true) = route, reports[home]?[id]?.isDecided == false else {
+                return nil
+            }
+            return (id, home)
+        }
+        await withTaskGroup(of: (TransactionID, String, CommandResult?).self) { group in
+            for (id, home) in undecided {
+                group.addTask { (id, home, await otherClusters.decision(of: id, home: home)) }
+            }
+            for await (id, home, decision) in group {
+                switch decision {
+                case .committed?: reports[home]?[id] = .committed
+                case .aborted(let reason)?: reports[home]?[id] = .aborted(reason)
+                default: reports[home]?[id] = nil
+                }
+            }
+        }
+        var answered: [(Int, CommandOutcome)] = []
+        var proposals: [(index: Int, command: LedgerCommand)] = []
+        for (index, route) in routes {
+            switch verdict(route, reports: reports) {
+            case .propose(let command): proposals.append((index, command))
+            case .answer(let outcome): answered.append((index, outcome))
+            }
+        }
+        return answered + zip(proposals, await propose(proposals.map(\.command))).map { ($0.index, $1) }
+    }
+
+    /// What the other clusters' reports allow for one routed commit or abort: the command to propose, or the answer
+    /// without one (a refusal, or no quorum when a cluster did not answer: the client may send it again).
+    private func verdict(
+        _ route: LedgerState.Route, reports: [String: [TransactionID: LedgerState.Report]]
+    ) -> Verdict {
         switch route {
         case .propose:
             preconditionFailure("a command to propose as it is has no decision path")
         case .confirm(let id, let terms, let participants):
             for participant in participants {
-                switch await otherClusters.report(of: id, at: participant) {
+                switch reports[participant]?[id] {
                 case .prepared(terms, _)?, .committed?:
                     // Committed there means it learned this home's commit: only a lagging replica asks again.
                     continue
                 case .prepared(let other, _)?:
-                    return .applied(
-                        .refused(
-                            "\(participant) prepared \(id) as a \(other), but its home \(cluster) as a \(terms): the "
-                                + "commit is refused; abort"))
+                    return .refused(
+                        "\(participant) prepared \(id) as a \(other), but its home \(cluster) as a \(terms): the "
+                            + "commit is refused; abort")
                 case .aborted?:
-                    return .applied(.refused("\(participant) aborted \(id): the commit is refused; abort"))
+                    return .refused("\(participant) aborted \(id): the commit is refused; abort")
                 case .expired?:
-                    return .applied(
-                        .refused("\(participant) no longer remembers \(id): the commit is refused; abort"))
+                    return .refused("\(participant) no longer remembers \(id): the commit is refused; abort")
                 case .unknown?:
-                    return .applied(
-                        .refused("\(participant) has not prepared \(id): the commit is refused; abort, or prepare it"))
+                    return .refused(
+                        "\(participant) has not prepared \(id): the commit is refused; abort, or prepare it")
                 case nil:
                     // Nothing was proposed; the commit can be sent again.
-                    return .failed(.noQuorum)
+                    return .answer(.failed(.noQuorum))
                 }
             }
-            return await propose([.decideCommit(id, agreed: terms)])[0]
-        case .learn(let id, let home, let aborting):
-            var report = await otherClusters.report(of: id, at: home)
-            if aborting, report?.isDecided == false {
-                // A client may abort its transaction at the home at any time; here it asked this participant, so the
-                // home decides now (`Decision`: abort, unless it committed first), as recovery would later.
-                switch await otherClusters.decision(of: id, home: home) {
-                case .committed?: report = .committed
-                case .aborted(let reason)?: report = .aborted(reason)
-                default: report = nil
-                }
-            }
-            switch report {
+            return .propose(.decideCommit(id, agreed: terms))
+        case .learn(let id, let home, _):
+            switch reports[home]?[id] {
             case .committed?:
-                return await propose([.follow(id, committed: true)])[0]
+                return .propose(.follow(id, committed: true))
             case .aborted?, .expired?:
                 // A home forgets a commit only once this participant applied it; this one is still prepared here.
-                return await propose([.follow(id, committed: false)])[0]
+                return .propose(.follow(id, committed: false))
             case .prepared?, .unknown?:
-                return .applied(
-                    .refused(
-                        "\(id) is undecided at its home \(home); \(cluster) applies only the home's decision: decide at "
-                            + "\(home) first"))
+                return .refused(
+                    "\(id) is undecided at its home \(home); \(cluster) applies only the home's decision: decide at "
+                        + "\(home) first")
             case nil:
-                return .failed(.noQuorum)
+                return .answer(.failed(.noQuorum))
             }
         }
     }
 
-    /// What this replica's applied state knows of a transaction (`TransactionStatus`). Every report but unknown is
-    /// answered at once: committed, aborted and expired are final, and prepared is true of the cluster (it chose the
-    /// prepare) though perhaps decided since. Unknown is linearizable when this replica leads and confirms it with a
-    /// read index first, so that a prepare its cluster chose and a follower has not yet applied is never reported as
-    /// unknown for the cluster.
-    public func transactionStatus(of id: TransactionID) async -> TransactionStatusAnswer {
+    /// A routed command's way: the command to propose, or its answer without a proposal.
+    private enum Verdict {
+        case propose(LedgerCommand)
+        case answer(CommandOutcome)
+
+        static func refused(_ message: String) -> Verdict { .answer(.applied(.refused(message))) }
+    }
+
+    /// What this replica's applied state knows of each of `ids` (`TransactionStatus`, and `TransactionStatusBatch` when
+    /// linearizable). Every report but unknown is answered at once: committed, aborted and expired are final, and
+    /// prepared is true of the cluster (it chose the prepare) though perhaps decided since. Unknown is linearizable
+    /// when this replica leads and confirms it with a read index first (one for all of `ids`), so that a prepare its
+    /// cluster chose and a follower has not yet applied is never reported as unknown for the cluster.
+    public func transactionStatuses(of ids: [TransactionID]) async -> [TransactionStatusAnswer] {
         var linearizable = false
-        if ledger.report(of: id) == .unknown {
+        if ids.contains(where: { ledger.report(of: $0) == .unknown }) {
             linearizable = (try? await confirmCurrent()) == .some(nil)
         }
-        return TransactionStatusAnswer(
-            replica: me, appliedThrough: ledgerSlot, report: ledger.report(of: id), leader: otherLeader,
-            linearizable: linearizable)
+        return ids.map {
+            TransactionStatusAnswer(
+                replica: me, appliedThrough: ledgerSlot, report: ledger.report(of: $0), leader: otherLeader,
+                linearizable: linearizable)
+        }
     }
 
     /// What this replica's applied state knows of each of `ids`, as it is (`TransactionStatusBatch`: no read index,

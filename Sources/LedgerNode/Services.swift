@@ -79,16 +79,18 @@ struct ReplicaEndpoint: Sendable {
     {
         try checkReplica(request.replica)
         let id = try decoded { () throws(WireError) in try TransactionID(wire: request) }
-        return Ledger_V1_TransactionStatusReply(await node.transactionStatus(of: id))
+        return Ledger_V1_TransactionStatusReply(await node.transactionStatuses(of: [id])[0])
     }
 
-    /// What this replica's applied state knows of many transactions, as it is (no read index); decides nothing.
+    /// What this replica knows of many transactions: linearizable as `TransactionStatus`, or as its applied state has
+    /// it (no read index); decides nothing.
     func transactionStatusBatch(request: Ledger_V1_TransactionStatusBatchRequest, context: ServerContext) async throws
         -> Ledger_V1_TransactionStatusBatchReply
     {
         try checkReplica(request.replica)
         let ids = try decoded { () throws(WireError) in try TransactionID.batch(wire: request) }
-        return Ledger_V1_TransactionStatusBatchReply(await node.appliedStatuses(of: ids))
+        return Ledger_V1_TransactionStatusBatchReply(
+            request.linearizable ? await node.transactionStatuses(of: ids) : await node.appliedStatuses(of: ids))
     }
 
     /// Many commands in one call, each answered as its own call would be: they reach the log together (one `Ready`,

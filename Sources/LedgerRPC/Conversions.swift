@@ -526,11 +526,12 @@ extension Ledger_V1_TransactionStatusRequest {
 }
 
 extension Ledger_V1_TransactionStatusBatchRequest {
-    public init(cluster: String, replica: String = "", transactions: [TransactionID]) {
+    public init(cluster: String, replica: String = "", transactions: [TransactionID], linearizable: Bool = false) {
         self.init()
         self.cluster = cluster
         self.replica = replica
         self.transactions = transactions.map(Ledger_V1_TransactionId.init)
+        self.linearizable = linearizable
     }
 }
 

@@ -11,15 +11,20 @@ import Testing
 /// A home keeps its commit of a cross-shard transaction until the other participant is seen to have applied it
 /// (DESIGN §3), whatever the client releases; then it forgets it.
 @Suite struct DeliveryTests {
-    /// The other participant, C2, as this home sees it: whatever the test says it reports.
+    /// The other participant, C2, as this home sees it: whatever the test says it reports (`reportedOf` for the
+    /// transactions it names, else `reported`), and the questions it was asked.
     final class Participant: OtherClusters {
         let reported = Mutex<LedgerState.Report?>(nil)
+        let reportedOf = Mutex<[TransactionID: LedgerState.Report]>([:])
+        let questions = Mutex<[[TransactionID]]>([])
         let asked = Mutex(0)
 
         func decision(of id: TransactionID, home: String) async -> CommandResult? { nil }
 
-        func report(of id: TransactionID, at cluster: String) async -> LedgerState.Report? {
-            reported.withLock { $0 }
+        func reports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]? {
+            questions.withLock { $0.append(ids) }
+            let (reportedOf, reported) = (self.reportedOf.withLock { $0 }, self.reported.withLock { $0 })
+            return ids.reduce(into: [:]) { $0[$1] = reportedOf[$1] ?? reported }
         }
 
         func finalReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]? {
@@ -96,12 +101,12 @@ import Testing
             participant.reported.withLock { $0 = .unknown }
             try await Task.sleep(for: .milliseconds(300))
             #expect(await node.state.undelivered == [Self.id])
-            #expect(await node.transactionStatus(of: Self.id).report == .committed)
+            #expect(await node.transactionStatuses(of: [Self.id])[0].report == .committed)
 
             // It applied the commit: the home proposes `delivered` and, the client having released it, forgets it.
             participant.reported.withLock { $0 = .committed }
             #expect(try await Self.eventually(node) { $0.undelivered.isEmpty && $0.transactions[Self.id] == nil })
-            #expect(await node.transactionStatus(of: Self.id).report == .expired)
+            #expect(await node.transactionStatuses(of: [Self.id])[0].report == .expired)
             // A retry of the commit is answered expired, and changes nothing.
             let balance = await node.localBalance(of: AccountID(1)).balance
             guard case .applied(.expired) = try await node.submit(.commit(Self.id)) else {
@@ -112,20 +117,59 @@ import Testing
         }
     }
 
+    /// A client's batch of commits costs the home one question to the other participant, not one per commit, and each
+    /// commit still gets its own verdict: committed where the participant prepared the same terms, refused where it
+    /// prepared other terms, no quorum (nothing proposed; the commit may be sent again) where it gave no answer.
+    @Test func theHomeAsksTheParticipantOnceForABatchOfCommits() async throws {
+        let participant = Participant()
+        try await Self.withHome(participant) { node in
+            let transfers = (1...3).map {
+                CrossShardTransfer(
+                    from: AccountID($0), to: AccountID(10 + $0), amount: Amount(4), home: "C1",
+                    participants: ["C1", "C2"])
+            }
+            let ids = (1...3).map { TransactionID(client: 9, sequence: UInt64($0)) }
+            #expect(
+                try await node.submit(batch: zip(ids, transfers).map { .prepare($0, $1) })
+                    == Array(repeating: .applied(.preparedYes), count: 3))
+            let other = CrossShardTransfer(
+                from: AccountID(2), to: AccountID(12), amount: Amount(5), home: "C1", participants: ["C1", "C2"])
+            participant.reportedOf.withLock {
+                $0 = [
+                    ids[0]: .prepared(.transfer(transfers[0]), home: "C1"),
+                    ids[1]: .prepared(.transfer(other), home: "C1"),
+                ]
+            }
+            participant.questions.withLock { $0 = [] }
+
+            let outcomes = try await node.submit(batch: ids.map { .commit($0) })
+            #expect(participant.questions.withLock { $0 } == [ids])
+            #expect(outcomes[0] == .applied(.committed))
+            guard case .applied(.refused(let message)) = outcomes[1] else {
+                Issue.record("a commit the participant prepared on other terms was not refused: \(outcomes[1])")
+                return
+            }
+            #expect(message.contains("C2 prepared"))
+            #expect(outcomes[2] == .failed(.noQuorum))
+            #expect(await node.localBalance(of: AccountID(1)).balance == 6)
+            #expect(await node.state.transactions[ids[1]]?.isFinal == false)
+        }
+    }
+
     /// "Unknown" speaks for the cluster only from its leader, after a read index: a follower may not yet have applied
     /// a prepare its cluster chose (its leader died before telling it), and a home that took its "unknown" for the
     /// cluster's would refuse a commit both participants voted for. "Prepared" is true from any replica, at once.
     @Test func anUnknownStatusSpeaksForTheClusterOnlyFromItsLeader() async throws {
         try await Self.withHome(Participant()) { (leader: ReplicaNode) async throws in
-            let unknown = await leader.transactionStatus(of: Self.id)
+            let unknown = await leader.transactionStatuses(of: [Self.id])[0]
             #expect(unknown.report == .unknown && unknown.linearizable)
             #expect(unknown.clusterReport == .unknown)
             #expect(try await leader.submit(.prepare(Self.id, Self.transfer)) == .applied(.preparedYes))
-            let prepared = await leader.transactionStatus(of: Self.id)
+            let prepared = await leader.transactionStatuses(of: [Self.id])[0]
             #expect(prepared.clusterReport == .prepared(.transfer(Self.transfer), home: "C1"))
         }
         try await Self.withHome(Participant(), members: 3) { follower in
-            let unknown = await follower.transactionStatus(of: Self.id)
+            let unknown = await follower.transactionStatuses(of: [Self.id])[0]
             #expect(unknown.report == .unknown && !unknown.linearizable)
             #expect(unknown.clusterReport == nil, "a follower's unknown is not the cluster's")
         }

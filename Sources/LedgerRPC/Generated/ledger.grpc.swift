@@ -399,9 +399,12 @@ extension Ledger_V1_Ledger {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
-        /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
-        /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+        /// > TransactionStatus of many transactions at once, in their order, at most 512. Without `linearizable`, from the
+        /// > applied state of the replica asked (no read index): a home asks it of the other participant to learn which of
+        /// > its commits were applied there (COMMITTED, EXPIRED), so it can forget them. With it, each answered as
+        /// > TransactionStatus would (one read index for the batch when any is UNKNOWN): a replica asks it for every commit of
+        /// > a client's batch that names that cluster, a home to confirm what the other participant prepared and a
+        /// > participant to learn what its home decided. Any identity may call it.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Ledger_V1_TransactionStatusBatchRequest` messages.
@@ -708,9 +711,12 @@ extension Ledger_V1_Ledger {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
-        /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
-        /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+        /// > TransactionStatus of many transactions at once, in their order, at most 512. Without `linearizable`, from the
+        /// > applied state of the replica asked (no read index): a home asks it of the other participant to learn which of
+        /// > its commits were applied there (COMMITTED, EXPIRED), so it can forget them. With it, each answered as
+        /// > TransactionStatus would (one read index for the batch when any is UNKNOWN): a replica asks it for every commit of
+        /// > a client's batch that names that cluster, a home to confirm what the other participant prepared and a
+        /// > participant to learn what its home decided. Any identity may call it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Ledger_V1_TransactionStatusBatchRequest` message.
@@ -1015,9 +1021,12 @@ extension Ledger_V1_Ledger {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
-        /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
-        /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+        /// > TransactionStatus of many transactions at once, in their order, at most 512. Without `linearizable`, from the
+        /// > applied state of the replica asked (no read index): a home asks it of the other participant to learn which of
+        /// > its commits were applied there (COMMITTED, EXPIRED), so it can forget them. With it, each answered as
+        /// > TransactionStatus would (one read index for the batch when any is UNKNOWN): a replica asks it for every commit of
+        /// > a client's batch that names that cluster, a home to confirm what the other participant prepared and a
+        /// > participant to learn what its home decided. Any identity may call it.
         ///
         /// - Parameters:
         ///   - request: A `Ledger_V1_TransactionStatusBatchRequest` message.
@@ -1925,9 +1934,12 @@ extension Ledger_V1_Ledger {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
-        /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
-        /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+        /// > TransactionStatus of many transactions at once, in their order, at most 512. Without `linearizable`, from the
+        /// > applied state of the replica asked (no read index): a home asks it of the other participant to learn which of
+        /// > its commits were applied there (COMMITTED, EXPIRED), so it can forget them. With it, each answered as
+        /// > TransactionStatus would (one read index for the batch when any is UNKNOWN): a replica asks it for every commit of
+        /// > a client's batch that names that cluster, a home to confirm what the other participant prepared and a
+        /// > participant to learn what its home decided. Any identity may call it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Ledger_V1_TransactionStatusBatchRequest` message.
@@ -2388,9 +2400,12 @@ extension Ledger_V1_Ledger {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
-        /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
-        /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+        /// > TransactionStatus of many transactions at once, in their order, at most 512. Without `linearizable`, from the
+        /// > applied state of the replica asked (no read index): a home asks it of the other participant to learn which of
+        /// > its commits were applied there (COMMITTED, EXPIRED), so it can forget them. With it, each answered as
+        /// > TransactionStatus would (one read index for the batch when any is UNKNOWN): a replica asks it for every commit of
+        /// > a client's batch that names that cluster, a home to confirm what the other participant prepared and a
+        /// > participant to learn what its home decided. Any identity may call it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Ledger_V1_TransactionStatusBatchRequest` message.
@@ -2910,9 +2925,12 @@ extension Ledger_V1_Ledger.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
-    /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
-    /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+    /// > TransactionStatus of many transactions at once, in their order, at most 512. Without `linearizable`, from the
+    /// > applied state of the replica asked (no read index): a home asks it of the other participant to learn which of
+    /// > its commits were applied there (COMMITTED, EXPIRED), so it can forget them. With it, each answered as
+    /// > TransactionStatus would (one read index for the batch when any is UNKNOWN): a replica asks it for every commit of
+    /// > a client's batch that names that cluster, a home to confirm what the other participant prepared and a
+    /// > participant to learn what its home decided. Any identity may call it.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Ledger_V1_TransactionStatusBatchRequest` message.
@@ -3405,9 +3423,12 @@ extension Ledger_V1_Ledger.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > TransactionStatus of many transactions at once, in their order, from the applied state of the replica asked
-    /// > (never linearizable: no read index), at most 512. A home asks it of the other participant to learn which of its
-    /// > commits were applied there (COMMITTED, EXPIRED), so it can forget them. Any identity may call it.
+    /// > TransactionStatus of many transactions at once, in their order, at most 512. Without `linearizable`, from the
+    /// > applied state of the replica asked (no read index): a home asks it of the other participant to learn which of
+    /// > its commits were applied there (COMMITTED, EXPIRED), so it can forget them. With it, each answered as
+    /// > TransactionStatus would (one read index for the batch when any is UNKNOWN): a replica asks it for every commit of
+    /// > a client's batch that names that cluster, a home to confirm what the other participant prepared and a
+    /// > participant to learn what its home decided. Any identity may call it.
     ///
     /// - Parameters:
     ///   - message: request message to send.

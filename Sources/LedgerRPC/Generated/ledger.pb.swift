@@ -1389,6 +1389,9 @@ public nonisolated struct Ledger_V1_TransactionStatusBatchRequest: Sendable {
 
   public var transactions: [Ledger_V1_TransactionId] = []
 
+  /// Confirm UNKNOWN answers with a read index, as TransactionStatus does, so that they speak for the cluster.
+  public var linearizable: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4007,7 +4010,7 @@ nonisolated extension Ledger_V1_TransactionStatusRequest: SwiftProtobuf.Message,
 
 nonisolated extension Ledger_V1_TransactionStatusBatchRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TransactionStatusBatchRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}replica\0\u{1}transactions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}replica\0\u{1}transactions\0\u{1}linearizable\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4018,6 +4021,7 @@ nonisolated extension Ledger_V1_TransactionStatusBatchRequest: SwiftProtobuf.Mes
       case 1: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.replica) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.transactions) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.linearizable) }()
       default: break
       }
     }
@@ -4033,6 +4037,9 @@ nonisolated extension Ledger_V1_TransactionStatusBatchRequest: SwiftProtobuf.Mes
     if !self.transactions.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.transactions, fieldNumber: 3)
     }
+    if self.linearizable != false {
+      try visitor.visitSingularBoolField(value: self.linearizable, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4040,6 +4047,7 @@ nonisolated extension Ledger_V1_TransactionStatusBatchRequest: SwiftProtobuf.Mes
     if lhs.cluster != rhs.cluster {return false}
     if lhs.replica != rhs.replica {return false}
     if lhs.transactions != rhs.transactions {return false}
+    if lhs.linearizable != rhs.linearizable {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
