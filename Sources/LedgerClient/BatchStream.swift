@@ -3,17 +3,22 @@ import GRPCNIOTransportHTTP2
 import LedgerRPC
 import Synchronization
 
-/// One long-lived `SubmitStream` call to one replica, which carries every batch a client sends there: a batch costs
+/// One long-lived bidirectional call to one replica, which carries every batch a client sends there: a batch costs
 /// one message each way instead of a call of its own (a new HTTP/2 stream, its headers and its handlers on both
-/// sides).
+/// sides). `SubmitStream` carries commands (`BatchStream.commands`), `TransactionStatusStream` a replica's questions
+/// to another cluster (`BatchStream.statuses`).
 ///
 /// The call opens with the first batch and again with the first batch after it ended. Replies come in the order the
 /// batches were written. The call ends, and every batch it has not answered fails, when the replica ends it (a batch
 /// it refused as a whole, or it stopped), when the connection breaks, when a batch is not answered by its deadline,
 /// or on `close`. A failed batch says whether it was written: if so, the replica may have taken it.
-final class BatchStream: Sendable {
-    typealias Request = Ledger_V1_CommandBatchRequest
-    typealias Reply = Ledger_V1_CommandBatchReply
+final class BatchStream<Request: Sendable, Reply: Sendable>: Sendable {
+    /// Runs one call: writes what `request` produces, and hands the replies to the response handler.
+    typealias Open =
+        @Sendable (
+            _ request: StreamingClientRequest<Request>, _ options: CallOptions,
+            _ onResponse: @Sendable @escaping (StreamingClientResponse<Reply>) async throws -> Void
+        ) async throws -> Void
 
     /// What became of one batch.
     enum Answer: Sendable {
@@ -40,13 +45,13 @@ final class BatchStream: Sendable {
     }
 
     /// How often the call checks for a batch past its deadline.
-    static let deadlineCheckInterval = Duration.milliseconds(50)
+    static var deadlineCheckInterval: Duration { .milliseconds(50) }
 
-    private let api: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>
+    private let open: Open
     private let state = Mutex(State())
 
-    init(api: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>) {
-        self.api = api
+    init(open: @escaping Open) {
+        self.open = open
     }
 
     /// Sends `request` on the call (opening it if none is running) and waits for its reply, until `deadline`.
@@ -118,7 +123,7 @@ final class BatchStream: Sendable {
         }
         var options = CallOptions.defaults
         options.timeout = nil
-        try await api.submitStream(request: request, options: options) { response in
+        try await open(request, options) { response in
             for try await reply in response.messages { try self.deliver(reply) }
         }
     }
@@ -168,6 +173,25 @@ final class BatchStream: Sendable {
             if state.withLock({ state in state.waiters.contains { $0.deadline <= now } }) {
                 throw RPCError(code: .deadlineExceeded, message: "a batch was not answered before its deadline")
             }
+        }
+    }
+}
+
+extension BatchStream where Request == Ledger_V1_CommandBatchRequest, Reply == Ledger_V1_CommandBatchReply {
+    /// A stream of command batches (`SubmitStream`).
+    static func commands(_ api: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>) -> BatchStream {
+        BatchStream { request, options, onResponse in
+            try await api.submitStream(request: request, options: options, onResponse: onResponse)
+        }
+    }
+}
+
+extension BatchStream
+where Request == Ledger_V1_TransactionStatusBatchRequest, Reply == Ledger_V1_TransactionStatusBatchReply {
+    /// A stream of status questions (`TransactionStatusStream`).
+    static func statuses(_ api: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>) -> BatchStream {
+        BatchStream { request, options, onResponse in
+            try await api.transactionStatusStream(request: request, options: options, onResponse: onResponse)
         }
     }
 }

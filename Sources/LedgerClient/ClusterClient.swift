@@ -26,7 +26,10 @@ public struct ClusterClient: Sendable {
     public let replicas: [ReplicaID]
     private let apis: [ReplicaID: Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>]
     /// The batch streams to each replica, one per lane, opened when a batch first goes there.
-    private let streams: [Lane: [ReplicaID: BatchStream]]
+    private let streams: [Lane: [ReplicaID: BatchStream<Ledger_V1_CommandBatchRequest, Ledger_V1_CommandBatchReply>]]
+    /// The status question streams to each replica, opened when a question first goes there.
+    private let statusStreams:
+        [ReplicaID: BatchStream<Ledger_V1_TransactionStatusBatchRequest, Ledger_V1_TransactionStatusBatchReply>]
     /// The leader the cluster's replies named last, shared by every copy of this client: calls go there first, so a
     /// contact that is a follower forwards only the first one.
     private let leader: LearnedLeader
@@ -36,7 +39,8 @@ public struct ClusterClient: Sendable {
         self.cluster = cluster
         self.replicas = replicas
         self.apis = apis
-        streams = Dictionary(uniqueKeysWithValues: Lane.allCases.map { ($0, apis.mapValues { BatchStream(api: $0) }) })
+        streams = Dictionary(uniqueKeysWithValues: Lane.allCases.map { ($0, apis.mapValues(BatchStream.commands)) })
+        statusStreams = apis.mapValues(BatchStream.statuses)
         self.leader = LearnedLeader()
     }
 
@@ -61,6 +65,7 @@ public struct ClusterClient: Sendable {
     /// Ends the batch streams (before the connections close: a call still open holds them up).
     func closeStreams() {
         for stream in streams.values.flatMap(\.values) { stream.close() }
+        for stream in statusStreams.values { stream.close() }
     }
 
     /// The leader learned from replies, where the next call goes first.
@@ -212,7 +217,7 @@ public struct ClusterClient: Sendable {
         of id: TransactionID, contact: ReplicaID, deadline: ContinuousClock.Instant
     ) async -> TransactionStatusAnswer? {
         let (answer, _) = await route(contact: contact, deadline: deadline) {
-            api, options -> TransactionStatusAnswer?? in
+            api, options, _ -> TransactionStatusAnswer?? in
             .some(
                 try TransactionStatusAnswer(
                     wire: try await api.transactionStatus(
@@ -238,23 +243,28 @@ public struct ClusterClient: Sendable {
         }
     }
 
-    /// What this cluster knows of each of `ids` (`TransactionStatusBatch`), in order. Not `linearizable`: what one
-    /// replica applied, the learned leader's or the contact's, else the next replica's that answers (prepared and
-    /// unknown may lag). `linearizable`: each as `transactionStatus` reads it, the whole batch asked again where any
-    /// answer does not settle (the last answers may still include such). Nil when no replica answered before the
-    /// deadline.
+    /// What this cluster knows of each of `ids`, in order. Not `linearizable`: what one replica applied
+    /// (`TransactionStatusBatch`), the learned leader's or the contact's, else the next replica's that answers
+    /// (prepared and unknown may lag). `linearizable`: each as `transactionStatus` reads it, on the replica's
+    /// `TransactionStatusStream` (a replica's questions about its shared transactions), the whole batch asked again
+    /// where any answer does not settle (the last answers may still include such). Nil when no replica answered before
+    /// the deadline.
     public func transactionStatusBatch(
         of ids: [TransactionID], contact: ReplicaID, deadline: ContinuousClock.Instant, linearizable: Bool = false
     ) async -> [TransactionStatusAnswer]? {
+        let request = Ledger_V1_TransactionStatusBatchRequest(
+            cluster: cluster, transactions: ids, linearizable: linearizable)
         let (answer, _) = await route(contact: contact, deadline: deadline) {
-            api, options -> [TransactionStatusAnswer]?? in
-            .some(
-                try TransactionStatusAnswer.batch(
-                    wire: try await api.transactionStatusBatch(
-                        Ledger_V1_TransactionStatusBatchRequest(
-                            cluster: cluster, transactions: ids, linearizable: linearizable),
-                        options: options),
-                    count: ids.count))
+            api, options, target -> [TransactionStatusAnswer]?? in
+            guard linearizable, let stream = statusStreams[target] else {
+                return .some(
+                    try TransactionStatusAnswer.batch(
+                        wire: try await api.transactionStatusBatch(request, options: options), count: ids.count))
+            }
+            switch await stream.send(request, deadline: .now + (options.timeout ?? Self.callTimeout)) {
+            case .reply(let reply): return .some(try TransactionStatusAnswer.batch(wire: reply, count: ids.count))
+            case .failed(let error, _): throw error
+            }
         } failure: { (answers: [TransactionStatusAnswer]?) -> RequestFailure? in
             guard linearizable, let answers else { return nil }
             return answers.lazy.compactMap(Self.unsettled).first
@@ -275,7 +285,7 @@ public struct ClusterClient: Sendable {
     /// only for the later try, and the command's fate is unknown.
     private func route<Answer>(
         contact: ReplicaID, deadline: ContinuousClock.Instant,
-        _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Answer?,
+        _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions, ReplicaID) async throws -> Answer?,
         failure: (Answer) -> RequestFailure?, leaderHint: (Answer) -> ReplicaID? = { _ in nil },
         forbidden: (String) -> Answer
     ) async -> (answer: Answer?, uncertain: Bool) {
@@ -289,7 +299,7 @@ public struct ClusterClient: Sendable {
             let attemptStarted = ContinuousClock.now
             let answer: Answer
             do {
-                guard let decoded = try await call(api, options) else { return (nil, uncertain) }
+                guard let decoded = try await call(api, options, target) else { return (nil, uncertain) }
                 answer = decoded
             } catch let error as RPCError where Self.isForbidden(error) {
                 // Every replica of the cluster would refuse this caller the same way.
@@ -336,7 +346,7 @@ public struct ClusterClient: Sendable {
         _ call: (Ledger_V1_Ledger.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws ->
             Ledger_V1_CommandReply?
     ) async -> CommandOutcome {
-        let (answer, uncertainAfter) = await route(contact: contact, deadline: deadline) { api, options in
+        let (answer, uncertainAfter) = await route(contact: contact, deadline: deadline) { api, options, _ in
             try await call(api, options).map { reply in
                 (
                     outcome: try CommandOutcome(wire: reply),
@@ -372,7 +382,7 @@ public struct ClusterClient: Sendable {
         Int64, RequestFailure
     > {
         let (outcome, _) = await route(contact: contact, deadline: deadline) {
-            api, options in
+            api, options, _ in
             try Result(
                 wire: try await api.balance(
                     Ledger_V1_BalanceRequest(cluster: cluster, account: account), options: options))

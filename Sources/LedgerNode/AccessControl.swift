@@ -24,6 +24,7 @@ struct AccessControl: ServerInterceptor {
         Ledger_V1_Ledger.Method.Decision.descriptor: .decision,
         Ledger_V1_Ledger.Method.TransactionStatus.descriptor: .transactionStatus,
         Ledger_V1_Ledger.Method.TransactionStatusBatch.descriptor: .transactionStatus,
+        Ledger_V1_Ledger.Method.TransactionStatusStream.descriptor: .transactionStatus,
         Ledger_V1_Ledger.Method.Transfer.descriptor: .command,
         Ledger_V1_Ledger.Method.Balance.descriptor: .command,
         Ledger_V1_Ledger.Method.Prepare.descriptor: .command,

@@ -369,20 +369,37 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         response: RPCWriter<Ledger_V1_CommandBatchReply>,
         context: ServerContext
     ) async throws {
-        let (answers, pending) = AsyncStream.makeStream(of: Task<Ledger_V1_CommandBatchReply, any Error>.self)
+        try await answerInOrder(request, response) { batch in try await endpoint(batch.cluster).answer(batch) }
+    }
+
+    func transactionStatusStream(
+        request: RPCAsyncSequence<Ledger_V1_TransactionStatusBatchRequest, any Error>,
+        response: RPCWriter<Ledger_V1_TransactionStatusBatchReply>,
+        context: ServerContext
+    ) async throws {
+        try await answerInOrder(request, response) { batch in
+            try await endpoint(batch.cluster).transactionStatusBatch(request: batch, context: context)
+        }
+    }
+
+    /// Answers a stream's requests in the order they came, each taken at once (a request does not wait for the one
+    /// before it to be answered). The first error ends the stream.
+    private func answerInOrder<Request: Sendable, Reply: Sendable>(
+        _ requests: RPCAsyncSequence<Request, any Error>, _ replies: RPCWriter<Reply>,
+        _ answer: @escaping @Sendable (Request) async throws -> Reply
+    ) async throws {
+        let (answers, pending) = AsyncStream.makeStream(of: Task<Reply, any Error>.self)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 defer { pending.finish() }
-                // A stopping replica takes no more batches but still writes the answers under way, then ends the
-                // call; the client fails the batches it wrote after and sends them again elsewhere.
+                // A stopping replica takes no more requests but still writes the answers under way, then ends the
+                // call; the client fails the requests it wrote after and sends them again elsewhere.
                 try await untilShutdown(stopped: ()) {
-                    for try await batch in request {
-                        pending.yield(Task { try await endpoint(batch.cluster).answer(batch) })
-                    }
+                    for try await request in requests { pending.yield(Task { try await answer(request) }) }
                 }
             }
             group.addTask {
-                for await answer in answers { try await response.write(try await answer.value) }
+                for await answer in answers { try await replies.write(try await answer.value) }
             }
             // The first error ends the stream: leaving the group by throwing cancels the other side.
             while try await group.next() != nil {}

@@ -46,7 +46,9 @@ struct BatchStreamTests {
         }
     }
 
-    private func withStream(_ body: (BatchStream, StandIn) async throws -> Void) async throws {
+    private typealias Commands = BatchStream<Ledger_V1_CommandBatchRequest, Ledger_V1_CommandBatchReply>
+
+    private func withStream(_ body: (Commands, StandIn) async throws -> Void) async throws {
         let standIn = StandIn()
         let server = GRPCServer(
             transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
@@ -59,7 +61,7 @@ struct BatchStreamTests {
                 transport: .http2NIOPosix(
                     target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
             ) { client in
-                let stream = BatchStream(api: Ledger_V1_Ledger.Client(wrapping: client))
+                let stream = Commands.commands(Ledger_V1_Ledger.Client(wrapping: client))
                 defer { stream.close() }
                 try await body(stream, standIn)
             }
@@ -75,7 +77,7 @@ struct BatchStreamTests {
     private func inAMinute() -> ContinuousClock.Instant { .now + .seconds(60) }
 
     /// The reply's echo (`marker@call`), or a description of the failure.
-    private func echo(_ answer: BatchStream.Answer) -> String {
+    private func echo(_ answer: Commands.Answer) -> String {
         switch answer {
         case .reply(let reply): reply.leaderHint
         case .failed(let error, let written):

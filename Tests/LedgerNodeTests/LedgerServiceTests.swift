@@ -303,6 +303,36 @@ import Testing
         }
     }
 
+    /// The status stream answers each batch in order, as `TransactionStatus` would when asked `linearizable`: the
+    /// leader's UNKNOWN is confirmed by a read index and so speaks for the cluster; without it, as applied.
+    @Test func aStatusStreamAnswersEachBatchInOrder() async throws {
+        try await Self.withService { ledger, _ in
+            _ = try await ledger.transfer(
+                Ledger_V1_TransferRequest(
+                    cluster: "C1", transaction: Self.t1, from: AccountID(1), to: AccountID(2), amount: Amount(1)))
+            let unknown = TransactionID(client: 9, sequence: 3)
+            let batches = [
+                Ledger_V1_TransactionStatusBatchRequest(
+                    cluster: "C1", transactions: [Self.t1, unknown], linearizable: true),
+                Ledger_V1_TransactionStatusBatchRequest(cluster: "C1", transactions: [unknown]),
+            ]
+            let answers = try await ledger.transactionStatusStream { writer in
+                for batch in batches { try await writer.write(batch) }
+            } onResponse: { response in
+                var answers: [[TransactionStatusAnswer]] = []
+                for try await reply in response.messages {
+                    answers.append(
+                        try TransactionStatusAnswer.batch(wire: reply, count: batches[answers.count].transactions.count)
+                    )
+                }
+                return answers
+            }
+            #expect(answers.map { $0.map(\.report) } == [[.committed, .unknown], [.unknown]])
+            #expect(answers.map { $0.map(\.linearizable) } == [[true, true], [false]])
+            #expect(answers[0][1].clusterReport == .unknown && answers[1][0].clusterReport == nil)
+        }
+    }
+
     @Test func aStreamAnswersBatchesInOrderUntilOneIsRefused() async throws {
         try await Self.withService { ledger, _ in
             func transfer(_ sequence: UInt64, from: UInt64 = 1, amount: Int64) -> LedgerCommand {

@@ -74,6 +74,14 @@ struct StatusOnlyLedger: Ledger_V1_Ledger.SimpleServiceProtocol {
         throw Self.unimplemented
     }
 
+    func transactionStatusStream(
+        request: RPCAsyncSequence<Ledger_V1_TransactionStatusBatchRequest, any Error>,
+        response: RPCWriter<Ledger_V1_TransactionStatusBatchReply>,
+        context: ServerContext
+    ) async throws {
+        throw Self.unimplemented
+    }
+
     func localBalance(
         request: Ledger_V1_LocalBalanceRequest, context: ServerContext
     ) async throws -> Ledger_V1_LocalBalanceReply {

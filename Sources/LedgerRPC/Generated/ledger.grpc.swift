@@ -124,6 +124,19 @@ public enum Ledger_V1_Ledger: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "TransactionStatusStream" metadata.
+        public enum TransactionStatusStream: Sendable {
+            /// Request type for "TransactionStatusStream".
+            public typealias Input = Ledger_V1_TransactionStatusBatchRequest
+            /// Response type for "TransactionStatusStream".
+            public typealias Output = Ledger_V1_TransactionStatusBatchReply
+            /// Descriptor for "TransactionStatusStream".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ledger.v1.Ledger"),
+                method: "TransactionStatusStream",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Namespace for "Decision" metadata.
         public enum Decision: Sendable {
             /// Request type for "Decision".
@@ -250,6 +263,7 @@ public enum Ledger_V1_Ledger: Sendable {
             Abort.descriptor,
             TransactionStatus.descriptor,
             TransactionStatusBatch.descriptor,
+            TransactionStatusStream.descriptor,
             Decision.descriptor,
             SubmitBatch.descriptor,
             SubmitStream.descriptor,
@@ -414,6 +428,26 @@ extension Ledger_V1_Ledger {
         ///     to an internal error.
         /// - Returns: A streaming response of `Ledger_V1_TransactionStatusBatchReply` messages.
         func transactionStatusBatch(
+            request: GRPCCore.StreamingServerRequest<Ledger_V1_TransactionStatusBatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_TransactionStatusBatchReply>
+
+        /// Handle the "TransactionStatusStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > TransactionStatusBatch on one long-lived stream: each request is answered by one reply, in the order they came (a
+        /// > request may be taken before the previous one is answered). A replica asks the other clusters its questions
+        /// > about shared transactions on it, so a question costs one message each way instead of a call of its own.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ledger_V1_TransactionStatusBatchRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ledger_V1_TransactionStatusBatchReply` messages.
+        func transactionStatusStream(
             request: GRPCCore.StreamingServerRequest<Ledger_V1_TransactionStatusBatchRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_TransactionStatusBatchReply>
@@ -730,6 +764,26 @@ extension Ledger_V1_Ledger {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Ledger_V1_TransactionStatusBatchReply>
 
+        /// Handle the "TransactionStatusStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > TransactionStatusBatch on one long-lived stream: each request is answered by one reply, in the order they came (a
+        /// > request may be taken before the previous one is answered). A replica asks the other clusters its questions
+        /// > about shared transactions on it, so a question costs one message each way instead of a call of its own.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ledger_V1_TransactionStatusBatchRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ledger_V1_TransactionStatusBatchReply` messages.
+        func transactionStatusStream(
+            request: GRPCCore.StreamingServerRequest<Ledger_V1_TransactionStatusBatchRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_TransactionStatusBatchReply>
+
         /// Handle the "Decision" method.
         ///
         /// > Source IDL Documentation:
@@ -1040,6 +1094,27 @@ extension Ledger_V1_Ledger {
             context: GRPCCore.ServerContext
         ) async throws -> Ledger_V1_TransactionStatusBatchReply
 
+        /// Handle the "TransactionStatusStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > TransactionStatusBatch on one long-lived stream: each request is answered by one reply, in the order they came (a
+        /// > request may be taken before the previous one is answered). A replica asks the other clusters its questions
+        /// > about shared transactions on it, so a question costs one message each way instead of a call of its own.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Ledger_V1_TransactionStatusBatchRequest` messages.
+        ///   - response: A response stream of `Ledger_V1_TransactionStatusBatchReply` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func transactionStatusStream(
+            request: GRPCCore.RPCAsyncSequence<Ledger_V1_TransactionStatusBatchRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Ledger_V1_TransactionStatusBatchReply>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
         /// Handle the "Decision" method.
         ///
         /// > Source IDL Documentation:
@@ -1289,6 +1364,17 @@ extension Ledger_V1_Ledger.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_TransactionStatusBatchReply>(),
             handler: { request, context in
                 try await self.transactionStatusBatch(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Ledger_V1_Ledger.Method.TransactionStatusStream.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_TransactionStatusBatchRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_TransactionStatusBatchReply>(),
+            handler: { request, context in
+                try await self.transactionStatusStream(
                     request: request,
                     context: context
                 )
@@ -1659,6 +1745,23 @@ extension Ledger_V1_Ledger.SimpleServiceProtocol {
         )
     }
 
+    public func transactionStatusStream(
+        request: GRPCCore.StreamingServerRequest<Ledger_V1_TransactionStatusBatchRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_TransactionStatusBatchReply> {
+        return GRPCCore.StreamingServerResponse<Ledger_V1_TransactionStatusBatchReply>(
+            metadata: [:],
+            producer: { writer in
+                try await self.transactionStatusStream(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
     public func decision(
         request: GRPCCore.ServerRequest<Ledger_V1_DecisionRequest>,
         context: GRPCCore.ServerContext
@@ -1956,6 +2059,31 @@ extension Ledger_V1_Ledger {
             deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_TransactionStatusBatchReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_TransactionStatusBatchReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "TransactionStatusStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > TransactionStatusBatch on one long-lived stream: each request is answered by one reply, in the order they came (a
+        /// > request may be taken before the previous one is answered). A replica asks the other clusters its questions
+        /// > about shared transactions on it, so a question costs one message each way instead of a call of its own.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Ledger_V1_TransactionStatusBatchRequest` messages.
+        ///   - serializer: A serializer for `Ledger_V1_TransactionStatusBatchRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_TransactionStatusBatchReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func transactionStatusStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Ledger_V1_TransactionStatusBatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_TransactionStatusBatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_TransactionStatusBatchReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Ledger_V1_TransactionStatusBatchReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "Decision" method.
@@ -2428,6 +2556,40 @@ extension Ledger_V1_Ledger {
             try await self.client.unary(
                 request: request,
                 descriptor: Ledger_V1_Ledger.Method.TransactionStatusBatch.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "TransactionStatusStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > TransactionStatusBatch on one long-lived stream: each request is answered by one reply, in the order they came (a
+        /// > request may be taken before the previous one is answered). A replica asks the other clusters its questions
+        /// > about shared transactions on it, so a question costs one message each way instead of a call of its own.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Ledger_V1_TransactionStatusBatchRequest` messages.
+        ///   - serializer: A serializer for `Ledger_V1_TransactionStatusBatchRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_TransactionStatusBatchReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func transactionStatusStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Ledger_V1_TransactionStatusBatchRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_TransactionStatusBatchRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_TransactionStatusBatchReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Ledger_V1_TransactionStatusBatchReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Ledger_V1_Ledger.Method.TransactionStatusStream.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2955,6 +3117,35 @@ extension Ledger_V1_Ledger.ClientProtocol {
         )
     }
 
+    /// Call the "TransactionStatusStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > TransactionStatusBatch on one long-lived stream: each request is answered by one reply, in the order they came (a
+    /// > request may be taken before the previous one is answered). A replica asks the other clusters its questions
+    /// > about shared transactions on it, so a question costs one message each way instead of a call of its own.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Ledger_V1_TransactionStatusBatchRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func transactionStatusStream<Result>(
+        request: GRPCCore.StreamingClientRequest<Ledger_V1_TransactionStatusBatchRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Ledger_V1_TransactionStatusBatchReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.transactionStatusStream(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_TransactionStatusBatchRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_TransactionStatusBatchReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "Decision" method.
     ///
     /// > Source IDL Documentation:
@@ -3451,6 +3642,40 @@ extension Ledger_V1_Ledger.ClientProtocol {
             metadata: metadata
         )
         return try await self.transactionStatusBatch(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "TransactionStatusStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > TransactionStatusBatch on one long-lived stream: each request is answered by one reply, in the order they came (a
+    /// > request may be taken before the previous one is answered). A replica asks the other clusters its questions
+    /// > about shared transactions on it, so a question costs one message each way instead of a call of its own.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func transactionStatusStream<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Ledger_V1_TransactionStatusBatchRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Ledger_V1_TransactionStatusBatchReply>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Ledger_V1_TransactionStatusBatchRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.transactionStatusStream(
             request: request,
             options: options,
             onResponse: handleResponse
