@@ -10,6 +10,8 @@
 # CONCURRENCY (default "1 8 64") and CROSS (default "0 0.1 1") pick the matrix. Mutual TLS is on, as configs/ ship
 # (certificates made by `shardctl certs` in the temporary folder); TLS=off runs plaintext, to measure what TLS costs.
 # BIN names a folder of prebuilt `cluster`, `client` and `shardctl` instead (an A/B of two commits built alike).
+# Besides the client's figures, each row gives the CPU the cluster processes used over the measured seconds (cores)
+# and per committed transfer (µs): where the cores are saturated, the CPU per transfer is what a change moves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -54,19 +56,28 @@ stop() {
 }
 trap stop EXIT
 
+# CPU ticks (user + system) of every running process of this build's `cluster` binary.
+cluster_ticks() {
+    local total=0 pid
+    for pid in $(pgrep -f "^$bin/cluster" || true); do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 mkdir -p "$repo/bench-results"
 csv="$repo/bench-results/$stamp.csv"
 md="$repo/bench-results/$stamp.md"
-echo "concurrency,cross_shard,committed_per_s,aborted_per_s,p50_ms,p99_ms,cross_p99_ms,slowest_second,total_ok" > "$csv"
+echo "concurrency,cross_shard,committed_per_s,aborted_per_s,p50_ms,p99_ms,cross_p99_ms,slowest_second,total_ok,cluster_cores,cpu_us_per_transfer" > "$csv"
 {
     echo "# Ledger benchmark $stamp"
     echo
     echo "3 clusters x 3 replicas on one machine ($(nproc) cores), layout $LAYOUT, release build, SQLite synchronous=FULL, TLS $TLS;"
     echo "3000 accounts at balance 10, uniform pairs, amount 1, closed loop, ${DURATION} s measured after ${WARMUP} s."
     echo
-    echo "| concurrency | cross-shard | committed/s | aborted/s | p50 ms | p99 ms | cross p99 ms | slowest second | total ok |"
-    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    echo "| concurrency | cross-shard | committed/s | aborted/s | p50 ms | p99 ms | cross p99 ms | slowest second | total ok | cluster cores | CPU µs per transfer |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 } > "$md"
 
 for concurrency in $CONCURRENCY; do
@@ -84,11 +95,23 @@ for concurrency in $CONCURRENCY; do
                 pids+=($!)
             done
         fi
-        line=$("$bin/client" bench --hosts "$hosts" --duration "$DURATION" --warmup "$WARMUP" --concurrency "$concurrency" \
-            --cross-shard "$cross" --json "bench-$concurrency-$cross.json" | tee /dev/stderr | tail -n 1)
+        "$bin/client" bench --hosts "$hosts" --duration "$DURATION" --warmup "$WARMUP" --concurrency "$concurrency" \
+            --cross-shard "$cross" --json "bench-$concurrency-$cross.json" > "bench-$concurrency-$cross.out" &
+        client=$!
+        # The cluster processes' CPU over the measured seconds, less one at each end.
+        window=$((DURATION > 2 ? DURATION - 2 : 1))
+        sleep "$((WARMUP + 1))"
+        first=$(cluster_ticks)
+        sleep "$window"
+        last=$(cluster_ticks)
+        wait "$client"
+        line=$(tail -n 1 "bench-$concurrency-$cross.out")
+        echo "$line" >&2
         value() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-        echo "$concurrency,$cross,$(value committed_per_s),$(value aborted_per_s),$(value p50_ms),$(value p99_ms),$(value cross_p99_ms),$(value slowest_second),$(value total_ok)" >> "$csv"
-        echo "| $concurrency | $cross | $(value committed_per_s) | $(value aborted_per_s) | $(value p50_ms) | $(value p99_ms) | $(value cross_p99_ms) | $(value slowest_second) | $(value total_ok) |" >> "$md"
+        cores=$(awk -v t=$((last - first)) -v w="$window" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz / w }')
+        per_transfer=$(awk -v c="$cores" -v r="$(value committed_per_s)" 'BEGIN { printf "%.0f", (r > 0 ? c * 1e6 / r : 0) }')
+        echo "$concurrency,$cross,$(value committed_per_s),$(value aborted_per_s),$(value p50_ms),$(value p99_ms),$(value cross_p99_ms),$(value slowest_second),$(value total_ok),$cores,$per_transfer" >> "$csv"
+        echo "| $concurrency | $cross | $(value committed_per_s) | $(value aborted_per_s) | $(value p50_ms) | $(value p99_ms) | $(value cross_p99_ms) | $(value slowest_second) | $(value total_ok) | $cores | $per_transfer |" >> "$md"
         stop
     done
 done
