@@ -129,6 +129,21 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Development tools.
+        .executableTarget(
+            name: "transport-probe",
+            dependencies: [
+                "LedgerClient", "LedgerRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict
+        ),
+
         // Tests.
         .testTarget(name: "PaxosTests", dependencies: ["Paxos"], swiftSettings: strict),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", "Paxos"], swiftSettings: strict),
