@@ -243,24 +243,19 @@ public struct ClusterClient: Sendable {
         }
     }
 
-    /// What this cluster knows of each of `ids`, in order. Not `linearizable`: what one replica applied
-    /// (`TransactionStatusBatch`), the learned leader's or the contact's, else the next replica's that answers
-    /// (prepared and unknown may lag). `linearizable`: each as `transactionStatus` reads it, on the replica's
-    /// `TransactionStatusStream` (a replica's questions about its shared transactions), the whole batch asked again
-    /// where any answer does not settle (the last answers may still include such). Nil when no replica answered before
-    /// the deadline.
+    /// What this cluster knows of each of `ids`, in order, asked on the replica's `TransactionStatusStream` (a
+    /// replica's questions about the transactions it shares with this cluster). Not `linearizable`: what one replica
+    /// applied, the learned leader's or the contact's, else the next replica's that answers (prepared and unknown may
+    /// lag). `linearizable`: each as `transactionStatus` reads it, the whole batch asked again where any answer does
+    /// not settle (the last answers may still include such). Nil when no replica answered before the deadline.
     public func transactionStatusBatch(
         of ids: [TransactionID], contact: ReplicaID, deadline: ContinuousClock.Instant, linearizable: Bool = false
     ) async -> [TransactionStatusAnswer]? {
         let request = Ledger_V1_TransactionStatusBatchRequest(
             cluster: cluster, transactions: ids, linearizable: linearizable)
         let (answer, _) = await route(contact: contact, deadline: deadline) {
-            api, options, target -> [TransactionStatusAnswer]?? in
-            guard linearizable, let stream = statusStreams[target] else {
-                return .some(
-                    try TransactionStatusAnswer.batch(
-                        wire: try await api.transactionStatusBatch(request, options: options), count: ids.count))
-            }
+            _, options, target -> [TransactionStatusAnswer]?? in
+            guard let stream = statusStreams[target] else { return nil }
             switch await stream.send(request, deadline: .now + (options.timeout ?? Self.callTimeout)) {
             case .reply(let reply): return .some(try TransactionStatusAnswer.batch(wire: reply, count: ids.count))
             case .failed(let error, _): throw error
