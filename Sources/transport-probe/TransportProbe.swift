@@ -34,8 +34,13 @@ struct TransportProbe {
         )
         print("request \(requestBytes.count) bytes, reply \(replyBytes.count) bytes, \(roundTrips) round trips")
         for round in 1...2 {
-            report("round \(round) gRPC stream", try await grpc(messages, roundTrips: roundTrips), roundTrips)
-            report("round \(round) NIO frames ", try await frames(messages, roundTrips: roundTrips), roundTrips)
+            report(
+                "round \(round) gRPC stream, flushes coalesced (gRPC's default)",
+                try await grpc(messages, roundTrips: roundTrips, coalescing: true), roundTrips)
+            report(
+                "round \(round) gRPC stream, every flush at once",
+                try await grpc(messages, roundTrips: roundTrips, coalescing: false), roundTrips)
+            report("round \(round) NIO frames", try await frames(messages, roundTrips: roundTrips), roundTrips)
         }
     }
 
@@ -112,9 +117,13 @@ struct TransportProbe {
         }
     }
 
-    static func grpc(_ messages: Messages, roundTrips: Int) async throws -> Cost {
+    /// `coalescing`: gRPC's transport holds each flush up to 100 us to merge it with the next (its default); without,
+    /// each flush goes at once.
+    static func grpc(_ messages: Messages, roundTrips: Int, coalescing: Bool) async throws -> Cost {
         let server = GRPCServer(
-            transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
+            transport: .http2NIOPosix(
+                address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext,
+                config: .defaults { if !coalescing { $0.connection.flushCoalescing = nil } }),
             services: [Echo(reply: messages.reply)])
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve() }
@@ -124,7 +133,8 @@ struct TransportProbe {
             }
             return try await withGRPCClient(
                 transport: .http2NIOPosix(
-                    target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+                    target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext,
+                    config: .defaults { if !coalescing { $0.connection.flushCoalescing = nil } })
             ) { client in
                 let api = Ledger_V1_Ledger.Client(wrapping: client)
                 // The writer sends the next request only once the reply to the last one came.
