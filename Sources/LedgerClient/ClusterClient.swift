@@ -493,6 +493,8 @@ public final class ClusterConnections: Sendable {
                     config: .defaults {
                         $0.backoff = .init(
                             initial: .milliseconds(20), max: .milliseconds(500), multiplier: 2, jitter: 0.2)
+                        // A write is a whole batch already (`CommandBatcher`): holding its flush only delays it.
+                        $0.connection.flushCoalescing = nil
                     }))
         }
         self.grpcs = Array(grpcs.values)
