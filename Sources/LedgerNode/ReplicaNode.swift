@@ -379,30 +379,23 @@ public actor ReplicaNode {
         static func refused(_ message: String) -> Verdict { .answer(.applied(.refused(message))) }
     }
 
-    /// What this replica's applied state knows of each of `ids` (`TransactionStatus`, and `TransactionStatusBatch` when
-    /// linearizable). Every report but unknown is answered at once: committed, aborted and expired are final, and
-    /// prepared is true of the cluster (it chose the prepare) though perhaps decided since. Unknown is linearizable
-    /// when this replica leads and confirms it with a read index first (one for all of `ids`), so that a prepare its
-    /// cluster chose and a follower has not yet applied is never reported as unknown for the cluster.
-    public func transactionStatuses(of ids: [TransactionID]) async -> [TransactionStatusAnswer] {
-        var linearizable = false
-        if ids.contains(where: { ledger.report(of: $0) == .unknown }) {
-            linearizable = (try? await confirmCurrent()) == .some(nil)
+    /// What this replica's applied state knows of each of `ids` (`TransactionStatus`, `TransactionStatusBatch`). Every
+    /// report but unknown is answered at once: committed, aborted and expired are final, and prepared is true of the
+    /// cluster (it chose the prepare) though perhaps decided since. With `linearizable`, unknown is linearizable when
+    /// this replica leads and confirms it with a read index first (one for all of `ids`), so that a prepare its cluster
+    /// chose and a follower has not yet applied is never reported as unknown for the cluster. Without it, no read
+    /// index: prepared and unknown may lag (the home's delivery check acts only on final reports).
+    public func transactionStatuses(of ids: [TransactionID], linearizable: Bool = true) async
+        -> [TransactionStatusAnswer]
+    {
+        var confirmed = false
+        if linearizable, ids.contains(where: { ledger.report(of: $0) == .unknown }) {
+            confirmed = (try? await confirmCurrent()) == .some(nil)
         }
         return ids.map {
             TransactionStatusAnswer(
                 replica: me, appliedThrough: ledgerSlot, report: ledger.report(of: $0), leader: otherLeader,
-                linearizable: linearizable)
-        }
-    }
-
-    /// What this replica's applied state knows of each of `ids`, as it is (`TransactionStatusBatch`: no read index,
-    /// so prepared and unknown may lag; the home's delivery check acts only on final reports).
-    public func appliedStatuses(of ids: [TransactionID]) -> [TransactionStatusAnswer] {
-        ids.map {
-            TransactionStatusAnswer(
-                replica: me, appliedThrough: ledgerSlot, report: ledger.report(of: $0), leader: otherLeader,
-                linearizable: false)
+                linearizable: confirmed)
         }
     }
 

@@ -90,7 +90,7 @@ struct ReplicaEndpoint: Sendable {
         try checkReplica(request.replica)
         let ids = try decoded { () throws(WireError) in try TransactionID.batch(wire: request) }
         return Ledger_V1_TransactionStatusBatchReply(
-            request.linearizable ? await node.transactionStatuses(of: ids) : await node.appliedStatuses(of: ids))
+            await node.transactionStatuses(of: ids, linearizable: request.linearizable))
     }
 
     /// Many commands in one call, each answered as its own call would be: they reach the log together (one `Ready`,
