@@ -34,7 +34,9 @@ struct RawFrameTests {
                 hanging?.send(Array("PRI * HTTP/2.0\r\n".utf8))
                 defer { hanging?.close() }
                 for attack in attacks {
-                    let socket = try #require(RawSocket(port: port), "\(target) does not accept connections")
+                    let socket = try #require(
+                        RawSocket(port: port),
+                        "\(target) does not accept connections (running: \(deployment.isRunning(target)))")
                     socket.send(attack.bytes)
                     let answer = socket.receive(upTo: 1 << 16, within: .milliseconds(300))
                     socket.close()

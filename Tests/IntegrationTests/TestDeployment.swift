@@ -283,16 +283,13 @@ final class TestDeployment: @unchecked Sendable {
         throw ClusterTimeout("\(replica) did not apply slot \(slot) within \(limit); logs in \(directory.path)")
     }
 
-    /// The first of `count` consecutive ports that are free now: the kernel picks the first (port 0), the next ones
-    /// are checked by binding them. Tried a bounded number of times.
+    /// The first of `count` consecutive ports that are free now, below the kernel's ephemeral range
+    /// (`ip_local_port_range`) and never handed out before in this process: a port the kernel picked (port 0) could be
+    /// taken again, between this check and the replica's bind, as the local port of any outgoing connection (another
+    /// test's client, or this deployment's own replicas dialling each other), and the replica would fail to listen.
+    /// Candidates are checked by binding them; tried a bounded number of times.
     static func freeConsecutivePorts(_ count: Int) throws -> Int {
-        for _ in 0..<50 {
-            let first = try bindPort(0)
-            if first + count - 1 <= 65_535, (1..<count).allSatisfy({ (try? bindPort(first + $0)) != nil }) {
-                return first
-            }
-        }
-        throw ClusterTimeout("found no \(count) consecutive free ports on 127.0.0.1")
+        try PortWindow.shared.take(count)
     }
 
     /// Whether a server accepts connections on 127.0.0.1:`port` now. (Binding would not tell: the closed server's
@@ -319,6 +316,36 @@ final class TestDeployment: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
         }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Where test deployments take their ports: a window below the ephemeral range, walked from a point that depends on
+/// the process id (so two test processes rarely meet), every block checked by binding it.
+final class PortWindow: @unchecked Sendable {
+    static let shared = PortWindow()
+
+    private let lock = NSLock()
+    private let range: Range<Int>
+    private var next: Int
+
+    init() {
+        let ephemeral =
+            (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+            .split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32_768
+        range = 10_000..<max(ephemeral, 20_000)
+        next = range.lowerBound + Int(getpid()) * 97 % range.count
+    }
+
+    func take(_ count: Int) throws -> Int {
+        try lock.withLock {
+            for _ in 0..<200 {
+                if next + count > range.upperBound { next = range.lowerBound }
+                let first = next
+                next += count
+                if (0..<count).allSatisfy({ (try? TestDeployment.bindPort(first + $0)) != nil }) { return first }
+            }
+            throw ClusterTimeout("found no \(count) consecutive free ports on 127.0.0.1 in \(range)")
+        }
     }
 }
 
