@@ -7,6 +7,7 @@ import LedgerRPC
 import LedgerStore
 import Logging
 import Metrics
+import NIOSSL
 import Paxos
 import Prometheus
 import ServiceLifecycle
@@ -14,8 +15,9 @@ import ServiceLifecycle
 /// Everything one node process runs: a node hosts the replicas that hosts.ini gives one address (at most one per
 /// cluster; a replica with an address of its own is a node of one). Per replica: its store, its `ReplicaNode`, its
 /// ticker, its view of the other clusters and its metrics endpoint. Shared by all of them: one gRPC server on the
-/// node's address (client and peer APIs, each request routed by the cluster it names), one outbound stream to each
-/// other node carrying every hosted replica's peer messages (`PeerLinks`), one event loop. All under one
+/// node's address (client and peer APIs, each request routed by the cluster it names), the peer port when the
+/// clusters give one (`PeerFrameServer`), one outbound connection to each other node carrying every hosted replica's
+/// peer messages (`PeerLinks`), one event loop, which is also every hosted replica's executor. All under one
 /// `ServiceGroup` that shuts down gracefully on SIGINT or SIGTERM.
 public struct NodeProcess: Sendable {
     public let hosts: HostsFile
@@ -52,6 +54,11 @@ public struct NodeProcess: Sendable {
             name: node.name, index: node.index, address: node.address, replicas: self.replicas.map(\.replica.name))
     }
 
+    /// The node's peer port, when its clusters give one.
+    var peerPort: Int? {
+        replicas.first.flatMap { $0.cluster.peerPort(ofReplica: $0.replica.index) }
+    }
+
     /// Who may call this node when TLS is on.
     var accessPolicy: AccessPolicy {
         AccessPolicy(
@@ -68,7 +75,10 @@ public struct NodeProcess: Sendable {
                 if let index = destinations.firstIndex(where: { $0.host == host && $0.port == address.port }) {
                     destinations[index].replicas.append(peer)
                 } else {
-                    destinations.append(PeerLinks.Destination(host: host, port: address.port, replicas: [peer]))
+                    destinations.append(
+                        PeerLinks.Destination(
+                            host: host, port: address.port,
+                            peerPort: replica.cluster.peerPort(ofReplica: peer.index), replicas: [peer]))
                 }
             }
         }
@@ -78,11 +88,11 @@ public struct NodeProcess: Sendable {
     /// Runs until SIGINT/SIGTERM, or until a replica's storage fails (then throws: the node stops, and with it every
     /// replica it hosts, as a crash of the machine would).
     public func run(logger: Logger, registry: PrometheusCollectorRegistry) async throws {
-        let links = PeerLinks(
+        let links = try PeerLinks(
             destinations: destinations, hostedCount: replicas.count, security: security, logger: logger)
         let failure = FailureSignal()
         var endpoints: [ReplicaEndpoint] = []
-        var peerEndpoints: [PeerService.Hosted] = []
+        var peerEndpoints: [PeerInbox.Hosted] = []
         var services: [any Service] = [links]
         for replica in replicas {
             let cluster = replica.cluster
@@ -127,7 +137,7 @@ public struct NodeProcess: Sendable {
                 ReplicaEndpoint(
                     node: node, catalog: replica.catalog, testControlsEnabled: cluster.testControlsEnabled,
                     linkFaults: linkFaults, logger: logger))
-            peerEndpoints.append(PeerService.Hosted(node: node, members: configuration.members, linkFaults: linkFaults))
+            peerEndpoints.append(PeerInbox.Hosted(node: node, members: configuration.members, linkFaults: linkFaults))
             services += [otherClusters, Ticker(node: node, interval: cluster.paxos.tick)]
             if let port = cluster.metricsPort(ofReplica: replica.replica.index) {
                 services.append(
@@ -139,6 +149,8 @@ public struct NodeProcess: Sendable {
         let speaks: @Sendable (String, String) -> Bool = { replica, identity in
             policy.speaks(as: replica, identity: identity)
         }
+        let inbox = PeerInbox(
+            replicas: peerEndpoints, speaks: security.identity == nil ? nil : speaks, logger: logger)
         let server = GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: ReplicaProcess.numericHost(node.address.host), port: node.address.port),
@@ -153,9 +165,7 @@ public struct NodeProcess: Sendable {
                 }),
             services: [
                 LedgerService(endpoints: endpoints),
-                PeerService(
-                    replicas: peerEndpoints,
-                    speaks: security.identity == nil ? nil : speaks, logger: logger),
+                PeerService(inbox: inbox),
             ],
             interceptors: security.identity == nil ? [] : [AccessControl(policy: policy, logger: logger)])
         if security.identity == nil {
@@ -168,6 +178,20 @@ public struct NodeProcess: Sendable {
         // The group stops its services last to first, each after the one before has returned: the server first, so
         // the calls under way are answered while the peer links and the tickers still run.
         services += [failure, ServerService(server: server)]
+        if let peerPort {
+            let tls: TLSConfiguration?
+            if case .mutual(let material) = security {
+                tls = try PeerFrame.tls(material, server: true)
+            } else {
+                tls = nil
+            }
+            // Before the gRPC server in the list, so it stops after it: the peers' connections end with the node.
+            services.insert(
+                PeerFrameServer(
+                    host: ReplicaProcess.numericHost(node.address.host), port: peerPort, inbox: inbox,
+                    policy: security.identity == nil ? nil : policy, tls: tls),
+                at: services.count - 1)
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
@@ -176,7 +200,8 @@ public struct NodeProcess: Sendable {
         logger.notice(
             "listening",
             metadata: [
-                "address": "\(node.address)", "replicas": "\(node.replicas.joined(separator: ", "))",
+                "address": "\(node.address)", "peer port": "\(peerPort.map(String.init) ?? "off")",
+                "replicas": "\(node.replicas.joined(separator: ", "))",
                 "metrics": "\(metricsURLs.joined(separator: ", "))",
             ])
         try await group.run()

@@ -4,24 +4,32 @@ import GRPCNIOTransportHTTP2
 import LedgerClient
 import LedgerRPC
 import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
 import Paxos
 import ServiceLifecycle
 
 /// The outbound half of replica-to-replica traffic of a node (the process hosting one or more replicas): one
-/// long-lived client stream to each other node, carrying every hosted replica's messages for the replicas of that
-/// node, one `PeerBatch` per replica pair and `Ready`; a stream's writer takes everything queued at once. A stream
-/// that fails (the node restarted or is unreachable) is opened again with backoff; what was queued meanwhile is
-/// bounded and the oldest is dropped first, because Paxos retransmits whatever still matters.
+/// long-lived connection to each other node, carrying every hosted replica's messages for the replicas of that
+/// node, one `PeerBatch` per replica pair and `Ready`; its writer takes everything queued at once, in one write and
+/// one flush. To a node with a peer port the batches go as frames (`PeerFrame`), else on a gRPC client stream to its
+/// replica port. A connection that fails (the node restarted or is unreachable) is opened again with backoff; what
+/// was queued meanwhile is bounded and the oldest is dropped first, because Paxos retransmits whatever still matters.
 public final class PeerLinks: Service {
     /// A node to reach, and the replicas it hosts that replicas of this node talk to.
     public struct Destination: Sendable {
         public var host: String
+        /// The node's replica port (gRPC).
         public var port: Int
+        /// The node's peer port, when its clusters give one (`peer_port`).
+        public var peerPort: Int?
         public var replicas: [ReplicaID]
 
-        public init(host: String, port: Int, replicas: [ReplicaID]) {
+        public init(host: String, port: Int, peerPort: Int? = nil, replicas: [ReplicaID]) {
             self.host = host
             self.port = port
+            self.peerPort = peerPort
             self.replicas = replicas
         }
     }
@@ -42,11 +50,20 @@ public final class PeerLinks: Service {
     /// The destination index of every replica a hosted replica talks to.
     private let route: [ReplicaID: Int]
     private let security: ConnectionSecurity
+    /// How frames to a peer port are secured: this node's identity, or nil for plaintext.
+    private let frameSecurity: NIOSSLContext?
 
     /// - Parameter hostedCount: how many replicas this node hosts (they share each destination's queue).
-    public init(destinations: [Destination], hostedCount: Int, security: ConnectionSecurity, logger: Logger) {
+    public init(
+        destinations: [Destination], hostedCount: Int, security: ConnectionSecurity, logger: Logger
+    ) throws {
         self.destinations = destinations
         self.security = security
+        if case .mutual(let material) = security {
+            frameSecurity = try NIOSSLContext(configuration: PeerFrame.tls(material, server: false))
+        } else {
+            frameSecurity = nil
+        }
         self.logger = logger
         self.queues = destinations.map { _ in PeerQueue(capacity: Self.queuedBatchesMax * max(1, hostedCount)) }
         var route: [ReplicaID: Int] = [:]
@@ -88,6 +105,11 @@ public final class PeerLinks: Service {
         var backoff = Self.backoffInitial
         while !queue.isClosed {
             do {
+                if let peerPort = destination.peerPort {
+                    try await sendFrames(to: destination.host, port: peerPort, from: queue)
+                    backoff = Self.backoffInitial
+                    continue
+                }
                 let transport = try HTTP2ClientTransport.Posix(
                     target: .ipv4(address: destination.host, port: destination.port),
                     transportSecurity: security.client,
@@ -116,6 +138,30 @@ public final class PeerLinks: Service {
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, Self.backoffMax)
             }
+        }
+    }
+}
+
+extension PeerLinks {
+    /// Sends the queue's batches as frames on one connection to `host:port` until the queue closes or the connection
+    /// fails. A write completes once the kernel has the bytes, so a node that does not read slows this writer down
+    /// and the queue, bounded, drops its oldest batches.
+    fileprivate func sendFrames(to host: String, port: Int, from queue: PeerQueue) async throws {
+        let security = frameSecurity
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(1))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let security {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: security, serverHostname: nil))
+                    }
+                }
+            }
+            .connect(host: host, port: port).get()
+        defer { channel.close(promise: nil) }
+        while let batches = await queue.next() {
+            try await channel.writeAndFlush(try PeerFrame.encode(batches, allocator: channel.allocator)).get()
         }
     }
 }

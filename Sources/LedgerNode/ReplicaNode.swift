@@ -5,6 +5,8 @@ import LedgerRPC
 import LedgerStore
 import Logging
 import Metrics
+import NIOCore
+import NIOPosix
 import Paxos
 
 /// The Paxos replica of the ledger: commands are `LedgerCommand`s, snapshots are `LedgerSnapshot`s.
@@ -54,6 +56,11 @@ public struct ReplicaUnavailable: Error, Equatable, Sendable, CustomStringConver
 public actor ReplicaNode {
     public nonisolated let cluster: String
     public nonisolated let me: ReplicaID
+    /// The event loop this replica runs on: its serial executor, so a channel handler on that loop calls it without a
+    /// hop (`assumeIsolated`).
+    public nonisolated let loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.executor.asUnownedSerialExecutor() }
     private var replica: LedgerReplica
     private var ledger: LedgerState
     /// The slot `ledger` is applied through (the core's `appliedThrough` runs ahead while a write is awaited).

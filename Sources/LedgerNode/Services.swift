@@ -410,25 +410,7 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
 /// The replica-to-replica API of a node (`ledger.v1.Peer`): each other node streams its replicas' messages here in
 /// batches, each naming its cluster, sender and receiver.
 struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
-    /// A hosted replica, as its peers reach it.
-    struct Hosted: Sendable {
-        let node: ReplicaNode
-        let members: [ReplicaID]
-        let linkFaults: LinkFaultLayer
-    }
-
-    /// The hosted replicas by cluster.
-    let replicas: [String: Hosted]
-    /// With TLS on, whether a caller whose certificate names `identity` may send as `replica`: a node's certificate
-    /// speaks for its own replicas only, so a member may not speak for another. Nil without TLS.
-    let speaks: (@Sendable (_ replica: String, _ identity: String) -> Bool)?
-    let logger: Logger
-
-    init(replicas: [Hosted], speaks: (@Sendable (_ replica: String, _ identity: String) -> Bool)?, logger: Logger) {
-        self.replicas = Dictionary(uniqueKeysWithValues: replicas.map { ($0.node.cluster, $0) })
-        self.speaks = speaks
-        self.logger = logger
-    }
+    let inbox: PeerInbox
 
     /// The service of a node hosting only `node`; with `authenticatesSenders`, a batch must come from the replica
     /// the caller's certificate names.
@@ -437,8 +419,13 @@ struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
     ) {
         let sameReplica: @Sendable (String, String) -> Bool = { replica, identity in replica == identity }
         self.init(
-            replicas: [Hosted(node: node, members: members, linkFaults: linkFaults)],
-            speaks: authenticatesSenders ? sameReplica : nil, logger: logger)
+            inbox: PeerInbox(
+                replicas: [PeerInbox.Hosted(node: node, members: members, linkFaults: linkFaults)],
+                speaks: authenticatesSenders ? sameReplica : nil, logger: logger))
+    }
+
+    init(inbox: PeerInbox) {
+        self.inbox = inbox
     }
 
     func stream(
@@ -446,10 +433,10 @@ struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
         context: ServerContext
     ) async throws -> Ledger_V1_PeerStreamSummary {
         var sender: String?
-        if speaks != nil {
+        if inbox.speaks != nil {
             switch AccessControl.identity(of: context) {
             case .success(let identity): sender = identity.name
-            case .failure(let refusal): throw AccessControl.refuse(refusal, context: context, logger: logger)
+            case .failure(let refusal): throw AccessControl.refuse(refusal, context: context, logger: inbox.logger)
             }
         }
         // A stopping node ends the stream; the peer opens it again when this node is back.
@@ -467,32 +454,25 @@ struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
             do {
                 batch = try PeerBatch(wire: wire)
             } catch {
-                logger.warning("malformed peer batch refused: \(error)")
+                inbox.logger.warning("malformed peer batch refused: \(error)")
                 throw RPCError(error)
             }
-            guard let hosted = replicas[batch.cluster], batch.to == hosted.node.me,
-                batch.protocolVersion == LedgerRPC.protocolVersion,
-                hosted.members.contains(batch.from), batch.from != hosted.node.me
-            else {
-                let here = replicas.values.map { "\($0.node.me) of \($0.node.cluster) with members \($0.members)" }
-                    .sorted().joined(separator: "; ")
-                let reason =
-                    "peer stream from \(batch.from) of \(batch.cluster) to \(batch.to) (protocol \(batch.protocolVersion)) refused: "
-                    + "this is \(here), protocol \(LedgerRPC.protocolVersion)"
-                logger.warning("\(reason)")
+            switch inbox.refusal(of: batch, sender: sender) {
+            case .misaddressed(let reason)?:
+                inbox.logger.warning("\(reason)")
                 throw RPCError(code: .failedPrecondition, message: reason)
+            case .impersonation(let refusal)?:
+                throw AccessControl.refuse(refusal, context: context, logger: inbox.logger)
+            case nil:
+                break
             }
-            if let sender, let speaks, !speaks(batch.from.description, sender) {
-                let refusal = AccessRefusal(
-                    .permissionDenied,
-                    "a peer batch from \(batch.from) refused: the caller's certificate names \(sender)")
-                throw AccessControl.refuse(refusal, context: context, logger: logger)
+            var delivered: (node: ReplicaNode, messages: [LedgerMessage])?
+            inbox.deliver(batch) { delivered = ($0, $1) }
+            if let (node, messages) = delivered, !messages.isEmpty {
+                for rejection in await node.receive(messages, from: batch.from) {
+                    inbox.logger.warning("\(rejection)")
+                }
             }
-            let (node, logger, from) = (hosted.node, logger, batch.from)
-            let now = hosted.linkFaults.pass(batch.messages, peer: from, inbound: true) { delayed in
-                for rejection in await node.receive(delayed, from: from) { logger.warning("\(rejection)") }
-            }
-            for rejection in await node.receive(now, from: from) { logger.warning("\(rejection)") }
             summary.batches += 1
             summary.messages += UInt64(batch.messages.count)
         }

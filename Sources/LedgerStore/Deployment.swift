@@ -5,7 +5,8 @@ import LedgerCore
 /// beside `configs/hosts.ini`): what the client, `shardctl` and the local demo need to know about the deployment.
 ///
 /// Invariants: every cluster of `hosts` has a config that agrees with it, and all of them name the same catalog and
-/// the same TLS settings.
+/// the same TLS settings; the replicas of one address (a node) get one peer port, or none, from every cluster, and
+/// no two nodes of a host share one.
 public struct Deployment: Sendable {
     public var hostsPath: String
     public var hosts: HostsFile
@@ -25,7 +26,7 @@ public struct Deployment: Sendable {
     }
 
     /// Reads hosts.ini and the config of each cluster it names; refuses a missing config, one that disagrees with
-    /// hosts.ini, and configs that name different catalogs or different TLS settings.
+    /// hosts.ini, configs that name different catalogs or different TLS settings, and peer ports that disagree.
     public static func load(hostsPath: String) throws(InputError) -> Deployment {
         let hosts = try ConfigFiles.loadHosts(path: hostsPath)
         guard !hosts.clusters.isEmpty else {
@@ -57,7 +58,41 @@ public struct Deployment: Sendable {
             }
             clusters.append(config)
         }
+        try checkPeerPorts(clusters, hosts: hosts)
         return Deployment(hostsPath: hostsPath, hosts: hosts, clusters: clusters)
+    }
+
+    /// A node is one process with one peer port: the clusters that put replicas on one address must give it the same
+    /// peer port, or all none; and two nodes of a host cannot both take a port.
+    static func checkPeerPorts(_ clusters: [ClusterConfig], hosts: HostsFile) throws(InputError) {
+        var byAddress: [HostsFile.Address: (port: Int?, replica: String, source: String)] = [:]
+        var byPort: [HostsFile.Address: (node: HostsFile.Address, replica: String, source: String)] = [:]
+        for cluster in clusters {
+            for index in cluster.replicaIndexes {
+                guard let address = hosts.replica(named: "S\(index)")?.address else { continue }
+                let port = cluster.peerPort(ofReplica: index)
+                let shown = { (port: Int?) in port.map { "peer port \($0)" } ?? "no peer port" }
+                if let other = byAddress[address], other.port != port {
+                    throw InputError(
+                        source: cluster.source, line: cluster.keyLines["peer_port"],
+                        message:
+                            "gives S\(index) \(shown(port)), but \(other.source) gives \(other.replica) \(shown(other.port)); "
+                            + "they share the address \(address), so one node, which takes its peers' messages on one "
+                            + "port")
+                }
+                byAddress[address] = (port, "S\(index)", cluster.source)
+                guard let port else { continue }
+                let peerAddress = HostsFile.Address(host: address.host, port: port)
+                if let other = byPort[peerAddress], other.node != address {
+                    throw InputError(
+                        source: cluster.source, line: cluster.keyLines["peer_port"],
+                        message:
+                            "gives S\(index) the peer port \(port) on \(address.host), which \(other.source) gives "
+                            + "\(other.replica), a replica of another node (\(other.node))")
+                }
+                byPort[peerAddress] = (address, "S\(index)", cluster.source)
+            }
+        }
     }
 }
 

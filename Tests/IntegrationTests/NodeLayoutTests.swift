@@ -65,9 +65,10 @@ extension ClusterProcessTests {
     }
 
     /// A replica disconnected by the test controls is one replica, not its node: the other replicas of its node keep
-    /// serving their clusters, and a test set's disconnection of S1 takes C1's replica only.
+    /// serving their clusters, and a test set's disconnection of S1 takes C1's replica only. Without peer ports: the
+    /// nodes send their peers' messages on the gRPC stream of the replica port, as clusters without `peer_port` do.
     @Test(.timeLimit(.minutes(5))) func aDisconnectedReplicaLeavesItsNodesOtherReplicasServing() async throws {
-        let deployment = try TestDeployment(clusters: 3, accountsPerCluster: 10, nodes: true)
+        let deployment = try TestDeployment(clusters: 3, accountsPerCluster: 10, nodes: true, peerPorts: false)
         defer { deployment.stopAll() }
         try deployment.startAll()
         try await LedgerConnection.with(

@@ -1,7 +1,9 @@
 import Foundation
 import LedgerClient
 import LedgerCore
+import LedgerRPC
 import Paxos
+import SwiftProtobuf
 import Testing
 
 /// Raw bytes on the gRPC port of running replicas: garbage, truncated and oversized frames at the TLS, HTTP/2 and
@@ -17,7 +19,19 @@ struct RawFrameTests {
         try await attack(tls: true, with: Attack.tls)
     }
 
-    private func attack(tls: Bool, with attacks: [Attack]) async throws {
+    @Test(.timeLimit(.minutes(5))) func plaintextPeerPortSurvivesMalformedFrames() async throws {
+        try await attack(tls: false, with: Attack.peerFrames, on: \.peerPorts)
+    }
+
+    @Test(.timeLimit(.minutes(5))) func tlsPeerPortSurvivesGarbageAndBrokenHandshakes() async throws {
+        try await attack(tls: true, with: Attack.tls, on: \.peerPorts)
+    }
+
+    /// Sends each attack to the leader's, then a follower's, port of the kind `ports` gives (the replica port by
+    /// default).
+    private func attack(
+        tls: Bool, with attacks: [Attack], on ports: KeyPath<TestDeployment, [String: Int]> = \.ports
+    ) async throws {
         let deployment = try TestDeployment(clusters: 1, accountsPerCluster: 10, tls: tls)
         defer { deployment.stopAll() }
         try deployment.startAll()
@@ -28,7 +42,7 @@ struct RawFrameTests {
             let leader = try await deployment.waitForLeader(cluster, within: .seconds(30))
             let follower = cluster.replicas.first { $0 != leader }!
             for (round, target) in [leader, follower].enumerated() {
-                let port = deployment.ports[target.description]!
+                let port = deployment[keyPath: ports][target.description]!
                 // Held open, half a preface sent, while the others attack and the cluster is checked.
                 let hanging = RawSocket(port: port)
                 hanging?.send(Array("PRI * HTTP/2.0\r\n".utf8))
@@ -181,6 +195,38 @@ struct Attack {
         }
         return types
     }
+
+    // MARK: Peer frames (a plaintext peer port)
+
+    /// A peer frame: the declared length (big endian; the body's own by default), then the body.
+    static func peerFrame(declared: UInt32? = nil, _ body: [UInt8]) -> [UInt8] {
+        withUnsafeBytes(of: (declared ?? UInt32(body.count)).bigEndian, Array.init) + body
+    }
+
+    /// A well-formed peer batch to S1 as a frame.
+    static func peerBatch(cluster: String, from sender: Int) -> [UInt8] {
+        let batch = PeerBatch(
+            cluster: cluster, from: ReplicaID(sender), to: ReplicaID(1),
+            messages: [.heartbeatAck(ballot: Ballot(round: 1, replica: ReplicaID(1)), round: 1)])
+        return peerFrame(try! Ledger_V1_PeerBatch(batch).serializedBytes())
+    }
+
+    static let peerFrames: [Attack] = [
+        Attack(
+            name: "a frame declaring 4 GiB", bytes: peerFrame(declared: 0xFFFF_FFFF, Array(garbage[0..<100])),
+            expected: .closes),
+        Attack(name: "a frame of garbage protobuf", bytes: peerFrame(Array(garbage[0..<256])), expected: .closes),
+        Attack(name: "an empty frame", bytes: peerFrame([]), expected: .closes),
+        Attack(name: "an HTTP/2 preface", bytes: preface + settings, expected: .closes),
+        Attack(name: "a truncated length", bytes: [0x00, 0x00], expected: .waits),
+        Attack(name: "a truncated frame", bytes: peerFrame(declared: 1_000, Array(garbage[0..<10])), expected: .waits),
+        Attack(
+            name: "a batch for a cluster the replica is not in", bytes: peerBatch(cluster: "C9", from: 2),
+            expected: .closes),
+        Attack(
+            name: "a batch from a replica of another cluster", bytes: peerBatch(cluster: "C1", from: 4),
+            expected: .closes),
+    ]
 
     // MARK: TLS (a TLS port)
 

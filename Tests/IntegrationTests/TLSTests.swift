@@ -5,9 +5,14 @@ import LedgerClient
 import LedgerCore
 import LedgerRPC
 import LedgerStore
+import NIOCore
+import NIOPosix
+import NIOSSL
 import Paxos
 import Testing
 import X509
+
+@testable import LedgerNode
 
 /// Real replica processes with mutual TLS on, called by every kind of caller that must be refused: each refusal gets
 /// its gRPC status, changes no state, and is logged by the replica with the caller's address.
@@ -124,6 +129,51 @@ struct TLSTests {
         }
     }
 
+    /// The peer port (frames) refuses whom the gRPC peer stream refuses, by closing the connection, and takes a
+    /// member's batch under its own certificate.
+    @Test(.timeLimit(.minutes(6))) func thePeerPortRefusesWhomThePeerStreamRefuses() async throws {
+        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 10)
+        defer { deployment.stopAll() }
+        try deployment.startAll()
+        let port = deployment.peerPorts["S1"]!
+        try await ClusterClient.with(
+            cluster: "C1", addresses: deployment.addresses(of: "C1"), security: try deployment.security(as: "client")
+        ) { client in
+            _ = try await deployment.waitForLeader(client, within: .seconds(60))
+            for (caller, identity, sender) in [
+                ("a client", "client", 2), ("a replica of another cluster", "S4", 4),
+                ("a member speaking for another", "S2", 3),
+            ] {
+                let closed = try await Self.peerFrameClosed(
+                    port: port, security: try deployment.security(as: identity),
+                    batch: Self.phase2a(cluster: "C1", from: ReplicaID(sender)))
+                #expect(closed, "S1 kept the peer connection of \(caller)")
+            }
+            let plaintext = try await Self.peerFrameClosed(
+                port: port, security: .plaintext, batch: Self.phase2a(cluster: "C1", from: ReplicaID(2)))
+            #expect(plaintext, "S1 kept a plaintext peer connection")
+            #expect(try await client.status(of: Self.s1).ballot.round < Self.forgedRound)
+
+            // A member's own certificate speaking for itself: the batch is taken (S1 adopts its ballot).
+            let refused = try await Self.peerFrameClosed(
+                port: port, security: try deployment.security(as: "S2"),
+                batch: Self.phase2a(cluster: "C1", from: ReplicaID(2)), within: .seconds(1))
+            #expect(!refused, "S1 closed the peer connection of S2")
+            let deadline = ContinuousClock.now + .seconds(10)
+            while try await client.status(of: Self.s1).ballot.round < Self.forgedRound, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await client.status(of: Self.s1).ballot.round >= Self.forgedRound)
+        }
+        let log = try String(contentsOf: deployment.directory.appendingPathComponent("S1.log"), encoding: .utf8)
+        for reason in [
+            "client client may not send peer messages", "replica S4 is not a member of C1",
+            "a peer batch from S3 refused: the caller's certificate names S2", "TLS handshake refused",
+        ] {
+            #expect(log.contains(reason), "\(reason) not in S1's log: \(log.suffix(3000))")
+        }
+    }
+
     @Test(.timeLimit(.minutes(6))) func aClusterWithTLSOffServesPlaintextAndWarns() async throws {
         let deployment = try TestDeployment(clusters: 1, accountsPerCluster: 5, tls: false)
         defer { deployment.stopAll() }
@@ -181,6 +231,32 @@ struct TLSTests {
                 _ = try await client.status(of: addresses[0].replica)
             }
         }
+    }
+
+    /// Whether the replica closed a connection to its peer port 127.0.0.1:`port` within `limit` of taking `batch` as a
+    /// frame from `security`'s identity.
+    static func peerFrameClosed(
+        port: Int, security: ConnectionSecurity, batch: PeerBatch, within limit: Duration = .seconds(5)
+    ) async throws -> Bool {
+        var context: NIOSSLContext?
+        if case .mutual(let material) = security {
+            context = try NIOSSLContext(configuration: PeerFrame.tls(material, server: false))
+        }
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { [context] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let context {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: context, serverHostname: nil))
+                    }
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        defer { channel.close(promise: nil) }
+        try? await channel.writeAndFlush(try PeerFrame.encode([batch], allocator: channel.allocator)).get()
+        let deadline = ContinuousClock.now + limit
+        while channel.isActive, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        return !channel.isActive
     }
 
     /// The error of a peer stream carrying `batch` to 127.0.0.1:`port`, nil if the replica took it.

@@ -18,6 +18,8 @@ final class TestDeployment: @unchecked Sendable {
     let initialBalance: Int64
     /// Replica name (`S1`) to its `/metrics` port, when the deployment serves them.
     let metricsPorts: [String: Int]
+    /// Replica name (`S1`) to its peer port, when the clusters give one (`peerPorts`).
+    let peerPorts: [String: Int]
     /// Whether the replicas run as three nodes (`N1` hosts S1, S4, S7; `N2` S2, S5, S8; ...: one process each) instead
     /// of one process per replica.
     let nodes: Bool
@@ -29,10 +31,13 @@ final class TestDeployment: @unchecked Sendable {
     /// `tls` (the default, as in production) every replica, the client and the operator get a certificate from a CA
     /// made for this deployment. `snapshotInterval` (slots) makes replicas compact, and ship snapshots to laggards,
     /// within a short test; `metrics` serves every replica's `/metrics`. With `nodes`, the replicas of all clusters
-    /// share three addresses: three node processes, each hosting one replica of every cluster.
+    /// share three addresses: three node processes, each hosting one replica of every cluster. With `peerPorts` (the
+    /// default, as shipped) the replicas take their peers' messages as frames on a port of their own, else on the gRPC
+    /// stream of their replica port.
     init(
         clusters: Int, accountsPerCluster: Int, initialBalance: Int64 = 10, consensusTimeout: String = "1500ms",
-        snapshotInterval: Int? = nil, tls: Bool = true, metrics: Bool = false, nodes: Bool = false
+        snapshotInterval: Int? = nil, tls: Bool = true, metrics: Bool = false, nodes: Bool = false,
+        peerPorts: Bool = true
     ) throws {
         self.nodes = nodes
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-it-\(UUID().uuidString)")
@@ -43,9 +48,11 @@ final class TestDeployment: @unchecked Sendable {
         let certs = directory.appendingPathComponent("certs").path
         var ports: [String: Int] = [:]
         var metricsPorts: [String: Int] = [:]
+        var peerPortsByName: [String: Int] = [:]
         var hosts = ""
         var shards = "Shard, Cluster, Range\n"
         let nodePorts = nodes ? try Self.freeConsecutivePorts(3) : nil
+        let nodePeerPorts = nodes && peerPorts ? try Self.freeConsecutivePorts(3) : nil
         for number in 1...clusters {
             // A cluster config names a base port and its replicas take consecutive ports, so find three in a row.
             let base = try nodePorts ?? Self.freeConsecutivePorts(3)
@@ -57,6 +64,8 @@ final class TestDeployment: @unchecked Sendable {
             hosts += "C\(number)-\(names[0])\nEC\(number)-\(names.joined(separator: ":"))\n"
             let metricsBase = metrics ? try Self.freeConsecutivePorts(3) : 0
             if metrics { for (offset, name) in names.enumerated() { metricsPorts[name] = metricsBase + offset } }
+            let peerBase = peerPorts ? try nodePeerPorts ?? Self.freeConsecutivePorts(3) : 0
+            if peerPorts { for (offset, name) in names.enumerated() { peerPortsByName[name] = peerBase + offset } }
             let config = """
                 cluster: C\(number)
                 replicas:
@@ -69,6 +78,7 @@ final class TestDeployment: @unchecked Sendable {
                 min_balance: 0
                 initial_balance: \(initialBalance)
                 metrics_port: \(metricsBase)
+                peer_port: \(peerBase)
                 test_controls: true
                 paxos:
                   leader_timeout: 300ms
@@ -87,6 +97,7 @@ final class TestDeployment: @unchecked Sendable {
         }
         self.ports = ports
         self.metricsPorts = metricsPorts
+        self.peerPorts = peerPortsByName
         try hosts.write(to: directory.appendingPathComponent("hosts.ini"), atomically: true, encoding: .utf8)
         if tls {
             _ = try Certificates.issueDeployment(

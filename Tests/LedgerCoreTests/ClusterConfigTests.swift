@@ -28,6 +28,7 @@ struct ClusterConfigTests {
         min_balance: -50
         initial_balance: 100
         metrics_port: 9104
+        peer_port: 8004
         test_controls: true
         paxos:
           leader_timeout: 2s
@@ -72,6 +73,7 @@ struct ClusterConfigTests {
         #expect(config.port(ofReplica: 3) == 6003)
         #expect(config.port(ofReplica: 4) == nil)
         #expect(config.metricsPort(ofReplica: 1) == nil)
+        #expect(config.peerPort(ofReplica: 1) == nil)
         #expect(config.keyLines["replicas.subnet"] == 5)
         #expect(config.source == "C1.yaml")
     }
@@ -83,6 +85,8 @@ struct ClusterConfigTests {
         #expect(config.replicaNames == ["S4", "S5", "S6", "S7", "S8"])
         #expect(config.port(ofReplica: 8) == 7008)
         #expect(config.metricsPort(ofReplica: 5) == 9105)
+        #expect(config.peerPort(ofReplica: 5) == 8005)
+        #expect(config.peerPort(ofReplica: 9) == nil)
         #expect(config.logLevel == .debug)
         #expect(config.balanceMin == -50)
         #expect(config.balanceInitial == 100)
@@ -98,7 +102,8 @@ struct ClusterConfigTests {
     }
 
     static let topKeys =
-        "cluster, replicas, data_dir, catalog, log_level, min_balance, initial_balance, metrics_port, metrics_address, test_controls, "
+        "cluster, replicas, data_dir, catalog, log_level, min_balance, initial_balance, metrics_port, metrics_address, peer_port, "
+        + "test_controls, "
         + "paxos, batching, tls"
     static let paxosKeys =
         "leader_timeout, leader_ping_interval, consensus_timeout, tick, laggard_flush, snapshot_interval"
@@ -230,13 +235,23 @@ struct ClusterConfigTests {
         ),
         (
             minimal + "metrics_port: 6002",
-            "C1.yaml:8: metrics_port is 6002, so S1 would serve metrics on port 6002, the replica port of S2; replica "
-                + "and metrics ports must all be distinct"
+            "C1.yaml:8: metrics_port is 6002, so S1 would serve metrics on port 6002, the replica port of S2; replica, "
+                + "metrics and peer ports must all be distinct"
         ),
         (
             minimal + "metrics_port: 5999",
-            "C1.yaml:8: metrics_port is 5999, so S3 would serve metrics on port 6001, the replica port of S1; replica "
-                + "and metrics ports must all be distinct"
+            "C1.yaml:8: metrics_port is 5999, so S3 would serve metrics on port 6001, the replica port of S1; replica, "
+                + "metrics and peer ports must all be distinct"
+        ),
+        (
+            minimal + "metrics_port: 9101\npeer_port: 9102",
+            "C1.yaml:9: peer_port is 9102, so S1 would take peer messages on port 9102, the metrics port of S2; "
+                + "replica, metrics and peer ports must all be distinct"
+        ),
+        (
+            minimal + "peer_port: 70000",
+            "C1.yaml:8: peer_port is 70000; write a port from 1 to 65535 (or 0 to send peer messages on the replica "
+                + "port)"
         ),
         (
             minimal + "metrics_port: 70000",
@@ -505,6 +520,11 @@ struct ClusterConfigTests {
             minimal + "metrics_port: 4999",
             "C1.yaml:8: metrics_port is 4999, so S3 would serve metrics on localhost:5001, which hosts.ini gives to "
                 + "the client"
+        ),
+        (
+            minimal + "peer_port: 6004",
+            "C1.yaml:8: peer_port is 6004, so S1 would take peer messages on localhost:6004, which hosts.ini:4 gives "
+                + "to S4"
         ),
     ]
 

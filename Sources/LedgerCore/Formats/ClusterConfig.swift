@@ -4,8 +4,8 @@ import Paxos
 ///
 /// Invariants (checked by `validate`): `replicaCount` is odd and in 1...`Limits.replicaCountMax`;
 /// `replicaStart >= 1`; the replica ports `portBase ..< portBase + replicaCount` and, when
-/// `metricsPortBase != 0`, the metrics ports `metricsPortBase ..< metricsPortBase + replicaCount` lie
-/// in 1...65535 and are all distinct; `0 <= balanceInitial`, `balanceMin <= balanceInitial`;
+/// `metricsPortBase != 0`, the metrics ports `metricsPortBase ..< metricsPortBase + replicaCount`, and when
+/// `peerPortBase != 0` the peer ports likewise, lie in 1...65535 and are all distinct; `0 <= balanceInitial`, `balanceMin <= balanceInitial`;
 /// `paxos.tick <= paxos.leaderPingInterval < paxos.leaderTimeout <= paxos.consensusTimeout` and, unless off,
 /// `paxos.tick <= paxos.laggardFlush < paxos.leaderPingInterval`, every duration in 1ms...`Limits.durationMax`;
 /// batching limits in 1...their ceilings.
@@ -170,6 +170,10 @@ public struct ClusterConfig: Sendable, Equatable {
     /// name. Nil binds `metricsAddressDefault`, the loopback address, as `/metrics` is plain HTTP without the mutual
     /// TLS of every other port: only the replica's own machine may read it unless the file says otherwise.
     public var metricsAddress: String?
+    /// The port on which the first replica takes its peers' Paxos messages as frames (`peer_port`); replica
+    /// `S<start + k>` listens on `peerPortBase + k`, on its host. 0: the peers send on the replica port's gRPC stream
+    /// instead.
+    public var peerPortBase: Int
     /// Whether the test-only disconnect and reconnect calls are allowed (`test_controls`).
     public var testControlsEnabled: Bool
     /// The Paxos timers (`paxos:`).
@@ -185,7 +189,7 @@ public struct ClusterConfig: Sendable, Equatable {
     public init(
         source: String, clusterName: String, replicaCount: Int, replicaStart: Int, portBase: Int,
         dataDirectory: String, catalogPath: String, logLevel: LogLevel = .info, balanceMin: Int64 = 0,
-        balanceInitial: Int64 = 10, metricsPortBase: Int = 0, metricsAddress: String? = nil,
+        balanceInitial: Int64 = 10, metricsPortBase: Int = 0, metricsAddress: String? = nil, peerPortBase: Int = 0,
         testControlsEnabled: Bool = false, paxos: PaxosTimings = .defaults, batching: Batching = .defaults,
         tls: TLS = .mutual(.defaults), keyLines: [String: Int] = [:]
     ) {
@@ -201,6 +205,7 @@ public struct ClusterConfig: Sendable, Equatable {
         self.balanceInitial = balanceInitial
         self.metricsPortBase = metricsPortBase
         self.metricsAddress = metricsAddress
+        self.peerPortBase = peerPortBase
         self.testControlsEnabled = testControlsEnabled
         self.paxos = paxos
         self.batching = batching
@@ -223,6 +228,13 @@ public struct ClusterConfig: Sendable, Equatable {
     public func metricsPort(ofReplica index: Int) -> Int? {
         guard metricsPortBase != 0, replicaIndexes.contains(index) else { return nil }
         return metricsPortBase + (index - replicaStart)
+    }
+
+    /// The peer port of replica `S<index>`, or nil when the cluster has none (`peer_port`) or it is not in this
+    /// cluster.
+    public func peerPort(ofReplica index: Int) -> Int? {
+        guard peerPortBase != 0, replicaIndexes.contains(index) else { return nil }
+        return peerPortBase + (index - replicaStart)
     }
 
     /// Where the metrics endpoints bind when the file names no `metrics_address`: the loopback address, so a
@@ -292,23 +304,27 @@ public struct ClusterConfig: Sendable, Equatable {
                         + "\(hosts.source):\(replica.line) gives \(replica.name) \(replica.address)")
             }
         }
-        for index in replicaIndexes {
-            guard let replica = hosts.replica(named: "S\(index)"), let port = metricsPort(ofReplica: index) else {
-                continue
+        let kinds: [(key: String, base: Int, port: (Int) -> Int?, serves: String)] = [
+            ("metrics_port", metricsPortBase, metricsPort(ofReplica:), "serve metrics"),
+            ("peer_port", peerPortBase, peerPort(ofReplica:), "take peer messages"),
+        ]
+        for kind in kinds {
+            for index in replicaIndexes {
+                guard let replica = hosts.replica(named: "S\(index)"), let port = kind.port(index) else { continue }
+                let address = HostsFile.Address(host: replica.host, port: port)
+                let owner: String
+                if let other = hosts.replicas.first(where: { $0.address == address }) {
+                    owner = "\(hosts.source):\(other.line) gives to \(other.name)"
+                } else if hosts.clientAddress == address {
+                    owner = "\(hosts.source) gives to the client"
+                } else {
+                    continue
+                }
+                throw error(
+                    kind.key,
+                    "\(kind.key) is \(kind.base), so \(replica.name) would \(kind.serves) on \(address), which "
+                        + owner)
             }
-            let address = HostsFile.Address(host: replica.host, port: port)
-            let owner: String
-            if let other = hosts.replicas.first(where: { $0.address == address }) {
-                owner = "\(hosts.source):\(other.line) gives to \(other.name)"
-            } else if hosts.clientAddress == address {
-                owner = "\(hosts.source) gives to the client"
-            } else {
-                continue
-            }
-            throw error(
-                "metrics_port",
-                "metrics_port is \(metricsPortBase), so \(replica.name) would serve metrics on \(address), which "
-                    + owner)
         }
     }
 }
@@ -328,7 +344,7 @@ private struct ClusterConfigReader {
     static let keys: [String: [String]] = [
         "": [
             "cluster", "replicas", "data_dir", "catalog", "log_level", "min_balance", "initial_balance",
-            "metrics_port", "metrics_address", "test_controls", "paxos", "batching", "tls",
+            "metrics_port", "metrics_address", "peer_port", "test_controls", "paxos", "batching", "tls",
         ],
         "tls": ["ca", "certificate", "key"],
         "replicas": ["count", "start", "subnet"],
@@ -348,7 +364,7 @@ private struct ClusterConfigReader {
         "cluster": "C1", "replicas": "{count: 3, start: 1, subnet: 6001}", "replicas.count": "3",
         "replicas.start": "1", "replicas.subnet": "6001", "data_dir": "data/C1", "catalog": "data/catalog.sqlite",
         "log_level": "info", "min_balance": "0", "initial_balance": "10", "metrics_port": "9101",
-        "metrics_address": "127.0.0.1",
+        "metrics_address": "127.0.0.1", "peer_port": "7101",
         "test_controls": "true", "paxos.leader_timeout": "1000ms", "paxos.leader_ping_interval": "200ms",
         "paxos.consensus_timeout": "3000ms", "paxos.tick": "10ms", "paxos.laggard_flush": "50ms or off",
         "paxos.snapshot_interval": "10000",
@@ -426,6 +442,9 @@ private struct ClusterConfigReader {
         let metricsPortBase = try top["metrics_port"].map { node throws(InputError) in
             try wholeNumber(node, path: "metrics_port")
         }
+        let peerPortBase = try top["peer_port"].map { node throws(InputError) in
+            try wholeNumber(node, path: "peer_port")
+        }
         let metricsAddress = try top["metrics_address"].map { node throws(InputError) in
             try host(node, path: "metrics_address")
         }
@@ -481,7 +500,8 @@ private struct ClusterConfigReader {
             portBase: Int(portBase), dataDirectory: dataDirectory, catalogPath: catalogPath, logLevel: logLevel,
             balanceMin: balanceMin ?? 0, balanceInitial: balanceInitial ?? 10,
             metricsPortBase: Int(metricsPortBase ?? 0), metricsAddress: metricsAddress,
-            testControlsEnabled: testControlsEnabled, paxos: paxos, batching: batching, tls: tls, keyLines: keyLines)
+            peerPortBase: Int(peerPortBase ?? 0), testControlsEnabled: testControlsEnabled, paxos: paxos,
+            batching: batching, tls: tls, keyLines: keyLines)
         try checkReplicas(config)
         try checkMetricsAddress(config)
         try checkBalances(config)
@@ -755,16 +775,25 @@ private struct ClusterConfigReader {
                     + "indexes end at \(ClusterConfig.Limits.replicaIndexMax)")
         }
         try checkPorts(base: config.portBase, count: count, path: "replicas.subnet")
-        guard config.metricsPortBase != 0 else { return }
-        try checkPorts(base: config.metricsPortBase, count: count, path: "metrics_port")
-        let replicaPorts = config.portBase..<(config.portBase + count)
-        for offset in 0..<count where replicaPorts.contains(config.metricsPortBase + offset) {
-            let port = config.metricsPortBase + offset
-            let owner = config.replicaStart + (port - config.portBase)
-            throw error(
-                line("metrics_port"),
-                "metrics_port is \(config.metricsPortBase), so S\(config.replicaStart + offset) would serve metrics "
-                    + "on port \(port), the replica port of S\(owner); replica and metrics ports must all be distinct")
+        // Every port a replica takes: its replica port, then its metrics and peer ports when they are on.
+        var taken = (0..<count).map {
+            (port: config.portBase + $0, what: "the replica port of S\(config.replicaStart + $0)")
+        }
+        for (path, base, serves, what) in [
+            ("metrics_port", config.metricsPortBase, "serve metrics", "metrics"),
+            ("peer_port", config.peerPortBase, "take peer messages", "peer"),
+        ] where base != 0 {
+            try checkPorts(base: base, count: count, path: path)
+            for offset in 0..<count {
+                let port = base + offset
+                if let owner = taken.first(where: { $0.port == port }) {
+                    throw error(
+                        line(path),
+                        "\(path) is \(base), so S\(config.replicaStart + offset) would \(serves) on port \(port), "
+                            + "\(owner.what); replica, metrics and peer ports must all be distinct")
+                }
+                taken.append((port, "the \(what) port of S\(config.replicaStart + offset)"))
+            }
         }
     }
 
@@ -779,7 +808,12 @@ private struct ClusterConfigReader {
 
     func checkPorts(base: Int, count: Int, path: String) throws(InputError) {
         guard (1...65535).contains(base) else {
-            let zeroHint = path == "metrics_port" ? " (or 0 to turn metrics off)" : ""
+            let zeroHint =
+                switch path {
+                case "metrics_port": " (or 0 to turn metrics off)"
+                case "peer_port": " (or 0 to send peer messages on the replica port)"
+                default: ""
+                }
             throw error(line(path), "\(path) is \(base); write a port from 1 to 65535\(zeroHint)")
         }
         let last = base + count - 1
