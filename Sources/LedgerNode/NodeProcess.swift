@@ -55,7 +55,7 @@ public struct NodeProcess: Sendable {
     }
 
     /// The node's peer port, when its clusters give one.
-    var peerPort: Int? {
+    public var peerPort: Int? {
         replicas.first.flatMap { $0.cluster.peerPort(ofReplica: $0.replica.index) }
     }
 

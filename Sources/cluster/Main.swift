@@ -98,9 +98,10 @@ struct Cluster: AsyncParsableCommand {
                 let metrics = cluster.metricsPort(ofReplica: index).map { port in
                     MetricsServer.url(host: cluster.metricsHost, port: port, machine: address.host)
                 }
+                let peers = cluster.peerPort(ofReplica: index).map { "\(address.host):\($0)" } ?? "on the gRPC port"
                 print(
-                    "\(name): gRPC \(address), metrics \(metrics ?? "off"), data \(cluster.dataDirectory)/\(name).sqlite"
-                )
+                    "\(name): gRPC \(address), peers \(peers), metrics \(metrics ?? "off"), "
+                        + "data \(cluster.dataDirectory)/\(name).sqlite")
             }
             switch cluster.tls {
             case .off: print("TLS is off (\(files.config) says tls: off): anyone who reaches a port may call anything")
@@ -170,10 +171,12 @@ struct Cluster: AsyncParsableCommand {
                 throw ValidationError("cannot find this program's own path to start the nodes")
             }
             let children = Supervisor.Child.nodes(of: deployment, executable: executable)
-            for (node, child) in zip(deployment.hosts.nodes, children) {
+            for (process, child) in zip(processes, children) {
+                let node = process.node
+                let peers = process.peerPort.map { "\(node.address.host):\($0)" } ?? "on the gRPC port"
                 print(
-                    "\(node.name): gRPC \(node.address), replicas \(node.replicas.joined(separator: ", ")), log \(child.logFile)"
-                )
+                    "\(node.name): gRPC \(node.address), peers \(peers), replicas \(node.replicas.joined(separator: ", ")), "
+                        + "log \(child.logFile)")
             }
             let failures = try Supervisor(children: children).run()
             if failures > 0 { throw ExitCode(1) }

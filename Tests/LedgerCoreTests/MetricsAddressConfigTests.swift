@@ -154,7 +154,7 @@ struct MetricsAddressConfigTests {
                 try Self.validate(ClusterConfigTests.minimal + "metrics_host: x")
             }
                 == "C1.yaml:8: unknown key \"metrics_host\"; expected one of: cluster, replicas, data_dir, catalog, "
-                + "log_level, min_balance, initial_balance, metrics_port, metrics_address, test_controls, paxos, "
+                + "log_level, min_balance, initial_balance, metrics_port, metrics_address, peer_port, test_controls, paxos, "
                 + "batching, tls")
     }
 }

@@ -167,7 +167,7 @@ struct ConfigFilesTests {
         (
             minimal + "replica: 3\n",
             "C1.yaml:8: unknown key \"replica\"; expected one of: cluster, replicas, data_dir, "
-                + "catalog, log_level, min_balance, initial_balance, metrics_port, metrics_address, test_controls, paxos, batching, tls"
+                + "catalog, log_level, min_balance, initial_balance, metrics_port, metrics_address, peer_port, test_controls, paxos, batching, tls"
         ),
     ]
 
