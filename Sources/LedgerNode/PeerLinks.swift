@@ -106,8 +106,9 @@ public final class PeerLinks: Service {
         while !queue.isClosed {
             do {
                 if let peerPort = destination.peerPort {
-                    try await sendFrames(to: destination.host, port: peerPort, from: queue)
-                    backoff = Self.backoffInitial
+                    try await sendFrames(to: destination.host, port: peerPort, from: queue) {
+                        backoff = Self.backoffInitial
+                    }
                     continue
                 }
                 let transport = try HTTP2ClientTransport.Posix(
@@ -144,9 +145,11 @@ public final class PeerLinks: Service {
 
 extension PeerLinks {
     /// Sends the queue's batches as frames on one connection to `host:port` until the queue closes or the connection
-    /// fails. A write completes once the kernel has the bytes, so a node that does not read slows this writer down
-    /// and the queue, bounded, drops its oldest batches.
-    fileprivate func sendFrames(to host: String, port: Int, from queue: PeerQueue) async throws {
+    /// fails; `connected` runs once the connection is open. A write completes once the kernel has the bytes, so a
+    /// node that does not read slows this writer down and the queue, bounded, drops its oldest batches.
+    fileprivate func sendFrames(
+        to host: String, port: Int, from queue: PeerQueue, connected: () -> Void
+    ) async throws {
         let security = frameSecurity
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(1))
@@ -160,6 +163,7 @@ extension PeerLinks {
             }
             .connect(host: host, port: port).get()
         defer { channel.close(promise: nil) }
+        connected()
         while let batches = await queue.next() {
             try await channel.writeAndFlush(try PeerFrame.encode(batches, allocator: channel.allocator)).get()
         }
