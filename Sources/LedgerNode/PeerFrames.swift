@@ -1,5 +1,3 @@
-import Foundation
-import LedgerClient
 import LedgerCore
 import LedgerRPC
 import LedgerStore
@@ -46,10 +44,9 @@ enum PeerFrame {
             server
             ? TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: key)
             : TLSConfiguration.makeClientConfiguration()
-        if !server {
-            configuration.certificateChain = chain
-            configuration.privateKey = key
-        }
+        // A dialling node presents its identity too (mutual TLS).
+        configuration.certificateChain = chain
+        configuration.privateKey = key
         configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(material.caPEM.utf8)))
         // Every identity of the deployment is a certificate of its CA; who may send what is `AccessPolicy`'s and
         // the sender check's business, not the host name's.
@@ -134,15 +131,15 @@ struct PeerInbox: Sendable {
         return nil
     }
 
-    /// Hands a taken batch to its replica through the link faults; `deliver` runs the replica's `receive` with the
-    /// messages that pass now (delayed ones follow on their own).
-    func deliver(_ batch: PeerBatch, _ deliver: (ReplicaNode, [LedgerMessage]) -> Void) {
+    /// The replica a taken batch is for, and the batch's messages that pass the replica's inbound link faults now
+    /// (delayed ones are delivered on their own, later).
+    func pass(_ batch: PeerBatch) -> (node: ReplicaNode, messages: [LedgerMessage]) {
         let hosted = replicas[batch.cluster]!
         let (node, logger, from) = (hosted.node, logger, batch.from)
         let now = hosted.linkFaults.pass(batch.messages, peer: from, inbound: true) { delayed in
             for rejection in await node.receive(delayed, from: from) { logger.warning("\(rejection)") }
         }
-        deliver(node, now)
+        return (node, now)
     }
 }
 
@@ -155,6 +152,8 @@ final class PeerFrameHandler: ChannelInboundHandler {
     let inbox: PeerInbox
     let policy: AccessPolicy?
     private var sender: String?
+    /// Set when this end closed the connection: frames already read after a refusal are dropped too.
+    private var ended = false
 
     init(inbox: PeerInbox, policy: AccessPolicy?) {
         self.inbox = inbox
@@ -175,6 +174,7 @@ final class PeerFrameHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !ended else { return }
         let frame = unwrapInboundIn(data)
         let batch: PeerBatch
         do {
@@ -182,8 +182,7 @@ final class PeerFrameHandler: ChannelInboundHandler {
         } catch {
             inbox.logger.warning(
                 "malformed peer frame refused", metadata: ["peer": peer(context), "reason": "\(error)"])
-            context.close(promise: nil)
-            return
+            return end(context)
         }
         if policy != nil && sender == nil {
             return refuse(AccessRefusal(.unauthenticated, "a peer frame before the TLS handshake completed"), context)
@@ -191,29 +190,32 @@ final class PeerFrameHandler: ChannelInboundHandler {
         switch inbox.refusal(of: batch, sender: sender) {
         case .misaddressed(let reason)?:
             inbox.logger.warning("\(reason)", metadata: ["peer": peer(context)])
-            context.close(promise: nil)
-            return
+            return end(context)
         case .impersonation(let refusal)?:
             return refuse(refusal, context)
         case nil:
             break
         }
-        let (logger, from, loop) = (inbox.logger, batch.from, context.eventLoop)
-        inbox.deliver(batch) { node, messages in
-            guard !messages.isEmpty else { return }
-            if node.loop === loop {
-                for rejection in node.assumeIsolated({ $0.receive(messages, from: from) }) {
-                    logger.warning("\(rejection)")
-                }
-            } else {
-                Task { for rejection in await node.receive(messages, from: from) { logger.warning("\(rejection)") } }
+        let (node, messages) = inbox.pass(batch)
+        guard !messages.isEmpty else { return }
+        let (logger, from) = (inbox.logger, batch.from)
+        if node.loop === context.eventLoop {
+            for rejection in node.assumeIsolated({ $0.receive(messages, from: from) }) {
+                logger.warning("\(rejection)")
             }
+        } else {
+            Task { for rejection in await node.receive(messages, from: from) { logger.warning("\(rejection)") } }
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // TLS refusals are logged and counted by `HandshakeRefusals`; anything else ends the connection too.
         inbox.logger.debug("peer connection closed", metadata: ["peer": peer(context), "reason": "\(error)"])
+        end(context)
+    }
+
+    private func end(_ context: ChannelHandlerContext) {
+        ended = true
         context.close(promise: nil)
     }
 
@@ -235,7 +237,7 @@ final class PeerFrameHandler: ChannelInboundHandler {
         inbox.logger.warning(
             "peer connection refused", metadata: ["peer": peer(context), "reason": "\(refusal.reason)"])
         Counter(label: "ledger_rpc_refused_total", dimensions: [("reason", refusal.metricReason)]).increment()
-        context.close(promise: nil)
+        end(context)
     }
 
     private func peer(_ context: ChannelHandlerContext) -> Logger.MetadataValue {

@@ -466,9 +466,8 @@ struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
             case nil:
                 break
             }
-            var delivered: (node: ReplicaNode, messages: [LedgerMessage])?
-            inbox.deliver(batch) { delivered = ($0, $1) }
-            if let (node, messages) = delivered, !messages.isEmpty {
+            let (node, messages) = inbox.pass(batch)
+            if !messages.isEmpty {
                 for rejection in await node.receive(messages, from: batch.from) {
                     inbox.logger.warning("\(rejection)")
                 }
