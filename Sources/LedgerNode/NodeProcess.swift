@@ -7,7 +7,6 @@ import LedgerRPC
 import LedgerStore
 import Logging
 import Metrics
-import NIOSSL
 import Paxos
 import Prometheus
 import ServiceLifecycle
@@ -179,17 +178,12 @@ public struct NodeProcess: Sendable {
         // the calls under way are answered while the peer links and the tickers still run.
         services += [failure, ServerService(server: server)]
         if let peerPort {
-            let tls: TLSConfiguration?
-            if case .mutual(let material) = security {
-                tls = try PeerFrame.tls(material, server: true)
-            } else {
-                tls = nil
-            }
             // Before the gRPC server in the list, so it stops after it: the peers' connections end with the node.
             services.insert(
                 PeerFrameServer(
                     host: ReplicaProcess.numericHost(node.address.host), port: peerPort, inbox: inbox,
-                    policy: security.identity == nil ? nil : policy, tls: tls),
+                    policy: security.identity == nil ? nil : policy,
+                    tls: try PeerFrame.tls(security, server: true)),
                 at: services.count - 1)
         }
         let group = ServiceGroup(

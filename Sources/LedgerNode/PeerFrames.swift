@@ -1,3 +1,4 @@
+import LedgerClient
 import LedgerCore
 import LedgerRPC
 import LedgerStore
@@ -33,8 +34,10 @@ enum PeerFrame {
         return buffer
     }
 
-    /// The NIOSSL configuration of the peer port (`server`) or of a node dialling one, from the node's identity.
-    static func tls(_ material: TLSMaterial, server: Bool) throws -> TLSConfiguration {
+    /// The TLS context of the peer port (`server`) or of a node dialling one, from the node's identity; nil for
+    /// plaintext.
+    static func tls(_ security: ConnectionSecurity, server: Bool) throws -> NIOSSLContext? {
+        guard case .mutual(let material) = security else { return nil }
         let chain = try NIOSSLCertificate.fromPEMBytes(Array(material.certificatePEM.utf8)).map {
             NIOSSLCertificateSource.certificate($0)
         }
@@ -52,7 +55,22 @@ enum PeerFrame {
         // the sender check's business, not the host name's.
         configuration.certificateVerification = .noHostnameVerification
         configuration.minimumTLSVersion = .tlsv12
-        return configuration
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// A connection to the peer port at `host:port`, under `tls` (from `tls(_:server: false)`) when given.
+    static func connect(host: String, port: Int, tls: NIOSSLContext?) async throws -> any Channel {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(1))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tls, serverHostname: nil))
+                    }
+                }
+            }
+            .connect(host: host, port: port).get()
     }
 }
 
@@ -175,6 +193,9 @@ final class PeerFrameHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !ended else { return }
+        if policy != nil && sender == nil {
+            return refuse(AccessRefusal(.unauthenticated, "a peer frame before the TLS handshake completed"), context)
+        }
         let frame = unwrapInboundIn(data)
         let batch: PeerBatch
         do {
@@ -183,9 +204,6 @@ final class PeerFrameHandler: ChannelInboundHandler {
             inbox.logger.warning(
                 "malformed peer frame refused", metadata: ["peer": peer(context), "reason": "\(error)"])
             return end(context)
-        }
-        if policy != nil && sender == nil {
-            return refuse(AccessRefusal(.unauthenticated, "a peer frame before the TLS handshake completed"), context)
         }
         switch inbox.refusal(of: batch, sender: sender) {
         case .misaddressed(let reason)?:
@@ -251,10 +269,10 @@ final class PeerFrameServer: Service {
     let port: Int
     let inbox: PeerInbox
     let policy: AccessPolicy?
-    let tls: TLSConfiguration?
+    let tls: NIOSSLContext?
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
 
-    init(host: String, port: Int, inbox: PeerInbox, policy: AccessPolicy?, tls: TLSConfiguration?) {
+    init(host: String, port: Int, inbox: PeerInbox, policy: AccessPolicy?, tls: NIOSSLContext?) {
         self.host = host
         self.port = port
         self.inbox = inbox
@@ -263,14 +281,14 @@ final class PeerFrameServer: Service {
     }
 
     func run() async throws {
-        let context = try tls.map { try NIOSSLContext(configuration: $0) }
+        let tls = tls
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] child in
                 child.eventLoop.makeCompletedFuture {
                     let pipeline = child.pipeline.syncOperations
-                    if let context {
-                        try pipeline.addHandler(NIOSSLServerHandler(context: context))
+                    if let tls {
+                        try pipeline.addHandler(NIOSSLServerHandler(context: tls))
                         try pipeline.addHandler(HandshakeRefusals(logger: inbox.logger))
                     }
                     try pipeline.addHandler(ByteToMessageHandler(PeerFrameDecoder()))

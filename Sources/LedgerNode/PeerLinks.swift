@@ -59,11 +59,7 @@ public final class PeerLinks: Service {
     ) throws {
         self.destinations = destinations
         self.security = security
-        if case .mutual(let material) = security {
-            frameSecurity = try NIOSSLContext(configuration: PeerFrame.tls(material, server: false))
-        } else {
-            frameSecurity = nil
-        }
+        frameSecurity = try PeerFrame.tls(security, server: false)
         self.logger = logger
         self.queues = destinations.map { _ in PeerQueue(capacity: Self.queuedBatchesMax * max(1, hostedCount)) }
         var route: [ReplicaID: Int] = [:]
@@ -150,18 +146,7 @@ extension PeerLinks {
     fileprivate func sendFrames(
         to host: String, port: Int, from queue: PeerQueue, connected: () -> Void
     ) async throws {
-        let security = frameSecurity
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(1))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let security {
-                        try channel.pipeline.syncOperations.addHandler(
-                            try NIOSSLClientHandler(context: security, serverHostname: nil))
-                    }
-                }
-            }
-            .connect(host: host, port: port).get()
+        let channel = try await PeerFrame.connect(host: host, port: port, tls: frameSecurity)
         defer { channel.close(promise: nil) }
         connected()
         while let batches = await queue.next() {

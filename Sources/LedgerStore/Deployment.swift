@@ -67,11 +67,11 @@ public struct Deployment: Sendable {
     static func checkPeerPorts(_ clusters: [ClusterConfig], hosts: HostsFile) throws(InputError) {
         var byAddress: [HostsFile.Address: (port: Int?, replica: String, source: String)] = [:]
         var byPort: [HostsFile.Address: (node: HostsFile.Address, replica: String, source: String)] = [:]
+        let shown = { (port: Int?) in port.map { "peer port \($0)" } ?? "no peer port" }
         for cluster in clusters {
             for index in cluster.replicaIndexes {
                 guard let address = hosts.replica(named: "S\(index)")?.address else { continue }
                 let port = cluster.peerPort(ofReplica: index)
-                let shown = { (port: Int?) in port.map { "peer port \($0)" } ?? "no peer port" }
                 if let other = byAddress[address], other.port != port {
                     throw InputError(
                         source: cluster.source, line: cluster.keyLines["peer_port"],

@@ -6,8 +6,6 @@ import LedgerCore
 import LedgerRPC
 import LedgerStore
 import NIOCore
-import NIOPosix
-import NIOSSL
 import Paxos
 import Testing
 import X509
@@ -238,20 +236,8 @@ struct TLSTests {
     static func peerFrameClosed(
         port: Int, security: ConnectionSecurity, batch: PeerBatch, within limit: Duration = .seconds(5)
     ) async throws -> Bool {
-        var context: NIOSSLContext?
-        if case .mutual(let material) = security {
-            context = try NIOSSLContext(configuration: PeerFrame.tls(material, server: false))
-        }
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { [context] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let context {
-                        try channel.pipeline.syncOperations.addHandler(
-                            try NIOSSLClientHandler(context: context, serverHostname: nil))
-                    }
-                }
-            }
-            .connect(host: "127.0.0.1", port: port).get()
+        let channel = try await PeerFrame.connect(
+            host: "127.0.0.1", port: port, tls: try PeerFrame.tls(security, server: false))
         defer { channel.close(promise: nil) }
         try? await channel.writeAndFlush(try PeerFrame.encode([batch], allocator: channel.allocator)).get()
         let deadline = ContinuousClock.now + limit
