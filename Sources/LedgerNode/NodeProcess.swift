@@ -53,6 +53,13 @@ public struct NodeProcess: Sendable {
             name: node.name, index: node.index, address: node.address, replicas: self.replicas.map(\.replica.name))
     }
 
+    /// The file of the node's replica stores: a replica's own (`<data_dir>/S<n>.sqlite`) in a node of one; for a node
+    /// of several, one file in its first replica's `data_dir`, `<data_dir>/N<k>.sqlite`, whose one transaction and
+    /// fsync carry the writes of every replica it hosts (group commit, `StoreFile`).
+    public var databasePath: String {
+        replicas.count == 1 ? replicas[0].databasePath : "\(replicas[0].cluster.dataDirectory)/\(node.name).sqlite"
+    }
+
     /// The node's peer port, when its clusters give one.
     public var peerPort: Int? {
         replicas.first.flatMap { $0.cluster.peerPort(ofReplica: $0.replica.index) }
@@ -93,7 +100,16 @@ public struct NodeProcess: Sendable {
         var endpoints: [ReplicaEndpoint] = []
         var peerEndpoints: [PeerInbox.Hosted] = []
         var services: [any Service] = [links]
-        for replica in replicas {
+        let identities = replicas.map {
+            ReplicaStore.Identity(
+                cluster: $0.cluster.clusterName, replica: $0.replica.name, minBalance: $0.cluster.balanceMin)
+        }
+        let stores =
+            replicas.count == 1
+            ? try ReplicaStore.open(path: databasePath, replicas: identities)
+            : try ReplicaStore.open(
+                path: databasePath, replicas: identities, importing: replicas.map(\.databasePath))
+        for (index, replica) in replicas.enumerated() {
             let cluster = replica.cluster
             var logger = logger
             logger[metadataKey: "replica"] = "\(replica.replica.name)"
@@ -103,21 +119,19 @@ public struct NodeProcess: Sendable {
             // node of several gives each replica a registry of its own, served on its own metrics port.
             let own = replicas.count == 1 ? registry : PrometheusCollectorRegistry()
             let factory = PrometheusMetricsFactory(registry: own)
-            let (store, recovered) = try ReplicaStore.open(
-                path: replica.databasePath, cluster: cluster.clusterName, replica: replica.replica.name,
-                minBalance: cluster.balanceMin)
+            let (store, recovered) = stores[index]
             if let version = recovered.migratedFrom {
                 logger.notice(
                     "store migrated",
                     metadata: [
-                        "file": "\(replica.databasePath)", "from schema": "\(version)",
+                        "file": "\(store.path)", "from schema": "\(version)",
                         "to schema": "\(ReplicaStore.schemaVersion)",
                     ])
             }
             logger.info(
                 "recovered",
                 metadata: [
-                    "file": "\(replica.databasePath)", "applied": "\(recovered.durable.appliedThrough)",
+                    "file": "\(store.path)", "applied": "\(recovered.durable.appliedThrough)",
                     "promised": "\(recovered.durable.promised)",
                 ])
             let configuration = replica.configuration

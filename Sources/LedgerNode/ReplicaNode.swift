@@ -79,11 +79,6 @@ public actor ReplicaNode {
     private var pumpScheduled = false
     /// A pump is running (possibly waiting for its write); it takes the next `Ready` when it is done.
     private var pumping = false
-    /// Where durable writes wait for their fsync, off the event loop (`write`).
-    private let storageQueue: DispatchQueue
-    /// Lazy writes not committed yet: they go in the transaction of the next durable write, or at the next tick
-    /// (`commitLazyWrites`).
-    private var lazyWrites: [StoreBatch] = []
     private var connected = true
     private var failure: String?
     private let metrics: NodeMetrics
@@ -146,7 +141,6 @@ public actor ReplicaNode {
         self.initialBalance = initialBalance
         self.logger = logger
         self.onFailure = onFailure
-        self.storageQueue = DispatchQueue(label: "ledger.storage.\(configuration.me)")
     }
 
     // MARK: - Inputs
@@ -468,13 +462,11 @@ public actor ReplicaNode {
     public var otherLeader: ReplicaID? { replica.leaderHint.flatMap { $0 == me ? nil : $0 } }
 
     public func walRecords() throws(StoreError) -> [WALRecord] {
-        commitLazyWrites()
-        return try store.walRecords()
+        try store.walRecords()
     }
 
     public func datastoreRecords() throws(StoreError) -> [DatastoreRecord] {
-        commitLazyWrites()
-        return try store.datastoreRecords()
+        try store.datastoreRecords()
     }
 
     /// The applied ledger state (tests and audits).
@@ -536,13 +528,10 @@ public actor ReplicaNode {
         metrics.commandsApplied.increment(by: applied.count)
         metrics.messagesSent.increment(by: connected ? ready.messages.count : 0)
         if ready.persistMustBeDurable {
-            // The lazy writes before it go in the same transaction, first.
-            let batches = lazyWrites + [batch]
-            lazyWrites.removeAll()
             do {
                 // The clock is read here only to measure the storage; protocol time is the ticker's alone.
                 let started = ContinuousClock.now
-                try await write(batches)
+                try await store.commitDurably([batch])
                 metrics.commitDuration.recordInterval(since: started)
                 metrics.commits.increment()
             } catch {
@@ -550,9 +539,15 @@ public actor ReplicaNode {
                 return
             }
         } else {
-            // A crash may lose a lazy write anyway (`Ready`), so it waits for the next durable write or tick: a busy
-            // replica then writes once per fsync, and a leader answers its clients without a write in the way.
-            lazyWrites.append(batch)
+            // A crash may lose a lazy write anyway (`Ready`), so it waits in the file's queue for the next durable
+            // write of any replica of this node, or the next tick: a busy node then writes once per fsync, and a
+            // leader answers its clients without a write in the way.
+            do {
+                try store.enqueue(batch)
+            } catch {
+                fail("storage write failed: \(error)")
+                return
+            }
         }
         send(withHistory(ready.messages.filter { $0.message.waitsForStorage }))
 
@@ -575,7 +570,6 @@ public actor ReplicaNode {
     ) -> [Envelope<LedgerCommand, LedgerSnapshot>] {
         guard envelopes.contains(where: { if case .catchUpReply(_?, _) = $0.message { true } else { false } })
         else { return envelopes }
-        commitLazyWrites()
         var shipped: [ReplicaID: Snapshot<LedgerSnapshot>] = [:]
         return envelopes.compactMap { envelope in
             guard case .catchUpReply(_?, let entries) = envelope.message else { return envelope }
@@ -594,27 +588,23 @@ public actor ReplicaNode {
         }
     }
 
-    /// Writes `batches` durably, in one transaction, on the storage thread; the actor takes other inputs until the
-    /// fsync is done.
-    private func write(_ batches: [StoreBatch]) async throws(StoreError) {
-        let store = store
-        let result: Result<Void, StoreError> = await withCheckedContinuation { continuation in
-            storageQueue.async {
-                continuation.resume(
-                    returning: Result { () throws(StoreError) in try store.commit(batches, durable: true) })
-            }
+    /// Writes the lazy writes queued in the store's file without an fsync, unless a write is under way (which takes
+    /// them). Called at each tick.
+    public func commitLazyWrites() {
+        guard failure == nil else { return }
+        do {
+            if try store.flush() { metrics.lazyCommits.increment() }
+        } catch {
+            fail("storage write failed: \(error)")
         }
-        try result.get()
     }
 
-    /// Commits the lazy writes waiting for a durable one, without an fsync. Called at each tick, before the store is
-    /// read, and when the replica stops. Never during a durable write: that write took them all.
-    public func commitLazyWrites() {
-        guard !lazyWrites.isEmpty, failure == nil else { return }
+    /// Writes the lazy writes queued in the store's file before returning: a clean stop keeps what a crash could
+    /// lose.
+    public func writeQueuedWrites() {
+        guard failure == nil else { return }
         do {
-            try store.commit(lazyWrites, durable: false)
-            lazyWrites.removeAll()
-            metrics.lazyCommits.increment()
+            try store.writeQueued()
         } catch {
             fail("storage write failed: \(error)")
         }
@@ -803,7 +793,8 @@ struct NodeMetrics: Sendable {
     /// Durable storage transactions (one fsync each): one per performed `Ready` that had a promise or an acceptance
     /// to write.
     let commits: Counter
-    /// Storage transactions without an fsync: chosen marks and applied slots only (`Ready.persistMustBeDurable`).
+    /// Storage transactions without an fsync this replica started (at a tick, for the lazy writes every replica of
+    /// its file queued since the last transaction: chosen marks and applied slots, `Ready.persistMustBeDurable`).
     let lazyCommits: Counter
     let commitDuration: Metrics.Timer
     let slotsApplied: Counter

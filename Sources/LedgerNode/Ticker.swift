@@ -30,6 +30,6 @@ public struct Ticker: Service {
             await node.tick()
         }
         // What a crash could have lost is kept by a clean stop.
-        await node.commitLazyWrites()
+        await node.writeQueuedWrites()
     }
 }

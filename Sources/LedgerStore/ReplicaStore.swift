@@ -37,25 +37,29 @@ public struct StoreBatch: Sendable {
     }
 }
 
-/// The durable state of one ledger replica in one SQLite file: its Paxos state (promise, log, snapshot, applied slot)
-/// and its ledger state (balances, locks, transactions, WAL, datastore).
+/// The durable state of one ledger replica: its Paxos state (promise, log, snapshot, applied slot) and its ledger
+/// state (balances, locks, transactions, WAL, datastore), in a SQLite file of its own or, for the replicas of a node,
+/// under tables of its own in the node's file (`open(path:replicas:)`), which they share for group commit
+/// (`StoreFile`).
 ///
 /// The file runs in WAL journal mode with `synchronous=FULL`, so a durable commit survives a crash or power loss (a
 /// lazy one survives a crash of the process, and a power loss only with the next durable commit), and in exclusive
-/// locking mode, so a second process cannot open a replica that is running. Every `commit(_:durable:)` is one
-/// transaction: the ledger state on disk always matches the applied slot on disk. The file records which replica of
-/// which cluster it belongs to and with which minimum balance it was created, and is refused to any other.
+/// locking mode, so a second process cannot open a replica that is running. Every commit is one transaction: the
+/// ledger state on disk always matches the applied slot on disk. The file records which replicas of which clusters
+/// it holds and with which minimum balance each was created, and is refused to any other.
 ///
-/// After a `commit(_:durable:)` throws, the file is unchanged but the caller's memory is ahead of it: the replica
-/// must stop and restart from the file. Calls block the calling thread on disk I/O; they are serialized internally.
+/// After a commit throws, the file is unchanged but the caller's memory is ahead of it: the replica (and every
+/// replica sharing its file) must stop and restart from the file. Synchronous calls block the calling thread on disk
+/// I/O; every call is serialized on the file's storage thread.
 public final class ReplicaStore: Sendable {
     /// The file, as the caller named it.
-    public let path: String
+    public var path: String { file.path }
     public let cluster: String
     public let replica: String
     public let minBalance: Int64
 
-    private let database: DatabaseQueue
+    private let file: StoreFile
+    let tables: StoreTables
     private let lastSnapshot = Mutex<SnapshotWrite?>(nil)
 
     /// The last snapshot this store wrote at a compaction: its encoded size, and how long encoding and writing it
@@ -79,12 +83,25 @@ public final class ReplicaStore: Sendable {
         public var migratedFrom: Int32?
     }
 
-    private init(path: String, cluster: String, replica: String, minBalance: Int64, database: DatabaseQueue) {
-        self.path = path
-        self.cluster = cluster
-        self.replica = replica
-        self.minBalance = minBalance
-        self.database = database
+    /// Which replica of which cluster a store belongs to, and the minimum balance it was created with.
+    public struct Identity: Sendable, Equatable {
+        public var cluster: String
+        public var replica: String
+        public var minBalance: Int64
+
+        public init(cluster: String, replica: String, minBalance: Int64) {
+            self.cluster = cluster
+            self.replica = replica
+            self.minBalance = minBalance
+        }
+    }
+
+    private init(file: StoreFile, identity: Identity, tables: StoreTables) {
+        self.file = file
+        self.cluster = identity.cluster
+        self.replica = identity.replica
+        self.minBalance = identity.minBalance
+        self.tables = tables
     }
 
     // MARK: - Opening
@@ -92,10 +109,10 @@ public final class ReplicaStore: Sendable {
     /// The store schema this build writes (`PRAGMA user_version`).
     public static var schemaVersion: Int32 { ReplicaStoreSchema.version }
 
-    /// Opens or creates; recovers exactly where it was. A missing file is created (with its parent directory) for
-    /// this replica; an unreadable, corrupt (not a database, failed `PRAGMA quick_check`, undecodable rows, broken
-    /// ledger or Paxos invariants), newer or foreign file throws a `StoreError` naming the file — never a silent
-    /// re-initialisation.
+    /// Opens or creates a replica's own file; recovers exactly where it was. A missing file is created (with its
+    /// parent directory) for this replica; an unreadable, corrupt (not a database, failed `PRAGMA quick_check`,
+    /// undecodable rows, broken ledger or Paxos invariants), newer or foreign file throws a `StoreError` naming the
+    /// file — never a silent re-initialisation.
     ///
     /// - Parameters:
     ///   - cluster: the cluster name, like `C1`.
@@ -104,34 +121,123 @@ public final class ReplicaStore: Sendable {
     public static func open(path: String, cluster: String, replica: String, minBalance: Int64) throws(StoreError)
         -> (ReplicaStore, Recovered)
     {
+        try open(path: path, replicas: [Identity(cluster: cluster, replica: replica, minBalance: minBalance)])[0]
+    }
+
+    /// Opens or creates the file of a node hosting `replicas` (of different clusters), each under tables of its own,
+    /// and recovers each; the stores share the file, and with it one transaction and one fsync for the writes they
+    /// queue together (`enqueue`, `commitDurably`). One replica gets a file of its own (`open(path:cluster:...)`).
+    /// A file is refused unless it holds exactly these replicas, as each was created.
+    public static func open(path: String, replicas: [Identity]) throws(StoreError) -> [(ReplicaStore, Recovered)] {
+        precondition(!replicas.isEmpty, "a store file holds at least one replica")
         try prepareLocation(path)
-        var configuration = GRDB.Configuration()
-        configuration.label = "replica \(cluster)/\(replica)"
-        configuration.prepareDatabase { db in
-            // Exclusive locking must come before WAL mode: the WAL index then lives in memory, not in a shared file.
-            try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
-            let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-            guard mode == "wal" else {
-                throw StoreError(path: path, message: "cannot use WAL journal mode (SQLite chose \(mode ?? "none"))")
+        let file = try StoreFile(
+            path: path, label: replicas.map { "replica \($0.cluster)/\($0.replica)" }.joined(separator: ", "))
+        let stores = replicas.map { identity in
+            ReplicaStore(
+                file: file, identity: identity,
+                tables: StoreTables(
+                    prefix: replicas.count == 1 ? "" : StoreTables.prefix(ofReplica: identity.replica)))
+        }
+        return try file.access { db throws(StoreError) in
+            try checkIntegrity(db, path: path)
+            let migratedFrom = try createOrCheckSchema(db, stores: stores)
+            return try stores.map { store throws(StoreError) in
+                try store.checkIdentity(db)
+                var recovered = try store.recover(db)
+                recovered.migratedFrom = migratedFrom
+                return (store, recovered)
             }
-            try db.execute(sql: "PRAGMA synchronous = FULL")
         }
-        let database: DatabaseQueue
-        do {
-            database = try DatabaseQueue(path: path, configuration: configuration)
-        } catch {
-            throw storeError(error, path: path, doing: "opening")
+    }
+
+    /// Opens a node's file as `open(path:replicas:)` does; before it exists, builds it from the replicas' own files
+    /// (`ownFiles`, one per replica, as a build that kept a file per replica left them, missing ones skipped): each
+    /// is opened as its replica would open it (checked, migrated), copied into a new file, which then takes `path`,
+    /// and renamed `<file>.imported`. A node's file beside a replica's own file is refused: which one holds the
+    /// replica is for the operator to say.
+    public static func open(path: String, replicas: [Identity], importing ownFiles: [String]) throws(StoreError)
+        -> [(ReplicaStore, Recovered)]
+    {
+        precondition(ownFiles.count == replicas.count, "one own file per replica")
+        let found = zip(replicas, ownFiles).filter { FileManager.default.fileExists(atPath: $0.1) }
+        if FileManager.default.fileExists(atPath: path), let (identity, own) = found.first {
+            throw StoreError(
+                path: own,
+                message: "is the own store of \(identity.replica), but its node keeps \(identity.replica) in \(path); "
+                    + "if \(path) was imported from it (an import renames the files it took), move \(own) away, "
+                    + "otherwise move \(path) away to import \(own) again")
         }
-        let store = ReplicaStore(
-            path: path, cluster: cluster, replica: replica, minBalance: minBalance, database: database)
-        let recovered = try store.access { db throws(StoreError) in
-            try store.checkIntegrity(db)
-            let migratedFrom = try store.createOrCheckIdentity(db)
-            var recovered = try store.recover(db)
-            recovered.migratedFrom = migratedFrom
-            return recovered
+        if !FileManager.default.fileExists(atPath: path), !found.isEmpty {
+            let building = path + ".importing"
+            try removeFile(building)
+            try importStores(found, into: building, replicas: replicas)
+            try moveFile(building, to: path)
+            for (_, own) in found { try moveFile(own, to: own + ".imported") }
         }
-        return (store, recovered)
+        return try open(path: path, replicas: replicas)
+    }
+
+    /// Creates a node's file at `path` for `replicas` and copies every table of each found replica's own file into
+    /// that replica's tables, in one transaction.
+    private static func importStores(
+        _ found: [(Identity, String)], into path: String, replicas: [Identity]
+    ) throws(StoreError) {
+        for (identity, own) in found {
+            // Checked, recovered and migrated as its replica would open it; closed when the stores are released.
+            _ = try open(path: own, replicas: [identity])
+        }
+        let stores = try open(path: path, replicas: replicas)
+        try stores[0].0.file.access { db throws(StoreError) in
+            for (index, (_, own)) in found.enumerated() {
+                try StoreFile.run(path, "attaching \(own)") {
+                    try db.execute(sql: "ATTACH DATABASE ? AS own\(index)", arguments: [own])
+                }
+            }
+            try StoreFile.run(path, "importing \(found.map(\.1).joined(separator: ", "))") {
+                try db.inTransaction(.immediate) {
+                    for (index, (identity, _)) in found.enumerated() {
+                        let tables = stores.first { $0.0.replica == identity.replica }!.0.tables
+                        for table in ReplicaStoreSchema.tables {
+                            let columns = try Row.fetchAll(db, sql: "PRAGMA own\(index).table_info(\(table))")
+                                .map { $0["name"] as String }.joined(separator: ", ")
+                            try db.execute(sql: tables.sql("DELETE FROM \(table)"))
+                            try db.execute(
+                                sql: "INSERT INTO \(tables.sql(table)) (\(columns)) SELECT \(columns) "
+                                    + "FROM own\(index).\(table)")
+                        }
+                    }
+                    return .commit
+                }
+            }
+            for index in found.indices {
+                try StoreFile.run(path, "detaching") { try db.execute(sql: "DETACH DATABASE own\(index)") }
+            }
+        }
+    }
+
+    /// Renames a closed SQLite file with its WAL and shared-memory files, when they exist.
+    private static func moveFile(_ path: String, to destination: String) throws(StoreError) {
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            do {
+                try FileManager.default.moveItem(atPath: path + suffix, toPath: destination + suffix)
+            } catch {
+                throw StoreError(
+                    path: path + suffix,
+                    message: "cannot be renamed \(destination + suffix): \(error.localizedDescription)")
+            }
+        }
+    }
+
+    /// Removes a SQLite file an interrupted import left, with its WAL and shared-memory files.
+    private static func removeFile(_ path: String) throws(StoreError) {
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            do {
+                try FileManager.default.removeItem(atPath: path + suffix)
+            } catch {
+                throw StoreError(path: path + suffix, message: "cannot be removed: \(error.localizedDescription)")
+            }
+        }
     }
 
     /// Refuses a directory and creates a missing parent directory.
@@ -152,38 +258,47 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    private func checkIntegrity(_ db: Database) throws(StoreError) {
-        let problems = try run("checking integrity") { try String.fetchAll(db, sql: "PRAGMA quick_check(5)") }
+    private static func checkIntegrity(_ db: Database, path: String) throws(StoreError) {
+        let problems = try StoreFile.run(path, "checking integrity") {
+            try String.fetchAll(db, sql: "PRAGMA quick_check(5)")
+        }
         guard problems == ["ok"] else {
             throw .corrupt(path, "PRAGMA quick_check reports: \(problems.joined(separator: "; "))")
         }
     }
 
-    /// Creates the schema and identity in an empty file; in an existing one, checks the schema version (migrating an
-    /// older one it knows; returns that version) and that the file belongs to this replica.
-    private func createOrCheckIdentity(_ db: Database) throws(StoreError) -> Int32? {
-        let version = try run("reading the schema version") { try Int32.fetchOne(db, sql: "PRAGMA user_version") }
+    /// Creates the schema and identity of every store in an empty file; in an existing one, checks the schema
+    /// version (migrating an older one it knows, in a replica's own file; returns that version) and that the file
+    /// holds the tables of exactly these stores.
+    private static func createOrCheckSchema(_ db: Database, stores: [ReplicaStore]) throws(StoreError) -> Int32? {
+        let path = stores[0].path
+        let version = try StoreFile.run(path, "reading the schema version") {
+            try Int32.fetchOne(db, sql: "PRAGMA user_version")
+        }
         let expected = ReplicaStoreSchema.version
+        let tables = try StoreFile.run(path, "reading the schema") {
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        }
         if version == 0 {
-            let tables = try run("reading the schema") {
-                try String.fetchAll(db, sql: "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-            }
             guard tables.isEmpty else {
                 throw StoreError(
                     path: path,
                     message: "is a SQLite database but not a replica store (it has tables "
                         + "\(tables.joined(separator: ", ")) and no schema version); check data_dir")
             }
-            try run("creating the schema") {
+            try StoreFile.run(path, "creating the schema") {
                 try db.inTransaction(.immediate) {
-                    try db.execute(sql: ReplicaStoreSchema.create)
-                    try db.execute(
-                        sql: """
-                            INSERT INTO meta (id, cluster, replica, min_balance, promised_round, promised_replica,
-                                applied_through)
-                            VALUES (1, ?, ?, ?, 0, 0, 0)
-                            """,
-                        arguments: [cluster, replica, minBalance])
+                    for store in stores {
+                        try db.execute(sql: store.tables.sql(ReplicaStoreSchema.create))
+                        try db.execute(
+                            sql: store.tables.sql(
+                                """
+                                INSERT INTO meta (id, cluster, replica, min_balance, promised_round, promised_replica,
+                                    applied_through)
+                                VALUES (1, ?, ?, ?, 0, 0, 0)
+                                """),
+                            arguments: [store.cluster, store.replica, store.minBalance])
+                    }
                     try db.execute(sql: "PRAGMA user_version = \(expected)")
                     return .commit
                 }
@@ -191,8 +306,8 @@ public final class ReplicaStore: Sendable {
             return nil
         }
         var migratedFrom: Int32?
-        if version == 3 {
-            try migrateFrom3(db)
+        if version == 3, stores.count == 1 {
+            try stores[0].migrateFrom3(db)
             migratedFrom = version
         } else if version != expected {
             if let version, version > expected {
@@ -207,6 +322,25 @@ public final class ReplicaStore: Sendable {
                     "has unknown store schema \(version.map(String.init) ?? "NULL") (this build reads \(expected), "
                     + "and migrates 3)")
         }
+        // Every store's meta table, and no other: a node's file that held other replicas belongs to another layout.
+        let found = tables.filter { $0 == "meta" || StoreTables.isPrefixedMeta($0) }
+        let wanted = stores.map { $0.tables.sql("meta") }.sorted()
+        guard found == wanted else {
+            func replicas(_ metas: [String]) -> String {
+                metas.map { $0 == "meta" ? "one replica in a file of its own" : $0.dropLast(5).uppercased() }
+                    .joined(separator: ", ")
+            }
+            throw StoreError(
+                path: path,
+                message: "holds the store of \(replicas(found)), but this node hosts "
+                    + "\(stores.count == 1 ? stores[0].replica + " in a file of its own" : replicas(wanted)); "
+                    + "check hosts.ini and data_dir")
+        }
+        return migratedFrom
+    }
+
+    /// Checks that the meta table names this store's replica, cluster and minimum balance.
+    private func checkIdentity(_ db: Database) throws(StoreError) {
         let rows = try fetchRows(db, table: "meta", sql: "SELECT cluster, replica, min_balance FROM meta")
         guard rows.count == 1 else { throw .corrupt(path, "table meta has \(rows.count) rows, expected 1") }
         let storedCluster = try rows[0].text(0, "cluster")
@@ -224,7 +358,6 @@ public final class ReplicaStore: Sendable {
                 message: "was created with min_balance \(storedMinBalance), but the configuration says \(minBalance); "
                     + "the minimum balance cannot change once a cluster has started")
         }
-        return migratedFrom
     }
 
     /// Schema 3 to 4, in one transaction: the new tables and columns, then the remembered transactions cut to what
@@ -235,7 +368,7 @@ public final class ReplicaStore: Sendable {
             let state = try ledgerState(db)
             let upgraded = state.upgradedFromFormat3()
             try run("cutting the transactions to the window") {
-                let delete = try db.cachedStatement(sql: "DELETE FROM transactions WHERE client = ? AND sequence = ?")
+                let delete = try statement(db, "DELETE FROM transactions WHERE client = ? AND sequence = ?")
                 for id in state.transactions.keys where upgraded.transactions[id] == nil {
                     try delete.run(.integer(Int64(storing: id.client)), .integer(Int64(storing: id.sequence)))
                 }
@@ -247,7 +380,7 @@ public final class ReplicaStore: Sendable {
                 let snapshot = try row.decoded(0, "snapshot", "the snapshot", LedgerCodec.decodeSnapshot)
                 let upgraded = LedgerSnapshot(state: snapshot.state.upgradedFromFormat3())
                 try run("rewriting the snapshot") {
-                    try db.cachedStatement(sql: "UPDATE paxos_snapshot SET snapshot = ? WHERE id = 1")
+                    try statement(db, "UPDATE paxos_snapshot SET snapshot = ? WHERE id = 1")
                         .run(.blob(LedgerCodec.encode(upgraded)))
                 }
             }
@@ -395,10 +528,50 @@ public final class ReplicaStore: Sendable {
     }
 
     /// Commits `batches` in order as one SQLite transaction, as if each were committed in turn but with one fsync
-    /// at most (`commit(_:durable:)`).
+    /// at most (`commit(_:durable:)`), after every write queued before them in the file.
     public func commit(_ batches: [StoreBatch], durable: Bool = true) throws(StoreError) {
+        guard let write = try checked(batches) else { return }
+        try file.commitNow(write, durable: durable)
+    }
+
+    /// Queues `batch` for the file's next transaction (a lazy write: a crash may lose it, see `commit`). It goes
+    /// with the next durable commit of any store of the file, or at `flush()`, or before a read.
+    public func enqueue(_ batch: StoreBatch) throws(StoreError) {
+        guard let write = try checked([batch]) else { return }
+        try file.enqueue(write)
+    }
+
+    /// Commits `batches` durably without blocking the caller: in the file's next transaction, with every write
+    /// queued before them (every hosted replica's), fsynced once for all. Returns once they are on disk.
+    public func commitDurably(_ batches: [StoreBatch]) async throws(StoreError) {
+        guard let write = try checked(batches) else { return }
+        try await file.commit(write)
+    }
+
+    /// Starts a transaction without an fsync for the writes queued in the file, unless one is under way or queued
+    /// (it takes them); true when it started one. Throws the error of a failed earlier transaction.
+    @discardableResult
+    public func flush() throws(StoreError) -> Bool {
+        try file.flush()
+    }
+
+    /// Writes the writes queued in the file before returning, without an fsync unless a durable one is queued.
+    public func writeQueued() throws(StoreError) {
+        try file.writeQueued()
+    }
+
+    /// How many transactions this store's file committed since it was opened, fsynced or not: every store of a
+    /// node's file gives the same counts (tests and audits).
+    public var fileTransactions: (durable: Int, lazy: Int) {
+        let transactions = file.transactions
+        return (transactions.durable, transactions.lazy)
+    }
+
+    /// The non-empty batches as one write of this store, or nil; refuses an installed snapshot of another cluster
+    /// or minimum balance before it is queued, so that it stops no other store of the file.
+    private func checked(_ batches: [StoreBatch]) throws(StoreError) -> StoreFile.Write? {
         let batches = batches.filter { !$0.isEmpty }
-        guard !batches.isEmpty else { return }
+        guard !batches.isEmpty else { return nil }
         for installed in batches.compactMap(\.installedSnapshot) where installed.state.minBalance != minBalance {
             throw StoreError(
                 path: path,
@@ -410,34 +583,14 @@ public final class ReplicaStore: Sendable {
                 path: path,
                 message: "cannot install a snapshot of cluster \(installed.state.cluster) in a replica of \(cluster)")
         }
-        try access { db throws(StoreError) in
-            try run("committing") {
-                func transaction() throws {
-                    try db.inTransaction(.immediate) {
-                        for batch in batches { try write(batch, db) }
-                        return .commit
-                    }
-                }
-                guard !durable else { return try transaction() }
-                // `synchronous` belongs to the connection and changes outside a transaction: lowered for this
-                // commit only. If it cannot be raised again the commit throws and the replica stops, so no later
-                // commit is taken for durable when it is not.
-                try db.execute(sql: "PRAGMA synchronous = NORMAL")
-                do {
-                    try transaction()
-                } catch {
-                    try db.execute(sql: "PRAGMA synchronous = FULL")
-                    throw error
-                }
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-            }
-        }
+        return StoreFile.Write(store: self, batches: batches)
     }
 
-    private func write(_ batch: StoreBatch, _ db: Database) throws {
+    /// Writes one batch in the transaction the file runs (`StoreFile`).
+    func write(_ batch: StoreBatch, _ db: Database) throws {
         let persist = batch.persist
         if let promised = persist.promised {
-            try db.cachedStatement(sql: "UPDATE meta SET promised_round = ?, promised_replica = ? WHERE id = 1")
+            try statement(db, "UPDATE meta SET promised_round = ?, promised_replica = ? WHERE id = 1")
                 .run(.integer(Int64(storing: promised.round)), .integer(Int64(promised.replica.index)))
         }
         var snapshotSlot: Slot = 0
@@ -446,7 +599,7 @@ public final class ReplicaStore: Sendable {
             // The history is in the wal and datastore tables already (an installed snapshot's too, below).
             let started = ContinuousClock.now
             let encoded = LedgerCodec.encode(snapshot.state.withoutHistory)
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO paxos_snapshot (id, slot, snapshot) VALUES (1, ?, ?)")
+            try statement(db, "INSERT OR REPLACE INTO paxos_snapshot (id, slot, snapshot) VALUES (1, ?, ?)")
                 .run(.integer(Int64(storing: snapshot.slot)), .blob(encoded))
             let elapsed = ContinuousClock.now - started
             lastSnapshot.withLock {
@@ -454,15 +607,16 @@ public final class ReplicaStore: Sendable {
                     slot: snapshot.slot, bytes: encoded.count,
                     seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
             }
-            try db.cachedStatement(sql: "DELETE FROM paxos_log WHERE slot <= ?")
+            try statement(db, "DELETE FROM paxos_log WHERE slot <= ?")
                 .run(.integer(Int64(storing: snapshot.slot)))
         }
         if !persist.entries.isEmpty {
-            let insert = try db.cachedStatement(
-                sql: """
-                    INSERT OR REPLACE INTO paxos_log (slot, ballot_round, ballot_replica, chosen, value)
-                    VALUES (?, ?, ?, ?, ?)
-                    """)
+            let insert = try statement(
+                db,
+                """
+                INSERT OR REPLACE INTO paxos_log (slot, ballot_round, ballot_replica, chosen, value)
+                VALUES (?, ?, ?, ?, ?)
+                """)
             for (slot, entry) in persist.entries where slot > snapshotSlot {
                 try insert.run(
                     .integer(Int64(storing: slot)), .integer(Int64(storing: entry.ballot.round)),
@@ -477,7 +631,7 @@ public final class ReplicaStore: Sendable {
             try writeEffects(batch.applied, db)
         }
         if let appliedThrough = batch.appliedThrough {
-            try db.cachedStatement(sql: "UPDATE meta SET applied_through = ? WHERE id = 1")
+            try statement(db, "UPDATE meta SET applied_through = ? WHERE id = 1")
                 .run(.integer(Int64(storing: appliedThrough)))
         }
     }
@@ -487,17 +641,17 @@ public final class ReplicaStore: Sendable {
     /// are the history up to there, whatever slot they name); a partial one (`historyAfter`) adds the rows of the
     /// slots after this replica's applied slot, the history it lacks.
     private func replaceLedger(with snapshot: LedgerSnapshot, label: Slot, _ db: Database) throws {
-        var tables = ["balances", "moved_out", "locks", "transactions", "sessions", "undelivered"]
+        var cleared = ["balances", "moved_out", "locks", "transactions", "sessions", "undelivered"]
         var after: Slot = 0
         if snapshot.historyAfter != nil {
-            after = UInt64(bitPattern: try Int64.fetchOne(db, sql: "SELECT applied_through FROM meta") ?? 0)
+            after = UInt64(bitPattern: try Int64.fetchOne(db, sql: tables.sql("SELECT applied_through FROM meta")) ?? 0)
         } else {
-            tables += ["wal", "datastore"]
-            try db.cachedStatement(sql: "UPDATE meta SET history_slots_from = ? WHERE id = 1")
+            cleared += ["wal", "datastore"]
+            try statement(db, "UPDATE meta SET history_slots_from = ? WHERE id = 1")
                 .run(.integer(Int64(storing: label)))
         }
-        for table in tables { try db.execute(sql: "DELETE FROM \(table)") }
-        try db.cachedStatement(sql: "UPDATE meta SET retired_clients = ? WHERE id = 1")
+        for table in cleared { try db.execute(sql: tables.sql("DELETE FROM \(table)")) }
+        try statement(db, "UPDATE meta SET retired_clients = ? WHERE id = 1")
             .run(.integer(Int64(storing: snapshot.state.retiredClients)))
         try writeSessions(snapshot.state.sessions.mapValues { Optional($0) }, db)
         try writeUndelivered(snapshot.state.undelivered.map { ($0, true) }, db)
@@ -550,7 +704,7 @@ public final class ReplicaStore: Sendable {
         try writeSessions(sessions, db)
         try writeUndelivered(Array(undelivered), db)
         if let retiredClients {
-            try db.cachedStatement(sql: "UPDATE meta SET retired_clients = ? WHERE id = 1")
+            try statement(db, "UPDATE meta SET retired_clients = ? WHERE id = 1")
                 .run(.integer(Int64(storing: retiredClients)))
         }
         for effects in applied {
@@ -562,8 +716,8 @@ public final class ReplicaStore: Sendable {
     /// Sets the balance of each account, or removes the account for nil.
     private func writeBalances(_ balances: [AccountID: Int64?], _ db: Database) throws {
         guard !balances.isEmpty else { return }
-        let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO balances (account, balance) VALUES (?, ?)")
-        let delete = try db.cachedStatement(sql: "DELETE FROM balances WHERE account = ?")
+        let upsert = try statement(db, "INSERT OR REPLACE INTO balances (account, balance) VALUES (?, ?)")
+        let delete = try statement(db, "DELETE FROM balances WHERE account = ?")
         for (account, balance) in balances {
             if let balance {
                 try upsert.run(.integer(Int64(storing: account.value)), .integer(balance))
@@ -576,8 +730,8 @@ public final class ReplicaStore: Sendable {
     /// Records where each account moved, or forgets the move for nil (the account came back).
     private func writeMovedOut(_ movedOut: [AccountID: String?], _ db: Database) throws {
         guard !movedOut.isEmpty else { return }
-        let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO moved_out (account, cluster) VALUES (?, ?)")
-        let delete = try db.cachedStatement(sql: "DELETE FROM moved_out WHERE account = ?")
+        let upsert = try statement(db, "INSERT OR REPLACE INTO moved_out (account, cluster) VALUES (?, ?)")
+        let delete = try statement(db, "DELETE FROM moved_out WHERE account = ?")
         for (account, cluster) in movedOut {
             if let cluster {
                 try upsert.run(.integer(Int64(storing: account.value)), .text(cluster))
@@ -590,9 +744,9 @@ public final class ReplicaStore: Sendable {
     /// Sets the lock of each account to its owner, or releases it for nil.
     private func writeLocks(_ locks: [AccountID: TransactionID?], _ db: Database) throws {
         guard !locks.isEmpty else { return }
-        let upsert = try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO locks (account, transaction_client, transaction_sequence) VALUES (?, ?, ?)")
-        let delete = try db.cachedStatement(sql: "DELETE FROM locks WHERE account = ?")
+        let upsert = try statement(
+            db, "INSERT OR REPLACE INTO locks (account, transaction_client, transaction_sequence) VALUES (?, ?, ?)")
+        let delete = try statement(db, "DELETE FROM locks WHERE account = ?")
         for (account, owner) in locks {
             if let owner {
                 try upsert.run(
@@ -609,9 +763,9 @@ public final class ReplicaStore: Sendable {
         throws
     {
         guard !transactions.isEmpty else { return }
-        let upsert = try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO transactions (client, sequence, status) VALUES (?, ?, ?)")
-        let delete = try db.cachedStatement(sql: "DELETE FROM transactions WHERE client = ? AND sequence = ?")
+        let upsert = try statement(
+            db, "INSERT OR REPLACE INTO transactions (client, sequence, status) VALUES (?, ?, ?)")
+        let delete = try statement(db, "DELETE FROM transactions WHERE client = ? AND sequence = ?")
         for (id, update) in transactions {
             if let update {
                 try upsert.run(
@@ -626,9 +780,9 @@ public final class ReplicaStore: Sendable {
     /// Sets each client's session, or removes it for nil (evicted).
     private func writeSessions(_ sessions: [UInt64: LedgerState.Session?], _ db: Database) throws {
         guard !sessions.isEmpty else { return }
-        let upsert = try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO sessions (client, floor, last_slot) VALUES (?, ?, ?)")
-        let delete = try db.cachedStatement(sql: "DELETE FROM sessions WHERE client = ?")
+        let upsert = try statement(
+            db, "INSERT OR REPLACE INTO sessions (client, floor, last_slot) VALUES (?, ?, ?)")
+        let delete = try statement(db, "DELETE FROM sessions WHERE client = ?")
         for (client, session) in sessions {
             if let session {
                 try upsert.run(
@@ -643,9 +797,9 @@ public final class ReplicaStore: Sendable {
     /// Marks each transaction as awaiting delivery (true) or not (false).
     private func writeUndelivered(_ changes: [(TransactionID, Bool)], _ db: Database) throws {
         guard !changes.isEmpty else { return }
-        let insert = try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO undelivered (client, sequence) VALUES (?, ?)")
-        let delete = try db.cachedStatement(sql: "DELETE FROM undelivered WHERE client = ? AND sequence = ?")
+        let insert = try statement(
+            db, "INSERT OR REPLACE INTO undelivered (client, sequence) VALUES (?, ?)")
+        let delete = try statement(db, "DELETE FROM undelivered WHERE client = ? AND sequence = ?")
         for (id, pinned) in changes {
             try (pinned ? insert : delete).run(
                 .integer(Int64(storing: id.client)), .integer(Int64(storing: id.sequence)))
@@ -653,12 +807,12 @@ public final class ReplicaStore: Sendable {
     }
 
     private func appendWAL(_ records: [WALRecord], slot: Slot, _ db: Database) throws {
-        try db.cachedStatement(sql: "INSERT INTO wal (records, slot) VALUES (?, ?)")
+        try statement(db, "INSERT INTO wal (records, slot) VALUES (?, ?)")
             .run(.blob(LedgerCodec.encode(records)), .integer(Int64(storing: slot)))
     }
 
     private func appendDatastore(_ record: DatastoreRecord, slot: Slot, _ db: Database) throws {
-        try db.cachedStatement(sql: "INSERT INTO datastore (record, slot) VALUES (?, ?)")
+        try statement(db, "INSERT INTO datastore (record, slot) VALUES (?, ?)")
             .run(.blob(LedgerCodec.encode(record)), .integer(Int64(storing: slot)))
     }
 
@@ -732,33 +886,25 @@ public final class ReplicaStore: Sendable {
 
     // MARK: - Access
 
-    /// Runs `body` on the connection (serialized with every other call).
-    private func access<Value>(_ body: (Database) throws(StoreError) -> Value) throws(StoreError)
-        -> Value
-    {
-        let result: Result<Value, StoreError> = database.inDatabase { db in
-            do throws(StoreError) {
-                return .success(try body(db))
-            } catch {
-                return .failure(error)
-            }
-        }
-        return try result.get()
+    /// Runs `body` on the connection once every write queued in the file is written.
+    private func access<Value>(_ body: (Database) throws(StoreError) -> Value) throws(StoreError) -> Value {
+        try file.read(body)
     }
 
     /// Runs SQLite work, turning its error into a `StoreError`.
     private func run<Value>(_ doing: String, _ body: () throws -> Value) throws(StoreError) -> Value {
-        do {
-            return try body()
-        } catch {
-            throw Self.storeError(error, path: path, doing: doing)
-        }
+        try StoreFile.run(path, doing, body)
+    }
+
+    /// A cached statement of `sql`, written with the schema's names, on this store's tables.
+    private func statement(_ db: Database, _ sql: String) throws -> Statement {
+        try db.cachedStatement(sql: tables.sql(sql))
     }
 
     /// The rows of a small query (the single-row tables).
     private func fetchRows(_ db: Database, table: String, sql: String) throws(StoreError) -> [StoredRow] {
         try run("reading table \(table)") {
-            try Row.fetchAll(db, sql: sql).map { StoredRow(row: $0, table: table, path: path) }
+            try Row.fetchAll(db, sql: tables.sql(sql)).map { StoredRow(row: $0, table: table, path: path) }
         }
     }
 
@@ -767,17 +913,9 @@ public final class ReplicaStore: Sendable {
         _ db: Database, table: String, sql: String, _ body: (StoredRow) throws(StoreError) -> Void
     ) throws(StoreError) {
         let doing = "reading table \(table)"
-        let cursor = try run(doing) { try Row.fetchCursor(db, sql: sql) }
+        let cursor = try run(doing) { try Row.fetchCursor(db, sql: tables.sql(sql)) }
         while let row = try run(doing, { try cursor.next() }) {
             try body(StoredRow(row: row, table: table, path: path))
-        }
-    }
-
-    private static func storeError(_ error: any Error, path: String, doing: String) -> StoreError {
-        switch error {
-        case let error as StoreError: return error
-        case let error as DatabaseError: return .sqlite(path, error, doing: doing)
-        default: return StoreError(path: path, message: "failed while \(doing): \(error)")
         }
     }
 }

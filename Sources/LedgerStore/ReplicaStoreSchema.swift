@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import LedgerCore
 import Paxos
+import Synchronization
 
 /// The tables of a replica store, schema version 4 (kept in `PRAGMA user_version`). Version 4 keeps the window of
 /// DESIGN §3 (client sessions, retired clients, commits awaiting delivery; only the remembered transactions) and the
@@ -108,6 +109,54 @@ enum ReplicaStoreSchema {
         "meta", "paxos_snapshot", "paxos_log", "balances", "moved_out", "locks", "transactions", "wal", "datastore",
         "sessions", "undelivered",
     ]
+}
+
+/// The names of one replica's tables in its file: as written in `ReplicaStoreSchema` in a file of its own, each with
+/// the replica's prefix (`s4_wal`) in a node's file, which holds the tables of every replica the node hosts.
+final class StoreTables: Sendable {
+    /// Empty in a replica's own file; `s4_` for S4 in a node's file.
+    let prefix: String
+    private let rewritten = Mutex<[String: String]>([:])
+
+    /// The names a prefix applies to: the tables and the indexes of the schema.
+    private static let names = Set(ReplicaStoreSchema.tables + ["wal_slot", "datastore_slot"])
+
+    init(prefix: String) {
+        self.prefix = prefix
+    }
+
+    /// The prefix of `replica`'s tables in a node's file.
+    static func prefix(ofReplica replica: String) -> String { replica.lowercased() + "_" }
+
+    /// Whether `table` is the meta table of a replica in a node's file (`s4_meta`).
+    static func isPrefixedMeta(_ table: String) -> Bool {
+        let prefix = table.dropLast("_meta".count)
+        return table.hasSuffix("_meta") && prefix.first == "s" && prefix.count > 1
+            && prefix.dropFirst().allSatisfy(\.isNumber)
+    }
+
+    /// `sql`, written with the schema's names, naming this replica's tables and indexes.
+    func sql(_ sql: String) -> String {
+        guard !prefix.isEmpty else { return sql }
+        if let done = rewritten.withLock({ $0[sql] }) { return done }
+        var result = ""
+        var word = ""
+        func endWord() {
+            result += Self.names.contains(word) ? prefix + word : word
+            word = ""
+        }
+        for character in sql {
+            if character.isLetter || character.isNumber || character == "_" {
+                word.append(character)
+            } else {
+                endWord()
+                result.append(character)
+            }
+        }
+        endWord()
+        rewritten.withLock { $0[sql] = result }
+        return result
+    }
 }
 
 /// The columns of one stored row, read with their storage class checked: a value of the wrong class is corruption,

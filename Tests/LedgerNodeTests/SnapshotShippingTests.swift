@@ -109,7 +109,7 @@ import Testing
             #expect(partial.state.walEntries.map(\.slot) == [3, 4])
             #expect(partial.state.wal == Array(wal.suffix(8)))
             #expect(partial.state.datastore.map(\.slot) == [3, 4])
-            await node.commitLazyWrites()
+            await node.writeQueuedWrites()
         }
 
         // The replica's own snapshot, on disk, is the state at slot 3 without the history.

@@ -6,7 +6,7 @@ import Paxos
 import Testing
 
 /// A fresh directory for one test's store files, removed when the test ends.
-private final class StoreDirectory {
+final class StoreDirectory {
     let url: URL
 
     init() {
@@ -24,7 +24,7 @@ private final class StoreDirectory {
 }
 
 /// The description of the `StoreError` that `body` throws, or nil when it returns normally.
-private func storeErrorDescription<Value>(_ body: () throws(StoreError) -> Value) -> String? {
+func storeErrorDescription<Value>(_ body: () throws(StoreError) -> Value) -> String? {
     do {
         _ = try body()
         return nil
@@ -39,14 +39,14 @@ private func openS1(_ path: String) throws(StoreError) -> (ReplicaStore, Replica
 }
 
 /// Changes a closed store file behind the store's back, the way a disk fault or an operator might.
-private func tamper(_ path: String, _ sql: String) throws {
+func tamper(_ path: String, _ sql: String) throws {
     let database = try DatabaseQueue(path: path)
     try database.writeWithoutTransaction { try $0.execute(sql: sql) }
 }
 
 /// Plays the shell of a replica without a Paxos core: each call chooses one slot holding some commands, applies them
 /// to the ledger state and returns the batch that makes it durable, while remembering what recovery must return.
-private struct Shell {
+struct Shell {
     var state = LedgerState(cluster: "C1", minBalance: 0)
     var durable = DurableState<LedgerCommand, LedgerSnapshot>()
     var wal: [WALRecord] = []
@@ -107,7 +107,7 @@ private struct Shell {
     }
 }
 
-private func transfer(_ client: UInt64, _ from: UInt64, _ to: UInt64, _ amount: Int64) -> LedgerCommand {
+func transfer(_ client: UInt64, _ from: UInt64, _ to: UInt64, _ amount: Int64) -> LedgerCommand {
     .transfer(
         TransactionID(client: client, sequence: from * 10_000 + to), from: AccountID(from), to: AccountID(to),
         amount: Amount(amount))
@@ -116,7 +116,7 @@ private func transfer(_ client: UInt64, _ from: UInt64, _ to: UInt64, _ amount: 
 /// Slots that exercise every kind of effect: created accounts, committed and refused transfers, a prepare that
 /// locks, a prepare voted no, a commit, an abort of a prepared transaction and an abort of an unknown one; an account
 /// that changes and then moves out in one slot, one that moves in, and one reserved by a move still prepared.
-private let history: [[LedgerCommand]] = [
+let history: [[LedgerCommand]] = [
     [.createAccounts([AccountID(1)...AccountID(10)], balance: 10)],
     [transfer(1, 1, 2, 3), transfer(1, 2, 3, 4), transfer(1, 3, 1, 100)],
     [
@@ -263,12 +263,20 @@ struct ReplicaStoreTests {
             CREATE TRIGGER refuse_datastore BEFORE INSERT ON datastore
             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END
             """)
-        let (store, _) = try openS1(path)
-        let refused = storeErrorDescription { () throws(StoreError) in
-            try store.commit([shell.choose(history[2]), shell.choose(history[3]), shell.choose(history[5])])
+        do {
+            let (store, _) = try openS1(path)
+            let refused = storeErrorDescription { () throws(StoreError) in
+                try store.commit([shell.choose(history[2]), shell.choose(history[3]), shell.choose(history[5])])
+            }
+            #expect(refused?.contains(path) == true, "\(refused ?? "no error")")
+            #expect(refused?.contains("refused by the test") == true, "\(refused ?? "no error")")
+            // The caller's memory is ahead of the file now: every later call says so, until it is opened again.
+            #expect(storeErrorDescription { () throws(StoreError) in _ = try store.walRecords() } == refused)
+            #expect(
+                storeErrorDescription { () throws(StoreError) in try store.enqueue(shell.promise(shell.ballot)) }
+                    == refused)
         }
-        #expect(refused?.contains(path) == true, "\(refused ?? "no error")")
-        #expect(refused?.contains("refused by the test") == true, "\(refused ?? "no error")")
+        let (store, _) = try openS1(path)
         #expect(try store.walRecords() == before.wal)
         #expect(try store.datastoreRecords() == before.datastore)
     }
