@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Runs the two simulations of Tests/SimulationTests over many fresh seeds before a change to the Paxos core lands:
-# the payload simulation (protocolHoldsUnderFaults) and the ledger simulation (ledgerShardsHoldUnderFaults), each
-# over seeds FIRST ... FIRST + SEEDS - 1, on every core (one test process per core, each on its own chunks of
-# the window). Prints progress per chunk, then the totals (seeds, ticks, faults by kind, violations) and every failing
+# Runs the simulations of Tests/SimulationTests over many fresh seeds before a change to the Paxos core lands:
+# the payload simulation (protocolHoldsUnderFaults), the ledger simulation (ledgerShardsHoldUnderFaults) and the
+# clusters on shared nodes (clustersOnSharedNodesHoldUnderNodeFaults), each over seeds FIRST ... FIRST + SEEDS - 1,
+# on every core (one test process per core, each on its own chunks of the window). Prints progress per chunk, then the totals (seeds, ticks, faults by kind, violations) and every failing
 # seed with the command that replays it.
 #
-#   scripts/simulate.sh [--seeds N] [--first-seed S] [--steps T] [--jobs J] [--chunk C] [--only payload|ledger]
+#   scripts/simulate.sh [--seeds N] [--first-seed S] [--steps T] [--jobs J] [--chunk C] [--only payload|ledger|nodes]
 #
 # Defaults: 10,000 seeds per simulation from seed 1,000,000 (clear of the 200 that `swift test` runs), 2,000 ticks
 # per seed, `nproc` processes, chunks of 500 seeds. The tests are built once, optimized with testing enabled, into
@@ -55,11 +55,25 @@ tail -1 "$logs/build.txt"
 tests="$(swift build ${scratch[@]+"${scratch[@]}"} --show-bin-path)/LedgerPackageTests.xctest"
 simulations=()
 case "$only" in
-    "") simulations=(payload ledger) ;;
-    payload | ledger) simulations=("$only") ;;
-    *) echo "--only takes payload or ledger" >&2; exit 2 ;;
+    "") simulations=(payload ledger nodes) ;;
+    payload | ledger | nodes) simulations=("$only") ;;
+    *) echo "--only takes payload, ledger or nodes" >&2; exit 2 ;;
 esac
-test_of() { [ "$1" = payload ] && echo protocolHoldsUnderFaults || echo ledgerShardsHoldUnderFaults; }
+test_of() {
+    case "$1" in
+        payload) echo protocolHoldsUnderFaults ;;
+        ledger) echo ledgerShardsHoldUnderFaults ;;
+        nodes) echo clustersOnSharedNodesHoldUnderNodeFaults ;;
+    esac
+}
+# The summary line each simulation prints per chunk.
+prefix_of() {
+    case "$1" in
+        payload) echo "simulation" ;;
+        ledger) echo "ledger simulation" ;;
+        nodes) echo "node simulation" ;;
+    esac
+}
 
 # The chunks, as "simulation first count", dealt round-robin to the job lanes.
 chunks=()
@@ -87,7 +101,7 @@ run_lane() {
                 "$tests" --testing-library swift-testing --filter "SimulationTests.$(test_of "$simulation")" \
                 > "$log" 2>&1 || status=$?
             local line failed
-            line=$(grep -E '^(ledger )?simulation: ' "$log" | tail -1 || true)
+            line=$(grep -E "^$(prefix_of "$simulation"): " "$log" | tail -1 || true)
             failed=$(grep -oE 'violations found [0-9]+' <<< "$line" | grep -oE '[0-9]+' || true)
             if [ -z "$line" ]; then
                 echo "  $simulation seeds $start-$((start + count - 1)): DID NOT FINISH (exit $status), see $log"
@@ -109,11 +123,9 @@ done
 for pid in "${pids[@]}"; do wait "$pid"; done
 elapsed=$(($(date +%s) - started))
 
-# The summary lines of one simulation ("simulation: ..." or "ledger simulation: ...", one per finished chunk).
+# The summary lines of one simulation (`prefix_of`, one per finished chunk).
 summaries() {
-    local prefix
-    prefix=$([ "$1" = payload ] && echo simulation || echo "ledger simulation")
-    cat "$logs"/"$1"-*.log | grep -E "^$prefix: " || true
+    cat "$logs"/"$1"-*.log | grep -E "^$(prefix_of "$1"): " || true
 }
 
 # Sums, over those lines, the number that follows `label` (or precedes it, with `--before`).
@@ -131,25 +143,39 @@ for simulation in "${simulations[@]}"; do
     violations=$(sum "$simulation" 'violations found')
     echo "$simulation: $(sum "$simulation" 'seeds' --before) seeds x $steps ticks," \
         "$(sum "$simulation" 'ticks in all' --before) ticks in all; $finished of $expected chunks finished"
-    echo "  faults injected $(sum "$simulation" 'faults injected'): messages dropped" \
-        "$(sum "$simulation" 'messages dropped'), duplicated $(sum "$simulation" 'duplicated'), crashes" \
-        "$(sum "$simulation" 'crashes') (lazy writes lost $(sum "$simulation" 'lazy writes lost')), partitions" \
-        "$(sum "$simulation" 'partitions'), leader isolations $(sum "$simulation" 'leader isolations')"
+    if [ "$simulation" = nodes ]; then
+        echo "  $(sum nodes 'clusters' --before) clusters; node crashes $(sum nodes 'node crashes') (in the middle" \
+            "of a write $(sum nodes 'in the middle of a write'), lazy writes lost $(sum nodes 'lazy writes lost'))," \
+            "node partitions $(sum nodes 'node partitions'), fsyncs that carried another replica's lazy writes" \
+            "$(sum nodes 'lazy writes durable')"
+    else
+        echo "  faults injected $(sum "$simulation" 'faults injected'): messages dropped" \
+            "$(sum "$simulation" 'messages dropped'), duplicated $(sum "$simulation" 'duplicated'), crashes" \
+            "$(sum "$simulation" 'crashes') (lazy writes lost $(sum "$simulation" 'lazy writes lost')), partitions" \
+            "$(sum "$simulation" 'partitions'), leader isolations $(sum "$simulation" 'leader isolations')"
+    fi
     worst=$(summaries "$simulation" | grep -oE 'settled within [0-9]+' | grep -oE '[0-9]+' | sort -n | tail -1)
     echo "  settled within ${worst:-?} ticks past the end (worst); violations: $violations failing seeds"
     [ "$violations" -eq 0 ] && [ "$finished" -eq "$expected" ] || status=1
 done
 
-failing=$(cat "$logs"/*.log | grep -oE 'seed [0-9]+ (violated the protocol|broke the ledger)' | sort -u -k2,2n || true)
+failing=$(cat "$logs"/*.log | grep -oE '(node )?seed [0-9]+ (violated the protocol|broke the ledger)' \
+    | sed 's/^node seed/node/; s/^seed/one/' | sort -u -k2,2n || true)
 if [ -n "$failing" ]; then
     echo "== failing seeds"
-    while read -r _ seed what _; do
-        test=$([ "$what" = violated ] && echo protocolHoldsUnderFaults || echo ledgerShardsHoldUnderFaults)
+    while read -r kind seed what _; do
+        if [ "$kind" = node ]; then
+            test=clustersOnSharedNodesHoldUnderNodeFaults
+        elif [ "$what" = violated ]; then
+            test=protocolHoldsUnderFaults
+        else
+            test=ledgerShardsHoldUnderFaults
+        fi
         echo "  seed $seed: SIM_SEED=$seed SIM_STEPS=$steps swift test --filter SimulationTests.$test"
     done <<< "$failing"
     echo "  (each chunk's log in $logs has the violations and every replica's last inputs)"
 fi
-unfinished=$(grep -LE '^(ledger )?simulation: ' "$logs"/*.log || true)
+unfinished=$(grep -LE '^((ledger|node) )?simulation: ' "$logs"/*.log || true)
 if [ -n "$unfinished" ]; then
     echo "== chunks that did not finish (a trap or crash): $unfinished"
 fi

@@ -264,7 +264,9 @@ struct Simulation<Machine: SimulatedMachine> {
     var acknowledgedThrough: Slot = 0
     var acknowledgedWrite: RequestID?
 
-    init(seed: UInt64, steps: Int, fault: InjectedFault? = nil) {
+    /// - Parameter replicaCount: overrides the seed's draw (3 or 5), for clusters that share nodes
+    ///   (`NodeSimulation`).
+    init(seed: UInt64, steps: Int, fault: InjectedFault? = nil, replicaCount: Int? = nil) {
         self.seed = seed
         self.fault = fault
         var random = SeededRandom(seed: seed)
@@ -272,6 +274,10 @@ struct Simulation<Machine: SimulatedMachine> {
         var parameters = SimulationParameters(random: &random, harsh: fault != nil)
         var laterRandom = SeededRandom(seed: seed ^ 0x1EAD_E7)
         parameters.drawLater(random: &laterRandom)
+        if let replicaCount {
+            parameters.replicaCount = replicaCount
+            if let preferred = parameters.preferredLeader, preferred > replicaCount { parameters.preferredLeader = nil }
+        }
         self.parameters = parameters
         let initial = Machine.initial(random: &random)
         self.random = random
@@ -298,6 +304,11 @@ struct Simulation<Machine: SimulatedMachine> {
             step()
             report.settleTicks += 1
         }
+        return finish()
+    }
+
+    /// The final checks, when nothing was violated before, and the report.
+    mutating func finish() -> SimulationReport {
         if report.violations.isEmpty { checkFinal() }
         if !report.violations.isEmpty { report.explanation = explain() }
         report.ticks = now
@@ -340,6 +351,16 @@ struct Simulation<Machine: SimulatedMachine> {
     // MARK: - One tick
 
     mutating func step() {
+        beginTick()
+        for member in members where nodes[member].replica != nil {
+            performReady(member)
+        }
+        if !healed { injectFaults() } else { restartDue() }
+        checkAfterStep()
+    }
+
+    /// A tick up to the `Ready`s: deliver due messages, tick every live replica, let clients submit and read.
+    mutating func beginTick() {
         now += 1
         deliverDueMessages()
         for member in members where nodes[member].replica != nil {
@@ -347,11 +368,6 @@ struct Simulation<Machine: SimulatedMachine> {
             nodes[member].recent.tick(now)
         }
         clientsAct()
-        for member in members where nodes[member].replica != nil {
-            performReady(member)
-        }
-        if !healed { injectFaults() } else { restartDue() }
-        checkAfterStep()
     }
 
     mutating func deliverDueMessages() {
@@ -397,28 +413,43 @@ struct Simulation<Machine: SimulatedMachine> {
     /// persist (durably or lazily), send the rest, apply, answer, compact. A crash may strike while the write is
     /// under way: then the messages of step 1 are out and nothing else of this `Ready` happened.
     mutating func performReady(_ member: ReplicaID) {
-        let ready = nodes[member].replica!.takeReady()
-        for envelope in ready.messages where !envelope.message.waitsForStorage {
-            send(envelope.message, from: member, to: envelope.to)
-        }
+        let ready = startReady(member)
         if !healed, !ready.persist.isEmpty, Double.random(in: 0..<1, using: &storageRandom) < parameters.crashRate / 2 {
             crash(member)
             return
         }
+        finishReady(member, ready, synced: ready.persistMustBeDurable)
+    }
+
+    /// Takes a replica's `Ready` and sends the messages that wait for nothing.
+    mutating func startReady(_ member: ReplicaID) -> Ready<Command, Machine> {
+        let ready = nodes[member].replica!.takeReady()
+        for envelope in ready.messages where !envelope.message.waitsForStorage {
+            send(envelope.message, from: member, to: envelope.to)
+        }
+        return ready
+    }
+
+    /// The rest of a `Ready` once its write is done: `synced` when that write reached the disk (an fsync), which
+    /// makes every write before it durable too.
+    mutating func finishReady(_ member: ReplicaID, _ ready: Ready<Command, Machine>, synced: Bool) {
         persist(ready.persist, at: member)
         for envelope in ready.messages where envelope.message.waitsForStorage {
             send(envelope.message, from: member, to: envelope.to)
         }
         for step in ready.apply { apply(step, at: member) }
-        if ready.persistMustBeDurable {
-            nodes[member].syncedDurable = nodes[member].durable
-            nodes[member].syncedState = nodes[member].state
-        }
+        if synced { markSynced(member) }
         for outcome in ready.outcomes { deliver(outcome, from: member) }
         nodes[member].answers.removeAll()
         if ready.snapshotDue {
             nodes[member].replica!.compact(state: nodes[member].state)
         }
+    }
+
+    /// Everything the replica wrote is on disk: a power loss now loses none of it.
+    mutating func markSynced(_ member: ReplicaID) {
+        nodes[member].syncedDurable = nodes[member].durable
+        nodes[member].syncedState = nodes[member].state
     }
 
     mutating func persist(_ persist: Persist<Command, Machine>, at member: ReplicaID) {
@@ -823,19 +854,31 @@ struct Simulation<Machine: SimulatedMachine> {
             preferredLeader: parameters.preferredLeader.map { ReplicaID($0) },
             fault: fault
         )
+        // The core refuses (traps on) a disk whose applied slot is not chosen: a broken shell (a canary) can leave
+        // one, and that is a violation to report, not a crash of the simulator.
+        let durable = nodes[member].durable
+        var chosenThrough = durable.snapshot?.slot ?? 0
+        while durable.entries[chosenThrough + 1]?.isChosen == true { chosenThrough += 1 }
+        guard chosenThrough >= durable.appliedThrough else {
+            violation(
+                "\(member) restarts from a disk that applied slot \(durable.appliedThrough) but holds slots chosen "
+                    + "only through \(chosenThrough)")
+            return
+        }
         // Restart from what was persisted: the durable log and snapshot, and the state machine as last applied.
         let replica = SimReplica(configuration: configuration, durable: nodes[member].durable, seed: random.next())
         nodes[member].replica = replica
         nodes[member].recent.append(.started(at: now))
     }
 
-    mutating func crash(_ member: ReplicaID) {
+    /// Drops the replica's memory; it restarts from its disk after `downFor` ticks (drawn when nil). Half the crashes
+    /// are power losses (or as `powerLoss` says): the lazy writes since the last durable one are gone.
+    mutating func crash(_ member: ReplicaID, powerLoss: Bool? = nil, downFor: Int? = nil) {
         guard nodes[member].replica != nil else { return }
         nodes[member].replica = nil
-        nodes[member].downUntil = now + Int.random(in: 1...40, using: &random)
+        nodes[member].downUntil = now + (downFor ?? Int.random(in: 1...40, using: &random))
         report.crashes += 1
-        // Half the crashes are power losses: the lazy writes since the last durable one are gone.
-        if Bool.random(using: &storageRandom) {
+        if powerLoss ?? Bool.random(using: &storageRandom) {
             let node = nodes[member]
             if node.durable != node.syncedDurable { report.lazyWritesLost += 1 }
             node.durable = node.syncedDurable

@@ -92,6 +92,59 @@ import Testing
         #expect(!caught.isEmpty, "the simulator did not catch the canary: \(name)")
     }
 
+    /// Node seeds by default: each runs two or three clusters.
+    static let nodeSeeds = seeds(defaultCount: 50)
+
+    /// Clusters sharing nodes (`NodeSimulation`): a node's replicas write in one pass with one fsync, and crash,
+    /// lose power and get cut off together; every cluster must hold as it does alone.
+    @Test func clustersOnSharedNodesHoldUnderNodeFaults() async {
+        let reports = await Self.runNodes(SimState.self, seeds: Self.nodeSeeds, steps: Self.steps, fault: nil)
+        let failed = reports.filter { !$0.violations.isEmpty }
+        for report in failed {
+            Issue.record(
+                """
+                node seed \(report.seed) violated the protocol; replay with \
+                SIM_SEED=\(report.seed) swift test --filter SimulationTests.clustersOnSharedNodesHoldUnderNodeFaults:
+                \(report.details)
+                """)
+        }
+        func sum(_ field: KeyPath<NodeSimulation<SimState>.NodeReport, Int>) -> Int {
+            reports.map { $0[keyPath: field] }.reduce(0, +)
+        }
+        let clusters = reports.flatMap(\.clusters)
+        print(
+            """
+            node simulation: \(reports.count) seeds x \(Self.steps) ticks, \
+            \(reports.map { $0.clusters[0].ticks }.reduce(0, +)) ticks in all, \(clusters.count) clusters; node crashes \
+            \(sum(\.nodeCrashes)) (in the middle of a write \(sum(\.crashesMidWrite)), replicas' lazy writes lost \
+            \(clusters.map(\.lazyWritesLost).reduce(0, +))), node partitions \(sum(\.partitions)), fsyncs that made \
+            another replica's lazy writes durable \(sum(\.sharedSyncs)); requests acknowledged \
+            \(clusters.map(\.requestsAcknowledged).reduce(0, +)); slots chosen \(clusters.map(\.slotsChosen).reduce(0, +)); \
+            violations found \(failed.count)
+            """)
+        if Self.nodeSeeds.count >= 20 {
+            #expect(sum(\.nodeCrashes) > 0)
+            #expect(sum(\.crashesMidWrite) > 0)
+            #expect(sum(\.partitions) > 0)
+            #expect(sum(\.sharedSyncs) > 0)
+            #expect(clusters.map(\.lazyWritesLost).reduce(0, +) > 0)
+            #expect(clusters.map(\.requestsAcknowledged).reduce(0, +) > clusters.count * 10)
+        }
+    }
+
+    /// The second canary on shared nodes: another replica's fsync sometimes saves a lazy acceptance, but not always.
+    @Test func lazyAcceptanceIsCaughtOnSharedNodes() async {
+        let reports = await Self.runNodes(
+            SimState.self, seeds: Array(UInt64(1)...150), steps: Self.steps, fault: .acceptanceNotDurable)
+        let caught = reports.filter { !$0.violations.isEmpty }
+        print(
+            """
+            node simulation canary (acceptance not durable): caught by \(caught.count) of \(reports.count) seeds; \
+            first: seed \(caught.first.map { String($0.seed) } ?? "none"): \(caught.first?.violations.first ?? "")
+            """)
+        #expect(!caught.isEmpty, "the node simulator did not catch the canary: acceptance not durable")
+    }
+
     /// Same seed, same run: the simulator is deterministic, so a failing seed replays exactly.
     @Test func runsReplayExactly() {
         var first = Simulation<SimState>(seed: 42, steps: 600)
@@ -237,6 +290,40 @@ import Testing
             for await reports in group { all += reports }
             return all.sorted { $0.seed < $1.seed }
         }
+    }
+}
+
+extension SimulationTests {
+    /// Runs node seeds on every core but one, as `run` does.
+    static func runNodes<Machine: SimulatedMachine>(
+        _ machine: Machine.Type, seeds: [UInt64], steps: Int, fault: InjectedFault?
+    ) async -> [NodeSimulation<Machine>.NodeReport] {
+        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
+        return await withTaskGroup(of: [NodeSimulation<Machine>.NodeReport].self) { group in
+            for worker in 0..<workers {
+                group.addTask {
+                    var reports: [NodeSimulation<Machine>.NodeReport] = []
+                    for (index, seed) in seeds.enumerated() where index % workers == worker {
+                        var simulation = NodeSimulation<Machine>(seed: seed, steps: steps, fault: fault)
+                        reports.append(simulation.run())
+                        await Task.yield()
+                    }
+                    return reports
+                }
+            }
+            var all: [NodeSimulation<Machine>.NodeReport] = []
+            for await reports in group { all += reports }
+            return all.sorted { $0.seed < $1.seed }
+        }
+    }
+}
+
+extension NodeSimulation.NodeReport {
+    /// The first violations of each cluster, then each failing cluster's explanation.
+    var details: String {
+        clusters.enumerated().filter { !$0.element.violations.isEmpty }.map { index, report in
+            "C\(index + 1) (\(report.parameters)):\n\(report.details)"
+        }.joined(separator: "\n")
     }
 }
 
