@@ -120,6 +120,11 @@ public struct NodeProcess: Sendable {
             let own = replicas.count == 1 ? registry : PrometheusCollectorRegistry()
             let factory = PrometheusMetricsFactory(registry: own)
             let (store, recovered) = stores[index]
+            if let own = recovered.importedFrom {
+                logger.notice(
+                    "store imported",
+                    metadata: ["file": "\(store.path)", "from": "\(own)", "renamed": "\(own).imported"])
+            }
             if let version = recovered.migratedFrom {
                 logger.notice(
                     "store migrated",

@@ -81,6 +81,8 @@ public final class ReplicaStore: Sendable {
         public var state: LedgerState
         /// The store schema this open migrated the file from; nil when it was current (or new).
         public var migratedFrom: Int32?
+        /// The replica's own file this open imported into its node's file (`open(path:replicas:importing:)`).
+        public var importedFrom: String?
     }
 
     /// Which replica of which cluster a store belongs to, and the minimum balance it was created with.
@@ -168,14 +170,22 @@ public final class ReplicaStore: Sendable {
                     + "if \(path) was imported from it (an import renames the files it took), move \(own) away, "
                     + "otherwise move \(path) away to import \(own) again")
         }
+        var imported = false
         if !FileManager.default.fileExists(atPath: path), !found.isEmpty {
             let building = path + ".importing"
             try removeFile(building)
             try importStores(found, into: building, replicas: replicas)
             try moveFile(building, to: path)
             for (_, own) in found { try moveFile(own, to: own + ".imported") }
+            imported = true
         }
-        return try open(path: path, replicas: replicas)
+        return try open(path: path, replicas: replicas).map { store, recovered in
+            var recovered = recovered
+            if imported, let own = found.first(where: { $0.0.replica == store.replica })?.1 {
+                recovered.importedFrom = own
+            }
+            return (store, recovered)
+        }
     }
 
     /// Creates a node's file at `path` for `replicas` and copies every table of each found replica's own file into

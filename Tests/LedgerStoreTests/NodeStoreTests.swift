@@ -219,6 +219,7 @@ struct NodeStoreTests {
         // S4 never wrote: its own file does not exist, and it starts empty.
         let path = directory.path("N1.sqlite")
         for (index, (store, recovered)) in try openNode(path, importing: own).enumerated() {
+            #expect(recovered.importedFrom == (index == 1 ? nil : own[index]))
             #expect(recovered.state == shells[index].state)
             #expect(recovered.durable == shells[index].durable)
             #expect(try store.walRecords() == shells[index].wal)
@@ -230,6 +231,7 @@ struct NodeStoreTests {
         #expect(FileManager.default.fileExists(atPath: own[2] + ".imported"))
         // Opened again, it is the node's file that counts.
         for (index, (_, recovered)) in try openNode(path, importing: own).enumerated() {
+            #expect(recovered.importedFrom == nil)
             #expect(recovered.state == shells[index].state)
         }
     }
