@@ -14,7 +14,8 @@ public struct StoreBatch: Sendable {
     /// datastore are replaced by its contents. Installed before the applied slots below, so `applied` holds only the
     /// effects of slots after it (the snapshot supersedes any applied before it in the same `Ready`).
     public var installedSnapshot: LedgerSnapshot?
-    /// The effects of every command applied, in slot order and command order within a slot.
+    /// The effects of every command applied, in slot order and command order within a slot: their WAL and datastore
+    /// records are written (the rest of the state is replayed from the log).
     public var applied: [LedgerState.Effects]
     /// The applied slot after this batch, when it moved.
     public var appliedThrough: Slot?
@@ -37,15 +38,16 @@ public struct StoreBatch: Sendable {
     }
 }
 
-/// The durable state of one ledger replica: its Paxos state (promise, log, snapshot, applied slot) and its ledger
-/// state (balances, locks, transactions, WAL, datastore), in a SQLite file of its own or, for the replicas of a node,
+/// The durable state of one ledger replica: its Paxos state (promise, log, snapshot, applied slot) and the history
+/// users print (WAL, datastore), in a SQLite file of its own or, for the replicas of a node,
 /// under tables of its own in the node's file (`open(path:replicas:)`), which they share for group commit
-/// (`StoreFile`).
+/// (`StoreFile`). The ledger state (balances, locks, transactions, sessions) is the snapshot's with the chosen log
+/// entries after it applied again when the file is opened (`ReplicaStoreSchema`).
 ///
 /// The file runs in WAL journal mode with `synchronous=FULL`, so a durable commit survives a crash or power loss (a
 /// lazy one survives a crash of the process, and a power loss only with the next durable commit), and in exclusive
 /// locking mode, so a second process cannot open a replica that is running. Every commit is one transaction: the
-/// ledger state on disk always matches the applied slot on disk. The file records which replicas of which clusters
+/// history on disk always matches the applied slot on disk. The file records which replicas of which clusters
 /// it holds and with which minimum balance each was created, and is refused to any other.
 ///
 /// After a commit throws, the file is unchanged but the caller's memory is ahead of it: the replica (and every
@@ -316,8 +318,9 @@ public final class ReplicaStore: Sendable {
             return nil
         }
         var migratedFrom: Int32?
-        if version == 3, stores.count == 1 {
-            try stores[0].migrateFrom3(db)
+        if let version, version == 3 || version == 4, stores.count == 1 {
+            if version == 3 { try stores[0].migrateFrom3(db) }
+            try stores[0].migrateFrom4(db)
             migratedFrom = version
         } else if version != expected {
             if let version, version > expected {
@@ -330,7 +333,7 @@ public final class ReplicaStore: Sendable {
                 path: path,
                 message:
                     "has unknown store schema \(version.map(String.init) ?? "NULL") (this build reads \(expected), "
-                    + "and migrates 3)")
+                    + "and migrates 3 and 4)")
         }
         // Every store's meta table, and no other: a node's file that held other replicas belongs to another layout.
         let found = tables.filter { $0 == "meta" || StoreTables.isPrefixedMeta($0) }
@@ -394,8 +397,30 @@ public final class ReplicaStore: Sendable {
                         .run(.blob(LedgerCodec.encode(upgraded)))
                 }
             }
-            try run("setting the schema version") {
-                try db.execute(sql: "PRAGMA user_version = \(ReplicaStoreSchema.version)")
+            try run("setting the schema version") { try db.execute(sql: "PRAGMA user_version = 4") }
+        }
+    }
+
+    /// Schema 4 to 5, in one transaction: the state the tables hold at the applied slot becomes the Paxos snapshot
+    /// there (the log at or below it goes, as at a compaction), then the tables of the ledger state go. A stored
+    /// snapshot beyond the applied slot (installed but not applied before a crash) stays: the replica installs it at
+    /// start.
+    private func migrateFrom4(_ db: Database) throws(StoreError) {
+        try access(inTransaction: db, "migrating store schema 4 to 5") { () throws(StoreError) in
+            let state = try ledgerState(db)
+            let applied = try fetchRows(db, table: "meta", sql: "SELECT applied_through FROM meta")[0]
+                .unsigned(0, "applied_through")
+            let snapshotSlot = try fetchRows(db, table: "paxos_snapshot", sql: "SELECT slot FROM paxos_snapshot")
+                .first?.unsigned(0, "slot")
+            try run("writing the state as the snapshot") {
+                if (snapshotSlot ?? 0) <= applied {
+                    try statement(db, "INSERT OR REPLACE INTO paxos_snapshot (id, slot, snapshot) VALUES (1, ?, ?)")
+                        .run(
+                            .integer(Int64(storing: applied)), .blob(LedgerCodec.encode(LedgerSnapshot(state: state))))
+                    try statement(db, "DELETE FROM paxos_log WHERE slot <= ?").run(.integer(Int64(storing: applied)))
+                }
+                try db.execute(sql: ReplicaStoreSchema.migrateFrom4)
+                try db.execute(sql: "PRAGMA user_version = 5")
             }
         }
     }
@@ -461,7 +486,7 @@ public final class ReplicaStore: Sendable {
             }
         }
 
-        let state = try ledgerState(db)
+        let state = try replayed(snapshot: snapshot, entries: entries, through: appliedThrough)
         // Undecodable history is corruption too; find it now rather than when someone prints the WAL.
         _ = try walRecords(db)
         _ = try datastoreRecords(db)
@@ -471,6 +496,29 @@ public final class ReplicaStore: Sendable {
             state: state)
     }
 
+    /// The ledger state after `appliedThrough`: the snapshot's (or an empty ledger's), with every chosen slot after
+    /// it applied again, as the replica applied them. A snapshot of another cluster or minimum balance is refused.
+    private func replayed(
+        snapshot: Snapshot<LedgerSnapshot>?, entries: [Slot: LogEntry<LedgerCommand>], through appliedThrough: Slot
+    ) throws(StoreError) -> LedgerState {
+        var state = snapshot?.state.state ?? LedgerState(cluster: cluster, minBalance: minBalance)
+        guard state.cluster == cluster, state.minBalance == minBalance else {
+            throw .corrupt(
+                path,
+                "the snapshot holds cluster \(state.cluster) with min_balance \(state.minBalance), not \(cluster) with "
+                    + "\(minBalance)")
+        }
+        let from = (snapshot?.slot ?? 0) + 1
+        guard from <= appliedThrough else { return state }
+        for slot in from...appliedThrough {
+            // Every slot through the applied one is stored as chosen (checked above).
+            let value = entries[slot]!.value
+            for request in value.requests { _ = state.apply(request.command, slot: slot, ballot: value.ballot) }
+        }
+        return state
+    }
+
+    /// The ledger state schema 3 and 4 kept in tables, at the applied slot (for their migration).
     private func ledgerState(_ db: Database) throws(StoreError) -> LedgerState {
         var balances: [AccountID: Int64] = [:]
         try forEachRow(db, table: "balances", sql: "SELECT account, balance FROM balances") { row throws(StoreError) in
@@ -646,33 +694,20 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    /// Replaces the ledger with an installed snapshot's. The history: a whole one replaces this replica's, its rows
-    /// labelled `label`, the slot the snapshot brings the replica to (`meta.history_slots_from`: the rows at or below it
-    /// are the history up to there, whatever slot they name); a partial one (`historyAfter`) adds the rows of the
-    /// slots after this replica's applied slot, the history it lacks.
+    /// The history of an installed snapshot (its state is the Paxos snapshot written with it): a whole one replaces
+    /// this replica's, its rows labelled `label`, the slot the snapshot brings the replica to
+    /// (`meta.history_slots_from`: the rows at or below it are the history up to there, whatever slot they name); a
+    /// partial one (`historyAfter`) adds the rows of the slots after this replica's applied slot, the history it
+    /// lacks.
     private func replaceLedger(with snapshot: LedgerSnapshot, label: Slot, _ db: Database) throws {
-        var cleared = ["balances", "moved_out", "locks", "transactions", "sessions", "undelivered"]
         var after: Slot = 0
         if snapshot.historyAfter != nil {
             after = UInt64(bitPattern: try Int64.fetchOne(db, sql: tables.sql("SELECT applied_through FROM meta")) ?? 0)
         } else {
-            cleared += ["wal", "datastore"]
+            for table in ["wal", "datastore"] { try db.execute(sql: tables.sql("DELETE FROM \(table)")) }
             try statement(db, "UPDATE meta SET history_slots_from = ? WHERE id = 1")
                 .run(.integer(Int64(storing: label)))
         }
-        for table in cleared { try db.execute(sql: tables.sql("DELETE FROM \(table)")) }
-        try statement(db, "UPDATE meta SET retired_clients = ? WHERE id = 1")
-            .run(.integer(Int64(storing: snapshot.state.retiredClients)))
-        try writeSessions(snapshot.state.sessions.mapValues { Optional($0) }, db)
-        try writeUndelivered(snapshot.state.undelivered.map { ($0, true) }, db)
-        try writeBalances(snapshot.state.balances.mapValues { Optional($0) }, db)
-        try writeMovedOut(snapshot.state.movedOut.mapValues { Optional($0) }, db)
-        try writeLocks(snapshot.state.locks.mapValues { Optional($0) }, db)
-        try writeTransactions(
-            snapshot.state.transactions.reduce(into: [:]) { updates, entry in
-                updates[entry.key] = LedgerState.TransactionUpdate(
-                    id: entry.key, status: entry.value, opening: snapshot.state.openings[entry.key])
-            }, db)
         let whole = snapshot.historyAfter == nil
         for entry in snapshot.walEntries where whole || entry.slot > after {
             try appendWAL(entry.records, slot: whole ? label : entry.slot, db)
@@ -682,112 +717,16 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    /// Writes the net result of many commands: each account's last balance (or its removal by a move), lock, move
-    /// and transaction status once, and the WAL and datastore records in order.
+    /// Appends the WAL and datastore records of many commands, in order. The rest of their effects is the ledger
+    /// state, which the log entries of their slots give again at recovery.
     private func writeEffects(_ applied: [LedgerState.Effects], _ db: Database) throws {
-        var balances: [AccountID: Int64?] = [:]
-        var movedOut: [AccountID: String?] = [:]
-        var locks: [AccountID: TransactionID?] = [:]
-        var transactions: [TransactionID: LedgerState.TransactionUpdate?] = [:]
-        var sessions: [UInt64: LedgerState.Session?] = [:]
-        var undelivered: [TransactionID: Bool] = [:]
-        var retiredClients: UInt64?
-        for effects in applied {
-            for (account, balance) in effects.balances { balances[account] = .some(balance) }
-            for (account, cluster) in effects.movedOut {
-                movedOut[account] = .some(cluster)
-                // An account that left has no balance here any more.
-                if cluster != nil { balances[account] = .some(nil) }
-            }
-            for account in effects.unlocked { locks.updateValue(nil, forKey: account) }
-            for (account, owner) in effects.locked { locks.updateValue(owner, forKey: account) }
-            if let update = effects.transaction { transactions[update.id] = update }
-            for id in effects.forgotten { transactions.updateValue(nil, forKey: id) }
-            for (client, session) in effects.sessions { sessions.updateValue(session, forKey: client) }
-            for (id, pinned) in effects.undelivered { undelivered[id] = pinned }
-            if let retired = effects.retiredClients { retiredClients = retired }
-        }
-        try writeBalances(balances, db)
-        try writeMovedOut(movedOut, db)
-        try writeLocks(locks, db)
-        try writeTransactions(transactions, db)
-        try writeSessions(sessions, db)
-        try writeUndelivered(Array(undelivered), db)
-        if let retiredClients {
-            try statement(db, "UPDATE meta SET retired_clients = ? WHERE id = 1")
-                .run(.integer(Int64(storing: retiredClients)))
-        }
         for effects in applied {
             if !effects.wal.isEmpty { try appendWAL(effects.wal, slot: effects.slot, db) }
             if let record = effects.datastore { try appendDatastore(record, slot: effects.slot, db) }
         }
     }
 
-    /// Sets the balance of each account, or removes the account for nil.
-    private func writeBalances(_ balances: [AccountID: Int64?], _ db: Database) throws {
-        guard !balances.isEmpty else { return }
-        let upsert = try statement(db, "INSERT OR REPLACE INTO balances (account, balance) VALUES (?, ?)")
-        let delete = try statement(db, "DELETE FROM balances WHERE account = ?")
-        for (account, balance) in balances {
-            if let balance {
-                try upsert.run(.integer(Int64(storing: account.value)), .integer(balance))
-            } else {
-                try delete.run(.integer(Int64(storing: account.value)))
-            }
-        }
-    }
-
-    /// Records where each account moved, or forgets the move for nil (the account came back).
-    private func writeMovedOut(_ movedOut: [AccountID: String?], _ db: Database) throws {
-        guard !movedOut.isEmpty else { return }
-        let upsert = try statement(db, "INSERT OR REPLACE INTO moved_out (account, cluster) VALUES (?, ?)")
-        let delete = try statement(db, "DELETE FROM moved_out WHERE account = ?")
-        for (account, cluster) in movedOut {
-            if let cluster {
-                try upsert.run(.integer(Int64(storing: account.value)), .text(cluster))
-            } else {
-                try delete.run(.integer(Int64(storing: account.value)))
-            }
-        }
-    }
-
-    /// Sets the lock of each account to its owner, or releases it for nil.
-    private func writeLocks(_ locks: [AccountID: TransactionID?], _ db: Database) throws {
-        guard !locks.isEmpty else { return }
-        let upsert = try statement(
-            db, "INSERT OR REPLACE INTO locks (account, transaction_client, transaction_sequence) VALUES (?, ?, ?)")
-        let delete = try statement(db, "DELETE FROM locks WHERE account = ?")
-        for (account, owner) in locks {
-            if let owner {
-                try upsert.run(
-                    .integer(Int64(storing: account.value)), .integer(Int64(storing: owner.client)),
-                    .integer(Int64(storing: owner.sequence)))
-            } else {
-                try delete.run(.integer(Int64(storing: account.value)))
-            }
-        }
-    }
-
-    /// Sets each transaction's status, or forgets the transaction for nil.
-    private func writeTransactions(_ transactions: [TransactionID: LedgerState.TransactionUpdate?], _ db: Database)
-        throws
-    {
-        guard !transactions.isEmpty else { return }
-        let upsert = try statement(
-            db, "INSERT OR REPLACE INTO transactions (client, sequence, status) VALUES (?, ?, ?)")
-        let delete = try statement(db, "DELETE FROM transactions WHERE client = ? AND sequence = ?")
-        for (id, update) in transactions {
-            if let update {
-                try upsert.run(
-                    .integer(Int64(storing: id.client)), .integer(Int64(storing: id.sequence)),
-                    .blob(LedgerCodec.encode(update.status, opening: update.opening)))
-            } else {
-                try delete.run(.integer(Int64(storing: id.client)), .integer(Int64(storing: id.sequence)))
-            }
-        }
-    }
-
-    /// Sets each client's session, or removes it for nil (evicted).
+    /// Sets each client's session, or removes it for nil (evicted): schema 3's migration.
     private func writeSessions(_ sessions: [UInt64: LedgerState.Session?], _ db: Database) throws {
         guard !sessions.isEmpty else { return }
         let upsert = try statement(
@@ -804,7 +743,7 @@ public final class ReplicaStore: Sendable {
         }
     }
 
-    /// Marks each transaction as awaiting delivery (true) or not (false).
+    /// Marks each transaction as awaiting delivery (true) or not (false): schema 3's migration.
     private func writeUndelivered(_ changes: [(TransactionID, Bool)], _ db: Database) throws {
         guard !changes.isEmpty else { return }
         let insert = try statement(

@@ -4,20 +4,21 @@ import LedgerCore
 import Paxos
 import Synchronization
 
-/// The tables of a replica store, schema version 4 (kept in `PRAGMA user_version`). Version 4 keeps the window of
-/// DESIGN §3 (client sessions, retired clients, commits awaiting delivery; only the remembered transactions) and the
-/// slot of every history row, and writes `LedgerCodec` format 4. A file of version 3 is migrated when it is opened
-/// (`migrateFrom3`); files of version 2 are refused.
+/// The tables of a replica store, schema version 5 (kept in `PRAGMA user_version`): the Paxos state (promise,
+/// applied slot, snapshot, log) and the history users print (WAL and datastore rows, each with the slot that
+/// applied it). The ledger state (balances, locks, transactions, sessions) is not kept in tables: it is the Paxos
+/// snapshot's state, at the snapshot's slot, with the chosen log entries after it applied again at recovery, so a
+/// transfer writes no row of its own but its WAL and datastore rows (the log entry of its slot holds it). Versions 3
+/// and 4 kept the state in tables, written with every slot; they are migrated when opened (`migrateFrom3`,
+/// `migrateFrom4`); files of version 2 are refused.
 ///
-/// Unsigned 64-bit numbers (slots, account ids, client ids, sequence numbers, rounds) are stored as the `Int64` with
-/// the same bits, so every value fits; slots stay below 2^63 in any real run, which keeps `ORDER BY slot` right.
-/// Values with structure (slot values, statuses, WAL records, datastore records, the snapshot) are `LedgerCodec`
-/// blobs, which carry their own format version. A transfer costs about five row writes per batch: its two balances
-/// (once per batch per account), its transaction, one WAL row holding all the records of the command, and one
-/// datastore row.
+/// Unsigned 64-bit numbers (slots, client ids, sequence numbers, rounds) are stored as the `Int64` with the same
+/// bits, so every value fits; slots stay below 2^63 in any real run, which keeps `ORDER BY slot` right. Values with
+/// structure (slot values, WAL records, datastore records, the snapshot) are `LedgerCodec` blobs, which carry their
+/// own format version.
 enum ReplicaStoreSchema {
     /// The schema this build writes and reads. A file with another version is refused, never migrated silently.
-    static let version: Int32 = 4
+    static let version: Int32 = 5
 
     static let create = """
         CREATE TABLE meta (
@@ -28,7 +29,6 @@ enum ReplicaStoreSchema {
             promised_round INTEGER NOT NULL,
             promised_replica INTEGER NOT NULL,
             applied_through INTEGER NOT NULL,
-            retired_clients INTEGER NOT NULL DEFAULT 0,
             history_slots_from INTEGER NOT NULL DEFAULT 0
         ) STRICT;
         CREATE TABLE paxos_snapshot (
@@ -43,25 +43,6 @@ enum ReplicaStoreSchema {
             chosen INTEGER NOT NULL,
             value BLOB NOT NULL
         ) STRICT;
-        CREATE TABLE balances (
-            account INTEGER PRIMARY KEY,
-            balance INTEGER NOT NULL
-        ) STRICT;
-        CREATE TABLE moved_out (
-            account INTEGER PRIMARY KEY,
-            cluster TEXT NOT NULL
-        ) STRICT;
-        CREATE TABLE locks (
-            account INTEGER PRIMARY KEY,
-            transaction_client INTEGER NOT NULL,
-            transaction_sequence INTEGER NOT NULL
-        ) STRICT;
-        CREATE TABLE transactions (
-            client INTEGER NOT NULL,
-            sequence INTEGER NOT NULL,
-            status BLOB NOT NULL,
-            PRIMARY KEY (client, sequence)
-        ) STRICT, WITHOUT ROWID;
         CREATE TABLE wal (
             position INTEGER PRIMARY KEY,
             records BLOB NOT NULL,
@@ -72,12 +53,26 @@ enum ReplicaStoreSchema {
             record BLOB NOT NULL,
             slot INTEGER NOT NULL DEFAULT 0
         ) STRICT;
-        """ + windowTables
+        """ + historyIndexes
 
-    /// The tables version 4 added. `meta.history_slots_from`: history rows at or below this slot may carry it instead
-    /// of their own (rows migrated from version 3, or installed from a snapshot), so only the history after it can be
-    /// told apart by slot.
-    static let windowTables = """
+    /// `meta.history_slots_from`: history rows at or below this slot may carry it instead of their own (rows migrated
+    /// from version 3, or installed from a snapshot), so only the history after it can be told apart by slot.
+    static let historyIndexes = """
+        CREATE INDEX wal_slot ON wal (slot);
+        CREATE INDEX datastore_slot ON datastore (slot);
+        """
+
+    /// Version 3 to 4, in the transaction that opens the file: the new columns and tables of the window (DESIGN §3);
+    /// every history row labelled with the applied slot. The remembered transactions are cut to the window afterwards
+    /// (`LedgerState.upgradedFromFormat3`).
+    static let migrateFrom3 = """
+        ALTER TABLE meta ADD COLUMN retired_clients INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE meta ADD COLUMN history_slots_from INTEGER NOT NULL DEFAULT 0;
+        UPDATE meta SET history_slots_from = applied_through;
+        ALTER TABLE wal ADD COLUMN slot INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE datastore ADD COLUMN slot INTEGER NOT NULL DEFAULT 0;
+        UPDATE wal SET slot = (SELECT applied_through FROM meta);
+        UPDATE datastore SET slot = (SELECT applied_through FROM meta);
         CREATE TABLE sessions (
             client INTEGER PRIMARY KEY,
             floor INTEGER NOT NULL,
@@ -88,27 +83,20 @@ enum ReplicaStoreSchema {
             sequence INTEGER NOT NULL,
             PRIMARY KEY (client, sequence)
         ) STRICT, WITHOUT ROWID;
-        CREATE INDEX wal_slot ON wal (slot);
-        CREATE INDEX datastore_slot ON datastore (slot);
+        """ + historyIndexes
+
+    /// Version 4 to 5, once the state the tables held is the Paxos snapshot's: the tables of the ledger state go.
+    static let migrateFrom4 = """
+        DROP TABLE balances;
+        DROP TABLE moved_out;
+        DROP TABLE locks;
+        DROP TABLE transactions;
+        DROP TABLE sessions;
+        DROP TABLE undelivered;
+        ALTER TABLE meta DROP COLUMN retired_clients;
         """
 
-    /// Version 3 to 4, in the transaction that opens the file: the new columns and tables; every history row labelled
-    /// with the applied slot. The remembered transactions are cut to the window afterwards
-    /// (`LedgerState.upgradedFromFormat3`).
-    static let migrateFrom3 = """
-        ALTER TABLE meta ADD COLUMN retired_clients INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE meta ADD COLUMN history_slots_from INTEGER NOT NULL DEFAULT 0;
-        UPDATE meta SET history_slots_from = applied_through;
-        ALTER TABLE wal ADD COLUMN slot INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE datastore ADD COLUMN slot INTEGER NOT NULL DEFAULT 0;
-        UPDATE wal SET slot = (SELECT applied_through FROM meta);
-        UPDATE datastore SET slot = (SELECT applied_through FROM meta);
-        """ + windowTables
-
-    static let tables = [
-        "meta", "paxos_snapshot", "paxos_log", "balances", "moved_out", "locks", "transactions", "wal", "datastore",
-        "sessions", "undelivered",
-    ]
+    static let tables = ["meta", "paxos_snapshot", "paxos_log", "wal", "datastore"]
 }
 
 /// The names of one replica's tables in its file: as written in `ReplicaStoreSchema` in a file of its own, each with

@@ -539,10 +539,10 @@ struct ReplicaStoreTests {
         let directory = StoreDirectory()
         let path = directory.path("S1.sqlite")
         _ = try openS1(path)
-        try tamper(path, "PRAGMA user_version = 5")
+        try tamper(path, "PRAGMA user_version = 6")
         #expect(
             storeErrorDescription { () throws(StoreError) in try openS1(path) }
-                == "\(path): was written by a newer ledger (store schema 5; this build reads 4); run a newer build")
+                == "\(path): was written by a newer ledger (store schema 6; this build reads 5); run a newer build")
     }
 
     @Test("a file in use by a running replica is refused")
@@ -566,10 +566,10 @@ struct ReplicaStoreTests {
 
     static let corruptions: [Corruption] = [
         Corruption(
-            name: "an undecodable status",
-            sql: "UPDATE transactions SET status = x'030409' WHERE client = 2 AND sequence = 1",
-            problem: "the status of T2.1 in table transactions does not decode (malformed encoding at byte 2: unknown "
-                + "tag 9 of a transaction status)"),
+            name: "an undecodable snapshot",
+            sql: "INSERT INTO paxos_snapshot (id, slot, snapshot) VALUES (1, 2, x'030409')",
+            problem: "the snapshot in table paxos_snapshot does not decode (malformed encoding at byte 1: holds a "
+                + "transaction status; expected a ledger snapshot)"),
         Corruption(
             name: "a slot value of another kind", sql: "UPDATE paxos_log SET value = x'030301' WHERE slot = 2",
             problem: "the value of log slot 2 in table paxos_log does not decode (malformed encoding at byte 1: holds "
@@ -584,14 +584,8 @@ struct ReplicaStoreTests {
             problem: "the datastore record at position 1 in table datastore does not decode (malformed encoding at "
                 + "byte 12: 1 trailing byte after a datastore record)"),
         Corruption(
-            name: "a lock released behind its prepare", sql: "DELETE FROM locks",
-            problem: "the ledger state breaks an invariant: prepared T2.1 does not hold the lock on 4"),
-        Corruption(
-            name: "a balance below the minimum", sql: "UPDATE balances SET balance = -1 WHERE account = 3",
-            problem: "the ledger state breaks an invariant: account 3 has balance -1, below the minimum 0"),
-        Corruption(
-            name: "account id 0", sql: "UPDATE balances SET account = 0 WHERE account = 9",
-            problem: "column account of table balances holds account id 0"),
+            name: "a log slot at the snapshot", sql: "UPDATE paxos_log SET slot = 0 WHERE slot = 1",
+            problem: "log slot 0 is at or below the snapshot at slot 0"),
         Corruption(
             name: "an applied slot that is not chosen", sql: "UPDATE paxos_log SET chosen = 0 WHERE slot = 3",
             problem: "slot 3 is applied but not stored as chosen"),
@@ -619,6 +613,42 @@ struct ReplicaStoreTests {
             storeErrorDescription { () throws(StoreError) in try openS1(path) }
                 == "\(path): is corrupt: \(corruption.problem); restore it from a backup, or move it away to rebuild "
                 + "this replica from its peers")
+    }
+
+    @Test("the ledger state has no tables: a slot writes its log entry and history, and an open replays the log")
+    func theStateIsTheSnapshotAndTheLog() throws {
+        let directory = StoreDirectory()
+        let path = directory.path("S1.sqlite")
+        let shell = try buildHistory(at: path)
+        let tables = try DatabaseQueue(path: path).read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        }
+        #expect(tables == ["datastore", "meta", "paxos_log", "paxos_snapshot", "wal"])
+        let (_, recovered) = try openS1(path)
+        #expect(recovered.durable.snapshot == nil)
+        #expect(recovered.state == shell.state, "every slot applied again from the log")
+    }
+
+    @Test("a stored snapshot of another cluster is refused before anything is replayed on it")
+    func refusesASnapshotOfAnotherCluster() throws {
+        let directory = StoreDirectory()
+        let path = directory.path("S1.sqlite")
+        _ = try buildHistory(at: path)
+        let other = directory.path("S4.sqlite")
+        do {
+            let (store, _) = try ReplicaStore.open(path: other, cluster: "C2", replica: "S4", minBalance: 0)
+            var shell = Shell(state: LedgerState(cluster: "C2", minBalance: 0))
+            try store.commit(shell.choose([.createAccounts([AccountID(1)...AccountID(10)], balance: 10)]))
+            try store.commit(shell.compact())
+        }
+        try tamper(
+            path,
+            "ATTACH DATABASE '\(other)' AS other; INSERT INTO paxos_snapshot SELECT * FROM other.paxos_snapshot; "
+                + "DELETE FROM paxos_log WHERE slot <= 1")
+        #expect(
+            storeErrorDescription { () throws(StoreError) in try openS1(path) }
+                == "\(path): is corrupt: the snapshot holds cluster C2 with min_balance 0, not C1 with 0; "
+                + "restore it from a backup, or move it away to rebuild this replica from its peers")
     }
 
     @Test("a snapshot with another minimum balance is not installed")

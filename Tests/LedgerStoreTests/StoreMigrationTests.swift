@@ -150,10 +150,10 @@ struct StoreMigrationTests {
                 try Int.fetchAll(db, sql: "SELECT DISTINCT slot FROM wal")
             )
         }
-        #expect(version == 4 && historyFrom == 7 && labels == [7])
+        #expect(version == 5 && historyFrom == 7 && labels == [7])
         try database.close()
 
-        // Opened again, it is schema 4 already; the home's commit goes once the other participant is seen to have
+        // Opened again, it is schema 5 already; the home's commit goes once the other participant is seen to have
         // applied it.
         do {
             let (again, reopened) = try ReplicaStore.open(path: path, cluster: "C1", replica: "S1", minBalance: 0)
