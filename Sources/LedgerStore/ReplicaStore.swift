@@ -10,8 +10,8 @@ public struct StoreBatch: Sendable {
     /// The Paxos writes of a `Ready`: the promise, a snapshot (kept without its history; the log at or below its slot
     /// is deleted), log entries.
     public var persist: Persist<LedgerCommand, LedgerSnapshot>
-    /// A snapshot received from a peer that replaces the state machine: balances, locks, transactions, WAL and
-    /// datastore are replaced by its contents. Installed before the applied slots below, so `applied` holds only the
+    /// A snapshot received from a peer that replaces the state machine: its state is the Paxos snapshot `persist`
+    /// carries, and its history replaces or extends the WAL and datastore. Installed before the applied slots below, so `applied` holds only the
     /// effects of slots after it (the snapshot supersedes any applied before it in the same `Ready`).
     public var installedSnapshot: LedgerSnapshot?
     /// The effects of every command applied, in slot order and command order within a slot: their WAL and datastore
@@ -573,8 +573,8 @@ public final class ReplicaStore: Sendable {
 
     // MARK: - Writing
 
-    /// One SQLite transaction: the Paxos writes of a `Ready`, then the effects of the slots applied (and an installed
-    /// snapshot, which replaces balances, locks, transactions, WAL and datastore), then the applied slot.
+    /// One SQLite transaction: the Paxos writes of a `Ready`, then the history of the slots applied (and of an
+    /// installed snapshot), then the applied slot.
     /// An empty batch writes nothing.
     ///
     /// A `durable` commit is on disk when this returns (an fsync). A lazy one (`durable: false`, for writes a crash

@@ -15,7 +15,7 @@ import Synchronization
 /// same error, and the node must stop.
 final class StoreFile: Sendable {
     let path: String
-    let database: DatabaseQueue
+    private let database: DatabaseQueue
     private let queue: DispatchQueue
     private let pending = Mutex<Pending>(Pending())
 

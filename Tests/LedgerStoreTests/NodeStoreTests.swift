@@ -21,11 +21,13 @@ private func shells() -> [Shell] {
     hosted.map { Shell(state: LedgerState(cluster: $0.cluster, minBalance: 0)) }
 }
 
-/// Creates accounts 1...10 in the first slot of every store.
-private func createAccounts(_ stores: [ReplicaStore], _ shells: inout [Shell]) throws(StoreError) {
+/// Opens the node's file and creates accounts 1...10 in the first slot of every store.
+private func openWithAccounts(_ path: String, _ shells: inout [Shell]) throws(StoreError) -> [ReplicaStore] {
+    let stores = try openNode(path).map(\.0)
     for (index, store) in stores.enumerated() {
         try store.commit(shells[index].choose([.createAccounts([AccountID(1)...AccountID(10)], balance: 10)]))
     }
+    return stores
 }
 
 @Suite("Node store file")
@@ -71,8 +73,7 @@ struct NodeStoreTests {
         let path = directory.path("N1.sqlite")
         var shells = shells()
         do {
-            let stores = try openNode(path).map(\.0)
-            try createAccounts(stores, &shells)
+            let stores = try openWithAccounts(path, &shells)
             let before = stores[0].fileTransactions
             try stores[1].enqueue(shells[1].choose([transfer(2, 2, 3, 1)]))
             try stores[2].enqueue(shells[2].choose([transfer(3, 3, 4, 1)]))
@@ -95,9 +96,8 @@ struct NodeStoreTests {
         let rounds = 40
         var expected: [Shell] = []
         do {
-            let stores = try openNode(path).map(\.0)
             var initial = shells()
-            try createAccounts(stores, &initial)
+            let stores = try openWithAccounts(path, &initial)
             let before = stores[0].fileTransactions
             expected = try await withThrowingTaskGroup(of: (Int, Shell).self) { group in
                 for (index, store) in stores.enumerated() {
@@ -132,10 +132,7 @@ struct NodeStoreTests {
         let directory = StoreDirectory()
         let path = directory.path("N1.sqlite")
         var shells = shells()
-        do {
-            let stores = try openNode(path).map(\.0)
-            try createAccounts(stores, &shells)
-        }
+        _ = try openWithAccounts(path, &shells)
         let before = shells
         try tamper(
             path,
