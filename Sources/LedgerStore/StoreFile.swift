@@ -32,7 +32,7 @@ final class StoreFile: Sendable {
         var durable = false
         /// The lazy writes are to go now, without an fsync.
         var flush = false
-        /// A drain is queued on the storage thread.
+        /// A transaction is queued on the storage thread (`schedule`).
         var scheduled = false
         var failure: StoreError?
         var transactions = Transactions()
@@ -132,57 +132,67 @@ final class StoreFile: Sendable {
     /// Runs `body` on the storage thread after a transaction for everything queued, unless a transaction failed.
     private func onStorageThread<Value>(_ body: () throws(StoreError) -> Value) throws(StoreError) -> Value {
         let result: Result<Value, StoreError> = queue.sync {
-            drain(force: true)
+            Self.give(transact(force: true))
             if let failure = pending.withLock({ $0.failure }) { return .failure(failure) }
             return Result { () throws(StoreError) in try body() }
         }
         return try result.get()
     }
 
+    /// A durable write's waiter and what its transaction came to.
+    private typealias Answer = (
+        waiter: CheckedContinuation<Result<Void, StoreError>, Never>, result: Result<Void, StoreError>
+    )
+
+    private static func give(_ answers: [Answer]) {
+        for answer in answers { answer.waiter.resume(returning: answer.result) }
+    }
+
+    /// Queues a transaction on the storage thread. The closure holds the file weakly and answers the waiters only
+    /// once it let go of it: a caller that resumes and releases its stores then closes the file at once, and can open
+    /// it again.
     private func schedule(_ pending: inout Pending) {
         guard !pending.scheduled else { return }
         pending.scheduled = true
-        queue.async { self.drain(force: false) }
+        queue.async { [weak self] in Self.give(self?.transact(force: false) ?? []) }
     }
 
-    /// On the storage thread: one transaction after another while a durable write or a flush asks for one (`force`:
-    /// at least one for whatever is queued), each answering the durable writes it carried.
-    private func drain(force: Bool) {
-        var force = force
-        while true {
-            let taken:
-                (writes: [Write], waiters: [CheckedContinuation<Result<Void, StoreError>, Never>], durable: Bool)? =
-                    pending.withLock { pending in
-                        guard pending.failure == nil, pending.durable || pending.flush || force, !pending.writes.isEmpty
-                        else {
-                            if !force { pending.scheduled = false }
-                            return nil
-                        }
-                        defer {
-                            pending.writes = []
-                            pending.waiters = []
-                            pending.durable = false
-                            pending.flush = false
-                        }
-                        return (pending.writes, pending.waiters, pending.durable)
-                    }
-            guard let taken else { return }
-            force = false
-            let result = Result { () throws(StoreError) in try write(taken.writes, durable: taken.durable) }
+    /// On the storage thread: one transaction for what is queued when a durable write or a flush asks for one
+    /// (`force`: whatever is queued), then, for a scheduled one, another scheduled while more is asked for. Returns
+    /// the answers of the durable writes it carried (after a failure, every waiter's).
+    private func transact(force: Bool) -> [Answer] {
+        let taken: (writes: [Write], waiters: [CheckedContinuation<Result<Void, StoreError>, Never>], durable: Bool)? =
+            pending.withLock { pending in
+                guard pending.failure == nil, pending.durable || pending.flush || force, !pending.writes.isEmpty
+                else {
+                    if !force { pending.scheduled = false }
+                    return nil
+                }
+                defer {
+                    pending.writes = []
+                    pending.waiters = []
+                    pending.durable = false
+                    pending.flush = false
+                }
+                return (pending.writes, pending.waiters, pending.durable)
+            }
+        guard let taken else { return [] }
+        let result = Result { () throws(StoreError) in try write(taken.writes, durable: taken.durable) }
+        return pending.withLock { pending in
+            var answers = taken.waiters.map { Answer(waiter: $0, result: result) }
             switch result {
             case .success:
-                pending.withLock { pending in
-                    if taken.durable { pending.transactions.durable += 1 } else { pending.transactions.lazy += 1 }
-                }
+                if taken.durable { pending.transactions.durable += 1 } else { pending.transactions.lazy += 1 }
             case .failure(let error):
-                let stranded = pending.withLock { pending in
-                    pending.failure = error
-                    defer { pending.waiters = [] }
-                    return pending.waiters
-                }
-                for waiter in stranded { waiter.resume(returning: .failure(error)) }
+                pending.failure = error
+                answers += pending.waiters.map { Answer(waiter: $0, result: .failure(error)) }
+                pending.waiters = []
             }
-            for waiter in taken.waiters { waiter.resume(returning: result) }
+            if !force {
+                pending.scheduled = false
+                if pending.durable || pending.flush { schedule(&pending) }
+            }
+            return answers
         }
     }
 
