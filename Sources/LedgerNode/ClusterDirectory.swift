@@ -3,6 +3,7 @@ import LedgerCore
 import LedgerRPC
 import Paxos
 import ServiceLifecycle
+import Synchronization
 
 /// The other clusters of the deployment, as a replica reaches them about the cross-shard transactions it shares with
 /// them (DESIGN §5.3, §5.5). One set of long-lived connections per cluster, run as a service of the replica's group.
@@ -12,10 +13,16 @@ final class ClusterDirectory: OtherClusters, Service {
     private let contacts: [String: ReplicaID]
     /// How long one question may take: the home cluster answers within its consensus timeout when it has a quorum.
     private let patience: Duration
+    /// The replicas of other clusters that this process hosts.
+    private let neighbours: Neighbours
 
-    init(asker: String, hosts: HostsFile, patience: Duration, security: ConnectionSecurity) throws {
+    init(
+        asker: String, hosts: HostsFile, patience: Duration, security: ConnectionSecurity,
+        neighbours: Neighbours = Neighbours()
+    ) throws {
         self.asker = asker
         self.patience = patience
+        self.neighbours = neighbours
         var connections: [String: ClusterConnections] = [:]
         var contacts: [String: ReplicaID] = [:]
         for cluster in hosts.clusters where cluster.name != asker {
@@ -64,6 +71,10 @@ final class ClusterDirectory: OtherClusters, Service {
         return reports
     }
 
+    func neighbourReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report] {
+        await neighbours.replica(of: cluster)?.settledReports(of: ids) ?? [:]
+    }
+
     func decision(of id: TransactionID, home: String) async -> CommandResult? {
         guard let client = connections[home]?.client, let contact = contacts[home] ?? client.replicas.first else {
             return nil
@@ -86,5 +97,24 @@ final class ClusterDirectory: OtherClusters, Service {
             for connection in connections.values { connection.shutdown() }
             try await group.waitForAll()
         }
+    }
+}
+
+/// The replicas one node process hosts, by cluster: where a replica's questions about another cluster's transactions
+/// are answered first (`OtherClusters.neighbourReports`). Held weakly: each replica holds its directory, which holds
+/// this.
+final class Neighbours: Sendable {
+    private let replicas = Mutex<[String: Weak]>([:])
+
+    private struct Weak {
+        weak var replica: ReplicaNode?
+    }
+
+    func add(_ replica: ReplicaNode) {
+        replicas.withLock { $0[replica.cluster] = Weak(replica: replica) }
+    }
+
+    func replica(of cluster: String) -> ReplicaNode? {
+        replicas.withLock { $0[cluster]?.replica }
     }
 }

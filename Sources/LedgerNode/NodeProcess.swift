@@ -109,6 +109,7 @@ public struct NodeProcess: Sendable {
             ? try ReplicaStore.open(path: databasePath, replicas: identities)
             : try ReplicaStore.open(
                 path: databasePath, replicas: identities, importing: replicas.map(\.databasePath))
+        let neighbours = Neighbours()
         for (index, replica) in replicas.enumerated() {
             let cluster = replica.cluster
             var logger = logger
@@ -143,7 +144,7 @@ public struct NodeProcess: Sendable {
             let linkFaults = LinkFaultLayer(peers: configuration.peers, factory: factory)
             let otherClusters = try ClusterDirectory(
                 asker: cluster.clusterName, hosts: hosts, patience: cluster.paxos.consensusTimeout * 2,
-                security: security)
+                security: security, neighbours: neighbours)
             let node = ReplicaNode(
                 cluster: cluster.clusterName, configuration: configuration, store: store, recovered: recovered,
                 peers: links.sender(cluster: cluster.clusterName, me: configuration.me, faults: linkFaults),
@@ -151,6 +152,7 @@ public struct NodeProcess: Sendable {
                 seed: UInt64.random(in: .min ... .max), logger: logger, otherClusters: otherClusters,
                 inDoubtTicksMax: configuration.consensusTimeoutTicks * ReplicaProcess.inDoubtTimeoutsMax,
                 metricsFactory: factory, onFailure: { failure.fire($0) })
+            neighbours.add(node)
             endpoints.append(
                 ReplicaEndpoint(
                     node: node, catalog: replica.catalog, testControlsEnabled: cluster.testControlsEnabled,

@@ -33,6 +33,19 @@ public protocol OtherClusters: Sendable {
     /// The final reports (committed, aborted, expired) among what one replica of `cluster` applied of `ids`
     /// (`TransactionStatusBatch`); the others are left out. Nil when no replica answered.
     func finalReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]?
+    /// What a replica of `cluster` that this process hosts (a node's neighbour) applied of `ids`, asked in the
+    /// process: every report but unknown, which only the leader's read index vouches for. Empty when the process
+    /// hosts no replica of `cluster`, or it is disconnected. The answers any replica may give (committed, aborted,
+    /// expired, prepared) need no call to the other cluster when a neighbour has them.
+    func neighbourReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]
+}
+
+extension OtherClusters {
+    public func neighbourReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState
+        .Report]
+    {
+        [:]
+    }
 }
 
 /// The replica cannot take requests: it is disconnected by the test control, or its storage failed.
@@ -274,6 +287,8 @@ public actor ReplicaNode {
             }
         }
         var questions: [String: [TransactionID]] = [:]
+        // The participants' questions to their home: only a decision answers them.
+        var learning: Set<TransactionID> = []
         for (_, route) in routes {
             switch route {
             case .propose:
@@ -282,17 +297,34 @@ public actor ReplicaNode {
                 for participant in participants { questions[participant, default: []].append(id) }
             case .learn(let id, let home, _):
                 questions[home, default: []].append(id)
+                learning.insert(id)
             }
         }
+        // A neighbour of the asked cluster (a replica of it on this node) answers what it can; the cluster is asked
+        // the rest. A prepared report from a neighbour may lag the home's decision, so it answers only a confirmation.
+        var reports: [String: [TransactionID: LedgerState.Report]] = [:]
+        var remote: [String: [TransactionID]] = [:]
+        for (cluster, ids) in questions {
+            let here = await otherClusters.neighbourReports(of: ids, at: cluster)
+            for id in ids {
+                switch here[id] {
+                case .prepared? where learning.contains(id), .unknown?, nil: remote[cluster, default: []].append(id)
+                case let report?: reports[cluster, default: [:]][id] = report
+                }
+            }
+        }
+        metrics.questionsAnsweredHere.increment(by: reports.values.map(\.count).reduce(0, +))
+        metrics.questionsAsked.increment(by: remote.values.map(\.count).reduce(0, +))
         // A cluster that did not answer is left out, and so is an answer that does not speak for its cluster.
-        var reports = await withTaskGroup(of: (String, [TransactionID: LedgerState.Report]?).self) { group in
-            for (cluster, ids) in questions {
+        let answers = await withTaskGroup(of: (String, [TransactionID: LedgerState.Report]?).self) { group in
+            for (cluster, ids) in remote {
                 group.addTask { (cluster, await otherClusters.reports(of: ids, at: cluster)) }
             }
-            var reports: [String: [TransactionID: LedgerState.Report]] = [:]
-            for await (cluster, answer) in group { reports[cluster] = answer }
-            return reports
+            var answers: [String: [TransactionID: LedgerState.Report]] = [:]
+            for await (cluster, answer) in group { answers[cluster] = answer }
+            return answers
         }
+        reports.merge(answers) { here, asked in here.merging(asked) { settled, _ in settled } }
         // A client may abort its transaction at the home at any time; here it asked a participant, so the home decides
         // now (`Decision`: abort, unless it committed first), as recovery would later.
         let undecided = routes.compactMap { _, route -> (TransactionID, home: String)? in
@@ -398,6 +430,19 @@ public actor ReplicaNode {
                 replica: me, appliedThrough: ledgerSlot, report: ledger.report(of: $0), leader: otherLeader,
                 linearizable: confirmed)
         }
+    }
+
+    /// What this replica applied of `ids` and any replica may report (`OtherClusters.neighbourReports`): every report
+    /// but unknown. None while disconnected: the test control cuts it off from every other replica, its neighbours'
+    /// questions included.
+    public func settledReports(of ids: [TransactionID]) -> [TransactionID: LedgerState.Report] {
+        guard connected, failure == nil else { return [:] }
+        var reports: [TransactionID: LedgerState.Report] = [:]
+        for id in ids {
+            let report = ledger.report(of: id)
+            if report != .unknown { reports[id] = report }
+        }
+        return reports
     }
 
     /// What a linearizable read returns: the committed balance, or why there is none.
@@ -691,8 +736,18 @@ public actor ReplicaNode {
         async
     {
         defer { delivering.remove(participant) }
-        // No answer: every one of them is asked again later.
-        guard let reports = await otherClusters.finalReports(of: ids, at: participant) else { return }
+        // A neighbour of the participant answers the commits it applied; the participant is asked the rest. No answer:
+        // every one of them is asked again later.
+        var reports = await otherClusters.neighbourReports(of: ids, at: participant).filter {
+            $0.value.isDecided || $0.value == .expired
+        }
+        let remote = ids.filter { reports[$0] == nil }
+        metrics.questionsAnsweredHere.increment(by: reports.count)
+        metrics.questionsAsked.increment(by: remote.count)
+        if !remote.isEmpty {
+            guard let answers = await otherClusters.finalReports(of: remote, at: participant) else { return }
+            reports.merge(answers) { settled, _ in settled }
+        }
         var delivered: [LedgerCommand] = []
         for id in ids {
             switch reports[id] {
@@ -801,6 +856,11 @@ struct NodeMetrics: Sendable {
     let commandsApplied: Counter
     let messagesSent: Counter
     let requests: Counter
+    /// Questions about cross-shard transactions to another cluster (a home confirming its participants' prepares, a
+    /// participant learning its home's decision, a home's delivery check), one per transaction: answered by a replica
+    /// of that cluster hosted on this node, or asked of the cluster.
+    let questionsAnsweredHere: Counter
+    let questionsAsked: Counter
     /// What the replicated state remembers (DESIGN §3): transactions, client sessions, and commits awaiting delivery.
     let transactionsRemembered: Gauge
     let clientSessions: Gauge
@@ -820,6 +880,10 @@ struct NodeMetrics: Sendable {
         commandsApplied = Counter(label: "ledger_commands_applied_total", factory: factory)
         messagesSent = Counter(label: "ledger_peer_messages_sent_total", factory: factory)
         requests = Counter(label: "ledger_client_requests_total", factory: factory)
+        questionsAnsweredHere = Counter(
+            label: "ledger_cross_shard_questions_total", dimensions: [("answered", "here")], factory: factory)
+        questionsAsked = Counter(
+            label: "ledger_cross_shard_questions_total", dimensions: [("answered", "asked")], factory: factory)
         transactionsRemembered = Gauge(label: "ledger_transactions_remembered", factory: factory)
         clientSessions = Gauge(label: "ledger_client_sessions", factory: factory)
         commitsUndelivered = Gauge(label: "ledger_commits_undelivered", factory: factory)

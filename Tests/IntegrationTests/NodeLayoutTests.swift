@@ -56,10 +56,15 @@ extension ClusterProcessTests {
 
             // Every replica, the restarted ones too, applies what its leader applied, with the same balances.
             try await deployment.expectConsistent(connection, total: 90 * deployment.initialBalance)
+            var answeredHere = 0
             for replica in (1...9).map({ "S\($0)" }) {
-                let applied = deployment.metrics(of: replica)?["ledger_slots_applied_total"]
+                let metrics = deployment.metrics(of: replica)
+                let applied = metrics?["ledger_slots_applied_total"]
                 #expect((applied ?? 0) > 0, "\(replica) serves no metrics of its own: \(String(describing: applied))")
+                answeredHere += metrics?["ledger_cross_shard_questions_total{answered=\"here\"}"] ?? 0
             }
+            // A replica's question about another cluster's transaction goes first to that cluster's replica on its node.
+            #expect(answeredHere > 0, "no question about a cross-shard transaction was answered on the asker's node")
             print("integration: three nodes, one killed and restarted under load (\(committed) transfers committed)")
         }
     }

@@ -18,6 +18,9 @@ import Testing
         let reportedOf = Mutex<[TransactionID: LedgerState.Report]>([:])
         let questions = Mutex<[[TransactionID]]>([])
         let asked = Mutex(0)
+        /// What a replica of C2 on the home's node reports (`neighbourReports`), and the questions it was asked.
+        let neighbour = Mutex<[TransactionID: LedgerState.Report]>([:])
+        let neighbourQuestions = Mutex<[[TransactionID]]>([])
 
         func decision(of id: TransactionID, home: String) async -> CommandResult? { nil }
 
@@ -25,6 +28,13 @@ import Testing
             questions.withLock { $0.append(ids) }
             let (reportedOf, reported) = (self.reportedOf.withLock { $0 }, self.reported.withLock { $0 })
             return ids.reduce(into: [:]) { $0[$1] = reportedOf[$1] ?? reported }
+        }
+
+        func neighbourReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]
+        {
+            neighbourQuestions.withLock { $0.append(ids) }
+            let known = neighbour.withLock { $0 }
+            return ids.reduce(into: [:]) { $0[$1] = known[$1] }
         }
 
         func finalReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState.Report]? {
@@ -153,6 +163,89 @@ import Testing
             #expect(outcomes[2] == .failed(.noQuorum))
             #expect(await node.localBalance(of: AccountID(1)).balance == 6)
             #expect(await node.state.transactions[ids[1]]?.isFinal == false)
+        }
+    }
+
+    /// A replica of the participant on the home's node (a neighbour) answers what any replica may: the home asks the
+    /// participant's cluster only about the commits the neighbour has not seen prepared, and a neighbour's report of
+    /// other terms refuses the commit as the cluster's would.
+    @Test func aNeighbourAnswersTheHomeWhatItPrepared() async throws {
+        let participant = Participant()
+        try await Self.withHome(participant) { node in
+            let transfers = (1...3).map {
+                CrossShardTransfer(
+                    from: AccountID($0), to: AccountID(10 + $0), amount: Amount(4), home: "C1",
+                    participants: ["C1", "C2"])
+            }
+            let ids = (1...3).map { TransactionID(client: 9, sequence: UInt64($0)) }
+            #expect(
+                try await node.submit(batch: zip(ids, transfers).map { .prepare($0, $1) })
+                    == Array(repeating: .applied(.preparedYes), count: 3))
+            let other = CrossShardTransfer(
+                from: AccountID(3), to: AccountID(13), amount: Amount(5), home: "C1", participants: ["C1", "C2"])
+            participant.neighbour.withLock {
+                $0 = [
+                    ids[0]: .prepared(.transfer(transfers[0]), home: "C1"),
+                    ids[2]: .prepared(.transfer(other), home: "C1"),
+                ]
+            }
+            participant.reported.withLock { $0 = .prepared(.transfer(transfers[1]), home: "C1") }
+
+            let outcomes = try await node.submit(batch: ids.map { .commit($0) })
+            #expect(participant.neighbourQuestions.withLock { $0 } == [ids])
+            #expect(
+                participant.questions.withLock { $0 } == [[ids[1]]], "the cluster was asked what the neighbour knew")
+            #expect(outcomes[0] == .applied(.committed))
+            #expect(outcomes[1] == .applied(.committed))
+            guard case .applied(.refused(let message)) = outcomes[2] else {
+                Issue.record("a commit the neighbour saw prepared on other terms was not refused: \(outcomes[2])")
+                return
+            }
+            #expect(message.contains("C2 prepared"))
+            #expect(await node.localBalance(of: AccountID(1)).balance == 6)
+            #expect(await node.localBalance(of: AccountID(3)).balance == 10)
+        }
+    }
+
+    /// A participant learns its home's decision from a neighbour (a replica of the home on its node) only when the
+    /// neighbour applied one: a neighbour that saw the transaction prepared may lag the home's commit, so the home
+    /// cluster is asked.
+    @Test func aNeighbourOfTheHomeAnswersOnlyWithADecision() async throws {
+        let home = Participant()
+        try await Self.withHome(home) { node in
+            // Transfers from C2 (the home) to this cluster, C1.
+            let transfers = (1...2).map {
+                CrossShardTransfer(
+                    from: AccountID(10 + $0), to: AccountID($0), amount: Amount(4), home: "C2",
+                    participants: ["C1", "C2"])
+            }
+            let ids = (1...2).map { TransactionID(client: 9, sequence: UInt64($0)) }
+            #expect(
+                try await node.submit(batch: zip(ids, transfers).map { .prepare($0, $1) })
+                    == Array(repeating: .applied(.preparedYes), count: 2))
+            home.neighbour.withLock {
+                $0 = [ids[0]: .committed, ids[1]: .prepared(.transfer(transfers[1]), home: "C2")]
+            }
+            home.reported.withLock { $0 = .committed }
+
+            let outcomes = try await node.submit(batch: ids.map { .commit($0) })
+            #expect(home.questions.withLock { $0 } == [[ids[1]]], "a neighbour's prepared was taken for the home's")
+            #expect(outcomes == [.applied(.committed), .applied(.committed)])
+            #expect(await node.localBalance(of: AccountID(1)).balance == 14)
+            #expect(await node.localBalance(of: AccountID(2)).balance == 14)
+        }
+    }
+
+    /// What a replica reports to its neighbours: every report but unknown, and nothing while disconnected.
+    @Test func aReplicaTellsItsNeighboursOnlyWhatAnyReplicaMayReport() async throws {
+        try await Self.withHome(Participant()) { (node: ReplicaNode) async throws in
+            #expect(try await node.submit(.prepare(Self.id, Self.transfer)) == .applied(.preparedYes))
+            let unseen = TransactionID(client: 9, sequence: 2)
+            #expect(
+                await node.settledReports(of: [Self.id, unseen])
+                    == [Self.id: .prepared(.transfer(Self.transfer), home: "C1")])
+            await node.setConnected(false)
+            #expect(await node.settledReports(of: [Self.id]).isEmpty)
         }
     }
 
