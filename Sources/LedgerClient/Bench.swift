@@ -221,7 +221,9 @@ public struct Bench: Sendable {
             }
             for await result in group { if let result { tally.add(result) } }
         }
-        // Let recovery settle anything a transfer left in doubt before the audit.
+        // Let the commits reported reach their other participants, and recovery settle anything a transfer left in
+        // doubt, before the audit.
+        await connection.settle()
         try? await connection.waitUntilNoLocks(within: .seconds(30))
         let totalAfter = await total()
         var all = tally.intra

@@ -25,6 +25,8 @@ public final class LedgerConnection: Sendable {
     public static let stepTimeoutsMax = 2
     private let connections: [String: ClusterConnections]
     private let batchers: Mutex<[BatcherKey: CommandBatcher]> = Mutex([:])
+    /// Cross-shard commits reported to their callers and still on their way to the other participant.
+    private let reportedCommits = ReportedCommits()
     private let state: Mutex<State>
 
     private struct State {
@@ -90,7 +92,10 @@ public final class LedgerConnection: Sendable {
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for cluster in connection.connections.values { group.addTask { try await cluster.run() } }
             defer { for cluster in connection.connections.values { cluster.shutdown() } }
-            return try await body(connection)
+            let result = try await body(connection)
+            // The commits reported already still reach their other participants before the connections close.
+            await connection.settle()
+            return result
         }
     }
 
@@ -134,6 +139,13 @@ public final class LedgerConnection: Sendable {
     /// Routes `account` to `cluster` from now on (a move this client made or learned of).
     public func recordMove(_ account: AccountID, to cluster: String) {
         state.withLock { $0.catalog.move(account, to: cluster) }
+    }
+
+    /// Waits until every cross-shard commit reported so far reached its other participant (or was given up on: the
+    /// participant's recovery settles it). A test set waits so before it prints balances; a connection, before it
+    /// closes.
+    public func settle() async {
+        await reportedCommits.waitUntilNone()
     }
 
     /// A new transaction id: this client's id and the next sequence number. The transaction stays open, holding this
@@ -232,16 +244,20 @@ public final class LedgerConnection: Sendable {
             guard let target = catalog.cluster(of: transfer.to) else {
                 return (.aborted(.wrongShard(transfer.to, owner: nil)), lastID)
             }
+            // A commit this client reported may still be on its way to one of these accounts' cluster: a transfer
+            // sent now would find the account locked by it.
+            await reportedCommits.wait(for: [transfer.from, transfer.to])
             let id = nextTransaction()
-            defer { finish(id) }
             lastID = id
             if source == target {
                 outcome = await intraShard(id, transfer, cluster: source)
+                finish(id)
             } else {
                 let crossShard = CrossShardTransfer(
                     from: transfer.from, to: transfer.to, amount: transfer.amount, home: source,
                     participants: [source, target])
-                outcome = await TransactionDriver(connection: self).run(Coordinator(id: id, transfer: crossShard))
+                outcome = await TransactionDriver(connection: self, reportedCommits: reportedCommits).run(
+                    Coordinator(id: id, transfer: crossShard), accounts: [transfer.from, transfer.to])
             }
             switch outcome {
             case .aborted(.wrongShard(let account, let owner?)) where owner != catalog.cluster(of: account):
@@ -462,30 +478,123 @@ extension Coordinator.Answer {
 }
 
 /// The shell of one `Coordinator`: performs its actions concurrently through the connection and feeds the answers
-/// back until every action has been answered.
+/// back until every action has been answered, then finishes the transaction (`LedgerConnection.finish`).
+///
+/// A commit is reported as soon as the home chose it, the commit point (DESIGN §5.2): the commit to the other
+/// participant goes on after, in the background, holding the transfer's accounts in `reportedCommits` until it is answered,
+/// so a later transfer of this client on them waits for it instead of finding them locked. A read of the other
+/// participant's account meanwhile is linearizable still: the account is locked there until the commit is applied, and
+/// a read of a locked account is answered `inDoubt` and asked again.
 struct TransactionDriver {
     let connection: LedgerConnection
+    let reportedCommits: ReportedCommits
 
-    func run(_ start: Coordinator) async -> TransferOutcome {
-        var coordinator = start
-        await withTaskGroup(of: (Coordinator.Action, Coordinator.Answer).self) { group in
-            func launch(_ actions: [Coordinator.Action]) {
-                for action in actions {
-                    group.addTask {
-                        switch action {
-                        case .submit(let command, let cluster):
-                            return (action, await connection.submit(command, to: cluster))
-                        case .askStatus(let id, let cluster):
-                            return (action, await connection.askStatus(id, of: cluster))
+    func run(_ start: Coordinator, accounts: [AccountID]) async -> TransferOutcome {
+        await withCheckedContinuation { report in
+            // Not a child task: the commit to the other participant outlives the caller's wait.
+            Task {
+                var coordinator = start
+                var reported = false
+                await withTaskGroup(of: (Coordinator.Action, Coordinator.Answer).self) { group in
+                    func launch(_ actions: [Coordinator.Action]) {
+                        for action in actions {
+                            group.addTask {
+                                switch action {
+                                case .submit(let command, let cluster):
+                                    return (action, await connection.submit(command, to: cluster))
+                                case .askStatus(let id, let cluster):
+                                    return (action, await connection.askStatus(id, of: cluster))
+                                }
+                            }
+                        }
+                    }
+                    launch(coordinator.start())
+                    while let (action, answer) = await group.next() {
+                        launch(coordinator.receive(answer, for: action))
+                        if !reported, coordinator.outcome == .committed, coordinator.phase != .done {
+                            reported = true
+                            reportedCommits.hold(accounts)
+                            report.resume(returning: .committed)
                         }
                     }
                 }
-            }
-            launch(coordinator.start())
-            while let (action, answer) = await group.next() {
-                launch(coordinator.receive(answer, for: action))
+                connection.finish(coordinator.id)
+                if reported {
+                    reportedCommits.release(accounts)
+                } else {
+                    report.resume(
+                        returning: coordinator.outcome ?? .unknown("the transaction ended without a decision"))
+                }
             }
         }
-        return coordinator.outcome ?? .unknown("the transaction ended without a decision")
+    }
+}
+
+/// The accounts of cross-shard commits reported to their callers whose commit to the other participant is still under
+/// way (`TransactionDriver`), and who waits for them.
+final class ReportedCommits: Sendable {
+    private let state = Mutex(State())
+
+    private struct State {
+        /// How many reported commits still under way hold each account.
+        var held: [AccountID: Int] = [:]
+        var underWay = 0
+        var waiters: [(accounts: [AccountID], continuation: CheckedContinuation<Void, Never>)] = []
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    func hold(_ accounts: [AccountID]) {
+        state.withLock { state in
+            state.underWay += 1
+            for account in accounts { state.held[account, default: 0] += 1 }
+        }
+    }
+
+    func release(_ accounts: [AccountID]) {
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.underWay -= 1
+            for account in accounts {
+                state.held[account]! -= 1
+                if state.held[account] == 0 { state.held[account] = nil }
+            }
+            var ready: [CheckedContinuation<Void, Never>] = []
+            state.waiters.removeAll { waiter in
+                guard waiter.accounts.allSatisfy({ state.held[$0] == nil }) else { return false }
+                ready.append(waiter.continuation)
+                return true
+            }
+            if state.underWay == 0 {
+                ready += state.idleWaiters
+                state.idleWaiters = []
+            }
+            return ready
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    /// Returns once no reported commit under way holds any of `accounts`.
+    func wait(for accounts: [AccountID]) async {
+        guard state.withLock({ state in accounts.contains { state.held[$0] != nil } }) else { return }
+        await withCheckedContinuation { continuation in
+            let free = state.withLock { state in
+                guard accounts.contains(where: { state.held[$0] != nil }) else { return true }
+                state.waiters.append((accounts, continuation))
+                return false
+            }
+            if free { continuation.resume() }
+        }
+    }
+
+    /// Returns once no reported commit is under way.
+    func waitUntilNone() async {
+        guard state.withLock({ $0.underWay > 0 }) else { return }
+        await withCheckedContinuation { continuation in
+            let idle = state.withLock { state in
+                guard state.underWay > 0 else { return true }
+                state.idleWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
     }
 }

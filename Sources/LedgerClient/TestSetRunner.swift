@@ -111,6 +111,8 @@ public struct TestSetRunner: Sendable {
                 }
             }
         }
+        // The set's commits reach their other participants before anything is printed or the next set starts.
+        await connection.settle()
         stats.addWallClock(ContinuousClock.now - started)
         let done = reports.map { $0! }
         for report in done { stats.record(report.outcome, latency: report.latency) }

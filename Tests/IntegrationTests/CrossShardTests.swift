@@ -408,6 +408,41 @@ extension ClusterProcessTests {
 }
 
 extension ClusterProcessTests {
+    /// A cross-shard commit is reported once the home chose it; the commit to the other participant goes on after. The
+    /// client's next transfer on the credited account waits for that commit instead of finding the account locked, a
+    /// read of it sees the credit, and `settle` returns once every participant applied every commit reported.
+    @Test(.timeLimit(.minutes(5))) func aReportedCommitReachesItsParticipantBeforeTheClientsNextTransfer() async throws
+    {
+        let deployment = try TestDeployment(clusters: 2, accountsPerCluster: 20, consensusTimeout: "1000ms")
+        defer { deployment.stopAll() }
+        try deployment.startAll()
+        try await LedgerConnection.with(deployment: try deployment.deployment(), catalog: try deployment.catalog()) {
+            connection in
+            try await deployment.waitUntilServing(connection)
+            for round in 0..<10 {
+                let credited = AccountID(UInt64(21 + round))
+                let into = try Transfer(from: AccountID(UInt64(1 + round)), to: credited, amount: Amount(3))
+                #expect(await connection.transfer(into) == .committed, "\(into)")
+                let onward = try Transfer(from: credited, to: AccountID(40), amount: Amount(13))
+                #expect(await connection.transfer(onward) == .committed, "\(onward) right after \(into)")
+            }
+            // A read right after the commit is reported sees the credit: the account is locked until it is applied,
+            // and a read of a locked account is asked again.
+            let last = try Transfer(from: AccountID(11), to: AccountID(31), amount: Amount(3))
+            #expect(await connection.transfer(last) == .committed)
+            #expect(await connection.balance(of: AccountID(31)) == .success(13), "a read missed the credit of \(last)")
+            await connection.settle()
+            // The participant's leader applied every commit reported (its followers learn them with its next message).
+            let c2 = try #require(connection.cluster("C2"))
+            let leader = try await deployment.waitForLeader(c2, within: .seconds(10))
+            #expect(try await c2.status(of: leader).locksHeld == 0)
+            #expect(try await c2.localBalance(of: AccountID(40), at: leader).balance == 10 + 10 * 13)
+            try await deployment.expectConsistent(connection, total: 40 * deployment.initialBalance)
+        }
+    }
+}
+
+extension ClusterProcessTests {
     /// A short `client bench` run: it commits transfers of both kinds, reports latencies, and its audit finds the
     /// total unchanged. (Figures are not judged here: benchmarks are not timed tests.)
     @Test(.timeLimit(.minutes(6))) func benchSmokeRun() async throws {
