@@ -41,11 +41,10 @@ public protocol OtherClusters: Sendable {
 }
 
 extension OtherClusters {
-    public func neighbourReports(of ids: [TransactionID], at cluster: String) async -> [TransactionID: LedgerState
-        .Report]
-    {
-        [:]
-    }
+    /// None: the process hosts no replica of another cluster.
+    public func neighbourReports(
+        of ids: [TransactionID], at cluster: String
+    ) async -> [TransactionID: LedgerState.Report] { [:] }
 }
 
 /// The replica cannot take requests: it is disconnected by the test control, or its storage failed.

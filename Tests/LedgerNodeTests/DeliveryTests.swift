@@ -86,6 +86,24 @@ import Testing
         try await body(node)
     }
 
+    /// Prepares `count` cross-shard transfers of 4 at `node` (C1), transaction ids 9.1, 9.2, ...: the i-th between
+    /// account i of C1 and account 10 + i of C2, from the one at `home`.
+    static func prepared(_ count: Int, at node: ReplicaNode, home: String) async throws -> (
+        ids: [TransactionID], transfers: [CrossShardTransfer]
+    ) {
+        let transfers = (1...count).map {
+            let (here, there) = (AccountID(UInt64($0)), AccountID(UInt64(10 + $0)))
+            return CrossShardTransfer(
+                from: home == "C1" ? here : there, to: home == "C1" ? there : here, amount: Amount(4), home: home,
+                participants: ["C1", "C2"])
+        }
+        let ids = (1...count).map { TransactionID(client: 9, sequence: UInt64($0)) }
+        #expect(
+            try await node.submit(batch: zip(ids, transfers).map { .prepare($0, $1) })
+                == Array(repeating: .applied(.preparedYes), count: count))
+        return (ids, transfers)
+    }
+
     /// Waits (a bounded number of ticks' worth) until `condition` holds of the node's state.
     static func eventually(_ node: ReplicaNode, _ condition: (LedgerState) -> Bool) async throws -> Bool {
         for _ in 0..<1_000 {
@@ -133,15 +151,7 @@ import Testing
     @Test func theHomeAsksTheParticipantOnceForABatchOfCommits() async throws {
         let participant = Participant()
         try await Self.withHome(participant) { node in
-            let transfers = (1...3).map {
-                CrossShardTransfer(
-                    from: AccountID($0), to: AccountID(10 + $0), amount: Amount(4), home: "C1",
-                    participants: ["C1", "C2"])
-            }
-            let ids = (1...3).map { TransactionID(client: 9, sequence: UInt64($0)) }
-            #expect(
-                try await node.submit(batch: zip(ids, transfers).map { .prepare($0, $1) })
-                    == Array(repeating: .applied(.preparedYes), count: 3))
+            let (ids, transfers) = try await Self.prepared(3, at: node, home: "C1")
             let other = CrossShardTransfer(
                 from: AccountID(2), to: AccountID(12), amount: Amount(5), home: "C1", participants: ["C1", "C2"])
             participant.reportedOf.withLock {
@@ -172,15 +182,7 @@ import Testing
     @Test func aNeighbourAnswersTheHomeWhatItPrepared() async throws {
         let participant = Participant()
         try await Self.withHome(participant) { node in
-            let transfers = (1...3).map {
-                CrossShardTransfer(
-                    from: AccountID($0), to: AccountID(10 + $0), amount: Amount(4), home: "C1",
-                    participants: ["C1", "C2"])
-            }
-            let ids = (1...3).map { TransactionID(client: 9, sequence: UInt64($0)) }
-            #expect(
-                try await node.submit(batch: zip(ids, transfers).map { .prepare($0, $1) })
-                    == Array(repeating: .applied(.preparedYes), count: 3))
+            let (ids, transfers) = try await Self.prepared(3, at: node, home: "C1")
             let other = CrossShardTransfer(
                 from: AccountID(3), to: AccountID(13), amount: Amount(5), home: "C1", participants: ["C1", "C2"])
             participant.neighbour.withLock {
@@ -214,15 +216,7 @@ import Testing
         let home = Participant()
         try await Self.withHome(home) { node in
             // Transfers from C2 (the home) to this cluster, C1.
-            let transfers = (1...2).map {
-                CrossShardTransfer(
-                    from: AccountID(10 + $0), to: AccountID($0), amount: Amount(4), home: "C2",
-                    participants: ["C1", "C2"])
-            }
-            let ids = (1...2).map { TransactionID(client: 9, sequence: UInt64($0)) }
-            #expect(
-                try await node.submit(batch: zip(ids, transfers).map { .prepare($0, $1) })
-                    == Array(repeating: .applied(.preparedYes), count: 2))
+            let (ids, transfers) = try await Self.prepared(2, at: node, home: "C2")
             home.neighbour.withLock {
                 $0 = [ids[0]: .committed, ids[1]: .prepared(.transfer(transfers[1]), home: "C2")]
             }
