@@ -62,12 +62,7 @@ final class ClusterDirectory: OtherClusters, Service {
         guard let answers = await client.transactionStatusBatch(of: ids, contact: contact, deadline: .now + patience)
         else { return nil }
         var reports: [TransactionID: LedgerState.Report] = [:]
-        for (id, answer) in zip(ids, answers) {
-            switch answer.report {
-            case .committed, .aborted, .expired: reports[id] = answer.report
-            case .prepared, .unknown: break
-            }
-        }
+        for (id, answer) in zip(ids, answers) where answer.report.isFinal { reports[id] = answer.report }
         return reports
     }
 

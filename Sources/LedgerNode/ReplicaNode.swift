@@ -737,9 +737,7 @@ public actor ReplicaNode {
         defer { delivering.remove(participant) }
         // A neighbour of the participant answers the commits it applied; the participant is asked the rest. No answer:
         // every one of them is asked again later.
-        var reports = await otherClusters.neighbourReports(of: ids, at: participant).filter {
-            $0.value.isDecided || $0.value == .expired
-        }
+        var reports = await otherClusters.neighbourReports(of: ids, at: participant).filter(\.value.isFinal)
         let remote = ids.filter { reports[$0] == nil }
         metrics.questionsAnsweredHere.increment(by: reports.count)
         metrics.questionsAsked.increment(by: remote.count)

@@ -41,7 +41,7 @@ import Testing
             asked.withLock { $0 += 1 }
             switch reported.withLock({ $0 }) {
             case let report?:
-                return report.isDecided || report == .expired ? ids.reduce(into: [:]) { $0[$1] = report } : [:]
+                return report.isFinal ? ids.reduce(into: [:]) { $0[$1] = report } : [:]
             case nil: return nil
             }
         }

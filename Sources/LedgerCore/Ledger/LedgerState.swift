@@ -224,6 +224,10 @@ public struct LedgerState: Hashable, Sendable {
             case .prepared, .unknown, .expired: return false
             }
         }
+
+        /// Committed, aborted or expired: it never changes, whichever replica reports it (a home's delivery check
+        /// acts only on these).
+        public var isFinal: Bool { isDecided || self == .expired }
     }
 
     public func report(of id: TransactionID) -> Report {
