@@ -311,7 +311,8 @@ public struct ClusterClient: Sendable {
             }
             last = answer
             switch failure(answer) {
-            case .forbidden:
+            case .forbidden, .membershipRefused:
+                // Asking again gets the same answer.
                 return (answer, uncertain)
             case nil, .wrongShard:
                 // The replica that answered leads, unless it named another.

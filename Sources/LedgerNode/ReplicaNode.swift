@@ -622,7 +622,8 @@ public actor ReplicaNode {
                 let after = catchUpFrom.removeValue(forKey: peer).map { $0 - 1 }
                 do {
                     shipped[peer] = Snapshot(
-                        slot: ledgerSlot, state: try store.snapshot(of: ledger, historyAfter: after))
+                        slot: ledgerSlot, state: try store.snapshot(of: ledger, historyAfter: after),
+                        memberships: replica.memberships.asOf(ledgerSlot))
                 } catch {
                     fail("snapshot failed: \(error)")
                     return nil

@@ -8,5 +8,7 @@ public enum LedgerRPC {
     /// Version of the wire protocol; a node refuses peers that speak another one. Version 2 carries slot values
     /// between replicas in `LedgerCodec`'s format instead of nested messages; version 3 (`LedgerCodec` format 3)
     /// carries the whole transfer in a cross-shard prepare and the replicas' own decisions (`decide_commit`, `follow`).
-    public static let protocolVersion = 4
+    /// Version 5 carries membership changes: reconfiguration slots, the configurations in `Phase1b` and snapshots,
+    /// the acceptor's chosen prefix in `Phase1b` and `Phase2b`, and `Handover`.
+    public static let protocolVersion = 5
 }

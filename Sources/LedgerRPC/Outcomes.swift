@@ -23,6 +23,9 @@ public enum RequestFailure: Error, Hashable, Sendable, CustomStringConvertible {
     /// a decision this cluster has not applied yet (the home may have committed already), so nothing is read. Ask
     /// again once the transaction is decided here.
     case inDoubt(AccountID, by: TransactionID)
+    /// A change of the cluster's membership was refused, for this reason (`Paxos.Outcome.refused`). Nothing
+    /// changed.
+    case membershipRefused(String)
 
     /// The failure a Paxos outcome reports, or nil when the outcome is not a failure: `.chosen` (the request was
     /// applied; answer with its result) and `.readable` (a linearizable read may be answered now from the applied
@@ -34,6 +37,7 @@ public enum RequestFailure: Error, Hashable, Sendable, CustomStringConvertible {
         case .noQuorum: self = .noQuorum
         case .timedOut: self = .timedOut
         case .busy: self = .busy
+        case .refused(let reason): self = .membershipRefused(reason)
         }
     }
 
@@ -55,6 +59,7 @@ public enum RequestFailure: Error, Hashable, Sendable, CustomStringConvertible {
         case .forbidden(let reason): return "refused: \(reason); nothing was applied"
         case .inDoubt(let account, let owner):
             return "account \(account) is held by transaction \(owner), not yet decided here; ask again"
+        case .membershipRefused(let reason): return "membership change refused: \(reason); nothing changed"
         }
     }
 }
@@ -179,6 +184,9 @@ extension Ledger_V1_Result {
             reason = .locked
             self.account = account.value
             lockedBy = Ledger_V1_TransactionId(owner)
+        case .membershipRefused(let why):
+            reason = .membershipRefused
+            detail = why
         }
     }
 }
@@ -260,6 +268,7 @@ extension CommandOutcome {
         case .noQuorum: return .failed(.noQuorum)
         case .busy: return .failed(.busy)
         case .timedOut: return .failed(.timedOut)
+        case .membershipRefused: return .failed(.membershipRefused(wire.detail))
         case .unspecified:
             throw WireError(field: "reason", "is not set (ABORT_REASON_UNSPECIFIED); an aborted outcome needs a reason")
         case .UNRECOGNIZED(let value): throw WireError(field: "reason", "is \(value), not a known abort reason")

@@ -109,6 +109,15 @@ extension SlotProposal where Command == LedgerCommand {
 
 // MARK: - Messages
 
+/// A cluster's configurations as `LedgerCodec` encodes them; empty or malformed bytes are refused.
+func decodeMemberships(_ bytes: Data, field: String) throws(WireError) -> Memberships {
+    do {
+        return try LedgerCodec.decodeMemberships([UInt8](bytes))
+    } catch {
+        throw WireError(field: field, "does not decode as a cluster's configurations: \(error)")
+    }
+}
+
 extension Ledger_V1_PeerMessage {
     /// The wire form of `message`; a catch-up reply's snapshot state is encoded with `LedgerCodec`.
     public init(_ message: LedgerMessage) {
@@ -120,12 +129,14 @@ extension Ledger_V1_PeerMessage {
                     $0.ballot = Ledger_V1_Ballot(ballot)
                     $0.firstSlot = firstSlot
                 })
-        case .phase1b(let ballot, let snapshotSlot, let entries):
+        case .phase1b(let ballot, let snapshotSlot, let chosenThrough, let entries, let memberships):
             kind = .phase1B(
                 .with {
                     $0.ballot = Ledger_V1_Ballot(ballot)
                     $0.snapshotSlot = snapshotSlot
+                    $0.chosenThrough = chosenThrough
                     $0.entries = entries.map(Ledger_V1_SlotEntry.init)
+                    $0.memberships = Data(LedgerCodec.encode(memberships))
                 })
         case .phase2a(let ballot, let proposals, let chosenThrough):
             kind = .phase2A(
@@ -134,11 +145,12 @@ extension Ledger_V1_PeerMessage {
                     $0.proposals = proposals.map(Ledger_V1_SlotProposal.init)
                     $0.chosenThrough = chosenThrough
                 })
-        case .phase2b(let ballot, let slots):
+        case .phase2b(let ballot, let slots, let chosenThrough):
             kind = .phase2B(
                 .with {
                     $0.ballot = Ledger_V1_Ballot(ballot)
                     $0.slots = slots
+                    $0.chosenThrough = chosenThrough
                 })
         case .chosen(let ballot, let chosenThrough):
             kind = .chosen(
@@ -170,12 +182,17 @@ extension Ledger_V1_PeerMessage {
                         $0.snapshot = .with {
                             $0.slot = snapshot.slot
                             $0.state = Data(LedgerCodec.encode(snapshot.state))
+                            if let memberships = snapshot.memberships {
+                                $0.memberships = Data(LedgerCodec.encode(memberships))
+                            }
                         }
                     }
                     $0.entries = entries.map(Ledger_V1_SlotEntry.init)
                 })
         case .forward(let requests):
             kind = .forward(.with { $0.requests = requests.map(Ledger_V1_Request.init) })
+        case .handover(let ballot):
+            kind = .handover(.with { $0.ballot = Ledger_V1_Ballot(ballot) })
         }
     }
 }
@@ -198,7 +215,9 @@ extension Message where Command == LedgerCommand, State == LedgerSnapshot {
                 .phase1b(
                     ballot: try Ballot.proposal(wire: phase1b.ballot, isPresent: phase1b.hasBallot, field: "ballot"),
                     snapshotSlot: phase1b.snapshotSlot,
-                    entries: try slotEntries(phase1b.entries, field: "entries"))
+                    chosenThrough: phase1b.chosenThrough,
+                    entries: try slotEntries(phase1b.entries, field: "entries"),
+                    memberships: try decodeMemberships(phase1b.memberships, field: "memberships"))
             }
         case .phase2A(let phase2a):
             self = try within("phase2a") { () throws(WireError) in
@@ -220,7 +239,8 @@ extension Message where Command == LedgerCommand, State == LedgerSnapshot {
                     slots: try decodeEach(
                         phase2b.slots, field: "slots", atMost: WireLimits.entriesPerMessageMax,
                         limitName: "entriesPerMessageMax"
-                    ) { (slot) throws(WireError) in try logSlot(slot, field: "") })
+                    ) { (slot) throws(WireError) in try logSlot(slot, field: "") },
+                    chosenThrough: phase2b.chosenThrough)
             }
         case .chosen(let chosen):
             self = try within("chosen") { () throws(WireError) in
@@ -262,7 +282,10 @@ extension Message where Command == LedgerCommand, State == LedgerSnapshot {
                     } catch {
                         throw WireError(field: "snapshot.state", "does not decode as a ledger snapshot: \(error)")
                     }
-                    snapshot = Snapshot(slot: reply.snapshot.slot, state: state)
+                    snapshot = Snapshot(
+                        slot: reply.snapshot.slot, state: state,
+                        memberships: reply.snapshot.memberships.isEmpty
+                            ? nil : try decodeMemberships(reply.snapshot.memberships, field: "snapshot.memberships"))
                 }
                 return .catchUpReply(snapshot: snapshot, entries: try slotEntries(reply.entries, field: "entries"))
             }
@@ -274,11 +297,16 @@ extension Message where Command == LedgerCommand, State == LedgerSnapshot {
                         limitName: "forwardedRequestsMax"
                     ) { (request) throws(WireError) in try Request(wire: request) })
             }
+        case .handover(let handover):
+            self = try within("handover") { () throws(WireError) in
+                .handover(
+                    ballot: try Ballot.proposal(wire: handover.ballot, isPresent: handover.hasBallot, field: "ballot"))
+            }
         case nil:
             throw WireError(
                 field: "kind",
                 "is not set; a peer message is one of phase1a, phase1b, phase2a, phase2b, chosen, heartbeat, "
-                    + "heartbeat_ack, rejected, catch_up_request, catch_up_reply, forward")
+                    + "heartbeat_ack, rejected, catch_up_request, catch_up_reply, forward, handover")
         }
     }
 }

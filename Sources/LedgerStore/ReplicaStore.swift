@@ -321,6 +321,10 @@ public final class ReplicaStore: Sendable {
         if let version, version == 3 || version == 4, stores.count == 1 {
             if version == 3 { try stores[0].migrateFrom3(db) }
             try stores[0].migrateFrom4(db)
+            try migrateFrom5(db, stores: stores)
+            migratedFrom = version
+        } else if version == 5 {
+            try migrateFrom5(db, stores: stores)
             migratedFrom = version
         } else if version != expected {
             if let version, version > expected {
@@ -333,7 +337,7 @@ public final class ReplicaStore: Sendable {
                 path: path,
                 message:
                     "has unknown store schema \(version.map(String.init) ?? "NULL") (this build reads \(expected), "
-                    + "and migrates 3 and 4)")
+                    + "and migrates 3, 4 and 5)")
         }
         // Every store's meta table, and no other: a node's file that held other replicas belongs to another layout.
         let found = tables.filter { $0 == "meta" || StoreTables.isPrefixedMeta($0) }
@@ -425,8 +429,19 @@ public final class ReplicaStore: Sendable {
         }
     }
 
+    /// Schema 5 to 6, in one transaction for every store of the file: the snapshot's configurations, NULL in the
+    /// snapshots already stored (the deployment's first configuration governs them).
+    private static func migrateFrom5(_ db: Database, stores: [ReplicaStore]) throws(StoreError) {
+        try stores[0].access(inTransaction: db, "migrating store schema 5 to 6") { () throws(StoreError) in
+            try StoreFile.run(stores[0].path, "adding the snapshot's configurations") {
+                for store in stores { try db.execute(sql: store.tables.sql(ReplicaStoreSchema.migrateFrom5)) }
+                try db.execute(sql: "PRAGMA user_version = 6")
+            }
+        }
+    }
+
     /// Runs `body` in one SQLite transaction, rolled back if it throws.
-    private func access(inTransaction db: Database, _ doing: String, _ body: () throws(StoreError) -> Void)
+    fileprivate func access(inTransaction db: Database, _ doing: String, _ body: () throws(StoreError) -> Void)
         throws(StoreError)
     {
         try run(doing) { try db.execute(sql: "BEGIN IMMEDIATE") }
@@ -449,11 +464,14 @@ public final class ReplicaStore: Sendable {
         let appliedThrough = try meta.unsigned(2, "applied_through")
 
         var snapshot: Snapshot<LedgerSnapshot>?
-        let snapshots = try fetchRows(db, table: "paxos_snapshot", sql: "SELECT slot, snapshot FROM paxos_snapshot")
+        let snapshots = try fetchRows(
+            db, table: "paxos_snapshot", sql: "SELECT slot, snapshot, memberships FROM paxos_snapshot")
         if let row = snapshots.first {
             let slot = try row.unsigned(0, "slot")
             snapshot = Snapshot(
-                slot: slot, state: try row.decoded(1, "snapshot", "the snapshot", LedgerCodec.decodeSnapshot))
+                slot: slot, state: try row.decoded(1, "snapshot", "the snapshot", LedgerCodec.decodeSnapshot),
+                memberships: try row.decodedIfPresent(
+                    2, "memberships", "the snapshot's configurations", LedgerCodec.decodeMemberships))
         }
         let snapshotSlot = snapshot?.slot ?? 0
         guard snapshotSlot <= appliedThrough else {
@@ -657,8 +675,12 @@ public final class ReplicaStore: Sendable {
             // The history is in the wal and datastore tables already (an installed snapshot's too, below).
             let started = ContinuousClock.now
             let encoded = LedgerCodec.encode(snapshot.state.withoutHistory)
-            try statement(db, "INSERT OR REPLACE INTO paxos_snapshot (id, slot, snapshot) VALUES (1, ?, ?)")
-                .run(.integer(Int64(storing: snapshot.slot)), .blob(encoded))
+            try statement(
+                db, "INSERT OR REPLACE INTO paxos_snapshot (id, slot, snapshot, memberships) VALUES (1, ?, ?, ?)"
+            )
+            .run(
+                .integer(Int64(storing: snapshot.slot)), .blob(encoded),
+                snapshot.memberships.map { .blob(LedgerCodec.encode($0)) } ?? .null)
             let elapsed = ContinuousClock.now - started
             lastSnapshot.withLock {
                 $0 = SnapshotWrite(
@@ -875,6 +897,7 @@ extension Statement {
         case integer(Int64)
         case blob([UInt8])
         case text(String)
+        case null
     }
 
     /// Runs this statement, which returns no rows, with `parameters` bound in order through SQLite's C API. The
@@ -900,6 +923,8 @@ extension Statement {
                 }
             case .text(let text):
                 code = sqlite3_bind_text(statement, index, text, -1, sqliteTransient)
+            case .null:
+                code = sqlite3_bind_null(statement, index)
             }
             guard code == SQLITE_OK else { throw error(code) }
         }

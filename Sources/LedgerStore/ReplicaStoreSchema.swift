@@ -4,13 +4,13 @@ import LedgerCore
 import Paxos
 import Synchronization
 
-/// The tables of a replica store, schema version 5 (kept in `PRAGMA user_version`): the Paxos state (promise,
+/// The tables of a replica store, schema version 6 (kept in `PRAGMA user_version`): the Paxos state (promise,
 /// applied slot, snapshot, log) and the history users print (WAL and datastore rows, each with the slot that
 /// applied it). The ledger state (balances, locks, transactions, sessions) is not kept in tables: it is the Paxos
 /// snapshot's state, at the snapshot's slot, with the chosen log entries after it applied again at recovery, so a
 /// transfer writes no row of its own but its WAL and datastore rows (the log entry of its slot holds it). Versions 3
 /// and 4 kept the state in tables, written with every slot; they are migrated when opened (`migrateFrom3`,
-/// `migrateFrom4`); files of version 2 are refused.
+/// `migrateFrom4`); version 5 lacked the snapshot's configurations (`migrateFrom5`); files of version 2 are refused.
 ///
 /// Unsigned 64-bit numbers (slots, client ids, sequence numbers, rounds) are stored as the `Int64` with the same
 /// bits, so every value fits; slots stay below 2^63 in any real run, which keeps `ORDER BY slot` right. Values with
@@ -18,7 +18,7 @@ import Synchronization
 /// own format version.
 enum ReplicaStoreSchema {
     /// The schema this build writes and reads. A file with another version is refused, never migrated silently.
-    static let version: Int32 = 5
+    static let version: Int32 = 6
 
     static let create = """
         CREATE TABLE meta (
@@ -34,7 +34,8 @@ enum ReplicaStoreSchema {
         CREATE TABLE paxos_snapshot (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             slot INTEGER NOT NULL,
-            snapshot BLOB NOT NULL
+            snapshot BLOB NOT NULL,
+            memberships BLOB
         ) STRICT;
         CREATE TABLE paxos_log (
             slot INTEGER PRIMARY KEY,
@@ -94,6 +95,12 @@ enum ReplicaStoreSchema {
         DROP TABLE sessions;
         DROP TABLE undelivered;
         ALTER TABLE meta DROP COLUMN retired_clients;
+        """
+
+    /// Version 5 to 6: the snapshot's configurations (`Paxos.Memberships`, a `LedgerCodec` blob), NULL in a
+    /// snapshot stored before: the deployment's first configuration governs it.
+    static let migrateFrom5 = """
+        ALTER TABLE paxos_snapshot ADD COLUMN memberships BLOB;
         """
 
     static let tables = ["meta", "paxos_snapshot", "paxos_log", "wal", "datastore"]
@@ -209,6 +216,14 @@ struct StoredRow {
         } catch {
             throw .corrupt(path, "\(what()) in table \(table) does not decode (\(error))")
         }
+    }
+    /// `decoded`, or nil when the column is NULL.
+    func decodedIfPresent<Value>(
+        _ index: Int, _ column: String, _ what: @autoclosure () -> String,
+        _ decode: ([UInt8]) throws(CodecError) -> Value
+    ) throws(StoreError) -> Value? {
+        if case .null = value(index).storage { return nil }
+        return try decoded(index, column, what(), decode)
     }
 }
 

@@ -1,10 +1,12 @@
 /// How one replica runs: who it is, who its peers are, its timings in ticks and its limits.
 ///
-/// Invariants (checked by `init`): `me` is a member; members are unique and odd in number (a majority of an even
-/// count tolerates no more failures than the odd count below it); `laggardFlushTicks < heartbeatIntervalTicks <
-/// leaderTimeoutTicks`.
+/// Invariants (checked by `init`): members are unique and odd in number (a majority of an even count tolerates no
+/// more failures than the odd count below it); `laggardFlushTicks < heartbeatIntervalTicks < leaderTimeoutTicks`.
 public struct Configuration: Sendable, Equatable {
     public var me: ReplicaID
+    /// The voters of the deployment's first configuration (epoch 1). The log may change them since
+    /// (`Replica.memberships`); a replica that joins later is not among them, and learns who votes from the log or
+    /// a snapshot.
     public var members: [ReplicaID]
     /// A follower that hears nothing from the leader for a random time in [leaderTimeoutTicks, 2 x leaderTimeoutTicks)
     /// starts Phase 1; a leader that hears from no majority for leaderTimeoutTicks steps down.
@@ -51,7 +53,6 @@ public struct Configuration: Sendable, Equatable {
         preferredLeader: ReplicaID? = nil,
         fault: InjectedFault? = nil
     ) {
-        precondition(members.contains(me), "replica \(me) is not a member of \(members)")
         precondition(Set(members).count == members.count, "duplicate members in \(members)")
         precondition(members.count % 2 == 1, "a cluster needs an odd number of members, not \(members.count)")
         precondition(heartbeatIntervalTicks >= 1 && heartbeatIntervalTicks < leaderTimeoutTicks)
@@ -75,10 +76,10 @@ public struct Configuration: Sendable, Equatable {
         self.fault = fault
     }
 
-    /// The smallest number of members that forms a majority.
-    public var majority: Int { members.count / 2 + 1 }
+    /// The deployment's first configuration.
+    public var bootstrap: Membership { Membership(epoch: 1, voters: members) }
 
-    /// Every member except this replica.
+    /// Every member of the first configuration except this replica.
     public var peers: [ReplicaID] { members.filter { $0 != me } }
 
     /// The ticks a follower waits for a leader before it campaigns, drawn from this range: [T, 2T) for T =
@@ -96,4 +97,7 @@ public enum InjectedFault: Sendable, Equatable {
     case promiseNotPersisted
     /// Marks every `Ready` lazy (`persistMustBeDurable` false), so a crash may lose acceptances it already sent.
     case acceptanceNotDurable
+    /// A chosen configuration governs the very next slot instead of `slotsInFlightMax` slots later, while the leader
+    /// still keeps that many slots in flight: slots proposed under the old configuration are counted by the new one.
+    case reconfigurationAtOnce
 }

@@ -69,7 +69,8 @@ public struct Request<Command: Sendable & Equatable>: Sendable, Equatable {
     }
 }
 
-/// What one slot of the log holds: a batch of requests, or a no-op that a new leader uses to fill a gap.
+/// What one slot of the log holds: a batch of requests, a no-op that a new leader uses to fill a gap, or a change of
+/// the cluster's membership (which governs slots from `Configuration.slotsInFlightMax` slots later on: `Memberships`).
 ///
 /// Each value is stamped with `ballot`, the ballot of the leader that first proposed it. A later leader re-proposes
 /// the value unchanged, stamp included, so the stamp is part of what Paxos chooses: every replica applies a chosen
@@ -78,11 +79,12 @@ public struct Request<Command: Sendable & Equatable>: Sendable, Equatable {
 public enum SlotValue<Command: Sendable & Equatable>: Sendable, Equatable {
     case noop(ballot: Ballot)
     case batch([Request<Command>], ballot: Ballot)
+    case reconfigure(Reconfiguration, ballot: Ballot)
 
-    /// The requests of the slot, empty for a no-op.
+    /// The requests of the slot, empty for a no-op or a reconfiguration.
     public var requests: [Request<Command>] {
         switch self {
-        case .noop: return []
+        case .noop, .reconfigure: return []
         case .batch(let requests, _): return requests
         }
     }
@@ -90,8 +92,14 @@ public enum SlotValue<Command: Sendable & Equatable>: Sendable, Equatable {
     /// The ballot of the leader that first proposed this value.
     public var ballot: Ballot {
         switch self {
-        case .noop(let ballot), .batch(_, let ballot): return ballot
+        case .noop(let ballot), .batch(_, let ballot), .reconfigure(_, let ballot): return ballot
         }
+    }
+
+    /// The reconfiguration this slot carries, if any.
+    public var reconfiguration: Reconfiguration? {
+        if case .reconfigure(let change, _) = self { return change }
+        return nil
     }
 }
 
@@ -113,14 +121,20 @@ public struct LogEntry<Command: Sendable & Equatable>: Sendable, Equatable {
     }
 }
 
-/// A snapshot of the replicated state machine after applying every slot up to and including `slot`.
-/// The log prefix it covers may be truncated; a replica behind it receives the snapshot instead.
+/// A snapshot of the replicated state machine after applying every slot up to and including `slot`, with the
+/// configurations that govern the slots after it. The log prefix it covers may be truncated; a replica behind it
+/// receives the snapshot instead.
 public struct Snapshot<State: Sendable & Equatable>: Sendable, Equatable {
     public var slot: Slot
     public var state: State
+    /// Nil in a snapshot stored before configurations were kept with it: no reconfiguration existed then, so the
+    /// deployment's first configuration (`Configuration.bootstrap`) still governs. A replica's compaction always
+    /// sets it.
+    public var memberships: Memberships?
 
-    public init(slot: Slot, state: State) {
+    public init(slot: Slot, state: State, memberships: Memberships?) {
         self.slot = slot
         self.state = state
+        self.memberships = memberships
     }
 }

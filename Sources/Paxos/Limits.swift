@@ -17,6 +17,11 @@ public enum Limits {
     /// behind asks again.
     public static let catchUpEntriesMax = 256
 
+    /// How far behind the leader's chosen slot a replica may be and still count as caught up: a learner is promoted,
+    /// and a change is proposed, only when a majority of the new voters are live and at most this far behind (a
+    /// voter further behind would stall the cluster while it catches up). A few hundred slots is well under a second.
+    public static let caughtUpSlotsMax: UInt64 = 256
+
     /// Entries in one Phase2a or Phase1b message. A message beyond this is malformed, not merely large.
     public static let entriesPerMessageMax = 20_000
 

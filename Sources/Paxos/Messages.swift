@@ -5,12 +5,17 @@ public enum Message<Command: Sendable & Equatable, State: Sendable & Equatable>:
     case phase1a(ballot: Ballot, firstSlot: Slot)
     /// Promise: the acceptor promises `ballot` and reports what it holds from `firstSlot` on. Entries marked
     /// chosen are final; the others carry the ballot they were accepted under. `snapshotSlot` > 0 says every slot
-    /// up to it is chosen and summarised by a snapshot the candidate can fetch with `catchUpRequest`.
-    case phase1b(ballot: Ballot, snapshotSlot: Slot, entries: [SlotEntry<Command>])
+    /// up to it is chosen and summarised by a snapshot the candidate can fetch with `catchUpRequest`. The acceptor
+    /// knows every slot through `chosenThrough` chosen, and `memberships` are the configurations it derived from
+    /// them: the candidate needs a majority of each configuration that governs a slot after the highest such slot.
+    case phase1b(
+        ballot: Ballot, snapshotSlot: Slot, chosenThrough: Slot, entries: [SlotEntry<Command>],
+        memberships: Memberships)
     /// Accept: the leader of `ballot` proposes values for slots and tells what it knows chosen.
     case phase2a(ballot: Ballot, proposals: [SlotProposal<Command>], chosenThrough: Slot)
-    /// Accepted: the acceptor stored these slots' values under `ballot`.
-    case phase2b(ballot: Ballot, slots: [Slot])
+    /// Accepted: the acceptor stored these slots' values under `ballot`; it knows every slot up to `chosenThrough`
+    /// chosen (how far behind it is: a learner is promoted, a voter counted as caught up, only near the leader).
+    case phase2b(ballot: Ballot, slots: [Slot], chosenThrough: Slot)
     /// Commit notice: every slot up to `chosenThrough` is chosen; a replica holding a slot's value under `ballot`
     /// holds the chosen value, any other replica asks with `catchUpRequest`.
     case chosen(ballot: Ballot, chosenThrough: Slot)
@@ -28,6 +33,9 @@ public enum Message<Command: Sendable & Equatable, State: Sendable & Equatable>:
     case catchUpReply(snapshot: Snapshot<State>?, entries: [SlotEntry<Command>])
     /// A follower hands client requests to the leader it knows.
     case forward(requests: [Request<Command>])
+    /// The leader of `ballot` is not a voter of the configuration that governs the next slot: it stepped down, and
+    /// the receiver (the most up-to-date voter it knew) campaigns at once instead of waiting for its timer.
+    case handover(ballot: Ballot)
 
     /// Whether the message states what its sender holds on disk (a promise, an acceptance, an acknowledgement under
     /// its promise, its log), and so must wait until the `Ready` that produced it is durable (`Ready` step 3). A
@@ -37,7 +45,7 @@ public enum Message<Command: Sendable & Equatable, State: Sendable & Equatable>:
     public var waitsForStorage: Bool {
         switch self {
         case .phase1b, .phase2b, .heartbeatAck, .rejected, .catchUpReply: true
-        case .phase1a, .phase2a, .chosen, .heartbeat, .catchUpRequest, .forward: false
+        case .phase1a, .phase2a, .chosen, .heartbeat, .catchUpRequest, .forward, .handover: false
         }
     }
 }

@@ -85,6 +85,9 @@ public enum Outcome: Sendable, Equatable {
     case timedOut
     /// Refused at once because the leader's queue is full. Nothing was applied.
     case busy
+    /// A reconfiguration that was refused, before it was proposed (another change in progress, a majority of the
+    /// new voters not live and caught up) or when applied (`Memberships.problem(with:)`). Nothing changed.
+    case refused(reason: String)
     /// A read may be answered now from the state machine: this replica confirmed with a majority that it still
     /// leads, after the read arrived, and has applied every slot chosen before (through `slot`).
     case readable(slot: Slot)

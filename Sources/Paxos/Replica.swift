@@ -64,6 +64,13 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     public private(set) var appliedThrough: Slot
     /// The replica this one believes leads, if any.
     public private(set) var leaderHint: ReplicaID?
+    /// The cluster's configurations, derived from the chosen log through `chosenThrough` (and the snapshot's).
+    public private(set) var memberships: Memberships
+    /// The configurations that govern some slot after `chosenThrough`: each must grant a majority (to a candidate,
+    /// for a leader's contact, for a read), and their members are this replica's peers.
+    public private(set) var currentEras: [Membership] = []
+    /// Every member of `currentEras` except this replica.
+    public private(set) var peers: [ReplicaID] = []
 
     private var random: SeededRandom
     private var electionDeadline: Tick = 0
@@ -81,6 +88,8 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// The replica we ask for missing chosen slots.
     private var catchUpSource: ReplicaID?
     private var forwardBuffer: [Request<Command>] = []
+    /// The reconfiguration submitted here and not yet answered (one at a time).
+    private var changeWaiter: ChangeWaiter?
     private var pending = Ready<Command, State>()
 
     /// Starts a replica from its durable state (empty for a new replica).
@@ -96,12 +105,13 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             // The snapshot became durable but the crash came before the state machine installed it: install it now.
             pending.apply.append(.installSnapshot(snapshot))
         }
-        var chosen = snapshotSlot
-        while log[chosen + 1]?.isChosen == true { chosen += 1 }
-        precondition(chosen >= appliedThrough, "a slot was applied but is not chosen in the durable log")
-        self.chosenThrough = chosen
+        self.memberships = durable.snapshot?.memberships ?? Memberships(initial: configuration.bootstrap)
+        self.chosenThrough = snapshotSlot
         self.highestRoundSeen = durable.promised.round
         self.random = SeededRandom(seed: seed)
+        refreshEras()
+        extendChosenPrefix()
+        precondition(chosenThrough >= appliedThrough, "a slot was applied but is not chosen in the durable log")
         resetElectionTimer()
         applyChosen()
     }
@@ -126,6 +136,25 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// True when this replica leads and has heard from a majority within the leader timeout.
     public var leadsWithQuorum: Bool { leadership != nil && hasQuorumContact() }
 
+    /// True once a configuration that governs the next slot and every later one leaves this replica out: it was
+    /// removed, and its shell should stop it. It never campaigns again, and its id is never used again.
+    public var isRetired: Bool { hasRetired(configuration.me) }
+
+    /// The last messages of a leader whose removal now governs, under the ballot this replica follows it with: the
+    /// chosen notice and the handover it sends as it steps down (`handOver`).
+    private func isFarewell(_ message: Message<Command, State>, from sender: ReplicaID) -> Bool {
+        switch message {
+        case .chosen(let ballot, _), .handover(let ballot): return ballot == promised && leaderHint == sender
+        default: return false
+        }
+    }
+
+    /// Whether the log removed `replica` and no configuration that governs a slot after the chosen prefix counts it
+    /// (until then, it still votes on, or leads, the slots before its removal governs).
+    public func hasRetired(_ replica: ReplicaID) -> Bool {
+        memberships.retired.contains(replica) && !currentEras.contains { $0.contains(replica) }
+    }
+
     /// What this replica is waiting for: unchosen proposals, queued and waiting requests, missing chosen slots.
     public var outstanding: Outstanding {
         var outstanding = Outstanding()
@@ -141,7 +170,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             outstanding.readsWaiting = leadership.reads.count
         }
         if let candidacy {
-            outstanding.promisesMissing = configuration.peers.filter { candidacy.promises[$0] == nil }
+            outstanding.promisesMissing = requiredVoters(candidacy).filter { candidacy.promises[$0] == nil }
         }
         if announcedChosenThrough > chosenThrough {
             outstanding.catchUp = Outstanding.CatchUp(
@@ -163,14 +192,16 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         if leadership != nil {
             proposeQueued()
             flushLeaderMessages()
+            if !memberships.governing(chosenThrough + 1).isVoter(configuration.me) { handOver() }
         }
         flushForwards()
         var ready = pending
         pending = Ready()
         let persist = ready.persist
+        let soleVoter = currentEras.allSatisfy { $0.voters == [configuration.me] }
         ready.persistMustBeDurable =
             configuration.fault != .acceptanceNotDurable
-            && (configuration.members.count == 1 || persist.promised != nil || persist.snapshot != nil
+            && (soleVoter || persist.promised != nil || persist.snapshot != nil
                 || persist.entries.values.contains { !$0.isChosen })
         return ready
     }
@@ -188,7 +219,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
                 sendPhase1a(onlyMissing: true)
             }
         } else if now >= electionDeadline {
-            startElection()
+            if canCampaign { startElection() } else { resetElectionTimer() }
         }
         requestCatchUpIfBehind()
         if now % configuration.leaderTimeoutTicks == 0 { reforwardStale() }
@@ -235,22 +266,49 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         answerConfirmedReads()
     }
 
-    /// Handles a message from a peer. A message from a non-member or a malformed one is refused without any change.
+    /// Asks this replica, if it leads, to change the cluster's membership. The outcome is `.chosen(slot:)` once the
+    /// change is applied (it governs the slots from `slotsInFlightMax` after that one on), `.refused(reason:)` when
+    /// it cannot be made (another change in progress, fewer than a majority of the new voters live and caught up,
+    /// or `Memberships.problem(with:)`), `.notLeader(hint:)` elsewhere, or `.noQuorum` / `.timedOut` as for a request.
+    public mutating func reconfigure(_ change: Reconfiguration) {
+        guard leadership != nil else {
+            pending.outcomes.append(RequestOutcome(id: change.id, outcome: .notLeader(hint: leaderHint)))
+            return
+        }
+        if changeWaiter?.id == change.id { return }  // A retry: one outcome answers both.
+        if let problem = reconfigurationProblem(change.membership) {
+            pending.outcomes.append(RequestOutcome(id: change.id, outcome: .refused(reason: problem)))
+            return
+        }
+        changeWaiter = ChangeWaiter(id: change.id, deadline: now + configuration.consensusTimeoutTicks)
+        leadership!.pendingChange = change
+    }
+
+    /// Handles a message from a peer. A message from a replica removed from the cluster (by a configuration that
+    /// governs every slot after the chosen prefix), or a malformed one, is refused without any change. A replica this
+    /// one does not know is heard: it may have been added in a part of the log not learned here yet (which only a
+    /// leader of a later configuration can tell), and nothing it sends is counted unless a configuration makes it a
+    /// voter.
     public mutating func receive(_ message: Message<Command, State>, from sender: ReplicaID) throws(MessageRejection) {
-        guard sender != configuration.me, configuration.members.contains(sender) else {
+        guard sender != configuration.me else {
+            throw MessageRejection(sender: sender, reason: "a message from \(configuration.me) to itself")
+        }
+        guard !hasRetired(sender) || isFarewell(message, from: sender) else {
             throw MessageRejection(
-                sender: sender, reason: "not a peer of \(configuration.me) in \(configuration.members)")
+                sender: sender, reason: "was removed from the cluster; it is not a member of \(memberships.latest)")
         }
         try validate(message, from: sender)
         switch message {
         case .phase1a(let ballot, let firstSlot):
             onPhase1a(ballot: ballot, firstSlot: firstSlot, from: sender)
-        case .phase1b(let ballot, let snapshotSlot, let entries):
-            onPhase1b(ballot: ballot, snapshotSlot: snapshotSlot, entries: entries, from: sender)
+        case .phase1b(let ballot, let snapshotSlot, let chosenThrough, let entries, let memberships):
+            let promise = Promise(
+                snapshotSlot: snapshotSlot, chosenThrough: chosenThrough, entries: entries, memberships: memberships)
+            onPhase1b(ballot: ballot, promise: promise, from: sender)
         case .phase2a(let ballot, let proposals, let chosenThrough):
             onPhase2a(ballot: ballot, proposals: proposals, chosenThrough: chosenThrough, from: sender)
-        case .phase2b(let ballot, let slots):
-            onPhase2b(ballot: ballot, slots: slots, from: sender)
+        case .phase2b(let ballot, let slots, let chosenThrough):
+            onPhase2b(ballot: ballot, slots: slots, chosenThrough: chosenThrough, from: sender)
         case .chosen(let ballot, let chosenThrough):
             if acceptLeaderContact(ballot: ballot, from: sender) {
                 learnChosenThrough(chosenThrough, leaderBallot: ballot)
@@ -274,6 +332,11 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             onCatchUpReply(snapshot: snapshot, entries: entries, from: sender)
         case .forward(let requests):
             onForward(requests)
+        case .handover(let ballot):
+            // Our leader stepped down for us: campaign now rather than after a timeout.
+            if ballot == promised, leaderHint == sender, leadership == nil, candidacy == nil, canCampaign {
+                startElection()
+            }
         }
     }
 
@@ -281,7 +344,8 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// truncates the log below it. Call it when a `Ready` says `snapshotDue`, after performing that `Ready`.
     public mutating func compact(state: State) {
         guard appliedThrough > snapshotSlot else { return }
-        let snapshot = Snapshot(slot: appliedThrough, state: state)
+        memberships.forget(before: appliedThrough + 1)
+        let snapshot = Snapshot(slot: appliedThrough, state: state, memberships: memberships)
         self.snapshot = snapshot
         log = log.filter { $0.key > snapshot.slot }
         pending.persist.snapshot = snapshot
@@ -289,6 +353,14 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     }
 
     // MARK: - Phase 1
+
+    /// Only a voter of the configuration that governs the next slot and of the latest one campaigns: a learner is not
+    /// counted, a replica being removed leaves leading to the configuration that follows, and one promoted waits until
+    /// its promotion governs.
+    private var canCampaign: Bool {
+        memberships.latest.isVoter(configuration.me)
+            && memberships.governing(chosenThrough + 1).isVoter(configuration.me)
+    }
 
     private mutating func startElection() {
         if leadership != nil { stepDown() }
@@ -299,22 +371,70 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         lastLeaderContact = nil
         var candidacy = Candidacy(ballot: ballot, firstSlot: chosenThrough + 1, sentAt: now)
         candidacy.promises[configuration.me] = Promise(
-            snapshotSlot: snapshotSlot, entries: entries(from: chosenThrough + 1))
+            snapshotSlot: snapshotSlot, chosenThrough: chosenThrough, entries: entries(from: chosenThrough + 1),
+            memberships: memberships)
         self.candidacy = candidacy
         resetElectionTimer()
-        if candidacy.promises.count >= configuration.majority {
+        if hasEveryMajority(candidacy) {
             becomeLeader()
         } else {
             sendPhase1a(onlyMissing: false)
         }
     }
 
+    /// Sends Phase1a to the voters a candidate needs: all of them, or those not yet asked or not yet answered.
     private mutating func sendPhase1a(onlyMissing: Bool) {
         guard let candidacy else { return }
-        for peer in configuration.peers where !onlyMissing || candidacy.promises[peer] == nil {
-            send(.phase1a(ballot: candidacy.ballot, firstSlot: candidacy.firstSlot), to: peer)
+        for voter in requiredVoters(candidacy)
+        where voter != configuration.me && (!onlyMissing || candidacy.promises[voter] == nil) {
+            send(.phase1a(ballot: candidacy.ballot, firstSlot: candidacy.firstSlot), to: voter)
+            self.candidacy!.asked.insert(voter)
         }
         self.candidacy!.sentAt = now
+    }
+
+    /// The promise that knows the longest chosen prefix (the candidate's own at least); the lowest id wins a tie.
+    private func bestInformed(_ candidacy: Candidacy) -> (replica: ReplicaID, promise: Promise) {
+        let best = candidacy.promises.max { a, b in
+            (a.value.chosenThrough, b.key.index) < (b.value.chosenThrough, a.key.index)
+        }!
+        return (best.key, best.value)
+    }
+
+    /// Every configuration that may govern a slot the candidate must take over: those its best-informed promiser
+    /// derived for the slots after the chosen prefix it knows (the slots up to it are chosen, and the candidate learns
+    /// them rather than proposing in them), and those of the reconfigurations the promises report after that prefix
+    /// (chosen, or accepted under the highest ballot of a slot: that one may be chosen). By induction over slots, a
+    /// candidate holding a majority of each has heard from a majority of the configuration that governs every slot
+    /// where a value may be chosen, which is what Phase 1 needs; a replica that lags behind a change does not need
+    /// the old configuration's replicas, which may be gone.
+    private func requiredMemberships(_ candidacy: Candidacy) -> [Membership] {
+        let known = bestInformed(candidacy).promise
+        var required = known.memberships.governingFrom(known.chosenThrough + 1)
+        func add(_ membership: Membership) { if !required.contains(membership) { required.append(membership) } }
+        var highest: [Slot: LogEntry<Command>] = [:]
+        for (_, promise) in candidacy.promises.sorted(by: { $0.key < $1.key }) {
+            for item in promise.entries where item.slot > known.chosenThrough {
+                if item.entry.isChosen {
+                    if let change = item.entry.value.reconfiguration { add(change.membership) }
+                } else if highest[item.slot].map({ $0.ballot < item.entry.ballot }) ?? true {
+                    highest[item.slot] = item.entry
+                }
+            }
+        }
+        for (_, entry) in highest.sorted(by: { $0.key < $1.key }) {
+            if let change = entry.value.reconfiguration { add(change.membership) }
+        }
+        return required
+    }
+
+    private func requiredVoters(_ candidacy: Candidacy) -> [ReplicaID] {
+        Array(Set(requiredMemberships(candidacy).flatMap(\.voters))).sorted()
+    }
+
+    private func hasEveryMajority(_ candidacy: Candidacy) -> Bool {
+        let promisers = Set(candidacy.promises.keys)
+        return requiredMemberships(candidacy).allSatisfy { $0.isQuorum(promisers) }
     }
 
     private mutating func onPhase1a(ballot: Ballot, firstSlot: Slot, from sender: ReplicaID) {
@@ -325,9 +445,11 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         }
         if ballot > promised {
             // Stable leader: while we hear from a live leader, a third replica may not depose it. Refusing a
-            // promise is always safe; the leader's own re-election (after a rejection) is allowed through.
+            // promise is always safe; the leader's own re-election (after a rejection) is allowed through, and so is
+            // a successor once the leader is no voter of the configuration that governs the next slot.
             if let leader = leaderHint, leader != sender, let contact = lastLeaderContact,
-                now - contact < configuration.leaderTimeoutTicks
+                now - contact < configuration.leaderTimeoutTicks,
+                memberships.governing(chosenThrough + 1).isVoter(leader)
             {
                 send(.rejected(promised: promised), to: sender)
                 return
@@ -342,16 +464,28 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             lastLeaderContact = nil
             resetElectionTimer()
         }
-        send(.phase1b(ballot: ballot, snapshotSlot: snapshotSlot, entries: entries(from: firstSlot)), to: sender)
+        send(
+            .phase1b(
+                ballot: ballot, snapshotSlot: snapshotSlot, chosenThrough: chosenThrough,
+                entries: entries(from: firstSlot),
+                memberships: memberships),
+            to: sender)
     }
 
-    private mutating func onPhase1b(
-        ballot: Ballot, snapshotSlot: Slot, entries: [SlotEntry<Command>], from sender: ReplicaID
-    ) {
+    private mutating func onPhase1b(ballot: Ballot, promise: Promise, from sender: ReplicaID) {
         guard var candidacy, candidacy.ballot == ballot else { return }
-        candidacy.promises[sender] = Promise(snapshotSlot: snapshotSlot, entries: entries)
+        candidacy.promises[sender] = promise
         self.candidacy = candidacy
-        if candidacy.promises.count >= configuration.majority { becomeLeader() }
+        if hasEveryMajority(candidacy) {
+            becomeLeader()
+        } else {
+            // The promise may name a configuration the candidate did not know: ask its voters too.
+            let unasked = requiredVoters(candidacy).filter { $0 != configuration.me && !candidacy.asked.contains($0) }
+            for voter in unasked {
+                send(.phase1a(ballot: ballot, firstSlot: candidacy.firstSlot), to: voter)
+                self.candidacy!.asked.insert(voter)
+            }
+        }
     }
 
     /// Phase 1 won: learn what the promises say is chosen, re-propose the highest-ballot accepted value of every
@@ -383,24 +517,32 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
                 }
             }
         }
-        // Peers that promised, lowest ids first, are the prompt ones until one of them lags (`thriftyTick`).
-        let promptPeers = candidacy.promises.keys.filter { $0 != configuration.me }.sorted()
-            .prefix(configuration.majority - 1)
+        // Voters that promised, lowest ids first, are the prompt ones until one of them lags (`thriftyTick`).
+        let governing = memberships.governing(chosenThrough + 1)
+        let promptPeers = candidacy.promises.keys.filter { $0 != configuration.me && governing.isVoter($0) }.sorted()
+            .prefix(governing.majority - 1)
         var leadership = Leadership(
             ballot: ballot, nextSlot: lastSlot + 1, activeSince: now, promptPeers: Set(promptPeers))
-        for replica in candidacy.promises.keys where replica != configuration.me {
+        for (replica, promise) in candidacy.promises where replica != configuration.me {
             leadership.lastHeard[replica] = now
+            leadership.progress[replica] = promise.chosenThrough
         }
         self.leadership = leadership
         leaderHint = configuration.me
         lastLeaderContact = nil
+        // Every slot up to the best-informed promiser's chosen prefix is chosen: fetch those we do not hold.
+        let (informed, known) = bestInformed(candidacy)
         if chosenThrough < truncatedThrough, let holder = snapshotHolder {
             announcedChosenThrough = max(announcedChosenThrough, truncatedThrough)
             catchUpSource = holder
             catchUpRequestedAt = nil
-            requestCatchUpIfBehind()
         }
-        let firstOpen = max(chosenThrough, truncatedThrough) + 1
+        if chosenThrough < known.chosenThrough, announcedChosenThrough < known.chosenThrough {
+            announcedChosenThrough = known.chosenThrough
+            catchUpSource = informed
+            catchUpRequestedAt = nil
+        }
+        let firstOpen = max(chosenThrough, truncatedThrough, known.chosenThrough) + 1
         if firstOpen <= lastSlot {
             for slot in firstOpen...lastSlot where log[slot]?.isChosen != true {
                 propose(highestAccepted[slot]?.value ?? .noop(ballot: ballot), in: slot)
@@ -408,6 +550,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         }
         for id in waiters.keys.sorted() { route(id) }
         advanceChosen()
+        requestCatchUpIfBehind()
     }
 
     // MARK: - Phase 2
@@ -429,24 +572,72 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             log[proposal.slot] = entry
             pending.persist.entries[proposal.slot] = entry
         }
-        send(.phase2b(ballot: ballot, slots: accepted), to: sender)
         learnChosenThrough(leaderChosenThrough, leaderBallot: ballot)
+        send(.phase2b(ballot: ballot, slots: accepted, chosenThrough: chosenThrough), to: sender)
     }
 
-    private mutating func onPhase2b(ballot: Ballot, slots: [Slot], from sender: ReplicaID) {
+    private mutating func onPhase2b(
+        ballot: Ballot, slots: [Slot], chosenThrough peerChosen: Slot, from sender: ReplicaID
+    ) {
         guard leadership?.ballot == ballot else { return }
         leadership!.lastHeard[sender] = now
+        leadership!.progress[sender] = max(leadership!.progress[sender] ?? 0, peerChosen)
         for slot in slots {
             guard leadership!.proposals[slot] != nil else { continue }
             leadership!.proposals[slot]!.acceptedBy.insert(sender)
-            if leadership!.proposals[slot]!.acceptedBy.count >= configuration.majority {
-                let proposal = leadership!.proposals.removeValue(forKey: slot)!
-                for request in proposal.value.requests { leadership!.inFlight[request.id] = nil }
-                if isLaggard(sender) { promote(sender, over: proposal) }
-                markChosen(slot, LogEntry(ballot: ballot, value: proposal.value, isChosen: true))
-            }
+            if let proposal = chooseIfCounted(slot), isLaggard(sender) { promote(sender, over: proposal) }
         }
         advanceChosen()
+    }
+
+    /// Marks our proposal in `slot` chosen if a majority of the configuration that governs the slot accepted it,
+    /// and returns it. A slot beyond `chosenThrough + slotsInFlightMax` waits: its configuration may still change.
+    @discardableResult
+    private mutating func chooseIfCounted(_ slot: Slot) -> Proposal? {
+        guard let proposal = leadership!.proposals[slot], slot <= chosenThrough + window,
+            memberships.governing(slot).isQuorum(proposal.acceptedBy)
+        else { return nil }
+        leadership!.proposals[slot] = nil
+        for request in proposal.value.requests { leadership!.inFlight[request.id] = nil }
+        markChosen(slot, LogEntry(ballot: leadership!.ballot, value: proposal.value, isChosen: true))
+        return proposal
+    }
+
+    /// The pipeline depth: a leader proposes slot s only once every slot up to s - window is chosen.
+    private var window: Slot { Slot(configuration.slotsInFlightMax) }
+
+    /// How many slots after the one that chose it a configuration governs (`Memberships.record`).
+    private var reconfigurationDelay: Slot { configuration.fault == .reconfigurationAtOnce ? 1 : window }
+
+    /// Whether this leader may propose in `slot`: within the window, and a voter of the configuration that governs
+    /// it (a leader being removed leads the slots before its removal takes effect, then hands over).
+    private func mayPropose(in slot: Slot) -> Bool {
+        slot <= chosenThrough + window && memberships.governing(slot).isVoter(configuration.me)
+    }
+
+    /// Why this leader will not propose `next` now, or nil: another change in progress, the change itself refused
+    /// (`Memberships.problem(with:)`), or fewer than a majority of its voters live (heard from within the leader
+    /// timeout) and caught up (`Limits.caughtUpSlotsMax`). A voter removed need not be either.
+    private func reconfigurationProblem(_ next: Membership) -> String? {
+        let inFlight = leadership!.proposals.values.contains { $0.value.reconfiguration != nil }
+        if changeWaiter != nil || leadership!.pendingChange != nil || inFlight
+            || memberships.hasPending(at: chosenThrough + 1)
+        {
+            return "reconfiguration in progress"
+        }
+        if let problem = memberships.problem(with: next) { return problem }
+        let ready = next.voters.filter { voter in
+            if voter == configuration.me { return true }
+            guard let heard = leadership!.lastHeard[voter], now - heard < configuration.leaderTimeoutTicks else {
+                return false
+            }
+            return (leadership!.progress[voter] ?? 0) + Limits.caughtUpSlotsMax >= chosenThrough
+        }
+        if ready.count < next.majority {
+            return "only \(ready.count) of the \(next.voters.count) new voters are live and within "
+                + "\(Limits.caughtUpSlotsMax) slots of the leader; a majority must be"
+        }
+        return nil
     }
 
     private mutating func onRejected(promised higher: Ballot) {
@@ -462,11 +653,23 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// whose queue deadline passed is dropped instead: whoever submitted it has been answered by now (`timedOut` at a
     /// forwarding follower), and its client retries it; proposing it anyway spends a slot on a request nobody waits
     /// for, which under load delays the requests still waited for past their own deadlines in turn.
+    ///
+    /// A reconfiguration goes first, in a slot of its own. Once one is chosen, the leader fills the slots before it
+    /// governs with no-ops when no request comes, so the change takes effect without waiting for clients.
     private mutating func proposeQueued() {
         guard leadership != nil, hasQuorumContact() else { return }
-        while leadership!.proposals.count < configuration.slotsInFlightMax,
-            leadership!.queueHead < leadership!.queue.count
-        {
+        while mayPropose(in: leadership!.nextSlot) {
+            if let change = leadership!.pendingChange {
+                leadership!.pendingChange = nil
+                changeWaiter?.mayBeChosen = true
+                propose(.reconfigure(change, ballot: leadership!.ballot), in: leadership!.nextSlot)
+                continue
+            }
+            guard leadership!.queueHead < leadership!.queue.count else {
+                guard memberships.hasPending(at: leadership!.nextSlot) else { break }
+                propose(.noop(ballot: leadership!.ballot), in: leadership!.nextSlot)
+                continue
+            }
             var batch: [Request<Command>] = []
             while batch.count < configuration.batchSizeMax, leadership!.queueHead < leadership!.queue.count {
                 let request = leadership!.queue[leadership!.queueHead]
@@ -510,18 +713,14 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         var proposal = Proposal(value: value, sentAt: now)
         proposal.acceptedBy.insert(configuration.me)
         leadership!.proposals[slot] = proposal
-        for peer in configuration.peers {
+        for peer in peers {
             if isLaggard(peer) {
                 leadership!.laggardSlots[peer, default: []].append(slot)
             } else {
                 leadership!.unsent[peer, default: []].append(slot)
             }
         }
-        if proposal.acceptedBy.count >= configuration.majority {
-            leadership!.proposals[slot] = nil
-            for request in value.requests { leadership!.inFlight[request.id] = nil }
-            markChosen(slot, LogEntry(ballot: ballot, value: value, isChosen: true))
-        }
+        chooseIfCounted(slot)
     }
 
     private mutating func leaderTick() {
@@ -537,7 +736,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         // Sorted: dictionary order differs between processes, and a replayed run must send the same messages.
         for (slot, proposal) in leadership!.proposals.sorted(by: { $0.key < $1.key })
         where now - proposal.sentAt >= configuration.heartbeatIntervalTicks {
-            for peer in configuration.peers where !proposal.acceptedBy.contains(peer) {
+            for peer in peers where !proposal.acceptedBy.contains(peer) {
                 leadership!.unsent[peer, default: []].append(slot)
             }
             leadership!.proposals[slot]!.sentAt = now
@@ -545,7 +744,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         if configuration.laggardFlushTicks > 0 { thriftyTick() }
         // Per peer: a follower must hear from the leader every heartbeat interval even while the leader is busy
         // answering another peer's catch-up, or its election timer fires.
-        for peer in configuration.peers
+        for peer in peers
         where now - (leadership!.lastProbed[peer] ?? leadership!.activeSince) >= configuration.heartbeatIntervalTicks {
             leadership!.heartbeatDue.insert(peer)
         }
@@ -556,9 +755,10 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         leadership!.chosenThroughAtLastTick = chosenThrough
     }
 
-    /// Whether `peer` gets new proposals late (thrifty Phase 2, `Configuration.laggardFlushTicks`).
+    /// Whether `peer` gets new proposals late (thrifty Phase 2, `Configuration.laggardFlushTicks`). While a
+    /// configuration chosen governs later slots, every peer is prompt: the prompt ones are picked in one.
     private func isLaggard(_ peer: ReplicaID) -> Bool {
-        configuration.laggardFlushTicks > 0 && !leadership!.promptPeers.contains(peer)
+        configuration.laggardFlushTicks > 0 && currentEras.count == 1 && !leadership!.promptPeers.contains(peer)
     }
 
     /// Thrifty Phase 2 at each tick. A proposal two ticks old and not chosen means a prompt peer is slow or gone:
@@ -570,13 +770,14 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             let prompt = leadership!.promptPeers
             let silent = Set(prompt.filter { peer in stalled.contains { !$0.acceptedBy.contains(peer) } })
             let heard = leadership!.lastHeard
-            let ranked = configuration.peers.sorted { a, b in
+            let governing = memberships.governing(chosenThrough + 1)
+            let ranked = governing.voters.filter { $0 != configuration.me }.sorted { a, b in
                 if silent.contains(a) != silent.contains(b) { return silent.contains(b) }
                 if heard[a, default: 0] != heard[b, default: 0] { return heard[a, default: 0] > heard[b, default: 0] }
                 if prompt.contains(a) != prompt.contains(b) { return prompt.contains(a) }
                 return a < b
             }
-            leadership!.promptPeers = Set(ranked.prefix(configuration.majority - 1))
+            leadership!.promptPeers = Set(ranked.prefix(governing.majority - 1))
         }
         if !stalled.isEmpty || now - leadership!.laggardsFlushedAt >= configuration.laggardFlushTicks {
             flushLaggards()
@@ -587,7 +788,9 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// flush: they swap. Without this, laggards flushed more often than a proposal takes to stall (two ticks) would
     /// hide a dead prompt peer, and every slot would wait for a flush.
     private mutating func promote(_ laggard: ReplicaID, over proposal: Proposal) {
-        guard let slow = leadership!.promptPeers.filter({ !proposal.acceptedBy.contains($0) }).min() else { return }
+        guard memberships.governing(chosenThrough + 1).isVoter(laggard),
+            let slow = leadership!.promptPeers.filter({ !proposal.acceptedBy.contains($0) }).min()
+        else { return }
         leadership!.promptPeers.remove(slow)
         leadership!.promptPeers.insert(laggard)
     }
@@ -611,12 +814,12 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         let ballot = leadership!.ballot
         if leadership!.probeScheduled {
             leadership!.probeScheduled = false
-            leadership!.heartbeatDue = Set(configuration.peers)
+            leadership!.heartbeatDue = Set(peers)
         }
         let behind = chosenThrough > leadership!.announcedChosenThrough
         let announce = behind && leadership!.chosenNoticeDue
         var everyPeerTold = true
-        for peer in configuration.peers {
+        for peer in peers {
             var told = false
             var slots = leadership!.unsent[peer] ?? []
             // A laggard's late slots go first in any Phase2a or heartbeat to it: no message may tell it of choices
@@ -728,10 +931,45 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         pending.persist.entries[slot] = entry
     }
 
+    /// Extends the chosen prefix, choosing on the way our proposals that a longer prefix lets us count.
     private mutating func advanceChosen() {
         let before = chosenThrough
-        while log[chosenThrough + 1]?.isChosen == true { chosenThrough += 1 }
+        var through: Slot
+        repeat {
+            through = chosenThrough
+            extendChosenPrefix()
+            if chosenThrough > through, leadership != nil {
+                for slot in leadership!.proposals.keys.sorted() { chooseIfCounted(slot) }
+            }
+        } while chosenThrough > through
         if chosenThrough > before { applyChosen() }
+    }
+
+    /// Extends `chosenThrough` over the contiguous chosen entries, recording each reconfiguration on the way.
+    private mutating func extendChosenPrefix() {
+        while let entry = log[chosenThrough + 1], entry.isChosen {
+            chosenThrough += 1
+            if let change = entry.value.reconfiguration { record(change, chosenAt: chosenThrough) }
+        }
+        if currentEras.count > 1 { refreshEras() }
+    }
+
+    /// Records a chosen reconfiguration (every replica refuses the same ones) and answers whoever submitted it here.
+    private mutating func record(_ change: Reconfiguration, chosenAt slot: Slot) {
+        let problem = memberships.record(change.membership, chosenAt: slot, delay: reconfigurationDelay)
+        refreshEras()
+        guard changeWaiter?.id == change.id else { return }
+        changeWaiter = nil
+        let outcome: Outcome = problem.map { .refused(reason: $0) } ?? .chosen(slot: slot)
+        pending.outcomes.append(RequestOutcome(id: change.id, outcome: outcome))
+    }
+
+    /// Recomputes `currentEras` and `peers` after the chosen prefix or the configurations changed.
+    private mutating func refreshEras() {
+        currentEras = memberships.governingFrom(chosenThrough + 1)
+        var members = Set(currentEras.flatMap(\.members))
+        members.remove(configuration.me)
+        peers = members.sorted()
     }
 
     /// Hands every chosen slot after `appliedThrough` to the shell, in order, and answers the requests waiting here.
@@ -761,10 +999,15 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     private mutating func requestCatchUpIfBehind() {
         guard chosenThrough < announcedChosenThrough else { return }
         if let asked = catchUpRequestedAt, now - asked < configuration.heartbeatIntervalTicks { return }
-        let peers = configuration.peers
+        // The leader may be in a configuration this replica has not learned yet: ask it in turn too.
+        var sources = peers
+        if let leader = leaderHint, leader != configuration.me, !sources.contains(leader) {
+            sources = (sources + [leader]).sorted()
+        }
+        guard !sources.isEmpty else { return }
         if catchUpRequestedAt != nil || catchUpSource == nil || catchUpSource == configuration.me {
-            let next = catchUpSource.flatMap { peers.firstIndex(of: $0) }.map { ($0 + 1) % peers.count } ?? 0
-            catchUpSource = peers[next]
+            let next = catchUpSource.flatMap { sources.firstIndex(of: $0) }.map { ($0 + 1) % sources.count } ?? 0
+            catchUpSource = sources[next]
         }
         catchUpRequestedAt = now
         send(.catchUpRequest(firstSlot: chosenThrough + 1), to: catchUpSource!)
@@ -810,6 +1053,8 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         log = log.filter { $0.key > shipped.slot }
         appliedThrough = shipped.slot
         chosenThrough = max(chosenThrough, shipped.slot)
+        memberships = shipped.memberships ?? Memberships(initial: configuration.bootstrap)
+        refreshEras()
         pending.persist.snapshot = shipped
         pending.persist.entries = pending.persist.entries.filter { $0.key > shipped.slot }
         pending.apply.append(.installSnapshot(shipped))
@@ -893,6 +1138,11 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             leadership?.queued[id] = nil
             pending.outcomes.append(RequestOutcome(id: id, outcome: waiter.mayBeChosen ? .timedOut : .noQuorum))
         }
+        if let change = changeWaiter, change.deadline <= now {
+            changeWaiter = nil
+            if leadership?.pendingChange?.id == change.id { leadership!.pendingChange = nil }
+            pending.outcomes.append(RequestOutcome(id: change.id, outcome: change.mayBeChosen ? .timedOut : .noQuorum))
+        }
         if deadlinesHead > 1024, deadlinesHead * 2 > deadlines.count {
             deadlines.removeFirst(deadlinesHead)
             deadlinesHead = 0
@@ -909,11 +1159,9 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     private mutating func answerConfirmedReads() {
         guard leadership != nil, !leadership!.reads.isEmpty else { return }
         for (id, read) in leadership!.reads.sorted(by: { $0.key < $1.key }) {
-            var confirmations = 1
-            for peer in configuration.peers where (leadership!.ackedRound[peer] ?? 0) >= read.round {
-                confirmations += 1
-            }
-            guard confirmations >= configuration.majority, appliedThrough >= read.index else { continue }
+            var confirmed: Set<ReplicaID> = [configuration.me]
+            for peer in peers where (leadership!.ackedRound[peer] ?? 0) >= read.round { confirmed.insert(peer) }
+            guard isQuorumEverywhere(confirmed), appliedThrough >= read.index else { continue }
             leadership!.reads[id] = nil
             pending.outcomes.append(RequestOutcome(id: id, outcome: .readable(slot: read.index)))
         }
@@ -929,11 +1177,35 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
 
     // MARK: - Helpers
 
+    /// This leader is no voter of the configuration that governs the next slot (it was removed, and every slot it
+    /// led is chosen): it tells every peer what is chosen, asks the most up-to-date voter of that configuration to
+    /// campaign at once, and steps down.
+    private mutating func handOver() {
+        let ballot = leadership!.ballot
+        let next = memberships.governing(chosenThrough + 1)
+        let successor = next.voters.filter { $0 != configuration.me }.max { a, b in
+            let (progressA, progressB) = (leadership!.progress[a] ?? 0, leadership!.progress[b] ?? 0)
+            if progressA != progressB { return progressA < progressB }
+            let (heardA, heardB) = (leadership!.lastHeard[a] ?? 0, leadership!.lastHeard[b] ?? 0)
+            if heardA != heardB { return heardA < heardB }
+            return a > b
+        }
+        for peer in peers { send(.chosen(ballot: ballot, chosenThrough: chosenThrough), to: peer) }
+        if let successor { send(.handover(ballot: ballot), to: successor) }
+        stepDown()
+        resetElectionTimer()
+    }
+
     private mutating func stepDown() {
         if let reads = leadership?.reads {
             for id in reads.keys.sorted() {
                 pending.outcomes.append(RequestOutcome(id: id, outcome: .notLeader(hint: nil)))
             }
+        }
+        if let change = leadership?.pendingChange {
+            // Never proposed: nothing changes, and the submitter asks the next leader.
+            changeWaiter = nil
+            pending.outcomes.append(RequestOutcome(id: change.id, outcome: .notLeader(hint: nil)))
         }
         leadership = nil
         candidacy = nil
@@ -942,11 +1214,18 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
 
     private func hasQuorumContact() -> Bool {
         guard let leadership else { return false }
-        var fresh = 1
-        for peer in configuration.peers {
-            if let heard = leadership.lastHeard[peer], now - heard < configuration.leaderTimeoutTicks { fresh += 1 }
+        var fresh: Set<ReplicaID> = [configuration.me]
+        for peer in peers {
+            if let heard = leadership.lastHeard[peer], now - heard < configuration.leaderTimeoutTicks {
+                fresh.insert(peer)
+            }
         }
-        return fresh >= configuration.majority
+        return isQuorumEverywhere(fresh)
+    }
+
+    /// Whether `replicas` hold a majority of every configuration that governs a slot after `chosenThrough`.
+    private func isQuorumEverywhere(_ replicas: Set<ReplicaID>) -> Bool {
+        currentEras.allSatisfy { $0.isQuorum(replicas) }
     }
 
     private mutating func setPromise(_ ballot: Ballot) {
@@ -973,13 +1252,14 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     private func validate(_ message: Message<Command, State>, from sender: ReplicaID) throws(MessageRejection) {
         func refuse(_ reason: String) -> MessageRejection { MessageRejection(sender: sender, reason: reason) }
         switch message {
-        case .phase1a(let ballot, _), .phase2b(let ballot, _), .chosen(let ballot, _), .heartbeat(let ballot, _, _):
+        case .phase1a(let ballot, _), .phase2b(let ballot, _, _), .chosen(let ballot, _),
+            .heartbeat(let ballot, _, _):
             if ballot.round == 0 { throw refuse("ballot round 0 is never used") }
             if case .phase2b = message {
             } else if ballot.replica != sender {
                 throw refuse("ballot \(ballot) does not belong to its sender")
             }
-        case .phase1b(_, _, let entries):
+        case .phase1b(_, _, _, let entries, _):
             if entries.count > Limits.entriesPerMessageMax { throw refuse("\(entries.count) entries in one Phase1b") }
             if entries.contains(where: { $0.slot == 0 }) { throw refuse("slot 0 in a Phase1b") }
             try validateStamps(entries, refuse)
@@ -1000,6 +1280,8 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             try validateStamps(entries, refuse)
         case .forward(let requests):
             if requests.count > Limits.queuedRequestsMax { throw refuse("\(requests.count) forwarded requests") }
+        case .handover(let ballot):
+            if ballot.round == 0 || ballot.replica != sender { throw refuse("handover under ballot \(ballot)") }
         case .heartbeatAck, .rejected:
             break
         }
@@ -1035,12 +1317,16 @@ extension Replica {
         var firstSlot: Slot
         var sentAt: Tick
         var promises: [ReplicaID: Promise] = [:]
+        /// The voters sent a Phase1a: a promise may name a configuration whose voters were not asked yet.
+        var asked: Set<ReplicaID> = []
     }
 
     /// What one acceptor reported in its Phase1b.
     struct Promise: Sendable {
         var snapshotSlot: Slot
+        var chosenThrough: Slot
         var entries: [SlotEntry<Command>]
+        var memberships: Memberships
     }
 
     /// The leader's state for its ballot. Invariant: every slot in `proposals` holds, in `log`, an entry accepted
@@ -1057,7 +1343,11 @@ extension Replica {
         var queued: [RequestID: Tick] = [:]
         /// Requests proposed and not yet chosen, with their slot: a retry of one is not proposed twice.
         var inFlight: [RequestID: Slot] = [:]
+        /// A reconfiguration accepted by `reconfigure(_:)`, proposed at the next flush.
+        var pendingChange: Reconfiguration?
         var lastHeard: [ReplicaID: Tick] = [:]
+        /// The highest `chosenThrough` each peer reported in a Phase2b: how far behind it is.
+        var progress: [ReplicaID: Slot] = [:]
         /// Slots to send (or resend) per peer at the next flush.
         var unsent: [ReplicaID: [Slot]] = [:]
         /// When each peer last got a message it answers (Phase2a or heartbeat).
@@ -1101,6 +1391,13 @@ extension Replica {
         var value: SlotValue<Command>
         var sentAt: Tick
         var acceptedBy: Set<ReplicaID> = []
+    }
+
+    /// A reconfiguration submitted here, waiting for its outcome.
+    struct ChangeWaiter: Sendable {
+        var id: RequestID
+        var deadline: Tick
+        var mayBeChosen = false
     }
 
     /// A client request submitted here, waiting for its outcome.

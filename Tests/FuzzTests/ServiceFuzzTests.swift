@@ -321,12 +321,18 @@ struct ServiceFuzzTests {
                     ], chosenThrough: 0)
             ],
             [.chosen(ballot: ballot, chosenThrough: 2), .heartbeat(ballot: ballot, chosenThrough: 2, round: 4)],
-            [.catchUpReply(snapshot: Snapshot(slot: 4, state: CodecSamples.snapshot), entries: WireSamples.entries)],
+            [
+                .catchUpReply(
+                    snapshot: Snapshot(slot: 4, state: CodecSamples.snapshot, memberships: WireSamples.memberships),
+                    entries: WireSamples.entries)
+            ],
             [.catchUpRequest(firstSlot: 1), .rejected(promised: WireSamples.highBallot)],
             [.forward(requests: requests)],
             [
-                .phase1b(ballot: ballot, snapshotSlot: 0, entries: WireSamples.entries),
-                .phase2b(ballot: ballot, slots: [1]),
+                .phase1b(
+                    ballot: ballot, snapshotSlot: 0, chosenThrough: 0, entries: WireSamples.entries,
+                    memberships: WireSamples.memberships),
+                .phase2b(ballot: ballot, slots: [1], chosenThrough: 0),
             ],
         ]
         return messages.enumerated().map { index, messages in

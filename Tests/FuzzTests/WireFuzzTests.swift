@@ -202,25 +202,45 @@ enum WireSamples {
         SlotEntry(slot: 2, entry: LogEntry(ballot: highBallot, value: .noop(ballot: leaderBallot), isChosen: false)),
     ]
 
+    /// S1, S2, S3, with S4 added as a learner at slot 2.
+    static let memberships: Memberships = {
+        let voters = [ReplicaID(1), ReplicaID(2), ReplicaID(3)]
+        var memberships = Memberships(initial: Membership(epoch: 1, voters: voters))
+        precondition(
+            memberships.record(
+                Membership(epoch: 2, voters: voters, learners: [ReplicaID(4)]), chosenAt: 2, delay: 16) == nil)
+        return memberships
+    }()
+
     static let messages: [LedgerMessage] = [
         .phase1a(ballot: leaderBallot, firstSlot: 1),
-        .phase1b(ballot: highBallot, snapshotSlot: 10_000, entries: entries),
+        .phase1b(
+            ballot: highBallot, snapshotSlot: 10_000, chosenThrough: 0, entries: entries, memberships: memberships),
         .phase2a(
             ballot: leaderBallot,
             proposals: [
                 SlotProposal(slot: 4, value: .batch(requests, ballot: firstBallot)),
                 SlotProposal(slot: 5, value: .noop(ballot: leaderBallot)),
+                SlotProposal(
+                    slot: 6,
+                    value: .reconfigure(
+                        Reconfiguration(
+                            id: RequestID(client: 9, sequence: 1),
+                            membership: Membership(epoch: 3, voters: [ReplicaID(1), ReplicaID(2), ReplicaID(4)])),
+                        ballot: leaderBallot)),
             ],
             chosenThrough: 3),
-        .phase2b(ballot: leaderBallot, slots: [4, 5, UInt64.max]),
+        .phase2b(ballot: leaderBallot, slots: [4, 5, UInt64.max], chosenThrough: 3),
         .chosen(ballot: leaderBallot, chosenThrough: 5),
         .heartbeat(ballot: highBallot, chosenThrough: UInt64.max, round: UInt64.max),
         .heartbeatAck(ballot: leaderBallot, round: 7),
         .rejected(promised: highBallot),
         .catchUpRequest(firstSlot: 6),
         .catchUpReply(snapshot: nil, entries: entries),
-        .catchUpReply(snapshot: Snapshot(slot: 4, state: CodecSamples.snapshot), entries: []),
+        .catchUpReply(
+            snapshot: Snapshot(slot: 4, state: CodecSamples.snapshot, memberships: memberships), entries: []),
         .forward(requests: requests),
+        .handover(ballot: highBallot),
     ]
 
     static let results: [CommandResult] = [

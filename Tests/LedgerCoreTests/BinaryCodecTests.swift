@@ -41,7 +41,24 @@ private let slotValues: [SlotValue<LedgerCommand>] = [
     .batch(
         commands.enumerated().map { Request(id: RequestID(client: 3, sequence: UInt64($0)), command: $1) },
         ballot: Ballot(round: UInt64.max, replica: ReplicaID(Int.max))),
+    .reconfigure(
+        Reconfiguration(
+            id: RequestID(client: 2, sequence: 9),
+            membership: Membership(
+                epoch: 4, voters: [ReplicaID(1), ReplicaID(2), ReplicaID(7)], learners: [ReplicaID(8)])),
+        ballot: Ballot(round: 3, replica: ReplicaID(2))),
 ]
+
+/// The first configuration alone, and a history of two changes (a learner added, then swapped in for a voter).
+private let membershipHistories: [Memberships] = {
+    let first = Memberships(initial: Membership(epoch: 1, voters: [ReplicaID(1), ReplicaID(2), ReplicaID(3)]))
+    var changed = first
+    let learning = Membership(epoch: 2, voters: [ReplicaID(1), ReplicaID(2), ReplicaID(3)], learners: [ReplicaID(4)])
+    precondition(changed.record(learning, chosenAt: 10, delay: 16) == nil)
+    let swapped = Membership(epoch: 3, voters: [ReplicaID(1), ReplicaID(2), ReplicaID(4)])
+    precondition(changed.record(swapped, chosenAt: 30, delay: 16) == nil)
+    return [first, changed]
+}()
 
 private let ballots: [Ballot] = [
     .zero, Ballot(round: 5, replica: ReplicaID(3)), Ballot(round: UInt64.max, replica: ReplicaID(Int.max)),
@@ -210,6 +227,12 @@ private func reencoding<Value>(
         checkRoundTrip(value, kind: "a slot value", encode: LedgerCodec.encode, decode: LedgerCodec.decodeSlotValue)
     }
 
+    @Test(arguments: membershipHistories) func memberships(_ memberships: Memberships) {
+        checkRoundTrip(
+            memberships, kind: "a cluster's configurations", encode: LedgerCodec.encode,
+            decode: LedgerCodec.decodeMemberships)
+    }
+
     @Test(arguments: ballots) func ballot(_ ballot: Ballot) {
         checkRoundTrip(ballot, kind: "a ballot", encode: LedgerCodec.encode, decode: LedgerCodec.decodeBallot)
     }
@@ -293,6 +316,7 @@ struct MalformedCase: Sendable, CustomTestStringConvertible {
 private func command(_ bytes: [UInt8]) throws(CodecError) { _ = try LedgerCodec.decodeCommand(bytes) }
 private func slotValue(_ bytes: [UInt8]) throws(CodecError) { _ = try LedgerCodec.decodeSlotValue(bytes) }
 private func ballot(_ bytes: [UInt8]) throws(CodecError) { _ = try LedgerCodec.decodeBallot(bytes) }
+private func memberships(_ bytes: [UInt8]) throws(CodecError) { _ = try LedgerCodec.decodeMemberships(bytes) }
 private func status(_ bytes: [UInt8]) throws(CodecError) { _ = try LedgerCodec.decodeStatus(bytes) }
 private func walRecord(_ bytes: [UInt8]) throws(CodecError) { _ = try LedgerCodec.decodeWALRecord(bytes) }
 private func walRecordList(_ bytes: [UInt8]) throws(CodecError) { _ = try LedgerCodec.decodeWALRecords(bytes) }
@@ -332,8 +356,26 @@ private let malformedCases: [MalformedCase] = [
         name: "command tag 9", bytes: [3, 1, 9, 7, 1], decode: command,
         expected: CodecError("unknown tag 9 of a command", offset: 2)),
     MalformedCase(
-        name: "slot value tag 3", bytes: [3, 2, 3], decode: slotValue,
-        expected: CodecError("unknown tag 3 of a slot value", offset: 2)),
+        name: "slot value tag 4", bytes: [3, 2, 4], decode: slotValue,
+        expected: CodecError("unknown tag 4 of a slot value", offset: 2)),
+    MalformedCase(
+        name: "configurations: none", bytes: [4, 9, 0], decode: memberships,
+        expected: CodecError("a history of no configuration", offset: 2)),
+    MalformedCase(
+        name: "configurations: replica 0 among the voters", bytes: [4, 9, 1, 0, 1, 1, 1, 0, 0, 0], decode: memberships,
+        expected: CodecError("replica index 0 among the voters; indices start at 1", offset: 7)),
+    MalformedCase(
+        name: "configurations: a voter named twice", bytes: [4, 9, 1, 0, 1, 1, 2, 1, 1, 0, 0], decode: memberships,
+        expected: CodecError("the voters are not in ascending order, each once: S1 after S1", offset: 8)),
+    MalformedCase(
+        name: "configurations: voters out of order", bytes: [4, 9, 1, 0, 1, 1, 2, 3, 2, 0, 0], decode: memberships,
+        expected: CodecError("the voters are not in ascending order, each once: S2 after S3", offset: 8)),
+    MalformedCase(
+        name: "configurations: the second does not follow the first",
+        bytes: [4, 9, 2, 0, 1, 1, 1, 1, 0, 0, 5, 21, 3, 1, 1, 0, 0], decode: memberships,
+        expected: CodecError(
+            "the configurations do not ascend in slot and epoch by one, or forget a retired replica: epoch 1: voters "
+                + "S1 from slot 1; epoch 3: voters S1 from slot 21", offset: 2)),
     MalformedCase(
         name: "status tag 5", bytes: [3, 4, 5], decode: status,
         expected: CodecError("unknown tag 5 of a transaction status", offset: 2)),

@@ -419,7 +419,7 @@ import Testing
             onFailure: { reason in stopped.withLock { $0.append(reason) } })
         var state = LedgerState(cluster: "C1", minBalance: -100)
         _ = state.apply(.createAccounts([AccountID(1)...AccountID(20)], balance: 10), slot: 1, ballot: Self.ballot)
-        let snapshot = Snapshot(slot: 4, state: LedgerSnapshot(state: state, wal: [], datastore: []))
+        let snapshot = Snapshot(slot: 4, state: LedgerSnapshot(state: state, wal: [], datastore: []), memberships: nil)
         let rejections = await node.receive([.catchUpReply(snapshot: snapshot, entries: [])], from: ReplicaID(1))
         #expect(rejections.map(\.reason) == ["a snapshot of C1 with min_balance -100; this replica's are C1 and 0"])
         // A message that follows is still taken: the replica did not stop.

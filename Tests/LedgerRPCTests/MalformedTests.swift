@@ -40,7 +40,7 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
                 == WireError(
                     field: "kind",
                     "is not set; a peer message is one of phase1a, phase1b, phase2a, phase2b, chosen, heartbeat, "
-                        + "heartbeat_ack, rejected, catch_up_request, catch_up_reply, forward"))
+                        + "heartbeat_ack, rejected, catch_up_request, catch_up_reply, forward, handover"))
         #expect(
             wireError { () throws(WireError) in try LedgerCommand(wire: Ledger_V1_Command()) }
                 == WireError(
@@ -298,7 +298,7 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         #expect(
             wireError { () throws(WireError) in try decodeMessage(message) }
                 == WireError(field: "phase2a.proposals[0].slot", "is 0; slots start at 1"))
-        let accepted = Ledger_V1_PeerMessage(.phase2b(ballot: Samples.leaderBallot, slots: [3, 0]))
+        let accepted = Ledger_V1_PeerMessage(.phase2b(ballot: Samples.leaderBallot, slots: [3, 0], chosenThrough: 0))
         #expect(
             wireError { () throws(WireError) in try decodeMessage(accepted) }
                 == WireError(field: "phase2b.slots[1]", "is 0; slots start at 1"))
@@ -321,7 +321,7 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         #expect(wireError { () throws(WireError) in try PeerBatch(wire: batch) } == nil)
 
         let slots = Array(1...UInt64(Paxos.Limits.entriesPerMessageMax + 1))
-        let accepted = Ledger_V1_PeerMessage(.phase2b(ballot: Samples.leaderBallot, slots: slots))
+        let accepted = Ledger_V1_PeerMessage(.phase2b(ballot: Samples.leaderBallot, slots: slots, chosenThrough: 0))
         #expect(
             wireError { () throws(WireError) in try decodeMessage(accepted) }
                 == WireError(
@@ -392,7 +392,7 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
 
     @Test func undecodableSnapshot() {
         var reply = Ledger_V1_PeerMessage(
-            .catchUpReply(snapshot: Snapshot(slot: 4, state: Samples.snapshot), entries: []))
+            .catchUpReply(snapshot: Snapshot(slot: 4, state: Samples.snapshot, memberships: nil), entries: []))
         reply.catchUpReply.snapshot.state = Data([LedgerCodec.formatVersion + 1])
         let error = wireError { () throws(WireError) in try decodeMessage(reply) }
         #expect(error?.field == "catch_up_reply.snapshot.state")

@@ -81,20 +81,42 @@ enum Samples {
         return LedgerSnapshot(state: state, wal: wal, datastore: datastore)
     }()
 
+    /// A cluster of S1, S2, S3 that added S4 as a learner at slot 2, then promoted it at slot 40.
+    static let memberships: Memberships = {
+        let voters = [ReplicaID(1), ReplicaID(2), ReplicaID(3)]
+        var memberships = Memberships(initial: Membership(epoch: 1, voters: voters))
+        let learning = Membership(epoch: 2, voters: voters, learners: [ReplicaID(4)])
+        precondition(memberships.record(learning, chosenAt: 2, delay: 16) == nil)
+        let promoted = Membership(epoch: 3, voters: voters + [ReplicaID(4)])
+        precondition(memberships.record(promoted, chosenAt: 40, delay: 16) == nil)
+        return memberships
+    }()
+
     /// Every case of `Paxos.Message`, with and without optional parts.
     static let messages: [LedgerMessage] = [
         .phase1a(ballot: leaderBallot, firstSlot: 1),
-        .phase1b(ballot: leaderBallot, snapshotSlot: 0, entries: []),
-        .phase1b(ballot: highBallot, snapshotSlot: 10_000, entries: entries),
+        .phase1b(ballot: leaderBallot, snapshotSlot: 0, chosenThrough: 0, entries: [], memberships: memberships),
+        .phase1b(
+            ballot: highBallot, snapshotSlot: 10_000, chosenThrough: 0, entries: entries,
+            memberships: Memberships(initial: Membership(epoch: 1, voters: [ReplicaID(1)]))),
         .phase2a(ballot: leaderBallot, proposals: [], chosenThrough: 0),
         .phase2a(
             ballot: leaderBallot,
             proposals: [
                 SlotProposal(slot: 4, value: .batch(requests, ballot: firstBallot)),
                 SlotProposal(slot: 5, value: .noop(ballot: leaderBallot)),
+                SlotProposal(
+                    slot: 6,
+                    value: .reconfigure(
+                        Reconfiguration(
+                            id: RequestID(client: 9, sequence: 1),
+                            membership: Membership(
+                                epoch: 4, voters: [ReplicaID(1), ReplicaID(2), ReplicaID(4)],
+                                learners: [ReplicaID(5)])),
+                        ballot: leaderBallot)),
             ],
             chosenThrough: 3),
-        .phase2b(ballot: leaderBallot, slots: [4, 5, UInt64.max]),
+        .phase2b(ballot: leaderBallot, slots: [4, 5, UInt64.max], chosenThrough: 2),
         .chosen(ballot: leaderBallot, chosenThrough: 5),
         .heartbeat(ballot: leaderBallot, chosenThrough: 0, round: 0),
         .heartbeat(ballot: highBallot, chosenThrough: UInt64.max, round: UInt64.max),
@@ -104,9 +126,11 @@ enum Samples {
         .rejected(promised: .zero),
         .catchUpRequest(firstSlot: 6),
         .catchUpReply(snapshot: nil, entries: entries),
-        .catchUpReply(snapshot: Snapshot(slot: 4, state: snapshot), entries: []),
+        .catchUpReply(snapshot: Snapshot(slot: 4, state: snapshot, memberships: memberships), entries: []),
+        .catchUpReply(snapshot: Snapshot(slot: 4, state: snapshot, memberships: nil), entries: []),
         .forward(requests: requests),
         .forward(requests: []),
+        .handover(ballot: highBallot),
     ]
 
     /// Every result of applying a command, every abort reason among them.

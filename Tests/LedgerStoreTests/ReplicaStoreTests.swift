@@ -98,7 +98,8 @@ struct Shell {
 
     /// Takes a Paxos snapshot at the applied slot, as `ReplicaNode` does: the state without its history.
     mutating func compact() -> StoreBatch {
-        let snapshot = Snapshot(slot: durable.appliedThrough, state: LedgerSnapshot(state: state))
+        let snapshot = Snapshot(
+            slot: durable.appliedThrough, state: LedgerSnapshot(state: state), memberships: changedMemberships)
         durable.snapshot = snapshot
         durable.entries = durable.entries.filter { $0.key > snapshot.slot }
         var batch = StoreBatch()
@@ -106,6 +107,15 @@ struct Shell {
         return batch
     }
 }
+
+/// Configurations that changed once (S4 added as a learner at slot 1), stored with every snapshot of these tests so
+/// that recovery proves they come back.
+let changedMemberships: Memberships = {
+    var memberships = Memberships(initial: Membership(epoch: 1, voters: [ReplicaID(1), ReplicaID(2), ReplicaID(3)]))
+    let added = Membership(epoch: 2, voters: [ReplicaID(1), ReplicaID(2), ReplicaID(3)], learners: [ReplicaID(4)])
+    precondition(memberships.record(added, chosenAt: 1, delay: 16) == nil)
+    return memberships
+}()
 
 func transfer(_ client: UInt64, _ from: UInt64, _ to: UInt64, _ amount: Int64) -> LedgerCommand {
     .transfer(
@@ -309,6 +319,29 @@ struct ReplicaStoreTests {
         #expect(replica.snapshotSlot == Slot(history.count))
     }
 
+    @Test("a schema 5 file gains the snapshot's configurations: none for its stored snapshot, the first one governs")
+    func migratesFromSchema5() throws {
+        let directory = StoreDirectory()
+        let path = directory.path("S1.sqlite")
+        var shell = try buildHistory(at: path)
+        do {
+            let (store, _) = try openS1(path)
+            try store.commit(shell.compact())
+        }
+        try tamper(path, "ALTER TABLE paxos_snapshot DROP COLUMN memberships; PRAGMA user_version = 5")
+        shell.durable.snapshot?.memberships = nil
+        do {
+            let (_, recovered) = try openS1(path)
+            #expect(recovered.migratedFrom == 5)
+            #expect(recovered.durable == shell.durable)
+            #expect(recovered.state == shell.state)
+        }
+        let version = try DatabaseQueue(path: path).read { try Int.fetchOne($0, sql: "PRAGMA user_version") }
+        #expect(version == 6)
+        let (_, again) = try openS1(path)
+        #expect(again.migratedFrom == nil)
+    }
+
     @Test("an installed snapshot replaces the ledger state and its history")
     func installedSnapshotReplacesHistory() throws {
         let directory = StoreDirectory()
@@ -320,7 +353,8 @@ struct ReplicaStoreTests {
             try peerStore.commit(peer.choose(commands))
         }
         let shipped = Snapshot(
-            slot: peer.durable.appliedThrough, state: try peerStore.snapshot(of: peer.state, historyAfter: nil))
+            slot: peer.durable.appliedThrough, state: try peerStore.snapshot(of: peer.state, historyAfter: nil),
+            memberships: changedMemberships)
         #expect(shipped.state.historyAfter == nil)
 
         let path = directory.path("S1.sqlite")
@@ -336,7 +370,8 @@ struct ReplicaStoreTests {
             // The history goes into the tables; the Paxos snapshot is kept without it.
             shell.durable = DurableState(
                 promised: shell.durable.promised,
-                snapshot: Snapshot(slot: shipped.slot, state: shipped.state.withoutHistory),
+                snapshot: Snapshot(
+                    slot: shipped.slot, state: shipped.state.withoutHistory, memberships: shipped.memberships),
                 appliedThrough: shipped.slot)
             try store.commit(shell.choose([transfer(5, 1, 2, 1)]))
         }
@@ -377,7 +412,8 @@ struct ReplicaStoreTests {
         #expect(!shipped.datastore.isEmpty && shipped.datastore == whole.datastore.filter { $0.slot > applied })
 
         var batch = StoreBatch(installedSnapshot: shipped, appliedThrough: peer.durable.appliedThrough)
-        batch.persist.snapshot = Snapshot(slot: peer.durable.appliedThrough, state: shipped)
+        batch.persist.snapshot = Snapshot(
+            slot: peer.durable.appliedThrough, state: shipped, memberships: changedMemberships)
         try store.commit(batch)
         #expect(try store.walRecords() == (try peerStore.walRecords()))
         #expect(try store.datastoreRecords() == (try peerStore.datastoreRecords()))
@@ -539,10 +575,10 @@ struct ReplicaStoreTests {
         let directory = StoreDirectory()
         let path = directory.path("S1.sqlite")
         _ = try openS1(path)
-        try tamper(path, "PRAGMA user_version = 6")
+        try tamper(path, "PRAGMA user_version = 7")
         #expect(
             storeErrorDescription { () throws(StoreError) in try openS1(path) }
-                == "\(path): was written by a newer ledger (store schema 6; this build reads 5); run a newer build")
+                == "\(path): was written by a newer ledger (store schema 7; this build reads 6); run a newer build")
     }
 
     @Test("a file in use by a running replica is refused")

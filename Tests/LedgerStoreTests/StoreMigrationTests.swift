@@ -150,7 +150,7 @@ struct StoreMigrationTests {
                 try Int.fetchAll(db, sql: "SELECT DISTINCT slot FROM wal")
             )
         }
-        #expect(version == 5 && historyFrom == 7 && labels == [7])
+        #expect(version == 6 && historyFrom == 7 && labels == [7])
         try database.close()
 
         // Opened again, it is schema 5 already; the home's commit goes once the other participant is seen to have

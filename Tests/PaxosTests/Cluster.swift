@@ -16,6 +16,9 @@ let s1 = ReplicaID(1)
 let s2 = ReplicaID(2)
 let s3 = ReplicaID(3)
 
+/// The configurations of a three-replica test cluster that never changed them (epoch 1: S1, S2, S3).
+let firstMemberships = Memberships(initial: Membership(epoch: 1, voters: [s1, s2, s3]))
+
 /// A ballot, written the way the paper writes it: (round, replica).
 func ballot(_ round: UInt64, _ replica: ReplicaID) -> Ballot {
     Ballot(round: round, replica: replica)
@@ -78,6 +81,8 @@ struct Link: Hashable {
 struct Cluster {
     static let members = [s1, s2, s3]
 
+    /// The replicas started: the first three, then any `add`ed.
+    var members = Cluster.members
     var replicas: [ReplicaID: TestReplica] = [:]
     var configurations: [ReplicaID: Configuration] = [:]
     /// What each replica made durable, accumulated from its Readies like the simulator's storage.
@@ -109,6 +114,24 @@ struct Cluster {
             journals[member] = Journal()
             replicas[member] = TestReplica(configuration: configuration, seed: UInt64(member.index) * 1_000)
         }
+    }
+
+    /// Starts `replica` from an empty disk, configured like the others (it learns from the log who votes).
+    mutating func add(_ replica: ReplicaID) {
+        var configuration = configurations[s1]!
+        configuration.me = replica
+        configuration.preferredLeader = nil
+        configurations[replica] = configuration
+        durable[replica] = TestDurable()
+        journals[replica] = Journal()
+        replicas[replica] = TestReplica(configuration: configuration, seed: UInt64(replica.index) * 1_000)
+        members.append(replica)
+    }
+
+    /// Stops `replica` for good (a removed replica's shell does): it takes no more turns, and what it sent is lost.
+    mutating func stop(_ replica: ReplicaID) {
+        members.removeAll { $0 == replica }
+        mailbox.removeAll { $0.from == replica || $0.to == replica }
     }
 
     subscript(replica: ReplicaID) -> TestReplica { replicas[replica]! }
@@ -202,7 +225,7 @@ struct Cluster {
 
     /// Cuts every link to and from `replica`.
     mutating func isolate(_ replica: ReplicaID) {
-        for other in Self.members where other != replica {
+        for other in members where other != replica {
             cut.insert(Link(from: replica, to: other))
             cut.insert(Link(from: other, to: replica))
         }
@@ -231,7 +254,7 @@ struct Cluster {
     mutating func stabilize() -> [ReplicaID: [TestReady]] {
         var readies: [ReplicaID: [TestReady]] = [:]
         for _ in 0..<100 {
-            for member in Self.members {
+            for member in members {
                 let ready = takeReady(member)
                 if ready.snapshotDue { compact(member) }
                 if !ready.isEmpty { readies[member, default: []].append(ready) }
@@ -256,8 +279,8 @@ struct Cluster {
     @discardableResult
     mutating func step() -> [ReplicaID: TestReady] {
         var readies: [ReplicaID: TestReady] = [:]
-        for member in Self.members { tick(member) }
-        for member in Self.members {
+        for member in members { tick(member) }
+        for member in members {
             let ready = takeReady(member)
             if ready.snapshotDue { compact(member) }
             if !ready.isEmpty { readies[member] = ready }

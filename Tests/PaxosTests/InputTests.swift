@@ -33,8 +33,9 @@ import Testing
     let configuration = Configuration(
         me: s1, members: Cluster.members, leaderTimeoutTicks: 10, heartbeatIntervalTicks: 3, consensusTimeoutTicks: 30)
 
-    // Replica.receive and MessageRejection: a message from outside the cluster, from the replica itself, or
-    // malformed is refused without any change (the ballot, slot and chosen-mark rules of Replica.validate).
+    // Replica.receive and MessageRejection: a message from the replica itself, or malformed, is refused without any
+    // change (the ballot, slot and chosen-mark rules of Replica.validate); one from a removed replica too
+    // (MembershipTests).
     @Test func foreignOrMalformedMessageIsRefusedWithoutChange() {
         var cluster = Cluster()
         cluster.elect(s1)
@@ -49,10 +50,6 @@ import Testing
 
         // Each would raise S2's promise or change its log if it were taken in.
         let cases: [(String, TestMessage, ReplicaID)] = [
-            (
-                "heartbeat from a non-member", .heartbeat(ballot: ballot(9, ReplicaID(9)), chosenThrough: 5, round: 0),
-                ReplicaID(9)
-            ),
             ("Phase1a from itself", .phase1a(ballot: ballot(9, s2), firstSlot: 1), s2),
             (
                 "Phase2a under another replica's ballot",
@@ -84,8 +81,8 @@ import Testing
             (
                 "Phase1b entry stamped above the ballot it was accepted under",
                 .phase1b(
-                    ballot: ballot(9, s2), snapshotSlot: 0,
-                    entries: [SlotEntry(slot: 2, entry: accepted(ballot(8, s3), z))]),
+                    ballot: ballot(9, s2), snapshotSlot: 0, chosenThrough: 0,
+                    entries: [SlotEntry(slot: 2, entry: accepted(ballot(8, s3), z))], memberships: firstMemberships),
                 s3
             ),
         ]
@@ -144,9 +141,13 @@ import Testing
             for envelope in ready.messages where envelope.to == s2 {
                 switch envelope.message {
                 case .phase1a(let ballot, _):
-                    try replica.receive(.phase1b(ballot: ballot, snapshotSlot: 0, entries: []), from: s2)
+                    try replica.receive(
+                        .phase1b(
+                            ballot: ballot, snapshotSlot: 0, chosenThrough: 0, entries: [],
+                            memberships: firstMemberships), from: s2)
                 case .phase2a(let ballot, let proposals, _):
-                    try replica.receive(.phase2b(ballot: ballot, slots: proposals.map(\.slot)), from: s2)
+                    try replica.receive(
+                        .phase2b(ballot: ballot, slots: proposals.map(\.slot), chosenThrough: 0), from: s2)
                 case .heartbeat(let ballot, _, let round):
                     try replica.receive(.heartbeatAck(ballot: ballot, round: round), from: s2)
                 default:

@@ -30,7 +30,14 @@ import Testing
         let promise = cluster.takeReady(s2)
         #expect(cluster[s2].role == .follower)
         #expect(promise.persist.promised == candidate)
-        #expect(promise.messages == [envelope(to: s1, .phase1b(ballot: candidate, snapshotSlot: 0, entries: []))])
+        #expect(
+            promise.messages == [
+                envelope(
+                    to: s1,
+                    .phase1b(
+                        ballot: candidate, snapshotSlot: 0, chosenThrough: 0, entries: [], memberships: firstMemberships
+                    ))
+            ])
         _ = cluster.takeReady(s3)
 
         // The candidate's own promise counts: one Phase1b completes a majority of three.
@@ -60,7 +67,11 @@ import Testing
         let answers = cluster.takeReady(s1)
         #expect(
             answers.messages == [
-                envelope(to: s3, .phase1b(ballot: ballot(1, s3), snapshotSlot: 0, entries: [])),
+                envelope(
+                    to: s3,
+                    .phase1b(
+                        ballot: ballot(1, s3), snapshotSlot: 0, chosenThrough: 0, entries: [],
+                        memberships: firstMemberships)),
                 envelope(to: s2, .rejected(promised: ballot(1, s3))),
             ])
 
@@ -122,11 +133,11 @@ import Testing
                 envelope(
                     to: s1,
                     .phase1b(
-                        ballot: high, snapshotSlot: 0,
+                        ballot: high, snapshotSlot: 0, chosenThrough: 0,
                         entries: [
                             SlotEntry(slot: 1, entry: accepted(low, batch(low, a))),
                             SlotEntry(slot: 2, entry: accepted(low, batch(low, x))),
-                        ]))
+                        ], memberships: firstMemberships))
             ])
         cluster.deliver()
         #expect(cluster[s1].role == .leader)

@@ -43,13 +43,13 @@ import Testing
             ])
         #expect(
             acceptance.messages == [
-                envelope(to: s1, .phase2b(ballot: leader, slots: [1])),
-                envelope(to: s1, .phase2b(ballot: leader, slots: [2])),
+                envelope(to: s1, .phase2b(ballot: leader, slots: [1], chosenThrough: 0)),
+                envelope(to: s1, .phase2b(ballot: leader, slots: [2], chosenThrough: 0)),
             ])
         #expect(cluster[s2].leaderHint == s1)
 
         // Slot 2 is chosen first, but nothing is applied past the missing slot 1.
-        cluster.deliver { $0.message == .phase2b(ballot: leader, slots: [2]) }
+        cluster.deliver { $0.message == .phase2b(ballot: leader, slots: [2], chosenThrough: 0) }
         let early = cluster.takeReady(s1)
         #expect(early.persist.entries == [2: chosen(leader, batch(leader, d))])
         #expect(early.apply.isEmpty)

@@ -31,7 +31,7 @@ import Testing
         #expect(cluster[s1].snapshotSlot == 0)
 
         cluster.compact(s1)
-        let snapshot = Snapshot(slot: 2, state: Journal(applied: ["a", "b"]))
+        let snapshot = Snapshot(slot: 2, state: Journal(applied: ["a", "b"]), memberships: firstMemberships)
         #expect(cluster[s1].log.isEmpty)
         #expect(cluster[s1].snapshotSlot == 2)
         #expect(cluster[s1].snapshot == snapshot)
@@ -136,10 +136,10 @@ import Testing
                 envelope(
                     to: s1,
                     .phase1b(
-                        ballot: higher, snapshotSlot: 0,
+                        ballot: higher, snapshotSlot: 0, chosenThrough: 0,
                         entries: [
                             SlotEntry(slot: 1, entry: accepted(promisedBeforeRestart, batch(promisedBeforeRestart, a)))
-                        ]))
+                        ], memberships: firstMemberships))
             ])
 
         // And S1, leading again, re-proposes a over its own z from the lower ballot, keeping a's stamp: S3 first

@@ -30,12 +30,12 @@ enum SimInput<Command: Sendable & Equatable, State: Sendable & Equatable> {
         switch message {
         case .phase1a(let ballot, let firstSlot):
             return "phase1a \(ballot) from slot \(firstSlot)"
-        case .phase1b(let ballot, let snapshotSlot, let entries):
+        case .phase1b(let ballot, let snapshotSlot, _, let entries, _):
             return "phase1b \(ballot) snapshot \(snapshotSlot) slots \(slots(entries.map(\.slot)))"
         case .phase2a(let ballot, let proposals, let chosenThrough):
             return "phase2a \(ballot) slots \(slots(proposals.map(\.slot))) chosen through \(chosenThrough)"
-        case .phase2b(let ballot, let accepted):
-            return "phase2b \(ballot) slots \(slots(accepted))"
+        case .phase2b(let ballot, let accepted, let chosenThrough):
+            return "phase2b \(ballot) slots \(slots(accepted)) chosen through \(chosenThrough)"
         case .chosen(let ballot, let chosenThrough):
             return "chosen \(ballot) through \(chosenThrough)"
         case .heartbeat(let ballot, let chosenThrough, let round):
@@ -52,6 +52,8 @@ enum SimInput<Command: Sendable & Equatable, State: Sendable & Equatable> {
         case .forward(let requests):
             let ids = requests.prefix(4).map(String.init(describing:)).joined(separator: ", ")
             return "forward \(requests.count) [\(ids)\(requests.count > 4 ? ", ..." : "")]"
+        case .handover(let ballot):
+            return "handover \(ballot)"
         }
     }
 

@@ -22,6 +22,9 @@ struct SimulationParameters: CustomStringConvertible {
     /// `Configuration.preferredLeader`, by member index from 1 (nil: none). Drawn from a generator of its own, so
     /// every other draw of a seed stays what it was before it existed.
     var preferredLeader: Int?
+    /// Per tick of the fault phase, the chance that the operator asks for a membership change when none is under
+    /// way (0 in a third of the runs, in the canaries of other bugs, and in clusters that share nodes).
+    var reconfigurationRate = 0.0
 
     /// - Parameter harsh: many more crashes and partitions, for runs that hunt a planted bug.
     init(random: inout SeededRandom, harsh: Bool) {
@@ -44,8 +47,20 @@ struct SimulationParameters: CustomStringConvertible {
     }
 
     /// Draws the parameters that came later, from `random` (not the run's generator).
-    mutating func drawLater(random: inout SeededRandom) {
+    mutating func drawLater(random: inout SeededRandom, fault: InjectedFault?) {
         preferredLeader = Bool.random(using: &random) ? Int.random(in: 1...replicaCount, using: &random) : nil
+        let changes = Int.random(in: 0..<3, using: &random) > 0
+        reconfigurationRate = changes ? Double.random(in: 0.005...0.04, using: &random) : 0
+        switch fault {
+        case .reconfigurationAtOnce?:
+            // The canary's bug shows only while a change takes effect with slots in flight.
+            reconfigurationRate = 0.08
+            slotsInFlightMax = max(slotsInFlightMax, 3)
+        case .promiseNotPersisted?, .acceptanceNotDurable?:
+            reconfigurationRate = 0  // Those canaries hunt their own bugs, as they did before changes existed.
+        case nil:
+            break
+        }
     }
 
     var description: String {
@@ -57,6 +72,7 @@ struct SimulationParameters: CustomStringConvertible {
             + "reads \(percent(readRate))/tick, "
             + (laggardFlushTicks == 0 ? "every peer prompt" : "laggards every \(laggardFlushTicks) ticks")
             + (preferredLeader.map { ", S\($0) preferred leader" } ?? "")
+            + (reconfigurationRate > 0 ? ", reconfigurations \(percent(reconfigurationRate))/tick" : "")
     }
 
     private func percent(_ value: Double) -> String { "\(Int((value * 1000).rounded()) / 10)%" }
@@ -94,6 +110,13 @@ struct SimulationReport {
     var readsIssued = 0
     var readsAnswered = 0
     var readsRefused = 0
+    /// Membership changes the operator asked for, those chosen and applied (by the log's order), those a leader
+    /// or the log refused, the leaders asked to remove themselves, and the replicas stopped once removed.
+    var reconfigurationsAsked = 0
+    var reconfigurationsApplied = 0
+    var reconfigurationsRefused = 0
+    var leaderRemovalsAsked = 0
+    var replicasRetired = 0
 
     var faultsInjected: Int { messagesDropped + messagesDuplicated + crashes + partitions + leaderIsolations }
 }
@@ -162,6 +185,8 @@ struct Simulation<Machine: SimulatedMachine> {
         }
 
         subscript(member: ReplicaID) -> Node { storage[member.index - 1] }
+
+        var count: Int { storage.count }
     }
 
     /// Replicas that accepted one value in one slot under one ballot.
@@ -197,6 +222,16 @@ struct Simulation<Machine: SimulatedMachine> {
         var uncertain: Bool
     }
 
+    /// A membership change the operator asked for and has no answer to yet.
+    struct OperatorChange {
+        var id: RequestID
+        var target: ReplicaID
+        var sentAt: Int
+    }
+
+    /// The client id of the operator's changes.
+    static var operatorClient: UInt64 { 1_000_000 }
+
     struct SimClient {
         var id: UInt64
         var outstanding: [RequestID: ClientRequest] = [:]
@@ -230,7 +265,18 @@ struct Simulation<Machine: SimulatedMachine> {
     /// Draws crashes during a write and power losses from a stream of their own, so the rest of a seed's run (its
     /// faults, clients and timings) is what it was before they were modelled.
     var storageRandom: SeededRandom
+    /// Every replica started so far: the first configuration's, then those added (S1, S2, ... in order).
     var members: [ReplicaID]
+    /// The voters of the first configuration, which every replica starts from.
+    let bootstrapMembers: [ReplicaID]
+    /// Replicas stopped for good once removed from the cluster.
+    var retiredMembers: Set<ReplicaID> = []
+    /// When the oracle first found each removed replica needed by no configuration any more.
+    var unneededSince: [ReplicaID: Int] = [:]
+    /// The operator's membership changes come from a stream of their own (see `reconfigurationRate`).
+    var operatorRandom: SeededRandom
+    var operatorChange: OperatorChange?
+    var operatorSequence: UInt64 = 0
     var nodes = Nodes()
     var network: [InFlight] = []
     var messageOrder: UInt64 = 0
@@ -238,6 +284,8 @@ struct Simulation<Machine: SimulatedMachine> {
     var blocked: [ReplicaID: Set<ReplicaID>] = [:]
     var clients: [SimClient] = []
     var workload: Machine.Workload
+    /// The state machine before any slot: a replica added later starts from it too.
+    let initialState: Machine
     var now = 0
     var healed = false
     var report: SimulationReport
@@ -263,6 +311,14 @@ struct Simulation<Machine: SimulatedMachine> {
     var reads: [RequestID: ClientRead] = [:]
     var acknowledgedThrough: Slot = 0
     var acknowledgedWrite: RequestID?
+    /// The configurations, derived from the chosen log with the true alpha (`slotsInFlightMax`): which one counts
+    /// the votes of each slot, whatever the replicas think.
+    var oracleMemberships: Memberships
+    /// Slots some acceptors accepted whose configuration is not known yet (a slot within alpha of an unchosen one).
+    var undecidedSlots: Set<Slot> = []
+    /// Chosen marks by replicas to check once their slot's configuration is known.
+    var unverifiedChosen: [(slot: Slot, value: SlotValue<Command>, member: ReplicaID)] = []
+    var extendingCanonical = false
 
     /// - Parameter replicaCount: overrides the seed's draw (3 or 5), for clusters that share nodes
     ///   (`NodeSimulation`).
@@ -273,19 +329,25 @@ struct Simulation<Machine: SimulatedMachine> {
         storageRandom = SeededRandom(seed: seed ^ 0x5EED_D15C)
         var parameters = SimulationParameters(random: &random, harsh: fault != nil)
         var laterRandom = SeededRandom(seed: seed ^ 0x1EAD_E7)
-        parameters.drawLater(random: &laterRandom)
+        parameters.drawLater(random: &laterRandom, fault: fault)
         if let replicaCount {
             parameters.replicaCount = replicaCount
             if let preferred = parameters.preferredLeader, preferred > replicaCount { parameters.preferredLeader = nil }
+            // Clusters that share nodes keep one replica per node.
+            parameters.reconfigurationRate = 0
         }
         self.parameters = parameters
         let initial = Machine.initial(random: &random)
+        initialState = initial
         self.random = random
         canonicalState = initial
         canonical = [0: initial.digest]
         faultTicks = steps * 3 / 5
         livenessTicks = steps - faultTicks
         members = (1...parameters.replicaCount).map { ReplicaID($0) }
+        bootstrapMembers = members
+        oracleMemberships = Memberships(initial: Membership(epoch: 1, voters: members))
+        operatorRandom = SeededRandom(seed: seed ^ 0x0C0F_1609)
         report = SimulationReport(seed: seed, parameters: parameters.description)
         clients = (0..<parameters.clients).map { SimClient(id: UInt64($0 + 1)) }
         workload = Machine.Workload(clients: clients.map(\.id))
@@ -345,8 +407,14 @@ struct Simulation<Machine: SimulatedMachine> {
     var settled: Bool {
         let highest = chosen.keys.max() ?? 0
         return clients.allSatisfy(\.outstanding.isEmpty)
-            && members.allSatisfy { nodes[$0].replica != nil && nodes[$0].state.slot >= highest }
+            && finalMembers.allSatisfy { nodes[$0].replica != nil && nodes[$0].state.slot >= highest }
     }
+
+    /// The replicas a run must end with, up and applied through every chosen slot: the latest configuration's.
+    var finalMembers: [ReplicaID] { oracleMemberships.latest.members }
+
+    /// The replicas a client or a fault may pick: started, and not stopped for good.
+    var activeMembers: [ReplicaID] { members.filter { !retiredMembers.contains($0) } }
 
     // MARK: - One tick
 
@@ -368,6 +436,7 @@ struct Simulation<Machine: SimulatedMachine> {
             nodes[member].recent.tick(now)
         }
         clientsAct()
+        operatorActs()
     }
 
     mutating func deliverDueMessages() {
@@ -388,6 +457,9 @@ struct Simulation<Machine: SimulatedMachine> {
             do {
                 try nodes[item.to].replica!.receive(item.message, from: item.from)
             } catch {
+                // A replica refuses a sender it knows was removed (a late message, or one that has not learned it).
+                // Anything else a correct peer sends is taken.
+                if nodes[item.to].replica!.hasRetired(item.from) { continue }
                 report.violations.append("tick \(now): a correct peer's message was refused: \(error)")
             }
         }
@@ -549,12 +621,47 @@ struct Simulation<Machine: SimulatedMachine> {
         record.acceptors.insert(member)
         perBallot[entry.ballot] = record
         acceptances[slot] = perBallot
-        if record.acceptors.count >= members.count / 2 + 1 {
+        decideChosen(slot)
+    }
+
+    /// The configuration that counts the votes of `slot` by the true alpha, once the chosen prefix decides it.
+    func oracleGoverning(_ slot: Slot) -> Membership? {
+        slot <= canonicalState.slot + Slot(parameters.slotsInFlightMax) ? oracleMemberships.governing(slot) : nil
+    }
+
+    /// A value accepted in `slot` by a majority of the voters of the slot's configuration, under one ballot, is
+    /// chosen; a slot whose configuration is not known yet waits.
+    mutating func decideChosen(_ slot: Slot) {
+        guard let governing = oracleGoverning(slot) else {
+            undecidedSlots.insert(slot)
+            return
+        }
+        for (_, record) in (acceptances[slot] ?? [:]).sorted(by: { $0.key < $1.key })
+        where governing.isQuorum(record.acceptors) {
             observeChosen(slot, record.value, by: nil)
         }
     }
 
+    /// A replica marked `slot` chosen with `value`: a majority of the voters of the configuration that governs the
+    /// slot must have accepted it under one ballot (learners and strangers count for nothing).
+    mutating func verifyChosen(_ slot: Slot, _ value: SlotValue<Command>, by member: ReplicaID) {
+        guard let governing = oracleGoverning(slot) else {
+            unverifiedChosen.append((slot, value, member))
+            return
+        }
+        let quorum = acceptances[slot]?.values.contains { $0.value == value && governing.isQuorum($0.acceptors) }
+        if quorum != true {
+            let acceptors = (acceptances[slot] ?? [:]).values.filter { $0.value == value }.map { record in
+                record.acceptors.sorted().map(\.description).joined(separator: " ")
+            }
+            violation(
+                "\(member) learned slot \(slot) chosen, but no majority of its configuration (\(governing)) accepted "
+                    + "that value under one ballot; it was accepted by [\(acceptors.joined(separator: "; "))]")
+        }
+    }
+
     mutating func observeChosen(_ slot: Slot, _ value: SlotValue<Command>, by member: ReplicaID?) {
+        if let member { verifyChosen(slot, value, by: member) }
         if let known = chosen[slot] {
             if known != value {
                 let who = member.map { "\($0) learned" } ?? "a majority accepted"
@@ -563,26 +670,64 @@ struct Simulation<Machine: SimulatedMachine> {
             return
         }
         chosen[slot] = value
-        // Extend the canonical application as far as the chosen prefix allows.
-        var next = canonicalState.slot + 1
-        while let value = chosen[next] {
-            var answers: [RequestID: Machine.Result] = [:]
-            let applied = canonicalState.apply(slot: next, ballot: value.ballot, value: value)
-            for (request, answer) in zip(value.requests, applied) {
-                if answer.tookEffect, !canonicalApplied.insert(answer.id).inserted {
-                    violation("request \(answer.id) applied twice by the state machine in slot \(next)")
-                }
-                if canonicalSeen.insert(answer.id).inserted {
-                    Machine.tally(request.command, answer.result, into: &report.tally)
-                }
-                if answers[answer.id] == nil { answers[answer.id] = answer.result }
+        extendCanonical()
+    }
+
+    /// Applies the chosen prefix canonically as far as it goes; each slot it passes may decide the configuration
+    /// of later slots, whose acceptances and chosen marks are then judged.
+    mutating func extendCanonical() {
+        guard !extendingCanonical else { return }
+        extendingCanonical = true
+        defer { extendingCanonical = false }
+        var progressed = true
+        while progressed {
+            progressed = false
+            while let value = chosen[canonicalState.slot + 1] {
+                let next = canonicalState.slot + 1
+                applyCanonically(next, value)
+                progressed = true
             }
-            canonicalAnswers[next] = answers
-            canonical[next] = canonicalState.digest
-            for text in canonicalState.violations() {
-                violation("the canonical application broke an invariant in slot \(next): \(text)")
+            for slot in undecidedSlots.sorted() where oracleGoverning(slot) != nil {
+                undecidedSlots.remove(slot)
+                decideChosen(slot)
             }
-            next += 1
+            let unverified = unverifiedChosen
+            unverifiedChosen.removeAll()
+            for mark in unverified { verifyChosen(mark.slot, mark.value, by: mark.member) }
+        }
+    }
+
+    mutating func applyCanonically(_ next: Slot, _ value: SlotValue<Command>) {
+        var answers: [RequestID: Machine.Result] = [:]
+        let applied = canonicalState.apply(slot: next, ballot: value.ballot, value: value)
+        for (request, answer) in zip(value.requests, applied) {
+            if answer.tookEffect, !canonicalApplied.insert(answer.id).inserted {
+                violation("request \(answer.id) applied twice by the state machine in slot \(next)")
+            }
+            if canonicalSeen.insert(answer.id).inserted {
+                Machine.tally(request.command, answer.result, into: &report.tally)
+            }
+            if answers[answer.id] == nil { answers[answer.id] = answer.result }
+        }
+        canonicalAnswers[next] = answers
+        canonical[next] = canonicalState.digest
+        for text in canonicalState.violations() {
+            violation("the canonical application broke an invariant in slot \(next): \(text)")
+        }
+        if let change = value.reconfiguration {
+            let retiredBefore = Set(oracleMemberships.retired)
+            let delay = Slot(parameters.slotsInFlightMax)
+            if oracleMemberships.record(change.membership, chosenAt: next, delay: delay) == nil {
+                report.reconfigurationsApplied += 1
+                if let back = change.membership.members.first(where: retiredBefore.contains) {
+                    violation("slot \(next) made \(back) a member again after it was removed")
+                }
+                // A replica added is started now, from an empty disk: it learns everything from its peers.
+                for added in change.membership.members where !members.contains(added) {
+                    members.append(added)
+                    start(added)
+                }
+            }
         }
     }
 
@@ -602,7 +747,21 @@ struct Simulation<Machine: SimulatedMachine> {
             if replica.appliedThrough > replica.chosenThrough {
                 violation("\(member) applied beyond its chosen prefix")
             }
+            if replica.chosenThrough <= canonicalState.slot,
+                replica.memberships.latest != oracleMemberships.latest(asOf: replica.chosenThrough)
+            {
+                violation(
+                    "\(member) derived the configuration \(replica.memberships.latest) from the log through slot "
+                        + "\(replica.chosenThrough); the log says \(oracleMemberships.latest(asOf: replica.chosenThrough))"
+                )
+            }
+            if replica.isRetired, isNeeded(member) {
+                violation(
+                    "\(member) stopped as removed while a configuration still counts it: "
+                        + "\(oracleMemberships.governingFrom(canonicalState.slot + 1))")
+            }
         }
+        retireRemoved()
         if healed, report.ticksToLeaderAfterHeal == nil,
             members.contains(where: { nodes[$0].replica?.leadsWithQuorum == true })
         {
@@ -614,6 +773,7 @@ struct Simulation<Machine: SimulatedMachine> {
     }
 
     mutating func checkFinal() {
+        let members = finalMembers
         let applied = members.map { nodes[$0].state.slot }
         let highest = chosen.keys.max() ?? 0
         // A slot a majority accepted that no replica knows chosen: the leader never learned its acceptances.
@@ -761,8 +921,8 @@ struct Simulation<Machine: SimulatedMachine> {
         case .noQuorum, .busy, .timedOut:
             report.readsRefused += 1
             clients[read.client].believedLeader = nil
-        case .chosen:
-            violation("\(member) answered read \(outcome.id) as a chosen request")
+        case .chosen, .refused:
+            violation("\(member) answered read \(outcome.id) as a chosen request or a membership change")
         }
     }
 
@@ -780,6 +940,10 @@ struct Simulation<Machine: SimulatedMachine> {
     }
 
     mutating func deliver(_ outcome: RequestOutcome, from member: ReplicaID) {
+        if outcome.id.client == Self.operatorClient {
+            operatorAnswered(outcome, from: member)
+            return
+        }
         if let read = reads[outcome.id] {
             if read.target == member { answerRead(outcome, read) }
             return
@@ -829,19 +993,22 @@ struct Simulation<Machine: SimulatedMachine> {
         case .timedOut:
             resubmit(client: index, id: outcome.id, to: randomMember(), uncertain: true)
             clients[index].believedLeader = nil
-        case .readable:
-            violation("\(member) answered request \(outcome.id) as a read")
+        case .readable, .refused:
+            violation("\(member) answered request \(outcome.id) as a read or a membership change")
         }
     }
 
-    mutating func randomMember() -> ReplicaID { members[Int.random(in: 0..<members.count, using: &random)] }
+    mutating func randomMember() -> ReplicaID {
+        let active = activeMembers
+        return active[Int.random(in: 0..<active.count, using: &random)]
+    }
 
     // MARK: - Faults
 
     mutating func start(_ member: ReplicaID) {
         let configuration = Configuration(
             me: member,
-            members: members,
+            members: bootstrapMembers,
             leaderTimeoutTicks: leaderTimeoutTicks,
             heartbeatIntervalTicks: heartbeatTicks,
             consensusTimeoutTicks: consensusTimeoutTicks,
@@ -888,13 +1055,14 @@ struct Simulation<Machine: SimulatedMachine> {
     }
 
     mutating func restartDue() {
-        for member in members where nodes[member].replica == nil && nodes[member].downUntil <= now {
+        for member in activeMembers where nodes[member].replica == nil && nodes[member].downUntil <= now {
             start(member)
         }
     }
 
     mutating func injectFaults() {
         restartDue()
+        let members = activeMembers
         for member in members where Double.random(in: 0..<1, using: &random) < parameters.crashRate {
             crash(member)
         }
@@ -935,9 +1103,97 @@ struct Simulation<Machine: SimulatedMachine> {
     mutating func heal() {
         healed = true
         blocked = [:]
-        for member in members where nodes[member].replica == nil {
+        for member in activeMembers where nodes[member].replica == nil {
             nodes[member].downUntil = now
         }
         restartDue()
+    }
+
+    // MARK: - Membership changes
+
+    /// Whether a configuration that governs a slot after the chosen prefix counts `member` (or learns through it).
+    func isNeeded(_ member: ReplicaID) -> Bool {
+        oracleMemberships.governingFrom(canonicalState.slot + 1).contains { $0.contains(member) }
+    }
+
+    /// The operator, during the fault phase: now and then it asks the leader (or any replica) for one change of
+    /// the latest configuration: add a learner, promote it, remove it, remove a voter (the leader half the time),
+    /// replace a voter with the learner, or, rarely, something the replicas must refuse (two voters).
+    mutating func operatorActs() {
+        if let change = operatorChange, now - change.sentAt > Int(consensusTimeoutTicks) * 2 {
+            operatorChange = nil  // Lost with a crashed replica or a dropped answer: ask again later.
+        }
+        guard !healed, operatorChange == nil, parameters.reconfigurationRate > 0,
+            Double.random(in: 0..<1, using: &operatorRandom) < parameters.reconfigurationRate
+        else { return }
+        let latest = oracleMemberships.latest
+        var voters = latest.voters
+        var learners = latest.learners
+        let leader = activeMembers.first { nodes[$0].replica?.role == .leader }
+        var removed: ReplicaID?
+        func removeVoter(_ random: inout SeededRandom) {
+            let victim =
+                leader.map(voters.contains) == true && Bool.random(using: &random)
+                ? leader! : voters[Int.random(in: 0..<voters.count, using: &random)]
+            voters.removeAll { $0 == victim }
+            removed = victim
+        }
+        if let learner = learners.first {
+            switch Int.random(in: 0..<4, using: &operatorRandom) {
+            case 0, 1: voters.append(learner)
+            case 2: break
+            default:
+                removeVoter(&operatorRandom)
+                voters.append(learner)
+            }
+            learners = []
+        } else if voters.count >= 5 || (voters.count == 4 && Bool.random(using: &operatorRandom))
+            || Int.random(in: 0..<10, using: &operatorRandom) == 0
+        {
+            removeVoter(&operatorRandom)
+        } else {
+            let added = ReplicaID(nodes.count + 1)
+            nodes.append(Node(state: initialState), for: added)
+            learners = [added]
+        }
+        operatorSequence += 1
+        let id = RequestID(client: Self.operatorClient, sequence: operatorSequence)
+        let target = leader ?? randomMember()
+        operatorChange = OperatorChange(id: id, target: target, sentAt: now)
+        report.reconfigurationsAsked += 1
+        if removed != nil, removed == leader { report.leaderRemovalsAsked += 1 }
+        let change = Reconfiguration(
+            id: id, membership: Membership(epoch: latest.epoch + 1, voters: voters, learners: learners))
+        nodes[target].replica?.reconfigure(change)
+    }
+
+    mutating func operatorAnswered(_ outcome: RequestOutcome, from member: ReplicaID) {
+        guard let change = operatorChange, change.id == outcome.id, change.target == member else { return }
+        operatorChange = nil
+        switch outcome.outcome {
+        case .chosen(let slot):
+            if chosen[slot]?.reconfiguration?.id != outcome.id {
+                violation(
+                    "\(member) acknowledged membership change \(outcome.id) in slot \(slot), which does not hold it")
+            }
+        case .refused:
+            report.reconfigurationsRefused += 1
+        case .notLeader, .noQuorum, .busy, .timedOut, .readable:
+            break
+        }
+    }
+
+    /// Stops for good the replicas no configuration needs any more: once they know it themselves, or some ticks
+    /// after the log decided it (a replica cut off when it was removed may never learn it).
+    mutating func retireRemoved() {
+        let retired = Set(oracleMemberships.retired)
+        for member in activeMembers where retired.contains(member) && !isNeeded(member) {
+            let since = unneededSince[member] ?? now
+            unneededSince[member] = since
+            guard nodes[member].replica?.isRetired == true || now - since >= 40 else { continue }
+            nodes[member].replica = nil
+            retiredMembers.insert(member)
+            report.replicasRetired += 1
+        }
     }
 }

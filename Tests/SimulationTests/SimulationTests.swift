@@ -53,7 +53,7 @@ import Testing
             \(reports.map(\.requestsSubmitted).reduce(0, +)), acknowledged \(reports.map(\.requestsAcknowledged).reduce(0, +)), \
             refused \(reports.map(\.requestsRefused).reduce(0, +)); reads issued \(reports.map(\.readsIssued).reduce(0, +)), \
             answered \(reports.map(\.readsAnswered).reduce(0, +)), refused \(reports.map(\.readsRefused).reduce(0, +)); \
-            slots chosen \(reports.map(\.slotsChosen).reduce(0, +)); \
+            slots chosen \(reports.map(\.slotsChosen).reduce(0, +)); \(SimulationReport.membership(reports)); \
             snapshots installed \(reports.map(\.snapshotsInstalled).reduce(0, +)); leader after heal within \
             \(leaderTicks.max() ?? 0) ticks (worst); settled within \(reports.map(\.settleTicks).max() ?? 0) ticks \
             past the end (worst); violations found \(failed.count)
@@ -65,6 +65,7 @@ import Testing
             #expect(reports.map(\.snapshotsInstalled).reduce(0, +) > 0)
             #expect(reports.map(\.requestsAcknowledged).reduce(0, +) > reports.count * 10)
             #expect(reports.map(\.readsAnswered).reduce(0, +) > reports.count * 10)
+            SimulationReport.expectMembershipExercised(reports)
         }
     }
 
@@ -79,9 +80,16 @@ import Testing
         await Self.expectCaught(.acceptanceNotDurable, "acceptance not durable")
     }
 
-    /// Runs 400 harsh seeds with `fault` planted; some must report a violation.
-    static func expectCaught(_ fault: InjectedFault, _ name: String) async {
-        let seeds = Array(UInt64(1)...400)
+    /// The third canary: a configuration that governs the very next slot while slots proposed under the old one are
+    /// still in flight (no alpha window) must be caught.
+    @Test func reconfigurationWithoutAlphaIsCaught() async {
+        // 100 seeds: about a third catch it, and 400 would add a minute and a half to every `swift test`.
+        await Self.expectCaught(.reconfigurationAtOnce, "reconfiguration at once", seeds: 100)
+    }
+
+    /// Runs `seeds` harsh seeds with `fault` planted; some must report a violation.
+    static func expectCaught(_ fault: InjectedFault, _ name: String, seeds count: UInt64 = 400) async {
+        let seeds = Array(UInt64(1)...count)
         let reports = await run(SimState.self, seeds: seeds, steps: steps, fault: fault)
         let caught = reports.filter { !$0.violations.isEmpty }
         print(
@@ -205,6 +213,7 @@ import Testing
         print(
             "ledger simulation: \(reports.count) seeds x \(Self.steps) ticks, \(sum(\.ticks)) ticks in all; \(faults); "
                 + "\(transfers); \(twoPhase); \(window); requests acknowledged \(sum(\.requestsAcknowledged)); \(reads); "
+                + "\(SimulationReport.membership(reports)); "
                 + "snapshots installed \(sum(\.snapshotsInstalled)); settled within "
                 + "\(reports.map(\.settleTicks).max() ?? 0) ticks past the end (worst); violations found \(failed.count)"
         )
@@ -214,6 +223,7 @@ import Testing
             #expect(sum(\.lazyWritesLost) > 0)
             #expect(sum(\.readsAnswered) > reports.count * 10)
             #expect(sum(\.snapshotsInstalled) > 0)
+            SimulationReport.expectMembershipExercised(reports)
             for key in [
                 "transfer committed", "transfer insufficient funds", "transfer locked", "transfer unknown account",
                 "transfer invalid", "prepare yes", "prepare locked", "prepare invalid", "decide committed",
@@ -332,5 +342,24 @@ extension SimulationReport {
     var details: String {
         let more = violations.count > 12 ? ["... \(violations.count - 12) more violations"] : []
         return (violations.prefix(12) + more + explanation).joined(separator: "\n")
+    }
+}
+
+extension SimulationReport {
+    /// The membership changes of a set of runs, in one clause of a summary line.
+    static func membership(_ reports: [SimulationReport]) -> String {
+        func sum(_ field: KeyPath<SimulationReport, Int>) -> Int { reports.map { $0[keyPath: field] }.reduce(0, +) }
+        return "membership changes asked \(sum(\.reconfigurationsAsked)) (of the leader's removal "
+            + "\(sum(\.leaderRemovalsAsked))), applied \(sum(\.reconfigurationsApplied)), refused "
+            + "\(sum(\.reconfigurationsRefused)), replicas retired \(sum(\.replicasRetired))"
+    }
+
+    /// A run of 50 seeds or more must have changed memberships in every way the operator asks for.
+    static func expectMembershipExercised(_ reports: [SimulationReport]) {
+        func sum(_ field: KeyPath<SimulationReport, Int>) -> Int { reports.map { $0[keyPath: field] }.reduce(0, +) }
+        #expect(sum(\.reconfigurationsApplied) > reports.count)
+        #expect(sum(\.leaderRemovalsAsked) > 0)
+        #expect(sum(\.reconfigurationsRefused) > 0)
+        #expect(sum(\.replicasRetired) > 0)
     }
 }

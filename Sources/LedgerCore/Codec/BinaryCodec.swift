@@ -48,6 +48,16 @@ public enum CodecLimits {
     /// Requests in one slot: the Paxos batch limit, which no leader exceeds.
     public static let requestsPerSlotMax = Paxos.Limits.batchSizeMax
 
+    /// Voters, and learners, of one configuration. Clusters have 3 or 5 voters; 255 bounds a hostile count.
+    public static let replicasPerMembershipMax = 255
+
+    /// Configurations in one history: one governs the next slot, the others were chosen for later slots (one change
+    /// at a time keeps it to two or three); 1,024 bounds a hostile count.
+    public static let membershipErasMax = 1_024
+
+    /// Replicas ever removed from one cluster (their ids are never reused). 65,536 removals is decades of changes.
+    public static let retiredReplicasMax = 65_536
+
     /// WAL records in one encoded list (the records one command writes): a start, an update per change of a prepare
     /// and an end.
     public static let walRecordsPerListMax = changesPerPrepareMax + 2

@@ -26,6 +26,7 @@ public enum LedgerCodec {
         case walRecords
         case datastoreRecord
         case snapshot
+        case memberships
 
         var name: String {
             switch self {
@@ -37,6 +38,7 @@ public enum LedgerCodec {
             case .walRecords: return "a list of WAL records"
             case .datastoreRecord: return "a datastore record"
             case .snapshot: return "a ledger snapshot"
+            case .memberships: return "a cluster's configurations"
             }
         }
     }
@@ -78,6 +80,10 @@ public enum LedgerCodec {
 
     public static func encode(_ snapshot: LedgerSnapshot) -> [UInt8] {
         encoding(.snapshot) { $0.snapshot(snapshot) }
+    }
+
+    public static func encode(_ memberships: Memberships) -> [UInt8] {
+        encoding(.memberships) { $0.memberships(memberships) }
     }
 
     // MARK: - Decoding
@@ -123,6 +129,11 @@ public enum LedgerCodec {
     /// state breaks a ledger invariant is refused like any other malformed input.
     public static func decodeSnapshot(_ bytes: [UInt8]) throws(CodecError) -> LedgerSnapshot {
         try decoding(bytes, .snapshot) { reader throws(CodecError) in try reader.snapshot() }
+    }
+
+    /// Decodes a cluster's configurations, refusing a history that breaks `Memberships`' invariants.
+    public static func decodeMemberships(_ bytes: [UInt8]) throws(CodecError) -> Memberships {
+        try decoding(bytes, .memberships) { reader throws(CodecError) in try reader.memberships() }
     }
 
     // MARK: - Limits
@@ -332,7 +343,8 @@ extension BinaryWriter {
         }
     }
 
-    /// A slot value: its tag, the ballot of the leader that first proposed it, then a batch's requests.
+    /// A slot value: its tag, the ballot of the leader that first proposed it, then a batch's requests or a
+    /// reconfiguration's request id and configuration.
     mutating func slotValue(_ value: SlotValue<LedgerCommand>) {
         switch value {
         case .noop(let proposer):
@@ -347,6 +359,36 @@ extension BinaryWriter {
                 unsigned(request.id.sequence)
                 command(request.command)
             }
+        case .reconfigure(let change, let proposer):
+            byte(3)
+            ballot(proposer)
+            unsigned(change.id.client)
+            unsigned(change.id.sequence)
+            membership(change.membership)
+        }
+    }
+
+    mutating func replicas(_ replicas: [ReplicaID], limit: Int, _ what: String) {
+        count(replicas.count, limit: limit, what)
+        for replica in replicas { unsigned(UInt64(replica.index)) }
+    }
+
+    /// A configuration: its epoch, voters and learners.
+    mutating func membership(_ membership: Membership) {
+        unsigned(membership.epoch)
+        replicas(membership.voters, limit: CodecLimits.replicasPerMembershipMax, "voters")
+        replicas(membership.learners, limit: CodecLimits.replicasPerMembershipMax, "learners")
+    }
+
+    /// A cluster's configurations: each with the slot that chose it, the first slot it governs, and the replicas
+    /// retired by then.
+    mutating func memberships(_ memberships: Memberships) {
+        count(memberships.eras.count, limit: CodecLimits.membershipErasMax, "configurations")
+        for era in memberships.eras {
+            unsigned(era.chosenAt)
+            unsigned(era.from)
+            membership(era.membership)
+            replicas(era.retired, limit: CodecLimits.retiredReplicasMax, "retired replicas")
         }
     }
 
@@ -685,9 +727,17 @@ extension BinaryReader {
     }
 
     mutating func slotValue() throws(CodecError) -> SlotValue<LedgerCommand> {
-        let isBatch = try tag("a slot value", max: 2) == 2
+        let tag = try tag("a slot value", max: 3)
         let proposer = try proposalBallot("the ballot that proposed a slot value")
-        guard isBatch else { return .noop(ballot: proposer) }
+        if tag == 1 { return .noop(ballot: proposer) }
+        if tag == 3 {
+            let client = try unsigned("the client of a reconfiguration")
+            let sequence = try unsigned("the sequence number of a reconfiguration")
+            let membership = try self.membership("the configuration of a reconfiguration")
+            return .reconfigure(
+                Reconfiguration(id: RequestID(client: client, sequence: sequence), membership: membership),
+                ballot: proposer)
+        }
         let count = try self.count(
             "requests of a slot", limit: CodecLimits.requestsPerSlotMax, limitName: "requestsPerSlotMax")
         var requests: [Request<LedgerCommand>] = []
@@ -699,6 +749,56 @@ extension BinaryReader {
             requests.append(Request(id: RequestID(client: client, sequence: sequence), command: command))
         }
         return .batch(requests, ballot: proposer)
+    }
+
+    /// Replica ids in ascending order, each once (the one encoding of a set).
+    mutating func replicas(_ what: String, limit: Int, limitName: String) throws(CodecError) -> [ReplicaID] {
+        let count = try self.count(what, limit: limit, limitName: limitName)
+        var replicas: [ReplicaID] = []
+        replicas.reserveCapacity(count)
+        for _ in 0..<count {
+            let start = offset
+            let index = try unsigned("a replica of the \(what)")
+            guard index >= 1, let replica = Int(exactly: index) else {
+                throw failure("replica index \(index) among the \(what); indices start at 1", at: start)
+            }
+            if let previous = replicas.last, previous.index >= replica {
+                throw failure(
+                    "the \(what) are not in ascending order, each once: S\(replica) after \(previous)", at: start)
+            }
+            replicas.append(ReplicaID(replica))
+        }
+        return replicas
+    }
+
+    mutating func membership(_ what: String) throws(CodecError) -> Membership {
+        let epoch = try unsigned("the epoch of \(what)")
+        let limit = CodecLimits.replicasPerMembershipMax
+        let voters = try replicas("voters", limit: limit, limitName: "replicasPerMembershipMax")
+        let learners = try replicas("learners", limit: limit, limitName: "replicasPerMembershipMax")
+        return Membership(epoch: epoch, voters: voters, learners: learners)
+    }
+
+    mutating func memberships() throws(CodecError) -> Memberships {
+        let start = offset
+        let count = try self.count(
+            "configurations", limit: CodecLimits.membershipErasMax, limitName: "membershipErasMax")
+        guard count > 0 else { throw failure("a history of no configuration", at: start) }
+        var eras: [Memberships.Era] = []
+        for _ in 0..<count {
+            let chosenAt = try unsigned("the slot that chose a configuration")
+            let from = try unsigned("the first slot a configuration governs")
+            let membership = try membership("a configuration")
+            let retired = try replicas(
+                "retired replicas", limit: CodecLimits.retiredReplicasMax, limitName: "retiredReplicasMax")
+            eras.append(Memberships.Era(chosenAt: chosenAt, from: from, membership: membership, retired: retired))
+        }
+        guard let memberships = Memberships(eras: eras) else {
+            throw failure(
+                "the configurations do not ascend in slot and epoch by one, or forget a retired replica: "
+                    + eras.map { "\($0.membership) from slot \($0.from)" }.joined(separator: "; "), at: start)
+        }
+        return memberships
     }
 
     mutating func abortReason() throws(CodecError) -> AbortReason {

@@ -168,6 +168,9 @@ public nonisolated enum Ledger_V1_AbortReason: SwiftProtobuf.Enum, Swift.CaseIte
 
   /// `account` was moved to `owner_cluster`.
   case moved // = 13
+
+  /// A change of the cluster's membership was refused; `detail` says why. Nothing changed.
+  case membershipRefused // = 14
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -190,6 +193,7 @@ public nonisolated enum Ledger_V1_AbortReason: SwiftProtobuf.Enum, Swift.CaseIte
     case 11: self = .timedOut
     case 12: self = .moving
     case 13: self = .moved
+    case 14: self = .membershipRefused
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -210,6 +214,7 @@ public nonisolated enum Ledger_V1_AbortReason: SwiftProtobuf.Enum, Swift.CaseIte
     case .timedOut: return 11
     case .moving: return 12
     case .moved: return 13
+    case .membershipRefused: return 14
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -230,6 +235,7 @@ public nonisolated enum Ledger_V1_AbortReason: SwiftProtobuf.Enum, Swift.CaseIte
     .timedOut,
     .moving,
     .moved,
+    .membershipRefused,
   ]
 
 }
@@ -1929,7 +1935,9 @@ public nonisolated struct Ledger_V1_SlotProposal: Sendable {
   public init() {}
 }
 
-/// The ledger state after applying every slot up to `slot`, encoded by LedgerCodec (LedgerSnapshot).
+/// The ledger state after applying every slot up to `slot`, encoded by LedgerCodec (LedgerSnapshot), and the
+/// cluster's configurations that govern the slots after it (LedgerCodec, Paxos.Memberships; empty for a snapshot
+/// stored before they were kept, which the deployment's first configuration governs).
 public nonisolated struct Ledger_V1_Snapshot: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1938,6 +1946,8 @@ public nonisolated struct Ledger_V1_Snapshot: Sendable {
   public var slot: UInt64 = 0
 
   public var state: Data = Data()
+
+  public var memberships: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1969,6 +1979,8 @@ public nonisolated struct Ledger_V1_Phase1a: Sendable {
 }
 
 /// Promise: the acceptor promises `ballot` and reports what it holds from the asked slot on.
+/// The acceptor knows every slot through `chosen_through` chosen; `memberships` are the configurations it derived from
+/// them (LedgerCodec).
 public nonisolated struct Ledger_V1_Phase1b: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1986,6 +1998,10 @@ public nonisolated struct Ledger_V1_Phase1b: Sendable {
   public var snapshotSlot: UInt64 = 0
 
   public var entries: [Ledger_V1_SlotEntry] = []
+
+  public var memberships: Data = Data()
+
+  public var chosenThrough: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2036,6 +2052,9 @@ public nonisolated struct Ledger_V1_Phase2b: Sendable {
   public mutating func clearBallot() {self._ballot = nil}
 
   public var slots: [UInt64] = []
+
+  /// Every slot up to here is chosen at the acceptor (how far behind the leader it is).
+  public var chosenThrough: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2192,6 +2211,28 @@ public nonisolated struct Ledger_V1_Forward: Sendable {
   public init() {}
 }
 
+/// The leader of `ballot` was removed and stepped down: the receiver campaigns at once.
+public nonisolated struct Ledger_V1_Handover: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var ballot: Ledger_V1_Ballot {
+    get {_ballot ?? Ledger_V1_Ballot()}
+    set {_ballot = newValue}
+  }
+  /// Returns true if `ballot` has been explicitly set.
+  public var hasBallot: Bool {self._ballot != nil}
+  /// Clears the value of `ballot`. Subsequent reads from it will return its default value.
+  public mutating func clearBallot() {self._ballot = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _ballot: Ledger_V1_Ballot? = nil
+}
+
 /// One Paxos message (Paxos.Message). Exactly one kind is set.
 public nonisolated struct Ledger_V1_PeerMessage: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -2288,6 +2329,14 @@ public nonisolated struct Ledger_V1_PeerMessage: Sendable {
     set {kind = .forward(newValue)}
   }
 
+  public var handover: Ledger_V1_Handover {
+    get {
+      if case .handover(let v)? = kind {return v}
+      return Ledger_V1_Handover()
+    }
+    set {kind = .handover(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -2302,6 +2351,7 @@ public nonisolated struct Ledger_V1_PeerMessage: Sendable {
     case catchUpRequest(Ledger_V1_CatchUpRequest)
     case catchUpReply(Ledger_V1_CatchUpReply)
     case forward(Ledger_V1_Forward)
+    case handover(Ledger_V1_Handover)
 
   }
 
@@ -2354,7 +2404,7 @@ nonisolated extension Ledger_V1_Outcome: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Ledger_V1_AbortReason: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ABORT_REASON_UNSPECIFIED\0\u{1}ABORT_REASON_INSUFFICIENT_FUNDS\0\u{1}ABORT_REASON_LOCKED\0\u{1}ABORT_REASON_UNKNOWN_ACCOUNT\0\u{1}ABORT_REASON_WRONG_SHARD\0\u{1}ABORT_REASON_BALANCE_OVERFLOW\0\u{1}ABORT_REASON_ABORTED\0\u{1}ABORT_REASON_INVALID\0\u{1}ABORT_REASON_NO_QUORUM\0\u{1}ABORT_REASON_BUSY\0\u{1}ABORT_REASON_NOT_LEADER\0\u{1}ABORT_REASON_TIMED_OUT\0\u{1}ABORT_REASON_MOVING\0\u{1}ABORT_REASON_MOVED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ABORT_REASON_UNSPECIFIED\0\u{1}ABORT_REASON_INSUFFICIENT_FUNDS\0\u{1}ABORT_REASON_LOCKED\0\u{1}ABORT_REASON_UNKNOWN_ACCOUNT\0\u{1}ABORT_REASON_WRONG_SHARD\0\u{1}ABORT_REASON_BALANCE_OVERFLOW\0\u{1}ABORT_REASON_ABORTED\0\u{1}ABORT_REASON_INVALID\0\u{1}ABORT_REASON_NO_QUORUM\0\u{1}ABORT_REASON_BUSY\0\u{1}ABORT_REASON_NOT_LEADER\0\u{1}ABORT_REASON_TIMED_OUT\0\u{1}ABORT_REASON_MOVING\0\u{1}ABORT_REASON_MOVED\0\u{1}ABORT_REASON_MEMBERSHIP_REFUSED\0")
 }
 
 nonisolated extension Ledger_V1_WalRecordKind: SwiftProtobuf._ProtoNameProviding {
@@ -5087,7 +5137,7 @@ nonisolated extension Ledger_V1_SlotProposal: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Ledger_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Snapshot"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}slot\0\u{1}state\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}slot\0\u{1}state\0\u{1}memberships\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5097,6 +5147,7 @@ nonisolated extension Ledger_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobuf._
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.slot) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.state) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.memberships) }()
       default: break
       }
     }
@@ -5109,12 +5160,16 @@ nonisolated extension Ledger_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.state.isEmpty {
       try visitor.visitSingularBytesField(value: self.state, fieldNumber: 2)
     }
+    if !self.memberships.isEmpty {
+      try visitor.visitSingularBytesField(value: self.memberships, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ledger_V1_Snapshot, rhs: Ledger_V1_Snapshot) -> Bool {
     if lhs.slot != rhs.slot {return false}
     if lhs.state != rhs.state {return false}
+    if lhs.memberships != rhs.memberships {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5161,7 +5216,7 @@ nonisolated extension Ledger_V1_Phase1a: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Ledger_V1_Phase1b: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Phase1b"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0\u{3}snapshot_slot\0\u{1}entries\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0\u{3}snapshot_slot\0\u{1}entries\0\u{1}memberships\0\u{3}chosen_through\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5172,6 +5227,8 @@ nonisolated extension Ledger_V1_Phase1b: SwiftProtobuf.Message, SwiftProtobuf._M
       case 1: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.snapshotSlot) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.memberships) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.chosenThrough) }()
       default: break
       }
     }
@@ -5191,6 +5248,12 @@ nonisolated extension Ledger_V1_Phase1b: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.entries.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 3)
     }
+    if !self.memberships.isEmpty {
+      try visitor.visitSingularBytesField(value: self.memberships, fieldNumber: 4)
+    }
+    if self.chosenThrough != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chosenThrough, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5198,6 +5261,8 @@ nonisolated extension Ledger_V1_Phase1b: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs._ballot != rhs._ballot {return false}
     if lhs.snapshotSlot != rhs.snapshotSlot {return false}
     if lhs.entries != rhs.entries {return false}
+    if lhs.memberships != rhs.memberships {return false}
+    if lhs.chosenThrough != rhs.chosenThrough {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5249,7 +5314,7 @@ nonisolated extension Ledger_V1_Phase2a: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Ledger_V1_Phase2b: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Phase2b"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0\u{1}slots\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0\u{1}slots\0\u{3}chosen_through\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5259,6 +5324,7 @@ nonisolated extension Ledger_V1_Phase2b: SwiftProtobuf.Message, SwiftProtobuf._M
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
       case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.slots) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.chosenThrough) }()
       default: break
       }
     }
@@ -5275,12 +5341,16 @@ nonisolated extension Ledger_V1_Phase2b: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.slots.isEmpty {
       try visitor.visitPackedUInt64Field(value: self.slots, fieldNumber: 2)
     }
+    if self.chosenThrough != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chosenThrough, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ledger_V1_Phase2b, rhs: Ledger_V1_Phase2b) -> Bool {
     if lhs._ballot != rhs._ballot {return false}
     if lhs.slots != rhs.slots {return false}
+    if lhs.chosenThrough != rhs.chosenThrough {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5541,9 +5611,43 @@ nonisolated extension Ledger_V1_Forward: SwiftProtobuf.Message, SwiftProtobuf._M
   }
 }
 
+nonisolated extension Ledger_V1_Handover: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Handover"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._ballot {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_Handover, rhs: Ledger_V1_Handover) -> Bool {
+    if lhs._ballot != rhs._ballot {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Ledger_V1_PeerMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PeerMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}phase1a\0\u{1}phase1b\0\u{1}phase2a\0\u{1}phase2b\0\u{1}chosen\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}rejected\0\u{3}catch_up_request\0\u{3}catch_up_reply\0\u{1}forward\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}phase1a\0\u{1}phase1b\0\u{1}phase2a\0\u{1}phase2b\0\u{1}chosen\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}rejected\0\u{3}catch_up_request\0\u{3}catch_up_reply\0\u{1}forward\0\u{1}handover\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5694,6 +5798,19 @@ nonisolated extension Ledger_V1_PeerMessage: SwiftProtobuf.Message, SwiftProtobu
           self.kind = .forward(v)
         }
       }()
+      case 12: try {
+        var v: Ledger_V1_Handover?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .handover(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .handover(v)
+        }
+      }()
       default: break
       }
     }
@@ -5748,6 +5865,10 @@ nonisolated extension Ledger_V1_PeerMessage: SwiftProtobuf.Message, SwiftProtobu
     case .forward?: try {
       guard case .forward(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .handover?: try {
+      guard case .handover(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
     }()
     case nil: break
     }
