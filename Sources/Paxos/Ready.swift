@@ -25,8 +25,9 @@ public struct Ready<Command: Sendable & Equatable, State: Sendable & Equatable>:
     public var apply: [ApplyStep<Command, State>] = []
     public var outcomes: [RequestOutcome] = []
     public var snapshotDue = false
-    /// Whether step 2 must reach the disk before step 3: `persist` changes the promise, stores a snapshot, or
-    /// accepts a value not known to be chosen (or the cluster has one replica). Set by `Replica.takeReady()`.
+    /// Whether step 2 must reach the disk before step 3: `persist` changes the promise, stores a snapshot, accepts a
+    /// value not known to be chosen, or marks chosen the last slot before a new configuration governs (or the cluster
+    /// has one voter). Set by `Replica.takeReady()`.
     public var persistMustBeDurable = false
 
     public init() {}

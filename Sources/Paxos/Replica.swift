@@ -71,6 +71,13 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     public private(set) var currentEras: [Membership] = []
     /// Every member of `currentEras` except this replica.
     public private(set) var peers: [ReplicaID] = []
+    /// Whether this replica votes in the configuration that governs the next slot (`currentEras[0]`).
+    private var votesNext = false
+    /// Whether this replica is the only voter of every configuration in `currentEras` (all its writes are durable).
+    private var soleVoter = false
+    /// The chosen prefix reached the first slot a new configuration governs since the last `Ready`: its chosen marks
+    /// are made durable, so a replica never forgets that the old configuration's part is over (it may be gone).
+    private var crossedEra = false
 
     private var random: SeededRandom
     private var electionDeadline: Tick = 0
@@ -192,17 +199,17 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         if leadership != nil {
             proposeQueued()
             flushLeaderMessages()
-            if !memberships.governing(chosenThrough + 1).isVoter(configuration.me) { handOver() }
+            if !votesNext { handOver() }
         }
         flushForwards()
         var ready = pending
         pending = Ready()
         let persist = ready.persist
-        let soleVoter = currentEras.allSatisfy { $0.voters == [configuration.me] }
         ready.persistMustBeDurable =
             configuration.fault != .acceptanceNotDurable
-            && (soleVoter || persist.promised != nil || persist.snapshot != nil
+            && (soleVoter || crossedEra || persist.promised != nil || persist.snapshot != nil
                 || persist.entries.values.contains { !$0.isChosen })
+        crossedEra = false
         return ready
     }
 
@@ -358,8 +365,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// counted, a replica being removed leaves leading to the configuration that follows, and one promoted waits until
     /// its promotion governs.
     private var canCampaign: Bool {
-        memberships.latest.isVoter(configuration.me)
-            && memberships.governing(chosenThrough + 1).isVoter(configuration.me)
+        votesNext && memberships.latest.isVoter(configuration.me)
     }
 
     private mutating func startElection() {
@@ -449,7 +455,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             // a successor once the leader is no voter of the configuration that governs the next slot.
             if let leader = leaderHint, leader != sender, let contact = lastLeaderContact,
                 now - contact < configuration.leaderTimeoutTicks,
-                memberships.governing(chosenThrough + 1).isVoter(leader)
+                currentEras[0].isVoter(leader)
             {
                 send(.rejected(promised: promised), to: sender)
                 return
@@ -518,7 +524,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             }
         }
         // Voters that promised, lowest ids first, are the prompt ones until one of them lags (`thriftyTick`).
-        let governing = memberships.governing(chosenThrough + 1)
+        let governing = currentEras[0]
         let promptPeers = candidacy.promises.keys.filter { $0 != configuration.me && governing.isVoter($0) }.sorted()
             .prefix(governing.majority - 1)
         var leadership = Leadership(
@@ -770,7 +776,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             let prompt = leadership!.promptPeers
             let silent = Set(prompt.filter { peer in stalled.contains { !$0.acceptedBy.contains(peer) } })
             let heard = leadership!.lastHeard
-            let governing = memberships.governing(chosenThrough + 1)
+            let governing = currentEras[0]
             let ranked = governing.voters.filter { $0 != configuration.me }.sorted { a, b in
                 if silent.contains(a) != silent.contains(b) { return silent.contains(b) }
                 if heard[a, default: 0] != heard[b, default: 0] { return heard[a, default: 0] > heard[b, default: 0] }
@@ -788,7 +794,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// flush: they swap. Without this, laggards flushed more often than a proposal takes to stall (two ticks) would
     /// hide a dead prompt peer, and every slot would wait for a flush.
     private mutating func promote(_ laggard: ReplicaID, over proposal: Proposal) {
-        guard memberships.governing(chosenThrough + 1).isVoter(laggard),
+        guard currentEras[0].isVoter(laggard),
             let slow = leadership!.promptPeers.filter({ !proposal.acceptedBy.contains($0) }).min()
         else { return }
         leadership!.promptPeers.remove(slow)
@@ -939,7 +945,10 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             through = chosenThrough
             extendChosenPrefix()
             if chosenThrough > through, leadership != nil {
-                for slot in leadership!.proposals.keys.sorted() { chooseIfCounted(slot) }
+                // The slots the longer prefix brought within the window (a new leader re-proposes beyond it).
+                for slot in (through + window + 1)...(chosenThrough + window) where leadership!.proposals[slot] != nil {
+                    chooseIfCounted(slot)
+                }
             }
         } while chosenThrough > through
         if chosenThrough > before { applyChosen() }
@@ -951,7 +960,11 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             chosenThrough += 1
             if let change = entry.value.reconfiguration { record(change, chosenAt: chosenThrough) }
         }
-        if currentEras.count > 1 { refreshEras() }
+        if currentEras.count > 1 {
+            let before = currentEras.count
+            refreshEras()
+            crossedEra = crossedEra || currentEras.count < before
+        }
     }
 
     /// Records a chosen reconfiguration (every replica refuses the same ones) and answers whoever submitted it here.
@@ -967,6 +980,8 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// Recomputes `currentEras` and `peers` after the chosen prefix or the configurations changed.
     private mutating func refreshEras() {
         currentEras = memberships.governingFrom(chosenThrough + 1)
+        votesNext = currentEras[0].isVoter(configuration.me)
+        soleVoter = currentEras.allSatisfy { $0.voters == [configuration.me] }
         var members = Set(currentEras.flatMap(\.members))
         members.remove(configuration.me)
         peers = members.sorted()
@@ -1159,9 +1174,8 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     private mutating func answerConfirmedReads() {
         guard leadership != nil, !leadership!.reads.isEmpty else { return }
         for (id, read) in leadership!.reads.sorted(by: { $0.key < $1.key }) {
-            var confirmed: Set<ReplicaID> = [configuration.me]
-            for peer in peers where (leadership!.ackedRound[peer] ?? 0) >= read.round { confirmed.insert(peer) }
-            guard isQuorumEverywhere(confirmed), appliedThrough >= read.index else { continue }
+            let acked = leadership!.ackedRound
+            guard isQuorumEverywhere({ (acked[$0] ?? 0) >= read.round }), appliedThrough >= read.index else { continue }
             leadership!.reads[id] = nil
             pending.outcomes.append(RequestOutcome(id: id, outcome: .readable(slot: read.index)))
         }
@@ -1182,7 +1196,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// campaign at once, and steps down.
     private mutating func handOver() {
         let ballot = leadership!.ballot
-        let next = memberships.governing(chosenThrough + 1)
+        let next = currentEras[0]
         let successor = next.voters.filter { $0 != configuration.me }.max { a, b in
             let (progressA, progressB) = (leadership!.progress[a] ?? 0, leadership!.progress[b] ?? 0)
             if progressA != progressB { return progressA < progressB }
@@ -1214,18 +1228,18 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
 
     private func hasQuorumContact() -> Bool {
         guard let leadership else { return false }
-        var fresh: Set<ReplicaID> = [configuration.me]
-        for peer in peers {
-            if let heard = leadership.lastHeard[peer], now - heard < configuration.leaderTimeoutTicks {
-                fresh.insert(peer)
-            }
+        return isQuorumEverywhere { peer in
+            guard let heard = leadership.lastHeard[peer] else { return false }
+            return now - heard < configuration.leaderTimeoutTicks
         }
-        return isQuorumEverywhere(fresh)
     }
 
-    /// Whether `replicas` hold a majority of every configuration that governs a slot after `chosenThrough`.
-    private func isQuorumEverywhere(_ replicas: Set<ReplicaID>) -> Bool {
-        currentEras.allSatisfy { $0.isQuorum(replicas) }
+    /// Whether the voters for which `counts` holds, this replica included, are a majority of every configuration that
+    /// governs a slot after `chosenThrough`.
+    private func isQuorumEverywhere(_ counts: (ReplicaID) -> Bool) -> Bool {
+        currentEras.allSatisfy { era in
+            era.voters.reduce(0) { $0 + ($1 == configuration.me || counts($1) ? 1 : 0) } >= era.majority
+        }
     }
 
     private mutating func setPromise(_ ballot: Ballot) {

@@ -271,8 +271,6 @@ struct Simulation<Machine: SimulatedMachine> {
     let bootstrapMembers: [ReplicaID]
     /// Replicas stopped for good once removed from the cluster.
     var retiredMembers: Set<ReplicaID> = []
-    /// When the oracle first found each removed replica needed by no configuration any more.
-    var unneededSince: [ReplicaID: Int] = [:]
     /// The operator's membership changes come from a stream of their own (see `reconfigurationRate`).
     var operatorRandom: SeededRandom
     var operatorChange: OperatorChange?
@@ -763,7 +761,7 @@ struct Simulation<Machine: SimulatedMachine> {
         }
         retireRemoved()
         if healed, report.ticksToLeaderAfterHeal == nil,
-            members.contains(where: { nodes[$0].replica?.leadsWithQuorum == true })
+            finalMembers.contains(where: { nodes[$0].replica?.leadsWithQuorum == true })
         {
             report.ticksToLeaderAfterHeal = now - faultTicks
         }
@@ -1183,14 +1181,12 @@ struct Simulation<Machine: SimulatedMachine> {
         }
     }
 
-    /// Stops for good the replicas no configuration needs any more: once they know it themselves, or some ticks
-    /// after the log decided it (a replica cut off when it was removed may never learn it).
+    /// Stops for good the replicas no configuration needs any more, once they know it themselves (as a removed
+    /// replica's shell does). One cut off when it was removed may never learn it: it runs on, and the run's end asks
+    /// nothing of it. Stopping it as soon as the log decided could leave the new configuration needing the old one:
+    /// its voters may not know yet that the slots before the change are chosen.
     mutating func retireRemoved() {
-        let retired = Set(oracleMemberships.retired)
-        for member in activeMembers where retired.contains(member) && !isNeeded(member) {
-            let since = unneededSince[member] ?? now
-            unneededSince[member] = since
-            guard nodes[member].replica?.isRetired == true || now - since >= 40 else { continue }
+        for member in activeMembers where nodes[member].replica?.isRetired == true {
             nodes[member].replica = nil
             retiredMembers.insert(member)
             report.replicasRetired += 1
