@@ -77,6 +77,8 @@ public struct Memberships: Sendable, Equatable, CustomStringConvertible {
     }
 
     public private(set) var eras: [Era]
+    /// The replicas removed so far (the last era's `retired`): never members again.
+    public private(set) var retired: [ReplicaID] = []
 
     /// A deployment's first configuration, governing every slot from 1.
     public init(initial: Membership) {
@@ -94,15 +96,14 @@ public struct Memberships: Sendable, Equatable, CustomStringConvertible {
             return nil
         }
         self.eras = eras
+        self.retired = eras[eras.count - 1].retired
     }
-
-    /// The replicas removed so far: never members again.
-    public var retired: [ReplicaID] { eras[eras.count - 1].retired }
 
     /// The history as a replica that applied through `slot` knows it (the configurations chosen after it left out).
     public func asOf(_ slot: Slot) -> Memberships {
         var known = self
         while known.eras.count > 1, known.eras[known.eras.count - 1].chosenAt > slot { known.eras.removeLast() }
+        known.retired = known.eras[known.eras.count - 1].retired
         return known
     }
 
@@ -156,6 +157,7 @@ public struct Memberships: Sendable, Equatable, CustomStringConvertible {
         let from = max(slot + delay, eras[eras.count - 1].from + 1)
         let leaving = latest.members.filter { !next.contains($0) }
         eras.append(Era(chosenAt: slot, from: from, membership: next, retired: retired + leaving))
+        retired = eras[eras.count - 1].retired
         return nil
     }
 

@@ -619,7 +619,12 @@ struct Simulation<Machine: SimulatedMachine> {
         record.acceptors.insert(member)
         perBallot[entry.ballot] = record
         acceptances[slot] = perBallot
-        decideChosen(slot)
+        // Only this ballot's acceptors grew: it alone may have become a majority.
+        guard let governing = oracleGoverning(slot) else {
+            undecidedSlots.insert(slot)
+            return
+        }
+        if governing.isQuorum(record.acceptors) { observeChosen(slot, record.value, by: nil) }
     }
 
     /// The configuration that counts the votes of `slot` by the true alpha, once the chosen prefix decides it.
@@ -745,6 +750,8 @@ struct Simulation<Machine: SimulatedMachine> {
             if replica.appliedThrough > replica.chosenThrough {
                 violation("\(member) applied beyond its chosen prefix")
             }
+            // Configurations change only in runs that change them.
+            guard parameters.reconfigurationRate > 0 else { continue }
             if replica.chosenThrough <= canonicalState.slot,
                 replica.memberships.latest != oracleMemberships.latest(asOf: replica.chosenThrough)
             {
@@ -759,7 +766,7 @@ struct Simulation<Machine: SimulatedMachine> {
                         + "\(oracleMemberships.governingFrom(canonicalState.slot + 1))")
             }
         }
-        retireRemoved()
+        if parameters.reconfigurationRate > 0 { retireRemoved() }
         if healed, report.ticksToLeaderAfterHeal == nil,
             finalMembers.contains(where: { nodes[$0].replica?.leadsWithQuorum == true })
         {
