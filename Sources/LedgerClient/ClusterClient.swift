@@ -319,10 +319,13 @@ public struct ClusterClient: Sendable {
                 leader.set(leaderHint(answer) ?? target)
                 return (answer, uncertain)
             case .notLeader(let hint):
-                leader.set(hint)
-                target = hint ?? next(after: target)
+                // A leader this client has no address for (added to the cluster since it started) is reached through
+                // the others, which forward commands.
+                let known = hint.flatMap { apis[$0] == nil ? nil : $0 }
+                leader.set(known)
+                target = known ?? next(after: target)
                 // A hint may be stale (that replica lost leadership or is disconnected): pause before looping.
-                if hint == nil { try? await Task.sleep(for: Self.retryPause) }
+                if known == nil { try? await Task.sleep(for: Self.retryPause) }
             case .timedOut:
                 uncertain = true
                 try? await Task.sleep(for: Self.retryPause)
@@ -389,6 +392,25 @@ public struct ClusterClient: Sendable {
             .failure(.forbidden($0))
         }
         return (outcome as Result<Int64, RequestFailure>?) ?? .failure(.notLeader(hint: nil))
+    }
+
+    // MARK: - Membership
+
+    /// Asks the cluster's leader for one membership change (operators only), following leader hints until an answer
+    /// or the deadline. Nil when no replica answered.
+    public func changeMembership(
+        _ change: MembershipChange, contact: ReplicaID, deadline: ContinuousClock.Instant
+    ) async -> MembershipChangeOutcome? {
+        let request = Ledger_V1_ChangeMembershipRequest(cluster: cluster, change: change)
+        let (answer, _) = await route(contact: contact, deadline: deadline) { api, options, _ in
+            try MembershipChangeOutcome(wire: try await api.changeMembership(request, options: options))
+        } failure: { answer in
+            if case .failed(let failure) = answer.outcome { return failure }
+            return nil
+        } forbidden: {
+            MembershipChangeOutcome(outcome: .failed(.forbidden($0)), membership: nil, slot: nil)
+        }
+        return answer
     }
 
     // MARK: - One replica's view

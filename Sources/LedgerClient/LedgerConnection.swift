@@ -104,7 +104,7 @@ public final class LedgerConnection: Sendable {
     public static let operatorIdentity = "operator"
 
     static func addresses(of cluster: String, in hosts: HostsFile) -> [ClusterClient.Address] {
-        (hosts.cluster(named: cluster)?.members ?? []).compactMap { name in
+        (hosts.cluster(named: cluster)?.reachable ?? []).compactMap { name in
             hosts.replica(named: name).map {
                 ClusterClient.Address(replica: ReplicaID($0.index), host: $0.host, port: $0.port)
             }

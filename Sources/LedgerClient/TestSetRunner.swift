@@ -211,7 +211,7 @@ public struct Inspector: Sendable {
     public func datastoreLines(of replica: String?) async -> [String] {
         let names =
             replica.map { [$0] }
-            ?? connection.deployment.hosts.clusters.flatMap(\.members)
+            ?? connection.deployment.hosts.clusters.flatMap(\.reachable)
         var lines: [String] = []
         for name in names {
             guard let (cluster, id) = locate(name) else {

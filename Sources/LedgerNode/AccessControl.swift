@@ -15,7 +15,8 @@ import X509
 /// identity may make the call. A refusal is logged with the caller's address and counted
 /// (`ledger_rpc_refused_total`), and the call never reaches a service: no state changes.
 struct AccessControl: ServerInterceptor {
-    let policy: AccessPolicy
+    /// The node's access policy as of now: the address book it follows grows with membership changes.
+    let policy: @Sendable () -> AccessPolicy
     let logger: Logger
 
     /// Which group of the policy each method belongs to; a method missing here (a newer client's) is refused.
@@ -38,6 +39,7 @@ struct AccessControl: ServerInterceptor {
         Ledger_V1_Ledger.Method.Status.descriptor: .inspection,
         Ledger_V1_Ledger.Method.SetConnectivity.descriptor: .testControl,
         Ledger_V1_Ledger.Method.SetLinkFaults.descriptor: .testControl,
+        Ledger_V1_Ledger.Method.ChangeMembership.descriptor: .membership,
     ]
 
     func intercept<Input: Sendable, Output: Sendable>(
@@ -65,7 +67,7 @@ struct AccessControl: ServerInterceptor {
             return AccessRefusal(.permissionDenied, "\(context.descriptor) is not a call this replica serves")
         }
         switch Self.identity(of: context) {
-        case .success(let identity): return policy.refusal(of: call, by: identity)
+        case .success(let identity): return policy().refusal(of: call, by: identity)
         case .failure(let refusal): return refusal
         }
     }

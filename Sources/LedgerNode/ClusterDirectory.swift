@@ -26,7 +26,7 @@ final class ClusterDirectory: OtherClusters, Service {
         var connections: [String: ClusterConnections] = [:]
         var contacts: [String: ReplicaID] = [:]
         for cluster in hosts.clusters where cluster.name != asker {
-            let addresses = cluster.members.compactMap { name in
+            let addresses = cluster.reachable.compactMap { name in
                 hosts.replica(named: name).map {
                     ClusterClient.Address(replica: ReplicaID($0.index), host: $0.host, port: $0.port)
                 }

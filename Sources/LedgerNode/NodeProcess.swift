@@ -65,18 +65,15 @@ public struct NodeProcess: Sendable {
         replicas.first.flatMap { $0.cluster.peerPort(ofReplica: $0.replica.index) }
     }
 
-    /// Who may call this node when TLS is on.
-    var accessPolicy: AccessPolicy {
-        AccessPolicy(
-            hosts: hosts, node: node, testControlsEnabled: replicas.contains { $0.cluster.testControlsEnabled })
-    }
-
-    /// The other nodes this node's replicas talk to, with the replicas of each they talk to.
-    var destinations: [PeerLinks.Destination] {
+    /// The other nodes this node's replicas talk to, with the replicas of each they talk to: every other replica that
+    /// `hosts` puts in a hosted cluster, added ones included (the log decides who votes; a replica it no longer
+    /// counts is simply sent nothing).
+    func destinations(in hosts: HostsFile) -> [PeerLinks.Destination] {
         var destinations: [PeerLinks.Destination] = []
         for replica in replicas {
-            for peer in replica.configuration.peers {
-                let address = hosts.replica(named: peer.description)!
+            let names = hosts.cluster(named: replica.cluster.clusterName)?.replicas ?? []
+            for address in names.compactMap(hosts.replica(named:)) where address.name != replica.replica.name {
+                let peer = ReplicaID(address.index)
                 let host = ReplicaProcess.numericHost(address.host)
                 if let index = destinations.firstIndex(where: { $0.host == host && $0.port == address.port }) {
                     destinations[index].replicas.append(peer)
@@ -95,8 +92,12 @@ public struct NodeProcess: Sendable {
     /// replica it hosts, as a crash of the machine would).
     public func run(logger: Logger, registry: PrometheusCollectorRegistry) async throws {
         let links = try PeerLinks(
-            destinations: destinations, hostedCount: replicas.count, security: security, logger: logger)
+            destinations: destinations(in: hosts), hostedCount: replicas.count, security: security, logger: logger)
+        let book = AddressBook(
+            hosts: hosts, node: node, testControlsEnabled: replicas.contains { $0.cluster.testControlsEnabled })
         let failure = FailureSignal()
+        // A node of one replica ends when the log removes it; a node of several keeps serving the others.
+        let retirement = FailureSignal()
         var endpoints: [ReplicaEndpoint] = []
         var peerEndpoints: [PeerInbox.Hosted] = []
         var services: [any Service] = [links]
@@ -151,13 +152,14 @@ public struct NodeProcess: Sendable {
                 accounts: replica.accounts, initialBalance: cluster.balanceInitial,
                 seed: UInt64.random(in: .min ... .max), logger: logger, otherClusters: otherClusters,
                 inDoubtTicksMax: configuration.consensusTimeoutTicks * ReplicaProcess.inDoubtTimeoutsMax,
-                metricsFactory: factory, onFailure: { failure.fire($0) })
+                metricsFactory: factory, onFailure: { failure.fire($0) },
+                onRetired: { [count = replicas.count] reason in if count == 1 { retirement.fire(reason) } })
             neighbours.add(node)
             endpoints.append(
                 ReplicaEndpoint(
                     node: node, catalog: replica.catalog, testControlsEnabled: cluster.testControlsEnabled,
                     linkFaults: linkFaults, logger: logger))
-            peerEndpoints.append(PeerInbox.Hosted(node: node, members: configuration.members, linkFaults: linkFaults))
+            peerEndpoints.append(PeerInbox.Hosted(node: node, linkFaults: linkFaults))
             services += [otherClusters, Ticker(node: node, interval: cluster.paxos.tick)]
             if let port = cluster.metricsPort(ofReplica: replica.replica.index) {
                 services.append(
@@ -165,12 +167,19 @@ public struct NodeProcess: Sendable {
                         host: cluster.metricsHost, port: port, registries: own === registry ? [own] : [own, registry]))
             }
         }
-        let policy = accessPolicy
+        let policy: @Sendable () -> AccessPolicy = { book.policy }
         let speaks: @Sendable (String, String) -> Bool = { replica, identity in
-            policy.speaks(as: replica, identity: identity)
+            book.policy.speaks(as: replica, identity: identity)
         }
         let inbox = PeerInbox(
-            replicas: peerEndpoints, speaks: security.identity == nil ? nil : speaks, logger: logger)
+            replicas: peerEndpoints, isMember: { book.isReplica($0, of: $1) },
+            speaks: security.identity == nil ? nil : speaks, logger: logger)
+        let process = self
+        services.append(
+            AddressBookWatcher(path: hosts.source, clusters: replicas.map(\.cluster), logger: logger) { hosts in
+                book.replace(with: hosts)
+                links.update(destinations: process.destinations(in: hosts))
+            })
         let server = GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: ReplicaProcess.numericHost(node.address.host), port: node.address.port),
@@ -197,7 +206,7 @@ public struct NodeProcess: Sendable {
         }
         // The group stops its services last to first, each after the one before has returned: the server first, so
         // the calls under way are answered while the peer links and the tickers still run.
-        services += [failure, ServerService(server: server)]
+        services += [failure, retirement, ServerService(server: server)]
         if let peerPort {
             // Before the gRPC server in the list, so it stops after it: the peers' connections end with the node.
             services.insert(
@@ -221,6 +230,7 @@ public struct NodeProcess: Sendable {
             ])
         try await group.run()
         if let reason = failure.reason { throw ReplicaStopped(description: reason) }
+        if let reason = retirement.reason { logger.notice("stopped: \(reason)") }
     }
 
     /// Where each hosted replica serves its metrics.

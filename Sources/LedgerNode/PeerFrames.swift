@@ -101,19 +101,24 @@ struct PeerInbox: Sendable {
     /// A hosted replica, as its peers reach it.
     struct Hosted: Sendable {
         let node: ReplicaNode
-        let members: [ReplicaID]
         let linkFaults: LinkFaultLayer
     }
 
     /// The hosted replicas by cluster.
     let replicas: [String: Hosted]
+    /// Whether `replica` is or was in `cluster` (the address book's word, which membership changes extend).
+    let isMember: @Sendable (_ replica: ReplicaID, _ cluster: String) -> Bool
     /// With TLS on, whether a caller whose certificate names `identity` may send as `replica`: a node's certificate
     /// speaks for its own replicas only, so a member may not speak for another. Nil without TLS.
     let speaks: (@Sendable (_ replica: String, _ identity: String) -> Bool)?
     let logger: Logger
 
-    init(replicas: [Hosted], speaks: (@Sendable (_ replica: String, _ identity: String) -> Bool)?, logger: Logger) {
+    init(
+        replicas: [Hosted], isMember: @escaping @Sendable (_ replica: ReplicaID, _ cluster: String) -> Bool,
+        speaks: (@Sendable (_ replica: String, _ identity: String) -> Bool)?, logger: Logger
+    ) {
         self.replicas = Dictionary(uniqueKeysWithValues: replicas.map { ($0.node.cluster, $0) })
+        self.isMember = isMember
         self.speaks = speaks
         self.logger = logger
     }
@@ -132,9 +137,9 @@ struct PeerInbox: Sendable {
     func refusal(of batch: PeerBatch, sender: String?) -> Refusal? {
         guard let hosted = replicas[batch.cluster], batch.to == hosted.node.me,
             batch.protocolVersion == LedgerRPC.protocolVersion,
-            hosted.members.contains(batch.from), batch.from != hosted.node.me
+            isMember(batch.from, batch.cluster), batch.from != hosted.node.me
         else {
-            let here = replicas.values.map { "\($0.node.me) of \($0.node.cluster) with members \($0.members)" }
+            let here = replicas.values.map { "\($0.node.me) of \($0.node.cluster)" }
                 .sorted().joined(separator: "; ")
             return .misaddressed(
                 "peer stream from \(batch.from) of \(batch.cluster) to \(batch.to) (protocol \(batch.protocolVersion)) "
@@ -168,12 +173,13 @@ final class PeerFrameHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     let inbox: PeerInbox
-    let policy: AccessPolicy?
+    /// The node's access policy as of now (nil without TLS).
+    let policy: (@Sendable () -> AccessPolicy)?
     private var sender: String?
     /// Set when this end closed the connection: frames already read after a refusal are dropped too.
     private var ended = false
 
-    init(inbox: PeerInbox, policy: AccessPolicy?) {
+    init(inbox: PeerInbox, policy: (@Sendable () -> AccessPolicy)?) {
         self.inbox = inbox
         self.policy = policy
     }
@@ -182,7 +188,7 @@ final class PeerFrameHandler: ChannelInboundHandler {
         if case .handshakeCompleted = event as? TLSUserEvent, let policy {
             switch Self.identity(context) {
             case .success(let identity):
-                if let refusal = policy.refusal(of: .peerStream, by: identity) { return refuse(refusal, context) }
+                if let refusal = policy().refusal(of: .peerStream, by: identity) { return refuse(refusal, context) }
                 sender = identity.name
             case .failure(let refusal):
                 return refuse(refusal, context)
@@ -268,11 +274,11 @@ final class PeerFrameServer: Service {
     let host: String
     let port: Int
     let inbox: PeerInbox
-    let policy: AccessPolicy?
+    let policy: (@Sendable () -> AccessPolicy)?
     let tls: NIOSSLContext?
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
 
-    init(host: String, port: Int, inbox: PeerInbox, policy: AccessPolicy?, tls: NIOSSLContext?) {
+    init(host: String, port: Int, inbox: PeerInbox, policy: (@Sendable () -> AccessPolicy)?, tls: NIOSSLContext?) {
         self.host = host
         self.port = port
         self.inbox = inbox

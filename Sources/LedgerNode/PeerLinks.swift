@@ -9,6 +9,7 @@ import NIOPosix
 import NIOSSL
 import Paxos
 import ServiceLifecycle
+import Synchronization
 
 /// The outbound half of replica-to-replica traffic of a node (the process hosting one or more replicas): one
 /// long-lived connection to each other node, carrying every hosted replica's messages for the replicas of that
@@ -43,12 +44,19 @@ public final class PeerLinks: Service {
     static let backoffInitial = Duration.milliseconds(20)
     static let backoffMax = Duration.seconds(1)
 
-    private let destinations: [Destination]
+    /// The destinations, one queue each (by index), and the destination index of every replica a hosted replica
+    /// talks to. Destinations are only ever added (`update`), so an index stays valid.
+    private struct Routes {
+        var destinations: [Destination] = []
+        var queues: [PeerQueue] = []
+        var route: [ReplicaID: Int] = [:]
+    }
+
+    private let routes = Mutex(Routes())
+    /// The indexes of destinations added after `run` started, for it to open their streams.
+    private let added = AsyncStream.makeStream(of: Int.self)
     private let logger: Logger
-    /// One queue per destination, by its index in `destinations`.
-    private let queues: [PeerQueue]
-    /// The destination index of every replica a hosted replica talks to.
-    private let route: [ReplicaID: Int]
+    private let queueCapacity: Int
     private let security: ConnectionSecurity
     /// How frames to a peer port are secured: this node's identity, or nil for plaintext.
     private let frameSecurity: NIOSSLContext?
@@ -57,16 +65,41 @@ public final class PeerLinks: Service {
     public init(
         destinations: [Destination], hostedCount: Int, security: ConnectionSecurity, logger: Logger
     ) throws {
-        self.destinations = destinations
         self.security = security
         frameSecurity = try PeerFrame.tls(security, server: false)
         self.logger = logger
-        self.queues = destinations.map { _ in PeerQueue(capacity: Self.queuedBatchesMax * max(1, hostedCount)) }
-        var route: [ReplicaID: Int] = [:]
-        for (index, destination) in destinations.enumerated() {
-            for replica in destination.replicas { route[replica] = index }
+        queueCapacity = Self.queuedBatchesMax * max(1, hostedCount)
+        _ = update(destinations: destinations)
+    }
+
+    /// Adds the destinations and replicas not known yet (a replica added to a hosted cluster; its node may be new or
+    /// one this node reaches already); returns the indexes of the new destinations. Nothing is ever removed: a
+    /// removed replica is simply no longer sent anything.
+    @discardableResult
+    func update(destinations: [Destination]) -> [Int] {
+        let new = routes.withLock { routes in
+            var new: [Int] = []
+            for destination in destinations {
+                let index: Int
+                if let known = routes.destinations.firstIndex(where: {
+                    $0.host == destination.host && $0.port == destination.port
+                }) {
+                    index = known
+                    routes.destinations[index].replicas += destination.replicas.filter {
+                        !routes.destinations[index].replicas.contains($0)
+                    }
+                } else {
+                    index = routes.destinations.count
+                    routes.destinations.append(destination)
+                    routes.queues.append(PeerQueue(capacity: queueCapacity))
+                    new.append(index)
+                }
+                for replica in destination.replicas where routes.route[replica] == nil { routes.route[replica] = index }
+            }
+            return new
         }
-        self.route = route
+        for index in new { added.continuation.yield(index) }
+        return new
     }
 
     /// What one hosted replica sends through: its messages, after its fault layer, go on its destination's stream.
@@ -75,29 +108,35 @@ public final class PeerLinks: Service {
     }
 
     fileprivate func enqueue(_ messages: [LedgerMessage], cluster: String, from: ReplicaID, to peer: ReplicaID) {
-        guard let index = route[peer], !messages.isEmpty else { return }
-        queues[index].push(
+        guard !messages.isEmpty,
+            let queue = routes.withLock({ routes in routes.route[peer].map { routes.queues[$0] } })
+        else { return }
+        queue.push(
             stride(from: 0, to: messages.count, by: WireLimits.messagesPerBatchMax).map { start in
                 let end = min(messages.count, start + WireLimits.messagesPerBatchMax)
                 return PeerBatch(cluster: cluster, from: from, to: peer, messages: Array(messages[start..<end]))
             })
     }
 
-    /// Keeps one stream per destination open until shutdown.
+    /// Keeps one stream per destination open until shutdown, those added meanwhile too.
     public func run() async throws {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
-                for index in destinations.indices {
+                // Every destination comes through `added`, those given at init first.
+                for await index in added.stream {
                     group.addTask { await self.maintain(index) }
                 }
             }
         } onGracefulShutdown: {
-            for queue in self.queues { queue.close() }
+            let queues = self.routes.withLock { $0.queues }
+            self.added.continuation.finish()
+            for queue in queues { queue.close() }
         }
     }
 
     private func maintain(_ index: Int) async {
-        let (destination, queue) = (destinations[index], queues[index])
+        // The destination's replicas may grow later; its host and ports never change.
+        let (destination, queue) = routes.withLock { ($0.destinations[index], $0.queues[index]) }
         var backoff = Self.backoffInitial
         while !queue.isClosed {
             do {

@@ -33,7 +33,8 @@ extension NodeProcess {
         }
         var replicas: [ReplicaProcess] = []
         for replica in node.replicas {
-            let cluster = deployment.clusters.first { $0.replicaNames.contains(replica) }!
+            let name = deployment.hosts.cluster(of: replica)!.name
+            let cluster = deployment.clusters.first { $0.clusterName == name }!
             replicas.append(
                 try ReplicaProcess(cluster: cluster, hosts: deployment.hosts, catalog: catalog, replicaName: replica))
         }

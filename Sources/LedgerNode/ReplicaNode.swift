@@ -114,6 +114,12 @@ public actor ReplicaNode {
     private var inFlight: [RequestID: LedgerCommand] = [:]
     /// Called once if the replica cannot continue (its storage failed); the process should stop.
     private let onFailure: @Sendable (String) -> Void
+    /// Membership changes asked of this replica as leader, by their request id.
+    private var changes: [RequestID: CheckedContinuation<Outcome, Never>] = [:]
+    private var changeSequence: UInt64 = 0
+    /// The log removed this replica: it takes no more part (`Replica.isRetired`), and its node stops it.
+    private var retired = false
+    private let onRetired: @Sendable (String) -> Void
 
     /// - Parameters:
     ///   - accounts: the account ranges this cluster owns; created with `initialBalance` when its first leader
@@ -136,8 +142,10 @@ public actor ReplicaNode {
         otherClusters: (any OtherClusters)? = nil,
         inDoubtTicksMax: Tick = 600,
         metricsFactory: any MetricsFactory = MetricsSystem.factory,
-        onFailure: @escaping @Sendable (String) -> Void
+        onFailure: @escaping @Sendable (String) -> Void,
+        onRetired: @escaping @Sendable (String) -> Void = { _ in }
     ) {
+        self.onRetired = onRetired
         self.metrics = NodeMetrics(factory: metricsFactory)
         precondition(inDoubtTicksMax > 0, "a prepared transaction needs time to be decided")
         self.otherClusters = otherClusters
@@ -159,14 +167,19 @@ public actor ReplicaNode {
 
     /// One tick of logical time. The ticker is the only caller and the only code that reads the clock.
     public func tick() {
-        guard connected, failure == nil else { return }
+        guard connected, failure == nil, !retired else { return }
         commitLazyWrites()
         replica.tick()
         createAccountsIfLeaderOfEmptyLedger()
         resolveTransactionsInDoubt()
         if ticks % Self.deliveryEveryTicks == 0 { confirmDeliveries() }
         ticks += 1
-        if ticks % Self.metricsTicks == 0 { metrics.observe(ledger, snapshot: store.lastSnapshotWrite) }
+        if ticks % Self.metricsTicks == 0 {
+            metrics.observe(ledger, snapshot: store.lastSnapshotWrite)
+            metrics.observe(
+                replica.memberships.latest, me: me, chosenThrough: replica.chosenThrough, progress: replica.peerProgress
+            )
+        }
         schedulePump()
     }
 
@@ -251,6 +264,8 @@ public actor ReplicaNode {
     /// Proposes commands as they are and waits for their outcomes, in order.
     private func propose(_ commands: [LedgerCommand]) async -> [CommandOutcome] {
         guard !commands.isEmpty else { return [] }
+        // Retired while this batch asked other clusters: nothing here answers it any more.
+        if retired { return commands.map { _ in .failed(.notLeader(hint: otherLeader)) } }
         return await withCheckedContinuation { continuation in
             let batch = PendingBatch(count: commands.count, continuation: continuation)
             for (index, command) in commands.enumerated() {
@@ -474,6 +489,8 @@ public actor ReplicaNode {
 
     private func checkAvailable() throws(ReplicaUnavailable) {
         if let failure { throw ReplicaUnavailable(description: "replica \(me) stopped: \(failure)") }
+        // A retired replica's core takes no more part: a request would wait for nothing, so it goes elsewhere.
+        if retired { throw ReplicaUnavailable(description: "replica \(me) was removed from \(cluster)") }
         guard connected else { throw ReplicaUnavailable(description: "replica \(me) is disconnected") }
     }
 
@@ -491,7 +508,53 @@ public actor ReplicaNode {
         ReplicaStatus(
             cluster: cluster, replica: me, role: replica.role, ballot: replica.ballot, leader: replica.leaderHint,
             chosenThrough: replica.chosenThrough, appliedThrough: replica.appliedThrough, locksHeld: ledger.locks.count,
-            snapshotSlot: replica.snapshotSlot, isDisconnected: !connected)
+            snapshotSlot: replica.snapshotSlot, isDisconnected: !connected, membership: replica.memberships.latest,
+            progress: replica.peerProgress ?? [:], isRetired: retired)
+    }
+
+    // MARK: - Membership
+
+    /// Asks this replica, as leader, to make one membership change through its log, and waits for the outcome: the
+    /// change applied (or in effect already), refused with the reason, or a failure as for a command (`notLeader`
+    /// with the leader it knows, `noQuorum`, `timedOut`).
+    public func changeMembership(_ change: MembershipChange) async throws(ReplicaUnavailable)
+        -> MembershipChangeOutcome
+    {
+        try checkAvailable()
+        func answer(_ outcome: CommandOutcome, slot: Slot? = nil) -> MembershipChangeOutcome {
+            MembershipChangeOutcome(outcome: outcome, membership: replica.memberships.latest, slot: slot)
+        }
+        guard replica.role == .leader else { return answer(.failed(.notLeader(hint: otherLeader))) }
+        let next: Membership
+        switch replica.memberships.applying(change) {
+        case .failure(let refusal): return answer(.failed(.membershipRefused(refusal.reason)))
+        case .success(nil): return answer(.applied(.committed))
+        case .success(let membership?): next = membership
+        }
+        changeSequence += 1
+        // A sequence of the cluster's own client that no read (bit 63) or command uses.
+        let id = RequestID(client: LedgerCommand.clusterClient, sequence: (1 << 62) | changeSequence)
+        let outcome = await withCheckedContinuation { continuation in
+            changes[id] = continuation
+            replica.reconfigure(Reconfiguration(id: id, membership: next))
+            schedulePump()
+        }
+        if case .chosen(let slot) = outcome {
+            logger.notice("membership changed", metadata: ["change": "\(change)", "slot": "\(slot)", "now": "\(next)"])
+            return answer(.applied(.committed), slot: slot)
+        }
+        logger.notice("membership change failed", metadata: ["change": "\(change)", "outcome": "\(outcome)"])
+        return answer(.failed(RequestFailure(outcome) ?? .timedOut))
+    }
+
+    /// Notices that the log removed this replica: it stops taking part, answers what waits on it, and tells its node.
+    private func noticeRetirement() {
+        guard !retired, replica.isRetired else { return }
+        retired = true
+        let reason = "\(me) was removed from \(cluster) (\(replica.memberships.latest)); it takes no more part"
+        logger.notice("retired: \(reason)")
+        failWaiting(.notLeader(hint: otherLeader))
+        onRetired(reason)
     }
 
     /// PrintBalance: this replica's own applied value of an account (nil when not in this shard), possibly stale.
@@ -597,6 +660,7 @@ public actor ReplicaNode {
 
         for outcome in ready.outcomes { answer(outcome, results: results) }
 
+        noticeRetirement()
         if ready.snapshotDue {
             // Without the history: the store holds it, and it leaves only with a snapshot shipped (`withHistory`).
             replica.compact(state: LedgerSnapshot(state: ledger))
@@ -787,6 +851,10 @@ public actor ReplicaNode {
     }
 
     private func answer(_ outcome: RequestOutcome, results: [RequestID: CommandResult]) {
+        if let change = changes.removeValue(forKey: outcome.id) {
+            change.resume(returning: outcome.outcome)
+            return
+        }
         if let readers = reads.removeValue(forKey: outcome.id) {
             var failure: RequestFailure?
             if case .readable = outcome.outcome {} else { failure = RequestFailure(outcome.outcome) ?? .timedOut }
@@ -810,6 +878,9 @@ public actor ReplicaNode {
         inFlight.removeAll()
         for reader in reads.values.joined() { reader.resume(returning: failure) }
         reads.removeAll()
+        // Whether a change asked was chosen is unknown: the operator asks again, and learns it was in effect.
+        for change in changes.values { change.resume(returning: .timedOut) }
+        changes.removeAll()
     }
 
     private func fail(_ reason: String) {
@@ -868,6 +939,13 @@ struct NodeMetrics: Sendable {
     let compactionSeconds: Gauge
     /// The process's resident memory (RSS), from /proc/self/statm.
     let residentMemory: Gauge
+    /// The latest configuration this replica knows: its epoch, how many vote and learn, and whether this replica
+    /// votes (1), learns (0.5: never counted) or was removed (0).
+    let epoch: Gauge
+    let voters: Gauge
+    let learners: Gauge
+    let membershipRole: Gauge
+    private let factory: any MetricsFactory
 
     /// The metrics in `factory`'s registry (a replica's own, when its node hosts several).
     init(factory: any MetricsFactory) {
@@ -888,6 +966,24 @@ struct NodeMetrics: Sendable {
         snapshotBytes = Gauge(label: "ledger_snapshot_bytes", factory: factory)
         compactionSeconds = Gauge(label: "ledger_compaction_seconds", factory: factory)
         residentMemory = Gauge(label: "ledger_resident_memory_bytes", factory: factory)
+        epoch = Gauge(label: "ledger_membership_epoch", factory: factory)
+        voters = Gauge(label: "ledger_membership_voters", factory: factory)
+        learners = Gauge(label: "ledger_membership_learners", factory: factory)
+        membershipRole = Gauge(label: "ledger_membership_role", factory: factory)
+        self.factory = factory
+    }
+
+    /// Sets the membership gauges; at the leader, each other member's lag too (`ledger_membership_lag_slots{peer}`:
+    /// slots between the leader's chosen prefix and the one the member last reported).
+    func observe(_ membership: Membership, me: ReplicaID, chosenThrough: Slot, progress: [ReplicaID: Slot]?) {
+        epoch.record(Int(clamping: membership.epoch))
+        voters.record(membership.voters.count)
+        learners.record(membership.learners.count)
+        membershipRole.record(membership.isVoter(me) ? 1 : membership.contains(me) ? 0.5 : 0)
+        for (peer, slot) in progress ?? [:] where membership.contains(peer) {
+            Gauge(label: "ledger_membership_lag_slots", dimensions: [("peer", peer.description)], factory: factory)
+                .record(Int(clamping: chosenThrough - min(slot, chosenThrough)))
+        }
     }
 
     /// Sets the gauges of what the state remembers and what the process holds.

@@ -26,12 +26,19 @@ public struct ReplicaProcess: Sendable {
     public init(cluster: ClusterConfig, hosts: HostsFile, catalog: Catalog, replicaName: String) throws(InputError) {
         try cluster.check(against: hosts)
         try catalog.shards.check(against: hosts)
-        guard cluster.replicaNames.contains(replicaName), let replica = hosts.replica(named: replicaName) else {
+        let entry = hosts.cluster(named: cluster.clusterName)
+        let names = entry?.replicas ?? cluster.replicaNames
+        guard names.contains(replicaName), let replica = hosts.replica(named: replicaName) else {
             throw InputError(
                 source: cluster.source,
+                message: "\(replicaName) is not a replica of \(cluster.clusterName) (\(names.joined(separator: ", ")))")
+        }
+        guard entry?.removed.contains(replicaName) != true else {
+            throw InputError(
+                source: hosts.source,
                 message:
-                    "\(replicaName) is not a replica of \(cluster.clusterName) (\(cluster.replicaNames.joined(separator: ", ")))"
-            )
+                    "\(replicaName) was removed from \(cluster.clusterName) (an RC line); a removed replica never comes "
+                    + "back: add a new one under a new name with `shardctl member add`")
         }
         accounts = catalog.accounts(of: cluster.clusterName)
         guard accounts.count <= CodecLimits.rangesPerCommandMax else {
@@ -92,7 +99,7 @@ struct ServerService: Service {
     }
 }
 
-/// Ends the service group when the replica reports a fatal failure.
+/// Ends the service group when fired: a replica's fatal failure, or the retirement of a node's only replica.
 final class FailureSignal: Service, @unchecked Sendable {
     private let lock = NSLock()
     private var continuation: CheckedContinuation<Void, Never>?

@@ -142,6 +142,15 @@ struct ReplicaEndpoint: Sendable {
         return Ledger_V1_StatusReply(await node.status())
     }
 
+    /// One membership change, made by the leader through its log (operators only: `AccessPolicy`).
+    func changeMembership(request: Ledger_V1_ChangeMembershipRequest, context: ServerContext) async throws
+        -> Ledger_V1_ChangeMembershipReply
+    {
+        let change = try decoded { () throws(WireError) in try MembershipChange(wire: request) }
+        let answer = try await available { () throws(ReplicaUnavailable) in try await node.changeMembership(change) }
+        return Ledger_V1_ChangeMembershipReply(answer)
+    }
+
     func setConnectivity(request: Ledger_V1_SetConnectivityRequest, context: ServerContext) async throws
         -> Ledger_V1_SetConnectivityReply
     {
@@ -312,6 +321,12 @@ struct LedgerService: Ledger_V1_Ledger.SimpleServiceProtocol {
         try await endpoint(request.cluster).decision(request: request, context: context)
     }
 
+    func changeMembership(request: Ledger_V1_ChangeMembershipRequest, context: ServerContext) async throws
+        -> Ledger_V1_ChangeMembershipReply
+    {
+        try await endpoint(request.cluster).changeMembership(request: request, context: context)
+    }
+
     func transactionStatus(request: Ledger_V1_TransactionStatusRequest, context: ServerContext) async throws
         -> Ledger_V1_TransactionStatusReply
     {
@@ -418,9 +433,11 @@ struct PeerService: Ledger_V1_Peer.SimpleServiceProtocol {
         node: ReplicaNode, members: [ReplicaID], linkFaults: LinkFaultLayer, authenticatesSenders: Bool, logger: Logger
     ) {
         let sameReplica: @Sendable (String, String) -> Bool = { replica, identity in replica == identity }
+        let cluster = node.cluster
         self.init(
             inbox: PeerInbox(
-                replicas: [PeerInbox.Hosted(node: node, members: members, linkFaults: linkFaults)],
+                replicas: [PeerInbox.Hosted(node: node, linkFaults: linkFaults)],
+                isMember: { replica, named in named == cluster && members.contains(replica) },
                 speaks: authenticatesSenders ? sameReplica : nil, logger: logger))
     }
 

@@ -142,7 +142,8 @@ extension Supervisor.Child {
     /// replica's `<data_dir>/N1.log`.
     public static func nodes(of deployment: Deployment, executable: String) -> [Supervisor.Child] {
         deployment.hosts.nodes.map { node in
-            let cluster = deployment.clusters.first { $0.replicaNames.contains(node.replicas[0]) }!
+            let name = deployment.hosts.cluster(of: node.replicas[0])!.name
+            let cluster = deployment.clusters.first { $0.clusterName == name }!
             guard node.replicas.count > 1 else {
                 let config = Deployment.configPath(of: cluster.clusterName, hostsPath: deployment.hostsPath)
                 return Supervisor.Child(

@@ -165,11 +165,12 @@ extension Ledger_V1_PeerMessage {
                     $0.chosenThrough = chosenThrough
                     $0.round = round
                 })
-        case .heartbeatAck(let ballot, let round):
+        case .heartbeatAck(let ballot, let round, let chosenThrough):
             kind = .heartbeatAck(
                 .with {
                     $0.ballot = Ledger_V1_Ballot(ballot)
                     $0.round = round
+                    $0.chosenThrough = chosenThrough
                 })
         case .rejected(let promised):
             kind = .rejected(.with { $0.promised = Ledger_V1_Ballot(promised) })
@@ -260,7 +261,7 @@ extension Message where Command == LedgerCommand, State == LedgerSnapshot {
                 .heartbeatAck(
                     ballot: try Ballot.proposal(
                         wire: acknowledgement.ballot, isPresent: acknowledgement.hasBallot, field: "ballot"),
-                    round: acknowledgement.round)
+                    round: acknowledgement.round, chosenThrough: acknowledgement.chosenThrough)
             }
         case .rejected(let rejected):
             self = try within("rejected") { () throws(WireError) in

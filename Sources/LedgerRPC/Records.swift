@@ -216,12 +216,22 @@ public struct ReplicaStatus: Equatable, Sendable {
     public var isDisconnected: Bool
     /// `LedgerRPC.protocolVersion` of the replica.
     public var protocolVersion: Int
+    /// The latest configuration the replica knows (nil from a replica that does not say).
+    public var membership: Membership?
+    /// The leader only: each other member's chosen prefix as it last reported it.
+    public var progress: [ReplicaID: Slot]
+    /// The replica was removed from its cluster and stopped taking part.
+    public var isRetired: Bool
 
     public init(
         cluster: String, replica: ReplicaID, role: Role, ballot: Ballot, leader: ReplicaID?, chosenThrough: Slot,
         appliedThrough: Slot, locksHeld: Int, snapshotSlot: Slot, isDisconnected: Bool,
-        protocolVersion: Int = LedgerRPC.protocolVersion
+        protocolVersion: Int = LedgerRPC.protocolVersion, membership: Membership? = nil,
+        progress: [ReplicaID: Slot] = [:], isRetired: Bool = false
     ) {
+        self.membership = membership
+        self.progress = progress
+        self.isRetired = isRetired
         self.cluster = cluster
         self.replica = replica
         self.role = role
@@ -274,6 +284,14 @@ extension Ledger_V1_StatusReply {
         snapshotSlot = status.snapshotSlot
         disconnected = status.isDisconnected
         protocolVersion = UInt32(status.protocolVersion)
+        if let membership = status.membership { configuration = Ledger_V1_MembershipConfiguration(membership) }
+        progress = status.progress.sorted { $0.key < $1.key }.map { replica, slot in
+            .with {
+                $0.replica = replica.description
+                $0.chosenThrough = slot
+            }
+        }
+        retired = status.isRetired
     }
 }
 
@@ -288,11 +306,130 @@ extension ReplicaStatus {
         guard let locksHeld = Int(exactly: wire.locksHeld) else {
             throw WireError(field: "locks_held", "is \(wire.locksHeld), more than a count can be")
         }
+        let membership =
+            wire.hasConfiguration ? try Membership(wire: wire.configuration, field: "configuration") : nil
+        var progress: [ReplicaID: Slot] = [:]
+        for (index, peer) in wire.progress.enumerated() {
+            let replica = try ReplicaID(wireName: peer.replica, field: "progress[\(index)].replica")
+            guard progress.updateValue(peer.chosenThrough, forKey: replica) == nil else {
+                throw WireError(field: "progress[\(index)].replica", "names \(replica) twice")
+            }
+        }
         self.init(
             cluster: cluster, replica: replica, role: role, ballot: ballot, leader: leader,
             chosenThrough: wire.chosenThrough, appliedThrough: wire.appliedThrough, locksHeld: locksHeld,
             snapshotSlot: wire.snapshotSlot, isDisconnected: wire.disconnected,
-            protocolVersion: Int(wire.protocolVersion))
+            protocolVersion: Int(wire.protocolVersion), membership: membership, progress: progress,
+            isRetired: wire.retired)
+    }
+}
+
+// MARK: - Membership
+
+extension Ledger_V1_MembershipConfiguration {
+    public init(_ membership: Membership) {
+        self.init()
+        epoch = membership.epoch
+        voters = membership.voters.map(\.description)
+        learners = membership.learners.map(\.description)
+    }
+}
+
+extension Membership {
+    /// Reads a configuration: an epoch from 1, at least one voter, no replica named twice.
+    public init(wire: Ledger_V1_MembershipConfiguration, field: String) throws(WireError) {
+        guard wire.epoch >= 1 else { throw WireError(field: "\(field).epoch", "is 0; epochs count from 1") }
+        var voters: [ReplicaID] = []
+        var learners: [ReplicaID] = []
+        for (index, name) in wire.voters.enumerated() {
+            voters.append(try ReplicaID(wireName: name, field: "\(field).voters[\(index)]"))
+        }
+        for (index, name) in wire.learners.enumerated() {
+            learners.append(try ReplicaID(wireName: name, field: "\(field).learners[\(index)]"))
+        }
+        guard !voters.isEmpty else {
+            throw WireError(field: "\(field).voters", "is empty; a configuration has a voter")
+        }
+        guard Set(voters + learners).count == voters.count + learners.count else {
+            throw WireError(field: field, "names a replica twice")
+        }
+        self.init(epoch: wire.epoch, voters: voters, learners: learners)
+    }
+}
+
+extension MembershipChange {
+    /// Reads a `ChangeMembership` request's change.
+    public init(wire: Ledger_V1_ChangeMembershipRequest) throws(WireError) {
+        let replica = try ReplicaID(wireName: wire.replica)
+        switch wire.kind {
+        case .addLearner: self = .addLearner(replica)
+        case .promote: self = .promote(replica)
+        case .remove: self = .remove(replica)
+        case .replace:
+            let replacement = try ReplicaID(wireName: wire.replacement, field: "replacement")
+            guard replacement != replica else {
+                throw WireError(field: "replacement", "is \(replica), the replica it replaces")
+            }
+            self = .replace(replica, with: replacement)
+        case .unspecified: throw WireError(field: "kind", "is not set (MEMBERSHIP_CHANGE_KIND_UNSPECIFIED)")
+        case .UNRECOGNIZED(let value): throw WireError(field: "kind", "is \(value), not a known change")
+        }
+        if case .replace = self {
+        } else if !wire.replacement.isEmpty {
+            throw WireError(field: "replacement", "is given, but only REPLACE takes one")
+        }
+    }
+}
+
+extension Ledger_V1_ChangeMembershipRequest {
+    public init(cluster: String, change: MembershipChange) {
+        self.init()
+        self.cluster = cluster
+        switch change {
+        case .addLearner(let replica):
+            (kind, self.replica) = (.addLearner, replica.description)
+        case .promote(let replica):
+            (kind, self.replica) = (.promote, replica.description)
+        case .remove(let replica):
+            (kind, self.replica) = (.remove, replica.description)
+        case .replace(let old, let new):
+            (kind, self.replica, replacement) = (.replace, old.description, new.description)
+        }
+    }
+}
+
+/// What became of a membership change: its outcome as a command's (`.applied(.committed)` when it is in effect), the
+/// configuration after it (the current one when refused; nil when the replica could not tell), and the slot that
+/// chose it (nil: nothing chosen).
+public struct MembershipChangeOutcome: Sendable, Equatable {
+    public var outcome: CommandOutcome
+    public var membership: Membership?
+    public var slot: Slot?
+
+    public init(outcome: CommandOutcome, membership: Membership?, slot: Slot?) {
+        self.outcome = outcome
+        self.membership = membership
+        self.slot = slot
+    }
+}
+
+extension Ledger_V1_ChangeMembershipReply {
+    public init(_ answer: MembershipChangeOutcome) {
+        self.init()
+        result = Ledger_V1_Result(answer.outcome)
+        if let membership = answer.membership { configuration = Ledger_V1_MembershipConfiguration(membership) }
+        slot = answer.slot ?? 0
+    }
+}
+
+extension MembershipChangeOutcome {
+    /// Reads a `ChangeMembership` reply.
+    public init(wire: Ledger_V1_ChangeMembershipReply) throws(WireError) {
+        guard wire.hasResult else { throw WireError(field: "result", "is missing") }
+        self.init(
+            outcome: try within("result") { () throws(WireError) in try CommandOutcome(wire: wire.result) },
+            membership: wire.hasConfiguration ? try Membership(wire: wire.configuration, field: "configuration") : nil,
+            slot: wire.slot == 0 ? nil : wire.slot)
     }
 }
 

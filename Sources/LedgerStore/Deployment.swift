@@ -69,7 +69,8 @@ public struct Deployment: Sendable {
         var byPort: [HostsFile.Address: (node: HostsFile.Address, replica: String, source: String)] = [:]
         let shown = { (port: Int?) in port.map { "peer port \($0)" } ?? "no peer port" }
         for cluster in clusters {
-            for index in cluster.replicaIndexes {
+            let names = hosts.cluster(named: cluster.clusterName)?.replicas ?? cluster.replicaNames
+            for index in names.compactMap({ hosts.replica(named: $0)?.index }) {
                 guard let address = hosts.replica(named: "S\(index)")?.address else { continue }
                 let port = cluster.peerPort(ofReplica: index)
                 if let other = byAddress[address], other.port != port {

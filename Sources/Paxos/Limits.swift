@@ -22,6 +22,10 @@ public enum Limits {
     /// voter further behind would stall the cluster while it catches up). A few hundred slots is well under a second.
     public static let caughtUpSlotsMax: UInt64 = 256
 
+    /// How many times a leader tells a removed replica that it was removed, a heartbeat interval apart. A lost notice
+    /// leaves the replica running, harmless (it is refused) but not stopped; three lost in a row is rare.
+    public static let farewellsMax = 3
+
     /// Entries in one Phase2a or Phase1b message. A message beyond this is malformed, not merely large.
     public static let entriesPerMessageMax = 20_000
 

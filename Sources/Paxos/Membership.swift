@@ -36,6 +36,93 @@ public struct Membership: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// What an operator asks of a cluster's membership, one replica at a time (`shardctl member`). A new replica joins
+/// as a learner, is promoted once it caught up, and takes a removed voter's place in one change (`replace`).
+public enum MembershipChange: Sendable, Equatable, CustomStringConvertible {
+    case addLearner(ReplicaID)
+    case promote(ReplicaID)
+    case remove(ReplicaID)
+    /// The voter `old` leaves and the learner `new` becomes a voter, in one configuration.
+    case replace(ReplicaID, with: ReplicaID)
+
+    public var description: String {
+        switch self {
+        case .addLearner(let replica): "add \(replica) as a learner"
+        case .promote(let replica): "promote \(replica) to voter"
+        case .remove(let replica): "remove \(replica)"
+        case .replace(let old, let new): "replace \(old) with \(new)"
+        }
+    }
+}
+
+extension Memberships {
+    /// The configuration `change` asks for after the latest one: `.success(nil)` when the change is in effect
+    /// already (asked again), `.failure(reason)` when it cannot be made. Checks only what the change names; the
+    /// configuration it gives is checked by `problem(with:)` and the leader's safety checks as any other.
+    public func applying(_ change: MembershipChange) -> Result<Membership?, MembershipChangeRefusal> {
+        let current = latest
+        func refused(_ reason: String) -> Result<Membership?, MembershipChangeRefusal> {
+            .failure(MembershipChangeRefusal(reason: reason))
+        }
+        func next(voters: [ReplicaID], learners: [ReplicaID]) -> Result<Membership?, MembershipChangeRefusal> {
+            .success(Membership(epoch: current.epoch + 1, voters: voters, learners: learners))
+        }
+        switch change {
+        case .addLearner(let new):
+            if current.learners.contains(new) { return .success(nil) }
+            if current.isVoter(new) { return refused("\(new) is a voter already") }
+            if retired.contains(new) { return refused("\(new) was removed before; a replica id is never reused") }
+            if let other = current.learners.first {
+                return refused("\(other) is learning already; promote or remove it first (one learner at a time)")
+            }
+            return next(voters: current.voters, learners: [new])
+        case .promote(let learner):
+            if current.isVoter(learner) { return .success(nil) }
+            guard current.learners.contains(learner) else {
+                return refused("\(learner) is not a learner of \(current); add it first")
+            }
+            return next(voters: current.voters + [learner], learners: current.learners.filter { $0 != learner })
+        case .remove(let old):
+            if retired.contains(old) { return .success(nil) }
+            guard current.contains(old) else { return refused("\(old) is not a member of \(current)") }
+            return next(voters: current.voters.filter { $0 != old }, learners: current.learners.filter { $0 != old })
+        case .replace(let old, let new):
+            if retired.contains(old), current.isVoter(new) { return .success(nil) }
+            guard current.isVoter(old) else { return refused("\(old) is not a voter of \(current)") }
+            guard current.learners.contains(new) else {
+                return refused("\(new) is not a learner of \(current); add it and let it catch up first")
+            }
+            return next(
+                voters: current.voters.filter { $0 != old } + [new], learners: current.learners.filter { $0 != new })
+        }
+    }
+}
+
+/// Why a membership change cannot be made as asked.
+public struct MembershipChangeRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+
+    public init(reason: String) {
+        self.reason = reason
+    }
+
+    /// A leader's refusal while another change is asked, proposed, or chosen and not yet governing.
+    public static let inProgress = "reconfiguration in progress"
+
+    /// A leader's refusal while fewer than a majority of the new voters are live and caught up.
+    public static func notReady(ready: Int, voters: Int) -> String {
+        "only \(ready) of the \(voters) new voters are live and within \(Limits.caughtUpSlotsMax) slots of the leader; "
+            + "a majority must be"
+    }
+
+    /// Whether a refusal holds for now only (`inProgress`, `notReady`): asking again later may succeed. Every other
+    /// refusal is about the change itself and stands.
+    public static func isTransient(_ reason: String) -> Bool {
+        reason == inProgress || (reason.hasPrefix("only ") && reason.hasSuffix("a majority must be"))
+    }
+}
+
 /// A request to change a cluster's membership, replicated as one slot of its own (`SlotValue.reconfigure`).
 public struct Reconfiguration: Sendable, Equatable {
     /// Identifies the request, so its submitter gets the outcome and a retry is recognised.

@@ -23,7 +23,9 @@ public enum Message<Command: Sendable & Equatable, State: Sendable & Equatable>:
     /// `round` numbers the leader's probes: an acknowledgement of round r proves the acceptor still followed this
     /// ballot after every read registered before probe r was sent (read index).
     case heartbeat(ballot: Ballot, chosenThrough: Slot, round: UInt64)
-    case heartbeatAck(ballot: Ballot, round: UInt64)
+    /// `chosenThrough` is the acknowledger's chosen prefix: how far behind it is, even while no slot is proposed (a
+    /// learner catching up on an idle cluster).
+    case heartbeatAck(ballot: Ballot, round: UInt64, chosenThrough: Slot)
     /// The receiver has promised `promised`, higher than the ballot of the message it refuses; or it still hears
     /// from a live leader and refuses to depose it.
     case rejected(promised: Ballot)

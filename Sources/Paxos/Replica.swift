@@ -140,6 +140,10 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// Requests waiting on this replica for an outcome.
     public var waitingCount: Int { waiters.count }
 
+    /// While this replica leads: the chosen prefix each peer last reported (in a promise, a Phase2b or a heartbeat
+    /// acknowledgement), how far behind it is. Nil elsewhere.
+    public var peerProgress: [ReplicaID: Slot]? { leadership?.progress }
+
     /// True when this replica leads and has heard from a majority within the leader timeout.
     public var leadsWithQuorum: Bool { leadership != nil && hasQuorumContact() }
 
@@ -147,11 +151,14 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
     /// removed, and its shell should stop it. It never campaigns again, and its id is never used again.
     public var isRetired: Bool { hasRetired(configuration.me) }
 
-    /// The last messages of a leader whose removal now governs, under the ballot this replica follows it with: the
-    /// chosen notice and the handover it sends as it steps down (`handOver`).
-    private func isFarewell(_ message: Message<Command, State>, from sender: ReplicaID) -> Bool {
+    /// What a replica takes from a removed one: the last messages of a leader whose removal now governs, under the
+    /// ballot this replica follows it with (the chosen notice and the handover it sends as it steps down,
+    /// `handOver`), and a catch-up request, whose answer (chosen values only) is how a removed replica that missed
+    /// the end of its configuration learns it was removed.
+    private func isTakenFromRetired(_ message: Message<Command, State>, from sender: ReplicaID) -> Bool {
         switch message {
         case .chosen(let ballot, _), .handover(let ballot): return ballot == promised && leaderHint == sender
+        case .catchUpRequest: return true
         default: return false
         }
     }
@@ -300,7 +307,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         guard sender != configuration.me else {
             throw MessageRejection(sender: sender, reason: "a message from \(configuration.me) to itself")
         }
-        guard !hasRetired(sender) || isFarewell(message, from: sender) else {
+        guard !hasRetired(sender) || isTakenFromRetired(message, from: sender) else {
             throw MessageRejection(
                 sender: sender, reason: "was removed from the cluster; it is not a member of \(memberships.latest)")
         }
@@ -322,13 +329,14 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             }
         case .heartbeat(let ballot, let chosenThrough, let round):
             if acceptLeaderContact(ballot: ballot, from: sender) {
-                send(.heartbeatAck(ballot: ballot, round: round), to: sender)
                 learnChosenThrough(chosenThrough, leaderBallot: ballot)
+                send(.heartbeatAck(ballot: ballot, round: round, chosenThrough: self.chosenThrough), to: sender)
             }
-        case .heartbeatAck(let ballot, let round):
+        case .heartbeatAck(let ballot, let round, let peerChosen):
             if leadership?.ballot == ballot {
                 leadership!.lastHeard[sender] = now
                 leadership!.ackedRound[sender] = max(leadership!.ackedRound[sender] ?? 0, round)
+                leadership!.progress[sender] = max(leadership!.progress[sender] ?? 0, peerChosen)
                 answerConfirmedReads()
             }
         case .rejected(let higher):
@@ -629,7 +637,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
         if changeWaiter != nil || leadership!.pendingChange != nil || inFlight
             || memberships.hasPending(at: chosenThrough + 1)
         {
-            return "reconfiguration in progress"
+            return MembershipChangeRefusal.inProgress
         }
         if let problem = memberships.problem(with: next) { return problem }
         let ready = next.voters.filter { voter in
@@ -640,8 +648,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             return (leadership!.progress[voter] ?? 0) + Limits.caughtUpSlotsMax >= chosenThrough
         }
         if ready.count < next.majority {
-            return "only \(ready.count) of the \(next.voters.count) new voters are live and within "
-                + "\(Limits.caughtUpSlotsMax) slots of the leader; a majority must be"
+            return MembershipChangeRefusal.notReady(ready: ready.count, voters: next.voters.count)
         }
         return nil
     }
@@ -748,6 +755,7 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             leadership!.proposals[slot]!.sentAt = now
         }
         if configuration.laggardFlushTicks > 0 { thriftyTick() }
+        if !leadership!.farewells.isEmpty { sayFarewells() }
         // Per peer: a follower must hear from the leader every heartbeat interval even while the leader is busy
         // answering another peer's catch-up, or its election timer fires.
         for peer in peers
@@ -961,9 +969,40 @@ public struct Replica<Command: Sendable & Equatable, State: Sendable & Equatable
             if let change = entry.value.reconfiguration { record(change, chosenAt: chosenThrough) }
         }
         if currentEras.count > 1 {
-            let before = currentEras.count
+            let (before, formerPeers) = (currentEras.count, peers)
             refreshEras()
-            crossedEra = crossedEra || currentEras.count < before
+            guard currentEras.count < before else { return }
+            crossedEra = true
+            // The replicas this crossing removed are sent nothing more: the leader says goodbye (`sayFarewells`).
+            if leadership != nil {
+                let from = memberships.eras.last { $0.from <= chosenThrough + 1 }!.from
+                for gone in formerPeers where !peers.contains(gone) {
+                    leadership!.farewells[gone] = Farewell(from: from)
+                }
+            }
+        }
+    }
+
+    /// Tells each replica removed since this leader leads what is chosen, so that it asks for the rest (a catch-up
+    /// request is taken from a removed replica) and learns it retired; its shell then stops it. Only once every voter
+    /// of the configuration that removed it reported a chosen prefix into that configuration (made durable there): a
+    /// voter that does not know it yet campaigns asking the old configuration's voters only, and learns of the new
+    /// configuration from their promises, so a removed replica stopped earlier could leave it waiting for good (the
+    /// simulator found both a majority rule and none at all wanting). Said `Limits.farewellsMax` times, a heartbeat
+    /// interval apart, since a message may be lost.
+    private mutating func sayFarewells() {
+        for (gone, farewell) in leadership!.farewells.sorted(by: { $0.key < $1.key }) {
+            let voters = memberships.governing(farewell.from).voters
+            let known = voters.filter { voter in
+                (voter == configuration.me ? chosenThrough : leadership!.progress[voter] ?? 0) >= farewell.from - 1
+            }
+            guard known.count == voters.count,
+                farewell.saidAt.map({ now - $0 >= configuration.heartbeatIntervalTicks }) ?? true
+            else { continue }
+            send(.chosen(ballot: leadership!.ballot, chosenThrough: chosenThrough), to: gone)
+            leadership!.farewells[gone]!.saidAt = now
+            leadership!.farewells[gone]!.said += 1
+            if leadership!.farewells[gone]!.said >= Limits.farewellsMax { leadership!.farewells[gone] = nil }
         }
     }
 
@@ -1345,6 +1384,14 @@ extension Replica {
 
     /// The leader's state for its ballot. Invariant: every slot in `proposals` holds, in `log`, an entry accepted
     /// under `ballot` and not yet known chosen; every request id in `inFlight` is in such a slot.
+    /// A removed replica to tell that it was removed: the first slot of the configuration that removed it, and when
+    /// and how often it was told.
+    struct Farewell: Sendable {
+        var from: Slot
+        var saidAt: Tick?
+        var said = 0
+    }
+
     struct Leadership: Sendable {
         var ballot: Ballot
         var nextSlot: Slot
@@ -1359,6 +1406,8 @@ extension Replica {
         var inFlight: [RequestID: Slot] = [:]
         /// A reconfiguration accepted by `reconfigure(_:)`, proposed at the next flush.
         var pendingChange: Reconfiguration?
+        /// The replicas removed while this replica leads, still to be told (`sayFarewells`).
+        var farewells: [ReplicaID: Farewell] = [:]
         var lastHeard: [ReplicaID: Tick] = [:]
         /// The highest `chosenThrough` each peer reported in a Phase2b: how far behind it is.
         var progress: [ReplicaID: Slot] = [:]

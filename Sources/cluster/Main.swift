@@ -45,12 +45,12 @@ struct Cluster: AsyncParsableCommand {
             try cluster.check(against: addressBook)
             let catalog = try CatalogFile.read(path: cluster.catalogPath)
             try catalog.shards.check(against: addressBook)
-            if let replica, !cluster.replicaNames.contains(replica) {
+            let names = addressBook.cluster(named: cluster.clusterName)!.reachable
+            if let replica, !names.contains(replica) {
                 throw ValidationError(
-                    "\(replica) is not a replica of \(cluster.clusterName) "
-                        + "(\(cluster.replicaNames.joined(separator: ", ")))")
+                    "\(replica) is not a replica of \(cluster.clusterName) (\(names.joined(separator: ", ")))")
             }
-            for name in replica.map({ [$0] }) ?? cluster.replicaNames {
+            for name in replica.map({ [$0] }) ?? names {
                 _ = try ReplicaProcess(cluster: cluster, hosts: addressBook, catalog: catalog, replicaName: name)
             }
             return (cluster, addressBook, catalog)
@@ -86,13 +86,14 @@ struct Cluster: AsyncParsableCommand {
             guard let executable = Bundle.main.executablePath else {
                 throw ValidationError("cannot find this program's own path to start the replicas")
             }
-            let children = cluster.replicaNames.map { name in
+            let names = addressBook.cluster(named: cluster.clusterName)!.reachable
+            let children = names.map { name in
                 Supervisor.Child(
                     name: name, executable: executable,
                     arguments: ["replica", files.config, files.hosts, "--name", name],
                     logFile: "\(cluster.dataDirectory)/\(name).log")
             }
-            for name in cluster.replicaNames {
+            for name in names {
                 let address = addressBook.replica(named: name)!.address
                 let index = addressBook.replica(named: name)!.index
                 let metrics = cluster.metricsPort(ofReplica: index).map { port in

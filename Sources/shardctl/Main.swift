@@ -9,8 +9,8 @@ import LedgerStore
 struct ShardControl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shardctl",
-        abstract: "Build the shard catalog, plan rebalancing and make the TLS certificates.",
-        subcommands: [Shard.self, Rebalance.self, Certs.self]
+        abstract: "Build the shard catalog, plan rebalancing, make the TLS certificates and change memberships.",
+        subcommands: [Shard.self, Rebalance.self, Certs.self, Member.self]
     )
 
     struct Shard: ParsableCommand {

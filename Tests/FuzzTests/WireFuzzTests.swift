@@ -233,7 +233,7 @@ enum WireSamples {
         .phase2b(ballot: leaderBallot, slots: [4, 5, UInt64.max], chosenThrough: 3),
         .chosen(ballot: leaderBallot, chosenThrough: 5),
         .heartbeat(ballot: highBallot, chosenThrough: UInt64.max, round: UInt64.max),
-        .heartbeatAck(ballot: leaderBallot, round: 7),
+        .heartbeatAck(ballot: leaderBallot, round: 7, chosenThrough: 0),
         .rejected(promised: highBallot),
         .catchUpRequest(firstSlot: 6),
         .catchUpReply(snapshot: nil, entries: entries),

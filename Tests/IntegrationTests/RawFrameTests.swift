@@ -207,7 +207,7 @@ struct Attack {
     static func peerBatch(cluster: String, from sender: Int) -> [UInt8] {
         let batch = PeerBatch(
             cluster: cluster, from: ReplicaID(sender), to: ReplicaID(1),
-            messages: [.heartbeatAck(ballot: Ballot(round: 1, replica: ReplicaID(1)), round: 1)])
+            messages: [.heartbeatAck(ballot: Ballot(round: 1, replica: ReplicaID(1)), round: 1, chosenThrough: 0)])
         return peerFrame(try! Ledger_V1_PeerBatch(batch).serializedBytes())
     }
 

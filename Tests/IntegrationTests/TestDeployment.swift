@@ -33,12 +33,14 @@ final class TestDeployment: @unchecked Sendable {
     /// within a short test; `metrics` serves every replica's `/metrics`. With `nodes`, the replicas of all clusters
     /// share three addresses: three node processes, each hosting one replica of every cluster. With `peerPorts` (the
     /// default, as shipped) the replicas take their peers' messages as frames on a port of their own, else on the gRPC
-    /// stream of their replica port.
+    /// stream of their replica port. `spareReplicas` (one cluster only) keeps the ports of replicas S4, S5, ... free
+    /// for replicas that `shardctl member add` adds later (the config's port rules give them the next ports).
     init(
         clusters: Int, accountsPerCluster: Int, initialBalance: Int64 = 10, consensusTimeout: String = "1500ms",
         snapshotInterval: Int? = nil, tls: Bool = true, metrics: Bool = false, nodes: Bool = false,
-        peerPorts: Bool = true
+        peerPorts: Bool = true, spareReplicas: Int = 0
     ) throws {
+        precondition(spareReplicas == 0 || (clusters == 1 && !nodes), "spare replicas extend one cluster of replicas")
         self.nodes = nodes
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -55,17 +57,18 @@ final class TestDeployment: @unchecked Sendable {
         let nodePeerPorts = nodes && peerPorts ? try Self.freeConsecutivePorts(3) : nil
         for number in 1...clusters {
             // A cluster config names a base port and its replicas take consecutive ports, so find three in a row.
-            let base = try nodePorts ?? Self.freeConsecutivePorts(3)
+            let base = try nodePorts ?? Self.freeConsecutivePorts(3 + spareReplicas)
             let names = (1...3).map { "S\(3 * (number - 1) + $0)" }
             for (offset, name) in names.enumerated() {
                 ports[name] = base + offset
                 hosts += "\(name)-127.0.0.1:\(base + offset)\n"
             }
             hosts += "C\(number)-\(names[0])\nEC\(number)-\(names.joined(separator: ":"))\n"
-            let metricsBase = metrics ? try Self.freeConsecutivePorts(3) : 0
+            let metricsBase = metrics ? try Self.freeConsecutivePorts(3 + spareReplicas) : 0
             if metrics { for (offset, name) in names.enumerated() { metricsPorts[name] = metricsBase + offset } }
-            let peerBase = peerPorts ? try nodePeerPorts ?? Self.freeConsecutivePorts(3) : 0
+            let peerBase = peerPorts ? try nodePeerPorts ?? Self.freeConsecutivePorts(3 + spareReplicas) : 0
             if peerPorts { for (offset, name) in names.enumerated() { peerPortsByName[name] = peerBase + offset } }
+            for spare in 0..<spareReplicas { ports["S\(4 + spare)"] = base + 3 + spare }
             let config = """
                 cluster: C\(number)
                 replicas:
@@ -170,7 +173,9 @@ final class TestDeployment: @unchecked Sendable {
             if name.hasPrefix("N") {
                 process.arguments = ["node", "hosts.ini", "--name", name]
             } else {
-                let cluster = "C\((Int(name.dropFirst())! - 1) / 3 + 1)"
+                // hosts.ini knows a replica added by `shardctl member add` too.
+                let cluster =
+                    try deployment().hosts.cluster(of: name)?.name ?? "C\((Int(name.dropFirst())! - 1) / 3 + 1)"
                 process.arguments = ["replica", "\(cluster).yaml", "hosts.ini", "--name", name]
             }
             let log = directory.appendingPathComponent("\(name).log")

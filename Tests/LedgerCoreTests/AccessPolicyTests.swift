@@ -32,6 +32,7 @@ struct AccessPolicyTests {
         (operatorIdentity, .command, true),
         (otherCluster, .inspection, false), (client, .inspection, true), (operatorIdentity, .inspection, true),
         (member, .testControl, false), (client, .testControl, false), (operatorIdentity, .testControl, true),
+        (member, .membership, false), (client, .membership, false), (operatorIdentity, .membership, true),
     ]
 
     @Test("each role may make exactly its calls", arguments: table)
@@ -39,6 +40,20 @@ struct AccessPolicyTests {
         let refusal = try Self.policy().refusal(of: call, by: identity)
         #expect((refusal == nil) == allowed, "\(identity) \(call): \(refusal?.reason ?? "allowed")")
         if let refusal { #expect(refusal.kind == .permissionDenied) }
+    }
+
+    @Test("a replica added to the cluster (an AC line) may send peer messages, and still may once removed")
+    func addedReplica() throws {
+        let hosts = try HostsFile.parse(
+            (1...7).map { "S\($0)-localhost:600\($0)" }.joined(separator: "\n")
+                + "\nEC1-S1:S2:S3\nEC2-S4:S5:S6\nAC1-S7\nRC1-S7",
+            source: "hosts.ini")
+        let policy = AccessPolicy(hosts: hosts, node: hosts.node(of: "S1")!, testControlsEnabled: false)
+        // A removed replica's last messages (its farewell as a removed leader) still arrive; the log refuses the rest.
+        #expect(policy.refusal(of: .peerStream, by: NodeIdentity(role: .replica, name: "S7")) == nil)
+        #expect(
+            policy.refusal(of: .membership, by: Self.client)?.reason
+                == "client client may not change a cluster's membership; only an operator may")
     }
 
     @Test("the reasons say who was refused and why")

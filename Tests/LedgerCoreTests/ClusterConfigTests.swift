@@ -71,7 +71,9 @@ struct ClusterConfigTests {
         #expect(config.tls == .mutual(.defaults))
         #expect(config.replicaNames == ["S1", "S2", "S3"])
         #expect(config.port(ofReplica: 3) == 6003)
-        #expect(config.port(ofReplica: 4) == nil)
+        // A replica added later (hosts.ini's AC lines) follows the same rule; none is below replicas.start.
+        #expect(config.port(ofReplica: 10) == 6010)
+        #expect(config.port(ofReplica: 0) == nil)
         #expect(config.metricsPort(ofReplica: 1) == nil)
         #expect(config.peerPort(ofReplica: 1) == nil)
         #expect(config.keyLines["replicas.subnet"] == 5)
@@ -86,7 +88,8 @@ struct ClusterConfigTests {
         #expect(config.port(ofReplica: 8) == 7008)
         #expect(config.metricsPort(ofReplica: 5) == 9105)
         #expect(config.peerPort(ofReplica: 5) == 8005)
-        #expect(config.peerPort(ofReplica: 9) == nil)
+        #expect(config.peerPort(ofReplica: 12) == 8012)
+        #expect(config.peerPort(ofReplica: 3) == nil)
         #expect(config.logLevel == .debug)
         #expect(config.balanceMin == -50)
         #expect(config.balanceInitial == 100)
@@ -527,6 +530,18 @@ struct ClusterConfigTests {
                 + "to S4"
         ),
     ]
+
+    @Test("a replica added to the cluster (an AC line) follows its port rules")
+    func addedReplica() throws {
+        let config = try Self.validate(Self.minimal + "metrics_port: 9101")
+        let added = try HostsFile.parse(Self.hostsText + "S10-localhost:6010\nAC1-S10\n", source: "hosts.ini")
+        try config.check(against: added)
+        let elsewhere = try HostsFile.parse(Self.hostsText + "S10-localhost:6020\nAC1-S10\n", source: "hosts.ini")
+        #expect(
+            thrownDescription { () throws(InputError) in try config.check(against: elsewhere) }
+                == "C1.yaml:5: replicas.subnet is 6001, so S10 would listen on port 6010, but hosts.ini:14 gives S10 "
+                + "localhost:6020")
+    }
 
     @Test("configs that disagree with hosts.ini are refused", arguments: disagreeing)
     func disagreeingConfig(text: String, expected: String) throws {

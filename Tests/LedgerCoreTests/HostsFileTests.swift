@@ -93,7 +93,88 @@ struct HostsFileTests {
 
     static let three = "S1-localhost:6001\nS2-localhost:6002\nS3-localhost:6003\nEC1-S1:S2:S3\n"
     static let keys =
-        "expected S<n> (a replica), C<n> (a cluster's contact), EC<n> (a cluster's members), client or all"
+        "expected S<n> (a replica), C<n> (a cluster's contact), EC<n> (a cluster's members), AC<n> or RC<n> "
+        + "(replicas added to or removed from it), client or all"
+
+    /// Three replicas of C1, and the lines `shardctl member` appends when S4 replaces S3.
+    static let changed = """
+        S1-localhost:6001
+        S2-localhost:6002
+        S3-localhost:6003
+        C1-S3
+        EC1-S1:S2:S3
+        S4-localhost:6004
+        AC1-S4
+        RC1-S3
+        """
+
+    @Test("AC and RC lines: added replicas belong to the cluster, removed ones are not reachable")
+    func membershipChanges() throws {
+        let hosts = try HostsFile.parse(Self.changed, source: "hosts.ini")
+        let cluster = try #require(hosts.cluster(named: "C1"))
+        #expect(cluster.members == ["S1", "S2", "S3"])
+        #expect(cluster.added == ["S4"])
+        #expect(cluster.removed == ["S3"])
+        #expect(cluster.replicas == ["S1", "S2", "S3", "S4"])
+        #expect(cluster.reachable == ["S1", "S2", "S4"])
+        // The contact was removed: the first replica still reachable stands in.
+        #expect(cluster.contact == "S1")
+        #expect(hosts.cluster(of: "S4")?.name == "C1")
+        #expect(hosts.cluster(of: "S3")?.name == "C1")
+        // Several lines add up.
+        let more = try HostsFile.parse(Self.changed + "\nS5-localhost:6005\nAC1-S5\nRC1-S1", source: "hosts.ini")
+        #expect(more.cluster(named: "C1")?.added == ["S4", "S5"])
+        #expect(more.cluster(named: "C1")?.reachable == ["S2", "S4", "S5"])
+    }
+
+    static let badChanges: [(String, String)] = [
+        (
+            "S1-localhost:6001\nEC1-S1\nAC1-S1",
+            "hosts.ini:3: replica S1 is in cluster C1 (line 2) and is added to cluster C1; a replica belongs to one "
+                + "cluster, and ids are never reused"
+        ),
+        (
+            "S1-localhost:6001\nS2-localhost:6002\nEC1-S1\nEC2-S2\nRC1-S2",
+            "hosts.ini:5: replica S2 is removed from cluster C1, but it is not one of its members or added replicas"
+        ),
+        (
+            "S1-localhost:6001\nEC1-S1\nRC1-S1",
+            "hosts.ini:3: every replica of cluster C1 is removed; a cluster keeps at least one"
+        ),
+        (
+            "S1-localhost:6001\nS2-localhost:6002\nEC1-S1\nAC1-S2\nRC1-S2\nRC1-S2",
+            "hosts.ini:6: replica S2 is removed twice (first at line 5)"
+        ),
+        (
+            "S1-localhost:6001\nS2-localhost:6002\nEC1-S1\nAC2-S2",
+            "hosts.ini:4: replicas are added to cluster C2, which has no members line; add a line like EC2-S1:S2:S3 "
+                + "or remove this one"
+        ),
+        (
+            "S1-localhost:6001\nEC1-S1\nAC1-S9",
+            "hosts.ini:3: added replica S9 is not defined; add a line like S9-host:port"
+        ),
+        (
+            "S1-localhost:6001\nS2-localhost:6001\nEC1-S1\nAC1-S2",
+            "hosts.ini:2: replica S2 has the address localhost:6001 of S1 (line 1), and both are members of cluster "
+                + "C1 (line 3); replicas sharing an address are one node, which hosts at most one replica of a cluster"
+        ),
+        (
+            "S1-localhost:6001\nEC1-S1\nACx-S1",
+            "hosts.ini:3: unknown key \"ACx\"; \(keys)"
+        ),
+        (
+            "S1-localhost:6001\nEC1-S1\nAC0-S2",
+            "hosts.ini:3: bad cluster name \"AC0\"; a line of replicas added to a cluster starts with AC and a cluster "
+                + "number from 1, like AC1-S10"
+        ),
+    ]
+
+    @Test("bad AC and RC lines", arguments: badChanges)
+    func badChange(text: String, expected: String) {
+        #expect(
+            thrownDescription { () throws(InputError) in try HostsFile.parse(text, source: "hosts.ini") } == expected)
+    }
 
     static let badFiles: [(String, String)] = [
         ("", "hosts.ini: no replicas defined; add lines like S1-localhost:6001"),

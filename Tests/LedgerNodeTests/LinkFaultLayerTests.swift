@@ -10,11 +10,11 @@ import Testing
     static let s2 = ReplicaID(2)
     static let s3 = ReplicaID(3)
     static let messages: [LedgerMessage] = (1...20).map {
-        .heartbeatAck(ballot: Ballot(round: 1, replica: ReplicaID(1)), round: $0)
+        .heartbeatAck(ballot: Ballot(round: 1, replica: ReplicaID(1)), round: $0, chosenThrough: 0)
     }
 
     static func rounds(_ messages: [LedgerMessage]) -> [UInt64] {
-        messages.compactMap { if case .heartbeatAck(_, let round) = $0 { round } else { nil } }
+        messages.compactMap { if case .heartbeatAck(_, let round, _) = $0 { round } else { nil } }
     }
 
     /// Collects what a layer delivers late.

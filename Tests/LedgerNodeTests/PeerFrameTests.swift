@@ -14,7 +14,9 @@ struct PeerFrameTests {
     static func batch(_ round: UInt64, cluster: String = "C1") -> PeerBatch {
         PeerBatch(
             cluster: cluster, from: ReplicaID(2), to: ReplicaID(1),
-            messages: (0..<round).map { .heartbeatAck(ballot: Ballot(round: 1, replica: ReplicaID(1)), round: $0) })
+            messages: (0..<round).map {
+                .heartbeatAck(ballot: Ballot(round: 1, replica: ReplicaID(1)), round: $0, chosenThrough: 0)
+            })
     }
 
     /// Feeds `chunks` to a decoder and returns the batches it produced.

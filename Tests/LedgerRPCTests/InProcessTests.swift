@@ -109,6 +109,12 @@ struct StatusOnlyLedger: Ledger_V1_Ledger.SimpleServiceProtocol {
         throw Self.unimplemented
     }
 
+    func changeMembership(
+        request: Ledger_V1_ChangeMembershipRequest, context: ServerContext
+    ) async throws -> Ledger_V1_ChangeMembershipReply {
+        throw Self.unimplemented
+    }
+
     static let unimplemented = RPCError(code: .unimplemented, message: "this test service answers Status only")
 }
 

@@ -408,4 +408,47 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
                     field: "result",
                     "is \"prepared (vote yes)\"; a balance read is committed or fails with a request failure"))
     }
+
+    @Test func badMembershipChanges() {
+        func change(_ edit: (inout Ledger_V1_ChangeMembershipRequest) -> Void) -> WireError? {
+            var request = Ledger_V1_ChangeMembershipRequest(
+                cluster: "C1", change: .replace(ReplicaID(3), with: ReplicaID(10)))
+            edit(&request)
+            return wireError { () throws(WireError) in try MembershipChange(wire: request) }
+        }
+        #expect(
+            change { $0.kind = .unspecified }
+                == WireError(field: "kind", "is not set (MEMBERSHIP_CHANGE_KIND_UNSPECIFIED)"))
+        #expect(change { $0.kind = .UNRECOGNIZED(9) } == WireError(field: "kind", "is 9, not a known change"))
+        #expect(change { $0.replacement = "S3" } == WireError(field: "replacement", "is S3, the replica it replaces"))
+        #expect(
+            change { $0.kind = .promote } == WireError(field: "replacement", "is given, but only REPLACE takes one"))
+        #expect(change { $0.replica = "" }?.field == "replica")
+        #expect(change { $0.replacement = "" }?.field == "replacement")
+    }
+
+    @Test func badMembershipConfigurations() {
+        func configuration(_ edit: (inout Ledger_V1_MembershipConfiguration) -> Void) -> WireError? {
+            var wire = Ledger_V1_MembershipConfiguration(
+                Membership(epoch: 2, voters: [ReplicaID(1)], learners: [ReplicaID(2)]))
+            edit(&wire)
+            return wireError { () throws(WireError) in try Membership(wire: wire, field: "configuration") }
+        }
+        #expect(configuration { $0.epoch = 0 } == WireError(field: "configuration.epoch", "is 0; epochs count from 1"))
+        #expect(
+            configuration { $0.voters = [] }
+                == WireError(field: "configuration.voters", "is empty; a configuration has a voter"))
+        #expect(
+            configuration { $0.learners = ["S1"] } == WireError(field: "configuration", "names a replica twice"))
+        #expect(configuration { $0.learners = ["T2"] }?.field == "configuration.learners[0]")
+        var status = Ledger_V1_StatusReply(
+            ReplicaStatus(
+                cluster: "C1", replica: ReplicaID(1), role: .leader, ballot: Samples.leaderBallot, leader: ReplicaID(1),
+                chosenThrough: 5, appliedThrough: 5, locksHeld: 0, snapshotSlot: 0, isDisconnected: false,
+                progress: [ReplicaID(2): 5]))
+        status.progress.append(status.progress[0])
+        #expect(
+            wireError { () throws(WireError) in try ReplicaStatus(wire: status) }
+                == WireError(field: "progress[1].replica", "names S2 twice"))
+    }
 }

@@ -165,6 +165,36 @@ import Testing
             leader: role == .leader ? ReplicaID(5) : nil, chosenThrough: 12, appliedThrough: 11, locksHeld: 2,
             snapshotSlot: 10, isDisconnected: role == .candidate)
         #expect(try ReplicaStatus(wire: overTheWire(Ledger_V1_StatusReply(status))) == status)
+        // With its configuration, each member's progress (a leader's) and retirement.
+        var member = status
+        member.membership = Membership(
+            epoch: 3, voters: [ReplicaID(5), ReplicaID(6), ReplicaID(7)], learners: [ReplicaID(9)])
+        member.progress = role == .leader ? [ReplicaID(6): 12, ReplicaID(7): 3, ReplicaID(9): 0] : [:]
+        member.isRetired = role == .candidate
+        #expect(try ReplicaStatus(wire: overTheWire(Ledger_V1_StatusReply(member))) == member)
+    }
+
+    @Test(arguments: [
+        MembershipChange.addLearner(ReplicaID(10)), .promote(ReplicaID(10)), .remove(ReplicaID(3)),
+        .replace(ReplicaID(3), with: ReplicaID(10)),
+    ])
+    func membershipChange(_ change: MembershipChange) throws {
+        let request = try overTheWire(Ledger_V1_ChangeMembershipRequest(cluster: "C1", change: change))
+        #expect(request.cluster == "C1")
+        #expect(try MembershipChange(wire: request) == change)
+    }
+
+    @Test func membershipChangeReplies() throws {
+        let now = Membership(epoch: 2, voters: [ReplicaID(1), ReplicaID(2), ReplicaID(3)], learners: [ReplicaID(10)])
+        for answer in [
+            MembershipChangeOutcome(outcome: .applied(.committed), membership: now, slot: 41),
+            MembershipChangeOutcome(outcome: .applied(.committed), membership: now, slot: nil),
+            MembershipChangeOutcome(
+                outcome: .failed(.membershipRefused(MembershipChangeRefusal.inProgress)), membership: now, slot: nil),
+            MembershipChangeOutcome(outcome: .failed(.notLeader(hint: ReplicaID(2))), membership: nil, slot: nil),
+        ] {
+            #expect(try MembershipChangeOutcome(wire: overTheWire(Ledger_V1_ChangeMembershipReply(answer))) == answer)
+        }
     }
 
     @Test func localBalance() throws {

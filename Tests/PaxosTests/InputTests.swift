@@ -149,7 +149,7 @@ import Testing
                     try replica.receive(
                         .phase2b(ballot: ballot, slots: proposals.map(\.slot), chosenThrough: 0), from: s2)
                 case .heartbeat(let ballot, _, let round):
-                    try replica.receive(.heartbeatAck(ballot: ballot, round: round), from: s2)
+                    try replica.receive(.heartbeatAck(ballot: ballot, round: round, chosenThrough: 0), from: s2)
                 default:
                     break
                 }

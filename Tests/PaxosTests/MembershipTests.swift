@@ -161,6 +161,32 @@ let s4 = ReplicaID(4)
         #expect(cluster[s2].promised < ballot(99, s1))
     }
 
+    /// A removed follower is sent nothing once its removal governs, so the leader tells it the chosen prefix once;
+    /// its catch-up request (taken from a removed replica) brings the rest, and it learns it retired.
+    @Test func aRemovedFollowerLearnsItRetired() {
+        var cluster = Self.withLearner()
+        // S3 misses the slots after the change (it holds none of their values), then hears only the farewell.
+        cluster.isolate(s3)
+        let outcome = Self.reconfigure(&cluster, Self.change(2, epoch: 3, voters: [s1, s2, s4]), at: s1)
+        guard case .chosen = outcome else {
+            Issue.record("the replacement was not chosen: \(String(describing: outcome))")
+            return
+        }
+        cluster.tick(s1, times: 3)
+        cluster.stabilize()
+        #expect(!cluster[s1].peers.contains(s3))
+        #expect(!cluster[s3].isRetired)
+        let farewells = cluster.sent.filter { $0.from == s1 && $0.to == s3 }
+        #expect(farewells.contains { if case .chosen = $0.message { true } else { false } }, "no farewell to S3")
+        // The farewell went while S3 was cut off; the leader sends S3 nothing else, so send it again by hand.
+        cluster.heal()
+        _ = cluster.inject(
+            .chosen(ballot: cluster[s1].ballot, chosenThrough: cluster[s1].chosenThrough), at: s3, from: s1)
+        cluster.stabilize()
+        #expect(cluster[s3].isRetired)
+        #expect(cluster[s3].chosenThrough == cluster[s1].chosenThrough)
+    }
+
     /// A snapshot carries the configurations: a replica restarted from it (the log below truncated) knows them.
     @Test func theConfigurationsSurviveACompactionAndARestart() {
         var cluster = Self.withLearner()
@@ -174,5 +200,70 @@ let s4 = ReplicaID(4)
         cluster.restart(s2, seed: 7)
         #expect(cluster[s2].memberships == before)
         #expect(cluster[s2].peers == [s1, s3, s4])
+    }
+}
+
+/// What an operator's change asks for (`Memberships.applying`): the next configuration, nothing when it is in effect
+/// already, or why it cannot be made.
+@Suite struct MembershipChangeTests {
+    static let (s5, s6) = (ReplicaID(5), ReplicaID(6))
+
+    /// Epoch 1 S1 S2 S3; epoch 2 adds S4 as a learner; epoch 3 replaces S3 by S4 (S3 retired).
+    static func history(eras: Int) -> Memberships {
+        var memberships = Memberships(initial: Membership(epoch: 1, voters: [s1, s2, s3]))
+        let later = [
+            Membership(epoch: 2, voters: [s1, s2, s3], learners: [s4]),
+            Membership(epoch: 3, voters: [s1, s2, s4]),
+        ]
+        for (offset, next) in later.prefix(eras - 1).enumerated() {
+            #expect(memberships.record(next, chosenAt: Slot(10 * (offset + 1)), delay: 4) == nil)
+        }
+        return memberships
+    }
+
+    static func next(_ epoch: UInt64, _ voters: [ReplicaID], _ learners: [ReplicaID] = [])
+        -> Result<Membership?, MembershipChangeRefusal>
+    {
+        .success(Membership(epoch: epoch, voters: voters, learners: learners))
+    }
+
+    static func refused(_ reason: String) -> Result<Membership?, MembershipChangeRefusal> {
+        .failure(MembershipChangeRefusal(reason: reason))
+    }
+
+    @Test(arguments: [
+        // Each change from the first configuration (S1 S2 S3).
+        (1, MembershipChange.addLearner(s4), next(2, [s1, s2, s3], [s4])),
+        (1, .addLearner(s1), refused("S1 is a voter already")),
+        (1, .promote(s4), refused("S4 is not a learner of epoch 1: voters S1 S2 S3; add it first")),
+        (1, .remove(s3), next(2, [s1, s2])),
+        (1, .remove(s4), refused("S4 is not a member of epoch 1: voters S1 S2 S3")),
+        (
+            1, .replace(s3, with: s4),
+            refused("S4 is not a learner of epoch 1: voters S1 S2 S3; add it and let it catch up first")
+        ),
+        // With S4 learning.
+        (2, .addLearner(s4), .success(nil)),
+        (2, .addLearner(s5), refused("S4 is learning already; promote or remove it first (one learner at a time)")),
+        (2, .promote(s4), next(3, [s1, s2, s3, s4])),
+        (2, .remove(s4), next(3, [s1, s2, s3])),
+        (2, .replace(s3, with: s4), next(3, [s1, s2, s4])),
+        (2, .replace(s5, with: s4), refused("S5 is not a voter of epoch 2: voters S1 S2 S3, learners S4")),
+        // After the swap: asking again is done; S3's id is gone for good.
+        (3, .replace(s3, with: s4), .success(nil)),
+        (3, .remove(s3), .success(nil)),
+        (3, .promote(s4), .success(nil)),
+        (3, .addLearner(s3), refused("S3 was removed before; a replica id is never reused")),
+        (3, .addLearner(s6), next(4, [s1, s2, s4], [s6])),
+    ])
+    func applying(eras: Int, change: MembershipChange, expected: Result<Membership?, MembershipChangeRefusal>) {
+        #expect(Self.history(eras: eras).applying(change) == expected)
+    }
+
+    @Test func onlyTheLeadersRefusalsForNowAreTransient() {
+        #expect(MembershipChangeRefusal.isTransient(MembershipChangeRefusal.inProgress))
+        #expect(MembershipChangeRefusal.isTransient(MembershipChangeRefusal.notReady(ready: 1, voters: 3)))
+        #expect(!MembershipChangeRefusal.isTransient("two voters tolerate no failure; add or remove one more"))
+        #expect(!MembershipChangeRefusal.isTransient("S3 was removed before; a replica id is never reused"))
     }
 }

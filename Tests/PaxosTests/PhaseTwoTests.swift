@@ -228,7 +228,8 @@ import Testing
         let fromHeartbeat = cluster.takeReady(s3)
         #expect(fromHeartbeat.persist.entries == [2: chosen(leader, batch(leader, e))])
         #expect(fromHeartbeat.apply == [.slot(2, ballot: leader, value: batch(leader, e))])
-        #expect(fromHeartbeat.messages == [envelope(to: s1, .heartbeatAck(ballot: leader, round: 0))])
+        // The acknowledgement tells the leader how far this follower's chosen prefix is now.
+        #expect(fromHeartbeat.messages == [envelope(to: s1, .heartbeatAck(ballot: leader, round: 0, chosenThrough: 2))])
         #expect(cluster[s3].appliedThrough == 2)
     }
 

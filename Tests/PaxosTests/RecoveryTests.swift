@@ -53,8 +53,8 @@ import Testing
         let ask = cluster.takeReady(s3)
         #expect(
             ask.messages == [
-                envelope(to: s1, .heartbeatAck(ballot: leader, round: 0)),
                 envelope(to: s1, .catchUpRequest(firstSlot: 1)),
+                envelope(to: s1, .heartbeatAck(ballot: leader, round: 0, chosenThrough: 0)),
             ])
 
         cluster.deliver(to: s1)

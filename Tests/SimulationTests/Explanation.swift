@@ -40,8 +40,8 @@ enum SimInput<Command: Sendable & Equatable, State: Sendable & Equatable> {
             return "chosen \(ballot) through \(chosenThrough)"
         case .heartbeat(let ballot, let chosenThrough, let round):
             return "heartbeat \(ballot) chosen through \(chosenThrough) round \(round)"
-        case .heartbeatAck(let ballot, let round):
-            return "heartbeatAck \(ballot) round \(round)"
+        case .heartbeatAck(let ballot, let round, let chosenThrough):
+            return "heartbeatAck \(ballot) round \(round) chosen through \(chosenThrough)"
         case .rejected(let promised):
             return "rejected, promised \(promised)"
         case .catchUpRequest(let firstSlot):

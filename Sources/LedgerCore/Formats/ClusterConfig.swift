@@ -219,21 +219,22 @@ public struct ClusterConfig: Sendable, Equatable {
     /// The names of the cluster's replicas, in order: `["S1", "S2", "S3"]`.
     public var replicaNames: [String] { replicaIndexes.map { "S\($0)" } }
 
-    /// The port replica `S<index>` listens on, or nil when it is not in this cluster.
+    /// The port replica `S<index>` listens on, or nil when it cannot be in this cluster (below `replicas.start`). A
+    /// replica added later (hosts.ini's `AC` lines) follows the rule of the first ones: `S<start+k>` on `subnet + k`.
     public func port(ofReplica index: Int) -> Int? {
-        replicaIndexes.contains(index) ? portBase + (index - replicaStart) : nil
+        index >= replicaStart ? portBase + (index - replicaStart) : nil
     }
 
     /// The Prometheus port of replica `S<index>`, or nil when metrics are off or it is not in this cluster.
     public func metricsPort(ofReplica index: Int) -> Int? {
-        guard metricsPortBase != 0, replicaIndexes.contains(index) else { return nil }
+        guard metricsPortBase != 0, index >= replicaStart else { return nil }
         return metricsPortBase + (index - replicaStart)
     }
 
     /// The peer port of replica `S<index>`, or nil when the cluster has none (`peer_port`) or it is not in this
     /// cluster.
     public func peerPort(ofReplica index: Int) -> Int? {
-        guard peerPortBase != 0, replicaIndexes.contains(index) else { return nil }
+        guard peerPortBase != 0, index >= replicaStart else { return nil }
         return peerPortBase + (index - replicaStart)
     }
 
@@ -294,8 +295,16 @@ public struct ClusterConfig: Sendable, Equatable {
                 "replicas.start is \(replicaStart), so cluster \(clusterName) would be "
                     + "\(replicaNames.joined(separator: ", ")), but \(hostsPlace) gives it \(hostsMembers)")
         }
-        for index in replicaIndexes {
+        // The first members and the replicas added since, which follow the same port rules.
+        let indexes = cluster.replicas.compactMap { TextInput.nameNumber(Substring($0), prefix: "S") }
+        for index in indexes {
             // Every member is a replica of hosts.ini: `HostsFile.parse` refuses undefined members.
+            guard index >= replicaStart else {
+                throw error(
+                    "replicas.start",
+                    "replicas.start is \(replicaStart), so S\(index), added to \(clusterName) in \(hosts.source), "
+                        + "would have no port; a replica added to a cluster has an index of at least replicas.start")
+            }
             guard let replica = hosts.replica(named: "S\(index)"), let port = port(ofReplica: index) else { continue }
             if replica.port != port {
                 throw error(
@@ -309,7 +318,7 @@ public struct ClusterConfig: Sendable, Equatable {
             ("peer_port", peerPortBase, peerPort(ofReplica:), "take peer messages"),
         ]
         for kind in kinds {
-            for index in replicaIndexes {
+            for index in indexes {
                 guard let replica = hosts.replica(named: "S\(index)"), let port = kind.port(index) else { continue }
                 let address = HostsFile.Address(host: replica.host, port: port)
                 let owner: String

@@ -7,12 +7,19 @@
 /// every cluster has an odd number of members, all defined replicas, and a contact among them. `replicas` are sorted by index, `clusters` by index; a cluster's position in
 /// `clusters` is its position in a test file's contact list.
 ///
+/// The `EC` line is a cluster's first configuration, which bootstraps a new deployment; once the cluster runs, its
+/// log decides who votes (membership changes, `shardctl member`). Replicas added later are listed by `AC` lines and
+/// replicas removed by `RC` lines, which `shardctl member` appends: hosts.ini stays the address book of everyone who
+/// may belong to a cluster, and the `EC` line never changes, so every replica derives the same first configuration.
+///
 /// The format, one entry per line, split on the first `-`; `#` starts a comment:
 /// ```
 /// S1-localhost:6001        # replica S1 and its address (S4-localhost:6001: S1 and S4 share a node)
 /// client-localhost:5001    # the client's callback address (optional)
 /// C1-S1                    # the default contact of cluster C1 (optional; default: the first member)
-/// EC1-S1:S2:S3             # the members of cluster C1
+/// EC1-S1:S2:S3             # the members of cluster C1 (its first configuration)
+/// AC1-S10                  # replicas added to C1 later (by `shardctl member add`; optional, any number of lines)
+/// RC1-S3                   # replicas removed from C1 (by `shardctl member remove`; optional, any number of lines)
 /// all-S1:S2:S3             # every replica (optional; must match the S lines)
 /// ```
 public struct HostsFile: Sendable, Equatable {
@@ -55,25 +62,44 @@ public struct HostsFile: Sendable, Equatable {
         public var address: Address { Address(host: host, port: port) }
     }
 
-    /// One cluster: its name `C<index>`, its members in the order written, and its default contact.
+    /// One cluster: its name `C<index>`, its first members in the order written, the replicas added and removed
+    /// since, and its default contact.
     ///
-    /// Invariant: `name == "C\(index)"`; `members` is non-empty, odd in count, without duplicates;
-    /// `contact` is one of `members`.
+    /// Invariant: `name == "C\(index)"`; `members` is non-empty, odd in count, without duplicates; `added` shares
+    /// no replica with `members` or another cluster; `removed` is a subset of `replicas`, and `reachable` is not
+    /// empty; `contact` is one of `reachable`.
     public struct Cluster: Sendable, Equatable {
         public var name: String
         public var index: Int
+        /// The first configuration's voters (the `EC` line): what a replica starting with an empty store assumes
+        /// until the log tells it otherwise.
         public var members: [String]
+        /// Replicas added since (the `AC` lines), in the order written.
+        public var added: [String]
+        /// Replicas removed since (the `RC` lines), in the order written: never members again.
+        public var removed: [String]
         public var contact: String
         /// The 1-based line of the `EC<n>` line that lists the members.
         public var line: Int
 
-        public init(name: String, index: Int, members: [String], contact: String, line: Int) {
+        public init(
+            name: String, index: Int, members: [String], added: [String] = [], removed: [String] = [],
+            contact: String, line: Int
+        ) {
             self.name = name
             self.index = index
             self.members = members
+            self.added = added
+            self.removed = removed
             self.contact = contact
             self.line = line
         }
+
+        /// Every replica that is or was in the cluster: the first members and the added ones.
+        public var replicas: [String] { members + added }
+
+        /// The replicas a client or another cluster may reach: every replica not removed.
+        public var reachable: [String] { replicas.filter { !removed.contains($0) } }
     }
 
     /// The file the entries came from, as the user named it; used in messages.
@@ -144,9 +170,9 @@ public struct HostsFile: Sendable, Equatable {
         nodes.first { $0.replicas.contains(replica) }
     }
 
-    /// The cluster the replica called `replica` belongs to, if it is defined.
+    /// The cluster the replica called `replica` belongs or belonged to (a first member or an added one), if any.
     public func cluster(of replica: String) -> Cluster? {
-        clusters.first { $0.members.contains(replica) }
+        clusters.first { $0.replicas.contains(replica) }
     }
 
     /// The names of the clusters, in order: `["C1", "C2", "C3"]`.
@@ -170,6 +196,9 @@ private struct HostsReader {
     var clientAddress: HostsFile.Address?
     var clientLine: Int?
     var members: [String: (index: Int, names: [String], line: Int)] = [:]
+    /// The `AC` and `RC` lines: replicas added to and removed from each cluster, with the line of each.
+    var added: [String: [(name: String, line: Int)]] = [:]
+    var removed: [String: [(name: String, line: Int)]] = [:]
     var contacts: [String: (contact: String, line: Int)] = [:]
     var allNames: (names: [String], line: Int)?
     var clusterOfReplica: [String: (cluster: String, line: Int)] = [:]
@@ -201,6 +230,8 @@ private struct HostsReader {
             try readAll(value, line: line)
         } else if Self.isNumbered(key, prefix: "EC") {
             try readMembers(key: key, value: value, line: line)
+        } else if Self.isNumbered(key, prefix: "AC") || Self.isNumbered(key, prefix: "RC") {
+            try readChange(key: key, value: value, line: line)
         } else if Self.isNumbered(key, prefix: "C") {
             try readContact(key: key, value: value, line: line)
         } else if Self.isNumbered(key, prefix: "S") {
@@ -211,7 +242,7 @@ private struct HostsReader {
             throw error(
                 line,
                 "unknown key \"\(key)\"; expected S<n> (a replica), C<n> (a cluster's contact), "
-                    + "EC<n> (a cluster's members), client or all"
+                    + "EC<n> (a cluster's members), AC<n> or RC<n> (replicas added to or removed from it), client or all"
             )
         }
     }
@@ -331,6 +362,39 @@ private struct HostsReader {
         members[cluster] = (index, names, line)
     }
 
+    /// An `AC<n>` line (replicas added to cluster C<n>) or an `RC<n>` line (replicas removed from it).
+    mutating func readChange(key: Substring, value: Substring, line: Int) throws(InputError) {
+        let adds = key.hasPrefix("A")
+        let example = adds ? "AC1-S10" : "RC1-S3"
+        guard let index = TextInput.nameNumber(key.dropFirst(), prefix: "C") else {
+            throw error(
+                line,
+                "bad cluster name \"\(key)\"; a line of replicas \(adds ? "added to" : "removed from") a cluster starts "
+                    + "with \(key.prefix(2)) and a cluster number from 1, like \(example)")
+        }
+        let cluster = "C\(index)"
+        let names = try readNames(value, what: "\(key)", example: example, line: line)
+        if adds {
+            for name in names {
+                if let earlier = clusterOfReplica[name] {
+                    throw error(
+                        line,
+                        "replica \(name) is in cluster \(earlier.cluster) (line \(earlier.line)) and is added to "
+                            + "cluster \(cluster); a replica belongs to one cluster, and ids are never reused")
+                }
+                clusterOfReplica[name] = (cluster, line)
+            }
+            added[cluster, default: []] += names.map { ($0, line) }
+        } else {
+            for name in names {
+                if let earlier = removed.values.joined().first(where: { $0.name == name }) {
+                    throw error(line, "replica \(name) is removed twice (first at line \(earlier.line))")
+                }
+            }
+            removed[cluster, default: []] += names.map { ($0, line) }
+        }
+    }
+
     mutating func readAll(_ value: Substring, line: Int) throws(InputError) {
         if let allNames {
             throw error(line, "\"all\" is given twice (first at line \(allNames.line))")
@@ -376,14 +440,44 @@ private struct HostsReader {
                         "cluster \(cluster) member \(name) is not defined; add a line like \(name)-host:port"))
             }
         }
+        for (cluster, entries) in added where members[cluster] == nil {
+            problems.append(
+                error(
+                    entries[0].line,
+                    "replicas are added to cluster \(cluster), which has no members line; add a line like "
+                        + "E\(cluster)-S1:S2:S3 or remove this one"))
+        }
+        for (cluster, entries) in removed {
+            for entry in entries where clusterOfReplica[entry.name]?.cluster != cluster {
+                problems.append(
+                    error(
+                        entry.line,
+                        "replica \(entry.name) is removed from cluster \(cluster), but it is not one of its members "
+                            + "or added replicas"))
+            }
+            let all = (members[cluster]?.names ?? []) + (added[cluster] ?? []).map(\.name)
+            if let last = entries.last, !all.isEmpty, all.allSatisfy({ name in entries.contains { $0.name == name } }) {
+                problems.append(
+                    error(last.line, "every replica of cluster \(cluster) is removed; a cluster keeps at least one"))
+            }
+        }
+        for entries in added.values {
+            for entry in entries where replicas[entry.name] == nil {
+                problems.append(
+                    error(
+                        entry.line,
+                        "added replica \(entry.name) is not defined; add a line like \(entry.name)-host:port"))
+            }
+        }
         for (cluster, entry) in contacts {
             if let clusterMembers = members[cluster] {
-                if !clusterMembers.names.contains(entry.contact) {
+                let all = clusterMembers.names + (added[cluster] ?? []).map(\.name)
+                if !all.contains(entry.contact) {
                     problems.append(
                         error(
                             entry.line,
                             "contact \(entry.contact) of cluster \(cluster) is not one of its members ("
-                                + clusterMembers.names.joined(separator: ", ") + ")"))
+                                + all.joined(separator: ", ") + ")"))
                 }
             } else {
                 problems.append(
@@ -411,9 +505,10 @@ private struct HostsReader {
             }
         }
         // A node hosts at most one replica of a cluster: two on one address would be one process voting twice.
-        for entry in members.values {
+        for (cluster, entry) in members {
             var seen: [HostsFile.Address: HostsFile.Replica] = [:]
-            for replica in entry.names.compactMap({ replicas[$0] }).sorted(by: { $0.line < $1.line }) {
+            let names = entry.names + (added[cluster] ?? []).map(\.name)
+            for replica in names.compactMap({ replicas[$0] }).sorted(by: { $0.line < $1.line }) {
                 if let earlier = seen[replica.address] {
                     problems.append(
                         error(
@@ -437,9 +532,13 @@ private struct HostsReader {
         }
 
         let clusters = members.map { name, entry in
-            HostsFile.Cluster(
-                name: name, index: entry.index, members: entry.names,
-                contact: contacts[name]?.contact ?? entry.names[0], line: entry.line)
+            var cluster = HostsFile.Cluster(
+                name: name, index: entry.index, members: entry.names, added: (added[name] ?? []).map(\.name),
+                removed: (removed[name] ?? []).map(\.name), contact: entry.names[0], line: entry.line)
+            // A contact that was removed gives way to the first replica still reachable.
+            let contact = contacts[name]?.contact ?? entry.names[0]
+            cluster.contact = cluster.reachable.contains(contact) ? contact : cluster.reachable[0]
+            return cluster
         }
         return HostsFile(
             source: source,

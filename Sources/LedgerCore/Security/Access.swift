@@ -82,6 +82,7 @@ public struct AccessRefusal: Error, Sendable, Equatable, CustomStringConvertible
 /// - Commands and the inspection calls: clients and operators.
 /// - Test controls: operators, and only where a hosted cluster's config enables them (the service checks the
 ///   cluster of each call).
+/// - Membership changes: operators only.
 public struct AccessPolicy: Sendable {
     /// The calls, grouped by who may make them.
     public enum Call: Sendable, Equatable {
@@ -91,13 +92,14 @@ public struct AccessPolicy: Sendable {
         case command
         case inspection
         case testControl
+        case membership
     }
 
     /// The clusters hosted here, `C<n>`, for messages.
     public let clusters: [String]
     /// The replicas hosted here.
     public let hosted: Set<String>
-    /// Every member of the hosted clusters.
+    /// Every replica that is or was in a hosted cluster (first members and added ones).
     public let members: Set<String>
     /// Every replica of the deployment, with the replicas its certificate speaks for (those of its node).
     public let nodeOf: [String: Set<String>]
@@ -122,7 +124,7 @@ public struct AccessPolicy: Sendable {
             for replica in other.replicas { nodeOf[replica] = Set(other.replicas) }
         }
         self.init(
-            clusters: clusters.map(\.name), hosted: Set(node.replicas), members: Set(clusters.flatMap(\.members)),
+            clusters: clusters.map(\.name), hosted: Set(node.replicas), members: Set(clusters.flatMap(\.replicas)),
             nodeOf: nodeOf, testControlsEnabled: testControlsEnabled)
     }
 
@@ -177,6 +179,11 @@ public struct AccessPolicy: Sendable {
             guard testControlsEnabled else {
                 return denied(
                     "test controls are off for \(clusterList); set test_controls: true in its config to use them")
+            }
+            return nil
+        case .membership:
+            guard identity.role == .operator else {
+                return denied("\(identity) may not change a cluster's membership; only an operator may")
             }
             return nil
         }

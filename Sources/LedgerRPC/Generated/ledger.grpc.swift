@@ -254,6 +254,19 @@ public enum Ledger_V1_Ledger: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ChangeMembership" metadata.
+        public enum ChangeMembership: Sendable {
+            /// Request type for "ChangeMembership".
+            public typealias Input = Ledger_V1_ChangeMembershipRequest
+            /// Response type for "ChangeMembership".
+            public typealias Output = Ledger_V1_ChangeMembershipReply
+            /// Descriptor for "ChangeMembership".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ledger.v1.Ledger"),
+                method: "ChangeMembership",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "ledger.v1.Ledger" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Transfer.descriptor,
@@ -272,7 +285,8 @@ public enum Ledger_V1_Ledger: Sendable {
             Datastore.descriptor,
             Status.descriptor,
             SetConnectivity.descriptor,
-            SetLinkFaults.descriptor
+            SetLinkFaults.descriptor,
+            ChangeMembership.descriptor
         ]
     }
 }
@@ -621,6 +635,28 @@ extension Ledger_V1_Ledger {
             request: GRPCCore.StreamingServerRequest<Ledger_V1_SetLinkFaultsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_SetLinkFaultsReply>
+
+        /// Handle the "ChangeMembership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Operators only: one change of the cluster's membership (`shardctl member`), made by the leader through its log. A
+        /// > follower answers NOT_LEADER with the leader in `leader_hint`. The outcome is COMMITTED once the change is applied,
+        /// > or when it was in effect already (a retry); MEMBERSHIP_REFUSED with the reason in `detail` (another change in
+        /// > progress, fewer than a majority of the new voters live and caught up, a replica id used before, ...); NO_QUORUM
+        /// > or TIMED_OUT as for a command. The reply carries the configuration after it (the current one when refused).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ledger_V1_ChangeMembershipRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ledger_V1_ChangeMembershipReply` messages.
+        func changeMembership(
+            request: GRPCCore.StreamingServerRequest<Ledger_V1_ChangeMembershipRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_ChangeMembershipReply>
     }
 
     /// Service protocol for the "ledger.v1.Ledger" service.
@@ -953,6 +989,28 @@ extension Ledger_V1_Ledger {
             request: GRPCCore.ServerRequest<Ledger_V1_SetLinkFaultsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Ledger_V1_SetLinkFaultsReply>
+
+        /// Handle the "ChangeMembership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Operators only: one change of the cluster's membership (`shardctl member`), made by the leader through its log. A
+        /// > follower answers NOT_LEADER with the leader in `leader_hint`. The outcome is COMMITTED once the change is applied,
+        /// > or when it was in effect already (a retry); MEMBERSHIP_REFUSED with the reason in `detail` (another change in
+        /// > progress, fewer than a majority of the new voters live and caught up, a replica id used before, ...); NO_QUORUM
+        /// > or TIMED_OUT as for a command. The reply carries the configuration after it (the current one when refused).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_ChangeMembershipRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Ledger_V1_ChangeMembershipReply` message.
+        func changeMembership(
+            request: GRPCCore.ServerRequest<Ledger_V1_ChangeMembershipRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Ledger_V1_ChangeMembershipReply>
     }
 
     /// Simple service protocol for the "ledger.v1.Ledger" service.
@@ -1285,6 +1343,28 @@ extension Ledger_V1_Ledger {
             request: Ledger_V1_SetLinkFaultsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Ledger_V1_SetLinkFaultsReply
+
+        /// Handle the "ChangeMembership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Operators only: one change of the cluster's membership (`shardctl member`), made by the leader through its log. A
+        /// > follower answers NOT_LEADER with the leader in `leader_hint`. The outcome is COMMITTED once the change is applied,
+        /// > or when it was in effect already (a retry); MEMBERSHIP_REFUSED with the reason in `detail` (another change in
+        /// > progress, fewer than a majority of the new voters live and caught up, a replica id used before, ...); NO_QUORUM
+        /// > or TIMED_OUT as for a command. The reply carries the configuration after it (the current one when refused).
+        ///
+        /// - Parameters:
+        ///   - request: A `Ledger_V1_ChangeMembershipRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Ledger_V1_ChangeMembershipReply` to respond with.
+        func changeMembership(
+            request: Ledger_V1_ChangeMembershipRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Ledger_V1_ChangeMembershipReply
     }
 }
 
@@ -1479,6 +1559,17 @@ extension Ledger_V1_Ledger.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Ledger_V1_Ledger.Method.ChangeMembership.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_ChangeMembershipRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_ChangeMembershipReply>(),
+            handler: { request, context in
+                try await self.changeMembership(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1644,6 +1735,17 @@ extension Ledger_V1_Ledger.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_SetLinkFaultsReply> {
         let response = try await self.setLinkFaults(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func changeMembership(
+        request: GRPCCore.StreamingServerRequest<Ledger_V1_ChangeMembershipRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Ledger_V1_ChangeMembershipReply> {
+        let response = try await self.changeMembership(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1876,6 +1978,19 @@ extension Ledger_V1_Ledger.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Ledger_V1_SetLinkFaultsReply> {
         return GRPCCore.ServerResponse<Ledger_V1_SetLinkFaultsReply>(
             message: try await self.setLinkFaults(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func changeMembership(
+        request: GRPCCore.ServerRequest<Ledger_V1_ChangeMembershipRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Ledger_V1_ChangeMembershipReply> {
+        return GRPCCore.ServerResponse<Ledger_V1_ChangeMembershipReply>(
+            message: try await self.changeMembership(
                 request: request.message,
                 context: context
             ),
@@ -2299,6 +2414,33 @@ extension Ledger_V1_Ledger {
             deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_SetLinkFaultsReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_SetLinkFaultsReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ChangeMembership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Operators only: one change of the cluster's membership (`shardctl member`), made by the leader through its log. A
+        /// > follower answers NOT_LEADER with the leader in `leader_hint`. The outcome is COMMITTED once the change is applied,
+        /// > or when it was in effect already (a retry); MEMBERSHIP_REFUSED with the reason in `detail` (another change in
+        /// > progress, fewer than a majority of the new voters live and caught up, a replica id used before, ...); NO_QUORUM
+        /// > or TIMED_OUT as for a command. The reply carries the configuration after it (the current one when refused).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_ChangeMembershipRequest` message.
+        ///   - serializer: A serializer for `Ledger_V1_ChangeMembershipRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_ChangeMembershipReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func changeMembership<Result>(
+            request: GRPCCore.ClientRequest<Ledger_V1_ChangeMembershipRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_ChangeMembershipRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_ChangeMembershipReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_ChangeMembershipReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2908,6 +3050,44 @@ extension Ledger_V1_Ledger {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ChangeMembership" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Operators only: one change of the cluster's membership (`shardctl member`), made by the leader through its log. A
+        /// > follower answers NOT_LEADER with the leader in `leader_hint`. The outcome is COMMITTED once the change is applied,
+        /// > or when it was in effect already (a retry); MEMBERSHIP_REFUSED with the reason in `detail` (another change in
+        /// > progress, fewer than a majority of the new voters live and caught up, a replica id used before, ...); NO_QUORUM
+        /// > or TIMED_OUT as for a command. The reply carries the configuration after it (the current one when refused).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ledger_V1_ChangeMembershipRequest` message.
+        ///   - serializer: A serializer for `Ledger_V1_ChangeMembershipRequest` messages.
+        ///   - deserializer: A deserializer for `Ledger_V1_ChangeMembershipReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func changeMembership<Result>(
+            request: GRPCCore.ClientRequest<Ledger_V1_ChangeMembershipRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ledger_V1_ChangeMembershipRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ledger_V1_ChangeMembershipReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_ChangeMembershipReply>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Ledger_V1_Ledger.Method.ChangeMembership.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -3408,6 +3588,39 @@ extension Ledger_V1_Ledger.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_SetLinkFaultsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_SetLinkFaultsReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ChangeMembership" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Operators only: one change of the cluster's membership (`shardctl member`), made by the leader through its log. A
+    /// > follower answers NOT_LEADER with the leader in `leader_hint`. The outcome is COMMITTED once the change is applied,
+    /// > or when it was in effect already (a retry); MEMBERSHIP_REFUSED with the reason in `detail` (another change in
+    /// > progress, fewer than a majority of the new voters live and caught up, a replica id used before, ...); NO_QUORUM
+    /// > or TIMED_OUT as for a command. The reply carries the configuration after it (the current one when refused).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Ledger_V1_ChangeMembershipRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func changeMembership<Result>(
+        request: GRPCCore.ClientRequest<Ledger_V1_ChangeMembershipRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_ChangeMembershipReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.changeMembership(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Ledger_V1_ChangeMembershipRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ledger_V1_ChangeMembershipReply>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3980,6 +4193,43 @@ extension Ledger_V1_Ledger.ClientProtocol {
             metadata: metadata
         )
         return try await self.setLinkFaults(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ChangeMembership" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Operators only: one change of the cluster's membership (`shardctl member`), made by the leader through its log. A
+    /// > follower answers NOT_LEADER with the leader in `leader_hint`. The outcome is COMMITTED once the change is applied,
+    /// > or when it was in effect already (a retry); MEMBERSHIP_REFUSED with the reason in `detail` (another change in
+    /// > progress, fewer than a majority of the new voters live and caught up, a replica id used before, ...); NO_QUORUM
+    /// > or TIMED_OUT as for a command. The reply carries the configuration after it (the current one when refused).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func changeMembership<Result>(
+        _ message: Ledger_V1_ChangeMembershipRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ledger_V1_ChangeMembershipReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Ledger_V1_ChangeMembershipRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.changeMembership(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -397,6 +397,60 @@ public nonisolated enum Ledger_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterable {
 
 }
 
+public nonisolated enum Ledger_V1_MembershipChangeKind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// `replica` joins as a learner: it receives every chosen value and is never counted.
+  case addLearner // = 1
+
+  /// The learner `replica` becomes a voter (refused until it is within 256 slots of the leader).
+  case promote // = 2
+
+  /// `replica` leaves the cluster for good; a removed leader hands over first.
+  case remove // = 3
+
+  /// The voter `replica` leaves and the learner `replacement` becomes a voter, in one change.
+  case replace // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .addLearner
+    case 2: self = .promote
+    case 3: self = .remove
+    case 4: self = .replace
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .addLearner: return 1
+    case .promote: return 2
+    case .remove: return 3
+    case .replace: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Ledger_V1_MembershipChangeKind] = [
+    .unspecified,
+    .addLearner,
+    .promote,
+    .remove,
+    .replace,
+  ]
+
+}
+
 /// Which peer messages of the replica a link fault acts on.
 public nonisolated enum Ledger_V1_LinkDirection: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
@@ -1721,51 +1775,188 @@ public nonisolated struct Ledger_V1_StatusRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct Ledger_V1_StatusReply: Sendable {
+public nonisolated struct Ledger_V1_StatusReply: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var cluster: String {
+    get {_storage._cluster}
+    set {_uniqueStorage()._cluster = newValue}
+  }
+
+  public var replica: String {
+    get {_storage._replica}
+    set {_uniqueStorage()._replica = newValue}
+  }
+
+  public var role: Ledger_V1_Role {
+    get {_storage._role}
+    set {_uniqueStorage()._role = newValue}
+  }
+
+  /// The ballot this replica leads or campaigns with, else the one it promised.
+  public var ballot: Ledger_V1_Ballot {
+    get {_storage._ballot ?? Ledger_V1_Ballot()}
+    set {_uniqueStorage()._ballot = newValue}
+  }
+  /// Returns true if `ballot` has been explicitly set.
+  public var hasBallot: Bool {_storage._ballot != nil}
+  /// Clears the value of `ballot`. Subsequent reads from it will return its default value.
+  public mutating func clearBallot() {_uniqueStorage()._ballot = nil}
+
+  /// The leader this replica knows of ("S<n>"), empty when it knows none.
+  public var leader: String {
+    get {_storage._leader}
+    set {_uniqueStorage()._leader = newValue}
+  }
+
+  /// Every slot up to `chosen_through` is known chosen here; every slot up to `applied_through` is applied.
+  public var chosenThrough: UInt64 {
+    get {_storage._chosenThrough}
+    set {_uniqueStorage()._chosenThrough = newValue}
+  }
+
+  public var appliedThrough: UInt64 {
+    get {_storage._appliedThrough}
+    set {_uniqueStorage()._appliedThrough = newValue}
+  }
+
+  /// Accounts locked by prepared cross-shard transactions.
+  public var locksHeld: UInt64 {
+    get {_storage._locksHeld}
+    set {_uniqueStorage()._locksHeld = newValue}
+  }
+
+  /// The slot of the latest snapshot (0: none); the log before it is truncated.
+  public var snapshotSlot: UInt64 {
+    get {_storage._snapshotSlot}
+    set {_uniqueStorage()._snapshotSlot = newValue}
+  }
+
+  public var disconnected: Bool {
+    get {_storage._disconnected}
+    set {_uniqueStorage()._disconnected = newValue}
+  }
+
+  /// LedgerRPC.protocolVersion of the replica.
+  public var protocolVersion: UInt32 {
+    get {_storage._protocolVersion}
+    set {_uniqueStorage()._protocolVersion = newValue}
+  }
+
+  /// The latest configuration this replica knows (chosen; it may govern only later slots).
+  public var configuration: Ledger_V1_MembershipConfiguration {
+    get {_storage._configuration ?? Ledger_V1_MembershipConfiguration()}
+    set {_uniqueStorage()._configuration = newValue}
+  }
+  /// Returns true if `configuration` has been explicitly set.
+  public var hasConfiguration: Bool {_storage._configuration != nil}
+  /// Clears the value of `configuration`. Subsequent reads from it will return its default value.
+  public mutating func clearConfiguration() {_uniqueStorage()._configuration = nil}
+
+  /// The leader only: each other member's chosen prefix as it last reported it.
+  public var progress: [Ledger_V1_PeerProgress] {
+    get {_storage._progress}
+    set {_uniqueStorage()._progress = newValue}
+  }
+
+  /// This replica was removed from the cluster and stopped taking part.
+  public var retired: Bool {
+    get {_storage._retired}
+    set {_uniqueStorage()._retired = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Ledger_V1_ChangeMembershipRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var cluster: String = String()
 
+  public var kind: Ledger_V1_MembershipChangeKind = .unspecified
+
   public var replica: String = String()
 
-  public var role: Ledger_V1_Role = .unspecified
+  /// REPLACE only: the learner that takes `replica`'s place.
+  public var replacement: String = String()
 
-  /// The ballot this replica leads or campaigns with, else the one it promised.
-  public var ballot: Ledger_V1_Ballot {
-    get {_ballot ?? Ledger_V1_Ballot()}
-    set {_ballot = newValue}
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One configuration of a cluster: who votes and who only learns. Epochs count the configurations from 1.
+public nonisolated struct Ledger_V1_MembershipConfiguration: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var epoch: UInt64 = 0
+
+  public var voters: [String] = []
+
+  public var learners: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ledger_V1_ChangeMembershipReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var result: Ledger_V1_Result {
+    get {_result ?? Ledger_V1_Result()}
+    set {_result = newValue}
   }
-  /// Returns true if `ballot` has been explicitly set.
-  public var hasBallot: Bool {self._ballot != nil}
-  /// Clears the value of `ballot`. Subsequent reads from it will return its default value.
-  public mutating func clearBallot() {self._ballot = nil}
+  /// Returns true if `result` has been explicitly set.
+  public var hasResult: Bool {self._result != nil}
+  /// Clears the value of `result`. Subsequent reads from it will return its default value.
+  public mutating func clearResult() {self._result = nil}
 
-  /// The leader this replica knows of ("S<n>"), empty when it knows none.
-  public var leader: String = String()
+  public var configuration: Ledger_V1_MembershipConfiguration {
+    get {_configuration ?? Ledger_V1_MembershipConfiguration()}
+    set {_configuration = newValue}
+  }
+  /// Returns true if `configuration` has been explicitly set.
+  public var hasConfiguration: Bool {self._configuration != nil}
+  /// Clears the value of `configuration`. Subsequent reads from it will return its default value.
+  public mutating func clearConfiguration() {self._configuration = nil}
 
-  /// Every slot up to `chosen_through` is known chosen here; every slot up to `applied_through` is applied.
-  public var chosenThrough: UInt64 = 0
-
-  public var appliedThrough: UInt64 = 0
-
-  /// Accounts locked by prepared cross-shard transactions.
-  public var locksHeld: UInt64 = 0
-
-  /// The slot of the latest snapshot (0: none); the log before it is truncated.
-  public var snapshotSlot: UInt64 = 0
-
-  public var disconnected: Bool = false
-
-  /// LedgerRPC.protocolVersion of the replica.
-  public var protocolVersion: UInt32 = 0
+  /// The slot that chose the change; 0 when nothing was chosen (refused, or in effect already).
+  public var slot: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _ballot: Ledger_V1_Ballot? = nil
+  fileprivate var _result: Ledger_V1_Result? = nil
+  fileprivate var _configuration: Ledger_V1_MembershipConfiguration? = nil
+}
+
+/// How far one member's chosen prefix is, as the leader last heard.
+public nonisolated struct Ledger_V1_PeerProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var replica: String = String()
+
+  public var chosenThrough: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Ledger_V1_SetConnectivityRequest: Sendable {
@@ -2132,6 +2323,9 @@ public nonisolated struct Ledger_V1_HeartbeatAck: Sendable {
 
   public var round: UInt64 = 0
 
+  /// The acknowledger's chosen prefix: how far behind the leader it is.
+  public var chosenThrough: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2417,6 +2611,10 @@ nonisolated extension Ledger_V1_TransactionState: SwiftProtobuf._ProtoNameProvid
 
 nonisolated extension Ledger_V1_Role: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_FOLLOWER\0\u{1}ROLE_CANDIDATE\0\u{1}ROLE_LEADER\0")
+}
+
+nonisolated extension Ledger_V1_MembershipChangeKind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0MEMBERSHIP_CHANGE_KIND_UNSPECIFIED\0\u{1}MEMBERSHIP_CHANGE_KIND_ADD_LEARNER\0\u{1}MEMBERSHIP_CHANGE_KIND_PROMOTE\0\u{1}MEMBERSHIP_CHANGE_KIND_REMOVE\0\u{1}MEMBERSHIP_CHANGE_KIND_REPLACE\0")
 }
 
 nonisolated extension Ledger_V1_LinkDirection: SwiftProtobuf._ProtoNameProviding {
@@ -4735,7 +4933,168 @@ nonisolated extension Ledger_V1_StatusRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Ledger_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}replica\0\u{1}role\0\u{1}ballot\0\u{1}leader\0\u{3}chosen_through\0\u{3}applied_through\0\u{3}locks_held\0\u{3}snapshot_slot\0\u{1}disconnected\0\u{3}protocol_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}replica\0\u{1}role\0\u{1}ballot\0\u{1}leader\0\u{3}chosen_through\0\u{3}applied_through\0\u{3}locks_held\0\u{3}snapshot_slot\0\u{1}disconnected\0\u{3}protocol_version\0\u{1}configuration\0\u{1}progress\0\u{1}retired\0")
+
+  fileprivate class _StorageClass {
+    var _cluster: String = String()
+    var _replica: String = String()
+    var _role: Ledger_V1_Role = .unspecified
+    var _ballot: Ledger_V1_Ballot? = nil
+    var _leader: String = String()
+    var _chosenThrough: UInt64 = 0
+    var _appliedThrough: UInt64 = 0
+    var _locksHeld: UInt64 = 0
+    var _snapshotSlot: UInt64 = 0
+    var _disconnected: Bool = false
+    var _protocolVersion: UInt32 = 0
+    var _configuration: Ledger_V1_MembershipConfiguration? = nil
+    var _progress: [Ledger_V1_PeerProgress] = []
+    var _retired: Bool = false
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _cluster = source._cluster
+      _replica = source._replica
+      _role = source._role
+      _ballot = source._ballot
+      _leader = source._leader
+      _chosenThrough = source._chosenThrough
+      _appliedThrough = source._appliedThrough
+      _locksHeld = source._locksHeld
+      _snapshotSlot = source._snapshotSlot
+      _disconnected = source._disconnected
+      _protocolVersion = source._protocolVersion
+      _configuration = source._configuration
+      _progress = source._progress
+      _retired = source._retired
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._cluster) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._replica) }()
+        case 3: try { try decoder.decodeSingularEnumField(value: &_storage._role) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._ballot) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._leader) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._chosenThrough) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._appliedThrough) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._locksHeld) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._snapshotSlot) }()
+        case 10: try { try decoder.decodeSingularBoolField(value: &_storage._disconnected) }()
+        case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
+        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._configuration) }()
+        case 13: try { try decoder.decodeRepeatedMessageField(value: &_storage._progress) }()
+        case 14: try { try decoder.decodeSingularBoolField(value: &_storage._retired) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._cluster.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._cluster, fieldNumber: 1)
+      }
+      if !_storage._replica.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._replica, fieldNumber: 2)
+      }
+      if _storage._role != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._role, fieldNumber: 3)
+      }
+      try { if let v = _storage._ballot {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      if !_storage._leader.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._leader, fieldNumber: 5)
+      }
+      if _storage._chosenThrough != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._chosenThrough, fieldNumber: 6)
+      }
+      if _storage._appliedThrough != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._appliedThrough, fieldNumber: 7)
+      }
+      if _storage._locksHeld != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._locksHeld, fieldNumber: 8)
+      }
+      if _storage._snapshotSlot != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._snapshotSlot, fieldNumber: 9)
+      }
+      if _storage._disconnected != false {
+        try visitor.visitSingularBoolField(value: _storage._disconnected, fieldNumber: 10)
+      }
+      if _storage._protocolVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 11)
+      }
+      try { if let v = _storage._configuration {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      } }()
+      if !_storage._progress.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._progress, fieldNumber: 13)
+      }
+      if _storage._retired != false {
+        try visitor.visitSingularBoolField(value: _storage._retired, fieldNumber: 14)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_StatusReply, rhs: Ledger_V1_StatusReply) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._cluster != rhs_storage._cluster {return false}
+        if _storage._replica != rhs_storage._replica {return false}
+        if _storage._role != rhs_storage._role {return false}
+        if _storage._ballot != rhs_storage._ballot {return false}
+        if _storage._leader != rhs_storage._leader {return false}
+        if _storage._chosenThrough != rhs_storage._chosenThrough {return false}
+        if _storage._appliedThrough != rhs_storage._appliedThrough {return false}
+        if _storage._locksHeld != rhs_storage._locksHeld {return false}
+        if _storage._snapshotSlot != rhs_storage._snapshotSlot {return false}
+        if _storage._disconnected != rhs_storage._disconnected {return false}
+        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
+        if _storage._configuration != rhs_storage._configuration {return false}
+        if _storage._progress != rhs_storage._progress {return false}
+        if _storage._retired != rhs_storage._retired {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_ChangeMembershipRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChangeMembershipRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}kind\0\u{1}replica\0\u{1}replacement\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4744,16 +5103,93 @@ nonisolated extension Ledger_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobu
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.cluster) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.replica) }()
-      case 3: try { try decoder.decodeSingularEnumField(value: &self.role) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.leader) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.chosenThrough) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.appliedThrough) }()
-      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.locksHeld) }()
-      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.snapshotSlot) }()
-      case 10: try { try decoder.decodeSingularBoolField(value: &self.disconnected) }()
-      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.replica) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.replacement) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cluster.isEmpty {
+      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 1)
+    }
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 2)
+    }
+    if !self.replica.isEmpty {
+      try visitor.visitSingularStringField(value: self.replica, fieldNumber: 3)
+    }
+    if !self.replacement.isEmpty {
+      try visitor.visitSingularStringField(value: self.replacement, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_ChangeMembershipRequest, rhs: Ledger_V1_ChangeMembershipRequest) -> Bool {
+    if lhs.cluster != rhs.cluster {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.replica != rhs.replica {return false}
+    if lhs.replacement != rhs.replacement {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_MembershipConfiguration: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MembershipConfiguration"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{1}voters\0\u{1}learners\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.voters) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.learners) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 1)
+    }
+    if !self.voters.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.voters, fieldNumber: 2)
+    }
+    if !self.learners.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.learners, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_MembershipConfiguration, rhs: Ledger_V1_MembershipConfiguration) -> Bool {
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.voters != rhs.voters {return false}
+    if lhs.learners != rhs.learners {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_ChangeMembershipReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChangeMembershipReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}result\0\u{1}configuration\0\u{1}slot\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._result) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._configuration) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.slot) }()
       default: break
       }
     }
@@ -4764,54 +5200,57 @@ nonisolated extension Ledger_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobu
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.cluster.isEmpty {
-      try visitor.visitSingularStringField(value: self.cluster, fieldNumber: 1)
-    }
-    if !self.replica.isEmpty {
-      try visitor.visitSingularStringField(value: self.replica, fieldNumber: 2)
-    }
-    if self.role != .unspecified {
-      try visitor.visitSingularEnumField(value: self.role, fieldNumber: 3)
-    }
-    try { if let v = self._ballot {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    try { if let v = self._result {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
-    if !self.leader.isEmpty {
-      try visitor.visitSingularStringField(value: self.leader, fieldNumber: 5)
-    }
-    if self.chosenThrough != 0 {
-      try visitor.visitSingularUInt64Field(value: self.chosenThrough, fieldNumber: 6)
-    }
-    if self.appliedThrough != 0 {
-      try visitor.visitSingularUInt64Field(value: self.appliedThrough, fieldNumber: 7)
-    }
-    if self.locksHeld != 0 {
-      try visitor.visitSingularUInt64Field(value: self.locksHeld, fieldNumber: 8)
-    }
-    if self.snapshotSlot != 0 {
-      try visitor.visitSingularUInt64Field(value: self.snapshotSlot, fieldNumber: 9)
-    }
-    if self.disconnected != false {
-      try visitor.visitSingularBoolField(value: self.disconnected, fieldNumber: 10)
-    }
-    if self.protocolVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 11)
+    try { if let v = self._configuration {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.slot != 0 {
+      try visitor.visitSingularUInt64Field(value: self.slot, fieldNumber: 3)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Ledger_V1_StatusReply, rhs: Ledger_V1_StatusReply) -> Bool {
-    if lhs.cluster != rhs.cluster {return false}
+  public static func ==(lhs: Ledger_V1_ChangeMembershipReply, rhs: Ledger_V1_ChangeMembershipReply) -> Bool {
+    if lhs._result != rhs._result {return false}
+    if lhs._configuration != rhs._configuration {return false}
+    if lhs.slot != rhs.slot {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ledger_V1_PeerProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PeerProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}replica\0\u{3}chosen_through\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.replica) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.chosenThrough) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.replica.isEmpty {
+      try visitor.visitSingularStringField(value: self.replica, fieldNumber: 1)
+    }
+    if self.chosenThrough != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chosenThrough, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ledger_V1_PeerProgress, rhs: Ledger_V1_PeerProgress) -> Bool {
     if lhs.replica != rhs.replica {return false}
-    if lhs.role != rhs.role {return false}
-    if lhs._ballot != rhs._ballot {return false}
-    if lhs.leader != rhs.leader {return false}
     if lhs.chosenThrough != rhs.chosenThrough {return false}
-    if lhs.appliedThrough != rhs.appliedThrough {return false}
-    if lhs.locksHeld != rhs.locksHeld {return false}
-    if lhs.snapshotSlot != rhs.snapshotSlot {return false}
-    if lhs.disconnected != rhs.disconnected {return false}
-    if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5441,7 +5880,7 @@ nonisolated extension Ledger_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Ledger_V1_HeartbeatAck: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatAck"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0\u{1}round\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ballot\0\u{1}round\0\u{3}chosen_through\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5451,6 +5890,7 @@ nonisolated extension Ledger_V1_HeartbeatAck: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._ballot) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.chosenThrough) }()
       default: break
       }
     }
@@ -5467,12 +5907,16 @@ nonisolated extension Ledger_V1_HeartbeatAck: SwiftProtobuf.Message, SwiftProtob
     if self.round != 0 {
       try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 2)
     }
+    if self.chosenThrough != 0 {
+      try visitor.visitSingularUInt64Field(value: self.chosenThrough, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ledger_V1_HeartbeatAck, rhs: Ledger_V1_HeartbeatAck) -> Bool {
     if lhs._ballot != rhs._ballot {return false}
     if lhs.round != rhs.round {return false}
+    if lhs.chosenThrough != rhs.chosenThrough {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
