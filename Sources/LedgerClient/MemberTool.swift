@@ -68,8 +68,10 @@ public struct MemberTool: Sendable {
         let hosts = connection.deployment.hosts
         let statuses = await withTaskGroup(of: (String, ReplicaStatus?).self) { group in
             for replica in entry.replicas {
-                let id = try? ReplicaID(wireName: replica)
-                group.addTask { (replica, await id.asyncFlatMap { try? await client.status(of: $0) }) }
+                group.addTask {
+                    guard let id = try? ReplicaID(wireName: replica) else { return (replica, nil) }
+                    return (replica, try? await client.status(of: id))
+                }
             }
             var statuses: [String: ReplicaStatus] = [:]
             for await (replica, status) in group { statuses[replica] = status }
@@ -153,12 +155,5 @@ public struct MemberTool: Sendable {
             )
         }
         return (client, entry)
-    }
-}
-
-extension Optional where Wrapped: Sendable {
-    fileprivate func asyncFlatMap<Other>(_ transform: (Wrapped) async -> Other?) async -> Other? {
-        guard let value = self else { return nil }
-        return await transform(value)
     }
 }

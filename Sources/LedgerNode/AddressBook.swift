@@ -11,7 +11,8 @@ import Synchronization
 /// node's services read it on every call: who may send peer messages (`AccessPolicy`), and which replicas belong to
 /// each hosted cluster. Who votes is the log's business, not the address book's.
 final class AddressBook: Sendable {
-    private let state: Mutex<(hosts: HostsFile, policy: AccessPolicy)>
+    /// The file, the policy it gives, and each cluster's replicas by id (the peer inbox asks for every batch).
+    private let state: Mutex<(hosts: HostsFile, policy: AccessPolicy, replicas: [String: Set<ReplicaID>])>
     /// This node: its address and the replicas it hosts, fixed for the life of the process.
     let node: HostsFile.Node
     private let testControlsEnabled: Bool
@@ -19,8 +20,20 @@ final class AddressBook: Sendable {
     init(hosts: HostsFile, node: HostsFile.Node, testControlsEnabled: Bool) {
         self.node = node
         self.testControlsEnabled = testControlsEnabled
-        state = Mutex(
-            (hosts, AccessPolicy(hosts: hosts, node: node, testControlsEnabled: testControlsEnabled)))
+        state = Mutex(Self.entries(hosts, node: node, testControlsEnabled: testControlsEnabled))
+    }
+
+    private static func entries(_ hosts: HostsFile, node: HostsFile.Node, testControlsEnabled: Bool) -> (
+        hosts: HostsFile, policy: AccessPolicy, replicas: [String: Set<ReplicaID>]
+    ) {
+        let replicas = Dictionary(
+            uniqueKeysWithValues: hosts.clusters.map { cluster in
+                (
+                    cluster.name,
+                    Set(cluster.replicas.compactMap { hosts.replica(named: $0).map { ReplicaID($0.index) } })
+                )
+            })
+        return (hosts, AccessPolicy(hosts: hosts, node: node, testControlsEnabled: testControlsEnabled), replicas)
     }
 
     var hosts: HostsFile { state.withLock { $0.hosts } }
@@ -28,13 +41,13 @@ final class AddressBook: Sendable {
     var policy: AccessPolicy { state.withLock { $0.policy } }
 
     func replace(with hosts: HostsFile) {
-        let policy = AccessPolicy(hosts: hosts, node: node, testControlsEnabled: testControlsEnabled)
-        state.withLock { $0 = (hosts, policy) }
+        let entries = Self.entries(hosts, node: node, testControlsEnabled: testControlsEnabled)
+        state.withLock { $0 = entries }
     }
 
     /// Whether `replica` is or was in `cluster` (a first member or an added one).
     func isReplica(_ replica: ReplicaID, of cluster: String) -> Bool {
-        state.withLock { $0.hosts.cluster(named: cluster)?.replicas.contains(replica.description) == true }
+        state.withLock { $0.replicas[cluster]?.contains(replica) == true }
     }
 }
 
