@@ -111,6 +111,7 @@ public struct NodeProcess: Sendable {
             : try ReplicaStore.open(
                 path: databasePath, replicas: identities, importing: replicas.map(\.databasePath))
         let neighbours = Neighbours()
+        var directories: [ClusterDirectory] = []
         for (index, replica) in replicas.enumerated() {
             let cluster = replica.cluster
             var logger = logger
@@ -155,6 +156,7 @@ public struct NodeProcess: Sendable {
                 metricsFactory: factory, onFailure: { failure.fire($0) },
                 onRetired: { [count = replicas.count] reason in if count == 1 { retirement.fire(reason) } })
             neighbours.add(node)
+            directories.append(otherClusters)
             endpoints.append(
                 ReplicaEndpoint(
                     node: node, catalog: replica.catalog, testControlsEnabled: cluster.testControlsEnabled,
@@ -176,9 +178,17 @@ public struct NodeProcess: Sendable {
             speaks: security.identity == nil ? nil : speaks, logger: logger)
         let process = self
         services.append(
-            AddressBookWatcher(path: hosts.source, clusters: replicas.map(\.cluster), logger: logger) { hosts in
+            AddressBookWatcher(path: hosts.source, clusters: replicas.map(\.cluster), logger: logger) {
+                [directories] hosts in
                 book.replace(with: hosts)
                 links.update(destinations: process.destinations(in: hosts))
+                for directory in directories {
+                    do {
+                        try directory.update(hosts: hosts)
+                    } catch {
+                        logger.error("cannot connect to the clusters of \(hosts.source): \(error)")
+                    }
+                }
             })
         let server = GRPCServer(
             transport: .http2NIOPosix(

@@ -509,7 +509,8 @@ public actor ReplicaNode {
             cluster: cluster, replica: me, role: replica.role, ballot: replica.ballot, leader: replica.leaderHint,
             chosenThrough: replica.chosenThrough, appliedThrough: replica.appliedThrough, locksHeld: ledger.locks.count,
             snapshotSlot: replica.snapshotSlot, isDisconnected: !connected, membership: replica.memberships.latest,
-            progress: replica.peerProgress ?? [:], isRetired: retired)
+            progress: replica.peerProgress ?? [:], isRetired: retired, accountsHeld: ledger.balances.count,
+            waitingOn: ledger.clustersWaitedOn(by: cluster))
     }
 
     // MARK: - Membership

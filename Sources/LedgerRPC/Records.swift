@@ -222,13 +222,21 @@ public struct ReplicaStatus: Equatable, Sendable {
     public var progress: [ReplicaID: Slot]
     /// The replica was removed from its cluster and stopped taking part.
     public var isRetired: Bool
+    /// Accounts the replica's ledger holds.
+    public var accountsHeld: Int
+    /// The other clusters its cross-shard transactions still wait on (homes of those it holds prepared, participants
+    /// of those it committed as their home and has not seen applied there), sorted.
+    public var waitingOn: [String]
 
     public init(
         cluster: String, replica: ReplicaID, role: Role, ballot: Ballot, leader: ReplicaID?, chosenThrough: Slot,
         appliedThrough: Slot, locksHeld: Int, snapshotSlot: Slot, isDisconnected: Bool,
         protocolVersion: Int = LedgerRPC.protocolVersion, membership: Membership? = nil,
-        progress: [ReplicaID: Slot] = [:], isRetired: Bool = false
+        progress: [ReplicaID: Slot] = [:], isRetired: Bool = false, accountsHeld: Int = 0, waitingOn: [String] = []
     ) {
+        precondition(accountsHeld >= 0, "counts are never negative")
+        self.accountsHeld = accountsHeld
+        self.waitingOn = waitingOn
         self.membership = membership
         self.progress = progress
         self.isRetired = isRetired
@@ -292,6 +300,8 @@ extension Ledger_V1_StatusReply {
             }
         }
         retired = status.isRetired
+        accountsHeld = UInt64(status.accountsHeld)
+        waitingOn = status.waitingOn
     }
 }
 
@@ -305,6 +315,12 @@ extension ReplicaStatus {
         let leader = try ReplicaID.optional(wireName: wire.leader, field: "leader")
         guard let locksHeld = Int(exactly: wire.locksHeld) else {
             throw WireError(field: "locks_held", "is \(wire.locksHeld), more than a count can be")
+        }
+        guard let accountsHeld = Int(exactly: wire.accountsHeld) else {
+            throw WireError(field: "accounts_held", "is \(wire.accountsHeld), more than a count can be")
+        }
+        let waitingOn = try wire.waitingOn.enumerated().map { index, name throws(WireError) in
+            try clusterName(name, field: "waiting_on[\(index)]")
         }
         let membership =
             wire.hasConfiguration ? try Membership(wire: wire.configuration, field: "configuration") : nil
@@ -320,7 +336,7 @@ extension ReplicaStatus {
             chosenThrough: wire.chosenThrough, appliedThrough: wire.appliedThrough, locksHeld: locksHeld,
             snapshotSlot: wire.snapshotSlot, isDisconnected: wire.disconnected,
             protocolVersion: Int(wire.protocolVersion), membership: membership, progress: progress,
-            isRetired: wire.retired)
+            isRetired: wire.retired, accountsHeld: accountsHeld, waitingOn: waitingOn)
     }
 }
 

@@ -76,27 +76,72 @@ public enum CatalogFile {
             catalog.overrides[account] = catalog.shards.cluster(of: account) == cluster ? nil : cluster
         }
         catalog.version += 1
+        try update(path: path, doing: "recording moved accounts", version: catalog.version) { db in
+            let upsert = try db.cachedStatement(
+                sql: "INSERT OR REPLACE INTO overrides (account, cluster) VALUES (?, ?)")
+            let delete = try db.cachedStatement(sql: "DELETE FROM overrides WHERE account = ?")
+            for account in changed.keys.sorted() {
+                let stored = Int64(bitPattern: account.value)
+                if let cluster = catalog.overrides[account] {
+                    try upsert.execute(arguments: [stored, cluster])
+                } else {
+                    try delete.execute(arguments: [stored])
+                }
+            }
+        }
+        return catalog
+    }
+
+    /// Marks `cluster` as draining (`shardctl cluster drain`): plans move no account into it and `client rebalance`
+    /// refuses to. Bumps the version; marking it again changes nothing.
+    public static func markDraining(_ cluster: String, at path: String) throws(StoreError) -> Catalog {
+        var catalog = try read(path: path)
+        guard !catalog.draining.contains(cluster) else { return catalog }
+        catalog.draining.insert(cluster)
+        catalog.version += 1
+        try update(path: path, doing: "marking \(cluster) as draining", version: catalog.version) { db in
+            try db.execute(sql: "INSERT INTO draining (cluster) VALUES (?)", arguments: [cluster])
+        }
+        return catalog
+    }
+
+    /// Takes a drained cluster out of the catalog: its ranges (every account of them lives elsewhere by an override)
+    /// and its draining mark. Refused, changing nothing, while the catalog gives it any account. A cluster the
+    /// catalog does not name is left as it is.
+    public static func remove(cluster: String, at path: String) throws(StoreError) -> Catalog {
+        var catalog = try read(path: path)
+        let held = catalog.accountCount(of: cluster)
+        guard held == 0 else {
+            throw StoreError(
+                path: path, message: "cluster \(cluster) still owns \(held) accounts; it cannot leave the catalog")
+        }
+        guard catalog.shards.shards.contains(where: { $0.cluster == cluster }) || catalog.draining.contains(cluster)
+        else { return catalog }
+        catalog.shards.shards.removeAll { $0.cluster == cluster }
+        catalog.draining.remove(cluster)
+        catalog.version += 1
+        try update(path: path, doing: "removing cluster \(cluster)", version: catalog.version) { db in
+            try db.execute(sql: "DELETE FROM shards WHERE cluster = ?", arguments: [cluster])
+            try db.execute(sql: "DELETE FROM draining WHERE cluster = ?", arguments: [cluster])
+        }
+        return catalog
+    }
+
+    /// One transaction on the catalog at `path` that ends by setting its version.
+    private static func update(
+        path: String, doing: String, version: UInt64, _ body: (Database) throws -> Void
+    ) throws(StoreError) {
         do {
             let database = try DatabaseQueue(path: path)
             defer { try? database.close() }
             try database.write { db in
-                let upsert = try db.cachedStatement(
-                    sql: "INSERT OR REPLACE INTO overrides (account, cluster) VALUES (?, ?)")
-                let delete = try db.cachedStatement(sql: "DELETE FROM overrides WHERE account = ?")
-                for account in changed.keys.sorted() {
-                    let stored = Int64(bitPattern: account.value)
-                    if let cluster = catalog.overrides[account] {
-                        try upsert.execute(arguments: [stored, cluster])
-                    } else {
-                        try delete.execute(arguments: [stored])
-                    }
-                }
-                try db.execute(sql: "UPDATE meta SET version = ?", arguments: [Int64(catalog.version)])
+                try createTables(db)
+                try body(db)
+                try db.execute(sql: "UPDATE meta SET version = ?", arguments: [Int64(version)])
             }
         } catch {
-            throw storeError(error, path: path, doing: "recording moved accounts")
+            throw storeError(error, path: path, doing: doing)
         }
-        return catalog
     }
 
     /// Reads the catalog at `path`. A missing file, a file that is not a catalog and a corrupt one are refused with
@@ -139,9 +184,13 @@ public enum CatalogFile {
                 for row in try Row.fetchAll(db, sql: "SELECT account, cluster FROM overrides") {
                     overrides[AccountID(UInt64(bitPattern: row["account"] as Int64))] = row["cluster"]
                 }
+                // Catalogs written before `shardctl cluster drain` existed have no such table: nothing drains.
+                let draining =
+                    try db.tableExists("draining")
+                    ? Set(try String.fetchAll(db, sql: "SELECT cluster FROM draining")) : []
                 return Catalog(
                     version: UInt64(stored), shards: ShardMap(source: meta["source"] ?? path, shards: shards),
-                    overrides: overrides)
+                    overrides: overrides, draining: draining)
             }
         } catch {
             throw storeError(error, path: path, doing: "reading the catalog")
@@ -156,6 +205,7 @@ public enum CatalogFile {
                     name TEXT NOT NULL PRIMARY KEY, cluster TEXT NOT NULL,
                     first INTEGER NOT NULL, last INTEGER NOT NULL, line INTEGER NOT NULL) STRICT;
                 CREATE TABLE IF NOT EXISTS overrides (account INTEGER NOT NULL PRIMARY KEY, cluster TEXT NOT NULL) STRICT;
+                CREATE TABLE IF NOT EXISTS draining (cluster TEXT NOT NULL PRIMARY KEY) STRICT;
                 PRAGMA user_version = \(schemaVersion);
                 """)
     }

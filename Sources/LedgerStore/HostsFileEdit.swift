@@ -33,6 +33,61 @@ public enum HostsFileEdit {
         return try write(appending(lines, to: text), to: path)
     }
 
+    /// Adds the cluster `cluster` of `replicas` (names and addresses, the first its contact): `S` lines, its contact
+    /// line and its `EC` line, the first configuration every replica of it derives its history from; the `all`
+    /// line, if any, gains them. The cluster's config must be beside hosts.ini already (the result is checked with it).
+    public static func add(
+        cluster: String, replicas: [(name: String, address: HostsFile.Address)], path: String, now: Date = Date()
+    ) throws(InputError) -> Deployment {
+        precondition(!replicas.isEmpty, "a cluster has replicas")
+        var text = try ConfigFiles.readText(path: path)
+        for replica in replicas { text = withAll(text, including: replica.name) }
+        let names = replicas.map(\.name)
+        let lines =
+            ["# \(stamp(now)) shardctl cluster add: cluster \(cluster) of \(names.joined(separator: ", "))"]
+            + replicas.map { "\($0.name)-\($0.address)" }
+            + ["\(cluster)-\(names[0])", "E\(cluster)-\(names.joined(separator: ":"))"]
+        return try write(appending(lines, to: text), to: path)
+    }
+
+    /// Takes `cluster` out of hosts.ini (`shardctl cluster drain`, once it holds nothing): the lines of its replicas,
+    /// its contact and its configuration lines, and its replicas from the `all` line. A comment records it.
+    public static func remove(cluster: String, path: String, now: Date = Date()) throws(InputError) -> Deployment {
+        let text = try ConfigFiles.readText(path: path)
+        let hosts = try HostsFile.parse(text, source: path)
+        guard let entry = hosts.cluster(named: cluster) else {
+            throw InputError(source: path, message: "names no cluster \(cluster)")
+        }
+        let replicas = Set(entry.replicas)
+        let keys = replicas.union([cluster, "E\(cluster)", "A\(cluster)", "R\(cluster)"])
+        var lines: [String] = []
+        for line in text.components(separatedBy: "\n") {
+            let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            guard let dash = content.firstIndex(of: "-") else {
+                lines.append(line)
+                continue
+            }
+            let key = content[..<dash].trimmingCharacters(in: .whitespaces)
+            if keys.contains(key) { continue }
+            if key == "all" {
+                let names = content[content.index(after: dash)...].split(separator: ":").map {
+                    $0.trimmingCharacters(in: .whitespaces)
+                }
+                let comment = line.dropFirst(content.count)
+                lines.append(
+                    "all-" + names.filter { !replicas.contains($0) }.joined(separator: ":")
+                        + (comment.isEmpty ? "" : " " + comment))
+                continue
+            }
+            lines.append(line)
+        }
+        let note = [
+            "# \(stamp(now)) shardctl cluster drain: cluster \(cluster) drained and removed; its names are never reused",
+            "D\(cluster)-\(entry.replicas.joined(separator: ":"))",
+        ]
+        return try write(appending(note, to: lines.joined(separator: "\n")), to: path)
+    }
+
     private static func stamp(_ date: Date) -> String { date.formatted(.iso8601) }
 
     private static func appending(_ lines: [String], to text: String) -> String {

@@ -10,7 +10,7 @@ struct ShardControl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shardctl",
         abstract: "Build the shard catalog, plan rebalancing, make the TLS certificates and change memberships.",
-        subcommands: [Shard.self, Rebalance.self, Certs.self, Member.self]
+        subcommands: [Shard.self, Rebalance.self, Certs.self, Member.self, Cluster.self]
     )
 
     struct Shard: ParsableCommand {
@@ -90,6 +90,14 @@ struct ShardControl: AsyncParsableCommand {
         @Option(help: "Ignore pairs of accounts that transacted fewer times than this.")
         var minTransactions = 1
 
+        @Option(
+            help: ArgumentHelp(
+                "Instead: bring this cluster (one `shardctl cluster add` made) to its share of the accounts.",
+                discussion:
+                    "Takes accounts from the largest clusters, none going below --max-imbalance of the mean: first "
+                    + "those that transact with it, then accounts that never transacted, then the least busy."))
+        var fill: String?
+
         func validate() throws {
             guard (0...1).contains(maxImbalance) else {
                 throw ValidationError("--max-imbalance must be a fraction from 0 to 1, like 0.05")
@@ -123,10 +131,26 @@ struct ShardControl: AsyncParsableCommand {
                 }
             }
 
-            let plan = RebalancePlanner.plan(
-                history: history, catalog: catalog, clusters: deployment.hosts.clusterNames,
-                options: RebalancePlanner.Options(maxImbalance: maxImbalance, minTransactions: minTransactions)
-            ) { progress.show("planning: \($0)") }
+            let options = RebalancePlanner.Options(maxImbalance: maxImbalance, minTransactions: minTransactions)
+            let plan: RebalancePlan
+            if let fill {
+                guard deployment.hosts.cluster(named: fill) != nil else {
+                    throw ValidationError(
+                        "--fill \(fill): \(hosts) has no such cluster; add it with `shardctl cluster add \(fill)`")
+                }
+                plan = try RebalancePlanner.fill(
+                    fill, history: history, catalog: catalog, clusters: deployment.hosts.clusterNames,
+                    options: options)
+            } else {
+                guard catalog.draining.isEmpty else {
+                    throw ValidationError(
+                        "\(catalog.draining.sorted().joined(separator: ", ")) is being drained; finish "
+                            + "`shardctl cluster drain` before planning other moves")
+                }
+                plan = RebalancePlanner.plan(
+                    history: history, catalog: catalog, clusters: deployment.hosts.clusterNames, options: options
+                ) { progress.show("planning: \($0)") }
+            }
             progress.clear()
 
             let schema = RebalanceSchema(plan: plan, origin: origin, source: out)

@@ -35,10 +35,12 @@ final class TestDeployment: @unchecked Sendable {
     /// default, as shipped) the replicas take their peers' messages as frames on a port of their own, else on the gRPC
     /// stream of their replica port. `spareReplicas` (one cluster only) keeps the ports of replicas S4, S5, ... free
     /// for replicas that `shardctl member add` adds later (the config's port rules give them the next ports).
+    /// `spareClusters` keeps ports (gRPC and peer) free for that many more clusters of 3, which `shardctl cluster add`
+    /// adds later (`C4` of S10, S11, S12 after three clusters): `ports` and `peerPorts` name them.
     init(
         clusters: Int, accountsPerCluster: Int, initialBalance: Int64 = 10, consensusTimeout: String = "1500ms",
         snapshotInterval: Int? = nil, tls: Bool = true, metrics: Bool = false, nodes: Bool = false,
-        peerPorts: Bool = true, spareReplicas: Int = 0
+        peerPorts: Bool = true, spareReplicas: Int = 0, spareClusters: Int = 0
     ) throws {
         precondition(spareReplicas == 0 || (clusters == 1 && !nodes), "spare replicas extend one cluster of replicas")
         self.nodes = nodes
@@ -97,6 +99,14 @@ final class TestDeployment: @unchecked Sendable {
                 to: directory.appendingPathComponent("C\(number).yaml"), atomically: true, encoding: .utf8)
             let first = (number - 1) * accountsPerCluster + 1
             shards += "D\(number), C\(number), \(first)-\(first + accountsPerCluster - 1)\n"
+        }
+        for number in clusters + 1..<clusters + 1 + spareClusters {
+            let base = try Self.freeConsecutivePorts(3)
+            let peerBase = peerPorts ? try Self.freeConsecutivePorts(3) : 0
+            for offset in 0..<3 {
+                ports["S\(3 * (number - 1) + offset + 1)"] = base + offset
+                if peerPorts { peerPortsByName["S\(3 * (number - 1) + offset + 1)"] = peerBase + offset }
+            }
         }
         self.ports = ports
         self.metricsPorts = metricsPorts

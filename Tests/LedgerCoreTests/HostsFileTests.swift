@@ -94,7 +94,7 @@ struct HostsFileTests {
     static let three = "S1-localhost:6001\nS2-localhost:6002\nS3-localhost:6003\nEC1-S1:S2:S3\n"
     static let keys =
         "expected S<n> (a replica), C<n> (a cluster's contact), EC<n> (a cluster's members), AC<n> or RC<n> "
-        + "(replicas added to or removed from it), client or all"
+        + "(replicas added to or removed from it), DC<n> (a drained cluster), client or all"
 
     /// Three replicas of C1, and the lines `shardctl member` appends when S4 replaces S3.
     static let changed = """
@@ -169,6 +169,46 @@ struct HostsFileTests {
                 + "number from 1, like AC1-S10"
         ),
     ]
+
+    @Test("DC lines: a drained cluster's names are kept from use")
+    func drainedClusters() throws {
+        let hosts = try HostsFile.parse(
+            "S1-localhost:6001\nEC1-S1\nDC2-S4:S5:S6   # drained\nall-S1", source: "hosts.ini")
+        #expect(hosts.drained == ["C2": ["S4", "S5", "S6"]])
+        #expect(hosts.clusterNames == ["C1"])
+        #expect(hosts.isUsed("S5") && hosts.isUsed("C2") && hosts.isUsed("S1") && hosts.isUsed("C1"))
+        #expect(!hosts.isUsed("S7") && !hosts.isUsed("C3"))
+    }
+
+    static let badDrained: [(String, String)] = [
+        (
+            "S1-localhost:6001\nEC1-S1\nDC1-S9",
+            "hosts.ini:2: cluster C1 was drained and removed (line 3); cluster names are never used again"
+        ),
+        (
+            "S1-localhost:6001\nS4-localhost:6004\nEC1-S1\nEC3-S4\nDC2-S4",
+            "hosts.ini:2: replica S4 belonged to cluster C2, drained and removed (line 5); replica ids are never reused"
+        ),
+        (
+            "S1-localhost:6001\nEC1-S1\nDC2-S4\nDC2-S5",
+            "hosts.ini:4: cluster C2 is drained twice (first at line 3)"
+        ),
+        (
+            "S1-localhost:6001\nEC1-S1\nDCx-S4",
+            "hosts.ini:3: unknown key \"DCx\"; \(keys)"
+        ),
+        (
+            "S1-localhost:6001\nEC1-S1\nDC0-S4",
+            "hosts.ini:3: bad cluster name \"DC0\"; a drained cluster's line starts with DC and a cluster number from 1, "
+                + "like DC2-S4:S5:S6"
+        ),
+    ]
+
+    @Test("bad DC lines", arguments: badDrained)
+    func badDrainedLine(text: String, expected: String) {
+        #expect(
+            thrownDescription { () throws(InputError) in try HostsFile.parse(text, source: "hosts.ini") } == expected)
+    }
 
     @Test("bad AC and RC lines", arguments: badChanges)
     func badChange(text: String, expected: String) {

@@ -275,6 +275,27 @@ struct LedgerStateTests {
         #expect(ledger == before)
     }
 
+    @Test("the clusters a ledger waits on: homes of what it holds prepared, participants of what it has to deliver")
+    func clustersWaitedOn() throws {
+        var ledger = try Self.ledger([21: 10, 8: 10])
+        #expect(ledger.clustersWaitedOn(by: "C1").isEmpty)
+        // A credit prepared for C2's transaction: C1 waits on C2's decision.
+        let credit = Self.id(2, 1)
+        _ = ledger.apply(Self.prepare(credit, [8: 5]), slot: 1, ballot: Self.ballot)
+        #expect(ledger.clustersWaitedOn(by: "C1") == ["C2"])
+        // C1's own transaction with C3: prepared, nothing to wait on but its own decision; committed, C3 until it
+        // is delivered there.
+        let debit = Self.id(2, 2)
+        _ = ledger.apply(Self.prepare(debit, [21: -3], participants: ["C1", "C3"]), slot: 2, ballot: Self.ballot)
+        #expect(ledger.clustersWaitedOn(by: "C1") == ["C2"])
+        _ = ledger.apply(Self.decideCommit(ledger, debit), slot: 3, ballot: Self.ballot)
+        #expect(ledger.undelivered == [debit])
+        #expect(ledger.clustersWaitedOn(by: "C1") == ["C2", "C3"])
+        _ = ledger.apply(.delivered(debit), slot: 4, ballot: Self.ballot)
+        _ = ledger.apply(.follow(credit, committed: false), slot: 5, ballot: Self.ballot)
+        #expect(ledger.clustersWaitedOn(by: "C1").isEmpty)
+    }
+
     @Test("prepare at the other participant locks the credited account")
     func prepareCredit() throws {
         var ledger = try Self.ledger([8: 10])

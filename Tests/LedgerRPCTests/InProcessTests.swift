@@ -10,7 +10,7 @@ struct StatusOnlyLedger: Ledger_V1_Ledger.SimpleServiceProtocol {
     static let status = ReplicaStatus(
         cluster: "C2", replica: ReplicaID(5), role: .leader, ballot: Ballot(round: 4, replica: ReplicaID(5)),
         leader: ReplicaID(5), chosenThrough: 120, appliedThrough: 118, locksHeld: 3, snapshotSlot: 100,
-        isDisconnected: false)
+        isDisconnected: false, accountsHeld: 40, waitingOn: ["C1", "C3"])
 
     func status(request: Ledger_V1_StatusRequest, context: ServerContext) async throws -> Ledger_V1_StatusReply {
         let me = StatusOnlyLedger.status

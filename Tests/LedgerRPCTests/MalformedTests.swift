@@ -450,5 +450,8 @@ func decodeMessage(_ wire: Ledger_V1_PeerMessage) throws(WireError) -> LedgerMes
         #expect(
             wireError { () throws(WireError) in try ReplicaStatus(wire: status) }
                 == WireError(field: "progress[1].replica", "names S2 twice"))
+        status.progress.removeLast()
+        status.waitingOn = ["C2", "shard 3"]
+        #expect(wireError { () throws(WireError) in try ReplicaStatus(wire: status) }?.field == "waiting_on[1]")
     }
 }

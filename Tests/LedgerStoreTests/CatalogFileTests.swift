@@ -82,4 +82,27 @@ struct CatalogFileTests {
         catalog.move(AccountID(5), to: "C2")
         #expect(catalog.version == 2, "a move to the current owner is no change")
     }
+
+    @Test("a cluster marked draining, then removed once it owns nothing")
+    func drainingAndRemoval() throws {
+        let path = Self.temporaryPath()
+        _ = try CatalogFile.write(Self.map, to: path)
+        #expect(try CatalogFile.read(path: path).draining.isEmpty)
+        let marked = try CatalogFile.markDraining("C2", at: path)
+        #expect(marked.draining == ["C2"] && marked.version == 2)
+        #expect(try CatalogFile.markDraining("C2", at: path).version == 2)
+        #expect(try CatalogFile.read(path: path) == marked)
+        // Refused while C2 owns accounts; nothing changes.
+        #expect(throws: StoreError.self) { try CatalogFile.remove(cluster: "C2", at: path) }
+        #expect(try CatalogFile.read(path: path) == marked)
+        let moved = Dictionary(uniqueKeysWithValues: (1001...2000).map { (AccountID(UInt64($0)), "C1") })
+        _ = try CatalogFile.recordMoves(moved, at: path)
+        let removed = try CatalogFile.remove(cluster: "C2", at: path)
+        #expect(removed.clusters == ["C1"] && removed.draining.isEmpty && removed.version == 4)
+        #expect(removed.accountCount(of: "C1") == 2000)
+        #expect(removed.cluster(of: AccountID(1500)) == "C1")
+        #expect(try CatalogFile.read(path: path) == removed)
+        // Again: nothing left to remove.
+        #expect(try CatalogFile.remove(cluster: "C2", at: path).version == 4)
+    }
 }

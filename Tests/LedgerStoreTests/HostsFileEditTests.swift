@@ -79,4 +79,46 @@ struct HostsFileEditTests {
             }?
             .contains("every replica of cluster C1 is removed") == true)
     }
+
+    @Test("a cluster added, then a drained cluster taken out, its names kept from use")
+    func addAndRemoveCluster() throws {
+        let scratch = try ScratchDirectory()
+        let path = try scratch.write("hosts.ini", Self.hosts)
+        _ = try scratch.write("C1.yaml", Self.config)
+        _ = try scratch.write(
+            "C2.yaml",
+            Self.config.replacingOccurrences(of: "C1", with: "C2").replacingOccurrences(
+                of: "start: 1", with: "start: 4"
+            )
+            .replacingOccurrences(of: "6001", with: "6004"))
+        let added = try HostsFileEdit.add(
+            cluster: "C2",
+            replicas: (4...6).map { ("S\($0)", HostsFile.Address(host: "localhost", port: 6000 + $0)) }, path: path,
+            now: Self.now)
+        #expect(added.hosts.cluster(named: "C2")?.members == ["S4", "S5", "S6"])
+        #expect(added.hosts.cluster(named: "C2")?.contact == "S4")
+        let removed = try HostsFileEdit.remove(cluster: "C1", path: path, now: Self.now)
+        #expect(removed.hosts.clusterNames == ["C2"])
+        #expect(removed.hosts.drained == ["C1": ["S1", "S2", "S3"]])
+        #expect(
+            try String(contentsOfFile: path, encoding: .utf8) == """
+                # C1: three replicas
+                all-S4:S5:S6 # every replica
+
+                # 2027-01-15T08:00:00Z shardctl cluster add: cluster C2 of S4, S5, S6
+                S4-localhost:6004
+                S5-localhost:6005
+                S6-localhost:6006
+                C2-S4
+                EC2-S4:S5:S6
+
+                # 2027-01-15T08:00:00Z shardctl cluster drain: cluster C1 drained and removed; its names are never reused
+                DC1-S1:S2:S3
+
+                """)
+        // A cluster that is not there cannot be taken out.
+        #expect(
+            thrownDescription { () throws(InputError) in try HostsFileEdit.remove(cluster: "C1", path: path) }
+                == "\(path): names no cluster C1")
+    }
 }

@@ -7,12 +7,17 @@ public struct Catalog: Sendable, Equatable {
     public var version: UInt64
     public var shards: ShardMap
     public var overrides: [AccountID: String]
+    /// Clusters being drained (`shardctl cluster drain`): they take no account, and give all of theirs away.
+    public var draining: Set<String>
 
-    public init(version: UInt64, shards: ShardMap, overrides: [AccountID: String] = [:]) {
+    public init(
+        version: UInt64, shards: ShardMap, overrides: [AccountID: String] = [:], draining: Set<String> = []
+    ) {
         precondition(version >= 1, "a catalog's version starts at 1")
         self.version = version
         self.shards = shards
         self.overrides = overrides
+        self.draining = draining
     }
 
     /// The cluster that owns `account`, if any.
@@ -52,6 +57,13 @@ public struct Catalog: Sendable, Equatable {
         }
         for piece in pieces.sorted(by: { $0.lowerBound < $1.lowerBound }) { append(piece) }
         return result
+    }
+
+    /// The number of accounts `cluster` holds by this catalog.
+    public func accountCount(of cluster: String) -> UInt64 {
+        accounts(of: cluster).reduce(0) { count, range in
+            count &+ (range.upperBound.value - range.lowerBound.value) &+ 1
+        }
     }
 
     /// Every cluster that owns accounts, in name order.

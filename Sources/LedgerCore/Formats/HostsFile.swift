@@ -110,12 +110,24 @@ public struct HostsFile: Sendable, Equatable {
     public var clusters: [Cluster]
     /// Where the client listens for callbacks, if the file says.
     public var clientAddress: Address?
+    /// Clusters drained and removed (`DC` lines), with their replicas: names never used again.
+    public var drained: [String: [String]]
 
-    public init(source: String, replicas: [Replica], clusters: [Cluster], clientAddress: Address?) {
+    public init(
+        source: String, replicas: [Replica], clusters: [Cluster], clientAddress: Address?,
+        drained: [String: [String]] = [:]
+    ) {
         self.source = source
         self.replicas = replicas
         self.clusters = clusters
         self.clientAddress = clientAddress
+        self.drained = drained
+    }
+
+    /// Whether `name` (`S4`, `C2`) names a replica or cluster defined here or drained before.
+    public func isUsed(_ name: String) -> Bool {
+        replica(named: name) != nil || cluster(named: name) != nil || drained[name] != nil
+            || drained.values.contains { $0.contains(name) }
     }
 
     /// The replica called `name` (like `"S4"`), if defined.
@@ -199,6 +211,8 @@ private struct HostsReader {
     /// The `AC` and `RC` lines: replicas added to and removed from each cluster, with the line of each.
     var added: [String: [(name: String, line: Int)]] = [:]
     var removed: [String: [(name: String, line: Int)]] = [:]
+    /// The `DC` lines: clusters drained and removed, with their replicas.
+    var drained: [String: (names: [String], line: Int)] = [:]
     var contacts: [String: (contact: String, line: Int)] = [:]
     var allNames: (names: [String], line: Int)?
     var clusterOfReplica: [String: (cluster: String, line: Int)] = [:]
@@ -232,6 +246,8 @@ private struct HostsReader {
             try readMembers(key: key, value: value, line: line)
         } else if Self.isNumbered(key, prefix: "AC") || Self.isNumbered(key, prefix: "RC") {
             try readChange(key: key, value: value, line: line)
+        } else if Self.isNumbered(key, prefix: "DC") {
+            try readDrained(key: key, value: value, line: line)
         } else if Self.isNumbered(key, prefix: "C") {
             try readContact(key: key, value: value, line: line)
         } else if Self.isNumbered(key, prefix: "S") {
@@ -242,7 +258,8 @@ private struct HostsReader {
             throw error(
                 line,
                 "unknown key \"\(key)\"; expected S<n> (a replica), C<n> (a cluster's contact), "
-                    + "EC<n> (a cluster's members), AC<n> or RC<n> (replicas added to or removed from it), client or all"
+                    + "EC<n> (a cluster's members), AC<n> or RC<n> (replicas added to or removed from it), DC<n> (a "
+                    + "drained cluster), client or all"
             )
         }
     }
@@ -395,6 +412,20 @@ private struct HostsReader {
         }
     }
 
+    mutating func readDrained(key: Substring, value: Substring, line: Int) throws(InputError) {
+        guard let index = TextInput.nameNumber(key.dropFirst(), prefix: "C") else {
+            throw error(
+                line,
+                "bad cluster name \"\(key)\"; a drained cluster's line starts with DC and a cluster number from 1, "
+                    + "like DC2-S4:S5:S6")
+        }
+        let cluster = "C\(index)"
+        if let earlier = drained[cluster] {
+            throw error(line, "cluster \(cluster) is drained twice (first at line \(earlier.line))")
+        }
+        drained[cluster] = (try readNames(value, what: "\(key)", example: "DC2-S4:S5:S6", line: line), line)
+    }
+
     mutating func readAll(_ value: Substring, line: Int) throws(InputError) {
         if let allNames {
             throw error(line, "\"all\" is given twice (first at line \(allNames.line))")
@@ -438,6 +469,24 @@ private struct HostsReader {
                     error(
                         entry.line,
                         "cluster \(cluster) member \(name) is not defined; add a line like \(name)-host:port"))
+            }
+        }
+        for (cluster, entry) in drained {
+            if let reused = members[cluster]?.line ?? contacts[cluster]?.line {
+                problems.append(
+                    error(
+                        reused,
+                        "cluster \(cluster) was drained and removed (line \(entry.line)); cluster names are never "
+                            + "used again"))
+            }
+            for name in entry.names {
+                if let reused = replicas[name] {
+                    problems.append(
+                        error(
+                            reused.line,
+                            "replica \(name) belonged to cluster \(cluster), drained and removed (line \(entry.line)); "
+                                + "replica ids are never reused"))
+                }
             }
         }
         for (cluster, entries) in added where members[cluster] == nil {
@@ -544,7 +593,8 @@ private struct HostsReader {
             source: source,
             replicas: replicas.values.sorted { $0.index < $1.index },
             clusters: clusters.sorted { $0.index < $1.index },
-            clientAddress: clientAddress
+            clientAddress: clientAddress,
+            drained: drained.mapValues(\.names)
         )
     }
 }

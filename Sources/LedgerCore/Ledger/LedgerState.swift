@@ -997,3 +997,21 @@ public struct WALEntry: Hashable, Sendable {
         self.records = records
     }
 }
+
+extension LedgerState {
+    /// The other clusters the cross-shard transactions of this ledger (of cluster `me`) still wait on: the home of
+    /// each transaction it holds prepared, and the other participants of each it committed as their home and has not
+    /// seen applied there. Sorted.
+    public func clustersWaitedOn(by me: String) -> [String] {
+        var clusters: Set<String> = []
+        for id in Set(locks.values) {
+            if let home = openings[id]?.crossShard?.home, home != me { clusters.insert(home) }
+        }
+        for id in undelivered {
+            for participant in openings[id]?.crossShard?.participants ?? [] where participant != me {
+                clusters.insert(participant)
+            }
+        }
+        return clusters.sorted()
+    }
+}

@@ -298,6 +298,10 @@ public struct RebalanceSchema: Sendable, Equatable {
                 let now = try owner(move.account, line: line)
                 try known(move.from, line: line)
                 try known(move.to, line: line)
+                guard !catalog.draining.contains(move.to) else {
+                    throw error(
+                        line, "cluster \(move.to) is being drained (`shardctl cluster drain`); it takes no accounts")
+                }
                 guard now == move.from || now == move.to else {
                     throw error(
                         line,

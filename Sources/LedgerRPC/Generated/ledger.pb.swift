@@ -1867,6 +1867,20 @@ public nonisolated struct Ledger_V1_StatusReply: @unchecked Sendable {
     set {_uniqueStorage()._retired = newValue}
   }
 
+  /// Accounts this replica's ledger holds (a drained cluster holds none).
+  public var accountsHeld: UInt64 {
+    get {_storage._accountsHeld}
+    set {_uniqueStorage()._accountsHeld = newValue}
+  }
+
+  /// The other clusters this replica's cross-shard transactions still wait on: the homes of those it holds prepared,
+  /// and the participants of those it committed as their home and has not yet seen applied there. A drained cluster
+  /// leaves the deployment only once no replica names it here.
+  public var waitingOn: [String] {
+    get {_storage._waitingOn}
+    set {_uniqueStorage()._waitingOn = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4933,7 +4947,7 @@ nonisolated extension Ledger_V1_StatusRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Ledger_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}replica\0\u{1}role\0\u{1}ballot\0\u{1}leader\0\u{3}chosen_through\0\u{3}applied_through\0\u{3}locks_held\0\u{3}snapshot_slot\0\u{1}disconnected\0\u{3}protocol_version\0\u{1}configuration\0\u{1}progress\0\u{1}retired\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cluster\0\u{1}replica\0\u{1}role\0\u{1}ballot\0\u{1}leader\0\u{3}chosen_through\0\u{3}applied_through\0\u{3}locks_held\0\u{3}snapshot_slot\0\u{1}disconnected\0\u{3}protocol_version\0\u{1}configuration\0\u{1}progress\0\u{1}retired\0\u{3}accounts_held\0\u{3}waiting_on\0")
 
   fileprivate class _StorageClass {
     var _cluster: String = String()
@@ -4950,6 +4964,8 @@ nonisolated extension Ledger_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobu
     var _configuration: Ledger_V1_MembershipConfiguration? = nil
     var _progress: [Ledger_V1_PeerProgress] = []
     var _retired: Bool = false
+    var _accountsHeld: UInt64 = 0
+    var _waitingOn: [String] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4974,6 +4990,8 @@ nonisolated extension Ledger_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobu
       _configuration = source._configuration
       _progress = source._progress
       _retired = source._retired
+      _accountsHeld = source._accountsHeld
+      _waitingOn = source._waitingOn
     }
   }
 
@@ -5006,6 +5024,8 @@ nonisolated extension Ledger_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobu
         case 12: try { try decoder.decodeSingularMessageField(value: &_storage._configuration) }()
         case 13: try { try decoder.decodeRepeatedMessageField(value: &_storage._progress) }()
         case 14: try { try decoder.decodeSingularBoolField(value: &_storage._retired) }()
+        case 15: try { try decoder.decodeSingularUInt64Field(value: &_storage._accountsHeld) }()
+        case 16: try { try decoder.decodeRepeatedStringField(value: &_storage._waitingOn) }()
         default: break
         }
       }
@@ -5060,6 +5080,12 @@ nonisolated extension Ledger_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobu
       if _storage._retired != false {
         try visitor.visitSingularBoolField(value: _storage._retired, fieldNumber: 14)
       }
+      if _storage._accountsHeld != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._accountsHeld, fieldNumber: 15)
+      }
+      if !_storage._waitingOn.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._waitingOn, fieldNumber: 16)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -5083,6 +5109,8 @@ nonisolated extension Ledger_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobu
         if _storage._configuration != rhs_storage._configuration {return false}
         if _storage._progress != rhs_storage._progress {return false}
         if _storage._retired != rhs_storage._retired {return false}
+        if _storage._accountsHeld != rhs_storage._accountsHeld {return false}
+        if _storage._waitingOn != rhs_storage._waitingOn {return false}
         return true
       }
       if !storagesAreEqual {return false}
