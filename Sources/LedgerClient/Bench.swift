@@ -262,9 +262,13 @@ public struct Bench: Sendable {
     /// The sum of every account's committed balance (linearizable reads, 32 at a time); nil if one could not be read
     /// within `auditTimeout`.
     func total() async -> Int64? {
-        let accounts = connection.catalog.clusters.flatMap { connection.catalog.ranges(of: $0) }.flatMap { range in
-            (range.lowerBound.value...range.upperBound.value).map(AccountID.init)
+        // Every account of a range, and every account moved outside the ranges (into a range removed with a drained
+        // cluster): each once.
+        let catalog = connection.catalog
+        let ranged = catalog.shards.shards.flatMap { shard in
+            (shard.accounts.lowerBound.value...shard.accounts.upperBound.value).map(AccountID.init)
         }
+        let accounts = ranged + catalog.overrides.keys.filter { catalog.shards.cluster(of: $0) == nil }.sorted()
         let deadline = ContinuousClock.now + Self.auditTimeout
         return await withTaskGroup(of: Int64?.self) { group in
             var sum: Int64? = 0

@@ -23,7 +23,19 @@ public final class LedgerConnection: Sendable {
     /// The step timeout in consensus timeouts. Replicas wait longer than two steps before they resolve a prepared
     /// transaction themselves (`ReplicaProcess.inDoubtTimeoutsMax`).
     public static let stepTimeoutsMax = 2
-    private let connections: [String: ClusterConnections]
+    private let connections: Mutex<Connections>
+    /// Connections to clusters added after the connection was made, for `with` to run.
+    private let added = AsyncStream.makeStream(of: ClusterConnections.self)
+    private let security: ConnectionSecurity
+
+    private struct Connections {
+        var clusters: [String: ClusterConnections]
+        /// When hosts.ini was last read for a cluster not known (at most once per `addressBookPatience`).
+        var lookedUp: ContinuousClock.Instant?
+    }
+
+    /// How often a connection reads hosts.ini again for a cluster it does not know.
+    static let addressBookPatience = Duration.seconds(1)
     private let batchers: Mutex<[BatcherKey: CommandBatcher]> = Mutex([:])
     /// Cross-shard commits reported to their callers and still on their way to the other participant.
     private let reportedCommits = ReportedCommits()
@@ -67,7 +79,8 @@ public final class LedgerConnection: Sendable {
                 security: security)
             contacts[cluster.name] = deployment.hosts.replica(named: cluster.contact).map { ReplicaID($0.index) }
         }
-        self.connections = connections
+        self.connections = Mutex(Connections(clusters: connections))
+        self.security = security
         state = Mutex(State(catalog: catalog, contacts: contacts, clientID: clientID))
     }
 
@@ -90,8 +103,17 @@ public final class LedgerConnection: Sendable {
         let connection = try LedgerConnection(
             deployment: deployment, catalog: catalog, clientID: clientID, security: security)
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            for cluster in connection.connections.values { group.addTask { try await cluster.run() } }
-            defer { for cluster in connection.connections.values { cluster.shutdown() } }
+            for cluster in connection.all { group.addTask { try await cluster.run() } }
+            group.addTask {
+                try await withThrowingTaskGroup(of: Void.self) { later in
+                    for await cluster in connection.added.stream { later.addTask { try await cluster.run() } }
+                    try await later.waitForAll()
+                }
+            }
+            defer {
+                connection.added.continuation.finish()
+                for cluster in connection.all { cluster.shutdown() }
+            }
             let result = try await body(connection)
             // The commits reported already still reach their other participants before the connections close.
             await connection.settle()
@@ -115,11 +137,49 @@ public final class LedgerConnection: Sendable {
 
     public var catalog: Catalog { state.withLock { $0.catalog } }
 
-    /// The client of one cluster; nil for a name hosts.ini does not define.
-    public func cluster(_ name: String) -> ClusterClient? { connections[name]?.client }
+    /// The client of one cluster; nil for a name hosts.ini does not define. A cluster added to hosts.ini after the
+    /// connection was made (`shardctl cluster add`) is connected to when first asked for (hosts.ini is read again at
+    /// most once a second).
+    public func cluster(_ name: String) -> ClusterClient? {
+        if let known = connections.withLock({ $0.clusters[name] }) { return known.client }
+        return connectLater(to: name)?.client
+    }
 
-    /// The clients of every cluster, in hosts.ini order.
-    public var clusters: [ClusterClient] { deployment.hosts.clusters.compactMap { connections[$0.name]?.client } }
+    /// The clients of every cluster, in cluster order (`C2` before `C10`).
+    public var clusters: [ClusterClient] {
+        connections.withLock { $0.clusters }.sorted { ($0.key.count, $0.key) < ($1.key.count, $1.key) }
+            .map(\.value.client)
+    }
+
+    private var all: [ClusterConnections] { connections.withLock { Array($0.clusters.values) } }
+
+    /// Reads hosts.ini again and connects to `cluster` if it is there now; nil if it is not (or was looked for less
+    /// than `addressBookPatience` ago, or cannot be connected to).
+    private func connectLater(to cluster: String) -> ClusterConnections? {
+        let now = ContinuousClock.now
+        let due = connections.withLock { connections in
+            guard connections.lookedUp.map({ now - $0 >= Self.addressBookPatience }) ?? true else { return false }
+            connections.lookedUp = now
+            return true
+        }
+        guard due, let hosts = try? ConfigFiles.loadHosts(path: deployment.hostsPath),
+            let entry = hosts.cluster(named: cluster),
+            let made = try? ClusterConnections(
+                cluster: cluster, addresses: Self.addresses(of: cluster, in: hosts), security: security)
+        else { return nil }
+        let kept = connections.withLock { connections in
+            if let raced = connections.clusters[cluster] { return raced }
+            connections.clusters[cluster] = made
+            return made
+        }
+        guard kept === made else {
+            made.shutdown()
+            return kept
+        }
+        state.withLock { $0.contacts[cluster] = hosts.replica(named: entry.contact).map { ReplicaID($0.index) } }
+        added.continuation.yield(made)
+        return made
+    }
 
     /// The replica each command to `cluster` goes to first.
     public func contact(of cluster: String) -> ReplicaID? { state.withLock { $0.contacts[cluster] } }
@@ -133,7 +193,7 @@ public final class LedgerConnection: Sendable {
         }
         state.withLock { $0.contacts[cluster.name] = ReplicaID(entry.index) }
         // The contact is where the next command starts; the leader learned from replies takes over after it.
-        connections[cluster.name]?.client.forgetLeader()
+        self.cluster(cluster.name)?.forgetLeader()
     }
 
     /// Routes `account` to `cluster` from now on (a move this client made or learned of).
@@ -294,7 +354,7 @@ public final class LedgerConnection: Sendable {
     /// Submits a command to `cluster` within one step's time, batched with the other commands of its lane sent to it
     /// at the same time (`CommandBatcher`; decisions travel apart, `ClusterClient.Lane`).
     func command(_ command: LedgerCommand, to cluster: String) async -> CommandOutcome {
-        guard connections[cluster] != nil else { return .failed(.noQuorum) }
+        guard self.cluster(cluster) != nil else { return .failed(.noQuorum) }
         return await batcher(of: BatcherKey(cluster: cluster, lane: ClusterClient.Lane(command))).submit(command)
     }
 
@@ -322,8 +382,7 @@ public final class LedgerConnection: Sendable {
     /// One try of the whole batch (through the learned leader, else the contact); every command that did not get a
     /// final answer is then retried on its own until the step's deadline, without holding up the next batch.
     private func send(_ batch: [CommandBatcher.Pending], to cluster: String, lane: ClusterClient.Lane) async {
-        guard let client = connections[cluster]?.client, let contact = contact(of: cluster) ?? client.replicas.first
-        else {
+        guard let client = self.cluster(cluster), let contact = contact(of: cluster) ?? client.replicas.first else {
             for pending in batch { pending.resume(.failed(.noQuorum)) }
             return
         }
@@ -378,8 +437,9 @@ public final class LedgerConnection: Sendable {
     /// What became of transaction `id` at `cluster` (`TransactionStatus`, read-only). Nil when no replica answered
     /// in time.
     public func transactionStatus(of id: TransactionID, at cluster: String) async -> TransactionStatusAnswer? {
-        guard let client = connections[cluster]?.client, let contact = contact(of: cluster) ?? client.replicas.first
-        else { return nil }
+        guard let client = self.cluster(cluster), let contact = contact(of: cluster) ?? client.replicas.first else {
+            return nil
+        }
         return await client.transactionStatus(of: id, contact: contact, deadline: .now + stepTimeout)
     }
 
@@ -395,12 +455,19 @@ public final class LedgerConnection: Sendable {
         }
     }
 
-    /// The committed balance of `account`, read linearizably at the leader of its cluster.
+    /// The committed balance of `account`, read linearizably at the leader of its cluster. An answer naming another
+    /// owner (the account moved) routes the read there, as for a transfer.
     public func balance(of account: AccountID) async -> Result<Int64, RequestFailure> {
-        guard let cluster = catalog.cluster(of: account), let client = connections[cluster]?.client,
-            let contact = contact(of: cluster) ?? client.replicas.first
-        else { return .failure(.wrongShard(account, owner: nil)) }
-        return await client.balance(of: account, contact: contact, deadline: .now + stepTimeout)
+        var answer = Result<Int64, RequestFailure>.failure(.wrongShard(account, owner: nil))
+        for _ in 0..<Self.reroutesMax {
+            guard let cluster = catalog.cluster(of: account), let client = self.cluster(cluster),
+                let contact = contact(of: cluster) ?? client.replicas.first
+            else { return answer }
+            answer = await client.balance(of: account, contact: contact, deadline: .now + stepTimeout)
+            guard case .failure(.wrongShard(_, let owner?)) = answer, owner != cluster else { return answer }
+            recordMove(account, to: owner)
+        }
+        return answer
     }
 }
 

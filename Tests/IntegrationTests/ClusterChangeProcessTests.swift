@@ -28,24 +28,26 @@ import Testing
         let accounts = 3 * Self.accountsPerCluster
         let total = Int64(accounts) * deployment.initialBalance
 
-        // C4 joins, owning nothing, and starts.
-        let added = try tool(
-            "shardctl",
-            [
-                "cluster", "add", "C4", "--replicas", "S10:S11:S12", "--host", "127.0.0.1", "--port",
-                "\(deployment.ports["S10"]!)", "--peer-port", "\(deployment.peerPorts["S10"]!)", "--metrics-port", "0",
-            ])
-        #expect(added.contains("cluster C4 added"), "\(added)")
-        #expect(try deployment.deployment().hosts.cluster(named: "C4")?.members == ["S10", "S11", "S12"])
-        try deployment.start(["S10", "S11", "S12"])
-
         let catalogPath = try deployment.deployment().catalogPath
+        // The load's connection is made before C4 exists: it reaches C4 when a moved account's answer names it.
         try await LedgerConnection.with(
             deployment: try deployment.deployment(), catalog: try CatalogFile.read(path: catalogPath)
         ) { connection in
             try await connection.waitUntilServing(within: .seconds(30))
-            _ = try await deployment.waitForLeader(connection.cluster("C4")!, within: .seconds(30))
             let load = Task { await Self.transfers(connection, accounts: accounts) }
+
+            // C4 joins, owning nothing, and starts.
+            let added = try tool(
+                "shardctl",
+                [
+                    "cluster", "add", "C4", "--replicas", "S10:S11:S12", "--host", "127.0.0.1", "--port",
+                    "\(deployment.ports["S10"]!)", "--peer-port", "\(deployment.peerPorts["S10"]!)", "--metrics-port",
+                    "0",
+                ])
+            #expect(added.contains("cluster C4 added"), "\(added)")
+            #expect(try deployment.deployment().hosts.cluster(named: "C4")?.members == ["S10", "S11", "S12"])
+            try deployment.start(["S10", "S11", "S12"])
+            _ = try await deployment.waitForLeader(try #require(connection.cluster("C4")), within: .seconds(30))
 
             // Fill C4 from the others: a quarter of the accounts.
             let planned = try tool("shardctl", ["rebalance", "--fill", "C4", "--max-imbalance", "0"])
@@ -53,6 +55,17 @@ import Testing
             let applied = try tool("client", ["rebalance", "new-schema.txt"])
             #expect(applied.contains("moved 15,"), "\(applied)")
             #expect(try CatalogFile.read(path: catalogPath).accountCount(of: "C4") == 15)
+            // The connection made before C4 existed reaches it: a transfer between two of its accounts commits there
+            // (or is refused there for want of money).
+            let inC4 = try CatalogFile.read(path: catalogPath).accounts(of: "C4").flatMap { range in
+                (range.lowerBound.value...range.upperBound.value).map { AccountID($0) }
+            }
+            let outcome = await connection.transfer(try Transfer(from: inC4[0], to: inC4[1], amount: Amount(1)))
+            switch outcome {
+            case .committed, .aborted(.refused(.insufficientFunds, cluster: "C4")): break
+            case .aborted(.refused(.insufficientFunds, _)): Issue.record("refused outside C4: \(outcome)")
+            default: Issue.record("a transfer between C4's accounts \(inC4[0]) and \(inC4[1]): \(outcome)")
+            }
 
             // Drain C2 into the three others.
             let drained = try tool("shardctl", ["cluster", "drain", "C2", "--max-imbalance", "0", "--timeout", "90"])

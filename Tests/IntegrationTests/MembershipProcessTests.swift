@@ -106,6 +106,71 @@ import Testing
     }
 }
 
+extension MembershipProcessTests {
+    /// A cluster grows from three voters to five and back to its first three while transfers run: each new replica is
+    /// added as a learner, caught up and promoted; then both are removed. The three first replicas end identical, the
+    /// removed ones stop by themselves, and no money was made or lost.
+    @Test(.timeLimit(.minutes(5))) func growFromThreeToFiveAndBackUnderLoad() async throws {
+        let deployment = try TestDeployment(
+            clusters: 1, accountsPerCluster: Self.accounts, initialBalance: Self.initialBalance,
+            consensusTimeout: "2000ms", spareReplicas: 2)
+        defer { deployment.stopAll() }
+        try deployment.start(["S1", "S2", "S3"])
+        func shardctl(_ arguments: [String]) throws -> String {
+            let run = try runTool(
+                "shardctl", arguments + ["--hosts", deployment.hostsPath, "--timeout", "60"],
+                in: deployment.directory, within: .seconds(90))
+            #expect(
+                run.status == 0, "shardctl \(arguments.joined(separator: " ")) exited \(run.status):\n\(run.output)")
+            return run.output
+        }
+        try await ClusterClient.with(
+            cluster: "C1", addresses: deployment.addresses(of: "C1"), security: try deployment.security()
+        ) { client in
+            _ = try await deployment.waitForLeader(client, within: .seconds(30))
+            try await deployment.waitForAccounts(client, replicas: client.replicas, within: .seconds(30))
+            let load = Load(client: client, accounts: Self.accounts)
+            let transfers = Task { await load.run() }
+            for replica in ["S4", "S5"] {
+                let port = deployment.ports[replica]!
+                _ = try shardctl(["member", "add", replica, "--cluster", "C1", "--address", "127.0.0.1:\(port)"])
+                try deployment.start([replica])
+                _ = try shardctl(["member", "promote", replica])
+            }
+            let five = try shardctl(["member", "list"])
+            #expect(five.contains("voters S1 S2 S3 S4 S5"), "\(five)")
+            for replica in ["S4", "S5"] {
+                let removed = try shardctl(["member", "remove", replica])
+                #expect(removed.contains("C1: \(replica) is removed"), "\(removed)")
+                let exit = deployment.waitForExit(ReplicaID(Int(replica.dropFirst())!), within: .seconds(30))
+                #expect(exit?.status == 0, "\(replica) did not stop by itself: \(String(describing: exit))")
+            }
+            let three = try shardctl(["member", "list"])
+            #expect(three.contains("epoch 7: voters S1 S2 S3;"), "\(three)")
+            let before = load.committed
+            try await Task.sleep(for: .seconds(1))
+            transfers.cancel()
+            let totals = await transfers.value
+            #expect(load.committed > before, "no transfer committed once the cluster was back to three")
+            print("membership 3-5-3: \(totals.committed) transfers committed, \(totals.failed) not, during the changes")
+
+            let leader = try await deployment.waitForLeader(client, within: .seconds(30))
+            let chosen = try await client.status(of: leader).chosenThrough
+            var balances: [ReplicaID: [Int64?]] = [:]
+            for replica in client.replicas {
+                try await deployment.waitUntilApplied(client, replica: replica, through: chosen, within: .seconds(30))
+                for account in 1...Self.accounts {
+                    balances[replica, default: []].append(
+                        try await client.localBalance(of: AccountID(UInt64(account)), at: replica).balance)
+                }
+            }
+            let first = try #require(balances[ReplicaID(1)])
+            #expect(first.compactMap { $0 }.reduce(0, +) == Int64(Self.accounts) * Self.initialBalance)
+            for replica in client.replicas { #expect(balances[replica] == first, "\(replica) differs") }
+        }
+    }
+}
+
 /// Transfers between random accounts, one at a time per worker, until cancelled.
 private final class Load: @unchecked Sendable {
     let client: ClusterClient
