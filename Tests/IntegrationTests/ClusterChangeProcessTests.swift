@@ -10,11 +10,12 @@ import Testing
 /// `shardctl cluster add C4` (config, hosts.ini, certificates), the new cluster started, `shardctl rebalance --fill
 /// C4` and `client rebalance` give it its share, and `shardctl cluster drain C2` moves every account of C2 away and
 /// takes it out of the catalog and hosts.ini. Afterwards money is conserved, every account is in exactly one cluster
-/// (C2's replicas hold none), the replicas of each cluster are identical and no lock is held.
-@Suite(.serialized, .sharesMachine) struct ClusterChangeProcessTests {
+/// (C2's replicas hold none), the replicas of each cluster are identical and no lock is held. Twelve replica
+/// processes: the test needs the machine alone (beside the other process suites it would starve their deadlines).
+@Suite(.serialized) struct ClusterChangeProcessTests {
     static let accountsPerCluster = 20
 
-    @Test(.timeLimit(.minutes(6))) func addFillAndDrainClustersUnderLoad() async throws {
+    @Test(.needsMachineAlone, .timeLimit(.minutes(6))) func addFillAndDrainClustersUnderLoad() async throws {
         let deployment = try TestDeployment(
             clusters: 3, accountsPerCluster: Self.accountsPerCluster, consensusTimeout: "2000ms", spareClusters: 1)
         defer { deployment.stopAll() }

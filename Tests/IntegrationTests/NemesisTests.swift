@@ -23,8 +23,11 @@ struct NemesisTests {
     /// pause takes a replica of every cluster at once, and a disconnection or a link fault one replica only).
     @Test(.timeLimit(.minutes(30)), arguments: [false, true])
     func bankWorkloadSurvivesTheNemesis(onNodes nodes: Bool) async throws {
+        // Two spare replicas a cluster for the membership fault (one process per replica only: a running node takes
+        // no new replica).
         let deployment = try TestDeployment(
-            clusters: 2, accountsPerCluster: 20, consensusTimeout: "1500ms", nodes: nodes)
+            clusters: 2, accountsPerCluster: 20, consensusTimeout: "1500ms", nodes: nodes,
+            spareReplicas: nodes ? 0 : 2)
         defer { deployment.stopAll() }
         try deployment.startAll()
         let report = try await NemesisRun(deployment: deployment, seed: Self.seed, duration: Self.duration).run()
@@ -75,6 +78,10 @@ enum Fault: String, CaseIterable, Sendable {
     case isolateLeader = "cut the leader off from its followers"
     case oneWayLoss = "drop one direction of a peer link"
     case flakyLinks = "lose, duplicate and delay peer messages"
+    /// Jepsen's member nemesis, etcd's `MemberReplace`: a follower dies with its disk, and a new replica (a spare of
+    /// the deployment) is added as a learner, caught up and swapped in by one change (`shardctl member`). The
+    /// cluster shrinks to two live voters and grows back; the wiped replica never returns.
+    case replaceWiped = "wipe a follower's disk and replace it"
 }
 
 /// Where a dying coordinator stops: after the votes, before any decision is sent; or after the home cluster chose
@@ -240,8 +247,13 @@ struct NemesisRun {
             report.faults = faults
             report.coordinatorDeaths = deaths
 
-            // Healed (the nemesis heals each fault before the next): wait until every cluster serves and every
-            // transaction in doubt is settled, then check.
+        }
+        // Healed (the nemesis heals each fault before the next): wait until every cluster serves and every
+        // transaction in doubt is settled, then check, on the members hosts.ini names now (a replaced replica is gone).
+        try await LedgerConnection.with(
+            deployment: try deployment.deployment(), catalog: try deployment.catalog(),
+            as: LedgerConnection.operatorIdentity
+        ) { connection in
             let healed = ContinuousClock.now
             try await deployment.waitUntilServing(connection)
             try await deployment.waitUntilNoLocks(connection, within: .seconds(120))
@@ -291,13 +303,18 @@ struct Nemesis {
     func run(until end: RunEnd) async throws -> [String] {
         var random = SeededRandom(seed: seed)
         var injected: [String] = []
-        try await ClusterClientPool.with(deployment: deployment, security: security) { clusters in
-            while !end.isOver {
-                try await Task.sleep(for: .milliseconds(300 + Int64(random.next() % 1_200)))
-                guard !end.isOver else { break }
-                let name = deployment.clusterNames[Int(random.next() % UInt64(deployment.clusterNames.count))]
-                let cluster = clusters[name]!
-                let fault = Fault.allCases[Int(random.next() % UInt64(Fault.allCases.count))]
+        var replaced = 0
+        while !end.isOver {
+            try await Task.sleep(for: .milliseconds(300 + Int64(random.next() % 1_200)))
+            guard !end.isOver else { break }
+            let name = deployment.clusterNames[Int(random.next() % UInt64(deployment.clusterNames.count))]
+            var fault = Fault.allCases[Int(random.next() % UInt64(Fault.allCases.count))]
+            // Every run with spares replaces a replica at least once: the third fault is one if none came before.
+            if !deployment.nodes, replaced == 0, injected.count == 2 { fault = .replaceWiped }
+            // The members hosts.ini names now: a replaced replica is gone, its replacement in.
+            try await ClusterClient.with(
+                cluster: name, addresses: try deployment.reachableAddresses(of: name), security: security
+            ) { cluster in
                 let hold = Duration.milliseconds(800 + Int64(random.next() % 2_200))
                 let leader = await Self.leader(of: cluster)
                 let members = cluster.replicas
@@ -305,7 +322,7 @@ struct Nemesis {
                 switch fault {
                 case .killLeader, .pauseLeader, .isolateLeader:
                     victim = leader ?? members[Int(random.next() % UInt64(members.count))]
-                case .killFollower, .killMajority, .isolateReplica, .oneWayLoss, .flakyLinks:
+                case .killFollower, .killMajority, .isolateReplica, .oneWayLoss, .flakyLinks, .replaceWiped:
                     let others = members.filter { $0 != leader }
                     victim = others[Int(random.next() % UInt64(others.count))]
                 }
@@ -320,13 +337,27 @@ struct Nemesis {
                     for replica in majority { deployment.kill(replica) }
                     try await Task.sleep(for: hold)
                     try deployment.start(majority.map(\.description))
+                case .replaceWiped:
+                    guard let spare = deployment.takeSpare(of: name) else { return }
+                    deployment.kill(victim)
+                    try deployment.wipe(victim, of: name)
+                    try Self.shardctl(
+                        [
+                            "member", "add", spare, "--cluster", name, "--address",
+                            "127.0.0.1:\(deployment.ports[spare]!)",
+                        ],
+                        deployment)
+                    try deployment.start([spare])
+                    try Self.shardctl(["member", "replace", victim.description, "--with", spare], deployment)
+                    replaced += 1
+                    detail = " by \(spare)"
                 case .pauseLeader:
                     deployment.signal(victim, SIGSTOP)
                     try await Task.sleep(for: hold)
                     deployment.signal(victim, SIGCONT)
                 case .isolateReplica:
                     // A replica restarted by the last fault may not listen yet: then there is nothing to disconnect.
-                    guard (try? await cluster.setConnected(false, replica: victim)) != nil else { continue }
+                    guard (try? await cluster.setConnected(false, replica: victim)) != nil else { return }
                     try await Task.sleep(for: hold)
                     try await Self.retrying { try await cluster.setConnected(true, replica: victim) }
                 case .isolateLeader, .oneWayLoss, .flakyLinks:
@@ -353,14 +384,14 @@ struct Nemesis {
                     where (try? await cluster.setLinkFaults(faults, replica: replica)) != nil {
                         set.append(replica)
                     }
-                    guard !set.isEmpty else { continue }
+                    guard !set.isEmpty else { return }
                     try await Task.sleep(for: hold)
                     for replica in set {
                         try await Self.retrying { try await cluster.setLinkFaults([], replica: replica) }
                     }
                 }
                 let target = fault == .flakyLinks ? name : "\(victim) of \(name)"
-                injected.append("\(fault.rawValue): \(target) for \(hold)\(detail)")
+                injected.append("\(fault.rawValue): \(target)\(fault == .replaceWiped ? "" : " for \(hold)")\(detail)")
                 end.faultInjected()
             }
         }
@@ -380,31 +411,23 @@ struct Nemesis {
         }
     }
 
+    /// Runs `shardctl` on the deployment (a membership change: it asks again while the cluster refuses for now, 60 s
+    /// at most); a failure ends the run.
+    static func shardctl(_ arguments: [String], _ deployment: TestDeployment) throws {
+        let run = try runTool(
+            "shardctl", arguments + ["--hosts", deployment.hostsPath, "--timeout", "60"], in: deployment.directory,
+            within: .seconds(90))
+        guard run.status == 0 else {
+            throw ClusterTimeout("shardctl \(arguments.joined(separator: " ")) exited \(run.status): \(run.output)")
+        }
+    }
+
     /// The replica that believes it leads, if one answers in time.
     static func leader(of cluster: ClusterClient) async -> ReplicaID? {
         for replica in cluster.replicas {
             if let status = try? await cluster.status(of: replica), status.role == .leader { return replica }
         }
         return nil
-    }
-}
-
-/// An operator's connection to every cluster of a deployment, for the nemesis's test controls and status reads.
-enum ClusterClientPool {
-    static func with(
-        deployment: TestDeployment, security: ConnectionSecurity,
-        _ body: ([String: ClusterClient]) async throws -> Void
-    ) async throws {
-        var connections: [String: ClusterConnections] = [:]
-        for name in deployment.clusterNames {
-            connections[name] = try ClusterConnections(
-                cluster: name, addresses: deployment.addresses(of: name), security: security)
-        }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for connection in connections.values { group.addTask { try await connection.run() } }
-            defer { for connection in connections.values { connection.shutdown() } }
-            try await body(connections.mapValues(\.client))
-        }
     }
 }
 

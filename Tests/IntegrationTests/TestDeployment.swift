@@ -25,6 +25,8 @@ final class TestDeployment: @unchecked Sendable {
     let nodes: Bool
     private let lock = NSLock()
     private var processes: [String: Process] = [:]
+    /// The spare replicas not taken yet, by cluster (`spareReplicas`).
+    private var spares: [String: [String]]
 
     /// `clusters` clusters of 3 replicas; cluster `C<n>` owns accounts `(n-1)*accountsPerCluster+1 ...
     /// n*accountsPerCluster`. Timings are short so that elections and in-doubt recovery happen within a test. With
@@ -33,8 +35,9 @@ final class TestDeployment: @unchecked Sendable {
     /// within a short test; `metrics` serves every replica's `/metrics`. With `nodes`, the replicas of all clusters
     /// share three addresses: three node processes, each hosting one replica of every cluster. With `peerPorts` (the
     /// default, as shipped) the replicas take their peers' messages as frames on a port of their own, else on the gRPC
-    /// stream of their replica port. `spareReplicas` (one cluster only) keeps the ports of replicas S4, S5, ... free
-    /// for replicas that `shardctl member add` adds later (the config's port rules give them the next ports).
+    /// stream of their replica port. `spareReplicas` (per cluster, not with `nodes`) keeps ports free for replicas that
+    /// `shardctl member add` adds later: new ids after every first member, dealt to the clusters in turn (one cluster:
+    /// S4, S5, ...; two: S7 to C1, S8 to C2, S9 to C1, ...), on the ports the config's rules give them (`spares`).
     /// `spareClusters` keeps ports (gRPC and peer) free for that many more clusters of 3, which `shardctl cluster add`
     /// adds later (`C4` of S10, S11, S12 after three clusters): `ports` and `peerPorts` name them.
     init(
@@ -42,7 +45,7 @@ final class TestDeployment: @unchecked Sendable {
         snapshotInterval: Int? = nil, tls: Bool = true, metrics: Bool = false, nodes: Bool = false,
         peerPorts: Bool = true, spareReplicas: Int = 0, spareClusters: Int = 0
     ) throws {
-        precondition(spareReplicas == 0 || (clusters == 1 && !nodes), "spare replicas extend one cluster of replicas")
+        precondition(spareReplicas == 0 || !nodes, "a running node takes no new replica")
         self.nodes = nodes
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -57,20 +60,26 @@ final class TestDeployment: @unchecked Sendable {
         var shards = "Shard, Cluster, Range\n"
         let nodePorts = nodes ? try Self.freeConsecutivePorts(3) : nil
         let nodePeerPorts = nodes && peerPorts ? try Self.freeConsecutivePorts(3) : nil
+        var spares: [String: [String]] = [:]
         for number in 1...clusters {
-            // A cluster config names a base port and its replicas take consecutive ports, so find three in a row.
-            let base = try nodePorts ?? Self.freeConsecutivePorts(3 + spareReplicas)
+            // The spare replicas' ids, and how many ports past the first member's the last of them takes.
+            let start = 3 * (number - 1) + 1
+            let spareIndexes = (0..<spareReplicas).map { 3 * clusters + 1 + $0 * clusters + (number - 1) }
+            let window = (spareIndexes.last.map { $0 - start } ?? 2) + 1
+            // A cluster config names a base port and its replicas take consecutive ports, so find them in a row.
+            let base = try nodePorts ?? Self.freeConsecutivePorts(window)
             let names = (1...3).map { "S\(3 * (number - 1) + $0)" }
             for (offset, name) in names.enumerated() {
                 ports[name] = base + offset
                 hosts += "\(name)-127.0.0.1:\(base + offset)\n"
             }
             hosts += "C\(number)-\(names[0])\nEC\(number)-\(names.joined(separator: ":"))\n"
-            let metricsBase = metrics ? try Self.freeConsecutivePorts(3 + spareReplicas) : 0
+            let metricsBase = metrics ? try Self.freeConsecutivePorts(window) : 0
             if metrics { for (offset, name) in names.enumerated() { metricsPorts[name] = metricsBase + offset } }
-            let peerBase = peerPorts ? try nodePeerPorts ?? Self.freeConsecutivePorts(3 + spareReplicas) : 0
+            let peerBase = peerPorts ? try nodePeerPorts ?? Self.freeConsecutivePorts(window) : 0
             if peerPorts { for (offset, name) in names.enumerated() { peerPortsByName[name] = peerBase + offset } }
-            for spare in 0..<spareReplicas { ports["S\(4 + spare)"] = base + 3 + spare }
+            for index in spareIndexes { ports["S\(index)"] = base + index - start }
+            spares["C\(number)"] = spareIndexes.map { "S\($0)" }
             let config = """
                 cluster: C\(number)
                 replicas:
@@ -109,6 +118,7 @@ final class TestDeployment: @unchecked Sendable {
             }
         }
         self.ports = ports
+        self.spares = spares
         self.metricsPorts = metricsPorts
         self.peerPorts = peerPortsByName
         try hosts.write(to: directory.appendingPathComponent("hosts.ini"), atomically: true, encoding: .utf8)
@@ -138,6 +148,19 @@ final class TestDeployment: @unchecked Sendable {
 
     /// Every account of every cluster.
     var accounts: [AccountID] { (1...(accountsPerCluster * clusterNames.count)).map { AccountID(UInt64($0)) } }
+
+    /// Takes the next spare replica of `cluster` (its name), nil when none is left.
+    func takeSpare(of cluster: String) -> String? {
+        lock.withLock { spares[cluster]?.isEmpty == false ? spares[cluster]!.removeFirst() : nil }
+    }
+
+    /// The replicas of `cluster` that hosts.ini says are reachable now (added ones included, removed ones not).
+    func reachableAddresses(of cluster: String) throws -> [ClusterClient.Address] {
+        let hosts = try deployment().hosts
+        return (hosts.cluster(named: cluster)?.reachable ?? []).compactMap { hosts.replica(named: $0) }.map {
+            ClusterClient.Address(replica: ReplicaID($0.index), host: $0.host, port: $0.port)
+        }
+    }
 
     /// The replicas of `cluster`, by name.
     func replicas(of cluster: String) -> [String] {
@@ -198,6 +221,15 @@ final class TestDeployment: @unchecked Sendable {
             process.standardError = handle
             try process.run()
             lock.withLock { processes[name] = process }
+        }
+    }
+
+    /// Deletes the store of `replica` of `cluster` (a dead machine's disk); the replica must not run.
+    func wipe(_ replica: ReplicaID, of cluster: String) throws {
+        let data = directory.appendingPathComponent("data/\(cluster)")
+        for file in try FileManager.default.contentsOfDirectory(atPath: data.path)
+        where file.hasPrefix("\(replica).sqlite") {
+            try FileManager.default.removeItem(at: data.appendingPathComponent(file))
         }
     }
 

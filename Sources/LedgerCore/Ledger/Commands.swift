@@ -172,7 +172,8 @@ public enum AbortReason: Hashable, Sendable, CustomStringConvertible {
     /// A move of the account to `cluster` is in progress here (the account is locked by it, or reserved for it):
     /// try again once it is decided.
     case moving(AccountID, to: String)
-    /// The account was moved to `cluster`: ask there.
+    /// The account lives in `cluster`: it was moved there, or (from a cross-shard prepare that names it elsewhere)
+    /// it is here and the client's catalog is out of date. Ask there.
     case moved(AccountID, to: String)
 
     public var description: String {

@@ -353,12 +353,12 @@ public struct LedgerState: Hashable, Sendable {
             // The home debits `from`, which must be here; the other participant credits `to`, which must be here.
             reason = absence(of: change.account)
         } else if isHome, balances[transfer.to] != nil {
-            reason = .invalid(
-                "accounts \(transfer.from) and \(transfer.to) are both in \(cluster): send an intra-shard transfer")
+            // Both accounts are here (the client's catalog is out of date: one of them moved here): an intra-shard
+            // transfer, which the client sends once it knows where the account lives.
+            reason = .moved(transfer.to, to: cluster)
         } else if !isHome, balances[transfer.from] != nil {
-            reason = .invalid(
-                "account \(transfer.from) is in \(cluster), so \(cluster) is the home of a transfer from it, not "
-                    + "\(transfer.home)")
+            // `from` lives here, so this cluster is the home: the client is told so, as for a moved account.
+            reason = .moved(transfer.from, to: cluster)
         } else {
             reason = refusal(for: [change])
         }
