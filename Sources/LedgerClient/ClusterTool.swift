@@ -125,7 +125,9 @@ public enum ClusterTool {
     static func number(of name: String, prefix: String) -> Int? {
         guard name.hasPrefix(prefix) else { return nil }
         let digits = name.dropFirst(prefix.count)
-        guard digits.first != "0", digits.allSatisfy(\.isASCII), let number = Int(digits), number >= 1 else {
+        guard digits.first != "0", digits.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(digits),
+            number >= 1
+        else {
             return nil
         }
         return number
@@ -199,8 +201,9 @@ extension ClusterTool {
     static let drainPollInterval = Duration.milliseconds(200)
 
     /// Takes `cluster` out of the deployment that `connection` reaches (as an operator), while transfers go on:
-    /// 1. plans moves of all its accounts to the other clusters (`RebalancePlanner.drain`, from the committed
-    ///    history), refused with the reason, changing nothing, if they cannot take them within `maxImbalance`;
+    /// 1. refuses, changing nothing, unless every cluster shows a leader; plans moves of all its accounts to the
+    ///    other clusters (`RebalancePlanner.drain`, from the committed history), refused with the reason when no
+    ///    other cluster may take accounts;
     /// 2. marks it draining in the catalog, so no plan moves accounts into it, and applies the moves (recording
     ///    each in the catalog), planning again for what is left, up to `drainRoundsMax` rounds;
     /// 3. waits until its replicas hold no account and nothing prepared, and no replica of any cluster waits on it

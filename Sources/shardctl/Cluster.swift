@@ -90,9 +90,7 @@ struct Cluster: AsyncParsableCommand {
         var identity = LedgerConnection.operatorIdentity
 
         func validate() throws {
-            guard (0...1).contains(maxImbalance) else {
-                throw ValidationError("--max-imbalance must be a fraction from 0 to 1, like 0.05")
-            }
+            try checkImbalance(maxImbalance)
             guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
         }
 

@@ -99,9 +99,7 @@ struct ShardControl: AsyncParsableCommand {
         var fill: String?
 
         func validate() throws {
-            guard (0...1).contains(maxImbalance) else {
-                throw ValidationError("--max-imbalance must be a fraction from 0 to 1, like 0.05")
-            }
+            try checkImbalance(maxImbalance)
             guard minTransactions >= 1 else { throw ValidationError("--min-transactions must be at least 1") }
         }
 
@@ -218,6 +216,13 @@ struct ShardControl: AsyncParsableCommand {
                         + "valid until \(until)")
             }
         }
+    }
+}
+
+/// Refuses a `--max-imbalance` that is not a fraction.
+func checkImbalance(_ value: Double) throws {
+    guard (0...1).contains(value) else {
+        throw ValidationError("--max-imbalance must be a fraction from 0 to 1, like 0.05")
     }
 }
 

@@ -21,8 +21,7 @@ import Testing
         defer { deployment.stopAll() }
         try deployment.startAll()
         func tool(_ name: String, _ arguments: [String]) throws -> String {
-            let run = try runTool(
-                name, arguments + ["--hosts", deployment.hostsPath], in: deployment.directory, within: .seconds(120))
+            let run = try deployment.tool(name, arguments)
             #expect(run.status == 0, "\(name) \(arguments.joined(separator: " ")) exited \(run.status):\n\(run.output)")
             return run.output
         }

@@ -14,19 +14,20 @@ import Testing
     static let accounts = 40
     static let initialBalance: Int64 = 10
 
+    /// Runs `shardctl` (a change waits at most 60 s) and expects it to succeed; returns what it printed.
+    static func shardctl(_ arguments: [String], _ deployment: TestDeployment) throws -> String {
+        let run = try deployment.tool("shardctl", arguments + ["--timeout", "60"])
+        #expect(run.status == 0, "shardctl \(arguments.joined(separator: " ")) exited \(run.status):\n\(run.output)")
+        return run.output
+    }
+
     @Test(.timeLimit(.minutes(5))) func replaceAWipedReplicaGrowAndRemoveTheLeaderUnderLoad() async throws {
         let deployment = try TestDeployment(
             clusters: 1, accountsPerCluster: Self.accounts, initialBalance: Self.initialBalance,
             consensusTimeout: "2000ms", spareReplicas: 2)
         defer { deployment.stopAll() }
         try deployment.start(["S1", "S2", "S3"])
-        let hosts = ["--hosts", deployment.hostsPath, "--timeout", "60"]
-        func shardctl(_ arguments: [String]) throws -> String {
-            let run = try runTool("shardctl", arguments + hosts, in: deployment.directory, within: .seconds(90))
-            #expect(
-                run.status == 0, "shardctl \(arguments.joined(separator: " ")) exited \(run.status):\n\(run.output)")
-            return run.output
-        }
+        func shardctl(_ arguments: [String]) throws -> String { try Self.shardctl(arguments, deployment) }
 
         try await ClusterClient.with(
             cluster: "C1", addresses: deployment.addresses(of: "C1"), security: try deployment.security()
@@ -116,14 +117,7 @@ extension MembershipProcessTests {
             consensusTimeout: "2000ms", spareReplicas: 2)
         defer { deployment.stopAll() }
         try deployment.start(["S1", "S2", "S3"])
-        func shardctl(_ arguments: [String]) throws -> String {
-            let run = try runTool(
-                "shardctl", arguments + ["--hosts", deployment.hostsPath, "--timeout", "60"],
-                in: deployment.directory, within: .seconds(90))
-            #expect(
-                run.status == 0, "shardctl \(arguments.joined(separator: " ")) exited \(run.status):\n\(run.output)")
-            return run.output
-        }
+        func shardctl(_ arguments: [String]) throws -> String { try Self.shardctl(arguments, deployment) }
         try await ClusterClient.with(
             cluster: "C1", addresses: deployment.addresses(of: "C1"), security: try deployment.security()
         ) { client in

@@ -414,9 +414,7 @@ struct Nemesis {
     /// Runs `shardctl` on the deployment (a membership change: it asks again while the cluster refuses for now, 60 s
     /// at most); a failure ends the run.
     static func shardctl(_ arguments: [String], _ deployment: TestDeployment) throws {
-        let run = try runTool(
-            "shardctl", arguments + ["--hosts", deployment.hostsPath, "--timeout", "60"], in: deployment.directory,
-            within: .seconds(90))
+        let run = try deployment.tool("shardctl", arguments + ["--timeout", "60"])
         guard run.status == 0 else {
             throw ClusterTimeout("shardctl \(arguments.joined(separator: " ")) exited \(run.status): \(run.output)")
         }

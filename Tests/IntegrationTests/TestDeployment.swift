@@ -224,6 +224,12 @@ final class TestDeployment: @unchecked Sendable {
         }
     }
 
+    /// Runs a built tool (`shardctl`, `client`) on this deployment's hosts.ini, in its directory, for at most two
+    /// minutes.
+    func tool(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        try runTool(name, arguments + ["--hosts", hostsPath], in: directory, within: .seconds(120))
+    }
+
     /// Deletes the store of `replica` of `cluster` (a dead machine's disk); the replica must not run.
     func wipe(_ replica: ReplicaID, of cluster: String) throws {
         let data = directory.appendingPathComponent("data/\(cluster)")
