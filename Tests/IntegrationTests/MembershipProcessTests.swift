@@ -21,12 +21,39 @@ import Testing
         return run.output
     }
 
-    @Test(.timeLimit(.minutes(5))) func replaceAWipedReplicaGrowAndRemoveTheLeaderUnderLoad() async throws {
+    /// C1 of three replicas (S1, S2, S3) running, with two spare replicas (S4, S5).
+    static func startedCluster() throws -> TestDeployment {
         let deployment = try TestDeployment(
-            clusters: 1, accountsPerCluster: Self.accounts, initialBalance: Self.initialBalance,
-            consensusTimeout: "2000ms", spareReplicas: 2)
-        defer { deployment.stopAll() }
+            clusters: 1, accountsPerCluster: accounts, initialBalance: initialBalance, consensusTimeout: "2000ms",
+            spareReplicas: 2)
         try deployment.start(["S1", "S2", "S3"])
+        return deployment
+    }
+
+    /// Once `replicas` applied all the leader knows chosen, each holds every account, the same balances as the others,
+    /// and all the money.
+    static func expectIdenticalBalances(
+        _ client: ClusterClient, replicas: [ReplicaID], _ deployment: TestDeployment
+    ) async throws {
+        let leader = try await deployment.waitForLeader(client, within: .seconds(30))
+        let chosen = try await client.status(of: leader).chosenThrough
+        var balances: [ReplicaID: [Int64?]] = [:]
+        for replica in replicas {
+            try await deployment.waitUntilApplied(client, replica: replica, through: chosen, within: .seconds(30))
+            for account in 1...accounts {
+                balances[replica, default: []].append(
+                    try await client.localBalance(of: AccountID(UInt64(account)), at: replica).balance)
+            }
+        }
+        let first = try #require(balances[replicas[0]])
+        #expect(first.allSatisfy { $0 != nil })
+        #expect(first.compactMap { $0 }.reduce(0, +) == Int64(accounts) * initialBalance)
+        for replica in replicas.dropFirst() { #expect(balances[replica] == first, "\(replica) differs") }
+    }
+
+    @Test(.timeLimit(.minutes(5))) func replaceAWipedReplicaGrowAndRemoveTheLeaderUnderLoad() async throws {
+        let deployment = try Self.startedCluster()
+        defer { deployment.stopAll() }
         func shardctl(_ arguments: [String]) throws -> String { try Self.shardctl(arguments, deployment) }
 
         try await ClusterClient.with(
@@ -87,22 +114,7 @@ import Testing
         }
         try await ClusterClient.with(cluster: "C1", addresses: addresses, security: try deployment.security()) {
             client in
-            let leader = try await deployment.waitForLeader(client, within: .seconds(30))
-            let chosen = try await client.status(of: leader).chosenThrough
-            for replica in remaining {
-                try await deployment.waitUntilApplied(client, replica: replica, through: chosen, within: .seconds(30))
-            }
-            var balances: [ReplicaID: [Int64?]] = [:]
-            for replica in remaining {
-                for account in 1...Self.accounts {
-                    balances[replica, default: []].append(
-                        try await client.localBalance(of: AccountID(UInt64(account)), at: replica).balance)
-                }
-            }
-            let first = balances[remaining[0]]!
-            #expect(first.allSatisfy { $0 != nil })
-            #expect(first.compactMap { $0 }.reduce(0, +) == Int64(Self.accounts) * Self.initialBalance)
-            for replica in remaining.dropFirst() { #expect(balances[replica] == first, "\(replica) differs") }
+            try await Self.expectIdenticalBalances(client, replicas: remaining, deployment)
         }
     }
 }
@@ -112,11 +124,8 @@ extension MembershipProcessTests {
     /// added as a learner, caught up and promoted; then both are removed. The three first replicas end identical, the
     /// removed ones stop by themselves, and no money was made or lost.
     @Test(.timeLimit(.minutes(5))) func growFromThreeToFiveAndBackUnderLoad() async throws {
-        let deployment = try TestDeployment(
-            clusters: 1, accountsPerCluster: Self.accounts, initialBalance: Self.initialBalance,
-            consensusTimeout: "2000ms", spareReplicas: 2)
+        let deployment = try Self.startedCluster()
         defer { deployment.stopAll() }
-        try deployment.start(["S1", "S2", "S3"])
         func shardctl(_ arguments: [String]) throws -> String { try Self.shardctl(arguments, deployment) }
         try await ClusterClient.with(
             cluster: "C1", addresses: deployment.addresses(of: "C1"), security: try deployment.security()
@@ -148,19 +157,7 @@ extension MembershipProcessTests {
             #expect(load.committed > before, "no transfer committed once the cluster was back to three")
             print("membership 3-5-3: \(totals.committed) transfers committed, \(totals.failed) not, during the changes")
 
-            let leader = try await deployment.waitForLeader(client, within: .seconds(30))
-            let chosen = try await client.status(of: leader).chosenThrough
-            var balances: [ReplicaID: [Int64?]] = [:]
-            for replica in client.replicas {
-                try await deployment.waitUntilApplied(client, replica: replica, through: chosen, within: .seconds(30))
-                for account in 1...Self.accounts {
-                    balances[replica, default: []].append(
-                        try await client.localBalance(of: AccountID(UInt64(account)), at: replica).balance)
-                }
-            }
-            let first = try #require(balances[ReplicaID(1)])
-            #expect(first.compactMap { $0 }.reduce(0, +) == Int64(Self.accounts) * Self.initialBalance)
-            for replica in client.replicas { #expect(balances[replica] == first, "\(replica) differs") }
+            try await Self.expectIdenticalBalances(client, replicas: client.replicas, deployment)
         }
     }
 }
