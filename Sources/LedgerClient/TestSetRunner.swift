@@ -69,9 +69,43 @@ public struct TransferReport: Sendable {
     public var line: String { "\(transfer) \(outcome)" }
 }
 
+/// One balance read of a set (`(2001)` in the Fall 2025 format) and what it returned.
+public struct ReadReport: Sendable {
+    public var account: AccountID
+    public var result: Result<Int64, RequestFailure>
+    public var latency: Duration
+
+    /// `(2001) balance 10`, or `(2001) read failed: no leader with a live majority; nothing was applied`.
+    public var line: String {
+        switch result {
+        case .success(let balance): return "(\(account)) balance \(balance)"
+        case .failure(let failure): return "(\(account)) read failed: \(failure)"
+        }
+    }
+}
+
+/// What one row of a set did, in file order: a transfer, a read, or a replica failed or recovered.
+public enum StepReport: Sendable {
+    case transfer(TransferReport)
+    case read(ReadReport)
+    /// A fail or recover row: `F(n3): n3 failed`, or why the test control could not be applied.
+    case change(TestStep, line: String)
+
+    /// The line the client prints.
+    public var line: String {
+        switch self {
+        case .transfer(let report): return report.line
+        case .read(let report): return report.line
+        case .change(_, let line): return line
+        }
+    }
+}
+
 /// Runs the sets of a test file against the deployment (DESIGN §1): before each set, the servers not in its live
-/// list are disconnected and the others reconnected, and its contact servers are used; then its transfers run,
-/// concurrently or one at a time.
+/// list are disconnected and the others reconnected, and its contact servers are used; then its transfers and reads
+/// run, concurrently or one at a time. A set with fail and recover rows (Fall 2025 format) runs in segments: every
+/// transfer and read before such a row is answered, and its commits have reached their participants, before the
+/// replica is disconnected or reconnected, then the next segment runs.
 public struct TestSetRunner: Sendable {
     public let connection: LedgerConnection
     public let sequential: Bool
@@ -81,27 +115,48 @@ public struct TestSetRunner: Sendable {
         self.sequential = sequential
     }
 
-    /// Runs one set; returns its transfers' reports in file order. `note` receives remarks (an unreachable server);
-    /// `progress` the number of transfers answered so far, after each answer.
+    /// Runs one set; returns a report per row, in file order. `note` receives remarks (an unreachable server);
+    /// `progress` the number of transfers and reads answered so far, after each answer.
     public func run(
         _ set: TestSet, stats: inout PerformanceStats, note: (String) -> Void, progress: (Int) -> Void = { _ in }
-    ) async -> [TransferReport] {
+    ) async -> [StepReport] {
         for problem in await applyConnectivity(live: Set(set.liveServers)) { note(problem) }
         await settle(live: Set(set.liveServers))
         for contact in set.contacts {
             do { try connection.setContact(contact) } catch { note("\(error)") }
         }
         let started = ContinuousClock.now
-        var reports: [TransferReport?] = Array(repeating: nil, count: set.transfers.count)
+        var reports: [StepReport] = []
+        var answered = 0
+        for segment in set.segments {
+            for change in segment.changes {
+                reports.append(await apply(change, of: set))
+            }
+            if !segment.changes.isEmpty { await settle(live: Set(segment.liveServers)) }
+            let done = await run(segment.operations) { progress(answered + $0) }
+            answered += done.count
+            reports += done
+            // The segment's commits reach their other participants before a replica fails or recovers, anything is
+            // printed, or the next set starts.
+            await connection.settle()
+        }
+        stats.addWallClock(ContinuousClock.now - started)
+        for case .transfer(let report) in reports { stats.record(report.outcome, latency: report.latency) }
+        return reports
+    }
+
+    /// Runs transfers and reads together (or one at a time when `sequential`); their reports in the given order.
+    private func run(_ operations: [TestStep], progress: (Int) -> Void) async -> [StepReport] {
+        var reports: [StepReport?] = Array(repeating: nil, count: operations.count)
         if sequential {
-            for (index, item) in set.transfers.enumerated() {
-                reports[index] = await run(item.transfer)
+            for (index, step) in operations.enumerated() {
+                reports[index] = await run(step)
                 progress(index + 1)
             }
         } else {
-            await withTaskGroup(of: (Int, TransferReport).self) { group in
-                for (index, item) in set.transfers.enumerated() {
-                    group.addTask { (index, await run(item.transfer)) }
+            await withTaskGroup(of: (Int, StepReport).self) { group in
+                for (index, step) in operations.enumerated() {
+                    group.addTask { (index, await run(step)) }
                 }
                 var answered = 0
                 for await (index, report) in group {
@@ -111,18 +166,58 @@ public struct TestSetRunner: Sendable {
                 }
             }
         }
-        // The set's commits reach their other participants before anything is printed or the next set starts.
-        await connection.settle()
-        stats.addWallClock(ContinuousClock.now - started)
-        let done = reports.map { $0! }
-        for report in done { stats.record(report.outcome, latency: report.latency) }
-        return done
+        return reports.map { $0! }
     }
 
-    private func run(_ transfer: Transfer) async -> TransferReport {
+    private func run(_ step: TestStep) async -> StepReport {
         let started = ContinuousClock.now
-        let outcome = await connection.transfer(transfer)
-        return TransferReport(transfer: transfer, outcome: outcome, latency: ContinuousClock.now - started)
+        switch step.action {
+        case .transfer(let transfer):
+            let outcome = await connection.transfer(transfer)
+            return .transfer(
+                TransferReport(transfer: transfer, outcome: outcome, latency: ContinuousClock.now - started))
+        case .read(let account):
+            let result = await read(account)
+            return .read(ReadReport(account: account, result: result, latency: ContinuousClock.now - started))
+        case .fail, .recover:
+            preconditionFailure("a segment's operations are transfers and reads")
+        }
+    }
+
+    /// The committed balance of `account`. A read that meets a prepared cross-shard transaction holding the account
+    /// (a transfer of the same segment, run concurrently) asks again until the transaction is decided, within one
+    /// step timeout.
+    func read(_ account: AccountID) async -> Result<Int64, RequestFailure> {
+        let deadline = ContinuousClock.now + connection.stepTimeout
+        while true {
+            let result = await connection.balance(of: account)
+            guard case .failure(.inDoubt) = result, ContinuousClock.now < deadline else { return result }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Disconnects (a fail row) or reconnects (a recover row) one replica: `F(n3): n3 failed`, `R(n3): n3
+    /// recovered`, or what could not be done.
+    private func apply(_ change: TestStep, of set: TestSet) async -> StepReport {
+        let (replica, connected): (String, Bool)
+        switch change.action {
+        case .fail(let name): (replica, connected) = (name, false)
+        case .recover(let name): (replica, connected) = (name, true)
+        case .transfer, .read: preconditionFailure("a segment's changes are fail and recover rows")
+        }
+        let name = set.name(of: replica)
+        let written = "\(connected ? "R" : "F")(\(name))"
+        for cluster in connection.clusters {
+            guard let id = cluster.replicas.first(where: { $0.description == replica }) else { continue }
+            do {
+                try await cluster.setConnected(connected, replica: id)
+                return .change(change, line: "\(written): \(name) \(connected ? "recovered" : "failed")")
+            } catch {
+                return .change(
+                    change, line: "\(written): could not \(connected ? "reconnect" : "disconnect") \(name): \(error)")
+            }
+        }
+        return .change(change, line: "\(written): \(name) is not a replica of the deployment")
     }
 
     /// Waits (at most three leader timeouts) until no live replica of a cluster without a live majority still

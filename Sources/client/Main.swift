@@ -44,10 +44,14 @@ struct Deploy: ParsableArguments {
     var hostsOption: String?
 
     /// The address book this command reads: the one given, else the replica layout's, or with `local` the node
-    /// layout's.
-    func hosts(local: Bool = false) -> String {
-        hostsOption ?? (local ? "configs/nodes/hosts.ini" : "configs/hosts.ini")
+    /// layout's; for a test file in the Fall 2025 format, the layout of that course (`configs/fall2025/`).
+    func hosts(local: Bool = false, format: TestSetFile.Format = .original) -> String {
+        hostsOption
+            ?? (format == .fall2025 ? Self.fall2025Hosts : local ? "configs/nodes/hosts.ini" : "configs/hosts.ini")
     }
+
+    /// The Fall 2025 course's layout: replicas n1..n9 (`S1`..`S9`), one process each, accounts 1..9000.
+    static let fall2025Hosts = "configs/fall2025/hosts.ini"
 
     @Option(help: "The shard catalog (default: the `catalog` of the cluster configs).")
     var catalog: String?
@@ -59,7 +63,9 @@ struct Deploy: ParsableArguments {
             """)
     var identity: String?
 
-    func deployment(local: Bool = false) throws -> Deployment { try Deployment.load(hostsPath: hosts(local: local)) }
+    func deployment(local: Bool = false, format: TestSetFile.Format = .original) throws -> Deployment {
+        try Deployment.load(hostsPath: hosts(local: local, format: format))
+    }
 
     func readCatalog(_ deployment: Deployment) throws -> Catalog {
         let catalog = try CatalogFile.read(path: self.catalog ?? deployment.catalogPath)
@@ -87,7 +93,10 @@ struct Run: AsyncParsableCommand {
         abstract: "Run a test-set file against the clusters (the default command).",
         discussion: """
             Before each set, the servers not in its live list are disconnected and the others reconnected; its \
-            transfers then run concurrently (--sequential: one at a time) and each prints its outcome. Between sets \
+            transfers then run concurrently (--sequential: one at a time) and each prints its outcome. A file in the \
+            Fall 2025 format (header Set Number,Transactions,Live Nodes; nodes n1..n9) may also read balances, \
+            printed with their result, and fail and recover nodes between its transfers; such a file runs against \
+            configs/fall2025/ unless --hosts says otherwise. Between sets \
             a prompt takes PrintBalance <account>, PrintLogs <server>, PrintDatastore [server], Performance, next, \
             exit. With --batch, or when standard input is not a terminal, every set runs without prompting. \
             --local first starts every cluster of the address book as child processes (building the catalog from \
@@ -109,16 +118,25 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Start every cluster on this machine as child processes first, and stop them at the end.")
     var local = false
 
-    @Option(help: "With --local: the shard map the catalog is built from when it is missing.")
-    var shards = "tests-data/shards.csv"
+    @Option(
+        help: """
+            With --local: the shard map the catalog is built from when it is missing (default: \
+            tests-data/shards.csv; for a file in the Fall 2025 format, configs/fall2025/shards.csv).
+            """)
+    var shards: String?
 
     @Flag(help: "Only check the file against the address book and the catalog.")
     var check = false
 
     func run() async throws {
-        let deployment = try deploy.deployment(local: local)
         let tests = try ConfigFiles.loadTestSets(path: file)
+        let deployment = try deploy.deployment(local: local, format: tests.format)
+        if tests.format == .fall2025 && deploy.hostsOption == nil {
+            say("\(file) is in the Fall 2025 format: using \(deployment.hostsPath)")
+        }
         if local {
+            let shards =
+                shards ?? (tests.format == .fall2025 ? "configs/fall2025/shards.csv" : "tests-data/shards.csv")
             try LocalDeployment.prepareCatalog(deployment, catalogPath: deploy.catalog, shards: shards)
             try LocalDeployment.prepareCertificates(deployment)
         }
@@ -148,17 +166,15 @@ struct Run: AsyncParsableCommand {
             let inspector = Inspector(connection: connection)
             var stats = PerformanceStats()
             for (position, set) in tests.sets.enumerated() {
-                say(
-                    "Set \(set.number) (\(position + 1) of \(tests.sets.count)): \(set.transfers.count) transfers; "
-                        + "live [\(set.liveServers.joined(separator: ", "))]"
-                        + (set.contacts.isEmpty ? "" : "; contacts [\(set.contacts.joined(separator: ", "))]"))
-                let showProgress = isatty(STDOUT_FILENO) == 1 && set.transfers.count >= Self.progressThreshold
+                say("Set \(set.number) (\(position + 1) of \(tests.sets.count)): \(Self.summary(of: set))")
+                let operations = set.operationCount
+                let showProgress = isatty(STDOUT_FILENO) == 1 && operations >= Self.progressThreshold
                 let reports = await runner.run(
                     set, stats: &stats, note: { say("  note: \($0)") },
                     progress: { done in
-                        guard showProgress, done % 50 == 0 || done == set.transfers.count else { return }
-                        Supervisor.write("\r  \(done) of \(set.transfers.count) answered")
-                        if done == set.transfers.count { say("") }
+                        guard showProgress, done % 50 == 0 || done == operations else { return }
+                        Supervisor.write("\r  \(done) of \(operations) answered")
+                        if done == operations { say("") }
                     })
                 for report in reports { say(report.line) }
                 guard interactive else { continue }
@@ -168,8 +184,21 @@ struct Run: AsyncParsableCommand {
         }
     }
 
-    /// Sets with at least this many transfers show a progress line on a terminal while they run.
+    /// Sets with at least this many transfers and reads show a progress line on a terminal while they run.
     static let progressThreshold = 200
+
+    /// `3 transfers; live [S1, S2, S3]; contacts [S1]`, or in the Fall 2025 format `3 transfers, 1 read, 2 fail or
+    /// recover rows; live [n1, n2, n3]`.
+    static func summary(of set: TestSet) -> String {
+        let reads = set.reads.count
+        let changes = set.steps.count - set.operationCount
+        func names(_ replicas: [String]) -> String { replicas.map(set.name(of:)).joined(separator: ", ") }
+        return "\(set.transfers.count) transfers"
+            + (reads == 0 ? "" : ", \(reads) read\(reads == 1 ? "" : "s")")
+            + (changes == 0 ? "" : ", \(changes) fail or recover row\(changes == 1 ? "" : "s")")
+            + "; live [\(names(set.liveServers))]"
+            + (set.contacts.isEmpty ? "" : "; contacts [\(names(set.contacts))]")
+    }
 
     /// The prompt between sets; false when the user asked to exit.
     private func prompt(_ inspector: Inspector, stats: PerformanceStats, last: Bool) async -> Bool {

@@ -26,6 +26,8 @@ struct TextParserFuzzTests {
         FuzzSettings.shipped("tests-data/tests.csv"),
         "1,\"(1, 2, 3)\"\n",
         "Set,Transfer,Live,Contacts\n1,\"(21, 700, 2)\",\"[S1, S2]\",\"[S1]\"\n,\"(3, 4, 5)\",,\n2,\"(5, 6, 1)\",,\n",
+        FuzzSettings.shipped("tests-data/tests-fall2025.csv"),
+        "Set Number,Transactions,Live Nodes\r\n1,\"(2001)\",\"[n1, n2, n3]\"\r\n,F(n2),\r\n,\"(1, 2, 3)\",\r\n,R(n2),\r\n,R(n4),\r\n",
     ]
 
     static let schemaCorpus = [
@@ -195,7 +197,28 @@ struct TextParserFuzzTests {
             return "set numbers do not increase: \(set.number), \(next.number)"
         }
         for set in file.sets {
-            guard set.number >= 1, !set.transfers.isEmpty else { return "bad set \(set.number)" }
+            guard set.number >= 1, set.operationCount > 0, set.format == file.format else {
+                return "bad set \(set.number)"
+            }
+            guard file.format == .fall2025 || set.steps.allSatisfy(\.isOperation) && set.reads.isEmpty else {
+                return "reads or fail and recover rows in the original format, set \(set.number)"
+            }
+            guard file.format == .original || set.contacts.isEmpty else { return "contacts in the Fall 2025 format" }
+            // Every fail row takes a live replica down, every recover row brings a disconnected one back.
+            var live = Set(set.liveServers)
+            for step in set.steps {
+                switch step.action {
+                case .transfer, .read: break
+                case .fail(let replica):
+                    guard live.remove(replica) != nil else { return "line \(step.line) fails \(replica), not live" }
+                case .recover(let replica):
+                    guard live.insert(replica).inserted else { return "line \(step.line) recovers \(replica), live" }
+                }
+            }
+            let segments = set.segments
+            guard segments.flatMap({ $0.changes + $0.operations }).count == set.steps.count,
+                Set(segments.last?.liveServers ?? []) == live
+            else { return "the segments of set \(set.number) lose steps or end with other live replicas" }
             for servers in [set.liveServers, set.contacts] {
                 guard Set(servers).count == servers.count, servers.allSatisfy({ $0.hasPrefix("S") }) else {
                     return "bad servers \(servers) in set \(set.number)"
