@@ -185,16 +185,23 @@ public struct TestSetRunner: Sendable {
     }
 
     /// The committed balance of `account`. A read that meets a prepared cross-shard transaction holding the account
-    /// (a transfer of the same segment, run concurrently) asks again until the transaction is decided, within one
-    /// step timeout.
+    /// asks again until the transaction is decided there: a transfer of the same segment run concurrently, or a
+    /// commit whose delivery to this participant failed (its home lost its majority or its contact right after) and
+    /// that the participant's in-doubt recovery settles. So it asks for as long as that recovery may take, plus a step
+    /// timeout.
     func read(_ account: AccountID) async -> Result<Int64, RequestFailure> {
-        let deadline = ContinuousClock.now + connection.stepTimeout
+        let consensusTimeout = connection.deployment.clusters.map(\.paxos.consensusTimeout).max() ?? .seconds(3)
+        let deadline = ContinuousClock.now + consensusTimeout * Self.inDoubtTimeoutsMax + connection.stepTimeout
         while true {
             let result = await connection.balance(of: account)
             guard case .failure(.inDoubt) = result, ContinuousClock.now < deadline else { return result }
             try? await Task.sleep(for: .milliseconds(20))
         }
     }
+
+    /// A prepared transaction is in doubt at a participant, which then has its home decide, after this many consensus
+    /// timeouts (`ReplicaProcess.inDoubtTimeoutsMax` of the replicas).
+    static let inDoubtTimeoutsMax = 5
 
     /// Disconnects (a fail row) or reconnects (a recover row) one replica: `F(n3): n3 failed`, `R(n3): n3
     /// recovered`, or what could not be done.
