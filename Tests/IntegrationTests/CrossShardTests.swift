@@ -192,26 +192,39 @@ func drive(
 /// The expected outcome of each transfer of a test file run one at a time: a cluster without a live majority
 /// answers no quorum, a debit below zero is refused, anything else commits.
 struct ReferenceLedger {
-    let deployment: TestDeployment
+    let clusters: Int
+    let accountsPerCluster: Int
+    let initialBalance: Int64
     private var balances: [AccountID: Int64] = [:]
 
-    init(deployment: TestDeployment) {
-        self.deployment = deployment
+    /// Clusters of 3 replicas named as `TestDeployment` names them, `C<n>` owning the n-th range of
+    /// `accountsPerCluster` accounts.
+    init(clusters: Int, accountsPerCluster: Int, initialBalance: Int64) {
+        self.clusters = clusters
+        self.accountsPerCluster = accountsPerCluster
+        self.initialBalance = initialBalance
     }
 
-    var total: Int64 { Int64(deployment.accounts.count) * deployment.initialBalance }
+    init(deployment: TestDeployment) {
+        self.init(
+            clusters: deployment.clusterNames.count, accountsPerCluster: deployment.accountsPerCluster,
+            initialBalance: deployment.initialBalance)
+    }
 
-    func balance(of account: AccountID) -> Int64 { balances[account] ?? deployment.initialBalance }
+    var total: Int64 { Int64(clusters * accountsPerCluster) * initialBalance }
+
+    func balance(of account: AccountID) -> Int64 { balances[account] ?? initialBalance }
 
     func cluster(of account: AccountID) -> String {
-        "C\((Int(account.value) - 1) / deployment.accountsPerCluster + 1)"
+        "C\((Int(account.value) - 1) / accountsPerCluster + 1)"
     }
 
     mutating func apply(_ transfer: Transfer, live: Set<String>) -> String {
         let source = cluster(of: transfer.from)
         let target = cluster(of: transfer.to)
         func hasQuorum(_ cluster: String) -> Bool {
-            deployment.replicas(of: cluster).filter(live.contains).count >= 2
+            let number = Int(cluster.dropFirst())!
+            return (1...3).map { "S\(3 * (number - 1) + $0)" }.filter(live.contains).count >= 2
         }
         if !hasQuorum(source) { return "aborted: no quorum in \(source)" }
         if balance(of: transfer.from) - transfer.amount.value < 0 { return "aborted: insufficient funds" }
