@@ -68,7 +68,8 @@ struct HostNetwork {
 
     init(count: Int) throws {
         self.count = count
-        prefix = "lt\(getpid() % 100_000)"
+        // Unique among the test processes and the hosts of this one (suites run side by side).
+        prefix = "lt" + String(UInt32.random(in: 0..<UInt32.max), radix: 36)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-hosts-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let up = try Self.script(
@@ -78,6 +79,13 @@ struct HostNetwork {
             throw ClusterTimeout("scripts/hosts.sh up failed (\(up.status)):\n\(up.output)")
         }
     }
+
+    /// The server hosts `scripts/hosts.sh up count --prefix prefix` makes, with its default subnet.
+    static func servers(prefix: String, count: Int) -> [NetworkHost] {
+        (1...count).map { NetworkHost(namespace: "\(prefix)-h\($0)", address: "10.77.0.\(10 + $0)") }
+    }
+
+    var client: NetworkHost { NetworkHost(namespace: "\(prefix)-client", address: "10.77.0.100") }
 
     /// Certificates, catalog and one node per host, until every cluster has a leader.
     func deploy() throws {

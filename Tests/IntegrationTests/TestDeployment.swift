@@ -23,6 +23,8 @@ final class TestDeployment: @unchecked Sendable {
     /// Whether the replicas run as three nodes (`N1` hosts S1, S4, S7; `N2` S2, S5, S8; ...: one process each) instead
     /// of one process per replica.
     let nodes: Bool
+    /// With `hosts`, the three nodes run on these hosts (node `N<k>` on the k-th), each inside its network namespace.
+    let hosts: [NetworkHost]
     private let lock = NSLock()
     private var processes: [String: Process] = [:]
     /// The spare replicas not taken yet, by cluster (`spareReplicas`).
@@ -43,10 +45,12 @@ final class TestDeployment: @unchecked Sendable {
     init(
         clusters: Int, accountsPerCluster: Int, initialBalance: Int64 = 10, consensusTimeout: String = "1500ms",
         snapshotInterval: Int? = nil, tls: Bool = true, metrics: Bool = false, nodes: Bool = false,
-        peerPorts: Bool = true, spareReplicas: Int = 0, spareClusters: Int = 0
+        peerPorts: Bool = true, spareReplicas: Int = 0, spareClusters: Int = 0, hosts: [NetworkHost] = []
     ) throws {
         precondition(spareReplicas == 0 || !nodes, "a running node takes no new replica")
+        precondition(hosts.isEmpty || (nodes && hosts.count == 3), "hosts run the three nodes")
         self.nodes = nodes
+        self.hosts = hosts
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-it-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.accountsPerCluster = accountsPerCluster
@@ -56,7 +60,7 @@ final class TestDeployment: @unchecked Sendable {
         var ports: [String: Int] = [:]
         var metricsPorts: [String: Int] = [:]
         var peerPortsByName: [String: Int] = [:]
-        var hosts = ""
+        var addressBook = ""
         var shards = "Shard, Cluster, Range\n"
         let nodePorts = nodes ? try Self.freeConsecutivePorts(3) : nil
         let nodePeerPorts = nodes && peerPorts ? try Self.freeConsecutivePorts(3) : nil
@@ -71,9 +75,9 @@ final class TestDeployment: @unchecked Sendable {
             let names = (1...3).map { "S\(3 * (number - 1) + $0)" }
             for (offset, name) in names.enumerated() {
                 ports[name] = base + offset
-                hosts += "\(name)-127.0.0.1:\(base + offset)\n"
+                addressBook += "\(name)-\(hosts.isEmpty ? "127.0.0.1" : hosts[offset].address):\(base + offset)\n"
             }
-            hosts += "C\(number)-\(names[0])\nEC\(number)-\(names.joined(separator: ":"))\n"
+            addressBook += "C\(number)-\(names[0])\nEC\(number)-\(names.joined(separator: ":"))\n"
             let metricsBase = metrics ? try Self.freeConsecutivePorts(window) : 0
             if metrics { for (offset, name) in names.enumerated() { metricsPorts[name] = metricsBase + offset } }
             let peerBase = peerPorts ? try nodePeerPorts ?? Self.freeConsecutivePorts(window) : 0
@@ -121,7 +125,7 @@ final class TestDeployment: @unchecked Sendable {
         self.spares = spares
         self.metricsPorts = metricsPorts
         self.peerPorts = peerPortsByName
-        try hosts.write(to: directory.appendingPathComponent("hosts.ini"), atomically: true, encoding: .utf8)
+        try addressBook.write(to: directory.appendingPathComponent("hosts.ini"), atomically: true, encoding: .utf8)
         if tls {
             _ = try Certificates.issueDeployment(
                 hosts: try ConfigFiles.loadHosts(path: hostsPath), files: certificateFiles, force: false)
@@ -191,6 +195,15 @@ final class TestDeployment: @unchecked Sendable {
         return "N\((Int(replica.dropFirst())! - 1) % 3 + 1)"
     }
 
+    /// The host node `N<k>` runs on, with `hosts`.
+    func host(ofNode name: String) -> NetworkHost? {
+        guard !hosts.isEmpty, name.hasPrefix("N"), let index = Int(name.dropFirst()) else { return nil }
+        return hosts[index - 1]
+    }
+
+    /// The host a replica's node runs on, with `hosts`.
+    func host(of replica: ReplicaID) -> NetworkHost? { host(ofNode: processName(of: replica.description)) }
+
     /// Starts every replica of every cluster.
     func startAll() throws {
         try start(clusterNames.flatMap(replicas(of:)))
@@ -203,7 +216,15 @@ final class TestDeployment: @unchecked Sendable {
             let process = Process()
             process.executableURL = Self.executable("cluster")
             process.currentDirectoryURL = directory
-            if name.hasPrefix("N") {
+            if let host = host(ofNode: name) {
+                // `ip netns exec` execs the node in place: the process is the node.
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = [
+                    "ip", "netns", "exec", host.namespace, Self.executable("cluster").path, "node", "hosts.ini",
+                    "--name",
+                    name,
+                ]
+            } else if name.hasPrefix("N") {
                 process.arguments = ["node", "hosts.ini", "--name", name]
             } else {
                 // hosts.ini knows a replica added by `shardctl member add` too.
@@ -411,6 +432,12 @@ final class PortWindow: @unchecked Sendable {
             throw ClusterTimeout("found no \(count) consecutive free ports on 127.0.0.1 in \(range)")
         }
     }
+}
+
+/// A host made by `scripts/hosts.sh`: its network namespace and its address there.
+struct NetworkHost: Sendable, Equatable {
+    var namespace: String
+    var address: String
 }
 
 struct ClusterTimeout: Error, CustomStringConvertible {
