@@ -13,7 +13,7 @@
 # clusters, with the kernel's faults instead: a host's packets all dropped, the leader's host cut off from the other
 # servers (not from the client), one direction between two hosts dropped, SYNs to a host dropped while another host's
 # node restarts, a host's link down and up; after each heal it measures how long the workload's channels and the
-# peers take to come back (`reconnected after healing in ...`), and fails if that exceeds 60 s.
+# peers take to come back (`reconnected after healing in ...`), and fails if that exceeds 90 s.
 #
 # Bounded: each run lasts its duration plus about a minute of setup, recovery and checking (30 min at most).
 set -euo pipefail

@@ -383,7 +383,7 @@ final class Nemesis: Sendable {
     let reconnections = Mutex<[Duration]>([])
     let catchUps = Mutex<[Duration]>([])
     let stuck = Mutex<[String]>([])
-    static let reconnectionLimit = Duration.seconds(60)
+    static let reconnectionLimit = Duration.seconds(90)
 
     init(deployment: TestDeployment, security: ConnectionSecurity, seed: UInt64, workload: LedgerConnection) {
         self.deployment = deployment
@@ -579,8 +579,13 @@ final class Nemesis: Sendable {
             var caughtUp = true
             for cluster in workload.clusters {
                 var statuses: [ReplicaStatus] = []
+                var silent: [String] = []
                 for replica in cluster.replicas {
-                    if let status = try? await cluster.status(of: replica) { statuses.append(status) }
+                    do {
+                        statuses.append(try await cluster.status(of: replica))
+                    } catch {
+                        silent.append("\(replica): \(error)")
+                    }
                 }
                 let leaders = Set(statuses.compactMap(\.leader))
                 guard statuses.count == cluster.replicas.count, leaders.count == 1,
@@ -591,6 +596,7 @@ final class Nemesis: Sendable {
                     last =
                         "\(cluster.cluster): \(statuses.count) of \(cluster.replicas.count) answered, "
                         + "roles \(statuses.map { "\($0.replica) \($0.role) \($0.ballot)" })"
+                        + (silent.isEmpty ? "" : ", silent \(silent)")
                     continue
                 }
                 let target = targets[cluster.cluster] ?? leading.chosenThrough
