@@ -518,7 +518,6 @@ public final class ClusterConnections: Sendable {
                             initial: .milliseconds(20), max: .milliseconds(500), multiplier: 2, jitter: 0.2)
                         // A write is a whole batch already (`CommandBatcher`): holding its flush only delays it.
                         $0.connection.flushCoalescing = nil
-                        $0.connection.keepalive = Liveness.client
                     }))
         }
         self.grpcs = Array(grpcs.values)

@@ -198,7 +198,6 @@ public struct NodeProcess: Sendable {
                     $0.rpc.maxRequestPayloadSize = ReplicaProcess.requestPayloadMax
                     // Every reply is a whole batch already: holding its flush only delays it (`transport-probe`).
                     $0.connection.flushCoalescing = nil
-                    $0.connection.keepalive = Liveness.server
                     $0.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
                         HandshakeRefusals.install(on: channel, logger: logger)
                     }

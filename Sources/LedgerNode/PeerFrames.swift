@@ -58,28 +58,10 @@ enum PeerFrame {
         return try NIOSSLContext(configuration: configuration)
     }
 
-    /// A silent connection is probed after this many seconds, then every this many seconds (`Liveness`).
-    static let keepaliveSeconds = 1
-    static let keepaliveProbes = 3
-    /// Data unacknowledged this long closes the connection: the sender reconnects instead of waiting out TCP's
-    /// retransmissions, which back off to many seconds apart during a long partition.
-    static let userTimeoutMilliseconds = 3_000
-    static let keepaliveIdle = ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: CInt(TCP_KEEPIDLE)))
-    static let keepaliveInterval = ChannelOptions.Types.SocketOption(
-        level: .tcp, name: .init(rawValue: CInt(TCP_KEEPINTVL)))
-    static let keepaliveCount = ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: CInt(TCP_KEEPCNT)))
-    static let userTimeout = ChannelOptions.Types.SocketOption(
-        level: .tcp, name: .init(rawValue: CInt(TCP_USER_TIMEOUT)))
-
     /// A connection to the peer port at `host:port`, under `tls` (from `tls(_:server: false)`) when given.
     static func connect(host: String, port: Int, tls: NIOSSLContext?) async throws -> any Channel {
         try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(1))
-            .channelOption(.socketOption(.so_keepalive), value: 1)
-            .channelOption(PeerFrame.keepaliveIdle, value: PeerFrame.keepaliveSeconds)
-            .channelOption(PeerFrame.keepaliveInterval, value: PeerFrame.keepaliveSeconds)
-            .channelOption(PeerFrame.keepaliveCount, value: PeerFrame.keepaliveProbes)
-            .channelOption(PeerFrame.userTimeout, value: PeerFrame.userTimeoutMilliseconds)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
@@ -308,11 +290,6 @@ final class PeerFrameServer: Service {
         let tls = tls
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.so_keepalive), value: 1)
-            .childChannelOption(PeerFrame.keepaliveIdle, value: PeerFrame.keepaliveSeconds)
-            .childChannelOption(PeerFrame.keepaliveInterval, value: PeerFrame.keepaliveSeconds)
-            .childChannelOption(PeerFrame.keepaliveCount, value: PeerFrame.keepaliveProbes)
-            .childChannelOption(PeerFrame.userTimeout, value: PeerFrame.userTimeoutMilliseconds)
             .childChannelInitializer { [self] child in
                 child.eventLoop.makeCompletedFuture {
                     let pipeline = child.pipeline.syncOperations

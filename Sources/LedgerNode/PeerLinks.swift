@@ -154,7 +154,6 @@ public final class PeerLinks: Service {
                             initial: Self.backoffInitial, max: Self.backoffMax, multiplier: 2, jitter: 0.2)
                         // A write is everything queued for the node already: holding its flush only delays it.
                         $0.connection.flushCoalescing = nil
-                        $0.connection.keepalive = Liveness.client
                     })
                 try await withGRPCClient(transport: transport) { client in
                     let api = Ledger_V1_Peer.Client(wrapping: client)

@@ -8,11 +8,13 @@ import Testing
 /// up` (certificates naming each host's address, the catalog, one node per host started inside its namespace), then
 /// the client on its own host. Nothing reaches the replicas over loopback: every byte between nodes, and between the
 /// client and the nodes, crosses veth pairs and a bridge. Needs root, `ip` and `iptables` (`.ci/run` installs them).
-@Suite(.serialized, .sharesMachine) struct HostsDeploymentTests {
+/// Alone on the machine: three nodes and the client as child processes of scripts, beside other suites' replicas, starve
+/// them on two cores.
+@Suite(.serialized) struct HostsDeploymentTests {
     /// The shipped test-set file, one transfer at a time, matches the reference model outcome by outcome; every
     /// replica then holds the model's balance of every account the file names; a short bench conserves money. The
     /// namespaces are removed however the test ends.
-    @Test(.timeLimit(.minutes(8))) func shippedTestSetsAndABenchRunAcrossHosts() async throws {
+    @Test(.timeLimit(.minutes(12)), .needsMachineAlone) func shippedTestSetsAndABenchRunAcrossHosts() async throws {
         try #require(getuid() == 0, "network namespaces need root; CI runs as root (.ci/run)")
         let hosts = try HostNetwork(count: 3)
         defer { hosts.remove() }

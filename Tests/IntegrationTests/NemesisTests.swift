@@ -42,27 +42,34 @@ struct NemesisTests {
         #expect(report.faults.count >= RunEnd.faultsMin, "the nemesis injected \(report.faults.count) faults")
         #expect(report.coordinatorDeaths >= RunEnd.deathsMin, "no coordinator died mid-transaction")
     }
+}
 
+/// The nemesis on hosts made of network namespaces, alone on the machine: its three nodes, workload and checker run in
+/// a second test process, whose load would starve the other suites' time-bound checks.
+@Suite("Nemesis on hosts", .serialized)
+struct KernelPartitionTests {
     /// On three hosts made of network namespaces (`scripts/hosts.sh`), with the kernel's faults: a host's packets all
     /// dropped, the leader's host cut off from the other servers but not from the client, one direction between two
     /// hosts dropped, SYNs to a host dropped while another host's node restarts, a host's link down. After each heal
     /// the workload's own channels and the peers must come back by themselves within a bound. The test makes the hosts,
     /// then runs itself again inside the client host (`NEMESIS_HOSTS` names them), where the workload and the checker
     /// run: the only way onto the hosts' subnet.
-    @Test(.timeLimit(.minutes(30))) func bankWorkloadSurvivesKernelPartitions() async throws {
-        if let prefix = Self.environment["NEMESIS_HOSTS"] {
+    @Test(.timeLimit(.minutes(30)), .needsMachineAlone) func bankWorkloadSurvivesKernelPartitions() async throws {
+        if let prefix = NemesisTests.environment["NEMESIS_HOSTS"] {
             let deployment = try TestDeployment(
                 clusters: 2, accountsPerCluster: 20, consensusTimeout: "1500ms", nodes: true,
                 hosts: HostNetwork.servers(prefix: prefix, count: 3))
             defer { deployment.stopAll() }
             try deployment.startAll()
-            let report = try await NemesisRun(deployment: deployment, seed: Self.seed, duration: Self.duration).run()
+            let report = try await NemesisRun(
+                deployment: deployment, seed: NemesisTests.seed, duration: NemesisTests.duration
+            ).run()
             for fault in report.faults { print("nemesis fault: \(fault)") }
             print("nemesis on hosts: \(report.summary)")
             for violation in report.violations.prefix(20) { print("nemesis violation: \(violation)") }
             #expect(
                 report.violations.isEmpty,
-                "\(report.violations.count) violations; replay with NEMESIS_SEED=\(Self.seed)")
+                "\(report.violations.count) violations; replay with NEMESIS_SEED=\(NemesisTests.seed)")
             #expect(report.committed > 0, "no transfer committed: the workload did not run")
             #expect(report.faults.count >= RunEnd.faultsMin, "the nemesis injected \(report.faults.count) faults")
             #expect(report.reconnections.count == report.faults.count, "a fault was not followed by a reconnection")
@@ -77,7 +84,7 @@ struct NemesisTests {
                 "NEMESIS_HOSTS=\(hosts.prefix)", "ip", "netns", "exec", hosts.client.namespace,
                 CommandLine.arguments[0],
                 "--testing-library", "swift-testing", "--filter", "bankWorkloadSurvivesKernelPartitions",
-            ], in: hosts.directory, within: Self.duration * 4 + .seconds(600), mergeErrors: true)
+            ], in: hosts.directory, within: NemesisTests.duration * 4 + .seconds(600), mergeErrors: true)
         let lines = run.output.split(separator: "\n")
         for line in lines where line.hasPrefix("nemesis") { print(line) }
         #expect(run.status == 0, "the run inside the client host failed:\n\(lines.suffix(60).joined(separator: "\n"))")
