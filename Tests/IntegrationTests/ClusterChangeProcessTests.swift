@@ -15,7 +15,7 @@ import Testing
 @Suite(.serialized) struct ClusterChangeProcessTests {
     static let accountsPerCluster = 20
 
-    @Test(.needsMachineAlone, .timeLimit(.minutes(6))) func addFillAndDrainClustersUnderLoad() async throws {
+    @Test(.needsMachineAlone, .timeLimit(.minutes(20))) func addFillAndDrainClustersUnderLoad() async throws {
         let deployment = try TestDeployment(
             clusters: 3, accountsPerCluster: Self.accountsPerCluster, consensusTimeout: "2000ms", spareClusters: 1)
         defer { deployment.stopAll() }

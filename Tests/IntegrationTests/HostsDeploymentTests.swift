@@ -14,7 +14,7 @@ import Testing
     /// The shipped test-set file, one transfer at a time, matches the reference model outcome by outcome; every
     /// replica then holds the model's balance of every account the file names; a short bench conserves money. The
     /// namespaces are removed however the test ends.
-    @Test(.timeLimit(.minutes(12)), .needsMachineAlone) func shippedTestSetsAndABenchRunAcrossHosts() async throws {
+    @Test(.timeLimit(.minutes(20)), .needsMachineAlone) func shippedTestSetsAndABenchRunAcrossHosts() async throws {
         try #require(getuid() == 0, "network namespaces need root; CI runs as root (.ci/run)")
         let hosts = try HostNetwork(count: 3)
         defer { hosts.remove() }
