@@ -7,8 +7,12 @@ import Testing
 @testable import LedgerClient
 
 /// The shipped test file of the Fall 2025 format on real replica processes, run as a user runs it.
-extension ClusterProcessTests {
-    static let fall2025Tests = packageDirectory.appendingPathComponent("tests-data/tests-fall2025.csv").path
+/// Alone on the machine: nine replica processes for about three minutes, beside the other suites' replicas,
+/// starve their time-bound checks on two cores.
+@Suite(.serialized) struct Fall2025ProcessTests {
+    static let fall2025Tests = ClusterProcessTests.packageDirectory.appendingPathComponent(
+        "tests-data/tests-fall2025.csv"
+    ).path
 
     /// `client --local --batch --sequential` on the course's layout (nodes n1..n9 as replicas S1..S9, three clusters
     /// of 3000 accounts) compared line by line with `ReferenceLedger` applied segment by segment: each fail row takes
@@ -16,7 +20,7 @@ extension ClusterProcessTests {
     /// outcome, every read's balance, and the fail and recover lines must be the model's; a read in a cluster a fail
     /// row left without a majority must fail. Then the replicas start again from their files and every account the
     /// file names holds the model's balance, with the money all there and every replica of a cluster alike.
-    @Test(.timeLimit(.minutes(8))) func fall2025TestSetsMatchTheSequentialModel() async throws {
+    @Test(.needsMachineAlone, .timeLimit(.minutes(20))) func fall2025TestSetsMatchTheSequentialModel() async throws {
         let deployment = try TestDeployment(clusters: 3, accountsPerCluster: 3000)
         defer { deployment.stopAll() }
         try FileManager.default.removeItem(atPath: try deployment.deployment().catalogPath)
