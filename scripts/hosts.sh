@@ -12,7 +12,9 @@
 # Hosts are namespaces <prefix>-h1 .. <prefix>-hN at A.B.C.11 .. A.B.C.(10+N), the client <prefix>-client at
 # A.B.C.100, the switch <prefix>-sw. With --out, `up` also writes DIR/hosts.ini: the three clusters of configs/nodes
 # (S1..S9, ports 6101-6103) with replica S<i> on host ((i-1) mod N)+1, so that on 3 hosts each host runs one node of
-# three replicas (one of every cluster), and on 9 hosts one replica each. Running `up` again changes nothing that is
+# three replicas (one of every cluster), and on 9 hosts one replica each; and DIR/namespaces, each host's namespace
+# and address (what `list` prints), by which scripts/deploy-hosts.sh finds the hosts of this prefix and no other's:
+# two prefixes may use the same subnet, each on a switch of its own. Running `up` again changes nothing that is
 # there and makes what is missing. Needs root, `ip` (iproute2) and, for faults, `iptables`.
 set -euo pipefail
 
@@ -94,6 +96,7 @@ case "$command" in
                 echo "EC3-S7:S8:S9"
                 echo "all-S1:S2:S3:S4:S5:S6:S7:S8:S9"
             } > "$out/hosts.ini"
+            "$0" list --prefix "$prefix" > "$out/namespaces"
         fi
         "$0" list --prefix "$prefix"
         ;;
