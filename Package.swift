@@ -179,6 +179,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             // Files the tests read from the checkout (`#filePath`): old replica files, and how they were made.
             exclude: ["Fixtures"],

@@ -518,6 +518,7 @@ public final class ClusterConnections: Sendable {
                             initial: .milliseconds(20), max: .milliseconds(500), multiplier: 2, jitter: 0.2)
                         // A write is a whole batch already (`CommandBatcher`): holding its flush only delays it.
                         $0.connection.flushCoalescing = nil
+                        $0.channelDebuggingCallbacks.onCreateTCPConnection = DeadPaths.bound
                     }))
         }
         self.grpcs = Array(grpcs.values)

@@ -199,7 +199,7 @@ public struct NodeProcess: Sendable {
                     // Every reply is a whole batch already: holding its flush only delays it (`transport-probe`).
                     $0.connection.flushCoalescing = nil
                     $0.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-                        HandshakeRefusals.install(on: channel, logger: logger)
+                        DeadPaths.bound(channel).flatMap { HandshakeRefusals.install(on: channel, logger: logger) }
                     }
                 }),
             services: [

@@ -62,6 +62,7 @@ enum PeerFrame {
     static func connect(host: String, port: Int, tls: NIOSSLContext?) async throws -> any Channel {
         try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(1))
+            .channelOption(DeadPaths.option, value: DeadPaths.milliseconds)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
@@ -290,6 +291,7 @@ final class PeerFrameServer: Service {
         let tls = tls
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(DeadPaths.option, value: DeadPaths.milliseconds)
             .childChannelInitializer { [self] child in
                 child.eventLoop.makeCompletedFuture {
                     let pipeline = child.pipeline.syncOperations

@@ -154,6 +154,7 @@ public final class PeerLinks: Service {
                             initial: Self.backoffInitial, max: Self.backoffMax, multiplier: 2, jitter: 0.2)
                         // A write is everything queued for the node already: holding its flush only delays it.
                         $0.connection.flushCoalescing = nil
+                        $0.channelDebuggingCallbacks.onCreateTCPConnection = DeadPaths.bound
                     })
                 try await withGRPCClient(transport: transport) { client in
                     let api = Ledger_V1_Peer.Client(wrapping: client)

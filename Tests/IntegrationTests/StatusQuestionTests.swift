@@ -52,7 +52,15 @@ struct StatusQuestionTests {
     private func withCluster(
         leader: StandIn, follower: StandIn, _ body: (ClusterClient) async throws -> Void
     ) async throws {
-        let servers = [leader, follower].map {
+        try await Self.withCluster(of: [leader, follower]) { client, _ in try await body(client) }
+    }
+
+    /// Serves the stand-ins as S1, S2, ... of C2 on loopback, and runs `body` with a client of that cluster and the
+    /// port of S1.
+    static func withCluster(
+        of standIns: [StandIn], _ body: (ClusterClient, _ firstPort: Int) async throws -> Void
+    ) async throws {
+        let servers = standIns.map {
             GRPCServer(
                 transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
                 services: [$0])
@@ -65,7 +73,9 @@ struct StatusQuestionTests {
                 let port = try #require(try await server.listeningAddress?.ipv4?.port)
                 addresses.append(ClusterClient.Address(replica: ReplicaID(index + 1), host: "127.0.0.1", port: port))
             }
-            try await ClusterClient.with(cluster: "C2", addresses: addresses, security: .plaintext, body)
+            try await ClusterClient.with(cluster: "C2", addresses: addresses, security: .plaintext) { client in
+                try await body(client, addresses[0].port)
+            }
         }
     }
 
