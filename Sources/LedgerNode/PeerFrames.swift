@@ -62,8 +62,9 @@ enum PeerFrame {
     static func connect(host: String, port: Int, tls: NIOSSLContext?) async throws -> any Channel {
         try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(1))
+            .channelOption(DeadPaths.option, value: DeadPaths.milliseconds)
             .channelInitializer { channel in
-                DeadPaths.bound(channel).flatMapThrowing {
+                channel.eventLoop.makeCompletedFuture {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(
                             try NIOSSLClientHandler(context: tls, serverHostname: nil))
@@ -290,8 +291,9 @@ final class PeerFrameServer: Service {
         let tls = tls
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(DeadPaths.option, value: DeadPaths.milliseconds)
             .childChannelInitializer { [self] child in
-                DeadPaths.bound(child).flatMapThrowing { [self] in
+                child.eventLoop.makeCompletedFuture {
                     let pipeline = child.pipeline.syncOperations
                     if let tls {
                         try pipeline.addHandler(NIOSSLServerHandler(context: tls))
