@@ -23,16 +23,38 @@ public enum DeadPaths {
     /// seen on a starved machine, in case a stalled process's receive window fills.
     public static let userTimeout = Duration.seconds(10)
 
-    /// `TCP_USER_TIMEOUT`, for a bootstrap's `channelOption`.
-    public static let option = ChannelOptions.Types.SocketOption(
-        level: .tcp, name: .init(rawValue: CInt(TCP_USER_TIMEOUT)))
+    /// Quiet this long, a connection is probed by TCP keepalive (then every `keepaliveIdle`): a probe on a connection
+    /// whose other end is gone (its host restarted the process and the reset was lost in a partition) draws a reset,
+    /// and one unanswered past `userTimeout` closes it. Without probes such a connection, with nothing of its own in
+    /// flight, would wait forever for an answer (a TLS handshake's, a call's).
+    public static let keepaliveIdle = Duration.seconds(5)
 
-    /// The option's value: `userTimeout` in milliseconds.
-    public static let milliseconds = SocketOptionValue(userTimeout.components.seconds * 1000)
+    /// The socket options, with their values: `TCP_USER_TIMEOUT` and keepalive.
+    static let options: [(ChannelOptions.Types.SocketOption, SocketOptionValue)] = [
+        (.init(level: .tcp, name: .init(rawValue: CInt(TCP_USER_TIMEOUT))), milliseconds(userTimeout)),
+        (.init(level: .socket, name: .so_keepalive), 1),
+        (.init(level: .tcp, name: .init(rawValue: CInt(TCP_KEEPIDLE))), seconds(keepaliveIdle)),
+        (.init(level: .tcp, name: .init(rawValue: CInt(TCP_KEEPINTVL))), seconds(keepaliveIdle)),
+    ]
 
-    /// Sets the option on a connection a transport made (a gRPC transport's `onCreateTCPConnection` or
-    /// `onAcceptTCPConnection` callback).
+    /// Sets the options on a connection, before it connects or once it is accepted (a bootstrap's initializer, or a
+    /// gRPC transport's `onCreateTCPConnection` or `onAcceptTCPConnection` callback).
+    /// On the channel's event loop (where these are called) the options are set at once: the handlers added after them
+    /// (the TLS handler, the logger of refused handshakes) must be in place before the first bytes are read.
     @Sendable public static func bound(_ channel: any Channel) -> EventLoopFuture<Void> {
-        channel.setOption(option, value: milliseconds)
+        let set: @Sendable () throws -> Void = {
+            guard let socket = channel.syncOptions else { throw ChannelError.operationUnsupported }
+            for (option, value) in options { try socket.setOption(option, value: value) }
+        }
+        if channel.eventLoop.inEventLoop { return channel.eventLoop.makeCompletedFuture(withResultOf: set) }
+        return channel.eventLoop.submit(set)
+    }
+
+    private static func milliseconds(_ duration: Duration) -> SocketOptionValue {
+        SocketOptionValue(duration.components.seconds * 1000)
+    }
+
+    private static func seconds(_ duration: Duration) -> SocketOptionValue {
+        SocketOptionValue(duration.components.seconds)
     }
 }

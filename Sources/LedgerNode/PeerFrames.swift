@@ -62,9 +62,8 @@ enum PeerFrame {
     static func connect(host: String, port: Int, tls: NIOSSLContext?) async throws -> any Channel {
         try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(1))
-            .channelOption(DeadPaths.option, value: DeadPaths.milliseconds)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                DeadPaths.bound(channel).flatMapThrowing {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(
                             try NIOSSLClientHandler(context: tls, serverHostname: nil))
@@ -291,9 +290,8 @@ final class PeerFrameServer: Service {
         let tls = tls
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(DeadPaths.option, value: DeadPaths.milliseconds)
             .childChannelInitializer { [self] child in
-                child.eventLoop.makeCompletedFuture {
+                DeadPaths.bound(child).flatMapThrowing { [self] in
                     let pipeline = child.pipeline.syncOperations
                     if let tls {
                         try pipeline.addHandler(NIOSSLServerHandler(context: tls))

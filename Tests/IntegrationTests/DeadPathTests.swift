@@ -3,6 +3,7 @@ import LedgerCore
 import NIOCore
 import NIOPosix
 import Paxos
+import Synchronization
 import Testing
 
 @testable import LedgerClient
@@ -75,6 +76,41 @@ struct DeadPathTests {
         #expect(!link.isActive, "the peer link over the dead path was still open after \(Self.closedWithin)")
     }
 
+    /// A peer link whose other end went away while the path was dead (the reset lost) holds nothing unacknowledged:
+    /// only keepalive finds out, when its probe draws a reset from the other host.
+    @Test func aHalfOpenPeerLinkIsFoundByKeepalive() async throws {
+        try #require(getuid() == 0, "iptables needs root; CI runs as root (.ci/run)")
+        let accepted = Mutex<[any Channel]>([])
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { child in
+                accepted.withLock { $0.append(child) }
+                return child.eventLoop.makeSucceededVoidFuture()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { listener.close(promise: nil) }
+        let port = try #require(listener.localAddress?.port)
+        let link = try await PeerFrame.connect(host: "127.0.0.1", port: port, tls: nil)
+        defer { link.close(promise: nil) }
+        try await link.writeAndFlush(link.allocator.buffer(repeating: 7, count: 64)).get()
+        try await Task.sleep(for: .milliseconds(200))
+
+        // The other end closes while every packet between them is dropped, then the path comes back.
+        let blackhole = try Blackhole(port: port, bothWays: true)
+        for child in accepted.withLock({ $0 }) {
+            // A reset, as a killed process's kernel sends: unlike a FIN, TCP does not send it again.
+            let sockets = try #require(child as? any SocketOptionProvider)
+            try await sockets.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+            try? await child.close()
+        }
+        try await Task.sleep(for: .seconds(1))
+        blackhole.remove()
+        #expect(link.isActive, "the link saw its other end close through a dead path")
+
+        let deadline = ContinuousClock.now + Self.closedWithin
+        while link.isActive, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(!link.isActive, "the half-open peer link was still open after \(Self.closedWithin)")
+    }
+
     /// How many client-side connections to `port` on loopback are established (`ss`).
     static func established(toPort port: Int) throws -> Int {
         let run = try command(["ss", "-Htn", "state", "established", "dport", "= :\(port)"])
@@ -91,18 +127,21 @@ struct DeadPathTests {
     }
 }
 
-/// Drops every packet to a port on loopback until `remove()` (idempotent).
+/// Drops every packet to a port (and with `bothWays` from it) on loopback until `remove()` (idempotent).
 final class Blackhole: Sendable {
-    let rule: [String]
+    let rules: [[String]]
 
-    init(port: Int) throws {
-        rule = ["INPUT", "-i", "lo", "-p", "tcp", "--dport", "\(port)", "-j", "DROP"]
-        try Self.iptables(["-I"] + rule)
+    /// To the port; with `bothWays`, from it too.
+    init(port: Int, bothWays: Bool = false) throws {
+        rules = (bothWays ? ["--dport", "--sport"] : ["--dport"]).map {
+            ["INPUT", "-i", "lo", "-p", "tcp", $0, "\(port)", "-j", "DROP"]
+        }
+        for rule in rules { try Self.iptables(["-I"] + rule) }
     }
 
     func remove() {
         // Deleting a rule that is gone already fails harmlessly.
-        _ = try? Self.iptables(["-D"] + rule)
+        for rule in rules { _ = try? Self.iptables(["-D"] + rule) }
     }
 
     private static func iptables(_ arguments: [String]) throws {
