@@ -67,8 +67,15 @@ struct RawFrameTests {
                 #expect(deployment.isRunning(target), "\(target) stopped after the attacks")
                 let status = try await cluster.status(of: target)
                 #expect(status.replica == target, "\(target) answers its status after the attacks")
-                let from = AccountID(UInt64(1 + 2 * round))
-                let outcome = await connection.transfer(try Transfer(from: from, to: AccountID(10), amount: Amount(1)))
+                // On a starved machine one step's time may pass first: after an unknown outcome another transfer is
+                // sent, for up to 30 s (either may commit; the total stays).
+                let transfer = try Transfer(
+                    from: AccountID(UInt64(1 + 2 * round)), to: AccountID(10), amount: Amount(1))
+                let patience = ContinuousClock.now + .seconds(30)
+                var outcome = await connection.transfer(transfer)
+                while case .unknown = outcome, ContinuousClock.now < patience {
+                    outcome = await connection.transfer(transfer)
+                }
                 #expect(outcome == .committed, "the cluster commits after \(target) was attacked")
                 print("raw frames: \(target) survived \(attacks.count) attacks and 200 dropped connections")
             }

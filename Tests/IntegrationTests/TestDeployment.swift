@@ -447,3 +447,13 @@ struct ClusterTimeout: Error, CustomStringConvertible {
         self.description = description
     }
 }
+
+extension Sequence<TransferOutcome> {
+    /// Why each outcome left unknown is so, for an expectation that there are none.
+    var unknownReasons: [String] {
+        compactMap { outcome in
+            if case .unknown(let reason) = outcome { return reason }
+            return nil
+        }
+    }
+}
