@@ -391,7 +391,13 @@ public struct ClusterClient: Sendable {
         } forbidden: {
             .failure(.forbidden($0))
         }
-        return (outcome as Result<Int64, RequestFailure>?) ?? .failure(.notLeader(hint: nil))
+        switch outcome {
+        // Every replica tried until the deadline, none leading with a live majority (or none answering): the
+        // cluster has no quorum for the read, whatever the last replica said of itself. A read changes nothing, so
+        // a timeout leaves nothing unknown either.
+        case .failure(.notLeader)?, .failure(.timedOut)?, nil: return .failure(.noQuorum)
+        case let outcome?: return outcome
+        }
     }
 
     // MARK: - Membership
