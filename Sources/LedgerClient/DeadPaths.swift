@@ -39,8 +39,9 @@ public enum DeadPaths {
 
     /// Sets the options on a connection, before it connects or once it is accepted (a bootstrap's initializer, or a
     /// gRPC transport's `onCreateTCPConnection` or `onAcceptTCPConnection` callback).
-    /// On the channel's event loop (where these are called) the options are set at once: the handlers added after them
-    /// (the TLS handler, the logger of refused handshakes) must be in place before the first bytes are read.
+    ///
+    /// On the channel's event loop, where all of these call it, the options are set at once, so the handlers added
+    /// after them (the TLS handler, the logger of refused handshakes) are added in the same step.
     @Sendable public static func bound(_ channel: any Channel) -> EventLoopFuture<Void> {
         let set: @Sendable () throws -> Void = {
             guard let socket = channel.syncOptions else { throw ChannelError.operationUnsupported }
