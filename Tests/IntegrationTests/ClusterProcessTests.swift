@@ -99,22 +99,24 @@ import Testing
             // Restart the killed replica from its file; it must catch up with the others.
             let restartAt = ContinuousClock.now
             try cluster.start([firstLeader.description])
-            let target = try await client.status(of: newLeader).appliedThrough
+            let target = try await patiently { try await client.status(of: newLeader) }.appliedThrough
             try await cluster.waitUntilApplied(client, replica: firstLeader, through: target, within: .seconds(60))
             let catchUp = ContinuousClock.now - restartAt
 
             // Every replica: identical balances, total unchanged, every committed transfer in its datastore.
             var balances: [ReplicaID: [Int64]] = [:]
-            let finalSlot = try await client.status(of: newLeader).appliedThrough
+            let finalSlot = try await patiently { try await client.status(of: newLeader) }.appliedThrough
             for replica in client.replicas {
                 try await cluster.waitUntilApplied(client, replica: replica, through: finalSlot, within: .seconds(30))
                 var values: [Int64] = []
                 for account in 1...Self.accounts {
-                    let local = try await client.localBalance(of: AccountID(UInt64(account)), at: replica)
+                    let local = try await patiently {
+                        try await client.localBalance(of: AccountID(UInt64(account)), at: replica)
+                    }
                     values.append(try #require(local.balance))
                 }
                 balances[replica] = values
-                let datastore = Set(try await client.datastore(of: replica).map(\.transaction))
+                let datastore = Set(try await patiently { try await client.datastore(of: replica) }.map(\.transaction))
                 let missing = committed.filter { !datastore.contains($0) }
                 #expect(missing.isEmpty, "\(replica) lacks \(missing.count) committed transfers in its datastore")
             }
@@ -195,7 +197,7 @@ import Testing
             let survivors = client.replicas.filter { $0 != leader }
             let newLeader = try await cluster.waitForLeader(client, among: survivors, within: .seconds(30))
             try cluster.start([leader.description])
-            let finalSlot = try await client.status(of: newLeader).appliedThrough
+            let finalSlot = try await patiently { try await client.status(of: newLeader) }.appliedThrough
             for replica in client.replicas {
                 try await cluster.waitUntilApplied(client, replica: replica, through: finalSlot, within: .seconds(30))
                 var total: Int64 = 0

@@ -346,7 +346,7 @@ extension TestDeployment {
         var sum: Int64 = 0
         for cluster in connection.clusters {
             let leader = try await waitForLeader(cluster, within: .seconds(10))
-            let target = try await cluster.status(of: leader).appliedThrough
+            let target = try await patiently { try await cluster.status(of: leader) }.appliedThrough
             let accounts = accounts.filter { connection.catalog.cluster(of: $0) == cluster.cluster }
             for replica in cluster.replicas {
                 try await waitUntilApplied(cluster, replica: replica, through: target, within: .seconds(30))
@@ -357,7 +357,9 @@ extension TestDeployment {
                     group.addTask {
                         var values: [Int64?] = []
                         for account in accounts {
-                            values.append(try await cluster.localBalance(of: account, at: replica).balance)
+                            values.append(
+                                try await patiently { try await cluster.localBalance(of: account, at: replica) }.balance
+                            )
                         }
                         return (replica, values)
                     }

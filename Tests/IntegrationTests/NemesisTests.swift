@@ -679,7 +679,7 @@ struct HistoryChecker {
             var referenceRecords: [DatastoreRecord]?
             for replica in cluster.replicas {
                 var seen: [TransactionID: Int] = [:]
-                let records = try await cluster.datastore(of: replica)
+                let records = try await patiently { try await cluster.datastore(of: replica) }
                 for record in records { seen[record.transaction, default: 0] += 1 }
                 counts[cluster.cluster, default: [:]][replica] = seen
                 // Every replica applies the same log: the same commits in the same order.
@@ -694,7 +694,8 @@ struct HistoryChecker {
                 referenceRecords = referenceRecords ?? records
                 var values: [AccountID: Int64] = [:]
                 for account in owned {
-                    values[account] = try await cluster.localBalance(of: account, at: replica).balance
+                    values[account] = try await patiently { try await cluster.localBalance(of: account, at: replica) }
+                        .balance
                 }
                 if let reference, reference != values {
                     report.violations.append("\(replica) of \(cluster.cluster) holds other balances than its peers")

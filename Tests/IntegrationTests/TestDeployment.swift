@@ -1,4 +1,5 @@
 import Foundation
+import GRPCCore
 import LedgerClient
 import LedgerCore
 import LedgerRPC
@@ -454,6 +455,24 @@ extension Sequence<TransferOutcome> {
         compactMap { outcome in
             if case .unknown(let reason) = outcome { return reason }
             return nil
+        }
+    }
+}
+
+/// A read-only inspection of a replica (its status, balances, datastore), asked again for up to `limit` while it fails
+/// for want of time: on a starved machine one call may miss its deadline (`ClusterClient.callTimeout`) though the
+/// replica is up. Any other error, or the last one past the limit, is thrown.
+func patiently<Answer>(within limit: Duration = .seconds(30), _ inspect: () async throws -> Answer) async throws
+    -> Answer
+{
+    let deadline = ContinuousClock.now + limit
+    while true {
+        do {
+            return try await inspect()
+        } catch let error as RPCError
+            where [.deadlineExceeded, .unavailable].contains(error.code) && ContinuousClock.now < deadline
+        {
+            try await Task.sleep(for: .milliseconds(100))
         }
     }
 }
